@@ -1,0 +1,158 @@
+//! `opal devnet`: a one-validator local network that creates its home on first run and resumes
+//! from it afterwards. `opal node start` runs any existing home.
+
+use crate::cli::{DevnetArgs, Output};
+use crate::keyring::default_devnet_home;
+use anyhow::{bail, Context, Result};
+use opal_ledger::{Genesis, GenesisAccount, GenesisValidator, Params};
+use opal_node::home::{KeyFile, NodeConfig};
+use opal_node::{start_node, Home, NodeOptions};
+use opal_types::{Amount, SecretKey};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+const DEV_NAMES: [&str; 8] = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"];
+/// Each development account starts with 10^15 base units.
+const DEV_BALANCE: u128 = 1_000_000_000_000_000;
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OPAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,malachitebft=warn,libp2p=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Create a devnet home: a validator key, funded development accounts, genesis, config.
+fn init_home(home: &Home, a: &DevnetArgs) -> Result<()> {
+    if a.accounts == 0 || a.accounts > DEV_NAMES.len() {
+        bail!("--accounts must be between 1 and {}", DEV_NAMES.len());
+    }
+    std::fs::create_dir_all(&home.root).with_context(|| format!("creating {}", home.root.display()))?;
+    let validator = SecretKey::generate();
+    KeyFile::new("validator", &validator).write(&home.node_key_path())?;
+    let mut accounts = vec![];
+    for name in &DEV_NAMES[..a.accounts] {
+        let k = SecretKey::generate();
+        KeyFile::new(name, &k).write(&home.keys_dir().join(format!("{name}.json")))?;
+        accounts.push(GenesisAccount { address: k.address(), balance: Amount(DEV_BALANCE) });
+    }
+    let genesis = Genesis {
+        chain_id: "opal-devnet".into(),
+        genesis_time_ms: now_ms(),
+        params: Params::default(),
+        accounts,
+        validators: vec![GenesisValidator { name: "validator".into(), public_key: validator.public_key(), power: 1 }],
+    };
+    home.write_genesis(&genesis)?;
+    // The config is written last: a home with a config is a complete home.
+    home.write_config(&NodeConfig {
+        moniker: "devnet".into(),
+        api_addr: a.api_addr,
+        p2p_addr: a.p2p_addr,
+        peers: vec![],
+        check_invariants: a.check_invariants,
+        dev_timeouts: true,
+    })?;
+    Ok(())
+}
+
+pub fn run(a: DevnetArgs, out: Output) -> Result<()> {
+    init_tracing();
+    let home = Home::new(a.home.clone().unwrap_or_else(default_devnet_home));
+    if a.reset && home.root.exists() {
+        std::fs::remove_dir_all(&home.root).with_context(|| format!("removing {}", home.root.display()))?;
+    }
+    let fresh = !home.is_initialized();
+    if fresh {
+        if home.root.exists() && std::fs::read_dir(&home.root)?.next().is_some() && !home.config_path().exists() {
+            // A previous first run was interrupted before it finished: start over cleanly.
+            std::fs::remove_dir_all(&home.root)?;
+        }
+        init_home(&home, &a)?;
+    } else {
+        // Resume; let flags given now override the stored addresses.
+        let mut c = home.read_config()?;
+        c.api_addr = a.api_addr;
+        c.p2p_addr = a.p2p_addr;
+        c.check_invariants = a.check_invariants || c.check_invariants;
+        home.write_config(&c)?;
+    }
+    serve(home, None, Some((fresh, out)))
+}
+
+pub fn start_existing(home: PathBuf, api_addr: Option<SocketAddr>) -> Result<()> {
+    init_tracing();
+    let home = Home::new(home);
+    if !home.is_initialized() {
+        bail!("{} is not a node home (no config.toml, genesis.json or node_key.json); create one with `opal devnet --home {}`", home.root.display(), home.root.display());
+    }
+    serve(home, api_addr, None)
+}
+
+fn serve(home: Home, api_addr: Option<SocketAddr>, banner: Option<(bool, Output)>) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let node = start_node(&home, NodeOptions { api_addr }).await?;
+        if let Some((fresh, out)) = banner {
+            print_banner(&home, node.api_addr, fresh, out)?;
+        }
+        wait_for_signal().await;
+        eprintln!("stopping: finishing the current block, closing the store…");
+        node.shutdown().await;
+        eprintln!("stopped cleanly; run the same command again to resume from {}", home.root.display());
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn print_banner(home: &Home, api: SocketAddr, fresh: bool, out: Output) -> Result<()> {
+    let genesis = home.read_genesis()?;
+    let mut keys = vec![];
+    if let Ok(rd) = std::fs::read_dir(home.keys_dir()) {
+        let mut paths: Vec<_> = rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+        paths.sort();
+        for p in paths {
+            keys.push((KeyFile::read(&p)?, p));
+        }
+    }
+    let url = format!("http://{api}");
+    if out == Output::Json {
+        let v = serde_json::json!({
+            "chain_id": genesis.chain_id, "home": home.root, "api_url": url, "fresh": fresh,
+            "accounts": keys.iter().map(|(k, p)| serde_json::json!({"name": k.name, "address": k.address, "key_file": p})).collect::<Vec<_>>(),
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    println!("Opal devnet, chain {} ({})", genesis.chain_id, if fresh { "new" } else { "resumed" });
+    println!("  home      {}", home.root.display());
+    println!("  API       {url}   (OpenAPI: {url}/openapi.json, live events: {url}/api/events)");
+    println!("  funded development accounts (key files in {}):", home.keys_dir().display());
+    for (k, _) in &keys {
+        println!("    {:<6} {}  secret {}", k.name, k.address, k.secret_key);
+    }
+    if let Some((k, _)) = keys.first() {
+        let to = keys.get(1).map(|(k, _)| k.address.clone()).unwrap_or_else(|| k.address.clone());
+        println!("  try:");
+        println!("    opal query status --node {url}");
+        println!("    opal tx transfer --from {} --to {to} --amount 1000 --node {url}", k.name);
+    }
+    println!("Press Ctrl-C to stop; run again to resume.");
+    Ok(())
+}

@@ -1,0 +1,61 @@
+use crate::cli::{KeysCmd, Output};
+use crate::keyring::{keyring_dir, resolve, valid_name};
+use crate::output::print;
+use anyhow::{bail, Result};
+use opal_node::home::KeyFile;
+use opal_types::SecretKey;
+use serde_json::json;
+
+pub fn run(cmd: KeysCmd, out: Output) -> Result<()> {
+    match cmd {
+        KeysCmd::New { name, keyring } => {
+            valid_name(&name)?;
+            let dir = keyring_dir(&keyring.keyring);
+            let path = dir.join(format!("{name}.json"));
+            if path.exists() {
+                bail!("a key named {name:?} already exists at {}", path.display());
+            }
+            let k = SecretKey::generate();
+            KeyFile::new(&name, &k).write(&path)?;
+            let v = json!({"name": name, "address": k.address(), "public_key": k.public_key(), "file": path});
+            print(out, &v, || format!("created key {name}\n  address     {}\n  public key  {}\n  file        {}", k.address(), k.public_key(), path.display()));
+        }
+        KeysCmd::List { keyring } => {
+            let dir = keyring_dir(&keyring.keyring);
+            let mut keys = vec![];
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                let mut paths: Vec<_> = rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+                paths.sort();
+                for p in paths {
+                    match KeyFile::read(&p) {
+                        Ok(k) => keys.push(k),
+                        Err(e) => eprintln!("warning: skipping {}: {e}", p.display()),
+                    }
+                }
+            }
+            let v = json!(keys.iter().map(|k| json!({"name": k.name, "address": k.address})).collect::<Vec<_>>());
+            print(out, &v, || {
+                if keys.is_empty() {
+                    format!("no keys in {} (create one with `opal keys new NAME`)", dir.display())
+                } else {
+                    keys.iter().map(|k| format!("{:<16} {}", k.name, k.address)).collect::<Vec<_>>().join("\n")
+                }
+            });
+        }
+        KeysCmd::Show { key, secret, keyring } => {
+            let k = resolve(&key, &keyring.keyring)?;
+            let mut v = json!({"name": k.name, "address": k.address, "public_key": k.public_key});
+            if secret {
+                v["secret_key"] = json!(k.secret_key);
+            }
+            print(out, &v, || {
+                let mut s = format!("{}\n  address     {}\n  public key  {}", k.name, k.address, k.public_key);
+                if secret {
+                    s += &format!("\n  secret key  {}", k.secret_key);
+                }
+                s
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! Accounts and transfers: balances and nonces.
+
+use super::{read, write};
+use crate::error::{LedgerError, TxError};
+use crate::events::Event;
+use crate::keys;
+use borsh::{BorshDeserialize, BorshSerialize};
+use opal_state::Overlay;
+use opal_types::{Address, Amount};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Account {
+    pub balance: Amount,
+    /// The nonce the account's next transaction must carry.
+    pub nonce: u64,
+}
+
+pub fn get(s: &Overlay, a: &Address) -> Result<Account, LedgerError> {
+    Ok(read(s, &keys::accounts::account(a))?.unwrap_or_default())
+}
+
+pub fn set(s: &mut Overlay, a: &Address, acct: &Account) {
+    write(s, &keys::accounts::account(a), acct);
+}
+
+/// Take `amount` from `from`; typed error if the balance is short.
+pub fn debit(s: &mut Overlay, from: &Address, amount: Amount) -> Result<Result<(), TxError>, LedgerError> {
+    let mut acct = get(s, from)?;
+    match acct.balance.checked_sub(amount) {
+        Ok(b) => {
+            acct.balance = b;
+            set(s, from, &acct);
+            Ok(Ok(()))
+        }
+        Err(_) => Ok(Err(TxError::InsufficientFunds { address: *from, need: amount, have: acct.balance })),
+    }
+}
+
+pub fn credit(s: &mut Overlay, to: &Address, amount: Amount) -> Result<Result<(), TxError>, LedgerError> {
+    let mut acct = get(s, to)?;
+    match acct.balance.checked_add(amount) {
+        Ok(b) => {
+            acct.balance = b;
+            set(s, to, &acct);
+            Ok(Ok(()))
+        }
+        Err(_) => Ok(Err(TxError::Overflow)),
+    }
+}
+
+/// Check and bump the signer's nonce (replay protection).
+pub fn use_nonce(s: &mut Overlay, who: &Address, nonce: u64) -> Result<Result<(), TxError>, LedgerError> {
+    let mut acct = get(s, who)?;
+    if acct.nonce != nonce {
+        return Ok(Err(TxError::BadNonce { address: *who, expected: acct.nonce, got: nonce }));
+    }
+    acct.nonce = match acct.nonce.checked_add(1) {
+        Some(n) => n,
+        None => return Ok(Err(TxError::Overflow)),
+    };
+    set(s, who, &acct);
+    Ok(Ok(()))
+}
+
+/// `Action::Transfer`.
+pub fn transfer(
+    s: &mut Overlay,
+    from: &Address,
+    to: &Address,
+    amount: Amount,
+    events: &mut Vec<Event>,
+) -> Result<Result<(), TxError>, LedgerError> {
+    if amount.is_zero() {
+        return Ok(Err(TxError::ZeroAmount));
+    }
+    if let Err(e) = debit(s, from, amount)? {
+        return Ok(Err(e));
+    }
+    if let Err(e) = credit(s, to, amount)? {
+        return Ok(Err(e));
+    }
+    events.push(Event::Transfer { from: *from, to: *to, amount });
+    Ok(Ok(()))
+}

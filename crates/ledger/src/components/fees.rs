@@ -1,0 +1,51 @@
+//! Fees: each transaction pays its fee into a pool; at the end of the block the pool goes to the
+//! block's proposer. Value moves, none is created or burned.
+
+use super::{accounts, read, write};
+use crate::error::{LedgerError, TxError};
+use crate::events::Event;
+use crate::keys;
+use crate::params::Params;
+use opal_state::Overlay;
+use opal_types::{Address, Amount, PublicKey};
+
+pub fn pool(s: &Overlay) -> Result<Amount, LedgerError> {
+    Ok(read(s, keys::fees::POOL)?.unwrap_or_default())
+}
+
+/// Deliver-tx hook: charge `fee` from `payer` into the pool.
+pub fn charge(
+    s: &mut Overlay,
+    params: &Params,
+    payer: &Address,
+    fee: Amount,
+    events: &mut Vec<Event>,
+) -> Result<Result<(), TxError>, LedgerError> {
+    if fee < params.min_fee {
+        return Ok(Err(TxError::FeeTooLow { min: params.min_fee, got: fee }));
+    }
+    if let Err(e) = accounts::debit(s, payer, fee)? {
+        return Ok(Err(e));
+    }
+    let p = match pool(s)?.checked_add(fee) {
+        Ok(p) => p,
+        Err(_) => return Ok(Err(TxError::Overflow)),
+    };
+    write(s, keys::fees::POOL, &p);
+    events.push(Event::FeePaid { payer: *payer, amount: fee });
+    Ok(Ok(()))
+}
+
+/// End-block hook: pay the pool to the proposer.
+pub fn end_block(s: &mut Overlay, proposer: &PublicKey, events: &mut Vec<Event>) -> Result<(), LedgerError> {
+    let p = pool(s)?;
+    if p.is_zero() {
+        return Ok(());
+    }
+    let to = proposer.address();
+    accounts::credit(s, &to, p)?
+        .map_err(|e| LedgerError::Invariant(format!("paying fees to the proposer: {e}")))?;
+    write(s, keys::fees::POOL, &Amount::ZERO);
+    events.push(Event::FeesDistributed { proposer: *proposer, to, amount: p });
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! Block execution: the fixed order of components, per-transaction isolation, results.
+
+use crate::components::{accounts, fees, read};
+use crate::error::{LedgerError, TxError};
+use crate::events::Event;
+use crate::genesis::GenesisValidator;
+use crate::keys;
+use crate::params::Params;
+use opal_state::Overlay;
+use opal_types::{Action, Block, Hash, Transaction};
+use serde::{Deserialize, Serialize};
+
+/// What happened to one transaction of a block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, borsh::BorshSerialize, borsh::BorshDeserialize)]
+pub struct TxResult {
+    pub hash: Hash,
+    /// `None` if it was applied; otherwise the rejection, rendered (the typed error is in `code`).
+    pub error: Option<String>,
+    pub code: Option<String>,
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, borsh::BorshSerialize, borsh::BorshDeserialize)]
+pub struct BlockResult {
+    pub txs: Vec<TxResult>,
+    /// Events of begin-block and end-block.
+    pub events: Vec<Event>,
+}
+
+pub fn params(s: &Overlay) -> Result<Params, LedgerError> {
+    read(s, keys::PARAMS)?.ok_or_else(|| LedgerError::Corrupt {
+        key: "params".into(),
+        reason: "missing (genesis not applied?)".into(),
+    })
+}
+
+pub fn chain_id(s: &Overlay) -> Result<String, LedgerError> {
+    read(s, keys::CHAIN_ID)?.ok_or_else(|| LedgerError::Corrupt {
+        key: "chain/id".into(),
+        reason: "missing (genesis not applied?)".into(),
+    })
+}
+
+pub fn validators(s: &Overlay) -> Result<Vec<GenesisValidator>, LedgerError> {
+    Ok(read(s, keys::VALIDATORS)?.unwrap_or_default())
+}
+
+/// Checks that need no state: size, chain id, minimum fee, signature. Run at mempool admission
+/// and again for every transaction of a block.
+pub fn check_tx_stateless(
+    tx: &Transaction,
+    encoded_len: usize,
+    chain_id: &str,
+    params: &Params,
+    check_signature: bool,
+) -> Result<(), TxError> {
+    let limit = params.max_tx_bytes as usize;
+    if encoded_len > limit {
+        return Err(TxError::TooLarge { size: encoded_len, limit });
+    }
+    if tx.body.chain_id != chain_id {
+        return Err(TxError::WrongChain { expected: chain_id.to_string(), got: tx.body.chain_id.clone() });
+    }
+    if tx.body.fee < params.min_fee {
+        return Err(TxError::FeeTooLow { min: params.min_fee, got: tx.body.fee });
+    }
+    if check_signature {
+        tx.verify_signature().map_err(|_| TxError::BadSignature)?;
+    }
+    Ok(())
+}
+
+/// Apply one transaction whose stateless checks passed: nonce, fee, then the action's component.
+/// On `Ok(Err(_))` the caller drops `s` (it is a fork).
+fn deliver_tx(s: &mut Overlay, params: &Params, tx: &Transaction) -> Result<Result<Vec<Event>, TxError>, LedgerError> {
+    let sender = tx.sender();
+    let mut events = Vec::new();
+    if let Err(e) = accounts::use_nonce(s, &sender, tx.body.nonce)? {
+        return Ok(Err(e));
+    }
+    if let Err(e) = fees::charge(s, params, &sender, tx.body.fee, &mut events)? {
+        return Ok(Err(e));
+    }
+    let r = match &tx.body.action {
+        Action::Transfer { to, amount } => accounts::transfer(s, &sender, to, *amount, &mut events)?,
+    };
+    Ok(r.map(|()| events))
+}
+
+fn code_of(e: &TxError) -> String {
+    serde_json::to_value(e)
+        .ok()
+        .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Verify every transaction signature of a block, in one batch when all are valid.
+fn signatures_ok(txs: &[Transaction]) -> Vec<bool> {
+    let digests: Vec<Hash> = txs.iter().map(|t| t.body.sign_digest()).collect();
+    let batch = opal_types::crypto::verify_batch(
+        txs.iter().zip(&digests).map(|(t, d)| (&t.signer, &d.0[..], &t.signature)),
+    );
+    if batch.is_ok() {
+        return vec![true; txs.len()];
+    }
+    txs.iter().zip(&digests).map(|(t, d)| t.signer.verify(&d.0, &t.signature).is_ok()).collect()
+}
+
+/// Execute a decided block on `s`: begin-block, each transaction in its own fork, end-block.
+/// Header checks (height, parent, time) are the caller's job; this is only the state transition.
+pub fn execute_block(s: &mut Overlay, block: &Block) -> Result<BlockResult, LedgerError> {
+    let params = params(s)?;
+    let chain_id = chain_id(s)?;
+    let sig_ok = signatures_ok(&block.txs);
+    let mut result = BlockResult::default();
+    for (tx, sig_ok) in block.txs.iter().zip(sig_ok) {
+        let hash = tx.hash();
+        let len = opal_types::encode(tx).len();
+        let outcome = match check_tx_stateless(tx, len, &chain_id, &params, false) {
+            Err(e) => Err(e),
+            Ok(()) if !sig_ok => Err(TxError::BadSignature),
+            Ok(()) => {
+                let mut fork = s.fork();
+                match deliver_tx(&mut fork, &params, tx)? {
+                    Ok(events) => {
+                        s.apply(fork);
+                        Ok(events)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        result.txs.push(match outcome {
+            Ok(events) => TxResult { hash, error: None, code: None, events },
+            Err(e) => TxResult { hash, code: Some(code_of(&e)), error: Some(e.to_string()), events: vec![] },
+        });
+    }
+    fees::end_block(s, &block.header.proposer, &mut result.events)?;
+    Ok(result)
+}
+
+/// Choose transactions for a new block from `candidates` (in order), keeping those that apply
+/// on top of the ones already chosen, within the block limits. Signatures must have been checked
+/// at admission. Returns the chosen ones and the rejected ones with their errors.
+pub fn select_txs(
+    s: &Overlay,
+    candidates: Vec<Transaction>,
+) -> Result<(Vec<Transaction>, Vec<(Hash, TxError)>), LedgerError> {
+    let params = params(s)?;
+    let chain_id = chain_id(s)?;
+    let mut scratch = s.fork();
+    let mut chosen = Vec::new();
+    let mut rejected = Vec::new();
+    let mut bytes = 0usize;
+    for tx in candidates {
+        if chosen.len() >= params.max_block_txs as usize {
+            break;
+        }
+        let len = opal_types::encode(&tx).len();
+        if bytes + len > params.max_block_bytes as usize {
+            break;
+        }
+        if let Err(e) = check_tx_stateless(&tx, len, &chain_id, &params, false) {
+            rejected.push((tx.hash(), e));
+            continue;
+        }
+        let mut fork = scratch.fork();
+        match deliver_tx(&mut fork, &params, &tx)? {
+            Ok(_) => {
+                scratch.apply(fork);
+                bytes += len;
+                chosen.push(tx);
+            }
+            Err(e) => rejected.push((tx.hash(), e)),
+        }
+    }
+    Ok((chosen, rejected))
+}

@@ -1,0 +1,30 @@
+//! Opal's ledger: a deterministic state machine over an authenticated key-value state.
+//!
+//! Design:
+//! - Pure: every function here takes an [`opal_state::Overlay`] and data, and returns data. No
+//!   clock (block time comes from the header), no randomness, no I/O, no floating point, no
+//!   `HashMap` iteration. The node and the consensus engine drive it from outside.
+//! - Components ([`components`]) each own their state keys and are called in one fixed order:
+//!   `begin_block` for all, then for each transaction the stateless checks, the fee, and the
+//!   action's component; then `end_block` for all. Order: fees, accounts.
+//! - A transaction runs in a fork of the block's overlay; if any step fails the fork is dropped,
+//!   so a rejected transaction changes nothing (not even its nonce), and its typed error is
+//!   recorded in the block's results.
+//! - Total supply is stored in state and checked by [`invariants::check_supply`]: the sum of all
+//!   balances plus module pools equals it. Only the rules may change it (none do yet: fees move
+//!   value to the block proposer, they do not burn it).
+
+pub mod components;
+pub mod error;
+pub mod events;
+pub mod exec;
+pub mod genesis;
+pub mod invariants;
+pub mod keys;
+pub mod params;
+
+pub use error::{LedgerError, TxError};
+pub use events::Event;
+pub use exec::{check_tx_stateless, execute_block, select_txs, BlockResult, TxResult};
+pub use genesis::{Genesis, GenesisAccount, GenesisValidator};
+pub use params::Params;

@@ -1,0 +1,46 @@
+use crate::error::AdmitError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// An API error: an HTTP status, a stable machine-readable code and a message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code: code.to_string(), message: message.into() }
+    }
+    pub fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl From<AdmitError> for ApiError {
+    fn from(e: AdmitError) -> Self {
+        let status = match e {
+            AdmitError::MempoolFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AdmitError::AlreadyKnown(_) => StatusCode::CONFLICT,
+            AdmitError::Tx(opal_ledger::TxError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            AdmitError::Tx(_) => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, &e.code(), e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response()
+    }
+}

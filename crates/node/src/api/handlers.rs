@@ -1,0 +1,255 @@
+use super::error::ApiError;
+use crate::app::{sender_state, NodeEvent, Shared};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::Json;
+use futures::Stream;
+use opal_ledger::{components::accounts, exec};
+use opal_state::Overlay;
+use opal_types::{Address, Hash, Transaction};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::sync::Arc;
+
+type S = State<Arc<Shared>>;
+type ApiResult = Result<Json<Value>, ApiError>;
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+pub async fn index() -> Json<Value> {
+    Json(json!({
+        "name": "opal",
+        "version": env!("CARGO_PKG_VERSION"),
+        "openapi": "/openapi.json",
+        "endpoints": ["/api/status", "/api/txs", "/api/txs/{hash}", "/api/accounts/{address}",
+                      "/api/blocks/latest", "/api/blocks/{height}", "/api/state/{key}", "/api/events"],
+    }))
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see /openapi.json")
+}
+
+pub async fn openapi() -> Json<Value> {
+    Json(super::openapi::document())
+}
+
+pub async fn status(State(sh): S) -> ApiResult {
+    let snap = sh.snapshot().map_err(internal)?;
+    let height = snap.version().unwrap_or(0);
+    let (block_hash, time_ms) = match sh.stored_block(&snap, height).map_err(internal)? {
+        Some(sb) => {
+            let b = sb.block().map_err(internal)?;
+            (Some(b.hash()), Some(b.header.time_ms))
+        }
+        None => (None, None),
+    };
+    let supply: opal_types::Amount = snap
+        .get(opal_ledger::keys::SUPPLY)
+        .map_err(internal)?
+        .and_then(|b| borsh::from_slice(&b).ok())
+        .unwrap_or_default();
+    Ok(Json(json!({
+        "chain_id": sh.chain_id,
+        "height": height,
+        "state_root": Hash(snap.root()),
+        "block_hash": block_hash,
+        "block_time_ms": time_ms,
+        "validator": sh.validator,
+        "mempool_size": sh.mempool.lock().len(),
+        "total_supply": supply,
+        "params": sh.params,
+    })))
+}
+
+#[derive(Deserialize)]
+struct TxEnvelope {
+    tx: String,
+}
+
+/// Submit a transaction: `{"tx": "<hex of canonical bytes>"}` as JSON, or the raw canonical bytes
+/// with `Content-Type: application/octet-stream`.
+pub async fn submit_tx(State(sh): S, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = body.map_err(|r| {
+        let status = r.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_body" };
+        ApiError::new(status, code, r.body_text())
+    })?;
+    let is_binary = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/octet-stream"));
+    let bytes: Vec<u8> = if is_binary {
+        body.to_vec()
+    } else {
+        let env: TxEnvelope = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("malformed_json", format!("expected {{\"tx\": \"<hex>\"}}: {e}")))?;
+        hex::decode(env.tx.trim()).map_err(|e| ApiError::bad_request("malformed_hex", format!("tx is not hex: {e}")))?
+    };
+    let limit = sh.params.max_tx_bytes as usize;
+    if bytes.len() > limit {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("transaction is {} bytes, the limit is {limit}", bytes.len()),
+        ));
+    }
+    let tx = Transaction::from_bytes(&bytes, limit)
+        .map_err(|e| ApiError::bad_request("malformed_transaction", e.to_string()))?;
+    exec::check_tx_stateless(&tx, bytes.len(), &sh.chain_id, &sh.params, true)
+        .map_err(|e| ApiError::from(crate::error::AdmitError::Tx(e)))?;
+    let snap = sh.snapshot().map_err(internal)?;
+    let sender = sender_state(&snap, &tx.sender()).map_err(internal)?;
+    let hash = sh.mempool.lock().admit(tx, bytes.len(), sender)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"hash": hash, "status": "pending"}))))
+}
+
+pub async fn tx_status(State(sh): S, Path(hash): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let h = Hash::from_hex(&hash).map_err(|e| ApiError::bad_request("malformed_hash", e))?;
+    let snap = sh.snapshot().map_err(internal)?;
+    if let Some(loc) = sh.tx_location(&snap, &h).map_err(internal)? {
+        let sb = sh
+            .stored_block(&snap, loc.height)
+            .map_err(internal)?
+            .ok_or_else(|| internal(format!("block {} missing", loc.height)))?;
+        let r = sb.result.txs.get(loc.index as usize).ok_or_else(|| internal("tx index out of range"))?;
+        return Ok((
+            StatusCode::OK,
+            Json(json!({
+                "hash": h, "status": "committed", "height": loc.height, "index": loc.index,
+                "ok": r.error.is_none(), "error": r.error, "code": r.code, "events": r.events,
+            })),
+        ));
+    }
+    let mp = sh.mempool.lock();
+    if mp.contains(&h) {
+        return Ok((StatusCode::OK, Json(json!({"hash": h, "status": "pending"}))));
+    }
+    if let Some(reason) = mp.dropped_reason(&h) {
+        return Ok((StatusCode::OK, Json(json!({"hash": h, "status": "dropped", "error": reason}))));
+    }
+    Ok((StatusCode::NOT_FOUND, Json(json!({"hash": h, "status": "unknown"}))))
+}
+
+#[derive(Deserialize)]
+pub struct ProveQuery {
+    #[serde(default)]
+    prove: bool,
+    height: Option<u64>,
+}
+
+fn snapshot_at(sh: &Shared, height: Option<u64>) -> Result<opal_state::Snapshot, ApiError> {
+    match height {
+        None => sh.snapshot().map_err(internal),
+        Some(h) => {
+            let latest = sh.store.latest_version().unwrap_or(0);
+            if h > latest {
+                return Err(ApiError::not_found(format!("height {h} is not committed yet (latest {latest})")));
+            }
+            sh.store.snapshot_at(h).map_err(internal)
+        }
+    }
+}
+
+pub async fn account(State(sh): S, Path(addr): Path<String>, Query(q): Query<ProveQuery>) -> ApiResult {
+    let a: Address = addr.parse().map_err(|e: opal_types::crypto::CryptoError| ApiError::bad_request("malformed_address", e.to_string()))?;
+    let snap = snapshot_at(&sh, q.height)?;
+    let acct = accounts::get(&Overlay::new(snap.clone()), &a).map_err(internal)?;
+    let mut v = json!({
+        "address": a, "balance": acct.balance, "nonce": acct.nonce,
+        "height": snap.version().unwrap_or(0), "state_root": Hash(snap.root()),
+    });
+    if q.height.is_none() {
+        // The nonce a new transaction should carry, counting this account's pending ones.
+        v["next_nonce"] = json!(acct.nonce + sh.mempool.lock().pending_count(&a) as u64);
+    }
+    if q.prove {
+        let key = opal_ledger::keys::accounts::account(&a);
+        let (value, proof) = snap.get_with_proof(&key).map_err(internal)?;
+        v["key"] = json!(hex::encode(&key));
+        v["value"] = json!(value.map(hex::encode));
+        v["proof"] = json!(hex::encode(proof.to_bytes()));
+    }
+    Ok(Json(v))
+}
+
+fn block_json(sh: &Shared, height: u64) -> ApiResult {
+    let snap = sh.snapshot().map_err(internal)?;
+    let sb = sh
+        .stored_block(&snap, height)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no block at height {height}")))?;
+    let block = sb.block().map_err(internal)?;
+    let root = sh.store.root_at(height).map_err(internal)?;
+    let txs: Vec<Value> = block
+        .txs
+        .iter()
+        .zip(sb.result.txs.iter())
+        .map(|(t, r)| json!({"hash": r.hash, "tx": t, "ok": r.error.is_none(), "error": r.error, "code": r.code, "events": r.events}))
+        .collect();
+    Ok(Json(json!({
+        "height": height,
+        "hash": block.hash(),
+        "state_root": Hash(root),
+        "header": block.header,
+        "txs": txs,
+        "events": sb.result.events,
+        "certificate": hex::encode(&sb.certificate),
+    })))
+}
+
+pub async fn block(State(sh): S, Path(height): Path<String>) -> ApiResult {
+    let h: u64 = height
+        .parse()
+        .map_err(|_| ApiError::bad_request("malformed_height", format!("{height:?} is not a block height")))?;
+    block_json(&sh, h)
+}
+
+pub async fn latest_block(State(sh): S) -> ApiResult {
+    let h = sh.store.latest_version().unwrap_or(0);
+    if h == 0 {
+        return Err(ApiError::not_found("no block committed yet"));
+    }
+    block_json(&sh, h)
+}
+
+pub async fn state_value(State(sh): S, Path(key): Path<String>, Query(q): Query<ProveQuery>) -> ApiResult {
+    let k = hex::decode(&key).map_err(|e| ApiError::bad_request("malformed_key", format!("key must be hex: {e}")))?;
+    if k.len() > 1024 {
+        return Err(ApiError::bad_request("malformed_key", "key longer than 1024 bytes"));
+    }
+    let snap = snapshot_at(&sh, q.height)?;
+    let (value, proof) = snap.get_with_proof(&k).map_err(internal)?;
+    Ok(Json(json!({
+        "key": key, "value": value.map(hex::encode), "height": snap.version().unwrap_or(0),
+        "state_root": Hash(snap.root()), "proof": hex::encode(proof.to_bytes()),
+    })))
+}
+
+/// Server-sent events: one `data:` line of JSON per new block and per committed transaction.
+pub async fn events(State(sh): S) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    use futures::StreamExt;
+    let rx = sh.events.subscribe();
+    let stream = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(|item| async move {
+        match item {
+            Ok(ev) => {
+                let name = match &ev {
+                    NodeEvent::NewBlock { .. } => "new_block",
+                    NodeEvent::Tx { .. } => "tx",
+                };
+                SseEvent::default().event(name).json_data(&ev).ok().map(Ok)
+            }
+            // A slow reader missed events: tell it, and go on.
+            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                Some(Ok(SseEvent::default().event("lagged").data(n.to_string())))
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

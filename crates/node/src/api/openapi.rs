@@ -1,0 +1,54 @@
+//! The OpenAPI 3.1 description served at `/openapi.json`. Kept beside the router: a test checks
+//! that every route the router serves is described here.
+
+use serde_json::{json, Value};
+
+fn err_ref() -> Value {
+    json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+pub fn document() -> Value {
+    json!({
+      "openapi": "3.1.0",
+      "info": {"title": "Opal node API", "version": env!("CARGO_PKG_VERSION"),
+               "description": "Opal: a ledger for verifiable AI. Amounts are decimal strings in base units; hashes, keys and proofs are hex."},
+      "paths": {
+        "/api/status": {"get": {"summary": "Chain id, latest height, state root, block hash, mempool size, total supply, parameters",
+            "responses": {"200": {"description": "status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}}}}},
+        "/api/txs": {"post": {"summary": "Submit a signed transaction",
+            "requestBody": {"required": true, "content": {
+                "application/json": {"schema": {"type": "object", "required": ["tx"], "properties": {"tx": {"type": "string", "description": "hex of the canonical (borsh) transaction bytes"}}}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+            "responses": {"202": {"description": "admitted to the mempool", "content": {"application/json": {"schema": {"type": "object", "properties": {"hash": {"type": "string"}, "status": {"const": "pending"}}}}}},
+                          "400": err_ref(), "409": err_ref(), "413": err_ref(), "503": err_ref()}}},
+        "/api/txs/{hash}": {"get": {"summary": "Status of a transaction: committed (with its result and events), pending, dropped, or unknown",
+            "parameters": [{"name": "hash", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "known transaction"}, "404": {"description": "unknown transaction"}, "400": err_ref()}}},
+        "/api/accounts/{address}": {"get": {"summary": "Balance and nonce of an account, optionally with a Merkle proof against the state root",
+            "parameters": [{"name": "address", "in": "path", "required": true, "schema": {"type": "string"}},
+                           {"name": "prove", "in": "query", "schema": {"type": "boolean"}},
+                           {"name": "height", "in": "query", "schema": {"type": "integer"}}],
+            "responses": {"200": {"description": "account"}, "400": err_ref(), "404": err_ref()}}},
+        "/api/blocks/latest": {"get": {"summary": "The latest committed block", "responses": {"200": {"description": "block"}, "404": err_ref()}}},
+        "/api/blocks/{height}": {"get": {"summary": "A committed block with its transactions, results, state root and commit certificate",
+            "parameters": [{"name": "height", "in": "path", "required": true, "schema": {"type": "integer"}}],
+            "responses": {"200": {"description": "block"}, "400": err_ref(), "404": err_ref()}}},
+        "/api/state/{key}": {"get": {"summary": "A raw state value (hex key) with a proof of presence or absence",
+            "parameters": [{"name": "key", "in": "path", "required": true, "schema": {"type": "string"}},
+                           {"name": "height", "in": "query", "schema": {"type": "integer"}}],
+            "responses": {"200": {"description": "value and proof"}, "400": err_ref(), "404": err_ref()}}},
+        "/api/events": {"get": {"summary": "Live event stream (server-sent events): new_block and tx events, JSON in each data line",
+            "responses": {"200": {"description": "text/event-stream"}}}},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}
+      },
+      "components": {"schemas": {
+        "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
+            "code": {"type": "string", "description": "stable machine-readable code, e.g. bad_nonce, insufficient_funds, wrong_chain, bad_signature, fee_too_low, too_large, malformed_json, malformed_transaction"},
+            "message": {"type": "string"}}}}},
+        "Status": {"type": "object", "required": ["chain_id", "height", "state_root"], "properties": {
+            "chain_id": {"type": "string"}, "height": {"type": "integer"}, "state_root": {"type": "string"},
+            "block_hash": {"type": ["string", "null"]}, "block_time_ms": {"type": ["integer", "null"]},
+            "validator": {"type": "string"}, "mempool_size": {"type": "integer"}, "total_supply": {"type": "string"}}}
+      }}
+    })
+}

@@ -1,0 +1,305 @@
+//! `OpalApp`: the ledger and its store behind the consensus engine's `BlockExecutor` trait.
+
+use crate::mempool::{Mempool, SenderState};
+use crate::records::{self, StoredBlock, TxLocation};
+use opal_consensus::{BlockExecutor, CommitCertificate, Height, Validator};
+use opal_ledger::{components::accounts, exec, invariants, Params};
+use opal_state::{Overlay, Snapshot, Store};
+use opal_types::{Block, BlockHeader, Hash, PublicKey};
+use parking_lot::Mutex;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::{broadcast, watch};
+
+/// How far ahead of the local clock a proposed block's time may be.
+const MAX_CLOCK_DRIFT_MS: u64 = 30_000;
+
+/// Something that happened, for the live event stream.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NodeEvent {
+    NewBlock { height: u64, hash: Hash, state_root: Hash, time_ms: u64, tx_count: u32 },
+    Tx {
+        hash: Hash,
+        height: u64,
+        index: u32,
+        ok: bool,
+        error: Option<String>,
+        code: Option<String>,
+        events: Vec<opal_ledger::Event>,
+    },
+}
+
+/// State shared between the consensus loop and the API.
+pub struct Shared {
+    pub store: Store,
+    pub mempool: Mutex<Mempool>,
+    pub events: broadcast::Sender<NodeEvent>,
+    pub height: watch::Sender<u64>,
+    pub chain_id: String,
+    pub params: Params,
+    pub validator: PublicKey,
+    pub check_invariants: bool,
+}
+
+impl Shared {
+    pub fn snapshot(&self) -> Result<Snapshot, String> {
+        self.store.snapshot().map_err(|e| e.to_string())
+    }
+
+    pub fn stored_block(&self, snap: &Snapshot, height: u64) -> Result<Option<StoredBlock>, String> {
+        match snap.get_aux(&records::block_key(height)).map_err(|e| e.to_string())? {
+            None => Ok(None),
+            Some(b) => borsh::from_slice(&b)
+                .map(Some)
+                .map_err(|e| format!("corrupt block record at height {height}: {e}")),
+        }
+    }
+
+    pub fn tx_location(&self, snap: &Snapshot, h: &Hash) -> Result<Option<TxLocation>, String> {
+        match snap.get_aux(&records::tx_key(h)).map_err(|e| e.to_string())? {
+            None => Ok(None),
+            Some(b) => borsh::from_slice(&b).map(Some).map_err(|e| format!("corrupt tx index: {e}")),
+        }
+    }
+
+    fn header_of(&self, snap: &Snapshot, height: u64) -> Result<Option<BlockHeader>, String> {
+        Ok(match self.stored_block(snap, height)? {
+            None => None,
+            Some(sb) => Some(sb.block().map_err(|e| e.to_string())?.header),
+        })
+    }
+
+    fn genesis_time(&self, snap: &Snapshot) -> u64 {
+        snap.get(opal_ledger::keys::GENESIS_TIME)
+            .ok()
+            .flatten()
+            .and_then(|b| borsh::from_slice::<u64>(&b).ok())
+            .unwrap_or(0)
+    }
+
+    /// Parent hash and time of the block before `height`.
+    fn parent_of(&self, snap: &Snapshot, height: u64) -> Result<(Hash, u64), String> {
+        if height <= 1 {
+            return Ok((Hash::ZERO, self.genesis_time(snap)));
+        }
+        let h = self
+            .header_of(snap, height - 1)?
+            .ok_or_else(|| format!("block {} is missing from the store", height - 1))?;
+        Ok((h.hash(), h.time_ms))
+    }
+}
+
+pub struct OpalApp {
+    pub shared: Arc<Shared>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl OpalApp {
+    fn latest(&self) -> Height {
+        self.shared.store.latest_version().unwrap_or(0)
+    }
+
+    fn try_build(&mut self, height: Height, proposer: [u8; 32]) -> Result<Vec<u8>, String> {
+        let sh = &self.shared;
+        let snap = sh.snapshot()?;
+        if snap.version() != Some(height - 1) {
+            return Err(format!("asked to build height {height} but the store is at {:?}", snap.version()));
+        }
+        let (parent_hash, parent_time) = sh.parent_of(&snap, height)?;
+        let candidates = sh.mempool.lock().reap(sh.params.max_block_txs as usize);
+        let (txs, rejected) =
+            exec::select_txs(&Overlay::new(snap.clone()), candidates).map_err(|e| e.to_string())?;
+        if !rejected.is_empty() {
+            sh.mempool.lock().drop_invalid(&rejected);
+        }
+        let header = BlockHeader {
+            chain_id: sh.chain_id.clone(),
+            height,
+            time_ms: now_ms().max(parent_time + 1),
+            parent_hash,
+            prev_state_root: Hash(snap.root()),
+            tx_root: Block::tx_root(&txs),
+            tx_count: txs.len() as u32,
+            proposer: PublicKey(proposer),
+        };
+        Ok(Block { header, txs }.to_bytes())
+    }
+
+    fn try_commit(&mut self, height: Height, bytes: &[u8], cert: &CommitCertificate) -> Result<Hash, String> {
+        let sh = self.shared.clone();
+        let latest = self.latest();
+        if height <= latest {
+            return sh.store.root_at(height).map(Hash).map_err(|e| e.to_string());
+        }
+        if height != latest + 1 {
+            return Err(format!("cannot commit height {height}: the store is at {latest}"));
+        }
+        let block = Block::from_bytes(bytes).map_err(|e| format!("decided block does not decode: {e}"))?;
+        if block.header.height != height {
+            return Err(format!("decided block says height {}, expected {height}", block.header.height));
+        }
+        let snap = sh.snapshot()?;
+        let mut overlay = Overlay::new(snap);
+        let result = exec::execute_block(&mut overlay, &block).map_err(|e| e.to_string())?;
+        if sh.check_invariants {
+            invariants::check_supply(&overlay).map_err(|e| format!("height {height}: {e}"))?;
+        }
+        let writes = overlay.into_writes();
+        let mut aux = BTreeMap::new();
+        for (i, r) in result.txs.iter().enumerate() {
+            let loc = TxLocation { height, index: i as u32 };
+            aux.insert(records::tx_key(&r.hash), Some(opal_types::encode(&loc)));
+        }
+        let stored = StoredBlock {
+            block_bytes: bytes.to_vec(),
+            result: result.clone(),
+            certificate: borsh::to_vec(cert).map_err(|e| e.to_string())?,
+        };
+        aux.insert(records::block_key(height), Some(opal_types::encode(&stored)));
+        let root = Hash(sh.store.commit(height, writes, aux).map_err(|e| format!("store commit: {e}"))?);
+
+        // After the durable commit: mempool upkeep and notifications.
+        let included: Vec<Hash> = result.txs.iter().map(|t| t.hash).collect();
+        if let Ok(snap) = sh.snapshot() {
+            let o = Overlay::new(snap);
+            sh.mempool
+                .lock()
+                .on_committed(&included, |a| accounts::get(&o, a).ok().map(|acct| acct.nonce));
+        }
+        let _ = sh.events.send(NodeEvent::NewBlock {
+            height,
+            hash: block.hash(),
+            state_root: root,
+            time_ms: block.header.time_ms,
+            tx_count: block.header.tx_count,
+        });
+        for (i, r) in result.txs.into_iter().enumerate() {
+            let _ = sh.events.send(NodeEvent::Tx {
+                hash: r.hash,
+                height,
+                index: i as u32,
+                ok: r.error.is_none(),
+                error: r.error,
+                code: r.code,
+                events: r.events,
+            });
+        }
+        sh.height.send_replace(height);
+        tracing::debug!(height, txs = block.txs.len(), root = %root, "committed");
+        Ok(root)
+    }
+
+    fn try_verify(&self, height: Height, bytes: &[u8]) -> Result<(), String> {
+        let sh = &self.shared;
+        let block = Block::from_bytes(bytes).map_err(|e| format!("block does not decode: {e}"))?;
+        let h = &block.header;
+        if h.chain_id != sh.chain_id {
+            return Err(format!("wrong chain id {:?}", h.chain_id));
+        }
+        if h.height != height {
+            return Err(format!("header height {} for height {height}", h.height));
+        }
+        let snap = sh.snapshot()?;
+        if snap.version() != Some(height - 1) {
+            return Err(format!("cannot verify height {height}: the store is at {:?}", snap.version()));
+        }
+        let (parent_hash, parent_time) = sh.parent_of(&snap, height)?;
+        if h.parent_hash != parent_hash {
+            return Err("wrong parent hash".into());
+        }
+        if h.prev_state_root != Hash(snap.root()) {
+            return Err("wrong previous state root".into());
+        }
+        if h.time_ms <= parent_time || h.time_ms > now_ms() + MAX_CLOCK_DRIFT_MS {
+            return Err(format!("block time {} out of range", h.time_ms));
+        }
+        if h.tx_count as usize != block.txs.len() || h.tx_root != Block::tx_root(&block.txs) {
+            return Err("transaction root or count does not match".into());
+        }
+        if block.txs.len() > sh.params.max_block_txs as usize {
+            return Err("too many transactions".into());
+        }
+        let digests: Vec<Hash> = block.txs.iter().map(|t| t.body.sign_digest()).collect();
+        if !block.txs.is_empty() {
+            opal_types::crypto::verify_batch(
+                block.txs.iter().zip(&digests).map(|(t, d)| (&t.signer, &d.0[..], &t.signature)),
+            )
+            .map_err(|_| "a transaction signature is invalid".to_string())?;
+        }
+        for t in &block.txs {
+            let len = opal_types::encode(t).len();
+            exec::check_tx_stateless(t, len, &sh.chain_id, &sh.params, false).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+impl BlockExecutor for OpalApp {
+    fn last_committed(&self) -> Height {
+        self.latest()
+    }
+
+    fn validator_set(&self, _height: Height) -> Vec<Validator> {
+        let snap = match self.shared.snapshot() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("reading the validator set: {e}");
+                return vec![];
+            }
+        };
+        match exec::validators(&Overlay::new(snap)) {
+            Ok(vs) => vs.into_iter().map(|v| Validator { public_key: v.public_key.0, power: v.power }).collect(),
+            Err(e) => {
+                tracing::error!("reading the validator set: {e}");
+                vec![]
+            }
+        }
+    }
+
+    fn build_block(&mut self, height: Height, _round: u32, proposer: [u8; 32]) -> Vec<u8> {
+        match self.try_build(height, proposer) {
+            Ok(b) => b,
+            Err(e) => {
+                // An empty byte string fails verification everywhere, so the round moves on.
+                tracing::error!(height, "building a block failed: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    fn verify_block(&self, height: Height, block: &[u8]) -> Result<(), String> {
+        self.try_verify(height, block)
+    }
+
+    fn commit(&mut self, height: Height, block: &[u8], certificate: &CommitCertificate) -> Result<[u8; 32], String> {
+        self.try_commit(height, block, certificate).map(|h| h.0).map_err(|e| {
+            tracing::error!(height, "commit failed: {e}");
+            e
+        })
+    }
+
+    fn decided(&self, height: Height) -> Option<(Vec<u8>, CommitCertificate)> {
+        let snap = self.shared.snapshot().ok()?;
+        let sb = self.shared.stored_block(&snap, height).ok()??;
+        let cert = borsh::from_slice(&sb.certificate).ok()?;
+        Some((sb.block_bytes, cert))
+    }
+
+    fn history_min_height(&self) -> Height {
+        1
+    }
+}
+
+/// Sender state for mempool admission, from the latest committed state.
+pub fn sender_state(snap: &Snapshot, addr: &opal_types::Address) -> Result<SenderState, String> {
+    let a = accounts::get(&Overlay::new(snap.clone()), addr).map_err(|e| e.to_string())?;
+    Ok(SenderState { nonce: a.nonce, balance: a.balance })
+}

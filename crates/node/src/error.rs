@@ -1,0 +1,42 @@
+use opal_ledger::TxError;
+
+/// Why a transaction was refused at admission (before it reached a block).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AdmitError {
+    #[error(transparent)]
+    Tx(#[from] TxError),
+    #[error("transaction {0} is already known")]
+    AlreadyKnown(String),
+    #[error("mempool is full ({0} transactions); retry later")]
+    MempoolFull(usize),
+}
+
+impl AdmitError {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> String {
+        match self {
+            AdmitError::Tx(e) => serde_json::to_value(e)
+                .ok()
+                .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_string))
+                .unwrap_or_else(|| "invalid_transaction".into()),
+            AdmitError::AlreadyKnown(_) => "already_known".into(),
+            AdmitError::MempoolFull(_) => "mempool_full".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{0}")]
+    Home(String),
+    #[error("state: {0}")]
+    State(#[from] opal_state::StateError),
+    #[error("ledger: {0}")]
+    Ledger(#[from] opal_ledger::LedgerError),
+    #[error("consensus: {0}")]
+    Consensus(#[from] opal_consensus::ConsensusError),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("corrupt block store at height {height}: {reason}")]
+    CorruptBlock { height: u64, reason: String },
+}

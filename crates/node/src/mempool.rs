@@ -1,0 +1,193 @@
+//! The mempool: admitted transactions waiting for a block, per sender in nonce order.
+
+use crate::error::AdmitError;
+use opal_ledger::TxError;
+use opal_types::{Action, Address, Amount, Hash, Transaction};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Limits of the mempool.
+#[derive(Debug, Clone, Copy)]
+pub struct MempoolLimits {
+    pub max_txs: usize,
+    pub max_bytes: usize,
+}
+
+impl Default for MempoolLimits {
+    fn default() -> Self {
+        MempoolLimits { max_txs: 50_000, max_bytes: 64 << 20 }
+    }
+}
+
+struct Entry {
+    tx: Arc<Transaction>,
+    hash: Hash,
+    len: usize,
+    spend: Amount,
+}
+
+/// Admitted transactions. Senders are kept in a `BTreeMap` so reaping order is deterministic.
+#[derive(Default)]
+pub struct Mempool {
+    limits: MempoolLimits,
+    by_sender: BTreeMap<Address, BTreeMap<u64, Entry>>,
+    by_hash: HashMap<Hash, (Address, u64)>,
+    bytes: usize,
+    /// Recently refused at block building, so a status query can say why (bounded).
+    recently_dropped: VecDeque<(Hash, String)>,
+}
+
+const DROPPED_MEMORY: usize = 10_000;
+
+/// What the mempool needs to know of the sender's committed account.
+pub struct SenderState {
+    pub nonce: u64,
+    pub balance: Amount,
+}
+
+fn spend_of(tx: &Transaction) -> Result<Amount, TxError> {
+    let amount = match &tx.body.action {
+        Action::Transfer { amount, .. } => *amount,
+    };
+    amount.checked_add(tx.body.fee).map_err(|_| TxError::Overflow)
+}
+
+impl Mempool {
+    pub fn new(limits: MempoolLimits) -> Mempool {
+        Mempool { limits, ..Default::default() }
+    }
+
+    fn limits(&self) -> MempoolLimits {
+        self.limits
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    pub fn contains(&self, h: &Hash) -> bool {
+        self.by_hash.contains_key(h)
+    }
+
+    /// How many transactions of `addr` are waiting.
+    pub fn pending_count(&self, addr: &Address) -> usize {
+        self.by_sender.get(addr).map_or(0, |m| m.len())
+    }
+
+    pub fn dropped_reason(&self, h: &Hash) -> Option<String> {
+        self.recently_dropped.iter().rev().find(|(x, _)| x == h).map(|(_, r)| r.clone())
+    }
+
+    /// Admit `tx` (its stateless checks, signature included, already passed) given the sender's
+    /// committed account. The nonce must continue the sender's pending sequence, and the balance
+    /// must cover every pending spend plus this one.
+    pub fn admit(&mut self, tx: Transaction, len: usize, sender: SenderState) -> Result<Hash, AdmitError> {
+        let hash = tx.hash();
+        if self.by_hash.contains_key(&hash) {
+            return Err(AdmitError::AlreadyKnown(hash.to_hex()));
+        }
+        let limits = self.limits();
+        if self.by_hash.len() >= limits.max_txs || self.bytes + len > limits.max_bytes {
+            return Err(AdmitError::MempoolFull(self.by_hash.len()));
+        }
+        let addr = tx.sender();
+        let pending = self.by_sender.get(&addr);
+        let pending_count = pending.map_or(0, |p| p.len()) as u64;
+        let expected = sender.nonce + pending_count;
+        if tx.body.nonce != expected {
+            return Err(TxError::BadNonce { address: addr, expected, got: tx.body.nonce }.into());
+        }
+        let mut committed_spend = Amount::ZERO;
+        for e in pending.into_iter().flat_map(|p| p.values()) {
+            committed_spend = committed_spend.checked_add(e.spend).map_err(|_| TxError::Overflow)?;
+        }
+        let spend = spend_of(&tx)?;
+        let need = committed_spend.checked_add(spend).map_err(|_| TxError::Overflow)?;
+        if need > sender.balance {
+            return Err(TxError::InsufficientFunds { address: addr, need, have: sender.balance }.into());
+        }
+        let nonce = tx.body.nonce;
+        self.by_sender
+            .entry(addr)
+            .or_default()
+            .insert(nonce, Entry { tx: Arc::new(tx), hash, len, spend });
+        self.by_hash.insert(hash, (addr, nonce));
+        self.bytes += len;
+        Ok(hash)
+    }
+
+    /// Up to `max` transactions for a block: senders in address order, each sender's in nonce order.
+    pub fn reap(&self, max: usize) -> Vec<Transaction> {
+        let mut out = Vec::new();
+        for txs in self.by_sender.values() {
+            for e in txs.values() {
+                if out.len() >= max {
+                    return out;
+                }
+                out.push((*e.tx).clone());
+            }
+        }
+        out
+    }
+
+    fn remove(&mut self, h: &Hash) -> bool {
+        let Some((addr, nonce)) = self.by_hash.remove(h) else { return false };
+        if let Some(m) = self.by_sender.get_mut(&addr) {
+            if let Some(e) = m.remove(&nonce) {
+                self.bytes -= e.len;
+            }
+            if m.is_empty() {
+                self.by_sender.remove(&addr);
+            }
+        }
+        true
+    }
+
+    /// After a block: drop the included transactions, and any pending transaction whose nonce is
+    /// now below its sender's committed nonce (`nonce_of` gives it).
+    pub fn on_committed(&mut self, included: &[Hash], nonce_of: impl Fn(&Address) -> Option<u64>) {
+        let mut touched = std::collections::BTreeSet::new();
+        for h in included {
+            if let Some((addr, _)) = self.by_hash.get(h) {
+                touched.insert(*addr);
+            }
+            self.remove(h);
+        }
+        for addr in touched {
+            let Some(n) = nonce_of(&addr) else { continue };
+            let stale: Vec<Hash> = self
+                .by_sender
+                .get(&addr)
+                .map(|m| m.range(..n).map(|(_, e)| e.hash).collect())
+                .unwrap_or_default();
+            for h in stale {
+                self.remove(&h);
+            }
+        }
+    }
+
+    /// Drop transactions that block building found invalid, and everything after them from the
+    /// same sender (their nonces can no longer be reached).
+    pub fn drop_invalid(&mut self, rejected: &[(Hash, TxError)]) {
+        for (h, err) in rejected {
+            let Some((addr, nonce)) = self.by_hash.get(h).copied() else { continue };
+            let later: Vec<Hash> = self
+                .by_sender
+                .get(&addr)
+                .map(|m| m.range(nonce..).map(|(_, e)| e.hash).collect())
+                .unwrap_or_default();
+            for x in later {
+                self.remove(&x);
+                let reason = if x == *h { err.to_string() } else { "an earlier transaction of the same sender was dropped".into() };
+                self.recently_dropped.push_back((x, reason));
+                if self.recently_dropped.len() > DROPPED_MEMORY {
+                    self.recently_dropped.pop_front();
+                }
+            }
+        }
+    }
+}

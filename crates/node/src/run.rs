@@ -1,0 +1,121 @@
+//! Start a node from its home directory: store and genesis, API server, consensus engine.
+
+use crate::api;
+use crate::app::{OpalApp, Shared};
+use crate::error::NodeError;
+use crate::home::Home;
+use crate::mempool::{Mempool, MempoolLimits};
+use opal_consensus::{ConsensusConfig, ConsensusHandle, Timeouts};
+use opal_ledger::exec;
+use opal_state::{Overlay, Store};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::{broadcast, oneshot, watch};
+
+#[derive(Debug, Clone, Default)]
+pub struct NodeOptions {
+    /// Override the API address of the config file.
+    pub api_addr: Option<SocketAddr>,
+}
+
+pub struct NodeHandle {
+    pub api_addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    consensus: ConsensusHandle,
+    api_stop: oneshot::Sender<()>,
+    api_task: tokio::task::JoinHandle<()>,
+}
+
+impl NodeHandle {
+    /// Stop consensus first (no new blocks), then the API.
+    pub async fn shutdown(self) {
+        self.consensus.shutdown().await;
+        let _ = self.api_stop.send(());
+        let _ = self.api_task.await;
+    }
+
+    /// A receiver of the latest committed height.
+    pub fn height(&self) -> watch::Receiver<u64> {
+        self.shared.height.subscribe()
+    }
+}
+
+/// Open the store; on first start write the genesis state as version 0.
+pub fn open_store(home: &Home) -> Result<Store, NodeError> {
+    let genesis = home.read_genesis()?;
+    std::fs::create_dir_all(home.root.join("data"))?;
+    let store = Store::open(&home.state_path())?;
+    match store.latest_version() {
+        None => {
+            let mut o = Overlay::new(store.snapshot()?);
+            genesis.apply(&mut o)?;
+            store.commit(0, o.into_writes(), Default::default())?;
+            tracing::info!(chain_id = %genesis.chain_id, "wrote genesis state");
+        }
+        Some(_) => {
+            let stored = exec::chain_id(&Overlay::new(store.snapshot()?))?;
+            if stored != genesis.chain_id {
+                return Err(NodeError::Home(format!(
+                    "the data in {} belongs to chain {stored:?}, but genesis.json says {:?}",
+                    home.root.display(),
+                    genesis.chain_id
+                )));
+            }
+        }
+    }
+    Ok(store)
+}
+
+pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, NodeError> {
+    let config = home.read_config()?;
+    let genesis = home.read_genesis()?;
+    let key = home.node_key()?;
+    let store = open_store(home)?;
+    let params = exec::params(&Overlay::new(store.snapshot()?))?;
+    let height = store.latest_version().unwrap_or(0);
+    let (events, _) = broadcast::channel(16 * 1024);
+    let (height_tx, _) = watch::channel(height);
+    let shared = Arc::new(Shared {
+        store,
+        mempool: parking_lot::Mutex::new(Mempool::new(MempoolLimits::default())),
+        events,
+        height: height_tx,
+        chain_id: genesis.chain_id.clone(),
+        params,
+        validator: key.public_key(),
+        check_invariants: config.check_invariants,
+    });
+
+    let api_addr = opts.api_addr.unwrap_or(config.api_addr);
+    let listener = tokio::net::TcpListener::bind(api_addr)
+        .await
+        .map_err(|e| NodeError::Home(format!("cannot listen for the API on {api_addr}: {e}")))?;
+    let api_addr = listener.local_addr()?;
+    let (api_stop, stop_rx) = oneshot::channel::<()>();
+    let router = api::router(shared.clone());
+    let api_task = tokio::spawn(async move {
+        let r = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!("API server: {e}");
+        }
+    });
+
+    let consensus = opal_consensus::start(
+        ConsensusConfig {
+            home: home.consensus_dir(),
+            signing_key: key.seed(),
+            listen_addr: config.p2p_addr,
+            peers: config.peers.clone(),
+            timeouts: if config.dev_timeouts { Timeouts::dev() } else { Timeouts::default() },
+            chain_id: genesis.chain_id.clone(),
+        },
+        OpalApp { shared: shared.clone() },
+    )
+    .await?;
+    tracing::info!(%api_addr, height, "node started");
+    Ok(NodeHandle { api_addr, shared, consensus, api_stop, api_task })
+}

@@ -1,0 +1,63 @@
+//! Blocks and block headers.
+//!
+//! Execution happens after a block is decided (the CometBFT model): the header of block `h`
+//! carries the state root *after* block `h-1` (`prev_state_root`); the state root after block `h`
+//! is stored beside the block once it is executed, and appears in the header of `h+1`.
+
+use crate::crypto::PublicKey;
+use crate::encoding::{decode, encode, DecodeError};
+use crate::hash::{Domain, Hash};
+use crate::merkle;
+use crate::tx::Transaction;
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+/// No block can be larger than this (decoding bound for blocks received from peers).
+pub const MAX_BLOCK_BYTES_HARD: usize = 8 << 20;
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct BlockHeader {
+    pub chain_id: String,
+    pub height: u64,
+    /// Milliseconds since the Unix epoch, chosen by the proposer; strictly increasing.
+    pub time_ms: u64,
+    /// Hash of the previous block's header (`Hash::ZERO` for height 1).
+    pub parent_hash: Hash,
+    /// State root after executing the previous block (after genesis for height 1).
+    pub prev_state_root: Hash,
+    /// Merkle root of the transaction ids, in block order.
+    pub tx_root: Hash,
+    pub tx_count: u32,
+    pub proposer: PublicKey,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Block {
+    pub header: BlockHeader,
+    pub txs: Vec<Transaction>,
+}
+
+impl BlockHeader {
+    pub fn hash(&self) -> Hash {
+        Hash::of(Domain::BlockHeader, &encode(self))
+    }
+}
+
+impl Block {
+    pub fn tx_root(txs: &[Transaction]) -> Hash {
+        let ids: Vec<Hash> = txs.iter().map(|t| t.hash()).collect();
+        merkle::root(&ids)
+    }
+
+    pub fn hash(&self) -> Hash {
+        self.header.hash()
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Block, DecodeError> {
+        decode("block", bytes, MAX_BLOCK_BYTES_HARD)
+    }
+}

@@ -1,0 +1,77 @@
+//! Transactions: a body (chain id, nonce, fee, action) signed by one ed25519 key.
+//!
+//! The signer signs `BLAKE3-derive("opal 2026 tx sign v1", borsh(body))`. The chain id inside the
+//! body stops a transaction from being replayed on another chain; the nonce, which must equal the
+//! signer's account nonce, stops it from being replayed on this one.
+
+use crate::amount::Amount;
+use crate::crypto::{Address, CryptoError, PublicKey, SecretKey, Signature};
+use crate::encoding::{decode, encode, DecodeError};
+use crate::hash::{Domain, Hash};
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+/// No transaction can be larger than this, whatever the chain parameters say (decoding bound).
+pub const MAX_TX_BYTES_HARD: usize = 1 << 20;
+
+/// What a transaction does. New kinds are appended as new variants (the borsh tag is the index),
+/// so old transactions keep their encoding.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Action {
+    /// Move `amount` from the signer's account to `to`.
+    Transfer { to: Address, amount: Amount },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct TxBody {
+    pub chain_id: String,
+    /// Must equal the signer's account nonce; the account nonce then increases by one.
+    pub nonce: u64,
+    /// Paid by the signer to the fee pool; must be at least the chain's `min_fee`.
+    pub fee: Amount,
+    pub action: Action,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Transaction {
+    pub body: TxBody,
+    pub signer: PublicKey,
+    pub signature: Signature,
+}
+
+impl TxBody {
+    /// The digest the signer signs.
+    pub fn sign_digest(&self) -> Hash {
+        Hash::of(Domain::TxSign, &encode(self))
+    }
+
+    pub fn sign(self, key: &SecretKey) -> Transaction {
+        let signature = key.sign(&self.sign_digest().0);
+        Transaction { body: self, signer: key.public_key(), signature }
+    }
+}
+
+impl Transaction {
+    /// The transaction id: a hash of its canonical bytes (body, signer and signature).
+    pub fn hash(&self) -> Hash {
+        Hash::of(Domain::TxId, &encode(self))
+    }
+
+    pub fn sender(&self) -> Address {
+        self.signer.address()
+    }
+
+    pub fn verify_signature(&self) -> Result<(), CryptoError> {
+        self.signer.verify(&self.body.sign_digest().0, &self.signature)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Decode untrusted bytes (bounded by `limit`, itself capped by [`MAX_TX_BYTES_HARD`]).
+    pub fn from_bytes(bytes: &[u8], limit: usize) -> Result<Transaction, DecodeError> {
+        decode("transaction", bytes, limit.min(MAX_TX_BYTES_HARD))
+    }
+}
