@@ -85,7 +85,10 @@ impl<E: BlockExecutor> App<E> {
         }
     }
 
-    fn validator_set(&self, height: Height) -> Result<crate::context::ValidatorSet, ConsensusError> {
+    fn validator_set(
+        &self,
+        height: Height,
+    ) -> Result<crate::context::ValidatorSet, ConsensusError> {
         crate::context::ValidatorSet::new(&self.executor.validator_set(height)).map_err(|e| {
             ConsensusError::ValidatorSet {
                 height,
@@ -319,7 +322,9 @@ impl<E: BlockExecutor> App<E> {
                         }
                         Err(e) => error!(height = h, error = %e, "executor failed to commit"),
                     },
-                    None => error!(height = h, value = %certificate.value_id, "decided block not in store"),
+                    None => {
+                        error!(height = h, value = %certificate.value_id, "decided block not in store")
+                    }
                 }
                 let _ = reply.send(());
             }
@@ -357,7 +362,10 @@ impl<E: BlockExecutor> App<E> {
                         break;
                     };
                     let Some(engine_cert) = cert::to_engine_extended(&c) else {
-                        warn!(height = h, "stored certificate is malformed; not serving it");
+                        warn!(
+                            height = h,
+                            "stored certificate is malformed; not serving it"
+                        );
                         break;
                     };
                     bytes = bytes.saturating_add(block.len() + 128 * c.signatures.len() + 128);
@@ -471,7 +479,11 @@ impl<E: BlockExecutor> App<E> {
             return Ok(Some(proposed_value(p)));
         }
         if at_round.len() >= MAX_PROPOSALS_PER_ROUND {
-            warn!(height = h, round = r, "too many proposals for one round; dropping");
+            warn!(
+                height = h,
+                round = r,
+                "too many proposals for one round; dropping"
+            );
             return Ok(None);
         }
         let valid = match self.executor.verify_block(h, &b.block) {
@@ -535,7 +547,12 @@ fn encode_evidence(e: &MisbehaviorEvidence<OpalContext>) -> Vec<u8> {
             .proposals
             .iter()
             .flat_map(|(_, pairs)| pairs.iter())
-            .map(|(a, b)| (WSignedProposal::from_engine(a), WSignedProposal::from_engine(b)))
+            .map(|(a, b)| {
+                (
+                    WSignedProposal::from_engine(a),
+                    WSignedProposal::from_engine(b),
+                )
+            })
             .collect(),
     };
     borsh::to_vec(&ev).unwrap_or_default()

@@ -8,20 +8,22 @@
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use bytes::Bytes;
-use malachitebft_app_channel::app::engine::util::streaming::{StreamContent, StreamId, StreamMessage};
+use malachitebft_app_channel::app::engine::util::streaming::{
+    StreamContent, StreamId, StreamMessage,
+};
 use malachitebft_app_channel::app::types::sync;
 use malachitebft_codec::{Codec, HasEncodedLen};
 use malachitebft_core_consensus::{LivenessMsg, ProposedValue, SignedConsensusMsg};
 use malachitebft_core_types::{
-    ExtendedCommitCertificate, ExtendedCommitSignature, NilOrVal, PolkaCertificate,
-    PolkaSignature, Round, RoundCertificate, RoundCertificateType, RoundSignature, SignedMessage,
-    Validity, ValidatorProof, VoteType,
+    ExtendedCommitCertificate, ExtendedCommitSignature, NilOrVal, PolkaCertificate, PolkaSignature,
+    Round, RoundCertificate, RoundCertificateType, RoundSignature, SignedMessage, ValidatorProof,
+    Validity, VoteType,
 };
 use malachitebft_peer::PeerId;
 use malachitebft_signing_ed25519::Signature;
 
 use crate::context::{
-    Address, BlockHeight, OpalContext, ProposalPart, Proposal, Value, ValueId, Vote,
+    Address, BlockHeight, OpalContext, Proposal, ProposalPart, Value, ValueId, Vote,
 };
 use crate::MAX_BLOCK_BYTES;
 
@@ -56,7 +58,11 @@ pub enum CodecError {
     Invalid(&'static str),
 }
 
-fn decode<T: BorshDeserialize>(bytes: &[u8], max: usize, what: &'static str) -> Result<T, CodecError> {
+fn decode<T: BorshDeserialize>(
+    bytes: &[u8],
+    max: usize,
+    what: &'static str,
+) -> Result<T, CodecError> {
     if bytes.len() > max {
         return Err(CodecError::TooLarge {
             what,
@@ -138,7 +144,10 @@ impl WExt {
         }
     }
     fn into_engine(self) -> Result<SignedMessage<OpalContext, Vec<u8>>, CodecError> {
-        check(self.data.len() <= MAX_EXTENSION_BYTES, "vote extension size")?;
+        check(
+            self.data.len() <= MAX_EXTENSION_BYTES,
+            "vote extension size",
+        )?;
         Ok(SignedMessage::new(self.data, sig(self.sig)))
     }
 }
@@ -640,7 +649,10 @@ impl Codec<sync::Response<OpalContext>> for OpalCodec {
     type Error = CodecError;
     fn decode(&self, bytes: Bytes) -> Result<sync::Response<OpalContext>, CodecError> {
         let w: WResponse = decode(&bytes, MAX_SYNC_RESPONSE, "sync response")?;
-        check(w.values.len() <= MAX_SYNC_VALUES, "sync response value count")?;
+        check(
+            w.values.len() <= MAX_SYNC_VALUES,
+            "sync response value count",
+        )?;
         let mut values = Vec::with_capacity(w.values.len());
         for v in w.values {
             check(v.value_bytes.len() <= MAX_BLOCK_BYTES, "synced block size")?;
@@ -732,7 +744,9 @@ mod tests {
             .unwrap()
             .to_vec();
         bytes.push(0);
-        assert!(Codec::<SignedConsensusMsg<OpalContext>>::decode(&OpalCodec, bytes.into()).is_err());
+        assert!(
+            Codec::<SignedConsensusMsg<OpalContext>>::decode(&OpalCodec, bytes.into()).is_err()
+        );
         // A data part larger than allowed is refused even if the message fits.
         let huge_init = ProposalPart::Init(PartInit {
             height: 1,

@@ -36,7 +36,17 @@ impl core::Address for Address {}
 
 /// Block height (newtype so that we can implement the engine's trait on it).
 #[derive(
-    Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, BorshSerialize, BorshDeserialize,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Debug,
+    BorshSerialize,
+    BorshDeserialize,
 )]
 pub struct BlockHeight(pub u64);
 
@@ -77,7 +87,9 @@ impl fmt::Debug for ValueId {
 }
 
 /// The value consensus agrees on: the id of a block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize,
+)]
 pub struct Value {
     pub id: ValueId,
 }
@@ -256,7 +268,7 @@ impl ValidatorSet {
         if total.checked_mul(3).is_none() {
             return Err(ValidatorSetError::Overflow);
         }
-        validators.sort_by(|a, b| a.address.cmp(&b.address));
+        validators.sort_by_key(|v| v.address);
         for w in validators.windows(2) {
             if w[0].address == w[1].address {
                 return Err(ValidatorSetError::Duplicate(hex::encode(w[0].address.0)));

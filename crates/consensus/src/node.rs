@@ -5,15 +5,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use malachitebft_app_channel::app::config::{
-    ConsensusConfig as EngineConsensusConfig, NodeConfig, P2pConfig, PubSubProtocol,
-    ValuePayload, ValueSyncConfig,
+    ConsensusConfig as EngineConsensusConfig, NodeConfig, P2pConfig, PubSubProtocol, ValuePayload,
+    ValueSyncConfig,
 };
 use malachitebft_app_channel::app::engine::consensus::Msg as ConsensusActorMsg;
 use malachitebft_app_channel::app::engine::sync::Msg as SyncActorMsg;
 use malachitebft_app_channel::app::types::Keypair;
 use malachitebft_app_channel::{
-    ConsensusContext, EngineBuilder, EngineHandle, NetworkContext, NetworkIdentity,
-    RequestContext, Signer, SyncContext, WalContext,
+    ConsensusContext, EngineBuilder, EngineHandle, NetworkContext, NetworkIdentity, RequestContext,
+    Signer, SyncContext, WalContext,
 };
 use malachitebft_codec::Codec;
 use tokio::sync::{oneshot, watch};
@@ -177,7 +177,10 @@ impl ConsensusHandle {
 impl Drop for ConsensusHandle {
     fn drop(&mut self) {
         if let Some(engine) = self.engine.take() {
-            engine.actor.get_cell().stop_children(Some("dropped".into()));
+            engine
+                .actor
+                .get_cell()
+                .stop_children(Some("dropped".into()));
             engine.actor.stop(Some("dropped".into()));
         }
         if let Some(stop) = self.stop.take() {

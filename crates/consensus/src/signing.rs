@@ -271,7 +271,10 @@ impl OpalSigner {
 
 #[async_trait]
 impl Signer<OpalContext> for OpalSigner {
-    async fn sign_vote(&self, vote: Vote) -> Result<SignedMessage<OpalContext, Vote>, SigningError> {
+    async fn sign_vote(
+        &self,
+        vote: Vote,
+    ) -> Result<SignedMessage<OpalContext, Vote>, SigningError> {
         let sig = self.key.sign(&vote_sign_bytes(&self.chain_id, &vote));
         Ok(SignedMessage::new(vote, sig))
     }
@@ -280,7 +283,9 @@ impl Signer<OpalContext> for OpalSigner {
         &self,
         proposal: Proposal,
     ) -> Result<SignedMessage<OpalContext, Proposal>, SigningError> {
-        let sig = self.key.sign(&proposal_sign_bytes(&self.chain_id, &proposal));
+        let sig = self
+            .key
+            .sign(&proposal_sign_bytes(&self.chain_id, &proposal));
         Ok(SignedMessage::new(proposal, sig))
     }
 

@@ -71,8 +71,11 @@ impl UndecidedStore {
         let tx = self.db.begin_write().map_err(dberr)?;
         {
             let mut t = tx.open_table(PROPOSALS).map_err(dberr)?;
-            t.insert(key(p.height, p.round, &p.value_id).as_slice(), bytes.as_slice())
-                .map_err(dberr)?;
+            t.insert(
+                key(p.height, p.round, &p.value_id).as_slice(),
+                bytes.as_slice(),
+            )
+            .map_err(dberr)?;
         }
         tx.commit().map_err(dberr)
     }
@@ -92,7 +95,10 @@ impl UndecidedStore {
 
     /// All proposals stored for `(height, round)`.
     pub fn at_round(&self, height: u64, round: u32) -> Result<Vec<StoredProposal>, StoreError> {
-        self.scan(key(height, round, &[0; 32]), key(height, round, &[0xff; 32]))
+        self.scan(
+            key(height, round, &[0; 32]),
+            key(height, round, &[0xff; 32]),
+        )
     }
 
     /// All proposals stored for `height`, in round order.
@@ -101,7 +107,11 @@ impl UndecidedStore {
     }
 
     /// The block with id `value_id` at `height`, whatever round it was proposed in.
-    pub fn find(&self, height: u64, value_id: &Hash32) -> Result<Option<StoredProposal>, StoreError> {
+    pub fn find(
+        &self,
+        height: u64,
+        value_id: &Hash32,
+    ) -> Result<Option<StoredProposal>, StoreError> {
         Ok(self
             .at_height(height)?
             .into_iter()

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use bytes::Bytes;
-use malachitebft_app_channel::app::engine::util::streaming::{StreamContent, StreamId, StreamMessage};
+use malachitebft_app_channel::app::engine::util::streaming::{
+    StreamContent, StreamId, StreamMessage,
+};
 use malachitebft_peer::PeerId;
 
 use crate::context::{PartInit, ProposalPart};
@@ -199,7 +201,8 @@ mod tests {
     }
 
     fn peer() -> PeerId {
-        let kp = malachitebft_app_channel::app::types::Keypair::ed25519_from_bytes([1u8; 32]).unwrap();
+        let kp =
+            malachitebft_app_channel::app::types::Keypair::ed25519_from_bytes([1u8; 32]).unwrap();
         PeerId::from_bytes(&kp.public().to_peer_id().to_bytes()).unwrap()
     }
 

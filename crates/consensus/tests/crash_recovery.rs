@@ -36,9 +36,7 @@ fn crash_child_node() {
         // any phase (proposal built, votes in the WAL, decided, committed, ...).
         let mut cfg = config(&home, 0, listen, vec![]);
         cfg.timeouts.commit = Duration::ZERO;
-        let _handle = opal_consensus::start(cfg, app)
-            .await
-            .expect("start");
+        let _handle = opal_consensus::start(cfg, app).await.expect("start");
         loop {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
@@ -104,7 +102,10 @@ fn sigkill_at_any_point_then_restart_continues_the_chain() {
         assert!(s_after.last >= s.last);
         check_chain(&s_after, &validators);
         assert_eq!(s_after.blocks.len() as u64, s_after.last, "gap in chain");
-        eprintln!("kill {i} at +{off} ms: committed {} (was {last})", s_after.last);
+        eprintln!(
+            "kill {i} at +{off} ms: committed {} (was {last})",
+            s_after.last
+        );
         last = s_after.last;
     }
     // A final run continues, then stops.

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::*;
+use opal_consensus::context::ValidatorSet;
 use opal_consensus::{ConsensusHandle, Validator};
 
 const N: u8 = 4;
@@ -42,8 +43,14 @@ impl Node {
 fn assert_same_prefix(a: &CounterState, b: &CounterState) {
     let upto = a.last.min(b.last);
     for h in 1..=upto {
-        assert_eq!(a.blocks[&h].0, b.blocks[&h].0, "blocks differ at height {h}");
-        assert_eq!(a.blocks[&h].2, b.blocks[&h].2, "state roots differ at height {h}");
+        assert_eq!(
+            a.blocks[&h].0, b.blocks[&h].0,
+            "blocks differ at height {h}"
+        );
+        assert_eq!(
+            a.blocks[&h].2, b.blocks[&h].2,
+            "state roots differ at height {h}"
+        );
     }
 }
 
@@ -85,27 +92,42 @@ async fn four_validators_agree_tolerate_one_down_and_resync() {
         assert_same_prefix(&s0, &s);
     }
 
-    // 2. Stop validator 3: the other three (30 of 40 power) keep committing.
-    nodes[3].handle.take().unwrap().shutdown().await;
-    let stopped_at = nodes[3].height();
-    let base = nodes[..3].iter().map(Node::height).max().unwrap();
+    // 2. Stop the validator that proposes round 0 of an upcoming height, so that the
+    //    others also go through a propose timeout and a round change. The other three
+    //    (30 of 40 power) keep committing.
+    let vs = ValidatorSet::new(&validators).unwrap();
+    let upcoming = nodes.iter().map(Node::height).max().unwrap() + 2;
+    let proposer = vs.validators()[vs.proposer_index(upcoming, 0)].address.0;
+    let victim = (0..N as usize)
+        .find(|i| validators[*i].public_key == proposer)
+        .unwrap();
+    nodes[victim].handle.take().unwrap().shutdown().await;
+    let stopped_at = nodes[victim].height();
+    let others: Vec<usize> = (0..N as usize).filter(|i| *i != victim).collect();
+    let base = others.iter().map(|i| nodes[*i].height()).max().unwrap();
     let t1 = Instant::now();
-    for n in &nodes[..3] {
-        n.wait(base + 4, Duration::from_secs(120)).await;
+    for i in &others {
+        nodes[*i].wait(base + 4, Duration::from_secs(120)).await;
     }
     eprintln!(
-        "3 of 4 validators: {base} -> {} in {:?} (node 3 stopped at {stopped_at})",
+        "3 of 4 validators: {base} -> {} in {:?} (node {victim} stopped at {stopped_at}, \
+         it proposes round 0 of {upcoming})",
         base + 4,
         t1.elapsed()
     );
+    let s = nodes[others[0]].state.lock().unwrap().clone();
+    assert!(
+        s.blocks[&upcoming].1.round >= 1,
+        "height {upcoming} should have needed a second round"
+    );
 
-    // 3. Restart validator 3 on the same home and port: it catches up by value sync.
-    nodes[3].start(3, &validators).await;
-    let target = nodes[..3].iter().map(Node::height).max().unwrap() + 2;
+    // 3. Restart it on the same home and port: it catches up by value sync.
+    nodes[victim].start(victim as u8, &validators).await;
+    let target = others.iter().map(|i| nodes[*i].height()).max().unwrap() + 2;
     let t2 = Instant::now();
-    nodes[3].wait(target, Duration::from_secs(120)).await;
+    nodes[victim].wait(target, Duration::from_secs(120)).await;
     eprintln!(
-        "node 3 caught up from {stopped_at} to {target} in {:?}",
+        "node {victim} caught up from {stopped_at} to {target} in {:?}",
         t2.elapsed()
     );
     // And the network keeps going with all four.
@@ -126,12 +148,15 @@ async fn four_validators_agree_tolerate_one_down_and_resync() {
         check_chain(&s, &validators);
         assert_same_prefix(&s0, &s);
     }
-    let s3 = nodes[3].state.lock().unwrap().clone();
+    let s3 = nodes[victim].state.lock().unwrap().clone();
     assert!(s3.last >= target);
     // Heights committed while node 3 was down reached it through sync, with certificates
     // for the same values (the signer subsets may differ between nodes).
     for h in stopped_at + 1..=base {
-        assert_eq!(s3.blocks[&h].1.value_id, s0.blocks[&h].1.value_id, "height {h}");
+        assert_eq!(
+            s3.blocks[&h].1.value_id, s0.blocks[&h].1.value_id,
+            "height {h}"
+        );
     }
     eprintln!("four validator test total {:?}", t0.elapsed());
 }

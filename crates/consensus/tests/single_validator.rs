@@ -20,7 +20,10 @@ async fn single_validator_commits_blocks_with_valid_certificates() {
         .expect("start");
     let mut rx = handle.committed_height();
     let took = wait_height(&mut rx, 5, Duration::from_secs(60)).await;
-    eprintln!("single validator: 5 heights in {took:?} (start {:?})", started.elapsed());
+    eprintln!(
+        "single validator: 5 heights in {took:?} (start {:?})",
+        started.elapsed()
+    );
     handle.shutdown().await;
 
     let s = state.lock().unwrap().clone();
@@ -75,7 +78,11 @@ async fn single_validator_restarts_from_last_committed() {
     check_chain(&s, &validators);
     // The first run's blocks are unchanged, and the chain continued right after them.
     for (h, b) in &first_run.blocks {
-        assert_eq!(s.blocks.get(h).map(|x| &x.0), Some(&b.0), "block {h} changed");
+        assert_eq!(
+            s.blocks.get(h).map(|x| &x.0),
+            Some(&b.0),
+            "block {h} changed"
+        );
     }
     assert!(s.last >= first_run.last + 3);
     assert_eq!(s.blocks.len() as u64, s.last);

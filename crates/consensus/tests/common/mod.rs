@@ -133,7 +133,9 @@ impl BlockExecutor for CounterApp {
 
     fn decided(&self, height: Height) -> Option<(Vec<u8>, CommitCertificate)> {
         let s = self.state.lock().unwrap();
-        s.blocks.get(&height).map(|(b, c, _)| (b.clone(), c.clone()))
+        s.blocks
+            .get(&height)
+            .map(|(b, c, _)| (b.clone(), c.clone()))
     }
 
     fn history_min_height(&self) -> Height {
@@ -188,7 +190,11 @@ pub fn check_chain(state: &CounterState, validators: &[Validator]) {
     let mut root = [0u8; 32];
     for (h, (block, cert, r)) in &state.blocks {
         assert_eq!(cert.height, *h);
-        assert_eq!(cert.value_id, opal_consensus::value_id(block), "value id at {h}");
+        assert_eq!(
+            cert.value_id,
+            opal_consensus::value_id(block),
+            "value id at {h}"
+        );
         cert.verify(CHAIN_ID, validators)
             .unwrap_or_else(|e| panic!("certificate at {h}: {e}"));
         let b = Block::try_from_slice(block).unwrap();

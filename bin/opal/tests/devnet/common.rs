@@ -1,0 +1,205 @@
+//! Start and stop real devnet processes; sign and submit transactions over HTTP.
+
+use opal_node::home::KeyFile;
+use opal_types::{Action, Address, Amount, SecretKey, Transaction, TxBody};
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn opal_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_opal")
+}
+
+pub struct Devnet {
+    pub child: Option<Child>,
+    pub home: PathBuf,
+    pub url: String,
+    api_port: u16,
+    p2p_port: u16,
+    starts: u32,
+}
+
+impl Devnet {
+    pub fn start(home: &Path) -> Devnet {
+        let mut d = Devnet {
+            child: None,
+            home: home.to_path_buf(),
+            url: String::new(),
+            api_port: free_port(),
+            p2p_port: free_port(),
+            starts: 0,
+        };
+        d.url = format!("http://127.0.0.1:{}", d.api_port);
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        self.starts += 1;
+        let log = |kind: &str| {
+            std::fs::File::create(self.home.with_extension(format!("{}.{kind}.log", self.starts))).unwrap()
+        };
+        let child = Command::new(opal_bin())
+            .args(["devnet", "--check-invariants", "--home"])
+            .arg(&self.home)
+            .args(["--api-addr", &format!("127.0.0.1:{}", self.api_port)])
+            .args(["--p2p-addr", &format!("127.0.0.1:{}", self.p2p_port)])
+            .stdin(Stdio::null())
+            .stdout(log("out"))
+            .stderr(log("err"))
+            .spawn()
+            .expect("starting opal devnet");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    /// Wait until the API answers and at least one block past `min` is committed.
+    fn wait_ready(&mut self) {
+        let start = Instant::now();
+        loop {
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("devnet exited early with {st}; see {}", self.home.with_extension("*.log").display());
+            }
+            if let Ok((200, v)) = get(&self.url, "/api/status") {
+                if v["height"].as_u64().unwrap_or(0) >= 1 {
+                    return;
+                }
+            }
+            assert!(start.elapsed() < Duration::from_secs(90), "devnet not ready after 90 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().ok();
+            c.wait().ok();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe_sigterm(c.id());
+            let start = Instant::now();
+            loop {
+                if let Ok(Some(st)) = c.try_wait() {
+                    assert!(st.success(), "devnet exited with {st} on SIGTERM");
+                    return;
+                }
+                if start.elapsed() > Duration::from_secs(30) {
+                    c.kill().ok();
+                    panic!("devnet did not stop within 30 s of SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn dev_keys(&self) -> Vec<SecretKey> {
+        let mut paths: Vec<_> = std::fs::read_dir(self.home.join("keys"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        paths.sort();
+        paths.iter().map(|p| KeyFile::read(p).unwrap().secret().unwrap()).collect()
+    }
+
+    pub fn status(&self) -> Value {
+        let (code, v) = get(&self.url, "/api/status").unwrap();
+        assert_eq!(code, 200, "{v}");
+        v
+    }
+
+    pub fn account(&self, a: &Address) -> Value {
+        let (code, v) = get(&self.url, &format!("/api/accounts/{a}")).unwrap();
+        assert_eq!(code, 200, "{v}");
+        v
+    }
+
+    pub fn balance(&self, a: &Address) -> u128 {
+        self.account(a)["balance"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub fn nonce(&self, a: &Address) -> u64 {
+        self.account(a)["nonce"].as_u64().unwrap()
+    }
+
+    pub fn chain(&self) -> (String, Amount) {
+        let s = self.status();
+        (s["chain_id"].as_str().unwrap().to_string(), Amount(s["params"]["min_fee"].as_str().unwrap().parse().unwrap()))
+    }
+
+    /// Poll until the transaction is committed; returns its status object.
+    pub fn wait_tx(&self, hash: &str, timeout: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let (_, v) = get(&self.url, &format!("/api/txs/{hash}")).unwrap();
+            if v["status"] == "committed" {
+                return v;
+            }
+            assert!(v["status"] != "dropped", "transaction {hash} dropped: {v}");
+            assert!(start.elapsed() < timeout, "transaction {hash} not committed in {timeout:?}: {v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn unsafe_sigterm(pid: u32) {
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+}
+
+pub fn http() -> &'static reqwest::blocking::Client {
+    static C: std::sync::OnceLock<reqwest::blocking::Client> = std::sync::OnceLock::new();
+    C.get_or_init(|| reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap())
+}
+
+pub fn get(base: &str, path: &str) -> reqwest::Result<(u16, Value)> {
+    let r = http().get(format!("{base}{path}")).send()?;
+    let code = r.status().as_u16();
+    Ok((code, r.json().unwrap_or(Value::Null)))
+}
+
+pub fn post_raw(base: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+    let r = http()
+        .post(format!("{base}/api/txs"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().unwrap_or(Value::Null))
+}
+
+pub fn submit(base: &str, tx: &Transaction) -> (u16, Value) {
+    post_raw(base, "application/json", json!({"tx": hex::encode(tx.to_bytes())}).to_string().into_bytes())
+}
+
+pub fn transfer(chain_id: &str, fee: Amount, from: &SecretKey, to: Address, amount: u128, nonce: u64) -> Transaction {
+    TxBody { chain_id: chain_id.into(), nonce, fee, action: Action::Transfer { to, amount: Amount(amount) } }.sign(from)
+}
+
+/// Run the `opal` CLI; returns (exit code, stdout, stderr).
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(opal_bin()).args(args).env_remove("OPAL_HOME").output().unwrap();
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+}

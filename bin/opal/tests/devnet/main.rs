@@ -1,0 +1,6 @@
+//! Acceptance tests against real `opal devnet` processes over HTTP.
+
+mod bad_inputs;
+mod common;
+mod crash;
+mod transfers;

@@ -1,0 +1,41 @@
+//! `opal-bench`: micro-benchmarks of Opal's hot paths, timed with `std::time::Instant`.
+//! Each subcommand prints a short table to stdout (progress goes to stderr) and writes nothing
+//! else. `--quick` shrinks every size so CI can smoke-run all of them in seconds.
+//! Results and the commands that produced them: docs/benchmarks.md.
+
+mod commit;
+mod common;
+mod sigs;
+mod stats;
+mod transfers;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "opal-bench", about = "Opal micro-benchmarks (see docs/benchmarks.md)")]
+struct Cli {
+    /// Tiny sizes (a few seconds in total), for CI smoke runs; overrides size flags.
+    #[arg(long, global = true)]
+    quick: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// ed25519 verification per second: single and batched (64, 1024).
+    Sigs(sigs::Args),
+    /// Transfers per second through decode, stateless checks, execute_block and Store::commit.
+    Transfers(transfers::Args),
+    /// Durable commit time of a 1,000-update block as the state grows toward --accounts.
+    Commit(commit::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Sigs(a) => sigs::run(a, cli.quick),
+        Cmd::Transfers(a) => transfers::run(a, cli.quick),
+        Cmd::Commit(a) => commit::run(a, cli.quick),
+    }
+}
