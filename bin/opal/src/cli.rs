@@ -5,7 +5,12 @@ use std::path::PathBuf;
 pub const DEFAULT_NODE: &str = "http://127.0.0.1:8700";
 
 #[derive(Parser, Debug)]
-#[command(name = "opal", version, about = "Opal: a ledger for verifiable AI", long_about = "Opal: a ledger for verifiable AI.\n\nStart a local one-validator network with `opal devnet`, then send transfers with `opal tx transfer` and inspect the chain with `opal query`.")]
+#[command(
+    name = "opal",
+    version,
+    about = "Opal: a ledger for verifiable AI",
+    long_about = "Opal: a ledger for verifiable AI.\n\nStart a local one-validator network with `opal devnet`, then send transfers with `opal tx transfer` and inspect the chain with `opal query`."
+)]
 pub struct Cli {
     /// Output format: human-readable text, or JSON for scripts.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Text)]

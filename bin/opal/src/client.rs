@@ -22,12 +22,17 @@ impl Client {
         Ok(Client { base, http })
     }
 
-    fn handle(&self, url: &str, r: reqwest::Result<reqwest::blocking::Response>) -> Result<(u16, Value)> {
+    fn handle(
+        &self,
+        url: &str,
+        r: reqwest::Result<reqwest::blocking::Response>,
+    ) -> Result<(u16, Value)> {
         let r = r.map_err(|e| anyhow!("cannot reach the node at {}: {e}. Is it running? (start one with `opal devnet`)", self.base))
             .with_context(|| url.to_string())?;
         let status = r.status().as_u16();
         let text = r.text().context("reading the node's reply")?;
-        let v: Value = serde_json::from_str(&text).map_err(|_| anyhow!("the node replied {status} with non-JSON: {text}"))?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|_| anyhow!("the node replied {status} with non-JSON: {text}"))?;
         Ok((status, v))
     }
 
@@ -56,7 +61,13 @@ impl Client {
 }
 
 pub fn describe_error(status: u16, v: &Value) -> String {
-    let code = v.pointer("/error/code").and_then(Value::as_str).unwrap_or("error");
-    let msg = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("");
+    let code = v
+        .pointer("/error/code")
+        .and_then(Value::as_str)
+        .unwrap_or("error");
+    let msg = v
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     format!("the node refused ({status} {code}): {msg}")
 }

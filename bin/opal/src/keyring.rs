@@ -5,7 +5,9 @@ use opal_node::home::KeyFile;
 use std::path::{Path, PathBuf};
 
 pub fn home_dir() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 pub fn default_devnet_home() -> PathBuf {
@@ -13,11 +15,17 @@ pub fn default_devnet_home() -> PathBuf {
 }
 
 pub fn keyring_dir(arg: &Option<PathBuf>) -> PathBuf {
-    arg.clone().unwrap_or_else(|| home_dir().join(".opal").join("keys"))
+    arg.clone()
+        .unwrap_or_else(|| home_dir().join(".opal").join("keys"))
 }
 
 pub fn valid_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         bail!("key name {name:?} must be 1-64 characters of [A-Za-z0-9_-]");
     }
     Ok(())
@@ -30,7 +38,9 @@ pub fn resolve(key: &str, keyring: &Option<PathBuf>) -> Result<KeyFile> {
     }
     let mut tried = vec![];
     if valid_name(key).is_ok() {
-        let devnet_home = std::env::var_os("OPAL_HOME").map(PathBuf::from).unwrap_or_else(default_devnet_home);
+        let devnet_home = std::env::var_os("OPAL_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(default_devnet_home);
         for dir in [keyring_dir(keyring), devnet_home.join("keys")] {
             let f = dir.join(format!("{key}.json"));
             if f.is_file() {

@@ -43,7 +43,16 @@ fn crash_child_node() {
     });
 }
 
-fn spawn_child(home: &Path, port: u16) -> Child {
+/// Kills the child if the test panics, so no node process outlives it.
+struct KillOnDrop(Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_child(home: &Path, port: u16) -> KillOnDrop {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -56,6 +65,7 @@ fn spawn_child(home: &Path, port: u16) -> Child {
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
+        .map(KillOnDrop)
         .expect("spawn child")
 }
 
@@ -96,8 +106,8 @@ fn sigkill_at_any_point_then_restart_continues_the_chain() {
         let mut child = spawn_child(home, port);
         let s = wait_file_height(home, last + 2, Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(*off));
-        child.kill().expect("SIGKILL"); // SIGKILL on Unix
-        child.wait().unwrap();
+        child.0.kill().expect("SIGKILL"); // SIGKILL on Unix
+        child.0.wait().unwrap();
         let s_after = read_state(home);
         assert!(s_after.last >= s.last);
         check_chain(&s_after, &validators);
@@ -111,8 +121,8 @@ fn sigkill_at_any_point_then_restart_continues_the_chain() {
     // A final run continues, then stops.
     let mut child = spawn_child(home, port);
     let s = wait_file_height(home, last + 3, Duration::from_secs(60));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     check_chain(&read_state(home), &validators);
     assert!(s.last >= last + 3);
     let log = std::fs::read_to_string(home.join("child.log")).unwrap_or_default();

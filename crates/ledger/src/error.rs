@@ -18,9 +18,17 @@ pub enum TxError {
     #[error("fee {got} is below the minimum {min}")]
     FeeTooLow { min: Amount, got: Amount },
     #[error("wrong nonce for {address}: expected {expected}, got {got}")]
-    BadNonce { address: Address, expected: u64, got: u64 },
+    BadNonce {
+        address: Address,
+        expected: u64,
+        got: u64,
+    },
     #[error("insufficient funds in {address}: need {need}, have {have}")]
-    InsufficientFunds { address: Address, need: Amount, have: Amount },
+    InsufficientFunds {
+        address: Address,
+        need: Amount,
+        have: Amount,
+    },
     #[error("transfer amount must be greater than zero")]
     ZeroAmount,
     #[error("arithmetic overflow")]

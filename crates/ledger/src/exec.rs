@@ -11,7 +11,16 @@ use opal_types::{Action, Block, Hash, Transaction};
 use serde::{Deserialize, Serialize};
 
 /// What happened to one transaction of a block.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, borsh::BorshSerialize, borsh::BorshDeserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    borsh::BorshSerialize,
+    borsh::BorshDeserialize,
+)]
 pub struct TxResult {
     pub hash: Hash,
     /// `None` if it was applied; otherwise the rejection, rendered (the typed error is in `code`).
@@ -20,7 +29,17 @@ pub struct TxResult {
     pub events: Vec<Event>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, borsh::BorshSerialize, borsh::BorshDeserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    borsh::BorshSerialize,
+    borsh::BorshDeserialize,
+)]
 pub struct BlockResult {
     pub txs: Vec<TxResult>,
     /// Events of begin-block and end-block.
@@ -56,13 +75,22 @@ pub fn check_tx_stateless(
 ) -> Result<(), TxError> {
     let limit = params.max_tx_bytes as usize;
     if encoded_len > limit {
-        return Err(TxError::TooLarge { size: encoded_len, limit });
+        return Err(TxError::TooLarge {
+            size: encoded_len,
+            limit,
+        });
     }
     if tx.body.chain_id != chain_id {
-        return Err(TxError::WrongChain { expected: chain_id.to_string(), got: tx.body.chain_id.clone() });
+        return Err(TxError::WrongChain {
+            expected: chain_id.to_string(),
+            got: tx.body.chain_id.clone(),
+        });
     }
     if tx.body.fee < params.min_fee {
-        return Err(TxError::FeeTooLow { min: params.min_fee, got: tx.body.fee });
+        return Err(TxError::FeeTooLow {
+            min: params.min_fee,
+            got: tx.body.fee,
+        });
     }
     if check_signature {
         tx.verify_signature().map_err(|_| TxError::BadSignature)?;
@@ -72,7 +100,11 @@ pub fn check_tx_stateless(
 
 /// Apply one transaction whose stateless checks passed: nonce, fee, then the action's component.
 /// On `Ok(Err(_))` the caller drops `s` (it is a fork).
-fn deliver_tx(s: &mut Overlay, params: &Params, tx: &Transaction) -> Result<Result<Vec<Event>, TxError>, LedgerError> {
+fn deliver_tx(
+    s: &mut Overlay,
+    params: &Params,
+    tx: &Transaction,
+) -> Result<Result<Vec<Event>, TxError>, LedgerError> {
     let sender = tx.sender();
     let mut events = Vec::new();
     if let Err(e) = accounts::use_nonce(s, &sender, tx.body.nonce)? {
@@ -82,7 +114,9 @@ fn deliver_tx(s: &mut Overlay, params: &Params, tx: &Transaction) -> Result<Resu
         return Ok(Err(e));
     }
     let r = match &tx.body.action {
-        Action::Transfer { to, amount } => accounts::transfer(s, &sender, to, *amount, &mut events)?,
+        Action::Transfer { to, amount } => {
+            accounts::transfer(s, &sender, to, *amount, &mut events)?
+        }
     };
     Ok(r.map(|()| events))
 }
@@ -98,12 +132,17 @@ fn code_of(e: &TxError) -> String {
 fn signatures_ok(txs: &[Transaction]) -> Vec<bool> {
     let digests: Vec<Hash> = txs.iter().map(|t| t.body.sign_digest()).collect();
     let batch = opal_types::crypto::verify_batch(
-        txs.iter().zip(&digests).map(|(t, d)| (&t.signer, &d.0[..], &t.signature)),
+        txs.iter()
+            .zip(&digests)
+            .map(|(t, d)| (&t.signer, &d.0[..], &t.signature)),
     );
     if batch.is_ok() {
         return vec![true; txs.len()];
     }
-    txs.iter().zip(&digests).map(|(t, d)| t.signer.verify(&d.0, &t.signature).is_ok()).collect()
+    txs.iter()
+        .zip(&digests)
+        .map(|(t, d)| t.signer.verify(&d.0, &t.signature).is_ok())
+        .collect()
 }
 
 /// Execute a decided block on `s`: begin-block, each transaction in its own fork, end-block.
@@ -131,21 +170,31 @@ pub fn execute_block(s: &mut Overlay, block: &Block) -> Result<BlockResult, Ledg
             }
         };
         result.txs.push(match outcome {
-            Ok(events) => TxResult { hash, error: None, code: None, events },
-            Err(e) => TxResult { hash, code: Some(code_of(&e)), error: Some(e.to_string()), events: vec![] },
+            Ok(events) => TxResult {
+                hash,
+                error: None,
+                code: None,
+                events,
+            },
+            Err(e) => TxResult {
+                hash,
+                code: Some(code_of(&e)),
+                error: Some(e.to_string()),
+                events: vec![],
+            },
         });
     }
     fees::end_block(s, &block.header.proposer, &mut result.events)?;
     Ok(result)
 }
 
+/// Transactions chosen for a block, and those refused with why.
+pub type Selection = (Vec<Transaction>, Vec<(Hash, TxError)>);
+
 /// Choose transactions for a new block from `candidates` (in order), keeping those that apply
 /// on top of the ones already chosen, within the block limits. Signatures must have been checked
 /// at admission. Returns the chosen ones and the rejected ones with their errors.
-pub fn select_txs(
-    s: &Overlay,
-    candidates: Vec<Transaction>,
-) -> Result<(Vec<Transaction>, Vec<(Hash, TxError)>), LedgerError> {
+pub fn select_txs(s: &Overlay, candidates: Vec<Transaction>) -> Result<Selection, LedgerError> {
     let params = params(s)?;
     let chain_id = chain_id(s)?;
     let mut scratch = s.fork();

@@ -26,7 +26,16 @@ pub struct GenesisAccount {
     pub balance: Amount,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, borsh::BorshSerialize, borsh::BorshDeserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    borsh::BorshSerialize,
+    borsh::BorshDeserialize,
+)]
 pub struct GenesisValidator {
     pub name: String,
     pub public_key: PublicKey,
@@ -46,7 +55,10 @@ impl Genesis {
         let bad = |m: String| Err(LedgerError::Genesis(m));
         if self.chain_id.is_empty()
             || self.chain_id.len() > 64
-            || !self.chain_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || !self
+                .chain_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             return bad(format!(
                 "chain_id {:?} must be 1-64 characters of [A-Za-z0-9_-]",
@@ -85,7 +97,14 @@ impl Genesis {
             supply = supply
                 .checked_add(a.balance)
                 .map_err(|e| LedgerError::Genesis(format!("total supply: {e}")))?;
-            accounts::set(s, &a.address, &accounts::Account { balance: a.balance, nonce: 0 });
+            accounts::set(
+                s,
+                &a.address,
+                &accounts::Account {
+                    balance: a.balance,
+                    nonce: 0,
+                },
+            );
         }
         write(s, keys::SUPPLY, &supply);
         write(s, keys::PARAMS, &self.params);

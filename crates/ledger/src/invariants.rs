@@ -15,7 +15,9 @@ pub fn check_supply(s: &Overlay) -> Result<Amount, LedgerError> {
             key: hex_key(&k),
             reason: e.to_string(),
         })?;
-        sum = sum.checked_add(a.balance).map_err(|e| LedgerError::Invariant(e.to_string()))?;
+        sum = sum
+            .checked_add(a.balance)
+            .map_err(|e| LedgerError::Invariant(e.to_string()))?;
     }
     if sum != supply {
         return Err(LedgerError::Invariant(format!(

@@ -25,9 +25,16 @@ fn genesis() -> Genesis {
         genesis_time_ms: 1_000,
         params: Params::default(),
         accounts: (1..=4)
-            .map(|i| GenesisAccount { address: key(i).address(), balance: Amount(1_000_000) })
+            .map(|i| GenesisAccount {
+                address: key(i).address(),
+                balance: Amount(1_000_000),
+            })
             .collect(),
-        validators: vec![GenesisValidator { name: "v".into(), public_key: key(100).public_key(), power: 1 }],
+        validators: vec![GenesisValidator {
+            name: "v".into(),
+            public_key: key(100).public_key(),
+            power: 1,
+        }],
     }
 }
 
@@ -38,7 +45,9 @@ impl TestChain {
         let g = genesis();
         let mut o = Overlay::new(store.snapshot().unwrap());
         g.apply(&mut o).unwrap();
-        store.commit(0, o.into_writes(), Default::default()).unwrap();
+        store
+            .commit(0, o.into_writes(), Default::default())
+            .unwrap();
         TestChain {
             _dir: dir,
             store,
@@ -55,11 +64,15 @@ impl TestChain {
     }
 
     fn balance(&self, k: &SecretKey) -> Amount {
-        components::accounts::get(&self.overlay(), &k.address()).unwrap().balance
+        components::accounts::get(&self.overlay(), &k.address())
+            .unwrap()
+            .balance
     }
 
     fn nonce(&self, k: &SecretKey) -> u64 {
-        components::accounts::get(&self.overlay(), &k.address()).unwrap().nonce
+        components::accounts::get(&self.overlay(), &k.address())
+            .unwrap()
+            .nonce
     }
 
     fn root(&self) -> [u8; 32] {
@@ -84,7 +97,9 @@ impl TestChain {
         let mut o = self.overlay();
         let result = execute_block(&mut o, &block).unwrap();
         invariants::check_supply(&o).expect("supply invariant");
-        self.store.commit(self.height, o.into_writes(), Default::default()).unwrap();
+        self.store
+            .commit(self.height, o.into_writes(), Default::default())
+            .unwrap();
         self.parent = block.hash();
         result
     }
@@ -94,7 +109,10 @@ impl TestChain {
             chain_id: self.chain_id.clone(),
             nonce,
             fee: Params::default().min_fee,
-            action: Action::Transfer { to: to.address(), amount: Amount(amount) },
+            action: Action::Transfer {
+                to: to.address(),
+                amount: Amount(amount),
+            },
         }
         .sign(from)
     }
@@ -108,7 +126,11 @@ fn transfer_moves_value_and_pays_fee_to_proposer() {
     assert_eq!(r.txs[0].error, None);
     assert_eq!(c.balance(&key(1)), Amount(1_000_000 - 500 - fee));
     assert_eq!(c.balance(&key(2)), Amount(1_000_500));
-    assert_eq!(c.balance(&key(100)), Amount(fee), "the proposer collects the fee");
+    assert_eq!(
+        c.balance(&key(100)),
+        Amount(fee),
+        "the proposer collects the fee"
+    );
     assert_eq!(c.nonce(&key(1)), 1);
     assert!(matches!(r.events[0], Event::FeesDistributed { .. }));
 }
@@ -130,15 +152,39 @@ fn rejected_transactions_change_nothing() {
     let low_fee = low_fee.sign(&key(4));
     let zero = c.transfer(&key(4), &key(2), 0, 0);
     let future_nonce = c.transfer(&key(4), &key(2), 5, 7);
-    let r = c.block(vec![bad_sig, other_chain, replay, overdraft, low_fee, zero, future_nonce]);
+    let r = c.block(vec![
+        bad_sig,
+        other_chain,
+        replay,
+        overdraft,
+        low_fee,
+        zero,
+        future_nonce,
+    ]);
     let codes: Vec<_> = r.txs.iter().map(|t| t.code.clone().unwrap()).collect();
     assert_eq!(
         codes,
-        ["bad_signature", "wrong_chain", "bad_nonce", "insufficient_funds", "fee_too_low", "zero_amount", "bad_nonce"]
+        [
+            "bad_signature",
+            "wrong_chain",
+            "bad_nonce",
+            "insufficient_funds",
+            "fee_too_low",
+            "zero_amount",
+            "bad_nonce"
+        ]
     );
-    assert_eq!(c.root(), root, "a block of rejected transactions leaves the state root unchanged");
+    assert_eq!(
+        c.root(),
+        root,
+        "a block of rejected transactions leaves the state root unchanged"
+    );
     assert_eq!(c.nonce(&key(1)), 1);
-    assert_eq!(c.nonce(&key(3)), 0, "a rejected transaction does not consume its nonce");
+    assert_eq!(
+        c.nonce(&key(3)),
+        0,
+        "a rejected transaction does not consume its nonce"
+    );
 }
 
 #[test]
@@ -157,7 +203,9 @@ fn same_blocks_give_same_roots() {
     let mut b = TestChain::new();
     assert_eq!(a.root(), b.root());
     for h in 0..5u64 {
-        let txs: Vec<_> = (1..=3u8).map(|i| a.transfer(&key(i), &key(i % 4 + 1), 100 + h as u128, h)).collect();
+        let txs: Vec<_> = (1..=3u8)
+            .map(|i| a.transfer(&key(i), &key(i % 4 + 1), 100 + h as u128, h))
+            .collect();
         a.block(txs.clone());
         b.block(txs);
         assert_eq!(a.root(), b.root(), "roots diverged at height {}", h + 1);
@@ -167,7 +215,10 @@ fn same_blocks_give_same_roots() {
 #[test]
 fn many_random_transfers_conserve_supply() {
     // Seeded pseudo-random sequence (xorshift) so a failure is reproducible.
-    let seed: u64 = std::env::var("OPAL_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed);
+    let seed: u64 = std::env::var("OPAL_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed);
     println!("seed {seed}");
     let mut x = seed;
     let mut next = move || {
@@ -185,7 +236,11 @@ fn many_random_transfers_conserve_supply() {
             let to = (next() % 4 + 1) as u8;
             let amount = (next() % 50_000) as u128;
             // Sometimes a stale nonce, to mix rejections in.
-            let nonce = if next() % 10 == 0 { nonces[from as usize].saturating_sub(1) } else { nonces[from as usize] };
+            let nonce = if next() % 10 == 0 {
+                nonces[from as usize].saturating_sub(1)
+            } else {
+                nonces[from as usize]
+            };
             let t = c.transfer(&key(from), &key(to), amount, nonce);
             txs.push(t);
             if nonce == nonces[from as usize] && amount > 0 {
@@ -197,7 +252,10 @@ fn many_random_transfers_conserve_supply() {
         for i in 1..=4u8 {
             nonces[i as usize] = c.nonce(&key(i));
         }
-        assert!(r.txs.iter().any(|t| t.error.is_none()), "seed {seed}: some transfers must apply");
+        assert!(
+            r.txs.iter().any(|t| t.error.is_none()),
+            "seed {seed}: some transfers must apply"
+        );
     }
 }
 
@@ -227,6 +285,9 @@ fn select_txs_skips_invalid_and_respects_order() {
         c.transfer(&key(3), &key(2), 5_000_000, 0), // overdraft
     ];
     let (chosen, rejected) = select_txs(&c.overlay(), txs).unwrap();
-    assert_eq!(chosen.iter().map(|t| t.body.nonce).collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(
+        chosen.iter().map(|t| t.body.nonce).collect::<Vec<_>>(),
+        vec![0, 1]
+    );
     assert_eq!(rejected.len(), 2);
 }

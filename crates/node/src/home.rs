@@ -59,15 +59,22 @@ impl KeyFile {
     }
 
     pub fn read(path: &Path) -> Result<KeyFile, NodeError> {
-        let s = std::fs::read_to_string(path)
-            .map_err(|e| NodeError::Home(format!("cannot read key file {}: {e}", path.display())))?;
+        let s = std::fs::read_to_string(path).map_err(|e| {
+            NodeError::Home(format!("cannot read key file {}: {e}", path.display()))
+        })?;
         serde_json::from_str(&s)
             .map_err(|e| NodeError::Home(format!("key file {} is not valid: {e}", path.display())))
     }
 
     /// Write with owner-only permissions, atomically (write a temporary file, then rename).
     pub fn write(&self, path: &Path) -> Result<(), NodeError> {
-        write_atomic(path, serde_json::to_string_pretty(self).expect("serializes").as_bytes(), true)
+        write_atomic(
+            path,
+            serde_json::to_string_pretty(self)
+                .expect("serializes")
+                .as_bytes(),
+            true,
+        )
     }
 }
 
@@ -133,7 +140,8 @@ impl Home {
         let p = self.config_path();
         let s = std::fs::read_to_string(&p)
             .map_err(|e| NodeError::Home(format!("cannot read {}: {e}", p.display())))?;
-        toml::from_str(&s).map_err(|e| NodeError::Home(format!("{} is not valid: {e}", p.display())))
+        toml::from_str(&s)
+            .map_err(|e| NodeError::Home(format!("{} is not valid: {e}", p.display())))
     }
 
     pub fn write_config(&self, c: &NodeConfig) -> Result<(), NodeError> {

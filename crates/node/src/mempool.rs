@@ -15,7 +15,10 @@ pub struct MempoolLimits {
 
 impl Default for MempoolLimits {
     fn default() -> Self {
-        MempoolLimits { max_txs: 50_000, max_bytes: 64 << 20 }
+        MempoolLimits {
+            max_txs: 50_000,
+            max_bytes: 64 << 20,
+        }
     }
 }
 
@@ -49,12 +52,17 @@ fn spend_of(tx: &Transaction) -> Result<Amount, TxError> {
     let amount = match &tx.body.action {
         Action::Transfer { amount, .. } => *amount,
     };
-    amount.checked_add(tx.body.fee).map_err(|_| TxError::Overflow)
+    amount
+        .checked_add(tx.body.fee)
+        .map_err(|_| TxError::Overflow)
 }
 
 impl Mempool {
     pub fn new(limits: MempoolLimits) -> Mempool {
-        Mempool { limits, ..Default::default() }
+        Mempool {
+            limits,
+            ..Default::default()
+        }
     }
 
     fn limits(&self) -> MempoolLimits {
@@ -79,13 +87,22 @@ impl Mempool {
     }
 
     pub fn dropped_reason(&self, h: &Hash) -> Option<String> {
-        self.recently_dropped.iter().rev().find(|(x, _)| x == h).map(|(_, r)| r.clone())
+        self.recently_dropped
+            .iter()
+            .rev()
+            .find(|(x, _)| x == h)
+            .map(|(_, r)| r.clone())
     }
 
     /// Admit `tx` (its stateless checks, signature included, already passed) given the sender's
     /// committed account. The nonce must continue the sender's pending sequence, and the balance
     /// must cover every pending spend plus this one.
-    pub fn admit(&mut self, tx: Transaction, len: usize, sender: SenderState) -> Result<Hash, AdmitError> {
+    pub fn admit(
+        &mut self,
+        tx: Transaction,
+        len: usize,
+        sender: SenderState,
+    ) -> Result<Hash, AdmitError> {
         let hash = tx.hash();
         if self.by_hash.contains_key(&hash) {
             return Err(AdmitError::AlreadyKnown(hash.to_hex()));
@@ -99,22 +116,41 @@ impl Mempool {
         let pending_count = pending.map_or(0, |p| p.len()) as u64;
         let expected = sender.nonce + pending_count;
         if tx.body.nonce != expected {
-            return Err(TxError::BadNonce { address: addr, expected, got: tx.body.nonce }.into());
+            return Err(TxError::BadNonce {
+                address: addr,
+                expected,
+                got: tx.body.nonce,
+            }
+            .into());
         }
         let mut committed_spend = Amount::ZERO;
         for e in pending.into_iter().flat_map(|p| p.values()) {
-            committed_spend = committed_spend.checked_add(e.spend).map_err(|_| TxError::Overflow)?;
+            committed_spend = committed_spend
+                .checked_add(e.spend)
+                .map_err(|_| TxError::Overflow)?;
         }
         let spend = spend_of(&tx)?;
-        let need = committed_spend.checked_add(spend).map_err(|_| TxError::Overflow)?;
+        let need = committed_spend
+            .checked_add(spend)
+            .map_err(|_| TxError::Overflow)?;
         if need > sender.balance {
-            return Err(TxError::InsufficientFunds { address: addr, need, have: sender.balance }.into());
+            return Err(TxError::InsufficientFunds {
+                address: addr,
+                need,
+                have: sender.balance,
+            }
+            .into());
         }
         let nonce = tx.body.nonce;
-        self.by_sender
-            .entry(addr)
-            .or_default()
-            .insert(nonce, Entry { tx: Arc::new(tx), hash, len, spend });
+        self.by_sender.entry(addr).or_default().insert(
+            nonce,
+            Entry {
+                tx: Arc::new(tx),
+                hash,
+                len,
+                spend,
+            },
+        );
         self.by_hash.insert(hash, (addr, nonce));
         self.bytes += len;
         Ok(hash)
@@ -135,7 +171,9 @@ impl Mempool {
     }
 
     fn remove(&mut self, h: &Hash) -> bool {
-        let Some((addr, nonce)) = self.by_hash.remove(h) else { return false };
+        let Some((addr, nonce)) = self.by_hash.remove(h) else {
+            return false;
+        };
         if let Some(m) = self.by_sender.get_mut(&addr) {
             if let Some(e) = m.remove(&nonce) {
                 self.bytes -= e.len;
@@ -174,7 +212,9 @@ impl Mempool {
     /// same sender (their nonces can no longer be reached).
     pub fn drop_invalid(&mut self, rejected: &[(Hash, TxError)]) {
         for (h, err) in rejected {
-            let Some((addr, nonce)) = self.by_hash.get(h).copied() else { continue };
+            let Some((addr, nonce)) = self.by_hash.get(h).copied() else {
+                continue;
+            };
             let later: Vec<Hash> = self
                 .by_sender
                 .get(&addr)
@@ -182,7 +222,11 @@ impl Mempool {
                 .unwrap_or_default();
             for x in later {
                 self.remove(&x);
-                let reason = if x == *h { err.to_string() } else { "an earlier transaction of the same sender was dropped".into() };
+                let reason = if x == *h {
+                    err.to_string()
+                } else {
+                    "an earlier transaction of the same sender was dropped".into()
+                };
                 self.recently_dropped.push_back((x, reason));
                 if self.recently_dropped.len() > DROPPED_MEMORY {
                     self.recently_dropped.pop_front();

@@ -110,12 +110,24 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
             signing_key: key.seed(),
             listen_addr: config.p2p_addr,
             peers: config.peers.clone(),
-            timeouts: if config.dev_timeouts { Timeouts::dev() } else { Timeouts::default() },
+            timeouts: if config.dev_timeouts {
+                Timeouts::dev()
+            } else {
+                Timeouts::default()
+            },
             chain_id: genesis.chain_id.clone(),
         },
-        OpalApp { shared: shared.clone() },
+        OpalApp {
+            shared: shared.clone(),
+        },
     )
     .await?;
     tracing::info!(%api_addr, height, "node started");
-    Ok(NodeHandle { api_addr, shared, consensus, api_stop, api_task })
+    Ok(NodeHandle {
+        api_addr,
+        shared,
+        consensus,
+        api_stop,
+        api_task,
+    })
 }

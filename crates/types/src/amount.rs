@@ -28,14 +28,20 @@ impl Amount {
         self.0
             .checked_add(other.0)
             .map(Amount)
-            .ok_or(AmountError::Overflow { a: self.0, b: other.0 })
+            .ok_or(AmountError::Overflow {
+                a: self.0,
+                b: other.0,
+            })
     }
 
     pub fn checked_sub(self, other: Amount) -> Result<Amount, AmountError> {
         self.0
             .checked_sub(other.0)
             .map(Amount)
-            .ok_or(AmountError::Underflow { a: self.0, b: other.0 })
+            .ok_or(AmountError::Underflow {
+                a: self.0,
+                b: other.0,
+            })
     }
 
     pub fn is_zero(self) -> bool {
@@ -50,7 +56,9 @@ impl std::str::FromStr for Amount {
         if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
             return Err(AmountError::Parse(s.to_string()));
         }
-        t.parse::<u128>().map(Amount).map_err(|_| AmountError::Parse(s.to_string()))
+        t.parse::<u128>()
+            .map(Amount)
+            .map_err(|_| AmountError::Parse(s.to_string()))
     }
 }
 

@@ -124,7 +124,8 @@ pub fn verify_batch<'a>(
         let vkb = ed25519_consensus::VerificationKeyBytes::from(pk.0);
         v.queue((vkb, ed25519_consensus::Signature::from(sig.0), msg));
     }
-    v.verify(rand_core::OsRng).map_err(|_| CryptoError::BadSignature)
+    v.verify(rand_core::OsRng)
+        .map_err(|_| CryptoError::BadSignature)
 }
 
 impl Address {
@@ -150,15 +151,21 @@ impl fmt::Debug for Address {
 impl std::str::FromStr for Address {
     type Err = CryptoError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |reason: String| CryptoError::Parse { what: "address", reason };
+        let err = |reason: String| CryptoError::Parse {
+            what: "address",
+            reason,
+        };
         let rest = s
             .trim()
             .strip_prefix(Self::PREFIX)
             .ok_or_else(|| err(format!("{s:?} does not start with \"opal\"")))?;
         let v = hex::decode(rest).map_err(|e| err(format!("{s:?}: {e}")))?;
-        let arr: [u8; 20] = v
-            .try_into()
-            .map_err(|v: Vec<u8>| err(format!("expected 20 bytes after the prefix, got {}", v.len())))?;
+        let arr: [u8; 20] = v.try_into().map_err(|v: Vec<u8>| {
+            err(format!(
+                "expected 20 bytes after the prefix, got {}",
+                v.len()
+            ))
+        })?;
         Ok(Address(arr))
     }
 }
@@ -197,7 +204,8 @@ macro_rules! serde_via_str {
     };
 }
 
-serde_via_str!(Address, |a: &Address| a.to_string(), |s: &str| s.parse::<Address>());
+serde_via_str!(Address, |a: &Address| a.to_string(), |s: &str| s
+    .parse::<Address>());
 serde_via_str!(PublicKey, |k: &PublicKey| k.to_hex(), PublicKey::from_hex);
 serde_via_str!(Signature, |k: &Signature| hex::encode(k.0), |s: &str| {
     let v = hex::decode(s).map_err(|e| e.to_string())?;

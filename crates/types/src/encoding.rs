@@ -26,7 +26,10 @@ pub fn decode<T: BorshSerialize + BorshDeserialize>(
     limit: usize,
 ) -> Result<T, DecodeError> {
     if bytes.len() > limit {
-        return Err(DecodeError::TooLarge { got: bytes.len(), limit });
+        return Err(DecodeError::TooLarge {
+            got: bytes.len(),
+            limit,
+        });
     }
     let v: T = borsh::from_slice(bytes).map_err(|e| DecodeError::Malformed {
         what,

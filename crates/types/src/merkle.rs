@@ -10,7 +10,10 @@ pub fn root(leaves: &[Hash]) -> Hash {
     if leaves.is_empty() {
         return Hash::ZERO;
     }
-    let mut level: Vec<Hash> = leaves.iter().map(|l| Hash::of(Domain::MerkleLeaf, &l.0)).collect();
+    let mut level: Vec<Hash> = leaves
+        .iter()
+        .map(|l| Hash::of(Domain::MerkleLeaf, &l.0))
+        .collect();
     while level.len() > 1 {
         level = level
             .chunks(2)

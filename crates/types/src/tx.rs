@@ -48,7 +48,11 @@ impl TxBody {
 
     pub fn sign(self, key: &SecretKey) -> Transaction {
         let signature = key.sign(&self.sign_digest().0);
-        Transaction { body: self, signer: key.public_key(), signature }
+        Transaction {
+            body: self,
+            signer: key.public_key(),
+            signature,
+        }
     }
 }
 
@@ -63,7 +67,8 @@ impl Transaction {
     }
 
     pub fn verify_signature(&self) -> Result<(), CryptoError> {
-        self.signer.verify(&self.body.sign_digest().0, &self.signature)
+        self.signer
+            .verify(&self.body.sign_digest().0, &self.signature)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {

@@ -9,7 +9,10 @@ fn tx(nonce: u64) -> Transaction {
         chain_id: "test".into(),
         nonce,
         fee: Amount(10),
-        action: Action::Transfer { to: SecretKey::from_seed([2u8; 32]).address(), amount: Amount(5) },
+        action: Action::Transfer {
+            to: SecretKey::from_seed([2u8; 32]).address(),
+            amount: Amount(5),
+        },
     }
     .sign(&key)
 }
@@ -19,7 +22,10 @@ fn oversized_input_is_refused_before_decoding() {
     let bytes = vec![0u8; 2000];
     assert!(matches!(
         Transaction::from_bytes(&bytes, 1000),
-        Err(DecodeError::TooLarge { got: 2000, limit: 1000 })
+        Err(DecodeError::TooLarge {
+            got: 2000,
+            limit: 1000
+        })
     ));
 }
 
@@ -27,7 +33,10 @@ fn oversized_input_is_refused_before_decoding() {
 fn trailing_bytes_are_refused() {
     let mut b = tx(1).to_bytes();
     b.push(0);
-    assert!(matches!(Transaction::from_bytes(&b, 4096), Err(DecodeError::Malformed { .. })));
+    assert!(matches!(
+        Transaction::from_bytes(&b, 4096),
+        Err(DecodeError::Malformed { .. })
+    ));
 }
 
 #[test]
@@ -41,7 +50,10 @@ fn tampered_signature_or_body_fails_verification() {
     assert!(bad.verify_signature().is_err());
     let mut bad = t;
     bad.body.chain_id = "other".into();
-    assert!(bad.verify_signature().is_err(), "a signature must not carry over to another chain");
+    assert!(
+        bad.verify_signature().is_err(),
+        "a signature must not carry over to another chain"
+    );
 }
 
 #[test]
@@ -49,13 +61,17 @@ fn batch_verification_matches_single() {
     let txs: Vec<Transaction> = (0..16).map(tx).collect();
     let digests: Vec<Hash> = txs.iter().map(|t| t.body.sign_digest()).collect();
     let ok = opal_types::crypto::verify_batch(
-        txs.iter().zip(&digests).map(|(t, d)| (&t.signer, &d.0[..], &t.signature)),
+        txs.iter()
+            .zip(&digests)
+            .map(|(t, d)| (&t.signer, &d.0[..], &t.signature)),
     );
     assert!(ok.is_ok());
     let mut bad = txs.clone();
     bad[7].signature.0[0] ^= 0x80;
     let r = opal_types::crypto::verify_batch(
-        bad.iter().zip(&digests).map(|(t, d)| (&t.signer, &d.0[..], &t.signature)),
+        bad.iter()
+            .zip(&digests)
+            .map(|(t, d)| (&t.signer, &d.0[..], &t.signature)),
     );
     assert!(r.is_err());
 }
@@ -81,8 +97,15 @@ fn empty_merkle_root_is_zero_and_order_matters() {
     assert_eq!(opal_types::merkle::root(&[]), Hash::ZERO);
     let a = Hash([1; 32]);
     let b = Hash([2; 32]);
-    assert_ne!(opal_types::merkle::root(&[a, b]), opal_types::merkle::root(&[b, a]));
-    assert_ne!(opal_types::merkle::root(&[a]), a, "a leaf is hashed under its own domain");
+    assert_ne!(
+        opal_types::merkle::root(&[a, b]),
+        opal_types::merkle::root(&[b, a])
+    );
+    assert_ne!(
+        opal_types::merkle::root(&[a]),
+        a,
+        "a leaf is hashed under its own domain"
+    );
 }
 
 proptest! {

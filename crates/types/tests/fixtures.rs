@@ -6,7 +6,9 @@ use opal_types::*;
 use std::path::PathBuf;
 
 fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn sample_tx() -> Transaction {
@@ -16,7 +18,10 @@ fn sample_tx() -> Transaction {
         chain_id: "opal-fixture".into(),
         nonce: 42,
         fee: Amount(1_000),
-        action: Action::Transfer { to, amount: Amount(123_456_789) },
+        action: Action::Transfer {
+            to,
+            amount: Amount(123_456_789),
+        },
     }
     .sign(&key)
 }
@@ -43,7 +48,11 @@ fn check(name: &str, actual: &str) -> String {
     }
     let committed = std::fs::read_to_string(&p)
         .unwrap_or_else(|e| panic!("missing fixture {}: {e}", p.display()));
-    assert_eq!(committed.trim(), actual, "fixture {name} drifted: the canonical format changed");
+    assert_eq!(
+        committed.trim(),
+        actual,
+        "fixture {name} drifted: the canonical format changed"
+    );
     committed.trim().to_string()
 }
 
@@ -56,7 +65,9 @@ fn signed_transaction_fixture_decodes_and_verifies() {
     // Decode the committed bytes as an outsider would.
     let bytes = hex::decode(hex_bytes).unwrap();
     let decoded = Transaction::from_bytes(&bytes, 64 * 1024).expect("fixture decodes");
-    decoded.verify_signature().expect("fixture signature verifies");
+    decoded
+        .verify_signature()
+        .expect("fixture signature verifies");
     assert_eq!(decoded.hash().to_hex(), hash_hex);
     assert_eq!(decoded.body.nonce, 42);
     assert_eq!(decoded.body.chain_id, "opal-fixture");

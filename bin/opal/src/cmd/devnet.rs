@@ -11,18 +11,34 @@ use opal_types::{Amount, SecretKey};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-const DEV_NAMES: [&str; 8] = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"];
+const DEV_NAMES: [&str; 8] = [
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+];
 /// Each development account starts with 10^15 base units.
 const DEV_BALANCE: u128 = 1_000_000_000_000_000;
 
-fn init_tracing() {
+/// Logs go to stderr; `OPAL_LOG` takes a tracing filter (e.g. `OPAL_LOG=debug`). By default only
+/// warnings, plus Opal's own start-up lines; a single validator has no peers, so the engine's
+/// network layer (which reports every unheard gossip message as an error) is silenced then.
+fn init_tracing(single_validator: bool) {
+    let default = if single_validator {
+        "warn,opal_node=info,arc_malachitebft_network=off,libp2p_gossipsub=off"
+    } else {
+        "warn,opal_node=info"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("OPAL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,malachitebft=warn,libp2p=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Create a devnet home: a validator key, funded development accounts, genesis, config.
@@ -30,21 +46,29 @@ fn init_home(home: &Home, a: &DevnetArgs) -> Result<()> {
     if a.accounts == 0 || a.accounts > DEV_NAMES.len() {
         bail!("--accounts must be between 1 and {}", DEV_NAMES.len());
     }
-    std::fs::create_dir_all(&home.root).with_context(|| format!("creating {}", home.root.display()))?;
+    std::fs::create_dir_all(&home.root)
+        .with_context(|| format!("creating {}", home.root.display()))?;
     let validator = SecretKey::generate();
     KeyFile::new("validator", &validator).write(&home.node_key_path())?;
     let mut accounts = vec![];
     for name in &DEV_NAMES[..a.accounts] {
         let k = SecretKey::generate();
         KeyFile::new(name, &k).write(&home.keys_dir().join(format!("{name}.json")))?;
-        accounts.push(GenesisAccount { address: k.address(), balance: Amount(DEV_BALANCE) });
+        accounts.push(GenesisAccount {
+            address: k.address(),
+            balance: Amount(DEV_BALANCE),
+        });
     }
     let genesis = Genesis {
         chain_id: "opal-devnet".into(),
         genesis_time_ms: now_ms(),
         params: Params::default(),
         accounts,
-        validators: vec![GenesisValidator { name: "validator".into(), public_key: validator.public_key(), power: 1 }],
+        validators: vec![GenesisValidator {
+            name: "validator".into(),
+            public_key: validator.public_key(),
+            power: 1,
+        }],
     };
     home.write_genesis(&genesis)?;
     // The config is written last: a home with a config is a complete home.
@@ -60,14 +84,18 @@ fn init_home(home: &Home, a: &DevnetArgs) -> Result<()> {
 }
 
 pub fn run(a: DevnetArgs, out: Output) -> Result<()> {
-    init_tracing();
+    init_tracing(true);
     let home = Home::new(a.home.clone().unwrap_or_else(default_devnet_home));
     if a.reset && home.root.exists() {
-        std::fs::remove_dir_all(&home.root).with_context(|| format!("removing {}", home.root.display()))?;
+        std::fs::remove_dir_all(&home.root)
+            .with_context(|| format!("removing {}", home.root.display()))?;
     }
     let fresh = !home.is_initialized();
     if fresh {
-        if home.root.exists() && std::fs::read_dir(&home.root)?.next().is_some() && !home.config_path().exists() {
+        if home.root.exists()
+            && std::fs::read_dir(&home.root)?.next().is_some()
+            && !home.config_path().exists()
+        {
             // A previous first run was interrupted before it finished: start over cleanly.
             std::fs::remove_dir_all(&home.root)?;
         }
@@ -84,7 +112,7 @@ pub fn run(a: DevnetArgs, out: Output) -> Result<()> {
 }
 
 pub fn start_existing(home: PathBuf, api_addr: Option<SocketAddr>) -> Result<()> {
-    init_tracing();
+    init_tracing(false);
     let home = Home::new(home);
     if !home.is_initialized() {
         bail!("{} is not a node home (no config.toml, genesis.json or node_key.json); create one with `opal devnet --home {}`", home.root.display(), home.root.display());
@@ -93,18 +121,54 @@ pub fn start_existing(home: PathBuf, api_addr: Option<SocketAddr>) -> Result<()>
 }
 
 fn serve(home: Home, api_addr: Option<SocketAddr>, banner: Option<(bool, Output)>) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let node = start_node(&home, NodeOptions { api_addr }).await?;
         if let Some((fresh, out)) = banner {
             print_banner(&home, node.api_addr, fresh, out)?;
         }
+        let progress = tokio::spawn(report_progress(node.shared.clone()));
         wait_for_signal().await;
+        progress.abort();
         eprintln!("stopping: finishing the current block, closing the store…");
         node.shutdown().await;
-        eprintln!("stopped cleanly; run the same command again to resume from {}", home.root.display());
+        eprintln!(
+            "stopped cleanly; run the same command again to resume from {}",
+            home.root.display()
+        );
         Ok::<_, anyhow::Error>(())
     })
+}
+
+/// One line every ten seconds on stderr: height, state root, transactions committed, mempool.
+async fn report_progress(shared: std::sync::Arc<opal_node::app::Shared>) {
+    let mut events = shared.events.subscribe();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    tick.tick().await;
+    let mut txs = 0u64;
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(opal_node::app::NodeEvent::NewBlock { tx_count, .. }) => txs += tx_count as u64,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = tick.tick() => {
+                if let Ok(snap) = shared.store.snapshot() {
+                    eprintln!(
+                        "height {:>7}  state root {}…  {:>6} txs in the last 10 s  mempool {}",
+                        snap.version().unwrap_or(0),
+                        &hex::encode(snap.root())[..16],
+                        txs,
+                        shared.mempool.lock().len()
+                    );
+                }
+                txs = 0;
+            }
+        }
+    }
 }
 
 async fn wait_for_signal() {
@@ -125,7 +189,11 @@ fn print_banner(home: &Home, api: SocketAddr, fresh: bool, out: Output) -> Resul
     let genesis = home.read_genesis()?;
     let mut keys = vec![];
     if let Ok(rd) = std::fs::read_dir(home.keys_dir()) {
-        let mut paths: Vec<_> = rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+        let mut paths: Vec<_> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
         paths.sort();
         for p in paths {
             keys.push((KeyFile::read(&p)?, p));
@@ -140,18 +208,31 @@ fn print_banner(home: &Home, api: SocketAddr, fresh: bool, out: Output) -> Resul
         println!("{v}");
         return Ok(());
     }
-    println!("Opal devnet, chain {} ({})", genesis.chain_id, if fresh { "new" } else { "resumed" });
+    println!(
+        "Opal devnet, chain {} ({})",
+        genesis.chain_id,
+        if fresh { "new" } else { "resumed" }
+    );
     println!("  home      {}", home.root.display());
     println!("  API       {url}   (OpenAPI: {url}/openapi.json, live events: {url}/api/events)");
-    println!("  funded development accounts (key files in {}):", home.keys_dir().display());
+    println!(
+        "  funded development accounts (key files in {}):",
+        home.keys_dir().display()
+    );
     for (k, _) in &keys {
         println!("    {:<6} {}  secret {}", k.name, k.address, k.secret_key);
     }
     if let Some((k, _)) = keys.first() {
-        let to = keys.get(1).map(|(k, _)| k.address.clone()).unwrap_or_else(|| k.address.clone());
+        let to = keys
+            .get(1)
+            .map(|(k, _)| k.address.clone())
+            .unwrap_or_else(|| k.address.clone());
         println!("  try:");
         println!("    opal query status --node {url}");
-        println!("    opal tx transfer --from {} --to {to} --amount 1000 --node {url}", k.name);
+        println!(
+            "    opal tx transfer --from {} --to {to} --amount 1000 --node {url}",
+            k.name
+        );
     }
     println!("Press Ctrl-C to stop; run again to resume.");
     Ok(())

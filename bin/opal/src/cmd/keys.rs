@@ -18,13 +18,24 @@ pub fn run(cmd: KeysCmd, out: Output) -> Result<()> {
             let k = SecretKey::generate();
             KeyFile::new(&name, &k).write(&path)?;
             let v = json!({"name": name, "address": k.address(), "public_key": k.public_key(), "file": path});
-            print(out, &v, || format!("created key {name}\n  address     {}\n  public key  {}\n  file        {}", k.address(), k.public_key(), path.display()));
+            print(out, &v, || {
+                format!(
+                    "created key {name}\n  address     {}\n  public key  {}\n  file        {}",
+                    k.address(),
+                    k.public_key(),
+                    path.display()
+                )
+            });
         }
         KeysCmd::List { keyring } => {
             let dir = keyring_dir(&keyring.keyring);
             let mut keys = vec![];
             if let Ok(rd) = std::fs::read_dir(&dir) {
-                let mut paths: Vec<_> = rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+                let mut paths: Vec<_> = rd
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .collect();
                 paths.sort();
                 for p in paths {
                     match KeyFile::read(&p) {
@@ -33,23 +44,39 @@ pub fn run(cmd: KeysCmd, out: Output) -> Result<()> {
                     }
                 }
             }
-            let v = json!(keys.iter().map(|k| json!({"name": k.name, "address": k.address})).collect::<Vec<_>>());
+            let v = json!(keys
+                .iter()
+                .map(|k| json!({"name": k.name, "address": k.address}))
+                .collect::<Vec<_>>());
             print(out, &v, || {
                 if keys.is_empty() {
-                    format!("no keys in {} (create one with `opal keys new NAME`)", dir.display())
+                    format!(
+                        "no keys in {} (create one with `opal keys new NAME`)",
+                        dir.display()
+                    )
                 } else {
-                    keys.iter().map(|k| format!("{:<16} {}", k.name, k.address)).collect::<Vec<_>>().join("\n")
+                    keys.iter()
+                        .map(|k| format!("{:<16} {}", k.name, k.address))
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 }
             });
         }
-        KeysCmd::Show { key, secret, keyring } => {
+        KeysCmd::Show {
+            key,
+            secret,
+            keyring,
+        } => {
             let k = resolve(&key, &keyring.keyring)?;
             let mut v = json!({"name": k.name, "address": k.address, "public_key": k.public_key});
             if secret {
                 v["secret_key"] = json!(k.secret_key);
             }
             print(out, &v, || {
-                let mut s = format!("{}\n  address     {}\n  public key  {}", k.name, k.address, k.public_key);
+                let mut s = format!(
+                    "{}\n  address     {}\n  public key  {}",
+                    k.name, k.address, k.public_key
+                );
                 if secret {
                     s += &format!("\n  secret key  {}", k.secret_key);
                 }

@@ -28,7 +28,10 @@ fn block_root(c: &Client, height: u64) -> Result<Option<String>> {
     if height == 0 {
         return Ok(None);
     }
-    Ok(Some(s(&c.get(&format!("/api/blocks/{height}"))?, "state_root")))
+    Ok(Some(s(
+        &c.get(&format!("/api/blocks/{height}"))?,
+        "state_root",
+    )))
 }
 
 pub fn run(cmd: QueryCmd, out: Output) -> Result<()> {
@@ -42,7 +45,12 @@ pub fn run(cmd: QueryCmd, out: Output) -> Result<()> {
                 )
             });
         }
-        QueryCmd::Account { address, prove, height, node } => {
+        QueryCmd::Account {
+            address,
+            prove,
+            height,
+            node,
+        } => {
             let a: Address = address.parse().map_err(|e| anyhow!("{e}"))?;
             let c = Client::new(&node.node)?;
             let mut path = format!("/api/accounts/{a}?prove={prove}");
@@ -55,24 +63,39 @@ pub fn run(cmd: QueryCmd, out: Output) -> Result<()> {
                 // Check against the state root the block at that height commits to, not only the
                 // root the reply carries.
                 let root = match block_root(&c, h)? {
-                    Some(r) if r != s(&v, "state_root") => bail!("the node's reply root {} differs from block {h}'s state root {r}", s(&v, "state_root")),
+                    Some(r) if r != s(&v, "state_root") => bail!(
+                        "the node's reply root {} differs from block {h}'s state root {r}",
+                        s(&v, "state_root")
+                    ),
                     Some(r) => r,
                     None => s(&v, "state_root"),
                 };
                 let value = check_proof(&v, &root)?;
                 let proven: Account = match value {
                     None => Account::default(),
-                    Some(b) => borsh::from_slice(&b).map_err(|e| anyhow!("proven value is not an account: {e}"))?,
+                    Some(b) => borsh::from_slice(&b)
+                        .map_err(|e| anyhow!("proven value is not an account: {e}"))?,
                 };
-                if proven.balance.to_string() != s(&v, "balance") || Some(proven.nonce) != v["nonce"].as_u64() {
+                if proven.balance.to_string() != s(&v, "balance")
+                    || Some(proven.nonce) != v["nonce"].as_u64()
+                {
                     bail!("the proven account differs from the reported one");
                 }
                 v["proof_verified"] = json!(true);
             }
             print(out, &v, || {
-                let mut t = format!("{}\n  balance {}\n  nonce   {}\n  height  {}", s(&v, "address"), s(&v, "balance"), s(&v, "nonce"), s(&v, "height"));
+                let mut t = format!(
+                    "{}\n  balance {}\n  nonce   {}\n  height  {}",
+                    s(&v, "address"),
+                    s(&v, "balance"),
+                    s(&v, "nonce"),
+                    s(&v, "height")
+                );
                 if prove {
-                    t += &format!("\n  proof   verified against state root {}", s(&v, "state_root"));
+                    t += &format!(
+                        "\n  proof   verified against state root {}",
+                        s(&v, "state_root")
+                    );
                 }
                 t
             });
@@ -82,17 +105,31 @@ pub fn run(cmd: QueryCmd, out: Output) -> Result<()> {
             let path = if height == "latest" {
                 "/api/blocks/latest".to_string()
             } else {
-                let h: u64 = height.parse().map_err(|_| anyhow!("{height:?} is not a height (a number or \"latest\")"))?;
+                let h: u64 = height
+                    .parse()
+                    .map_err(|_| anyhow!("{height:?} is not a height (a number or \"latest\")"))?;
                 format!("/api/blocks/{h}")
             };
             let v = c.get(&path)?;
             print(out, &v, || {
                 let mut t = format!(
                     "block {}  {}\n  state root {}\n  time       {} ms\n  txs        {}",
-                    s(&v, "height"), s(&v, "hash"), s(&v, "state_root"), s(&v["header"], "time_ms"), v["txs"].as_array().map_or(0, |a| a.len())
+                    s(&v, "height"),
+                    s(&v, "hash"),
+                    s(&v, "state_root"),
+                    s(&v["header"], "time_ms"),
+                    v["txs"].as_array().map_or(0, |a| a.len())
                 );
                 for tx in v["txs"].as_array().into_iter().flatten() {
-                    t += &format!("\n    {} {}", s(tx, "hash"), if tx["ok"].as_bool() == Some(true) { "ok".to_string() } else { s(tx, "error") });
+                    t += &format!(
+                        "\n    {} {}",
+                        s(tx, "hash"),
+                        if tx["ok"].as_bool() == Some(true) {
+                            "ok".to_string()
+                        } else {
+                            s(tx, "error")
+                        }
+                    );
                 }
                 t
             });
@@ -103,7 +140,15 @@ pub fn run(cmd: QueryCmd, out: Output) -> Result<()> {
                 bail!("{}", crate::client::describe_error(code, &v));
             }
             print(out, &v, || match v["status"].as_str() {
-                Some("committed") => format!("{hash}: committed at height {} ({})", s(&v, "height"), if v["ok"].as_bool() == Some(true) { "ok".into() } else { format!("rejected: {}", s(&v, "error")) }),
+                Some("committed") => format!(
+                    "{hash}: committed at height {} ({})",
+                    s(&v, "height"),
+                    if v["ok"].as_bool() == Some(true) {
+                        "ok".into()
+                    } else {
+                        format!("rejected: {}", s(&v, "error"))
+                    }
+                ),
                 Some(st) => format!("{hash}: {st}"),
                 None => format!("{hash}: unknown"),
             });
@@ -120,7 +165,15 @@ pub fn run(cmd: QueryCmd, out: Output) -> Result<()> {
             let mut v = c.get(&path)?;
             check_proof(&v, &s(&v, "state_root"))?;
             v["proof_verified"] = json!(true);
-            print(out, &v, || format!("key    {}\nvalue  {}\nheight {}\nproof  verified against state root {}", s(&v, "key"), s(&v, "value"), s(&v, "height"), s(&v, "state_root")));
+            print(out, &v, || {
+                format!(
+                    "key    {}\nvalue  {}\nheight {}\nproof  verified against state root {}",
+                    s(&v, "key"),
+                    s(&v, "value"),
+                    s(&v, "height"),
+                    s(&v, "state_root")
+                )
+            });
         }
     }
     Ok(())

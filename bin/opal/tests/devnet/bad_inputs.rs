@@ -17,64 +17,193 @@ fn bad_inputs_get_clear_errors_and_change_nothing() {
     let good = transfer(&chain_id, fee, alice, bob, 5, 0);
     assert_eq!(submit(&net.url, &good).0, 202);
     net.wait_tx(&good.hash().to_hex(), Duration::from_secs(60));
-    let before = (net.balance(&alice.address()), net.nonce(&alice.address()), net.balance(&bob));
+    let before = (
+        net.balance(&alice.address()),
+        net.nonce(&alice.address()),
+        net.balance(&bob),
+    );
 
     let expect = |what: &str, (code, v): (u16, serde_json::Value), want_code: u16, want: &str| {
         assert_eq!(code, want_code, "{what}: {v}");
         assert_eq!(v["error"]["code"], want, "{what}: {v}");
-        assert!(!v["error"]["message"].as_str().unwrap_or("").is_empty(), "{what}: no message");
+        assert!(
+            !v["error"]["message"].as_str().unwrap_or("").is_empty(),
+            "{what}: no message"
+        );
     };
 
     let mut bad_sig = transfer(&chain_id, fee, alice, bob, 5, 1);
     bad_sig.signature.0[10] ^= 0x01;
-    expect("wrong signature", submit(&net.url, &bad_sig), 400, "bad_signature");
+    expect(
+        "wrong signature",
+        submit(&net.url, &bad_sig),
+        400,
+        "bad_signature",
+    );
 
     let other = transfer("another-chain", fee, alice, bob, 5, 1);
-    expect("another chain's id", submit(&net.url, &other), 400, "wrong_chain");
+    expect(
+        "another chain's id",
+        submit(&net.url, &other),
+        400,
+        "wrong_chain",
+    );
 
-    expect("replayed transaction", submit(&net.url, &good), 400, "bad_nonce");
+    expect(
+        "replayed transaction",
+        submit(&net.url, &good),
+        400,
+        "bad_nonce",
+    );
     let replay_nonce = transfer(&chain_id, fee, alice, bob, 6, 0);
-    expect("replayed nonce", submit(&net.url, &replay_nonce), 400, "bad_nonce");
+    expect(
+        "replayed nonce",
+        submit(&net.url, &replay_nonce),
+        400,
+        "bad_nonce",
+    );
 
     let overdraft = transfer(&chain_id, fee, alice, bob, u64::MAX as u128 * 1000, 1);
-    expect("overdraft", submit(&net.url, &overdraft), 400, "insufficient_funds");
+    expect(
+        "overdraft",
+        submit(&net.url, &overdraft),
+        400,
+        "insufficient_funds",
+    );
 
     let low_fee = transfer(&chain_id, opal_types::Amount(fee.0 - 1), alice, bob, 5, 1);
-    expect("fee below the minimum", submit(&net.url, &low_fee), 400, "fee_too_low");
+    expect(
+        "fee below the minimum",
+        submit(&net.url, &low_fee),
+        400,
+        "fee_too_low",
+    );
 
     let stranger = SecretKey::from_seed([55; 32]);
     let broke = transfer(&chain_id, fee, &stranger, bob, 1, 0);
-    expect("account with no funds", submit(&net.url, &broke), 400, "insufficient_funds");
+    expect(
+        "account with no funds",
+        submit(&net.url, &broke),
+        400,
+        "insufficient_funds",
+    );
 
-    expect("oversized transaction", post_raw(&net.url, "application/octet-stream", vec![0u8; 20_000]), 413, "too_large");
-    expect("oversized body", post_raw(&net.url, "application/json", vec![b' '; 2_000_000]), 413, "too_large");
-    expect("garbage bytes", post_raw(&net.url, "application/octet-stream", b"\x01\x02garbage\xff".to_vec()), 400, "malformed_transaction");
-    expect("garbage hex", post_raw(&net.url, "application/json", json!({"tx": "00ff13"}).to_string().into_bytes()), 400, "malformed_transaction");
-    expect("malformed JSON", post_raw(&net.url, "application/json", b"{\"tx\": ".to_vec()), 400, "malformed_json");
-    expect("not hex", post_raw(&net.url, "application/json", json!({"tx": "zz"}).to_string().into_bytes()), 400, "malformed_hex");
+    expect(
+        "oversized transaction",
+        post_raw(&net.url, "application/octet-stream", vec![0u8; 20_000]),
+        413,
+        "too_large",
+    );
+    expect(
+        "oversized body",
+        post_raw(&net.url, "application/json", vec![b' '; 2_000_000]),
+        413,
+        "too_large",
+    );
+    expect(
+        "garbage bytes",
+        post_raw(
+            &net.url,
+            "application/octet-stream",
+            b"\x01\x02garbage\xff".to_vec(),
+        ),
+        400,
+        "malformed_transaction",
+    );
+    expect(
+        "garbage hex",
+        post_raw(
+            &net.url,
+            "application/json",
+            json!({"tx": "00ff13"}).to_string().into_bytes(),
+        ),
+        400,
+        "malformed_transaction",
+    );
+    expect(
+        "malformed JSON",
+        post_raw(&net.url, "application/json", b"{\"tx\": ".to_vec()),
+        400,
+        "malformed_json",
+    );
+    expect(
+        "not hex",
+        post_raw(
+            &net.url,
+            "application/json",
+            json!({"tx": "zz"}).to_string().into_bytes(),
+        ),
+        400,
+        "malformed_hex",
+    );
     let mut trailing = good.to_bytes();
     trailing.push(0);
-    expect("trailing bytes", post_raw(&net.url, "application/octet-stream", trailing), 400, "malformed_transaction");
+    expect(
+        "trailing bytes",
+        post_raw(&net.url, "application/octet-stream", trailing),
+        400,
+        "malformed_transaction",
+    );
 
-    expect("bad address", get(&net.url, "/api/accounts/nope").unwrap(), 400, "malformed_address");
-    expect("bad height", get(&net.url, "/api/blocks/abc").unwrap(), 400, "malformed_height");
-    expect("future height", get(&net.url, "/api/blocks/999999999").unwrap(), 404, "not_found");
-    expect("bad tx hash", get(&net.url, "/api/txs/xyz").unwrap(), 400, "malformed_hash");
-    expect("bad state key", get(&net.url, "/api/state/xyz").unwrap(), 400, "malformed_key");
-    expect("unknown endpoint", get(&net.url, "/api/nothing").unwrap(), 404, "not_found");
+    expect(
+        "bad address",
+        get(&net.url, "/api/accounts/nope").unwrap(),
+        400,
+        "malformed_address",
+    );
+    expect(
+        "bad height",
+        get(&net.url, "/api/blocks/abc").unwrap(),
+        400,
+        "malformed_height",
+    );
+    expect(
+        "future height",
+        get(&net.url, "/api/blocks/999999999").unwrap(),
+        404,
+        "not_found",
+    );
+    expect(
+        "bad tx hash",
+        get(&net.url, "/api/txs/xyz").unwrap(),
+        400,
+        "malformed_hash",
+    );
+    expect(
+        "bad state key",
+        get(&net.url, "/api/state/xyz").unwrap(),
+        400,
+        "malformed_key",
+    );
+    expect(
+        "unknown endpoint",
+        get(&net.url, "/api/nothing").unwrap(),
+        404,
+        "not_found",
+    );
 
     // Nothing changed: a few blocks later, balances and nonces are as before, the mempool is empty.
     let h = net.status()["height"].as_u64().unwrap();
     while net.status()["height"].as_u64().unwrap() < h + 2 {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!((net.balance(&alice.address()), net.nonce(&alice.address()), net.balance(&bob)), before);
+    assert_eq!(
+        (
+            net.balance(&alice.address()),
+            net.nonce(&alice.address()),
+            net.balance(&bob)
+        ),
+        before
+    );
     assert_eq!(net.status()["mempool_size"], 0);
 
     // A correct transaction still goes through afterwards.
     let next = transfer(&chain_id, fee, alice, bob, 5, 1);
     assert_eq!(submit(&net.url, &next).0, 202);
-    assert_eq!(net.wait_tx(&next.hash().to_hex(), Duration::from_secs(60))["ok"], true);
+    assert_eq!(
+        net.wait_tx(&next.hash().to_hex(), Duration::from_secs(60))["ok"],
+        true
+    );
 }
 
 #[test]
@@ -86,11 +215,18 @@ fn openapi_describes_every_route_and_events_stream() {
     assert_eq!(doc["openapi"], "3.1.0");
     let (_, index) = get(&net.url, "/").unwrap();
     for ep in index["endpoints"].as_array().unwrap() {
-        assert!(doc["paths"].get(ep.as_str().unwrap()).is_some(), "{ep} is not in the OpenAPI document");
+        assert!(
+            doc["paths"].get(ep.as_str().unwrap()).is_some(),
+            "{ep} is not in the OpenAPI document"
+        );
     }
     // The live event stream delivers a new_block event.
     use std::io::{BufRead, BufReader};
-    let resp = http().get(format!("{}/api/events", net.url)).timeout(Duration::from_secs(20)).send().unwrap();
+    let resp = http()
+        .get(format!("{}/api/events", net.url))
+        .timeout(Duration::from_secs(20))
+        .send()
+        .unwrap();
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
     let mut lines = BufReader::new(resp).lines();
     let mut saw = false;
@@ -102,4 +238,32 @@ fn openapi_describes_every_route_and_events_stream() {
         }
     }
     assert!(saw, "no new_block event on /api/events");
+}
+
+/// Announce a 2 MB body but send none: the node must answer 413 from the headers alone,
+/// without reading (or waiting for) the body.
+fn announce_huge_body(base: &str) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "POST /api/txs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let code: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    // The body may be chunked; take the JSON object inside it.
+    let json = body
+        .find('{')
+        .and_then(|a| body.rfind('}').map(|b| &body[a..=b]))
+        .unwrap_or("null");
+    (
+        code,
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+    )
 }

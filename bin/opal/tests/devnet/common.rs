@@ -9,7 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn opal_bin() -> &'static str {
@@ -43,7 +47,11 @@ impl Devnet {
     fn spawn(&mut self) {
         self.starts += 1;
         let log = |kind: &str| {
-            std::fs::File::create(self.home.with_extension(format!("{}.{kind}.log", self.starts))).unwrap()
+            std::fs::File::create(
+                self.home
+                    .with_extension(format!("{}.{kind}.log", self.starts)),
+            )
+            .unwrap()
         };
         let child = Command::new(opal_bin())
             .args(["devnet", "--check-invariants", "--home"])
@@ -64,14 +72,20 @@ impl Devnet {
         let start = Instant::now();
         loop {
             if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("devnet exited early with {st}; see {}", self.home.with_extension("*.log").display());
+                panic!(
+                    "devnet exited early with {st}; see {}",
+                    self.home.with_extension("*.log").display()
+                );
             }
             if let Ok((200, v)) = get(&self.url, "/api/status") {
                 if v["height"].as_u64().unwrap_or(0) >= 1 {
                     return;
                 }
             }
-            assert!(start.elapsed() < Duration::from_secs(90), "devnet not ready after 90 s");
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "devnet not ready after 90 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -115,7 +129,10 @@ impl Devnet {
             .map(|e| e.path())
             .collect();
         paths.sort();
-        paths.iter().map(|p| KeyFile::read(p).unwrap().secret().unwrap()).collect()
+        paths
+            .iter()
+            .map(|p| KeyFile::read(p).unwrap().secret().unwrap())
+            .collect()
     }
 
     pub fn status(&self) -> Value {
@@ -131,7 +148,11 @@ impl Devnet {
     }
 
     pub fn balance(&self, a: &Address) -> u128 {
-        self.account(a)["balance"].as_str().unwrap().parse().unwrap()
+        self.account(a)["balance"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     pub fn nonce(&self, a: &Address) -> u64 {
@@ -140,7 +161,10 @@ impl Devnet {
 
     pub fn chain(&self) -> (String, Amount) {
         let s = self.status();
-        (s["chain_id"].as_str().unwrap().to_string(), Amount(s["params"]["min_fee"].as_str().unwrap().parse().unwrap()))
+        (
+            s["chain_id"].as_str().unwrap().to_string(),
+            Amount(s["params"]["min_fee"].as_str().unwrap().parse().unwrap()),
+        )
     }
 
     /// Poll until the transaction is committed; returns its status object.
@@ -152,7 +176,10 @@ impl Devnet {
                 return v;
             }
             assert!(v["status"] != "dropped", "transaction {hash} dropped: {v}");
-            assert!(start.elapsed() < timeout, "transaction {hash} not committed in {timeout:?}: {v}");
+            assert!(
+                start.elapsed() < timeout,
+                "transaction {hash} not committed in {timeout:?}: {v}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -165,12 +192,19 @@ impl Drop for Devnet {
 }
 
 fn unsafe_sigterm(pid: u32) {
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
 }
 
 pub fn http() -> &'static reqwest::blocking::Client {
     static C: std::sync::OnceLock<reqwest::blocking::Client> = std::sync::OnceLock::new();
-    C.get_or_init(|| reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap())
+    C.get_or_init(|| {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    })
 }
 
 pub fn get(base: &str, path: &str) -> reqwest::Result<(u16, Value)> {
@@ -191,15 +225,45 @@ pub fn post_raw(base: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
 }
 
 pub fn submit(base: &str, tx: &Transaction) -> (u16, Value) {
-    post_raw(base, "application/json", json!({"tx": hex::encode(tx.to_bytes())}).to_string().into_bytes())
+    post_raw(
+        base,
+        "application/json",
+        json!({"tx": hex::encode(tx.to_bytes())})
+            .to_string()
+            .into_bytes(),
+    )
 }
 
-pub fn transfer(chain_id: &str, fee: Amount, from: &SecretKey, to: Address, amount: u128, nonce: u64) -> Transaction {
-    TxBody { chain_id: chain_id.into(), nonce, fee, action: Action::Transfer { to, amount: Amount(amount) } }.sign(from)
+pub fn transfer(
+    chain_id: &str,
+    fee: Amount,
+    from: &SecretKey,
+    to: Address,
+    amount: u128,
+    nonce: u64,
+) -> Transaction {
+    TxBody {
+        chain_id: chain_id.into(),
+        nonce,
+        fee,
+        action: Action::Transfer {
+            to,
+            amount: Amount(amount),
+        },
+    }
+    .sign(from)
 }
 
 /// Run the `opal` CLI; returns (exit code, stdout, stderr).
 pub fn cli(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(opal_bin()).args(args).env_remove("OPAL_HOME").output().unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+    let o = Command::new(opal_bin())
+        .args(args)
+        .env_remove("OPAL_HOME")
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
 }

@@ -38,7 +38,10 @@ fn sigkill_while_transfers_flow_loses_nothing_committed() {
             acked.insert(h.clone(), v["height"].as_u64().unwrap());
         }
         let st = net.status();
-        roots.insert(st["height"].as_u64().unwrap(), st["state_root"].as_str().unwrap().to_string());
+        roots.insert(
+            st["height"].as_u64().unwrap(),
+            st["state_root"].as_str().unwrap().to_string(),
+        );
 
         // Now a batch that is still in flight when the process is killed.
         let mut in_flight = vec![];
@@ -53,7 +56,10 @@ fn sigkill_while_transfers_flow_loses_nothing_committed() {
         // Kill at a different moment each round (0 to ~0.9 s after submitting).
         std::thread::sleep(Duration::from_millis(300 * round));
         let last_seen = net.status();
-        roots.insert(last_seen["height"].as_u64().unwrap(), last_seen["state_root"].as_str().unwrap().to_string());
+        roots.insert(
+            last_seen["height"].as_u64().unwrap(),
+            last_seen["state_root"].as_str().unwrap().to_string(),
+        );
         net.kill();
         net.restart();
 
@@ -61,20 +67,30 @@ fn sigkill_while_transfers_flow_loses_nothing_committed() {
         for (h, root) in &roots {
             let (code, b) = get(&net.url, &format!("/api/blocks/{h}")).unwrap();
             assert_eq!(code, 200, "block {h} lost after SIGKILL: {b}");
-            assert_eq!(b["state_root"].as_str().unwrap(), root, "state root of height {h} changed across a crash");
+            assert_eq!(
+                b["state_root"].as_str().unwrap(),
+                root,
+                "state root of height {h} changed across a crash"
+            );
         }
         assert!(net.status()["height"].as_u64().unwrap() >= *roots.keys().last().unwrap());
         // Every acknowledged transfer is still committed at the same height.
         for (h, height) in &acked {
             let (_, v) = get(&net.url, &format!("/api/txs/{h}")).unwrap();
-            assert_eq!(v["status"], "committed", "acknowledged transfer {h} lost: {v}");
+            assert_eq!(
+                v["status"], "committed",
+                "acknowledged transfer {h} lost: {v}"
+            );
             assert_eq!(v["height"].as_u64().unwrap(), *height);
         }
         // The in-flight ones are either committed or gone (the mempool is not persistent);
         // resynchronise nonces with the chain.
         for h in &in_flight {
             let (_, v) = get(&net.url, &format!("/api/txs/{h}")).unwrap();
-            assert!(v["status"] == "committed" || v["status"] == "unknown", "{v}");
+            assert!(
+                v["status"] == "committed" || v["status"] == "unknown",
+                "{v}"
+            );
             if v["status"] == "committed" {
                 acked.insert(h.clone(), v["height"].as_u64().unwrap());
             }
@@ -94,23 +110,35 @@ fn sigkill_while_transfers_flow_loses_nothing_committed() {
     let store = Store::open(&home.join("data/state.redb")).unwrap();
     let latest = store.latest_version().unwrap();
     assert!(latest >= last);
-    let genesis = opal_ledger::Genesis::from_json(&std::fs::read_to_string(home.join("genesis.json")).unwrap()).unwrap();
+    let genesis = opal_ledger::Genesis::from_json(
+        &std::fs::read_to_string(home.join("genesis.json")).unwrap(),
+    )
+    .unwrap();
     let fresh_dir = tempfile::tempdir().unwrap();
     let fresh = Store::open(&fresh_dir.path().join("replay.redb")).unwrap();
     let mut o = Overlay::new(fresh.snapshot().unwrap());
     genesis.apply(&mut o).unwrap();
-    fresh.commit(0, o.into_writes(), Default::default()).unwrap();
+    fresh
+        .commit(0, o.into_writes(), Default::default())
+        .unwrap();
     assert_eq!(fresh.root_at(0).unwrap(), store.root_at(0).unwrap());
     let snap = store.snapshot().unwrap();
     let t = Instant::now();
     for h in 1..=latest {
-        let sb: StoredBlock = borsh::from_slice(&snap.get_aux(&block_key(h)).unwrap().unwrap()).unwrap();
+        let sb: StoredBlock =
+            borsh::from_slice(&snap.get_aux(&block_key(h)).unwrap().unwrap()).unwrap();
         let block = sb.block().unwrap();
         let mut o = Overlay::new(fresh.snapshot().unwrap());
         let result = opal_ledger::execute_block(&mut o, &block).unwrap();
         assert_eq!(result, sb.result, "results of height {h} differ on replay");
-        let root = fresh.commit(h, o.into_writes(), Default::default()).unwrap();
-        assert_eq!(root, store.root_at(h).unwrap(), "replay diverged at height {h}");
+        let root = fresh
+            .commit(h, o.into_writes(), Default::default())
+            .unwrap();
+        assert_eq!(
+            root,
+            store.root_at(h).unwrap(),
+            "replay diverged at height {h}"
+        );
     }
     println!("replayed {latest} blocks in {:?}", t.elapsed());
 }

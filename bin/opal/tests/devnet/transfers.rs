@@ -16,7 +16,9 @@ fn thousand_transfers_balances_supply_and_proofs() {
     let (chain_id, fee) = net.chain();
 
     // Recipients: the development accounts themselves and ten fresh addresses.
-    let fresh: Vec<Address> = (0..10u8).map(|i| SecretKey::from_seed([200 + i; 32]).address()).collect();
+    let fresh: Vec<Address> = (0..10u8)
+        .map(|i| SecretKey::from_seed([200 + i; 32]).address())
+        .collect();
     let mut expected: BTreeMap<Address, u128> = BTreeMap::new();
     for k in &keys {
         expected.insert(k.address(), net.balance(&k.address()));
@@ -24,7 +26,9 @@ fn thousand_transfers_balances_supply_and_proofs() {
     for a in &fresh {
         expected.insert(*a, 0);
     }
-    let validator = PublicKey::from_hex(net.status()["validator"].as_str().unwrap()).unwrap().address();
+    let validator = PublicKey::from_hex(net.status()["validator"].as_str().unwrap())
+        .unwrap()
+        .address();
     let validator_before = net.balance(&validator);
 
     let mut nonces = vec![0u64; keys.len()];
@@ -32,7 +36,11 @@ fn thousand_transfers_balances_supply_and_proofs() {
     let n = 1_000usize;
     for i in 0..n {
         let s = i % keys.len();
-        let to = if i % 3 == 0 { keys[(s + 1) % keys.len()].address() } else { fresh[i % fresh.len()] };
+        let to = if i % 3 == 0 {
+            keys[(s + 1) % keys.len()].address()
+        } else {
+            fresh[i % fresh.len()]
+        };
         let amount = 1 + (i as u128 * 7_919) % 100_000;
         let tx = transfer(&chain_id, fee, &keys[s], to, amount, nonces[s]);
         let (code, v) = submit(&net.url, &tx);
@@ -57,42 +65,77 @@ fn thousand_transfers_balances_supply_and_proofs() {
     for (i, k) in keys.iter().enumerate() {
         assert_eq!(net.nonce(&k.address()), nonces[i]);
     }
-    assert_eq!(net.balance(&validator) - validator_before, n as u128 * fee.0, "all fees went to the proposer");
+    assert_eq!(
+        net.balance(&validator) - validator_before,
+        n as u128 * fee.0,
+        "all fees went to the proposer"
+    );
 
     // Supply invariant from outside: these are all the accounts that hold anything.
-    let supply: u128 = net.status()["total_supply"].as_str().unwrap().parse().unwrap();
+    let supply: u128 = net.status()["total_supply"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let sum: u128 = expected.values().sum::<u128>() + net.balance(&validator);
     assert_eq!(sum, supply, "balances must add up to the total supply");
 
     // A balance proof at the height of the last transfer, checked against that block's state root.
     let target = fresh[3];
-    let (code, v) = get(&net.url, &format!("/api/accounts/{target}?prove=true&height={max_height}")).unwrap();
+    let (code, v) = get(
+        &net.url,
+        &format!("/api/accounts/{target}?prove=true&height={max_height}"),
+    )
+    .unwrap();
     assert_eq!(code, 200, "{v}");
     let (_, block) = get(&net.url, &format!("/api/blocks/{max_height}")).unwrap();
     let root = Hash::from_hex(block["state_root"].as_str().unwrap()).unwrap();
     assert_eq!(v["state_root"], block["state_root"]);
-    let proof = StateProof::from_bytes(&hex::decode(v["proof"].as_str().unwrap()).unwrap()).unwrap();
+    let proof =
+        StateProof::from_bytes(&hex::decode(v["proof"].as_str().unwrap()).unwrap()).unwrap();
     let key = hex::decode(v["key"].as_str().unwrap()).unwrap();
     let value = hex::decode(v["value"].as_str().unwrap()).unwrap();
-    proof.verify(&root.0, &key, Some(&value)).expect("balance proof verifies against the block's state root");
+    proof
+        .verify(&root.0, &key, Some(&value))
+        .expect("balance proof verifies against the block's state root");
     let acct: opal_ledger::components::accounts::Account = borsh::from_slice(&value).unwrap();
     assert_eq!(acct.balance.0, expected[&target]);
     // The same proof does not prove a different balance, nor verify under another block's root.
     let mut forged = acct.clone();
     forged.balance.0 += 1;
-    assert!(proof.verify(&root.0, &key, Some(&borsh::to_vec(&forged).unwrap())).is_err());
+    assert!(proof
+        .verify(&root.0, &key, Some(&borsh::to_vec(&forged).unwrap()))
+        .is_err());
     let (_, genesis_block) = get(&net.url, "/api/blocks/1").unwrap();
     let old_root = Hash::from_hex(genesis_block["state_root"].as_str().unwrap()).unwrap();
     assert!(proof.verify(&old_root.0, &key, Some(&value)).is_err());
 
     // The CLI does the same check end to end.
-    let (code, out, err) = cli(&["query", "account", &target.to_string(), "--prove", "--node", &net.url, "-o", "json"]);
+    let (code, out, err) = cli(&[
+        "query",
+        "account",
+        &target.to_string(),
+        "--prove",
+        "--node",
+        &net.url,
+        "-o",
+        "json",
+    ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["proof_verified"], true);
     // An absent account is proven absent.
     let nobody = SecretKey::from_seed([77; 32]).address();
-    let (code, out, err) = cli(&["query", "account", &nobody.to_string(), "--prove", "--node", &net.url, "-o", "json"]);
+    let (code, out, err) = cli(&[
+        "query",
+        "account",
+        &nobody.to_string(),
+        "--prove",
+        "--node",
+        &net.url,
+        "-o",
+        "json",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"proof_verified\": true"));
 }
@@ -106,7 +149,18 @@ fn cli_transfer_and_queries() {
     let bob = net.dev_keys()[1].address();
     let bob_before = net.balance(&bob);
     let (code, out, err) = cli(&[
-        "tx", "transfer", "--from", alice.to_str().unwrap(), "--to", &bob.to_string(), "--amount", "777", "--node", &net.url, "-o", "json",
+        "tx",
+        "transfer",
+        "--from",
+        alice.to_str().unwrap(),
+        "--to",
+        &bob.to_string(),
+        "--amount",
+        "777",
+        "--node",
+        &net.url,
+        "-o",
+        "json",
     ]);
     assert_eq!(code, 0, "stdout {out} stderr {err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -119,24 +173,54 @@ fn cli_transfer_and_queries() {
     let s: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(s["height"].as_u64().unwrap() >= 1 && s["state_root"].as_str().unwrap().len() == 64);
 
-    let (code, out, _) = cli(&["query", "block", &height, "--node", &net.url, "--output", "json"]);
+    let (code, out, _) = cli(&[
+        "query", "block", &height, "--node", &net.url, "--output", "json",
+    ]);
     assert_eq!(code, 0);
     let b: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(b["state_root"].as_str().unwrap().len(), 64);
     assert_eq!(b["txs"][0]["hash"], v["hash"]);
 
-    let (code, out, _) = cli(&["query", "tx", v["hash"].as_str().unwrap(), "--node", &net.url]);
+    let (code, out, _) = cli(&[
+        "query",
+        "tx",
+        v["hash"].as_str().unwrap(),
+        "--node",
+        &net.url,
+    ]);
     assert_eq!(code, 0);
     assert!(out.contains("committed"), "{out}");
 
     // Errors a person can act on.
-    let (code, _, err) = cli(&["tx", "transfer", "--from", "nosuchkey", "--to", &bob.to_string(), "--amount", "1", "--node", &net.url]);
+    let (code, _, err) = cli(&[
+        "tx",
+        "transfer",
+        "--from",
+        "nosuchkey",
+        "--to",
+        &bob.to_string(),
+        "--amount",
+        "1",
+        "--node",
+        &net.url,
+    ]);
     assert_ne!(code, 0);
     assert!(err.contains("opal keys new"), "{err}");
     let (code, _, err) = cli(&["query", "status", "--node", "http://127.0.0.1:1"]);
     assert_ne!(code, 0);
     assert!(err.contains("cannot reach the node"), "{err}");
-    let (code, _, err) = cli(&["tx", "transfer", "--from", alice.to_str().unwrap(), "--to", "nonsense", "--amount", "1", "--node", &net.url]);
+    let (code, _, err) = cli(&[
+        "tx",
+        "transfer",
+        "--from",
+        alice.to_str().unwrap(),
+        "--to",
+        "nonsense",
+        "--amount",
+        "1",
+        "--node",
+        &net.url,
+    ]);
     assert_ne!(code, 0);
     assert!(err.contains("address"), "{err}");
 }

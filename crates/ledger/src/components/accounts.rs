@@ -9,7 +9,9 @@ use opal_state::Overlay;
 use opal_types::{Address, Amount};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
 pub struct Account {
     pub balance: Amount,
     /// The nonce the account's next transaction must carry.
@@ -25,7 +27,11 @@ pub fn set(s: &mut Overlay, a: &Address, acct: &Account) {
 }
 
 /// Take `amount` from `from`; typed error if the balance is short.
-pub fn debit(s: &mut Overlay, from: &Address, amount: Amount) -> Result<Result<(), TxError>, LedgerError> {
+pub fn debit(
+    s: &mut Overlay,
+    from: &Address,
+    amount: Amount,
+) -> Result<Result<(), TxError>, LedgerError> {
     let mut acct = get(s, from)?;
     match acct.balance.checked_sub(amount) {
         Ok(b) => {
@@ -33,11 +39,19 @@ pub fn debit(s: &mut Overlay, from: &Address, amount: Amount) -> Result<Result<(
             set(s, from, &acct);
             Ok(Ok(()))
         }
-        Err(_) => Ok(Err(TxError::InsufficientFunds { address: *from, need: amount, have: acct.balance })),
+        Err(_) => Ok(Err(TxError::InsufficientFunds {
+            address: *from,
+            need: amount,
+            have: acct.balance,
+        })),
     }
 }
 
-pub fn credit(s: &mut Overlay, to: &Address, amount: Amount) -> Result<Result<(), TxError>, LedgerError> {
+pub fn credit(
+    s: &mut Overlay,
+    to: &Address,
+    amount: Amount,
+) -> Result<Result<(), TxError>, LedgerError> {
     let mut acct = get(s, to)?;
     match acct.balance.checked_add(amount) {
         Ok(b) => {
@@ -50,10 +64,18 @@ pub fn credit(s: &mut Overlay, to: &Address, amount: Amount) -> Result<Result<()
 }
 
 /// Check and bump the signer's nonce (replay protection).
-pub fn use_nonce(s: &mut Overlay, who: &Address, nonce: u64) -> Result<Result<(), TxError>, LedgerError> {
+pub fn use_nonce(
+    s: &mut Overlay,
+    who: &Address,
+    nonce: u64,
+) -> Result<Result<(), TxError>, LedgerError> {
     let mut acct = get(s, who)?;
     if acct.nonce != nonce {
-        return Ok(Err(TxError::BadNonce { address: *who, expected: acct.nonce, got: nonce }));
+        return Ok(Err(TxError::BadNonce {
+            address: *who,
+            expected: acct.nonce,
+            got: nonce,
+        }));
     }
     acct.nonce = match acct.nonce.checked_add(1) {
         Some(n) => n,
@@ -80,6 +102,10 @@ pub fn transfer(
     if let Err(e) = credit(s, to, amount)? {
         return Ok(Err(e));
     }
-    events.push(Event::Transfer { from: *from, to: *to, amount });
+    events.push(Event::Transfer {
+        from: *from,
+        to: *to,
+        amount,
+    });
     Ok(Ok(()))
 }

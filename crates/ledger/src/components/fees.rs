@@ -22,7 +22,10 @@ pub fn charge(
     events: &mut Vec<Event>,
 ) -> Result<Result<(), TxError>, LedgerError> {
     if fee < params.min_fee {
-        return Ok(Err(TxError::FeeTooLow { min: params.min_fee, got: fee }));
+        return Ok(Err(TxError::FeeTooLow {
+            min: params.min_fee,
+            got: fee,
+        }));
     }
     if let Err(e) = accounts::debit(s, payer, fee)? {
         return Ok(Err(e));
@@ -32,12 +35,19 @@ pub fn charge(
         Err(_) => return Ok(Err(TxError::Overflow)),
     };
     write(s, keys::fees::POOL, &p);
-    events.push(Event::FeePaid { payer: *payer, amount: fee });
+    events.push(Event::FeePaid {
+        payer: *payer,
+        amount: fee,
+    });
     Ok(Ok(()))
 }
 
 /// End-block hook: pay the pool to the proposer.
-pub fn end_block(s: &mut Overlay, proposer: &PublicKey, events: &mut Vec<Event>) -> Result<(), LedgerError> {
+pub fn end_block(
+    s: &mut Overlay,
+    proposer: &PublicKey,
+    events: &mut Vec<Event>,
+) -> Result<(), LedgerError> {
     let p = pool(s)?;
     if p.is_zero() {
         return Ok(());
@@ -46,6 +56,10 @@ pub fn end_block(s: &mut Overlay, proposer: &PublicKey, events: &mut Vec<Event>)
     accounts::credit(s, &to, p)?
         .map_err(|e| LedgerError::Invariant(format!("paying fees to the proposer: {e}")))?;
     write(s, keys::fees::POOL, &Amount::ZERO);
-    events.push(Event::FeesDistributed { proposer: *proposer, to, amount: p });
+    events.push(Event::FeesDistributed {
+        proposer: *proposer,
+        to,
+        amount: p,
+    });
     Ok(())
 }

@@ -13,10 +13,12 @@ use opal_state::Overlay;
 pub(crate) fn read<T: BorshDeserialize>(s: &Overlay, key: &[u8]) -> Result<Option<T>, LedgerError> {
     match s.get(key)? {
         None => Ok(None),
-        Some(bytes) => T::try_from_slice(&bytes).map(Some).map_err(|e| LedgerError::Corrupt {
-            key: String::from_utf8_lossy(key).into_owned(),
-            reason: e.to_string(),
-        }),
+        Some(bytes) => T::try_from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| LedgerError::Corrupt {
+                key: String::from_utf8_lossy(key).into_owned(),
+                reason: e.to_string(),
+            }),
     }
 }
 

@@ -75,10 +75,18 @@ struct TxEnvelope {
 
 /// Submit a transaction: `{"tx": "<hex of canonical bytes>"}` as JSON, or the raw canonical bytes
 /// with `Content-Type: application/octet-stream`.
-pub async fn submit_tx(State(sh): S, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn submit_tx(
+    State(sh): S,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = body.map_err(|r| {
         let status = r.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "bad_body" };
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "bad_body"
+        };
         ApiError::new(status, code, r.body_text())
     })?;
     let is_binary = headers
@@ -88,9 +96,14 @@ pub async fn submit_tx(State(sh): S, headers: HeaderMap, body: Result<Bytes, Byt
     let bytes: Vec<u8> = if is_binary {
         body.to_vec()
     } else {
-        let env: TxEnvelope = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request("malformed_json", format!("expected {{\"tx\": \"<hex>\"}}: {e}")))?;
-        hex::decode(env.tx.trim()).map_err(|e| ApiError::bad_request("malformed_hex", format!("tx is not hex: {e}")))?
+        let env: TxEnvelope = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(
+                "malformed_json",
+                format!("expected {{\"tx\": \"<hex>\"}}: {e}"),
+            )
+        })?;
+        hex::decode(env.tx.trim())
+            .map_err(|e| ApiError::bad_request("malformed_hex", format!("tx is not hex: {e}")))?
     };
     let limit = sh.params.max_tx_bytes as usize;
     if bytes.len() > limit {
@@ -107,10 +120,16 @@ pub async fn submit_tx(State(sh): S, headers: HeaderMap, body: Result<Bytes, Byt
     let snap = sh.snapshot().map_err(internal)?;
     let sender = sender_state(&snap, &tx.sender()).map_err(internal)?;
     let hash = sh.mempool.lock().admit(tx, bytes.len(), sender)?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"hash": hash, "status": "pending"}))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"hash": hash, "status": "pending"})),
+    ))
 }
 
-pub async fn tx_status(State(sh): S, Path(hash): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn tx_status(
+    State(sh): S,
+    Path(hash): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let h = Hash::from_hex(&hash).map_err(|e| ApiError::bad_request("malformed_hash", e))?;
     let snap = sh.snapshot().map_err(internal)?;
     if let Some(loc) = sh.tx_location(&snap, &h).map_err(internal)? {
@@ -118,7 +137,11 @@ pub async fn tx_status(State(sh): S, Path(hash): Path<String>) -> Result<(Status
             .stored_block(&snap, loc.height)
             .map_err(internal)?
             .ok_or_else(|| internal(format!("block {} missing", loc.height)))?;
-        let r = sb.result.txs.get(loc.index as usize).ok_or_else(|| internal("tx index out of range"))?;
+        let r = sb
+            .result
+            .txs
+            .get(loc.index as usize)
+            .ok_or_else(|| internal("tx index out of range"))?;
         return Ok((
             StatusCode::OK,
             Json(json!({
@@ -129,12 +152,21 @@ pub async fn tx_status(State(sh): S, Path(hash): Path<String>) -> Result<(Status
     }
     let mp = sh.mempool.lock();
     if mp.contains(&h) {
-        return Ok((StatusCode::OK, Json(json!({"hash": h, "status": "pending"}))));
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"hash": h, "status": "pending"})),
+        ));
     }
     if let Some(reason) = mp.dropped_reason(&h) {
-        return Ok((StatusCode::OK, Json(json!({"hash": h, "status": "dropped", "error": reason}))));
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"hash": h, "status": "dropped", "error": reason})),
+        ));
     }
-    Ok((StatusCode::NOT_FOUND, Json(json!({"hash": h, "status": "unknown"}))))
+    Ok((
+        StatusCode::NOT_FOUND,
+        Json(json!({"hash": h, "status": "unknown"})),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -150,15 +182,23 @@ fn snapshot_at(sh: &Shared, height: Option<u64>) -> Result<opal_state::Snapshot,
         Some(h) => {
             let latest = sh.store.latest_version().unwrap_or(0);
             if h > latest {
-                return Err(ApiError::not_found(format!("height {h} is not committed yet (latest {latest})")));
+                return Err(ApiError::not_found(format!(
+                    "height {h} is not committed yet (latest {latest})"
+                )));
             }
             sh.store.snapshot_at(h).map_err(internal)
         }
     }
 }
 
-pub async fn account(State(sh): S, Path(addr): Path<String>, Query(q): Query<ProveQuery>) -> ApiResult {
-    let a: Address = addr.parse().map_err(|e: opal_types::crypto::CryptoError| ApiError::bad_request("malformed_address", e.to_string()))?;
+pub async fn account(
+    State(sh): S,
+    Path(addr): Path<String>,
+    Query(q): Query<ProveQuery>,
+) -> ApiResult {
+    let a: Address = addr.parse().map_err(|e: opal_types::crypto::CryptoError| {
+        ApiError::bad_request("malformed_address", e.to_string())
+    })?;
     let snap = snapshot_at(&sh, q.height)?;
     let acct = accounts::get(&Overlay::new(snap.clone()), &a).map_err(internal)?;
     let mut v = json!({
@@ -205,9 +245,12 @@ fn block_json(sh: &Shared, height: u64) -> ApiResult {
 }
 
 pub async fn block(State(sh): S, Path(height): Path<String>) -> ApiResult {
-    let h: u64 = height
-        .parse()
-        .map_err(|_| ApiError::bad_request("malformed_height", format!("{height:?} is not a block height")))?;
+    let h: u64 = height.parse().map_err(|_| {
+        ApiError::bad_request(
+            "malformed_height",
+            format!("{height:?} is not a block height"),
+        )
+    })?;
     block_json(&sh, h)
 }
 
@@ -219,10 +262,18 @@ pub async fn latest_block(State(sh): S) -> ApiResult {
     block_json(&sh, h)
 }
 
-pub async fn state_value(State(sh): S, Path(key): Path<String>, Query(q): Query<ProveQuery>) -> ApiResult {
-    let k = hex::decode(&key).map_err(|e| ApiError::bad_request("malformed_key", format!("key must be hex: {e}")))?;
+pub async fn state_value(
+    State(sh): S,
+    Path(key): Path<String>,
+    Query(q): Query<ProveQuery>,
+) -> ApiResult {
+    let k = hex::decode(&key)
+        .map_err(|e| ApiError::bad_request("malformed_key", format!("key must be hex: {e}")))?;
     if k.len() > 1024 {
-        return Err(ApiError::bad_request("malformed_key", "key longer than 1024 bytes"));
+        return Err(ApiError::bad_request(
+            "malformed_key",
+            "key longer than 1024 bytes",
+        ));
     }
     let snap = snapshot_at(&sh, q.height)?;
     let (value, proof) = snap.get_with_proof(&k).map_err(internal)?;

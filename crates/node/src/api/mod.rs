@@ -20,7 +20,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(handlers::index))
         .route("/api/status", get(handlers::status))
-        .route("/api/txs", post(handlers::submit_tx).layer(DefaultBodyLimit::max(tx_body_limit)))
+        .route(
+            "/api/txs",
+            post(handlers::submit_tx).layer(DefaultBodyLimit::max(tx_body_limit)),
+        )
         .route("/api/txs/{hash}", get(handlers::tx_status))
         .route("/api/accounts/{address}", get(handlers::account))
         .route("/api/blocks/latest", get(handlers::latest_block))

@@ -1,0 +1,134 @@
+//! Mempool admission and upkeep.
+
+use opal_ledger::TxError;
+use opal_node::error::AdmitError;
+use opal_node::mempool::{Mempool, MempoolLimits, SenderState};
+use opal_types::*;
+
+fn tx(from: u8, nonce: u64, amount: u128) -> Transaction {
+    TxBody {
+        chain_id: "c".into(),
+        nonce,
+        fee: Amount(10),
+        action: Action::Transfer {
+            to: SecretKey::from_seed([99; 32]).address(),
+            amount: Amount(amount),
+        },
+    }
+    .sign(&SecretKey::from_seed([from; 32]))
+}
+
+fn rich(nonce: u64) -> SenderState {
+    SenderState {
+        nonce,
+        balance: Amount(1_000_000),
+    }
+}
+
+#[test]
+fn consecutive_nonces_are_admitted_gaps_and_replays_are_not() {
+    let mut m = Mempool::new(MempoolLimits::default());
+    m.admit(tx(1, 5, 1), 100, rich(5)).unwrap();
+    m.admit(tx(1, 6, 1), 100, rich(5)).unwrap();
+    let gap = m.admit(tx(1, 8, 1), 100, rich(5)).unwrap_err();
+    assert!(
+        matches!(
+            gap,
+            AdmitError::Tx(TxError::BadNonce {
+                expected: 7,
+                got: 8,
+                ..
+            })
+        ),
+        "{gap}"
+    );
+    let replay = m.admit(tx(1, 4, 1), 100, rich(5)).unwrap_err();
+    assert!(matches!(
+        replay,
+        AdmitError::Tx(TxError::BadNonce {
+            expected: 7,
+            got: 4,
+            ..
+        })
+    ));
+    let dup = m.admit(tx(1, 6, 1), 100, rich(5)).unwrap_err();
+    assert!(matches!(dup, AdmitError::AlreadyKnown(_)));
+    assert_eq!(m.len(), 2);
+    assert_eq!(m.pending_count(&SecretKey::from_seed([1; 32]).address()), 2);
+}
+
+#[test]
+fn pending_spends_count_against_the_balance() {
+    let mut m = Mempool::new(MempoolLimits::default());
+    let s = || SenderState {
+        nonce: 0,
+        balance: Amount(100),
+    };
+    m.admit(tx(2, 0, 40), 100, s()).unwrap(); // 50 with fee
+    m.admit(tx(2, 1, 40), 100, s()).unwrap(); // 100
+    let e = m.admit(tx(2, 2, 1), 100, s()).unwrap_err();
+    assert!(
+        matches!(e, AdmitError::Tx(TxError::InsufficientFunds { .. })),
+        "{e}"
+    );
+}
+
+#[test]
+fn limits_are_enforced() {
+    let mut m = Mempool::new(MempoolLimits {
+        max_txs: 2,
+        max_bytes: 1_000,
+    });
+    m.admit(tx(1, 0, 1), 100, rich(0)).unwrap();
+    m.admit(tx(2, 0, 1), 100, rich(0)).unwrap();
+    assert!(matches!(
+        m.admit(tx(3, 0, 1), 100, rich(0)),
+        Err(AdmitError::MempoolFull(2))
+    ));
+    let mut m = Mempool::new(MempoolLimits {
+        max_txs: 10,
+        max_bytes: 150,
+    });
+    m.admit(tx(1, 0, 1), 100, rich(0)).unwrap();
+    assert!(matches!(
+        m.admit(tx(2, 0, 1), 100, rich(0)),
+        Err(AdmitError::MempoolFull(_))
+    ));
+}
+
+#[test]
+fn reap_is_deterministic_and_in_nonce_order() {
+    let mut m = Mempool::new(MempoolLimits::default());
+    for n in 0..3 {
+        m.admit(tx(2, n, 1), 100, rich(0)).unwrap();
+        m.admit(tx(1, n, 1), 100, rich(0)).unwrap();
+    }
+    let r = m.reap(100);
+    assert_eq!(r.len(), 6);
+    for w in r.windows(2) {
+        if w[0].sender() == w[1].sender() {
+            assert_eq!(w[0].body.nonce + 1, w[1].body.nonce);
+        } else {
+            assert!(w[0].sender() < w[1].sender());
+        }
+    }
+    assert_eq!(m.reap(4).len(), 4);
+}
+
+#[test]
+fn commit_and_invalidation_upkeep() {
+    let mut m = Mempool::new(MempoolLimits::default());
+    let txs: Vec<_> = (0..4).map(|n| tx(1, n, 1)).collect();
+    for t in &txs {
+        m.admit(t.clone(), 100, rich(0)).unwrap();
+    }
+    // Block included nonce 0; the chain nonce is now 2 (nonce 1 arrived through another node).
+    m.on_committed(&[txs[0].hash()], |_| Some(2));
+    assert_eq!(m.len(), 2, "nonce 0 included, nonce 1 stale");
+    assert!(m.contains(&txs[2].hash()) && m.contains(&txs[3].hash()));
+    // Block building found nonce 2 invalid: it and everything after it go, with a reason.
+    m.drop_invalid(&[(txs[2].hash(), TxError::ZeroAmount)]);
+    assert!(m.is_empty());
+    assert!(m.dropped_reason(&txs[2].hash()).unwrap().contains("zero"));
+    assert!(m.dropped_reason(&txs[3].hash()).is_some());
+}
