@@ -33,6 +33,30 @@ pub enum TxError {
     ZeroAmount,
     #[error("arithmetic overflow")]
     Overflow,
+    #[error("stake {got} is below the minimum {min}")]
+    BelowMinimumStake { min: Amount, got: Amount },
+    #[error("no validator is operated by {validator}")]
+    UnknownValidator { validator: Address },
+    #[error("{operator} already operates a validator")]
+    ValidatorExists { operator: Address },
+    #[error("that consensus key is already used by a validator")]
+    ConsensusKeyInUse,
+    #[error("not enough stake: have {have}, want {want}")]
+    InsufficientStake { have: Amount, want: Amount },
+    #[error("validator {validator} has been slashed to zero and takes no delegations")]
+    ValidatorWipedOut { validator: Address },
+    #[error("the validator is not jailed")]
+    NotJailed,
+    #[error("the validator is jailed until {until_ms} (block time, ms)")]
+    StillJailed { until_ms: u64 },
+    #[error("invalid evidence: {reason}")]
+    InvalidEvidence { reason: String },
+    #[error("evidence from height {height} is older than the maximum age of {max_age} blocks (or from the future)")]
+    EvidenceTooOld { height: u64, max_age: u64 },
+    #[error("this evidence was already processed")]
+    DuplicateEvidence,
+    #[error("invalid name: {reason}")]
+    InvalidName { reason: String },
 }
 
 #[derive(Debug, thiserror::Error)]

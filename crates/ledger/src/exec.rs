@@ -1,9 +1,9 @@
 //! Block execution: the fixed order of components, per-transaction isolation, results.
 
+use crate::components::staking::{self, ActiveValidator, BlockCtx};
 use crate::components::{accounts, fees, read};
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
-use crate::genesis::GenesisValidator;
 use crate::keys;
 use crate::params::Params;
 use opal_state::Overlay;
@@ -60,8 +60,9 @@ pub fn chain_id(s: &Overlay) -> Result<String, LedgerError> {
     })
 }
 
-pub fn validators(s: &Overlay) -> Result<Vec<GenesisValidator>, LedgerError> {
-    Ok(read(s, keys::VALIDATORS)?.unwrap_or_default())
+/// The consensus validator set for the next height.
+pub fn validators(s: &Overlay) -> Result<Vec<ActiveValidator>, LedgerError> {
+    staking::active_set(s)
 }
 
 /// Checks that need no state: size, chain id, minimum fee, signature. Run at mempool admission
@@ -102,6 +103,7 @@ pub fn check_tx_stateless(
 /// On `Ok(Err(_))` the caller drops `s` (it is a fork).
 fn deliver_tx(
     s: &mut Overlay,
+    ctx: &BlockCtx,
     params: &Params,
     tx: &Transaction,
 ) -> Result<Result<Vec<Event>, TxError>, LedgerError> {
@@ -113,9 +115,27 @@ fn deliver_tx(
     if let Err(e) = fees::charge(s, params, &sender, tx.body.fee, &mut events)? {
         return Ok(Err(e));
     }
+    let ev = &mut events;
     let r = match &tx.body.action {
-        Action::Transfer { to, amount } => {
-            accounts::transfer(s, &sender, to, *amount, &mut events)?
+        Action::Transfer { to, amount } => accounts::transfer(s, &sender, to, *amount, ev)?,
+        Action::CreateValidator {
+            consensus_key,
+            name,
+            amount,
+        } => staking::create_validator(s, ctx, &sender, *consensus_key, name, *amount, ev)?,
+        Action::Delegate { validator, amount } => {
+            staking::delegate(s, &sender, validator, *amount, ev)?
+        }
+        Action::Undelegate { validator, amount } => {
+            staking::undelegate(s, ctx, &sender, validator, *amount, ev)?
+        }
+        Action::BondRole { role, amount } => staking::bond_role(s, &sender, *role, *amount, ev)?,
+        Action::UnbondRole { role, amount } => {
+            staking::unbond_role(s, ctx, &sender, *role, *amount, ev)?
+        }
+        Action::Unjail => staking::unjail(s, ctx, &sender, ev)?,
+        Action::SubmitEvidence { evidence } => {
+            staking::submit_evidence(s, ctx, &sender, evidence, ev)?
         }
     };
     Ok(r.map(|()| events))
@@ -150,6 +170,11 @@ fn signatures_ok(txs: &[Transaction]) -> Vec<bool> {
 pub fn execute_block(s: &mut Overlay, block: &Block) -> Result<BlockResult, LedgerError> {
     let params = params(s)?;
     let chain_id = chain_id(s)?;
+    let ctx = BlockCtx {
+        chain_id: chain_id.clone(),
+        height: block.header.height,
+        time_ms: block.header.time_ms,
+    };
     let sig_ok = signatures_ok(&block.txs);
     let mut result = BlockResult::default();
     for (tx, sig_ok) in block.txs.iter().zip(sig_ok) {
@@ -160,7 +185,7 @@ pub fn execute_block(s: &mut Overlay, block: &Block) -> Result<BlockResult, Ledg
             Ok(()) if !sig_ok => Err(TxError::BadSignature),
             Ok(()) => {
                 let mut fork = s.fork();
-                match deliver_tx(&mut fork, &params, tx)? {
+                match deliver_tx(&mut fork, &ctx, &params, tx)? {
                     Ok(events) => {
                         s.apply(fork);
                         Ok(events)
@@ -185,6 +210,7 @@ pub fn execute_block(s: &mut Overlay, block: &Block) -> Result<BlockResult, Ledg
         });
     }
     fees::end_block(s, &block.header.proposer, &mut result.events)?;
+    staking::end_block(s, &ctx, &mut result.events)?;
     Ok(result)
 }
 
@@ -194,7 +220,11 @@ pub type Selection = (Vec<Transaction>, Vec<(Hash, TxError)>);
 /// Choose transactions for a new block from `candidates` (in order), keeping those that apply
 /// on top of the ones already chosen, within the block limits. Signatures must have been checked
 /// at admission. Returns the chosen ones and the rejected ones with their errors.
-pub fn select_txs(s: &Overlay, candidates: Vec<Transaction>) -> Result<Selection, LedgerError> {
+pub fn select_txs(
+    s: &Overlay,
+    ctx: &BlockCtx,
+    candidates: Vec<Transaction>,
+) -> Result<Selection, LedgerError> {
     let params = params(s)?;
     let chain_id = chain_id(s)?;
     let mut scratch = s.fork();
@@ -214,7 +244,7 @@ pub fn select_txs(s: &Overlay, candidates: Vec<Transaction>) -> Result<Selection
             continue;
         }
         let mut fork = scratch.fork();
-        match deliver_tx(&mut fork, &params, &tx)? {
+        match deliver_tx(&mut fork, ctx, &params, &tx)? {
             Ok(_) => {
                 scratch.apply(fork);
                 bytes += len;

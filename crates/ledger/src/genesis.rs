@@ -1,9 +1,9 @@
 //! Genesis: the chain's first state, read from a JSON file.
 
-use crate::components::{accounts, write};
+use crate::components::{accounts, staking, write};
 use crate::error::LedgerError;
 use crate::keys;
-use crate::params::Params;
+use crate::params::{Params, StakingParams};
 use opal_state::Overlay;
 use opal_types::{Address, Amount, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,8 @@ pub struct Genesis {
     pub genesis_time_ms: u64,
     #[serde(default)]
     pub params: Params,
+    #[serde(default)]
+    pub staking: StakingParams,
     pub accounts: Vec<GenesisAccount>,
     pub validators: Vec<GenesisValidator>,
 }
@@ -26,20 +28,21 @@ pub struct GenesisAccount {
     pub balance: Amount,
 }
 
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    borsh::BorshSerialize,
-    borsh::BorshDeserialize,
-)]
+/// A validator of the first block: its consensus key, the account that operates it (defaults to
+/// the key's own address) and its self-delegated stake, minted into the bonded pool at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GenesisValidator {
     pub name: String,
     pub public_key: PublicKey,
-    pub power: u64,
+    #[serde(default)]
+    pub operator: Option<Address>,
+    pub stake: Amount,
+}
+
+impl GenesisValidator {
+    pub fn operator(&self) -> Address {
+        self.operator.unwrap_or_else(|| self.public_key.address())
+    }
 }
 
 impl Genesis {
@@ -69,13 +72,32 @@ impl Genesis {
             return bad("at least one validator is required".into());
         }
         let mut seen = BTreeSet::new();
+        let mut operators = BTreeSet::new();
         for v in &self.validators {
-            if v.power == 0 {
-                return bad(format!("validator {} has zero power", v.name));
+            if v.stake < self.staking.min_validator_stake {
+                return bad(format!(
+                    "validator {} stakes {}, below min_validator_stake {}",
+                    v.name, v.stake, self.staking.min_validator_stake
+                ));
             }
             if !seen.insert(v.public_key) {
                 return bad(format!("validator key {} listed twice", v.public_key));
             }
+            if !operators.insert(v.operator()) {
+                return bad(format!("validator operator {} listed twice", v.operator()));
+            }
+        }
+        if self.staking.power_reduction.is_zero()
+            || self.staking.epoch_blocks == 0
+            || self.staking.max_validators == 0
+        {
+            return bad(
+                "staking: power_reduction, epoch_blocks and max_validators must be positive".into(),
+            );
+        }
+        if self.staking.slash_double_sign_bps > 10_000 || self.staking.evidence_reward_bps > 10_000
+        {
+            return bad("staking: basis points must be at most 10000".into());
         }
         let mut seen = BTreeSet::new();
         for a in &self.accounts {
@@ -106,11 +128,23 @@ impl Genesis {
                 },
             );
         }
-        write(s, keys::SUPPLY, &supply);
         write(s, keys::PARAMS, &self.params);
         write(s, keys::CHAIN_ID, &self.chain_id);
-        write(s, keys::VALIDATORS, &self.validators);
         write(s, keys::GENESIS_TIME, &self.genesis_time_ms);
+        write(s, keys::staking::PARAMS, &self.staking);
+        for v in &self.validators {
+            supply = supply
+                .checked_add(v.stake)
+                .map_err(|e| LedgerError::Genesis(format!("total supply: {e}")))?;
+            staking::genesis_validator(s, v)?;
+        }
+        write(s, keys::SUPPLY, &supply);
+        staking::update_validator_set(s, &self.staking, &mut Vec::new())?;
+        if staking::active_set(s)?.is_empty() {
+            return Err(LedgerError::Genesis(
+                "no validator has any voting power (stake below power_reduction?)".into(),
+            ));
+        }
         Ok(())
     }
 }

@@ -1,15 +1,25 @@
 //! Invariants that tests (and the node, in debug builds) check after every block.
 
-use crate::components::{accounts::Account, fees, read};
+use crate::components::{accounts::Account, fees, read, staking};
 use crate::error::LedgerError;
 use crate::keys;
 use opal_state::Overlay;
 use opal_types::Amount;
 
-/// The sum of every account balance plus the fee pool equals the recorded total supply.
+/// The sum of every account balance plus the fee pool, the bonded and unbonding pools and the
+/// treasury equals the recorded total supply; and the staking pools equal what they are made of.
 pub fn check_supply(s: &Overlay) -> Result<Amount, LedgerError> {
+    check_staking_pools(s)?;
     let supply: Amount = read(s, keys::SUPPLY)?.unwrap_or_default();
+    let treasury: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
+    let add = |a: Amount, b: Amount| {
+        a.checked_add(b)
+            .map_err(|e| LedgerError::Invariant(e.to_string()))
+    };
     let mut sum = fees::pool(s)?;
+    sum = add(sum, treasury)?;
+    sum = add(sum, staking::pool(s, keys::staking::BONDED_POOL)?)?;
+    sum = add(sum, staking::pool(s, keys::staking::UNBONDING_POOL)?)?;
     for (k, v) in s.prefix(keys::accounts::PREFIX)? {
         let a: Account = borsh::from_slice(&v).map_err(|e| LedgerError::Corrupt {
             key: hex_key(&k),
@@ -29,4 +39,34 @@ pub fn check_supply(s: &Overlay) -> Result<Amount, LedgerError> {
 
 fn hex_key(k: &[u8]) -> String {
     k.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bonded pool = validators' tokens + role bonds; unbonding pool = the unbonding entries.
+pub fn check_staking_pools(s: &Overlay) -> Result<(), LedgerError> {
+    let bad = |what: &str, e: String| LedgerError::Corrupt {
+        key: what.into(),
+        reason: e,
+    };
+    let mut bonded: u128 = 0;
+    for v in staking::validators(s)? {
+        bonded += v.tokens.0;
+    }
+    for (_, b) in s.prefix(b"staking/role/")? {
+        let a: Amount = borsh::from_slice(&b).map_err(|e| bad("staking/role", e.to_string()))?;
+        bonded += a.0;
+    }
+    let mut unbonding: u128 = 0;
+    for (_, b) in s.prefix(keys::staking::UNBONDING_QUEUE_PREFIX)? {
+        let e: staking::UnbondingEntry =
+            borsh::from_slice(&b).map_err(|e| bad("staking/unbq", e.to_string()))?;
+        unbonding += e.amount.0;
+    }
+    let bp = staking::pool(s, keys::staking::BONDED_POOL)?;
+    let up = staking::pool(s, keys::staking::UNBONDING_POOL)?;
+    if bp.0 != bonded || up.0 != unbonding {
+        return Err(LedgerError::Invariant(format!(
+            "staking pools: bonded {bp} vs {bonded} held, unbonding {up} vs {unbonding} queued"
+        )));
+    }
+    Ok(())
 }

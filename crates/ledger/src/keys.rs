@@ -5,7 +5,10 @@ use opal_types::Address;
 pub const PARAMS: &[u8] = b"params";
 pub const CHAIN_ID: &[u8] = b"chain/id";
 pub const SUPPLY: &[u8] = b"supply";
+/// The active consensus validator set (`Vec<ActiveValidator>`), for the next height.
 pub const VALIDATORS: &[u8] = b"validators";
+/// Protocol treasury (slashed stake lands here).
+pub const TREASURY: &[u8] = b"treasury";
 pub const GENESIS_TIME: &[u8] = b"chain/genesis_time_ms";
 
 pub mod accounts {
@@ -21,4 +24,54 @@ pub mod accounts {
 pub mod fees {
     /// Fees collected during the current block, paid out at its end.
     pub const POOL: &[u8] = b"fees/pool";
+}
+
+pub mod staking {
+    use super::*;
+    use opal_types::{PublicKey, Role};
+
+    pub const PARAMS: &[u8] = b"staking/params";
+    /// Tokens bonded to validators and roles.
+    pub const BONDED_POOL: &[u8] = b"staking/pool/bonded";
+    /// Tokens unbonding (still slashable).
+    pub const UNBONDING_POOL: &[u8] = b"staking/pool/unbonding";
+    pub const UNBONDING_SEQ: &[u8] = b"staking/unbonding_seq";
+    /// Set when the validator set must be recomputed at the end of this block.
+    pub const SET_DIRTY: &[u8] = b"staking/set_dirty";
+    pub const VALIDATOR_PREFIX: &[u8] = b"staking/val/";
+    pub const UNBONDING_QUEUE_PREFIX: &[u8] = b"staking/unbq/";
+
+    pub fn validator(operator: &Address) -> Vec<u8> {
+        [VALIDATOR_PREFIX, &operator.0].concat()
+    }
+    pub fn by_consensus_key(pk: &PublicKey) -> Vec<u8> {
+        [b"staking/valkey/".as_slice(), &pk.0].concat()
+    }
+    pub fn delegation(validator: &Address, delegator: &Address) -> Vec<u8> {
+        [b"staking/del/".as_slice(), &validator.0, &delegator.0].concat()
+    }
+    pub fn role_bond(role: Role, who: &Address) -> Vec<u8> {
+        [
+            b"staking/role/".as_slice(),
+            role.as_str().as_bytes(),
+            b"/",
+            &who.0,
+        ]
+        .concat()
+    }
+    pub fn role_prefix(role: Role) -> Vec<u8> {
+        [b"staking/role/".as_slice(), role.as_str().as_bytes(), b"/"].concat()
+    }
+    /// Unbonding entries ordered by completion time, then sequence number.
+    pub fn unbonding(completion_ms: u64, seq: u64) -> Vec<u8> {
+        [
+            UNBONDING_QUEUE_PREFIX,
+            &completion_ms.to_be_bytes(),
+            &seq.to_be_bytes(),
+        ]
+        .concat()
+    }
+    pub fn evidence(id: &opal_types::Hash) -> Vec<u8> {
+        [b"staking/evidence/".as_slice(), &id.0].concat()
+    }
 }

@@ -6,7 +6,8 @@
 //!   `HashMap` iteration. The node and the consensus engine drive it from outside.
 //! - Components ([`components`]) each own their state keys and are called in one fixed order:
 //!   `begin_block` for all, then for each transaction the stateless checks, the fee, and the
-//!   action's component; then `end_block` for all. Order: fees, accounts.
+//!   action's component; then `end_block` for all. Order: fees, then the action's component (accounts or staking);
+//!   end-block: fees, staking.
 //! - A transaction runs in a fork of the block's overlay; if any step fails the fork is dropped,
 //!   so a rejected transaction changes nothing (not even its nonce), and its typed error is
 //!   recorded in the block's results.
@@ -23,8 +24,9 @@ pub mod invariants;
 pub mod keys;
 pub mod params;
 
+pub use components::staking::{ActiveValidator, BlockCtx};
 pub use error::{LedgerError, TxError};
 pub use events::Event;
 pub use exec::{check_tx_stateless, execute_block, select_txs, BlockResult, TxResult};
 pub use genesis::{Genesis, GenesisAccount, GenesisValidator};
-pub use params::Params;
+pub use params::{Params, StakingParams};

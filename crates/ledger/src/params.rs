@@ -34,3 +34,57 @@ impl Default for Params {
         }
     }
 }
+
+/// Staking, slashing and validator-set parameters (genesis; governance later).
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    borsh::BorshSerialize,
+    borsh::BorshDeserialize,
+)]
+#[serde(default)]
+pub struct StakingParams {
+    /// Least self-delegation to create a validator, and least stake to stay in the set.
+    pub min_validator_stake: Amount,
+    pub min_inference_node_stake: Amount,
+    pub min_data_node_stake: Amount,
+    /// How long unbonding stake stays locked (and slashable), in block-time milliseconds.
+    pub unbonding_time_ms: u64,
+    /// The validator set is recomputed from stake every `epoch_blocks` blocks (and at once when a
+    /// validator is jailed).
+    pub epoch_blocks: u64,
+    pub max_validators: u32,
+    /// Tokens per unit of consensus voting power.
+    pub power_reduction: Amount,
+    /// Fraction of a validator's stake (and of unbonding stake from it) slashed for double
+    /// signing, in basis points.
+    pub slash_double_sign_bps: u32,
+    /// Share of a slash paid to whoever submitted the evidence, in basis points; the rest goes
+    /// to the protocol treasury.
+    pub evidence_reward_bps: u32,
+    pub jail_time_ms: u64,
+    /// Evidence older than this many blocks is refused.
+    pub max_evidence_age_blocks: u64,
+}
+
+impl Default for StakingParams {
+    fn default() -> Self {
+        StakingParams {
+            min_validator_stake: Amount(1_000_000),
+            min_inference_node_stake: Amount(100_000),
+            min_data_node_stake: Amount(100_000),
+            unbonding_time_ms: 60_000,
+            epoch_blocks: 10,
+            max_validators: 100,
+            power_reduction: Amount(1_000_000),
+            slash_double_sign_bps: 500,
+            evidence_reward_bps: 1_000,
+            jail_time_ms: 60_000,
+            max_evidence_age_blocks: 10_000,
+        }
+    }
+}

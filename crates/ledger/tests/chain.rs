@@ -24,6 +24,7 @@ fn genesis() -> Genesis {
         chain_id: "test-chain".into(),
         genesis_time_ms: 1_000,
         params: Params::default(),
+        staking: Default::default(),
         accounts: (1..=4)
             .map(|i| GenesisAccount {
                 address: key(i).address(),
@@ -33,7 +34,8 @@ fn genesis() -> Genesis {
         validators: vec![GenesisValidator {
             name: "v".into(),
             public_key: key(100).public_key(),
-            power: 1,
+            operator: None,
+            stake: Amount(10_000_000),
         }],
     }
 }
@@ -284,7 +286,16 @@ fn select_txs_skips_invalid_and_respects_order() {
         c.transfer(&key(1), &key(2), 10, 1),
         c.transfer(&key(3), &key(2), 5_000_000, 0), // overdraft
     ];
-    let (chosen, rejected) = select_txs(&c.overlay(), txs).unwrap();
+    let (chosen, rejected) = select_txs(
+        &c.overlay(),
+        &BlockCtx {
+            chain_id: c.chain_id.clone(),
+            height: 1,
+            time_ms: 2_000,
+        },
+        txs,
+    )
+    .unwrap();
     assert_eq!(
         chosen.iter().map(|t| t.body.nonce).collect::<Vec<_>>(),
         vec![0, 1]

@@ -133,15 +133,21 @@ impl OpalApp {
         }
         let (parent_hash, parent_time) = sh.parent_of(&snap, height)?;
         let candidates = sh.mempool.lock().reap(sh.params.max_block_txs as usize);
-        let (txs, rejected) =
-            exec::select_txs(&Overlay::new(snap.clone()), candidates).map_err(|e| e.to_string())?;
+        let time_ms = now_ms().max(parent_time + 1);
+        let ctx = opal_ledger::BlockCtx {
+            chain_id: sh.chain_id.clone(),
+            height,
+            time_ms,
+        };
+        let (txs, rejected) = exec::select_txs(&Overlay::new(snap.clone()), &ctx, candidates)
+            .map_err(|e| e.to_string())?;
         if !rejected.is_empty() {
             sh.mempool.lock().drop_invalid(&rejected);
         }
         let header = BlockHeader {
             chain_id: sh.chain_id.clone(),
             height,
-            time_ms: now_ms().max(parent_time + 1),
+            time_ms,
             parent_hash,
             prev_state_root: Hash(snap.root()),
             tx_root: Block::tx_root(&txs),
@@ -304,8 +310,12 @@ impl BlockExecutor for OpalApp {
         self.latest()
     }
 
-    fn validator_set(&self, _height: Height) -> Vec<Validator> {
-        let snap = match self.shared.snapshot() {
+    /// The set that votes on `height` is the one in the state after `height - 1` (so a node
+    /// syncing old heights gets the set of that time, not today's).
+    fn validator_set(&self, height: Height) -> Vec<Validator> {
+        let latest = self.latest();
+        let at = height.saturating_sub(1).min(latest);
+        let snap = match self.shared.store.snapshot_at(at).map_err(|e| e.to_string()) {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("reading the validator set: {e}");

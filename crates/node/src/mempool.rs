@@ -49,8 +49,16 @@ pub struct SenderState {
 }
 
 fn spend_of(tx: &Transaction) -> Result<Amount, TxError> {
+    // What the transaction can take from the sender's balance, besides the fee.
     let amount = match &tx.body.action {
-        Action::Transfer { amount, .. } => *amount,
+        Action::Transfer { amount, .. }
+        | Action::CreateValidator { amount, .. }
+        | Action::Delegate { amount, .. }
+        | Action::BondRole { amount, .. } => *amount,
+        Action::Undelegate { .. }
+        | Action::UnbondRole { .. }
+        | Action::Unjail
+        | Action::SubmitEvidence { .. } => Amount::ZERO,
     };
     amount
         .checked_add(tx.body.fee)

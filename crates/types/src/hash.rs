@@ -25,6 +25,8 @@ pub enum Domain {
     MerkleNode,
     /// Address derivation from a public key.
     Address,
+    /// Identity of a piece of misbehaviour evidence.
+    Evidence,
 }
 
 impl Domain {
@@ -36,6 +38,7 @@ impl Domain {
             Domain::MerkleLeaf => "opal 2026 merkle leaf v1",
             Domain::MerkleNode => "opal 2026 merkle node v1",
             Domain::Address => "opal 2026 address v1",
+            Domain::Evidence => "opal 2026 evidence v1",
         }
     }
 }

@@ -21,6 +21,58 @@ pub const MAX_TX_BYTES_HARD: usize = 1 << 20;
 pub enum Action {
     /// Move `amount` from the signer's account to `to`.
     Transfer { to: Address, amount: Amount },
+    /// Become a validator operated by the signer, with `consensus_key` signing votes, bonding
+    /// `amount` as self-delegation. Joins the validator set at the next epoch.
+    CreateValidator {
+        consensus_key: PublicKey,
+        name: String,
+        amount: Amount,
+    },
+    /// Delegate `amount` to the validator operated by `validator`.
+    Delegate { validator: Address, amount: Amount },
+    /// Start unbonding `amount` of the signer's delegation to `validator`; it is paid back after
+    /// the unbonding time and stays slashable until then.
+    Undelegate { validator: Address, amount: Amount },
+    /// Bond stake for a non-validator role (inference node, data node).
+    BondRole { role: Role, amount: Amount },
+    /// Start unbonding stake from a role.
+    UnbondRole { role: Role, amount: Amount },
+    /// Bring the signer's jailed validator back once its jail time is over.
+    Unjail,
+    /// Report a validator that signed two conflicting votes.
+    SubmitEvidence {
+        evidence: crate::evidence::DoubleSignEvidence,
+    },
+}
+
+/// Roles that stake without validating.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    InferenceNode,
+    DataNode,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::InferenceNode => "inference_node",
+            Role::DataNode => "data_node",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]

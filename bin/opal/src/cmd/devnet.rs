@@ -16,6 +16,8 @@ const DEV_NAMES: [&str; 8] = [
 ];
 /// Each development account starts with 10^15 base units.
 const DEV_BALANCE: u128 = 1_000_000_000_000_000;
+/// The devnet validator's self-delegated stake (10^12 base units: 10^6 units of voting power).
+const VALIDATOR_STAKE: u128 = 1_000_000_000_000;
 
 /// Logs go to stderr; `OPAL_LOG` takes a tracing filter (e.g. `OPAL_LOG=debug`). By default only
 /// warnings, plus Opal's own start-up lines; a single validator has no peers, so the engine's
@@ -63,11 +65,13 @@ fn init_home(home: &Home, a: &DevnetArgs) -> Result<()> {
         chain_id: "opal-devnet".into(),
         genesis_time_ms: now_ms(),
         params: Params::default(),
+        staking: Default::default(),
         accounts,
         validators: vec![GenesisValidator {
             name: "validator".into(),
             public_key: validator.public_key(),
-            power: 1,
+            operator: None,
+            stake: Amount(VALIDATOR_STAKE),
         }],
     };
     home.write_genesis(&genesis)?;

@@ -96,7 +96,7 @@ fn bad_inputs_get_clear_errors_and_change_nothing() {
     );
     expect(
         "oversized body",
-        post_raw(&net.url, "application/json", vec![b' '; 2_000_000]),
+        announce_huge_body(&net.url),
         413,
         "too_large",
     );
@@ -240,14 +240,15 @@ fn openapi_describes_every_route_and_events_stream() {
     assert!(saw, "no new_block event on /api/events");
 }
 
-/// Announce a 2 MB body but send none: the node must answer 413 from the headers alone,
-/// without reading (or waiting for) the body.
+/// Announce a 2 MB body and send 64 KiB of it: the node must stop reading at its limit and
+/// answer 413 without waiting for the rest.
 fn announce_huge_body(base: &str) -> (u16, serde_json::Value) {
     use std::io::{Read, Write};
     let addr = base.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(s, "POST /api/txs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n").unwrap();
+    let _ = s.write_all(&vec![b' '; 64 * 1024]);
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf);

@@ -77,7 +77,12 @@ fn thousand_transfers_balances_supply_and_proofs() {
         .unwrap()
         .parse()
         .unwrap();
-    let sum: u128 = expected.values().sum::<u128>() + net.balance(&validator);
+    let st = net.status();
+    let pools: u128 = ["fees", "bonded", "unbonding", "treasury"]
+        .iter()
+        .map(|p| st["pools"][p].as_str().unwrap().parse::<u128>().unwrap())
+        .sum();
+    let sum: u128 = expected.values().sum::<u128>() + net.balance(&validator) + pools;
     assert_eq!(sum, supply, "balances must add up to the total supply");
 
     // A balance proof at the height of the last transfer, checked against that block's state root.

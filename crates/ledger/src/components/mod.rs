@@ -1,8 +1,10 @@
 //! Ledger components, one per concern, each owning its state keys. The fixed call order is
-//! defined in [`crate::exec`]: fees, then accounts.
+//! defined in [`crate::exec`]: fees, then the action's component (accounts, staking); at the
+//! end of a block, fees then staking.
 
 pub mod accounts;
 pub mod fees;
+pub mod staking;
 
 use crate::error::LedgerError;
 use borsh::{BorshDeserialize, BorshSerialize};

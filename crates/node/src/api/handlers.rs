@@ -64,8 +64,23 @@ pub async fn status(State(sh): S) -> ApiResult {
         "validator": sh.validator,
         "mempool_size": sh.mempool.lock().len(),
         "total_supply": supply,
+        // Where the supply that is not in accounts sits (the supply invariant from outside).
+        "pools": {
+            "fees": read_amount(&snap, opal_ledger::keys::fees::POOL)?,
+            "bonded": read_amount(&snap, opal_ledger::keys::staking::BONDED_POOL)?,
+            "unbonding": read_amount(&snap, opal_ledger::keys::staking::UNBONDING_POOL)?,
+            "treasury": read_amount(&snap, opal_ledger::keys::TREASURY)?,
+        },
         "params": sh.params,
     })))
+}
+
+fn read_amount(snap: &opal_state::Snapshot, key: &[u8]) -> Result<opal_types::Amount, ApiError> {
+    Ok(snap
+        .get(key)
+        .map_err(internal)?
+        .and_then(|b| borsh::from_slice(&b).ok())
+        .unwrap_or_default())
 }
 
 #[derive(Deserialize)]

@@ -48,7 +48,9 @@ pub fn document() -> Value {
         "Status": {"type": "object", "required": ["chain_id", "height", "state_root"], "properties": {
             "chain_id": {"type": "string"}, "height": {"type": "integer"}, "state_root": {"type": "string"},
             "block_hash": {"type": ["string", "null"]}, "block_time_ms": {"type": ["integer", "null"]},
-            "validator": {"type": "string"}, "mempool_size": {"type": "integer"}, "total_supply": {"type": "string"}}}
+            "validator": {"type": "string"}, "mempool_size": {"type": "integer"}, "total_supply": {"type": "string"},
+            "pools": {"type": "object", "description": "supply held outside accounts", "properties": {
+                "fees": {"type": "string"}, "bonded": {"type": "string"}, "unbonding": {"type": "string"}, "treasury": {"type": "string"}}}}}
       }}
     })
 }

@@ -1,0 +1,652 @@
+//! Staking: validators and delegation, role bonds (inference and data nodes), unbonding with a
+//! delay during which stake stays slashable, jail and unjail, double-sign evidence and slashing,
+//! and the consensus validator set derived from stake.
+//!
+//! Delegation uses shares: a validator holds `tokens` and has issued `shares`; a delegator owns
+//! shares, worth `shares * tokens / total_shares`. A slash lowers `tokens` only, so every
+//! delegator loses the same fraction, in O(1). Integer division rounds toward the validator
+//! (a delegator may get up to one base unit less), never creating value.
+
+use super::{accounts, read, write};
+use crate::error::{LedgerError, TxError};
+use crate::events::Event;
+use crate::genesis::GenesisValidator;
+use crate::keys::{self, staking as k};
+use crate::params::StakingParams;
+use borsh::{BorshDeserialize, BorshSerialize};
+use opal_state::Overlay;
+use opal_types::{Address, Amount, DoubleSignEvidence, PublicKey, Role};
+use serde::{Deserialize, Serialize};
+
+/// Where a block is being executed: what components need besides state.
+#[derive(Debug, Clone)]
+pub struct BlockCtx {
+    pub chain_id: String,
+    pub height: u64,
+    pub time_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ValidatorInfo {
+    pub operator: Address,
+    pub consensus_key: PublicKey,
+    pub name: String,
+    /// Bonded tokens (self-delegation plus delegations, after slashes).
+    pub tokens: Amount,
+    /// Delegation shares issued.
+    pub shares: u128,
+    pub jailed: bool,
+    pub jailed_until_ms: u64,
+    pub created_height: u64,
+}
+
+/// A member of the consensus validator set.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ActiveValidator {
+    pub name: String,
+    pub operator: Address,
+    pub public_key: PublicKey,
+    pub power: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StakeSource {
+    Validator { operator: Address },
+    Role { role: Role },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct UnbondingEntry {
+    pub owner: Address,
+    pub source: StakeSource,
+    pub amount: Amount,
+    pub creation_height: u64,
+    pub completion_ms: u64,
+}
+
+type TxResult = Result<Result<(), TxError>, LedgerError>;
+
+macro_rules! tx_try {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        }
+    };
+}
+
+fn ovf<T>(v: Option<T>) -> Result<T, TxError> {
+    v.ok_or(TxError::Overflow)
+}
+
+pub fn params(s: &Overlay) -> Result<StakingParams, LedgerError> {
+    Ok(read(s, k::PARAMS)?.unwrap_or_default())
+}
+
+pub fn validator(s: &Overlay, operator: &Address) -> Result<Option<ValidatorInfo>, LedgerError> {
+    read(s, &k::validator(operator))
+}
+
+pub fn validators(s: &Overlay) -> Result<Vec<ValidatorInfo>, LedgerError> {
+    s.prefix(k::VALIDATOR_PREFIX)?
+        .into_iter()
+        .map(|(key, v)| {
+            borsh::from_slice(&v).map_err(|e| LedgerError::Corrupt {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+pub fn active_set(s: &Overlay) -> Result<Vec<ActiveValidator>, LedgerError> {
+    Ok(read(s, keys::VALIDATORS)?.unwrap_or_default())
+}
+
+pub fn delegation_shares(
+    s: &Overlay,
+    validator: &Address,
+    delegator: &Address,
+) -> Result<u128, LedgerError> {
+    Ok(read(s, &k::delegation(validator, delegator))?.unwrap_or(0))
+}
+
+/// What a delegator's shares are worth now.
+pub fn delegation_value(v: &ValidatorInfo, shares: u128) -> Amount {
+    if v.shares == 0 {
+        return Amount::ZERO;
+    }
+    // shares <= v.shares, so shares * tokens / v.shares <= tokens: no overflow of the result;
+    // the product is checked.
+    Amount(
+        shares
+            .checked_mul(v.tokens.0)
+            .map(|p| p / v.shares)
+            .unwrap_or(v.tokens.0),
+    )
+}
+
+pub fn role_bond(s: &Overlay, role: Role, who: &Address) -> Result<Amount, LedgerError> {
+    Ok(read(s, &k::role_bond(role, who))?.unwrap_or_default())
+}
+
+pub fn pool(s: &Overlay, key: &[u8]) -> Result<Amount, LedgerError> {
+    Ok(read(s, key)?.unwrap_or_default())
+}
+
+fn add_pool(
+    s: &mut Overlay,
+    key: &[u8],
+    amount: Amount,
+) -> Result<Result<(), TxError>, LedgerError> {
+    let p = tx_try!(pool(s, key)?
+        .checked_add(amount)
+        .map_err(|_| TxError::Overflow));
+    write(s, key, &p);
+    Ok(Ok(()))
+}
+
+fn sub_pool(s: &mut Overlay, key: &[u8], amount: Amount) -> Result<(), LedgerError> {
+    let p = pool(s, key)?.checked_sub(amount).map_err(|e| {
+        LedgerError::Invariant(format!("pool {}: {e}", String::from_utf8_lossy(key)))
+    })?;
+    write(s, key, &p);
+    Ok(())
+}
+
+fn mark_set_dirty(s: &mut Overlay) {
+    write(s, k::SET_DIRTY, &true);
+}
+
+fn min_for_role(p: &StakingParams, role: Role) -> Amount {
+    match role {
+        Role::InferenceNode => p.min_inference_node_stake,
+        Role::DataNode => p.min_data_node_stake,
+    }
+}
+
+/// Genesis: a validator with its self-delegated stake (minted into the bonded pool).
+pub fn genesis_validator(s: &mut Overlay, g: &GenesisValidator) -> Result<(), LedgerError> {
+    let operator = g.operator();
+    let v = ValidatorInfo {
+        operator,
+        consensus_key: g.public_key,
+        name: g.name.clone(),
+        tokens: g.stake,
+        shares: g.stake.0,
+        jailed: false,
+        jailed_until_ms: 0,
+        created_height: 0,
+    };
+    write(s, &k::validator(&operator), &v);
+    write(s, &k::by_consensus_key(&g.public_key), &operator);
+    write(s, &k::delegation(&operator, &operator), &g.stake.0);
+    add_pool(s, k::BONDED_POOL, g.stake)?.map_err(|e| LedgerError::Genesis(e.to_string()))
+}
+
+fn valid_name(name: &str) -> Result<(), TxError> {
+    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+        return Err(TxError::InvalidName {
+            reason: "1-64 printable characters".into(),
+        });
+    }
+    Ok(())
+}
+
+pub fn create_validator(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    operator: &Address,
+    consensus_key: PublicKey,
+    name: &str,
+    amount: Amount,
+    events: &mut Vec<Event>,
+) -> TxResult {
+    let p = params(s)?;
+    tx_try!(valid_name(name));
+    if validator(s, operator)?.is_some() {
+        return Ok(Err(TxError::ValidatorExists {
+            operator: *operator,
+        }));
+    }
+    if read::<Address>(s, &k::by_consensus_key(&consensus_key))?.is_some() {
+        return Ok(Err(TxError::ConsensusKeyInUse));
+    }
+    if amount < p.min_validator_stake {
+        return Ok(Err(TxError::BelowMinimumStake {
+            min: p.min_validator_stake,
+            got: amount,
+        }));
+    }
+    tx_try!(accounts::debit(s, operator, amount)?);
+    tx_try!(add_pool(s, k::BONDED_POOL, amount)?);
+    let v = ValidatorInfo {
+        operator: *operator,
+        consensus_key,
+        name: name.to_string(),
+        tokens: amount,
+        shares: amount.0,
+        jailed: false,
+        jailed_until_ms: 0,
+        created_height: ctx.height,
+    };
+    write(s, &k::validator(operator), &v);
+    write(s, &k::by_consensus_key(&consensus_key), operator);
+    write(s, &k::delegation(operator, operator), &amount.0);
+    events.push(Event::ValidatorCreated {
+        operator: *operator,
+        consensus_key,
+        amount,
+    });
+    Ok(Ok(()))
+}
+
+pub fn delegate(
+    s: &mut Overlay,
+    delegator: &Address,
+    op: &Address,
+    amount: Amount,
+    events: &mut Vec<Event>,
+) -> TxResult {
+    if amount.is_zero() {
+        return Ok(Err(TxError::ZeroAmount));
+    }
+    let Some(mut v) = validator(s, op)? else {
+        return Ok(Err(TxError::UnknownValidator { validator: *op }));
+    };
+    if v.tokens.is_zero() && v.shares > 0 {
+        return Ok(Err(TxError::ValidatorWipedOut { validator: *op }));
+    }
+    let new_shares = if v.shares == 0 {
+        amount.0
+    } else {
+        tx_try!(ovf(amount.0.checked_mul(v.shares))) / v.tokens.0
+    };
+    if new_shares == 0 {
+        return Ok(Err(TxError::BelowMinimumStake {
+            min: Amount(1),
+            got: amount,
+        }));
+    }
+    tx_try!(accounts::debit(s, delegator, amount)?);
+    tx_try!(add_pool(s, k::BONDED_POOL, amount)?);
+    v.tokens = tx_try!(v.tokens.checked_add(amount).map_err(|_| TxError::Overflow));
+    v.shares = tx_try!(ovf(v.shares.checked_add(new_shares)));
+    let mine = delegation_shares(s, op, delegator)?;
+    write(
+        s,
+        &k::delegation(op, delegator),
+        &tx_try!(ovf(mine.checked_add(new_shares))),
+    );
+    write(s, &k::validator(op), &v);
+    events.push(Event::Delegated {
+        delegator: *delegator,
+        validator: *op,
+        amount,
+        shares: new_shares,
+    });
+    Ok(Ok(()))
+}
+
+fn next_seq(s: &mut Overlay) -> Result<u64, LedgerError> {
+    let n: u64 = read(s, k::UNBONDING_SEQ)?.unwrap_or(0);
+    write(s, k::UNBONDING_SEQ, &(n + 1));
+    Ok(n)
+}
+
+fn queue_unbonding(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    entry_owner: &Address,
+    source: StakeSource,
+    amount: Amount,
+) -> Result<Result<u64, TxError>, LedgerError> {
+    let p = params(s)?;
+    let completion_ms = match ctx.time_ms.checked_add(p.unbonding_time_ms) {
+        Some(t) => t,
+        None => return Ok(Err(TxError::Overflow)),
+    };
+    let seq = next_seq(s)?;
+    let e = UnbondingEntry {
+        owner: *entry_owner,
+        source,
+        amount,
+        creation_height: ctx.height,
+        completion_ms,
+    };
+    write(s, &k::unbonding(completion_ms, seq), &e);
+    tx_try!(add_pool(s, k::UNBONDING_POOL, amount)?);
+    Ok(Ok(completion_ms))
+}
+
+pub fn undelegate(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    delegator: &Address,
+    op: &Address,
+    amount: Amount,
+    events: &mut Vec<Event>,
+) -> TxResult {
+    if amount.is_zero() {
+        return Ok(Err(TxError::ZeroAmount));
+    }
+    let Some(mut v) = validator(s, op)? else {
+        return Ok(Err(TxError::UnknownValidator { validator: *op }));
+    };
+    let mine = delegation_shares(s, op, delegator)?;
+    let have = delegation_value(&v, mine);
+    if amount > have || v.tokens.is_zero() {
+        return Ok(Err(TxError::InsufficientStake { have, want: amount }));
+    }
+    // Shares to burn, rounded up (toward the validator).
+    let num = tx_try!(ovf(amount.0.checked_mul(v.shares)));
+    let burn = num.div_ceil(v.tokens.0).min(mine);
+    v.tokens = tx_try!(v.tokens.checked_sub(amount).map_err(|_| TxError::Overflow));
+    v.shares -= burn;
+    let left = mine - burn;
+    if left == 0 {
+        s.delete(k::delegation(op, delegator));
+    } else {
+        write(s, &k::delegation(op, delegator), &left);
+    }
+    write(s, &k::validator(op), &v);
+    sub_pool(s, k::BONDED_POOL, amount)?;
+    let completion_ms = tx_try!(queue_unbonding(
+        s,
+        ctx,
+        delegator,
+        StakeSource::Validator { operator: *op },
+        amount
+    )?);
+    if v.tokens < params(s)?.min_validator_stake {
+        mark_set_dirty(s);
+    }
+    events.push(Event::Undelegated {
+        delegator: *delegator,
+        validator: *op,
+        amount,
+        completion_ms,
+    });
+    Ok(Ok(()))
+}
+
+pub fn bond_role(
+    s: &mut Overlay,
+    who: &Address,
+    role: Role,
+    amount: Amount,
+    events: &mut Vec<Event>,
+) -> TxResult {
+    if amount.is_zero() {
+        return Ok(Err(TxError::ZeroAmount));
+    }
+    let p = params(s)?;
+    let total = tx_try!(role_bond(s, role, who)?
+        .checked_add(amount)
+        .map_err(|_| TxError::Overflow));
+    let min = min_for_role(&p, role);
+    if total < min {
+        return Ok(Err(TxError::BelowMinimumStake { min, got: total }));
+    }
+    tx_try!(accounts::debit(s, who, amount)?);
+    tx_try!(add_pool(s, k::BONDED_POOL, amount)?);
+    write(s, &k::role_bond(role, who), &total);
+    events.push(Event::RoleBonded {
+        who: *who,
+        role,
+        amount,
+        total,
+    });
+    Ok(Ok(()))
+}
+
+pub fn unbond_role(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    who: &Address,
+    role: Role,
+    amount: Amount,
+    events: &mut Vec<Event>,
+) -> TxResult {
+    if amount.is_zero() {
+        return Ok(Err(TxError::ZeroAmount));
+    }
+    let p = params(s)?;
+    let have = role_bond(s, role, who)?;
+    let Ok(left) = have.checked_sub(amount) else {
+        return Ok(Err(TxError::InsufficientStake { have, want: amount }));
+    };
+    let min = min_for_role(&p, role);
+    if !left.is_zero() && left < min {
+        return Ok(Err(TxError::BelowMinimumStake { min, got: left }));
+    }
+    if left.is_zero() {
+        s.delete(k::role_bond(role, who));
+    } else {
+        write(s, &k::role_bond(role, who), &left);
+    }
+    sub_pool(s, k::BONDED_POOL, amount)?;
+    let completion_ms = tx_try!(queue_unbonding(
+        s,
+        ctx,
+        who,
+        StakeSource::Role { role },
+        amount
+    )?);
+    events.push(Event::RoleUnbonding {
+        who: *who,
+        role,
+        amount,
+        completion_ms,
+    });
+    Ok(Ok(()))
+}
+
+pub fn unjail(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    operator: &Address,
+    events: &mut Vec<Event>,
+) -> TxResult {
+    let p = params(s)?;
+    let Some(mut v) = validator(s, operator)? else {
+        return Ok(Err(TxError::UnknownValidator {
+            validator: *operator,
+        }));
+    };
+    if !v.jailed {
+        return Ok(Err(TxError::NotJailed));
+    }
+    if ctx.time_ms < v.jailed_until_ms {
+        return Ok(Err(TxError::StillJailed {
+            until_ms: v.jailed_until_ms,
+        }));
+    }
+    if v.tokens < p.min_validator_stake {
+        return Ok(Err(TxError::BelowMinimumStake {
+            min: p.min_validator_stake,
+            got: v.tokens,
+        }));
+    }
+    v.jailed = false;
+    write(s, &k::validator(operator), &v);
+    mark_set_dirty(s);
+    events.push(Event::Unjailed {
+        validator: *operator,
+    });
+    Ok(Ok(()))
+}
+
+fn bps(amount: Amount, bps: u32) -> Result<Amount, TxError> {
+    Ok(Amount(ovf(amount.0.checked_mul(bps as u128))? / 10_000))
+}
+
+/// Verify double-sign evidence and slash: the validator and the stake unbonding from it since
+/// the infraction lose `slash_double_sign_bps`; the reporter gets `evidence_reward_bps` of that,
+/// the treasury the rest; the validator is jailed and leaves the set at the end of the block.
+pub fn submit_evidence(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    reporter: &Address,
+    ev: &DoubleSignEvidence,
+    events: &mut Vec<Event>,
+) -> TxResult {
+    let p = params(s)?;
+    if let Err(e) = ev.validate(&ctx.chain_id) {
+        return Ok(Err(TxError::InvalidEvidence {
+            reason: e.to_string(),
+        }));
+    }
+    let infraction = ev.a.height;
+    if infraction > ctx.height || ctx.height - infraction > p.max_evidence_age_blocks {
+        return Ok(Err(TxError::EvidenceTooOld {
+            height: infraction,
+            max_age: p.max_evidence_age_blocks,
+        }));
+    }
+    let id = ev.id();
+    if s.get(&k::evidence(&id))?.is_some() {
+        return Ok(Err(TxError::DuplicateEvidence));
+    }
+    let Some(operator) = read::<Address>(s, &k::by_consensus_key(&ev.a.validator))? else {
+        return Ok(Err(TxError::InvalidEvidence {
+            reason: format!("no validator has consensus key {}", ev.a.validator),
+        }));
+    };
+    let mut v = validator(s, &operator)?.ok_or_else(|| LedgerError::Corrupt {
+        key: "staking/valkey".into(),
+        reason: format!("index points to missing validator {operator}"),
+    })?;
+    // The validator's bonded tokens.
+    let from_validator = tx_try!(bps(v.tokens, p.slash_double_sign_bps));
+    v.tokens = tx_try!(v
+        .tokens
+        .checked_sub(from_validator)
+        .map_err(|_| TxError::Overflow));
+    sub_pool(s, k::BONDED_POOL, from_validator)?;
+    // Stake that started unbonding from it at or after the infraction.
+    let mut from_unbonding = Amount::ZERO;
+    for (key, bytes) in s.prefix(k::UNBONDING_QUEUE_PREFIX)? {
+        let mut e: UnbondingEntry =
+            borsh::from_slice(&bytes).map_err(|er| LedgerError::Corrupt {
+                key: "staking/unbq".into(),
+                reason: er.to_string(),
+            })?;
+        if e.source != (StakeSource::Validator { operator }) || e.creation_height < infraction {
+            continue;
+        }
+        let cut = tx_try!(bps(e.amount, p.slash_double_sign_bps));
+        e.amount = tx_try!(e.amount.checked_sub(cut).map_err(|_| TxError::Overflow));
+        from_unbonding = tx_try!(from_unbonding
+            .checked_add(cut)
+            .map_err(|_| TxError::Overflow));
+        write(s, &key, &e);
+    }
+    sub_pool(s, k::UNBONDING_POOL, from_unbonding)?;
+    let total = tx_try!(from_validator
+        .checked_add(from_unbonding)
+        .map_err(|_| TxError::Overflow));
+    let reward = tx_try!(bps(total, p.evidence_reward_bps));
+    let to_treasury = tx_try!(total.checked_sub(reward).map_err(|_| TxError::Overflow));
+    tx_try!(accounts::credit(s, reporter, reward)?);
+    let t: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
+    write(
+        s,
+        keys::TREASURY,
+        &tx_try!(t.checked_add(to_treasury).map_err(|_| TxError::Overflow)),
+    );
+    v.jailed = true;
+    v.jailed_until_ms = ctx.time_ms.saturating_add(p.jail_time_ms);
+    write(s, &k::validator(&operator), &v);
+    write(s, &k::evidence(&id), &ctx.height);
+    mark_set_dirty(s);
+    events.push(Event::Slashed {
+        validator: operator,
+        amount: total,
+        infraction_height: infraction,
+        reporter: *reporter,
+        reporter_reward: reward,
+    });
+    events.push(Event::Jailed {
+        validator: operator,
+        until_ms: v.jailed_until_ms,
+    });
+    Ok(Ok(()))
+}
+
+/// End of block: pay out matured unbonding entries; recompute the validator set at epoch
+/// boundaries or when something jailed or unjailed a validator.
+pub fn end_block(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    events: &mut Vec<Event>,
+) -> Result<(), LedgerError> {
+    let p = params(s)?;
+    for (key, bytes) in s.prefix(k::UNBONDING_QUEUE_PREFIX)? {
+        let e: UnbondingEntry = borsh::from_slice(&bytes).map_err(|er| LedgerError::Corrupt {
+            key: "staking/unbq".into(),
+            reason: er.to_string(),
+        })?;
+        if e.completion_ms > ctx.time_ms {
+            break; // keys are ordered by completion time
+        }
+        accounts::credit(s, &e.owner, e.amount)?
+            .map_err(|er| LedgerError::Invariant(format!("unbonding payout: {er}")))?;
+        sub_pool(s, k::UNBONDING_POOL, e.amount)?;
+        s.delete(key);
+        events.push(Event::UnbondingCompleted {
+            owner: e.owner,
+            amount: e.amount,
+        });
+    }
+    let dirty: bool = read(s, k::SET_DIRTY)?.unwrap_or(false);
+    if dirty || ctx.height % p.epoch_blocks == 0 {
+        update_validator_set(s, &p, events)?;
+    }
+    Ok(())
+}
+
+/// The active set: unjailed validators with at least the minimum stake, by power (tokens /
+/// power_reduction) then operator address, at most `max_validators`. If that would leave no one,
+/// the previous set stays (the chain must not stop for want of validators).
+pub fn update_validator_set(
+    s: &mut Overlay,
+    p: &StakingParams,
+    events: &mut Vec<Event>,
+) -> Result<(), LedgerError> {
+    let mut set: Vec<ActiveValidator> = validators(s)?
+        .into_iter()
+        .filter(|v| !v.jailed && v.tokens >= p.min_validator_stake)
+        .map(|v| ActiveValidator {
+            name: v.name,
+            operator: v.operator,
+            public_key: v.consensus_key,
+            power: u64::try_from(v.tokens.0 / p.power_reduction.0.max(1)).unwrap_or(u64::MAX),
+        })
+        .filter(|v| v.power > 0)
+        .collect();
+    set.sort_by(|a, b| b.power.cmp(&a.power).then(a.operator.cmp(&b.operator)));
+    set.truncate(p.max_validators as usize);
+    // Keep the total power well inside u64 for the engine's 2/3 arithmetic.
+    let total: u128 = set.iter().map(|v| v.power as u128).sum();
+    if total > (u64::MAX / 4) as u128 {
+        return Err(LedgerError::Invariant(
+            "total voting power too large; raise power_reduction".into(),
+        ));
+    }
+    if read::<bool>(s, k::SET_DIRTY)?.is_some() {
+        s.delete(k::SET_DIRTY.to_vec());
+    }
+    if set.is_empty() {
+        return Ok(());
+    }
+    if active_set(s)? != set {
+        events.push(Event::ValidatorSetChanged {
+            validators: set.len() as u32,
+            total_power: total as u64,
+        });
+        write(s, keys::VALIDATORS, &set);
+    }
+    Ok(())
+}
