@@ -1,0 +1,154 @@
+//! `TestChain`: blocks executed directly (no consensus) over a real on-disk store, with every
+//! ledger invariant checked after every block. Shared by the ledger's scenario tests.
+#![allow(dead_code)]
+
+use opal_ledger::*;
+use opal_state::{Overlay, Store};
+use opal_types::*;
+
+pub struct TestChain {
+    _dir: tempfile::TempDir,
+    pub store: Store,
+    pub height: u64,
+    pub time_ms: u64,
+    pub parent: Hash,
+    pub proposer: SecretKey,
+    pub chain_id: String,
+}
+
+pub fn key(i: u8) -> SecretKey {
+    SecretKey::from_seed([i; 32])
+}
+
+pub fn genesis() -> Genesis {
+    Genesis {
+        chain_id: "test-chain".into(),
+        genesis_time_ms: 1_000,
+        params: Params::default(),
+        staking: Default::default(),
+        accounts: (1..=4)
+            .map(|i| GenesisAccount {
+                address: key(i).address(),
+                balance: Amount(1_000_000),
+            })
+            .collect(),
+        validators: vec![GenesisValidator {
+            name: "v".into(),
+            public_key: key(100).public_key(),
+            operator: None,
+            stake: Amount(10_000_000),
+        }],
+    }
+}
+
+impl TestChain {
+    pub fn new() -> TestChain {
+        TestChain::with_genesis(genesis())
+    }
+
+    pub fn with_genesis(g: Genesis) -> TestChain {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        let mut o = Overlay::new(store.snapshot().unwrap());
+        g.apply(&mut o).unwrap();
+        store
+            .commit(0, o.into_writes(), Default::default())
+            .unwrap();
+        TestChain {
+            _dir: dir,
+            store,
+            height: 0,
+            time_ms: g.genesis_time_ms,
+            parent: Hash::ZERO,
+            proposer: key(100),
+            chain_id: g.chain_id,
+        }
+    }
+
+    pub fn overlay(&self) -> Overlay {
+        Overlay::new(self.store.snapshot().unwrap())
+    }
+
+    pub fn balance(&self, k: &SecretKey) -> Amount {
+        components::accounts::get(&self.overlay(), &k.address())
+            .unwrap()
+            .balance
+    }
+
+    pub fn nonce(&self, k: &SecretKey) -> u64 {
+        components::accounts::get(&self.overlay(), &k.address())
+            .unwrap()
+            .nonce
+    }
+
+    pub fn root(&self) -> [u8; 32] {
+        self.store.snapshot().unwrap().root()
+    }
+
+    /// Execute and commit one block; check the supply invariant.
+    pub fn block(&mut self, txs: Vec<Transaction>) -> BlockResult {
+        self.height += 1;
+        self.time_ms += 1_000;
+        let header = BlockHeader {
+            chain_id: self.chain_id.clone(),
+            height: self.height,
+            time_ms: self.time_ms,
+            parent_hash: self.parent,
+            prev_state_root: Hash(self.root()),
+            tx_root: Block::tx_root(&txs),
+            tx_count: txs.len() as u32,
+            proposer: self.proposer.public_key(),
+        };
+        let block = Block { header, txs };
+        let mut o = self.overlay();
+        let result = execute_block(&mut o, &block).unwrap();
+        invariants::check_supply(&o).expect("supply invariant");
+        self.store
+            .commit(self.height, o.into_writes(), Default::default())
+            .unwrap();
+        self.parent = block.hash();
+        result
+    }
+
+    pub fn transfer(
+        &self,
+        from: &SecretKey,
+        to: &SecretKey,
+        amount: u128,
+        nonce: u64,
+    ) -> Transaction {
+        TxBody {
+            chain_id: self.chain_id.clone(),
+            nonce,
+            fee: Params::default().min_fee,
+            action: Action::Transfer {
+                to: to.address(),
+                amount: Amount(amount),
+            },
+        }
+        .sign(from)
+    }
+
+    /// Sign `action` from `from` with its current committed nonce plus `offset`.
+    pub fn tx(&self, from: &SecretKey, offset: u64, action: Action) -> Transaction {
+        TxBody {
+            chain_id: self.chain_id.clone(),
+            nonce: self.nonce(from) + offset,
+            fee: Params::default().min_fee,
+            action,
+        }
+        .sign(from)
+    }
+
+    /// Run one block with these transactions and return each one's error code (None = applied).
+    pub fn run(&mut self, txs: Vec<Transaction>) -> Vec<Option<String>> {
+        self.block(txs).txs.into_iter().map(|t| t.code).collect()
+    }
+
+    /// Empty blocks until block time passes `ms`.
+    pub fn advance_time_to(&mut self, ms: u64) {
+        while self.time_ms < ms {
+            self.block(vec![]);
+        }
+    }
+}
