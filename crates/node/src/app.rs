@@ -108,6 +108,41 @@ impl Shared {
 
 pub struct OpalApp {
     pub shared: Arc<Shared>,
+    /// This validator's key: also the account that reports misbehaviour it observes.
+    pub reporter: Option<opal_types::SecretKey>,
+}
+
+/// Turn the engine's evidence (borsh `opal_consensus::codec::Evidence`) into ledger evidence.
+/// Conflicting proposals are not slashable yet (only double votes are); they are logged.
+pub fn evidence_from_engine(bytes: &[u8]) -> Result<Vec<opal_types::DoubleSignEvidence>, String> {
+    use opal_types::evidence::VoteEvidence;
+    if bytes.len() > 1 << 20 {
+        return Err("evidence report over 1 MiB".into());
+    }
+    let ev: opal_consensus::codec::Evidence =
+        borsh::from_slice(bytes).map_err(|e| e.to_string())?;
+    if !ev.double_proposals.is_empty() {
+        tracing::warn!(
+            count = ev.double_proposals.len(),
+            "conflicting proposals observed (not slashable yet)"
+        );
+    }
+    let conv = |v: &opal_consensus::codec::WSignedVote| VoteEvidence {
+        vote_type: v.vote.vote_type,
+        height: v.vote.height,
+        round: v.vote.round.map(i64::from).unwrap_or(-1),
+        value: v.vote.value,
+        validator: PublicKey(v.vote.validator),
+        signature: opal_types::Signature(v.sig),
+    };
+    Ok(ev
+        .double_votes
+        .iter()
+        .map(|(a, b)| opal_types::DoubleSignEvidence {
+            a: conv(a),
+            b: conv(b),
+        })
+        .collect())
 }
 
 fn now_ms() -> u64 {
@@ -375,6 +410,56 @@ impl BlockExecutor for OpalApp {
 
     fn history_min_height(&self) -> Height {
         1
+    }
+
+    /// Evidence this node saw: submit it as a signed `SubmitEvidence` transaction from the
+    /// validator's own account (it pays the fee and earns the reporter's share of the slash).
+    fn report_evidence(&mut self, evidence: Vec<u8>) {
+        let Some(key) = self.reporter.clone() else {
+            return;
+        };
+        let list = match evidence_from_engine(&evidence) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!("undecodable evidence from the engine: {e}");
+                return;
+            }
+        };
+        let sh = &self.shared;
+        for ev in list {
+            if let Err(e) = ev.validate(&sh.chain_id) {
+                tracing::warn!("engine evidence does not validate: {e}");
+                continue;
+            }
+            let result = (|| -> Result<opal_types::Hash, String> {
+                let snap = sh.snapshot()?;
+                let me = key.address();
+                let state = sender_state(&snap, &me)?;
+                let nonce = state.nonce + sh.mempool.lock().pending_count(&me) as u64;
+                let tx = opal_types::TxBody {
+                    chain_id: sh.chain_id.clone(),
+                    nonce,
+                    fee: sh.params.min_fee,
+                    action: opal_types::Action::SubmitEvidence {
+                        evidence: ev.clone(),
+                    },
+                }
+                .sign(&key);
+                let len = opal_types::encode(&tx).len();
+                sh.mempool
+                    .lock()
+                    .admit(tx, len, state)
+                    .map_err(|e| e.to_string())
+            })();
+            match result {
+                Ok(h) => {
+                    tracing::warn!(validator = %ev.a.validator, height = ev.a.height, tx = %h, "double signing observed; evidence submitted")
+                }
+                Err(e) => {
+                    tracing::warn!(validator = %ev.a.validator, "double signing observed but the evidence could not be submitted: {e}")
+                }
+            }
+        }
     }
 }
 

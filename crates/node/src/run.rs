@@ -119,6 +119,7 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
         },
         OpalApp {
             shared: shared.clone(),
+            reporter: Some(key.clone()),
         },
     )
     .await?;
