@@ -39,9 +39,35 @@ pub enum Command {
     /// Read chain state from a node.
     #[command(subcommand)]
     Query(QueryCmd),
-    /// Run a node from an existing home directory.
+    /// Create a node's home (key, config) or run a node from an existing home directory.
     #[command(subcommand)]
     Node(NodeCmd),
+    /// Run a local N-validator network: N `opal node start` processes on 127.0.0.1 sharing one
+    /// genesis, in one home directory; writes HOME/testnet.json (each validator's pid and API
+    /// URL) and resumes the same network on later runs.
+    Testnet(TestnetArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TestnetArgs {
+    /// Number of validators (separate processes) [default: 4, or the existing testnet's count].
+    #[arg(long)]
+    pub validators: Option<usize>,
+    /// Home directory of the testnet; holds node0..nodeN-1, keys/ and testnet.json
+    /// [default: ~/.opal/testnet].
+    #[arg(long)]
+    pub home: Option<PathBuf>,
+    /// First port: validator i serves its API on BASE+2i and consensus p2p on BASE+2i+1.
+    /// 0 picks free ports. On resume, the stored ports are kept unless this is given
+    /// [default: 8800 for a new testnet].
+    #[arg(long)]
+    pub base_port: Option<u16>,
+    /// Number of funded development accounts (key files in HOME/keys/) created on first run.
+    #[arg(long, default_value_t = 4)]
+    pub accounts: usize,
+    /// Delete the testnet's home first and start a fresh chain.
+    #[arg(long)]
+    pub reset: bool,
 }
 
 #[derive(Args, Debug)]
@@ -68,14 +94,45 @@ pub struct DevnetArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum NodeCmd {
-    /// Start the node whose home is given (created by `opal devnet` or by hand).
+    /// Create a node home: a new validator key (node_key.json) and config.toml, no genesis.
+    /// Prints the validator's public key and address (give them to whoever writes the
+    /// genesis), then put the chain's genesis.json in the home and run `opal node start`.
+    Init(NodeInitArgs),
+    /// Start the node whose home is given (created by `opal devnet`, `opal testnet`, or
+    /// `opal node init` plus a genesis.json).
     Start {
+        /// Home directory of the node (config.toml, genesis.json, node_key.json, data/).
         #[arg(long, env = "OPAL_HOME")]
         home: PathBuf,
         /// Override the API address of the home's config.toml.
         #[arg(long)]
         api_addr: Option<SocketAddr>,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct NodeInitArgs {
+    /// Home directory to create; must not already hold a node key.
+    #[arg(long)]
+    pub home: PathBuf,
+    /// A name for this node, shown in logs and in the genesis' validator list.
+    #[arg(long)]
+    pub moniker: String,
+    /// Address consensus p2p listens on.
+    #[arg(long, default_value = "0.0.0.0:26656")]
+    pub p2p_addr: SocketAddr,
+    /// Address the HTTP API listens on.
+    #[arg(long, default_value = "127.0.0.1:8700")]
+    pub api_addr: SocketAddr,
+    /// Persistent peers' p2p addresses (host:port), comma-separated or repeated.
+    #[arg(long, value_delimiter = ',')]
+    pub peers: Vec<SocketAddr>,
+    /// Use short consensus timeouts (for local test networks).
+    #[arg(long)]
+    pub dev_timeouts: bool,
+    /// Check the ledger invariants (total supply) after every block.
+    #[arg(long)]
+    pub check_invariants: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -116,29 +173,104 @@ pub struct NodeArg {
     pub node: String,
 }
 
+/// Flags every transaction command shares.
+#[derive(Args, Debug, Clone)]
+pub struct TxOpts {
+    /// Signer: a key name (keyring, then the devnet's keys) or the path of a key file.
+    #[arg(long)]
+    pub from: String,
+    /// Fee in base units [default: the chain's minimum fee].
+    #[arg(long)]
+    pub fee: Option<String>,
+    /// Return once the node accepted the transaction, without waiting for its block.
+    #[arg(long)]
+    pub no_wait: bool,
+    #[command(flatten)]
+    pub node: NodeArg,
+    #[command(flatten)]
+    pub keyring: KeyringArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    InferenceNode,
+    DataNode,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum TxCmd {
     /// Transfer tokens; waits until the transaction is committed unless --no-wait.
     Transfer {
-        /// Sender: a key name (keyring, then the devnet's keys) or the path of a key file.
-        #[arg(long)]
-        from: String,
         /// Recipient address (opal...).
         #[arg(long)]
         to: String,
         /// Amount in base units.
         #[arg(long)]
         amount: String,
-        /// Fee in base units [default: the chain's minimum fee].
-        #[arg(long)]
-        fee: Option<String>,
-        /// Return once the node accepted the transaction, without waiting for its block.
-        #[arg(long)]
-        no_wait: bool,
         #[command(flatten)]
-        node: NodeArg,
+        opts: TxOpts,
+    },
+    /// Become a validator operated by the signer, bonding AMOUNT as self-delegation.
+    /// It joins the validator set at the next epoch boundary if its stake is high enough.
+    CreateValidator {
+        /// The validator's consensus public key (hex), or a node key file (node_key.json).
+        #[arg(long)]
+        consensus_key: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        amount: String,
         #[command(flatten)]
-        keyring: KeyringArg,
+        opts: TxOpts,
+    },
+    /// Delegate AMOUNT to the validator operated by VALIDATOR (an address).
+    Delegate {
+        #[arg(long)]
+        validator: String,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Start unbonding AMOUNT of a delegation; paid back after the unbonding time, slashable until then.
+    Undelegate {
+        #[arg(long)]
+        validator: String,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Bond stake for a non-validator role.
+    Bond {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Start unbonding stake from a role.
+    Unbond {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Bring the signer's jailed validator back after its jail time.
+    Unjail {
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Report a validator that signed two conflicting votes (a JSON file with fields `a` and `b`,
+    /// each a signed vote: vote_type, height, round, value, validator, signature).
+    Evidence {
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        opts: TxOpts,
     },
 }
 
@@ -170,6 +302,11 @@ pub enum QueryCmd {
     /// A transaction's status and result.
     Tx {
         hash: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// All validators: stake, jail status, and the active consensus set with voting power.
+    Validators {
         #[command(flatten)]
         node: NodeArg,
     },

@@ -39,8 +39,14 @@ pub struct Args {
 fn block(rng: &mut Rng, next: &mut u64, updates: u64, new: u64, version: u64) -> WriteSet {
     let mut w = WriteSet::new();
     let mut put = |id: u64, rng: &mut Rng| {
-        let acct = Account { balance: Amount(rng.next_u64() as u128), nonce: version };
-        w.insert(keys::accounts::account(&address(id)), Some(opal_types::encode(&acct)));
+        let acct = Account {
+            balance: Amount(rng.next_u64() as u128),
+            nonce: version,
+        };
+        w.insert(
+            keys::accounts::account(&address(id)),
+            Some(opal_types::encode(&acct)),
+        );
     };
     if *next > 0 {
         for _ in 0..updates {
@@ -61,8 +67,10 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
         args.fill_new = args.fill_new.min(5_000);
         args.reps = 3;
     }
-    let mut checkpoints: Vec<u64> =
-        [10_000, 100_000, 250_000, 500_000, 1_000_000].into_iter().filter(|c| *c <= args.accounts).collect();
+    let mut checkpoints: Vec<u64> = [10_000, 100_000, 250_000, 500_000, 1_000_000]
+        .into_iter()
+        .filter(|c| *c <= args.accounts)
+        .collect();
     if checkpoints.last() != Some(&args.accounts) {
         checkpoints.push(args.accounts);
     }
@@ -130,7 +138,16 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
          state grown in commits of {} new + {} updates",
         args.updates, args.new, args.reps, args.fill_new, args.fill_updates
     );
-    table(&["accounts", "median commit ms", "max commit ms", "store file", "versions"], &rows);
+    table(
+        &[
+            "accounts",
+            "median commit ms",
+            "max commit ms",
+            "store file",
+            "versions",
+        ],
+        &rows,
+    );
     println!(
         "fill: {} account writes committed in {:.1}s of commit time ({} writes/s); total {:.0}s",
         group(fill_keys as f64),

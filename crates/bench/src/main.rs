@@ -12,7 +12,10 @@ mod transfers;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "opal-bench", about = "Opal micro-benchmarks (see docs/benchmarks.md)")]
+#[command(
+    name = "opal-bench",
+    about = "Opal micro-benchmarks (see docs/benchmarks.md)"
+)]
 struct Cli {
     /// Tiny sizes (a few seconds in total), for CI smoke runs; overrides size flags.
     #[arg(long, global = true)]

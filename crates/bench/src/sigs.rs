@@ -29,7 +29,10 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
                 chain_id: "opal-bench".into(),
                 nonce: i,
                 fee: Amount(1_000),
-                action: Action::Transfer { to: key(i + 1).address(), amount: Amount(1) },
+                action: Action::Transfer {
+                    to: key(i + 1).address(),
+                    amount: Amount(1),
+                },
             };
             let tx = body.sign(&k);
             (tx.signer, tx.body.sign_digest(), tx.signature)
@@ -42,7 +45,8 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
     for _ in 0..args.reps {
         let t = Instant::now();
         for (pk, d, sig) in &items {
-            pk.verify(&d.0, sig).map_err(|e| anyhow::anyhow!("verify: {e}"))?;
+            pk.verify(&d.0, sig)
+                .map_err(|e| anyhow::anyhow!("verify: {e}"))?;
         }
         rates.push(n as f64 / t.elapsed().as_secs_f64());
     }
@@ -60,8 +64,19 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
         }
         rows.push(row(&format!("batch of {batch} (verify_batch)"), &rates));
     }
-    println!("\nsigs: ed25519 (ZIP-215) verification, 1 thread, {n} signatures x {} reps", args.reps);
-    table(&["mode", "median sigs/s", "p99 sigs/s (slow side)", "median us/sig"], &rows);
+    println!(
+        "\nsigs: ed25519 (ZIP-215) verification, 1 thread, {n} signatures x {} reps",
+        args.reps
+    );
+    table(
+        &[
+            "mode",
+            "median sigs/s",
+            "p99 sigs/s (slow side)",
+            "median us/sig",
+        ],
+        &rows,
+    );
     Ok(())
 }
 

@@ -62,7 +62,13 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
         let parts: Vec<String> = cells
             .iter()
             .enumerate()
-            .map(|(i, c)| if i == 0 { format!("{:<w$}", c, w = w[i]) } else { format!("{:>w$}", c, w = w[i]) })
+            .map(|(i, c)| {
+                if i == 0 {
+                    format!("{:<w$}", c, w = w[i])
+                } else {
+                    format!("{:>w$}", c, w = w[i])
+                }
+            })
             .collect();
         println!("| {} |", parts.join(" | "));
     };
@@ -71,7 +77,11 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
         "|{}|",
         w.iter()
             .enumerate()
-            .map(|(i, n)| if i == 0 { format!(":{}", "-".repeat(n + 1)) } else { format!("{}:", "-".repeat(n + 1)) })
+            .map(|(i, n)| if i == 0 {
+                format!(":{}", "-".repeat(n + 1))
+            } else {
+                format!("{}:", "-".repeat(n + 1))
+            })
             .collect::<Vec<_>>()
             .join("|")
     );

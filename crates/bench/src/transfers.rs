@@ -5,7 +5,9 @@
 use crate::common::key;
 use crate::stats::{group, median, ms, percentile, table};
 use anyhow::{bail, Context};
-use opal_ledger::{check_tx_stateless, execute_block, Genesis, GenesisAccount, GenesisValidator, Params};
+use opal_ledger::{
+    check_tx_stateless, execute_block, Genesis, GenesisAccount, GenesisValidator, Params,
+};
 use opal_state::{Overlay, Store};
 use opal_types::{Action, Amount, Block, BlockHeader, Hash, Transaction, TxBody};
 use std::collections::BTreeMap;
@@ -40,11 +42,20 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
         chain_id: CHAIN_ID.into(),
         genesis_time_ms: 1_700_000_000_000,
         params: Params::default(),
+        staking: Default::default(),
         accounts: addrs
             .iter()
-            .map(|a| GenesisAccount { address: *a, balance: Amount(1_000_000_000_000_000_000) })
+            .map(|a| GenesisAccount {
+                address: *a,
+                balance: Amount(1_000_000_000_000_000_000),
+            })
             .collect(),
-        validators: vec![GenesisValidator { name: "v0".into(), public_key: proposer.public_key(), power: 1 }],
+        validators: vec![GenesisValidator {
+            name: "v0".into(),
+            public_key: proposer.public_key(),
+            operator: None,
+            stake: Amount(1_000_000_000_000),
+        }],
     };
     let params = genesis.params.clone();
 
@@ -57,7 +68,11 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
 
     // Pre-sign every transaction (untimed) and keep only canonical bytes, as a node receives them.
     let total_blocks = k + 1;
-    eprintln!("transfers: signing {} txs ({} blocks x {n}) from {a} accounts...", total_blocks * n, total_blocks);
+    eprintln!(
+        "transfers: signing {} txs ({} blocks x {n}) from {a} accounts...",
+        total_blocks * n,
+        total_blocks
+    );
     let blocks_bytes: Vec<Vec<Vec<u8>>> = (0..total_blocks)
         .map(|b| {
             (0..n)
@@ -69,7 +84,10 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
                         chain_id: CHAIN_ID.into(),
                         nonce: g / a,
                         fee: params.min_fee,
-                        action: Action::Transfer { to: addrs[to as usize], amount: Amount(1) },
+                        action: Action::Transfer {
+                            to: addrs[to as usize],
+                            amount: Amount(1),
+                        },
                     }
                     .sign(&keys[s as usize])
                     .to_bytes()
@@ -112,10 +130,17 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
         let writes = overlay.into_writes();
         let t2 = Instant::now();
         // 3. durable commit of the state writes (version = height).
-        let root = store.commit(height, writes, BTreeMap::new()).context("commit")?;
+        let root = store
+            .commit(height, writes, BTreeMap::new())
+            .context("commit")?;
         let t3 = Instant::now();
 
-        if let Some((i, r)) = result.txs.iter().enumerate().find(|(_, r)| r.error.is_some()) {
+        if let Some((i, r)) = result
+            .txs
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.error.is_some())
+        {
             bail!("block {height} tx {i} rejected: {:?}", r.error);
         }
         parent = block.header.hash();
@@ -146,9 +171,18 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
         ]
     };
     table(
-        &["phase", "median ms/block", "p99 ms/block", "share", "txs/s if alone"],
         &[
-            row("decode + stateless check (1 sig verify/tx) + tx_root", &t_dec),
+            "phase",
+            "median ms/block",
+            "p99 ms/block",
+            "share",
+            "txs/s if alone",
+        ],
+        &[
+            row(
+                "decode + stateless check (1 sig verify/tx) + tx_root",
+                &t_dec,
+            ),
             row("execute_block (incl. its batch sig verify)", &t_exe),
             row("Store::commit (JMT + redb, fsync)", &t_com),
             row("end to end", &t_all),

@@ -1,9 +1,11 @@
 mod devnet;
 mod keys;
+mod node;
 mod query;
+mod testnet;
 mod tx;
 
-use crate::cli::{Cli, Command, NodeCmd};
+use crate::cli::{Cli, Command};
 use anyhow::Result;
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -12,6 +14,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Keys(k) => keys::run(k, cli.output),
         Command::Tx(t) => tx::run(t, cli.output),
         Command::Query(q) => query::run(q, cli.output),
-        Command::Node(NodeCmd::Start { home, api_addr }) => devnet::start_existing(home, api_addr),
+        Command::Node(n) => node::run(n, cli.output),
+        Command::Testnet(a) => testnet::run(a, cli.output),
     }
 }

@@ -156,6 +156,31 @@ pub fn run(cmd: QueryCmd, out: Output) -> Result<()> {
                 std::process::exit(3);
             }
         }
+        QueryCmd::Validators { node } => {
+            let v = Client::new(&node.node)?.get("/api/validators")?;
+            print(out, &v, || {
+                let mut t = format!(
+                    "height {}  total power {}",
+                    s(&v, "height"),
+                    s(&v, "total_power")
+                );
+                for x in v["validators"].as_array().into_iter().flatten() {
+                    t += &format!(
+                        "\n  {:<16} {}  tokens {:>20}  {}{}",
+                        s(x, "name"),
+                        s(x, "operator"),
+                        s(x, "tokens"),
+                        if x["active"] == true {
+                            format!("power {}", s(x, "power"))
+                        } else {
+                            "inactive".into()
+                        },
+                        if x["jailed"] == true { "  JAILED" } else { "" }
+                    );
+                }
+                t
+            });
+        }
         QueryCmd::State { key, height, node } => {
             let c = Client::new(&node.node)?;
             let mut path = format!("/api/state/{}", key.trim_start_matches("0x"));

@@ -3,4 +3,5 @@
 mod bad_inputs;
 mod common;
 mod crash;
+mod staking;
 mod transfers;

@@ -28,7 +28,7 @@ pub async fn index() -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "openapi": "/openapi.json",
         "endpoints": ["/api/status", "/api/txs", "/api/txs/{hash}", "/api/accounts/{address}",
-                      "/api/blocks/latest", "/api/blocks/{height}", "/api/state/{key}", "/api/events"],
+                      "/api/blocks/latest", "/api/blocks/{height}", "/api/state/{key}", "/api/validators", "/api/events"],
     }))
 }
 
@@ -256,6 +256,37 @@ fn block_json(sh: &Shared, height: u64) -> ApiResult {
         "txs": txs,
         "events": sb.result.events,
         "certificate": hex::encode(&sb.certificate),
+    })))
+}
+
+/// Every validator with its stake and jail status, and the active set with voting power.
+pub async fn validators(State(sh): S) -> ApiResult {
+    use opal_ledger::components::staking;
+    let snap = sh.snapshot().map_err(internal)?;
+    let o = Overlay::new(snap.clone());
+    let all = staking::validators(&o).map_err(internal)?;
+    let active = staking::active_set(&o).map_err(internal)?;
+    let params = staking::params(&o).map_err(internal)?;
+    let list: Vec<Value> = all
+        .iter()
+        .map(|v| {
+            let power = active
+                .iter()
+                .find(|a| a.operator == v.operator)
+                .map(|a| a.power);
+            json!({
+                "operator": v.operator, "name": v.name, "consensus_key": v.consensus_key,
+                "tokens": v.tokens, "jailed": v.jailed, "jailed_until_ms": v.jailed_until_ms,
+                "active": power.is_some(), "power": power,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "height": snap.version().unwrap_or(0),
+        "validators": list,
+        "active_set": active,
+        "total_power": active.iter().map(|a| a.power).sum::<u64>(),
+        "params": params,
     })))
 }
 

@@ -29,6 +29,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/blocks/latest", get(handlers::latest_block))
         .route("/api/blocks/{height}", get(handlers::block))
         .route("/api/state/{key}", get(handlers::state_value))
+        .route("/api/validators", get(handlers::validators))
         .route("/api/events", get(handlers::events))
         .route("/openapi.json", get(handlers::openapi))
         .fallback(handlers::not_found)

@@ -37,6 +37,8 @@ pub fn document() -> Value {
             "parameters": [{"name": "key", "in": "path", "required": true, "schema": {"type": "string"}},
                            {"name": "height", "in": "query", "schema": {"type": "integer"}}],
             "responses": {"200": {"description": "value and proof"}, "400": err_ref(), "404": err_ref()}}},
+        "/api/validators": {"get": {"summary": "All validators (operator, consensus key, tokens, jail status) and the active consensus set with voting power",
+            "responses": {"200": {"description": "validators"}}}},
         "/api/events": {"get": {"summary": "Live event stream (server-sent events): new_block and tx events, JSON in each data line",
             "responses": {"200": {"description": "text/event-stream"}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}

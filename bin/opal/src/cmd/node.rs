@@ -1,0 +1,132 @@
+//! `opal node init` (a validator key and a config, for an operator joining a network) and
+//! `opal node start` (run any complete home).
+
+use crate::cli::{NodeCmd, NodeInitArgs, Output};
+use crate::output;
+use anyhow::{bail, Context, Result};
+use opal_node::home::{KeyFile, NodeConfig};
+use opal_node::Home;
+use opal_types::SecretKey;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub fn run(cmd: NodeCmd, out: Output) -> Result<()> {
+    match cmd {
+        NodeCmd::Init(a) => init(a, out),
+        NodeCmd::Start { home, api_addr } => start(home, api_addr),
+    }
+}
+
+/// Why a directory is not a node home that can start, or `None` when it can.
+pub fn missing_parts(home: &Home) -> Option<String> {
+    let mut missing = vec![];
+    for (p, what) in [
+        (home.config_path(), "config.toml"),
+        (home.genesis_path(), "genesis.json"),
+        (home.node_key_path(), "node_key.json"),
+    ] {
+        if !p.is_file() {
+            missing.push(what);
+        }
+    }
+    if missing.is_empty() {
+        None
+    } else {
+        Some(missing.join(", "))
+    }
+}
+
+fn start(home_dir: PathBuf, api_addr: Option<SocketAddr>) -> Result<()> {
+    let home = Home::new(&home_dir);
+    if !home.root.is_dir() {
+        bail!(
+            "{} does not exist; create a node home with `opal node init --home {} --moniker NAME`, \
+             `opal devnet --home DIR` or `opal testnet --home DIR`",
+            home.root.display(),
+            home.root.display()
+        );
+    }
+    if let Some(missing) = missing_parts(&home) {
+        let hint = if home.node_key_path().is_file() && home.config_path().is_file() {
+            "copy the chain's genesis.json into it (every validator of a chain uses the same file)"
+        } else {
+            "create one with `opal node init`, `opal devnet` or `opal testnet`"
+        };
+        bail!(
+            "{} is not a complete node home: missing {missing}; {hint}",
+            home.root.display()
+        );
+    }
+    super::devnet::start_existing(home_dir, api_addr)
+}
+
+fn init(a: NodeInitArgs, out: Output) -> Result<()> {
+    crate::keyring::valid_name(&a.moniker).map_err(|_| {
+        anyhow::anyhow!(
+            "--moniker {:?} must be 1-64 characters of [A-Za-z0-9_-]",
+            a.moniker
+        )
+    })?;
+    let home = Home::new(&a.home);
+    if home.node_key_path().exists() {
+        bail!(
+            "{} already holds a node key ({}); refusing to overwrite it. Use another --home, or \
+             delete the key yourself if you really mean to replace this validator's identity",
+            home.root.display(),
+            home.node_key_path().display()
+        );
+    }
+    if home.config_path().exists() {
+        bail!(
+            "{} already holds a config.toml; use another --home or remove it first",
+            home.root.display()
+        );
+    }
+    if a.peers.contains(&a.p2p_addr) {
+        bail!("--peers lists this node's own --p2p-addr {}", a.p2p_addr);
+    }
+    std::fs::create_dir_all(&home.root)
+        .with_context(|| format!("creating {}", home.root.display()))?;
+    let key = SecretKey::generate();
+    KeyFile::new(&a.moniker, &key)
+        .write(&home.node_key_path())
+        .context("writing the node key")?;
+    home.write_config(&NodeConfig {
+        moniker: a.moniker.clone(),
+        api_addr: a.api_addr,
+        p2p_addr: a.p2p_addr,
+        peers: a.peers.clone(),
+        check_invariants: a.check_invariants,
+        dev_timeouts: a.dev_timeouts,
+    })
+    .context("writing config.toml")?;
+    let v = json!({
+        "home": home.root,
+        "moniker": a.moniker,
+        "public_key": key.public_key().to_hex(),
+        "address": key.address().to_string(),
+        "node_key": home.node_key_path(),
+        "config": home.config_path(),
+        "p2p_addr": a.p2p_addr.to_string(),
+        "api_addr": a.api_addr.to_string(),
+        "peers": a.peers.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+    });
+    output::print(out, &v, || {
+        format!(
+            "Created node home {}\n  moniker     {}\n  public key  {}\n  address     {}\n  p2p         {}\n  API         {}\n\
+             Next: list this public key as a validator in the chain's genesis.json (name, public_key, stake),\n\
+             copy that genesis.json to {}, set `peers` in {} and run\n  opal node start --home {}",
+            home.root.display(),
+            a.moniker,
+            key.public_key().to_hex(),
+            key.address(),
+            a.p2p_addr,
+            a.api_addr,
+            home.genesis_path().display(),
+            home.config_path().display(),
+            home.root.display()
+        )
+    });
+    Ok(())
+}

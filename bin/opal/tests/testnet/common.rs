@@ -1,0 +1,445 @@
+//! Drive a real `opal testnet` (N `opal node start` processes) over HTTP: start it in a temporary
+//! home with free ports, read testnet.json, kill and restart validators, compare their chains.
+
+use opal_node::home::KeyFile;
+use opal_types::{Action, Address, Amount, SecretKey, Transaction, TxBody};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn opal_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_opal")
+}
+
+#[derive(Debug, Clone)]
+#[allow(dead_code)] // p2p_addr: read for completeness of the testnet.json format
+pub struct ValidatorInfo {
+    pub name: String,
+    pub home: PathBuf,
+    pub pid: u32,
+    pub api_url: String,
+    pub p2p_addr: String,
+}
+
+pub struct Testnet {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    orchestrator: Option<Child>,
+    pub validators: Vec<ValidatorInfo>,
+    pub chain_id: String,
+    /// Validators restarted by the test (not children of `opal testnet`).
+    restarted: Vec<(usize, Child)>,
+    started: Instant,
+}
+
+pub fn log(t0: Instant, msg: impl AsRef<str>) {
+    println!("[{:>6.2} s] {}", t0.elapsed().as_secs_f64(), msg.as_ref());
+}
+
+impl Testnet {
+    /// `opal testnet --validators n --home TMP/tn --base-port 0`, then wait for testnet.json and
+    /// for every API to report height >= 2.
+    pub fn start(n: usize) -> Testnet {
+        let started = Instant::now();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("tn");
+        let out = std::fs::File::create(dir.path().join("testnet.out")).unwrap();
+        let err = std::fs::File::create(dir.path().join("testnet.err")).unwrap();
+        let child = Command::new(opal_bin())
+            .args([
+                "testnet",
+                "--validators",
+                &n.to_string(),
+                "--base-port",
+                "0",
+                "--home",
+            ])
+            .arg(&root)
+            .env_remove("OPAL_HOME")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("starting opal testnet");
+        let mut t = Testnet {
+            _dir: dir,
+            root,
+            orchestrator: Some(child),
+            validators: vec![],
+            chain_id: String::new(),
+            restarted: vec![],
+            started,
+        };
+        t.wait_testnet_json();
+        log(
+            started,
+            format!(
+                "testnet.json: chain {}, {} validators, pids {:?}",
+                t.chain_id,
+                t.validators.len(),
+                t.validators.iter().map(|v| v.pid).collect::<Vec<_>>()
+            ),
+        );
+        let all: Vec<usize> = (0..n).collect();
+        t.wait_heights(&all, 2, Duration::from_secs(40));
+        log(
+            started,
+            format!("all {n} validators at height >= 2: {:?}", t.heights(&all)),
+        );
+        t
+    }
+
+    pub fn t0(&self) -> Instant {
+        self.started
+    }
+
+    fn wait_testnet_json(&mut self) {
+        let path = self.root.join("testnet.json");
+        let pid = self.orchestrator.as_ref().map(|c| c.id()).unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(Ok(Some(st))) = self.orchestrator.as_mut().map(|c| c.try_wait()) {
+                panic!(
+                    "opal testnet exited early with {st}: {}",
+                    std::fs::read_to_string(self._dir.path().join("testnet.err"))
+                        .unwrap_or_default()
+                );
+            }
+            if let Ok(s) = std::fs::read_to_string(&path) {
+                let v: Value =
+                    serde_json::from_str(&s).expect("testnet.json is written atomically");
+                if v["orchestrator_pid"].as_u64() == Some(pid as u64) && v["running"] == true {
+                    self.chain_id = v["chain_id"].as_str().unwrap().to_string();
+                    self.validators = v["validators"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| ValidatorInfo {
+                            name: v["name"].as_str().unwrap().into(),
+                            home: v["home"].as_str().unwrap().into(),
+                            pid: v["pid"].as_u64().unwrap() as u32,
+                            api_url: v["api_url"].as_str().unwrap().into(),
+                            p2p_addr: v["p2p_addr"].as_str().unwrap().into(),
+                        })
+                        .collect();
+                    return;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no testnet.json after 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self, i: usize) -> &str {
+        &self.validators[i].api_url
+    }
+
+    /// `/api/status` of validator i, or None if it does not answer.
+    pub fn status(&self, i: usize) -> Option<Value> {
+        match get(self.url(i), "/api/status") {
+            Ok((200, v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn height(&self, i: usize) -> Option<u64> {
+        self.status(i).and_then(|s| s["height"].as_u64())
+    }
+
+    pub fn heights(&self, nodes: &[usize]) -> Vec<Option<u64>> {
+        nodes.iter().map(|&i| self.height(i)).collect()
+    }
+
+    /// Wait until every node in `nodes` reports a height >= `h`; returns their heights.
+    pub fn wait_heights(&self, nodes: &[usize], h: u64, timeout: Duration) -> Vec<u64> {
+        let start = Instant::now();
+        loop {
+            let hs = self.heights(nodes);
+            if hs.iter().all(|x| x.is_some_and(|x| x >= h)) {
+                return hs.into_iter().map(|x| x.unwrap_or(0)).collect();
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "nodes {nodes:?} not all at height {h} after {timeout:?}: {hs:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// (block hash, state root) of the block at `h` on node i.
+    pub fn block(&self, i: usize, h: u64) -> Option<(String, String)> {
+        match get(self.url(i), &format!("/api/blocks/{h}")) {
+            Ok((200, v)) => Some((
+                v["hash"].as_str()?.to_string(),
+                v["state_root"].as_str()?.to_string(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Assert that every node in `nodes` has the same block and state root at `h`.
+    pub fn assert_same_block(&self, nodes: &[usize], h: u64) -> (String, String) {
+        let blocks: Vec<_> = nodes
+            .iter()
+            .map(|&i| {
+                self.block(i, h)
+                    .unwrap_or_else(|| panic!("node{i} has no block {h}"))
+            })
+            .collect();
+        for (k, b) in blocks.iter().enumerate() {
+            assert_eq!(
+                b, &blocks[0],
+                "FORK at height {h}: node{} and node{} differ",
+                nodes[0], nodes[k]
+            );
+        }
+        blocks[0].clone()
+    }
+
+    /// Assert no two of `nodes` hold different blocks at any height both have (1..=up_to).
+    pub fn assert_no_fork(&self, nodes: &[usize], up_to: u64) {
+        for h in 1..=up_to {
+            let blocks: Vec<_> = nodes.iter().filter_map(|&i| self.block(i, h)).collect();
+            for b in &blocks {
+                assert_eq!(b, &blocks[0], "FORK at height {h} among nodes {nodes:?}");
+            }
+        }
+    }
+
+    /// SIGKILL validator i (the pid from testnet.json, or the process the test restarted).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(pos) = self.restarted.iter().position(|(j, _)| *j == i) {
+            let (_, mut c) = self.restarted.remove(pos);
+            c.kill().ok();
+            c.wait().ok();
+        } else {
+            signal("KILL", self.validators[i].pid);
+        }
+        // Wait until its API is gone.
+        let start = Instant::now();
+        while self.status(i).is_some() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            self.status(i).is_none(),
+            "node{i} still answers after SIGKILL"
+        );
+    }
+
+    /// `opal node start --home DIR/nodeI --api-addr <its API address>`.
+    pub fn restart(&mut self, i: usize) {
+        let v = &self.validators[i];
+        let api_addr = v.api_url.trim_start_matches("http://").to_string();
+        let log = |kind: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(v.home.join(format!("restart.{kind}.log")))
+                .unwrap()
+        };
+        let child = Command::new(opal_bin())
+            .args(["node", "start", "--api-addr", &api_addr, "--home"])
+            .arg(&v.home)
+            .env_remove("OPAL_HOME")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log("out"))
+            .stderr(log("err"))
+            .spawn()
+            .expect("starting opal node start");
+        self.restarted.push((i, child));
+        let start = Instant::now();
+        while self.status(i).is_none() {
+            if let Some((_, c)) = self.restarted.iter_mut().find(|(j, _)| *j == i) {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!(
+                        "restarted node{i} exited with {st}: {}",
+                        tail(&self.validators[i].home.join("restart.err.log"))
+                    );
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "restarted node{i} API not up in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn dev_keys(&self) -> Vec<SecretKey> {
+        let mut paths: Vec<_> = std::fs::read_dir(self.root.join("keys"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|p| KeyFile::read(p).unwrap().secret().unwrap())
+            .collect()
+    }
+
+    pub fn account(&self, i: usize, a: &Address) -> Value {
+        let (code, v) = get(self.url(i), &format!("/api/accounts/{a}")).unwrap();
+        assert_eq!(code, 200, "{v}");
+        v
+    }
+
+    pub fn balance(&self, i: usize, a: &Address) -> u128 {
+        self.account(i, a)["balance"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    pub fn min_fee(&self, i: usize) -> Amount {
+        let s = self.status(i).unwrap();
+        Amount(s["params"]["min_fee"].as_str().unwrap().parse().unwrap())
+    }
+
+    /// Poll node i until the transaction is committed; returns its status object.
+    pub fn wait_tx(&self, i: usize, hash: &str, timeout: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let (_, v) = get(self.url(i), &format!("/api/txs/{hash}")).unwrap();
+            if v["status"] == "committed" {
+                return v;
+            }
+            assert!(v["status"] != "dropped", "transaction {hash} dropped: {v}");
+            assert!(
+                start.elapsed() < timeout,
+                "transaction {hash} not committed in {timeout:?}: {v}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn print_logs(&self) {
+        for v in &self.validators {
+            println!(
+                "--- {} node.log (tail) ---\n{}",
+                v.name,
+                tail(&v.home.join("node.log"))
+            );
+            let r = v.home.join("restart.err.log");
+            if r.exists() {
+                println!("--- {} restart.err.log (tail) ---\n{}", v.name, tail(&r));
+            }
+        }
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_logs();
+        }
+        for (_, c) in &mut self.restarted {
+            c.kill().ok();
+            c.wait().ok();
+        }
+        if let Some(mut c) = self.orchestrator.take() {
+            signal("TERM", c.id());
+            let start = Instant::now();
+            loop {
+                match c.try_wait() {
+                    Ok(Some(_)) => break,
+                    _ if start.elapsed() > Duration::from_secs(30) => {
+                        c.kill().ok();
+                        c.wait().ok();
+                        break;
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+        // Whatever is left (the orchestrator was killed, or did not stop them): SIGKILL.
+        for v in &self.validators {
+            if Path::new(&format!("/proc/{}", v.pid)).exists() {
+                let cmdline = std::fs::read(format!("/proc/{}/cmdline", v.pid)).unwrap_or_default();
+                if String::from_utf8_lossy(&cmdline).contains(&*v.home.to_string_lossy()) {
+                    signal("KILL", v.pid);
+                }
+            }
+        }
+    }
+}
+
+pub fn signal(sig: &str, pid: u32) {
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn tail(p: &Path) -> String {
+    let s = std::fs::read_to_string(p).unwrap_or_default();
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+pub fn http() -> &'static reqwest::blocking::Client {
+    static C: std::sync::OnceLock<reqwest::blocking::Client> = std::sync::OnceLock::new();
+    C.get_or_init(|| {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .build()
+            .unwrap()
+    })
+}
+
+pub fn get(base: &str, path: &str) -> reqwest::Result<(u16, Value)> {
+    let r = http().get(format!("{base}{path}")).send()?;
+    let code = r.status().as_u16();
+    Ok((code, r.json().unwrap_or(Value::Null)))
+}
+
+pub fn submit(base: &str, tx: &Transaction) -> (u16, Value) {
+    let r = http()
+        .post(format!("{base}/api/txs"))
+        .header("content-type", "application/json")
+        .body(json!({"tx": hex::encode(tx.to_bytes())}).to_string())
+        .send()
+        .unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().unwrap_or(Value::Null))
+}
+
+pub fn transfer(
+    chain_id: &str,
+    fee: Amount,
+    from: &SecretKey,
+    to: Address,
+    amount: u128,
+    nonce: u64,
+) -> Transaction {
+    TxBody {
+        chain_id: chain_id.into(),
+        nonce,
+        fee,
+        action: Action::Transfer {
+            to,
+            amount: Amount(amount),
+        },
+    }
+    .sign(from)
+}
+
+/// Run the `opal` CLI; returns (exit code, stdout, stderr).
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(opal_bin())
+        .args(args)
+        .env_remove("OPAL_HOME")
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}

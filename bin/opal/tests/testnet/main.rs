@@ -1,0 +1,10 @@
+//! Real multi-process validator networks: `opal testnet --validators 4`, then faults (SIGKILL,
+//! restarts) observed over each validator's HTTP API. Every test runs in its own temporary home
+//! with free ports and prints what it observes (`cargo nextest run -p opal --test testnet
+//! --no-capture`).
+
+mod cli;
+mod common;
+mod crash;
+mod halt;
+mod network;
