@@ -5,6 +5,7 @@
 
 mod commit;
 mod common;
+mod e2e;
 mod sigs;
 mod stats;
 mod transfers;
@@ -32,6 +33,8 @@ enum Cmd {
     Transfers(transfers::Args),
     /// Durable commit time of a 1,000-update block as the state grows toward --accounts.
     Commit(commit::Args),
+    /// Transfers per second and time to finality through a real one-validator node over HTTP.
+    E2e(e2e::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,5 +43,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Sigs(a) => sigs::run(a, cli.quick),
         Cmd::Transfers(a) => transfers::run(a, cli.quick),
         Cmd::Commit(a) => commit::run(a, cli.quick),
+        Cmd::E2e(a) => e2e::run(a, cli.quick),
     }
 }

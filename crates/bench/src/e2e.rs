@@ -1,0 +1,151 @@
+//! End to end through consensus: a real one-validator node (Malachite engine, HTTP API, store)
+//! started in this process with `Timeouts::dev()`; client threads sign transfers and POST them
+//! over HTTP; the node's event stream timestamps each commit. Reports transfers/s from the first
+//! submission to the last commit, and time to finality (submission accepted → block committed).
+
+use crate::stats::{median, percentile, table};
+use anyhow::{bail, Context, Result};
+use opal_ledger::{Genesis, GenesisAccount, GenesisValidator, Params};
+use opal_node::app::NodeEvent;
+use opal_node::home::{KeyFile, NodeConfig};
+use opal_node::{start_node, Home, NodeOptions};
+use opal_types::{Action, Amount, Hash, SecretKey, TxBody};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Transfers to send in total.
+    #[arg(long, default_value_t = 20_000)]
+    pub n: usize,
+    /// Sending accounts; one client thread per account keeps its nonces in order.
+    #[arg(long, default_value_t = 8)]
+    pub senders: usize,
+}
+
+fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+pub fn run(a: Args, quick: bool) -> Result<()> {
+    let (n, senders) = if quick { (200, 2) } else { (a.n, a.senders.max(1)) };
+    let dir = tempfile::tempdir()?;
+    let home = Home::new(dir.path());
+    let validator = SecretKey::generate();
+    KeyFile::new("validator", &validator).write(&home.node_key_path())?;
+    let keys: Vec<SecretKey> = (0..senders).map(|_| SecretKey::generate()).collect();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let genesis = Genesis {
+        chain_id: "opal-bench".into(),
+        genesis_time_ms: now,
+        params: Params::default(),
+        staking: Default::default(),
+        accounts: keys.iter().map(|k| GenesisAccount { address: k.address(), balance: Amount(1 << 100) }).collect(),
+        validators: vec![GenesisValidator {
+            name: "v".into(),
+            public_key: validator.public_key(),
+            operator: None,
+            stake: Amount(1_000_000_000_000),
+        }],
+    };
+    home.write_genesis(&genesis)?;
+    home.write_config(&NodeConfig {
+        moniker: "bench".into(),
+        api_addr: free_addr(),
+        p2p_addr: free_addr(),
+        peers: vec![],
+        check_invariants: false,
+        dev_timeouts: true,
+    })?;
+
+    let rt = tokio::runtime::Runtime::new()?;
+    let node = rt.block_on(start_node(&home, NodeOptions::default()))?;
+    let url = format!("http://{}", node.api_addr);
+    let committed: Arc<Mutex<HashMap<Hash, (Instant, u64)>>> = Arc::default();
+    let mut rx = node.shared.events.subscribe();
+    let c2 = committed.clone();
+    rt.spawn(async move {
+        while let Ok(ev) = rx.recv().await {
+            if let NodeEvent::Tx { hash, height, .. } = ev {
+                c2.lock().insert(hash, (Instant::now(), height));
+            }
+        }
+    });
+    let min_fee = Params::default().min_fee;
+    let sink = SecretKey::generate().address();
+    let per = n / senders;
+    // Sign everything first so the measurement is the node, not the client's signing.
+    let signed: Vec<Vec<(Hash, String)>> = keys
+        .iter()
+        .map(|k| {
+            (0..per as u64)
+                .map(|nonce| {
+                    let tx = TxBody { chain_id: "opal-bench".into(), nonce, fee: min_fee, action: Action::Transfer { to: sink, amount: Amount(1) } }
+                        .sign(k);
+                    (tx.hash(), serde_json::json!({"tx": hex::encode(tx.to_bytes())}).to_string())
+                })
+                .collect()
+        })
+        .collect();
+    let submitted: Arc<Mutex<HashMap<Hash, Instant>>> = Arc::default();
+    let start = Instant::now();
+    let threads: Vec<_> = signed
+        .into_iter()
+        .map(|txs| {
+            let (url, submitted) = (url.clone(), submitted.clone());
+            std::thread::spawn(move || -> Result<()> {
+                let http = reqwest::blocking::Client::new();
+                for (h, body) in txs {
+                    loop {
+                        let r = http.post(format!("{url}/api/txs")).header("content-type", "application/json").body(body.clone()).send()?;
+                        let code = r.status().as_u16();
+                        if code == 202 {
+                            submitted.lock().insert(h, Instant::now());
+                            break;
+                        }
+                        if code == 503 {
+                            std::thread::sleep(Duration::from_millis(20)); // mempool full: back off
+                            continue;
+                        }
+                        bail!("submission refused: {code} {}", r.text().unwrap_or_default());
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+    }
+    let total = per * senders;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while committed.lock().len() < total {
+        if Instant::now() > deadline {
+            bail!("only {} of {total} committed after 10 minutes", committed.lock().len());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sub = submitted.lock();
+    let com = committed.lock();
+    let last = com.values().map(|(t, _)| *t).max().context("nothing committed")?;
+    let elapsed = last - start;
+    let lat: Vec<f64> = sub.iter().filter_map(|(h, s)| com.get(h).map(|(c, _)| (*c - *s).as_secs_f64() * 1e3)).collect();
+    let heights: std::collections::BTreeSet<u64> = com.values().map(|(_, h)| *h).collect();
+    let tps = total as f64 / elapsed.as_secs_f64();
+    table(
+        &["transfers", "blocks", "txs/block", "transfers/s", "finality median ms", "finality p99 ms"],
+        &[vec![
+            total.to_string(),
+            heights.len().to_string(),
+            format!("{:.0}", total as f64 / heights.len().max(1) as f64),
+            format!("{tps:.0}"),
+            format!("{:.0}", median(&lat)),
+            format!("{:.0}", percentile(&lat, 99.0)),
+        ]],
+    );
+    drop((sub, com));
+    rt.block_on(node.shutdown());
+    Ok(())
+}
