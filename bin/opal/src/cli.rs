@@ -42,9 +42,12 @@ pub enum Command {
     /// Create a node's home (key, config) or run a node from an existing home directory.
     #[command(subcommand)]
     Node(NodeCmd),
-    /// Run a local N-validator network: N `opal node start` processes on 127.0.0.1 sharing one
-    /// genesis, in one home directory; writes HOME/testnet.json (each validator's pid and API
-    /// URL) and resumes the same network on later runs.
+    /// Run a local N-validator network on 127.0.0.1, one process per validator.
+    ///
+    /// Creates HOME/node0..nodeN-1 (keys, one shared genesis, configs that peer with each
+    /// other) on first run, starts `opal node start` for each (logs in HOME/nodeI/node.log),
+    /// writes HOME/testnet.json (each validator's pid and API URL) and stays in the foreground;
+    /// Ctrl-C or SIGTERM stops all validators. Run it again to resume the same chain.
     Testnet(TestnetArgs),
 }
 
@@ -95,8 +98,9 @@ pub struct DevnetArgs {
 #[derive(Subcommand, Debug)]
 pub enum NodeCmd {
     /// Create a node home: a new validator key (node_key.json) and config.toml, no genesis.
-    /// Prints the validator's public key and address (give them to whoever writes the
-    /// genesis), then put the chain's genesis.json in the home and run `opal node start`.
+    ///
+    /// Prints the validator's public key and address: give them to whoever writes the chain's
+    /// genesis, put that genesis.json in the home, then run `opal node start`.
     Init(NodeInitArgs),
     /// Start the node whose home is given (created by `opal devnet`, `opal testnet`, or
     /// `opal node init` plus a genesis.json).

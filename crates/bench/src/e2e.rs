@@ -26,23 +26,38 @@ pub struct Args {
 }
 
 fn free_addr() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 pub fn run(a: Args, quick: bool) -> Result<()> {
-    let (n, senders) = if quick { (200, 2) } else { (a.n, a.senders.max(1)) };
+    let (n, senders) = if quick {
+        (200, 2)
+    } else {
+        (a.n, a.senders.max(1))
+    };
     let dir = tempfile::tempdir()?;
     let home = Home::new(dir.path());
     let validator = SecretKey::generate();
     KeyFile::new("validator", &validator).write(&home.node_key_path())?;
     let keys: Vec<SecretKey> = (0..senders).map(|_| SecretKey::generate()).collect();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
     let genesis = Genesis {
         chain_id: "opal-bench".into(),
         genesis_time_ms: now,
         params: Params::default(),
         staking: Default::default(),
-        accounts: keys.iter().map(|k| GenesisAccount { address: k.address(), balance: Amount(1 << 100) }).collect(),
+        accounts: keys
+            .iter()
+            .map(|k| GenesisAccount {
+                address: k.address(),
+                balance: Amount(1 << 100),
+            })
+            .collect(),
         validators: vec![GenesisValidator {
             name: "v".into(),
             public_key: validator.public_key(),
@@ -82,9 +97,20 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
         .map(|k| {
             (0..per as u64)
                 .map(|nonce| {
-                    let tx = TxBody { chain_id: "opal-bench".into(), nonce, fee: min_fee, action: Action::Transfer { to: sink, amount: Amount(1) } }
-                        .sign(k);
-                    (tx.hash(), serde_json::json!({"tx": hex::encode(tx.to_bytes())}).to_string())
+                    let tx = TxBody {
+                        chain_id: "opal-bench".into(),
+                        nonce,
+                        fee: min_fee,
+                        action: Action::Transfer {
+                            to: sink,
+                            amount: Amount(1),
+                        },
+                    }
+                    .sign(k);
+                    (
+                        tx.hash(),
+                        serde_json::json!({"tx": hex::encode(tx.to_bytes())}).to_string(),
+                    )
                 })
                 .collect()
         })
@@ -99,7 +125,11 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
                 let http = reqwest::blocking::Client::new();
                 for (h, body) in txs {
                     loop {
-                        let r = http.post(format!("{url}/api/txs")).header("content-type", "application/json").body(body.clone()).send()?;
+                        let r = http
+                            .post(format!("{url}/api/txs"))
+                            .header("content-type", "application/json")
+                            .body(body.clone())
+                            .send()?;
                         let code = r.status().as_u16();
                         if code == 202 {
                             submitted.lock().insert(h, Instant::now());
@@ -109,7 +139,10 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
                             std::thread::sleep(Duration::from_millis(20)); // mempool full: back off
                             continue;
                         }
-                        bail!("submission refused: {code} {}", r.text().unwrap_or_default());
+                        bail!(
+                            "submission refused: {code} {}",
+                            r.text().unwrap_or_default()
+                        );
                     }
                 }
                 Ok(())
@@ -117,25 +150,43 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
         })
         .collect();
     for t in threads {
-        t.join().map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+        t.join()
+            .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
     }
     let total = per * senders;
     let deadline = Instant::now() + Duration::from_secs(600);
     while committed.lock().len() < total {
         if Instant::now() > deadline {
-            bail!("only {} of {total} committed after 10 minutes", committed.lock().len());
+            bail!(
+                "only {} of {total} committed after 10 minutes",
+                committed.lock().len()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let sub = submitted.lock();
     let com = committed.lock();
-    let last = com.values().map(|(t, _)| *t).max().context("nothing committed")?;
+    let last = com
+        .values()
+        .map(|(t, _)| *t)
+        .max()
+        .context("nothing committed")?;
     let elapsed = last - start;
-    let lat: Vec<f64> = sub.iter().filter_map(|(h, s)| com.get(h).map(|(c, _)| (*c - *s).as_secs_f64() * 1e3)).collect();
+    let lat: Vec<f64> = sub
+        .iter()
+        .filter_map(|(h, s)| com.get(h).map(|(c, _)| (*c - *s).as_secs_f64() * 1e3))
+        .collect();
     let heights: std::collections::BTreeSet<u64> = com.values().map(|(_, h)| *h).collect();
     let tps = total as f64 / elapsed.as_secs_f64();
     table(
-        &["transfers", "blocks", "txs/block", "transfers/s", "finality median ms", "finality p99 ms"],
+        &[
+            "transfers",
+            "blocks",
+            "txs/block",
+            "transfers/s",
+            "finality median ms",
+            "finality p99 ms",
+        ],
         &[vec![
             total.to_string(),
             heights.len().to_string(),

@@ -175,6 +175,8 @@ pub fn execute_block(s: &mut Overlay, block: &Block) -> Result<BlockResult, Ledg
         height: block.header.height,
         time_ms: block.header.time_ms,
     };
+    // Begin-block, in component order (only fees has a begin-block duty today).
+    fees::begin_block(s)?;
     let sig_ok = signatures_ok(&block.txs);
     let mut result = BlockResult::default();
     for (tx, sig_ok) in block.txs.iter().zip(sig_ok) {

@@ -432,10 +432,11 @@ impl BlockExecutor for OpalApp {
                 continue;
             }
             let result = (|| -> Result<opal_types::Hash, String> {
+                let mut mempool = sh.mempool.lock();
                 let snap = sh.snapshot()?;
                 let me = key.address();
                 let state = sender_state(&snap, &me)?;
-                let nonce = state.nonce + sh.mempool.lock().pending_count(&me) as u64;
+                let nonce = state.nonce + mempool.pending_count(&me, state.nonce) as u64;
                 let tx = opal_types::TxBody {
                     chain_id: sh.chain_id.clone(),
                     nonce,
@@ -446,10 +447,7 @@ impl BlockExecutor for OpalApp {
                 }
                 .sign(&key);
                 let len = opal_types::encode(&tx).len();
-                sh.mempool
-                    .lock()
-                    .admit(tx, len, state)
-                    .map_err(|e| e.to_string())
+                mempool.admit(tx, len, state).map_err(|e| e.to_string())
             })();
             match result {
                 Ok(h) => {

@@ -89,9 +89,11 @@ impl Mempool {
         self.by_hash.contains_key(h)
     }
 
-    /// How many transactions of `addr` are waiting.
-    pub fn pending_count(&self, addr: &Address) -> usize {
-        self.by_sender.get(addr).map_or(0, |m| m.len())
+    /// How many transactions of `addr` are waiting with a nonce at or above `committed_nonce`.
+    pub fn pending_count(&self, addr: &Address, committed_nonce: u64) -> usize {
+        self.by_sender
+            .get(addr)
+            .map_or(0, |m| m.range(committed_nonce..).count())
     }
 
     pub fn dropped_reason(&self, h: &Hash) -> Option<String> {
@@ -120,8 +122,10 @@ impl Mempool {
             return Err(AdmitError::MempoolFull(self.by_hash.len()));
         }
         let addr = tx.sender();
-        let pending = self.by_sender.get(&addr);
-        let pending_count = pending.map_or(0, |p| p.len()) as u64;
+        // Only pending transactions at or above the committed nonce count: a block may have been
+        // committed and not yet pruned from here (the API reads state, then locks the mempool).
+        let live = self.by_sender.get(&addr).map(|p| p.range(sender.nonce..));
+        let pending_count = live.clone().map_or(0, |r| r.count()) as u64;
         let expected = sender.nonce + pending_count;
         if tx.body.nonce != expected {
             return Err(TxError::BadNonce {
@@ -132,7 +136,7 @@ impl Mempool {
             .into());
         }
         let mut committed_spend = Amount::ZERO;
-        for e in pending.into_iter().flat_map(|p| p.values()) {
+        for (_, e) in live.into_iter().flatten() {
             committed_spend = committed_spend
                 .checked_add(e.spend)
                 .map_err(|_| TxError::Overflow)?;
@@ -223,6 +227,11 @@ impl Mempool {
             let Some((addr, nonce)) = self.by_hash.get(h).copied() else {
                 continue;
             };
+            // A nonce already used is stale: only that transaction goes.
+            if matches!(err, TxError::BadNonce { expected, got, .. } if got < expected) {
+                self.remove(h);
+                continue;
+            }
             let later: Vec<Hash> = self
                 .by_sender
                 .get(&addr)

@@ -58,3 +58,87 @@ fn engine_evidence_converts_and_validates() {
     assert!(list[0].validate("other-chain").is_err());
     assert!(opal_node::app::evidence_from_engine(b"garbage").is_err());
 }
+
+#[test]
+fn engine_evidence_becomes_a_signed_transaction_in_the_mempool() {
+    use opal_consensus::BlockExecutor;
+    use opal_ledger::{Genesis, GenesisAccount, GenesisValidator};
+    use opal_node::app::{OpalApp, Shared};
+    use opal_node::mempool::{Mempool, MempoolLimits};
+    use opal_types::{Action, Amount};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = opal_state::Store::open(&dir.path().join("s.redb")).unwrap();
+    let validator = SecretKey::from_seed([1; 32]);
+    let genesis = Genesis {
+        chain_id: "c".into(),
+        genesis_time_ms: 0,
+        params: Default::default(),
+        staking: Default::default(),
+        accounts: vec![GenesisAccount {
+            address: validator.address(),
+            balance: Amount(1_000_000),
+        }],
+        validators: vec![GenesisValidator {
+            name: "v".into(),
+            public_key: validator.public_key(),
+            operator: None,
+            stake: Amount(10_000_000),
+        }],
+    };
+    let mut o = opal_state::Overlay::new(store.snapshot().unwrap());
+    genesis.apply(&mut o).unwrap();
+    store
+        .commit(0, o.into_writes(), Default::default())
+        .unwrap();
+    let shared = Arc::new(Shared {
+        store,
+        mempool: parking_lot::Mutex::new(Mempool::new(MempoolLimits::default())),
+        events: tokio::sync::broadcast::channel(16).0,
+        height: tokio::sync::watch::channel(0).0,
+        chain_id: "c".into(),
+        params: Default::default(),
+        validator: validator.public_key(),
+        check_invariants: true,
+    });
+    let mut app = OpalApp {
+        shared: shared.clone(),
+        reporter: Some(validator.clone()),
+    };
+
+    let offender = SecretKey::from_seed([4; 32]);
+    let vote = |value: u8| {
+        let bytes = opal_consensus::signing::precommit_sign_bytes(
+            "c",
+            0,
+            0,
+            [value; 32],
+            offender.public_key().0,
+        );
+        WSignedVote {
+            vote: WVote {
+                vote_type: PRECOMMIT,
+                height: 0,
+                round: Some(0),
+                value: Some([value; 32]),
+                validator: offender.public_key().0,
+                extension: None,
+            },
+            sig: offender.sign(&bytes).0,
+        }
+    };
+    let ev = Evidence {
+        double_votes: vec![(vote(1), vote(2))],
+        double_proposals: vec![],
+    };
+    // Twice: the second must take the next nonce (and must not deadlock on the mempool lock).
+    app.report_evidence(borsh::to_vec(&ev).unwrap());
+    app.report_evidence(borsh::to_vec(&ev).unwrap());
+    let txs = shared.mempool.lock().reap(10);
+    assert_eq!(txs.len(), 2);
+    assert_eq!((txs[0].body.nonce, txs[1].body.nonce), (0, 1));
+    assert!(matches!(txs[0].body.action, Action::SubmitEvidence { .. }));
+    txs[0].verify_signature().unwrap();
+    assert_eq!(txs[0].signer, validator.public_key());
+}

@@ -54,7 +54,44 @@ fn consecutive_nonces_are_admitted_gaps_and_replays_are_not() {
     let dup = m.admit(tx(1, 6, 1), 100, rich(5)).unwrap_err();
     assert!(matches!(dup, AdmitError::AlreadyKnown(_)));
     assert_eq!(m.len(), 2);
-    assert_eq!(m.pending_count(&SecretKey::from_seed([1; 32]).address()), 2);
+    assert_eq!(
+        m.pending_count(&SecretKey::from_seed([1; 32]).address(), 5),
+        2
+    );
+}
+
+#[test]
+fn admission_is_right_while_a_committed_block_is_not_yet_pruned() {
+    // Nonces 0..3 pending; a block with 0 and 1 has been committed (state nonce 2) but the
+    // mempool has not been told yet. The next transaction is nonce 4, and the spends of the
+    // committed ones must not count against the new balance.
+    let mut m = Mempool::new(MempoolLimits::default());
+    for n in 0..4 {
+        m.admit(
+            tx(1, n, 100),
+            100,
+            SenderState {
+                nonce: 0,
+                balance: Amount(1_000),
+            },
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        m.pending_count(&SecretKey::from_seed([1; 32]).address(), 2),
+        2
+    );
+    let after_block = || SenderState {
+        nonce: 2,
+        balance: Amount(1_000 - 2 * 110),
+    };
+    m.admit(tx(1, 4, 100), 100, after_block())
+        .expect("nonce 4 follows the live pending 2 and 3");
+    let e = m.admit(tx(1, 5, 500), 100, after_block()).unwrap_err();
+    assert!(
+        matches!(e, AdmitError::Tx(TxError::InsufficientFunds { .. })),
+        "{e}"
+    );
 }
 
 #[test]

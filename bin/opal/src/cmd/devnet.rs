@@ -87,10 +87,38 @@ fn init_home(home: &Home, a: &DevnetArgs) -> Result<()> {
     Ok(())
 }
 
+/// Refuse to delete a directory that holds anything `opal devnet` did not write there.
+fn only_ours(home: &Home) -> Result<()> {
+    const OURS: [&str; 8] = [
+        "node_key.json",
+        "genesis.json",
+        "config.toml",
+        "keys",
+        "data",
+        ".node_key.json.tmp",
+        ".genesis.json.tmp",
+        ".config.toml.tmp",
+    ];
+    let foreign: Vec<String> = std::fs::read_dir(&home.root)?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !OURS.contains(&n.as_str()))
+        .collect();
+    if !foreign.is_empty() {
+        bail!(
+            "{} is not empty and is not an Opal home (it holds {}); choose another --home or an empty directory",
+            home.root.display(),
+            foreign.join(", ")
+        );
+    }
+    Ok(())
+}
+
 pub fn run(a: DevnetArgs, out: Output) -> Result<()> {
     init_tracing(true);
     let home = Home::new(a.home.clone().unwrap_or_else(default_devnet_home));
     if a.reset && home.root.exists() {
+        only_ours(&home)?;
         std::fs::remove_dir_all(&home.root)
             .with_context(|| format!("removing {}", home.root.display()))?;
     }
@@ -101,6 +129,7 @@ pub fn run(a: DevnetArgs, out: Output) -> Result<()> {
             && !home.config_path().exists()
         {
             // A previous first run was interrupted before it finished: start over cleanly.
+            only_ours(&home)?;
             std::fs::remove_dir_all(&home.root)?;
         }
         init_home(&home, &a)?;

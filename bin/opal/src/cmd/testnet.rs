@@ -37,7 +37,7 @@ const VALIDATOR_STAKE: u128 = 1_000_000_000_000;
 const DEFAULT_VALIDATORS: usize = 4;
 const MAX_VALIDATORS: usize = 32;
 const DEFAULT_BASE_PORT: u16 = 8800;
-/// A validator that exits this soon after start is a configuration problem: stop everything.
+/// A validator that fails this soon after start is a configuration problem: stop everything.
 const EARLY_EXIT: Duration = Duration::from_secs(3);
 
 fn node_home(root: &Path, i: usize) -> Home {
@@ -64,6 +64,9 @@ pub fn run(a: TestnetArgs, out: Output) -> Result<()> {
         .home
         .clone()
         .unwrap_or_else(|| home_dir().join(".opal").join("testnet"));
+    // Absolute, so that testnet.json and the validators' command lines name it unambiguously.
+    let root = std::path::absolute(&root)
+        .with_context(|| format!("resolving the home directory {}", root.display()))?;
     if let Some(n) = a.validators {
         if n == 0 || n > MAX_VALIDATORS {
             bail!("--validators must be between 1 and {MAX_VALIDATORS} (got {n})");
@@ -533,7 +536,9 @@ fn serve(root: &Path, vs: Vec<Validator>, fresh: bool, out: Output) -> Result<()
                 if let Ok(Some(status)) = c.try_wait() {
                     let log = vs[i].home.root.join("node.log");
                     *slot = None;
-                    if started.elapsed() < EARLY_EXIT {
+                    // Exiting on its own with an error right away is a configuration problem;
+                    // a validator killed by a signal (an operator or a test) is not.
+                    if started.elapsed() < EARLY_EXIT && status.code().is_some_and(|c| c != 0) {
                         return Err(anyhow!(
                             "{} exited at start with {status}; its log ({}) ends with:\n{}",
                             vs[i].name,

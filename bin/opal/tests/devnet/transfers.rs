@@ -229,3 +229,36 @@ fn cli_transfer_and_queries() {
     assert_ne!(code, 0);
     assert!(err.contains("address"), "{err}");
 }
+
+#[test]
+fn devnet_refuses_a_foreign_non_empty_home() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("precious.txt"), "do not delete").unwrap();
+    let (code, _, err) = cli(&[
+        "devnet",
+        "--home",
+        dir.path().to_str().unwrap(),
+        "--api-addr",
+        "127.0.0.1:0",
+        "--p2p-addr",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not an Opal home"), "{err}");
+    let (code, _, err) = cli(&[
+        "devnet",
+        "--reset",
+        "--home",
+        dir.path().to_str().unwrap(),
+        "--api-addr",
+        "127.0.0.1:0",
+        "--p2p-addr",
+        "127.0.0.1:0",
+    ]);
+    assert_ne!(code, 0, "--reset must not delete a foreign directory");
+    assert!(err.contains("not an Opal home"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("precious.txt")).unwrap(),
+        "do not delete"
+    );
+}

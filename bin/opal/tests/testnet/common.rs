@@ -44,43 +44,16 @@ impl Testnet {
         let started = Instant::now();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("tn");
-        let out = std::fs::File::create(dir.path().join("testnet.out")).unwrap();
-        let err = std::fs::File::create(dir.path().join("testnet.err")).unwrap();
-        let child = Command::new(opal_bin())
-            .args([
-                "testnet",
-                "--validators",
-                &n.to_string(),
-                "--base-port",
-                "0",
-                "--home",
-            ])
-            .arg(&root)
-            .env_remove("OPAL_HOME")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("starting opal testnet");
         let mut t = Testnet {
             _dir: dir,
             root,
-            orchestrator: Some(child),
+            orchestrator: None,
             validators: vec![],
             chain_id: String::new(),
             restarted: vec![],
             started,
         };
-        t.wait_testnet_json();
-        log(
-            started,
-            format!(
-                "testnet.json: chain {}, {} validators, pids {:?}",
-                t.chain_id,
-                t.validators.len(),
-                t.validators.iter().map(|v| v.pid).collect::<Vec<_>>()
-            ),
-        );
+        t.spawn_orchestrator(&["--validators", &n.to_string(), "--base-port", "0"]);
         let all: Vec<usize> = (0..n).collect();
         t.wait_heights(&all, 2, Duration::from_secs(40));
         log(
@@ -88,6 +61,75 @@ impl Testnet {
             format!("all {n} validators at height >= 2: {:?}", t.heights(&all)),
         );
         t
+    }
+
+    /// `opal testnet --home ROOT ARGS`, then wait for its testnet.json.
+    fn spawn_orchestrator(&mut self, args: &[&str]) {
+        let out = std::fs::File::create(self._dir.path().join("testnet.out")).unwrap();
+        let err = std::fs::File::create(self._dir.path().join("testnet.err")).unwrap();
+        let child = Command::new(opal_bin())
+            .arg("testnet")
+            .args(args)
+            .arg("--home")
+            .arg(&self.root)
+            .env_remove("OPAL_HOME")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("starting opal testnet");
+        self.orchestrator = Some(child);
+        self.wait_testnet_json();
+        log(
+            self.started,
+            format!(
+                "testnet.json: chain {}, {} validators, pids {:?}",
+                self.chain_id,
+                self.validators.len(),
+                self.validators.iter().map(|v| v.pid).collect::<Vec<_>>()
+            ),
+        );
+    }
+
+    /// SIGTERM `opal testnet` and wait for it to stop its validators and exit; returns its
+    /// exit status and stderr.
+    pub fn stop(&mut self) -> (std::process::ExitStatus, String) {
+        let mut c = self.orchestrator.take().expect("opal testnet is running");
+        signal("TERM", c.id());
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                let err = std::fs::read_to_string(self._dir.path().join("testnet.err"))
+                    .unwrap_or_default();
+                return (st, err);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(40),
+                "opal testnet did not stop within 40 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Run `opal testnet --home ROOT` again (no other flags) on the stopped testnet.
+    pub fn resume(&mut self) {
+        self.spawn_orchestrator(&[]);
+    }
+
+    pub fn testnet_json(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.root.join("testnet.json")).unwrap())
+            .unwrap()
+    }
+
+    /// Whether process `pid` still exists (and is not a zombie).
+    pub fn alive(pid: u32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => !stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z')),
+            Err(_) => false,
+        }
     }
 
     pub fn t0(&self) -> Instant {

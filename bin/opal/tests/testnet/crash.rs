@@ -34,7 +34,7 @@ fn three_of_four_keep_finalizing_and_a_restarted_validator_catches_up() {
     tn.assert_same_block(&live, common);
 
     // Let it fall further behind, then restart it on the same ports.
-    let behind = tn.wait_heights(&live, common + 2, Duration::from_secs(20));
+    let behind = tn.wait_heights(&live, common + 8, Duration::from_secs(30));
     tn.restart(3);
     let target = *behind.iter().max().unwrap();
     log(

@@ -8,3 +8,5 @@ mod common;
 mod crash;
 mod halt;
 mod network;
+mod operator;
+mod resume;

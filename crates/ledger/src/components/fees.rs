@@ -13,6 +13,17 @@ pub fn pool(s: &Overlay) -> Result<Amount, LedgerError> {
     Ok(read(s, keys::fees::POOL)?.unwrap_or_default())
 }
 
+/// Begin-block hook: the previous block's end paid the pool out, so it must be empty.
+pub fn begin_block(s: &Overlay) -> Result<(), LedgerError> {
+    let p = pool(s)?;
+    if !p.is_zero() {
+        return Err(LedgerError::Invariant(format!(
+            "fee pool holds {p} at the start of a block"
+        )));
+    }
+    Ok(())
+}
+
 /// Deliver-tx hook: charge `fee` from `payer` into the pool.
 pub fn charge(
     s: &mut Overlay,

@@ -132,9 +132,13 @@ pub async fn submit_tx(
         .map_err(|e| ApiError::bad_request("malformed_transaction", e.to_string()))?;
     exec::check_tx_stateless(&tx, bytes.len(), &sh.chain_id, &sh.params, true)
         .map_err(|e| ApiError::from(crate::error::AdmitError::Tx(e)))?;
+    // Lock the mempool before reading state, so the state read is never older than the last
+    // block the mempool was pruned for.
+    let mut mempool = sh.mempool.lock();
     let snap = sh.snapshot().map_err(internal)?;
     let sender = sender_state(&snap, &tx.sender()).map_err(internal)?;
-    let hash = sh.mempool.lock().admit(tx, bytes.len(), sender)?;
+    let hash = mempool.admit(tx, bytes.len(), sender)?;
+    drop(mempool);
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"hash": hash, "status": "pending"})),
@@ -222,7 +226,8 @@ pub async fn account(
     });
     if q.height.is_none() {
         // The nonce a new transaction should carry, counting this account's pending ones.
-        v["next_nonce"] = json!(acct.nonce + sh.mempool.lock().pending_count(&a) as u64);
+        v["next_nonce"] =
+            json!(acct.nonce + sh.mempool.lock().pending_count(&a, acct.nonce) as u64);
     }
     if q.prove {
         let key = opal_ledger::keys::accounts::account(&a);
