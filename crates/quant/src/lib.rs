@@ -1,0 +1,31 @@
+//! Opal's canonical quantized integer model: the one definition of what a quantized model
+//! computes, shared by the `replay` tier (re-execution) and the `zk` tier (proofs).
+//!
+//! Design note:
+//! - A [`QuantModel`] is a straight-line list of [`Layer`]s over integer vectors. Every value is
+//!   an `i64`; activations are signed `act_bits`-bit integers, accumulators are bounded by
+//!   validation so that every intermediate fits comfortably in 2^62 (and therefore embeds into
+//!   the Goldilocks field with room to spare, which the prover relies on).
+//! - Semantics are pure integer arithmetic with one exactly specified rounding rule
+//!   ([`requantize`]: multiply, add half, arithmetic shift = round half up, then saturate), so the
+//!   reference executor is bit-exact and independent of thread count, platform and float mode.
+//! - Floats appear only in the builder ([`build_mlp`]), which chooses scales by calibration, and
+//!   as descriptive metadata (`input_scale`, `output_scale`) that do not affect execution.
+//! - The canonical encoding is borsh; [`QuantModel::model_id`] is its domain-separated BLAKE3.
+//! - [`onnx::import_mlp`] reads ONNX MLPs (MatMul/Gemm/Add/Relu, Flatten/Reshape ignored) with a
+//!   small bounded protobuf reader (no ONNX runtime); Conv/pooling are not supported yet.
+//!
+//! The full specification is in `docs/zk.md` ("Quantized model semantics").
+
+mod build;
+mod error;
+mod exec;
+mod model;
+pub mod onnx;
+mod rng;
+
+pub use build::{build_mlp, quantize_input, BuildConfig, FloatDense};
+pub use error::QuantError;
+pub use exec::{requant_parts, requantize, Trace};
+pub use model::{Conv2d, Dense, Layer, QuantModel, Requant, ValueShape, MAX_ABS_VALUE, MAX_DIM};
+pub use rng::SplitMix64;

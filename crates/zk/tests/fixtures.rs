@@ -1,0 +1,76 @@
+//! Frozen-format checks: the model id, the proof bytes of v1 and v1c for a fixed seeded model
+//! must not change silently (transcript, encoding and PCS parameters are all covered). If a
+//! change is deliberate, bump the protocol string and update these digests.
+use opal_quant::{Dense, Layer, QuantModel, Requant, SplitMix64};
+
+/// Built from integers only (no float builder), so the digests are platform independent.
+fn integer_model() -> (QuantModel, Vec<i64>) {
+    let mut rng = SplitMix64::new(2026);
+    let mut dense = |rows: u32, cols: u32| {
+        Layer::Dense(Dense {
+            rows,
+            cols,
+            weight_bits: 8,
+            weights: (0..rows * cols)
+                .map(|_| rng.range_i64(-127, 127) as i16)
+                .collect(),
+            bias: (0..rows)
+                .map(|_| rng.range_i64(-1000, 1000) as i32)
+                .collect(),
+        })
+    };
+    let layers = vec![
+        dense(8, 16),
+        Layer::Requant(Requant {
+            multiplier: 12345,
+            shift: 20,
+            relu: true,
+            out_bits: 8,
+        }),
+        dense(4, 8),
+    ];
+    let m = QuantModel {
+        input_len: 16,
+        input_bits: 8,
+        layers,
+        input_scale: 1.0 / 127.0,
+        output_scale: 1e-4,
+    };
+    let x = (0..16).map(|i| (i * 37 % 255) as i64 - 127).collect();
+    (m, x)
+}
+
+fn digest(b: &[u8]) -> String {
+    blake3::hash(b).to_hex().to_string()
+}
+
+#[test]
+fn frozen_digests() {
+    let (m, x) = integer_model();
+    let (y, p1) = opal_zk::prove(&m, &x).unwrap();
+    opal_zk::verify(&m, &x, &y, &p1).unwrap();
+    let trace = m.execute(&x).unwrap();
+    assert!(
+        trace.values[2].iter().any(|v| *v > 0) && trace.values[2].contains(&0),
+        "{:?}",
+        trace.values[2]
+    );
+    let (pm, reg) = opal_zk::committed::register(&m).unwrap();
+    let (_, p2) = opal_zk::committed::prove(&pm, &reg, &x).unwrap();
+    let got = [
+        hex(&m.model_id()),
+        digest(&p1.to_bytes()),
+        digest(&p2.to_bytes()),
+    ];
+    assert_eq!(got, EXPECTED);
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+const EXPECTED: [&str; 3] = [
+    "3d6b42b6c17baae7f8bc4435c21838cda88d440f4996e4b58305b2d381b29fd0",
+    "4da1873bfb45d9206b1a9b26af2afe8208bc1baee9ffcb2831c0e5df2c86a2bd",
+    "8b1a10925c24bb78768fa4af253c9c2b2bff6bfc0e6a931def47c58519f82ac3",
+];
