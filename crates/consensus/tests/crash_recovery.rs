@@ -16,7 +16,7 @@ const PORT_VAR: &str = "OPAL_CRASH_PORT";
 
 /// The node process; only does something when started by the parent test.
 #[test]
-#[ignore]
+#[ignore = "child process of sigkill_at_any_point_then_restart_continues_the_chain, not a check on its own"]
 fn crash_child_node() {
     let Ok(home) = std::env::var(HOME_VAR) else {
         return;

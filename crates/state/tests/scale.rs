@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 #[test]
-#[ignore]
+#[ignore = "measurement, not a check: run with --release --ignored --nocapture (the real numbers come from opal-bench commit)"]
 fn commit_throughput_as_state_grows() {
     let (_d, s) = common::fresh();
     let per_block = 10_000u64;
