@@ -44,6 +44,7 @@ pub struct Shared {
     pub params: Params,
     pub validator: PublicKey,
     pub check_invariants: bool,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Shared {
@@ -220,6 +221,7 @@ impl OpalApp {
                 block.header.height
             ));
         }
+        let started = std::time::Instant::now();
         let snap = sh.snapshot()?;
         let mut overlay = Overlay::new(snap);
         let result = exec::execute_block(&mut overlay, &block).map_err(|e| e.to_string())?;
@@ -252,6 +254,7 @@ impl OpalApp {
 
         // After the durable commit: mempool upkeep and notifications.
         let included: Vec<Hash> = result.txs.iter().map(|t| t.hash).collect();
+        let result_failed = result.txs.iter().filter(|t| t.error.is_some()).count();
         if let Ok(snap) = sh.snapshot() {
             let o = Overlay::new(snap);
             sh.mempool.lock().on_committed(&included, |a| {
@@ -276,6 +279,17 @@ impl OpalApp {
                 events: r.events,
             });
         }
+        let failed = result_failed as u64;
+        sh.metrics
+            .block_commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        sh.metrics.block_txs.observe(block.txs.len() as f64);
+        sh.metrics
+            .txs_committed
+            .inc_by(block.txs.len() as u64 - failed);
+        sh.metrics.txs_failed.inc_by(failed);
+        sh.metrics.height.set(height as i64);
+        sh.metrics.mempool_size.set(sh.mempool.lock().len() as i64);
         sh.height.send_replace(height);
         tracing::debug!(height, txs = block.txs.len(), root = %root, "committed");
         Ok(root)

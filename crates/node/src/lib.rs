@@ -19,6 +19,7 @@ pub mod app;
 pub mod error;
 pub mod home;
 pub mod mempool;
+pub mod metrics;
 pub mod records;
 pub mod run;
 

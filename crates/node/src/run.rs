@@ -84,6 +84,7 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
         params,
         validator: key.public_key(),
         check_invariants: config.check_invariants,
+        metrics: Default::default(),
     });
 
     let api_addr = opts.api_addr.unwrap_or(config.api_addr);

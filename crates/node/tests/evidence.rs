@@ -101,6 +101,7 @@ fn engine_evidence_becomes_a_signed_transaction_in_the_mempool() {
         params: Default::default(),
         validator: validator.public_key(),
         check_invariants: true,
+        metrics: Default::default(),
     });
     let mut app = OpalApp {
         shared: shared.clone(),

@@ -197,6 +197,23 @@ fn bad_inputs_get_clear_errors_and_change_nothing() {
     );
     assert_eq!(net.status()["mempool_size"], 0);
 
+    // The refusals are counted by code in the Prometheus metrics.
+    let metrics = http()
+        .get(format!("{}/metrics", net.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("opal_txs_refused_total{code=\"bad_signature\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("opal_txs_refused_total{code=\"bad_nonce\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("opal_txs_admitted_total 1"), "{metrics}");
+
     // A correct transaction still goes through afterwards.
     let next = transfer(&chain_id, fee, alice, bob, 5, 1);
     assert_eq!(submit(&net.url, &next).0, 202);

@@ -28,12 +28,24 @@ pub async fn index() -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "openapi": "/openapi.json",
         "endpoints": ["/api/status", "/api/txs", "/api/txs/{hash}", "/api/accounts/{address}",
-                      "/api/blocks/latest", "/api/blocks/{height}", "/api/state/{key}", "/api/validators", "/api/events"],
+                      "/api/blocks/latest", "/api/blocks/{height}", "/api/state/{key}", "/api/validators", "/api/events", "/metrics"],
     }))
 }
 
 pub async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; see /openapi.json")
+}
+
+/// Prometheus metrics (OpenMetrics text).
+pub async fn metrics(State(sh): S) -> impl axum::response::IntoResponse {
+    sh.metrics.mempool_size.set(sh.mempool.lock().len() as i64);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        sh.metrics.render(),
+    )
 }
 
 pub async fn openapi() -> Json<Value> {
@@ -92,6 +104,21 @@ struct TxEnvelope {
 /// with `Content-Type: application/octet-stream`.
 pub async fn submit_tx(
     State(sh): S,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let r = admit(&sh, headers, body);
+    match &r {
+        Ok(_) => {
+            sh.metrics.txs_admitted.inc();
+        }
+        Err(e) => sh.metrics.refused(&e.code),
+    }
+    r
+}
+
+fn admit(
+    sh: &Shared,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {

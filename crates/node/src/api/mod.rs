@@ -32,6 +32,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/validators", get(handlers::validators))
         .route("/api/events", get(handlers::events))
         .route("/openapi.json", get(handlers::openapi))
+        .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(shared)

@@ -41,6 +41,8 @@ pub fn document() -> Value {
             "responses": {"200": {"description": "validators"}}}},
         "/api/events": {"get": {"summary": "Live event stream (server-sent events): new_block and tx events, JSON in each data line",
             "responses": {"200": {"description": "text/event-stream"}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics (OpenMetrics text): height, mempool size, transactions admitted/refused (by code)/committed/failed, block commit time and size",
+            "responses": {"200": {"description": "application/openmetrics-text"}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}
       },
       "components": {"schemas": {

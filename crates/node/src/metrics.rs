@@ -1,0 +1,94 @@
+//! Prometheus metrics, served as OpenMetrics text at `GET /metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+pub struct Metrics {
+    registry: Registry,
+    pub height: Gauge,
+    pub mempool_size: Gauge,
+    pub txs_committed: Counter,
+    pub txs_failed: Counter,
+    pub txs_admitted: Counter,
+    /// Refused at admission, by error code.
+    pub txs_refused: Family<Vec<(String, String)>, Counter>,
+    pub block_commit_seconds: Histogram,
+    pub block_txs: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut r = Registry::with_prefix("opal");
+        let m = Metrics {
+            height: Gauge::default(),
+            mempool_size: Gauge::default(),
+            txs_committed: Counter::default(),
+            txs_failed: Counter::default(),
+            txs_admitted: Counter::default(),
+            txs_refused: Family::default(),
+            block_commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            block_txs: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+            registry: Registry::default(),
+        };
+        r.register(
+            "height",
+            "Height of the last committed block",
+            m.height.clone(),
+        );
+        r.register(
+            "mempool_size",
+            "Transactions waiting in the mempool",
+            m.mempool_size.clone(),
+        );
+        r.register(
+            "txs_committed",
+            "Transactions applied in committed blocks",
+            m.txs_committed.clone(),
+        );
+        r.register(
+            "txs_failed",
+            "Transactions included in blocks but rejected by execution",
+            m.txs_failed.clone(),
+        );
+        r.register(
+            "txs_admitted",
+            "Transactions admitted to the mempool",
+            m.txs_admitted.clone(),
+        );
+        r.register(
+            "txs_refused",
+            "Transactions refused at admission, by error code",
+            m.txs_refused.clone(),
+        );
+        r.register(
+            "block_commit_seconds",
+            "Time to execute a decided block and durably commit it",
+            m.block_commit_seconds.clone(),
+        );
+        r.register(
+            "block_txs",
+            "Transactions per committed block",
+            m.block_txs.clone(),
+        );
+        Metrics { registry: r, ..m }
+    }
+}
+
+impl Metrics {
+    pub fn refused(&self, code: &str) {
+        self.txs_refused
+            .get_or_create(&vec![("code".to_string(), code.to_string())])
+            .inc();
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut s, &self.registry);
+        s
+    }
+}
