@@ -51,6 +51,7 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
         genesis_time_ms: now,
         params: Params::default(),
         staking: Default::default(),
+        inference: Default::default(),
         accounts: keys
             .iter()
             .map(|k| GenesisAccount {

@@ -43,6 +43,7 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
         genesis_time_ms: 1_700_000_000_000,
         params: Params::default(),
         staking: Default::default(),
+        inference: Default::default(),
         accounts: addrs
             .iter()
             .map(|a| GenesisAccount {

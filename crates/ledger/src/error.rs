@@ -57,6 +57,48 @@ pub enum TxError {
     DuplicateEvidence,
     #[error("invalid name: {reason}")]
     InvalidName { reason: String },
+    #[error("invalid registration: {reason}")]
+    InvalidSpec { reason: String },
+    #[error("dataset {name} is already registered")]
+    DatasetExists { name: String },
+    #[error("no dataset named {name}")]
+    UnknownDataset { name: String },
+    #[error("no model {model}")]
+    UnknownModel { model: String },
+    #[error("model name {name} belongs to {owner}")]
+    NotOwner { name: String, owner: Address },
+    #[error("next version of {name} must be {expected}, got {got}")]
+    BadVersion {
+        name: String,
+        expected: u32,
+        got: u32,
+    },
+    #[error("licence conflict: {reason}")]
+    LicenceConflict { reason: String },
+    #[error("dataset {dataset} requires at least {min_bps} basis points, the model gives {got}")]
+    ShareTooLow {
+        dataset: String,
+        min_bps: u32,
+        got: u32,
+    },
+    #[error("{who} has not bonded the inference-node role (minimum {min})")]
+    NotInferenceNode { who: Address, min: Amount },
+    #[error("tier {tier} is not allowed for model {model}")]
+    TierNotAllowed { model: String, tier: String },
+    #[error("the escrow with node {node} is closing; withdraw it first")]
+    EscrowClosing { node: Address },
+    #[error("no escrow with node {node}")]
+    NoEscrow { node: Address },
+    #[error("the escrow with node {node} is not closed")]
+    EscrowNotClosed { node: Address },
+    #[error("the escrow unlocks at {unlock_ms} (block time, ms)")]
+    EscrowLocked { unlock_ms: u64 },
+    #[error("a settlement carries {got} receipts, the limit is {limit}")]
+    TooManyReceipts { got: usize, limit: usize },
+    #[error("receipt {index} was served by {node}, not by the signer")]
+    NotYourReceipt { index: usize, node: Address },
+    #[error("the settlement carries no receipts")]
+    EmptySettlement,
 }
 
 #[derive(Debug, thiserror::Error)]

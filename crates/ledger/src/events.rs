@@ -1,6 +1,6 @@
 //! Typed events emitted by execution; the node stores them with the block and streams them.
 
-use opal_types::{Address, Amount, PublicKey, Role};
+use opal_types::{Address, Amount, Hash, ModelRef, PublicKey, Role, Tier};
 use serde::{Deserialize, Serialize};
 
 #[derive(
@@ -80,4 +80,77 @@ pub enum Event {
         validators: u32,
         total_power: u64,
     },
+    DatasetRegistered {
+        name: String,
+        owner: Address,
+        content_hash: Hash,
+    },
+    ModelRegistered {
+        model: ModelRef,
+        owner: Address,
+        content_hash: Hash,
+        parent: Option<ModelRef>,
+        datasets: Vec<String>,
+    },
+    ModelTransferred {
+        name: String,
+        from: Address,
+        to: Address,
+    },
+    ServiceDeclared {
+        node: Address,
+        endpoint: String,
+        models: Vec<ModelRef>,
+    },
+    EscrowFunded {
+        caller: Address,
+        node: Address,
+        amount: Amount,
+        balance: Amount,
+    },
+    EscrowClosing {
+        caller: Address,
+        node: Address,
+        unlock_ms: u64,
+    },
+    EscrowWithdrawn {
+        caller: Address,
+        node: Address,
+        amount: Amount,
+    },
+    /// A receipt was paid: `payouts` lists every credit, the treasury's included.
+    ReceiptSettled {
+        request_id: Hash,
+        caller: Address,
+        node: Address,
+        model: ModelRef,
+        tier: Tier,
+        price: Amount,
+        payouts: Vec<Payout>,
+    },
+    /// A receipt of a settlement batch was not paid (the rest of the batch is unaffected).
+    ReceiptRejected {
+        request_id: Hash,
+        code: String,
+        reason: String,
+    },
+}
+
+/// One credit made by a settlement.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    borsh::BorshSerialize,
+    borsh::BorshDeserialize,
+)]
+pub struct Payout {
+    /// `node`, `owner`, `parent`, `dataset:<name>`, `treasury`.
+    pub role: String,
+    /// `None` for the treasury.
+    pub to: Option<Address>,
+    pub amount: Amount,
 }

@@ -1,7 +1,7 @@
 //! Block execution: the fixed order of components, per-transaction isolation, results.
 
 use crate::components::staking::{self, ActiveValidator, BlockCtx};
-use crate::components::{accounts, fees, read};
+use crate::components::{accounts, fees, inference, read, registry};
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
 use crate::keys;
@@ -137,6 +137,16 @@ fn deliver_tx(
         Action::SubmitEvidence { evidence } => {
             staking::submit_evidence(s, ctx, &sender, evidence, ev)?
         }
+        Action::RegisterDataset { spec } => registry::register_dataset(s, ctx, &sender, spec, ev)?,
+        Action::RegisterModel { spec } => registry::register_model(s, ctx, &sender, spec, ev)?,
+        Action::TransferModel { name, new_owner } => {
+            registry::transfer_model(s, &sender, name, new_owner, ev)?
+        }
+        Action::DeclareService { spec } => registry::declare_service(s, ctx, &sender, spec, ev)?,
+        Action::FundEscrow { node, amount } => inference::fund(s, &sender, node, *amount, ev)?,
+        Action::CloseEscrow { node } => inference::close(s, ctx, &sender, node, ev)?,
+        Action::WithdrawEscrow { node } => inference::withdraw(s, ctx, &sender, node, ev)?,
+        Action::SettleReceipts { receipts } => inference::settle(s, ctx, &sender, receipts, ev)?,
     };
     Ok(r.map(|()| events))
 }

@@ -3,7 +3,7 @@
 use crate::components::{accounts, staking, write};
 use crate::error::LedgerError;
 use crate::keys;
-use crate::params::{Params, StakingParams};
+use crate::params::{InferenceParams, Params, StakingParams};
 use opal_state::Overlay;
 use opal_types::{Address, Amount, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,8 @@ pub struct Genesis {
     pub params: Params,
     #[serde(default)]
     pub staking: StakingParams,
+    #[serde(default)]
+    pub inference: InferenceParams,
     pub accounts: Vec<GenesisAccount>,
     pub validators: Vec<GenesisValidator>,
 }
@@ -99,6 +101,19 @@ impl Genesis {
         {
             return bad("staking: basis points must be at most 10000".into());
         }
+        if self.inference.treasury_bps > 10_000 {
+            return bad("inference: treasury_bps must be at most 10000".into());
+        }
+        if self.inference.escrow_unlock_ms <= self.inference.settle_grace_ms {
+            return bad(
+                "inference: escrow_unlock_ms must exceed settle_grace_ms, or a caller could \
+                 withdraw before the node settles what it served"
+                    .into(),
+            );
+        }
+        if self.inference.max_receipts_per_tx == 0 {
+            return bad("inference: max_receipts_per_tx must be positive".into());
+        }
         let mut seen = BTreeSet::new();
         for a in &self.accounts {
             if !seen.insert(a.address) {
@@ -132,6 +147,7 @@ impl Genesis {
         write(s, keys::CHAIN_ID, &self.chain_id);
         write(s, keys::GENESIS_TIME, &self.genesis_time_ms);
         write(s, keys::staking::PARAMS, &self.staking);
+        write(s, keys::inference::PARAMS, &self.inference);
         for v in &self.validators {
             supply = supply
                 .checked_add(v.stake)

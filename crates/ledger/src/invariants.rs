@@ -1,15 +1,16 @@
 //! Invariants that tests (and the node, in debug builds) check after every block.
 
-use crate::components::{accounts::Account, fees, read, staking};
+use crate::components::{accounts::Account, fees, inference, read, staking};
 use crate::error::LedgerError;
 use crate::keys;
 use opal_state::Overlay;
 use opal_types::Amount;
 
-/// The sum of every account balance plus the fee pool, the bonded and unbonding pools and the
-/// treasury equals the recorded total supply; and the staking pools equal what they are made of.
+/// The sum of every account balance plus the fee pool, the bonded and unbonding pools, the
+/// escrow pool and the treasury equals the recorded total supply; and the staking pools equal what they are made of.
 pub fn check_supply(s: &Overlay) -> Result<Amount, LedgerError> {
     check_staking_pools(s)?;
+    check_escrow_pool(s)?;
     let supply: Amount = read(s, keys::SUPPLY)?.unwrap_or_default();
     let treasury: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
     let add = |a: Amount, b: Amount| {
@@ -20,6 +21,7 @@ pub fn check_supply(s: &Overlay) -> Result<Amount, LedgerError> {
     sum = add(sum, treasury)?;
     sum = add(sum, staking::pool(s, keys::staking::BONDED_POOL)?)?;
     sum = add(sum, staking::pool(s, keys::staking::UNBONDING_POOL)?)?;
+    sum = add(sum, inference::escrow_pool(s)?)?;
     for (k, v) in s.prefix(keys::accounts::PREFIX)? {
         let a: Account = borsh::from_slice(&v).map_err(|e| LedgerError::Corrupt {
             key: hex_key(&k),
@@ -66,6 +68,27 @@ pub fn check_staking_pools(s: &Overlay) -> Result<(), LedgerError> {
     if bp.0 != bonded || up.0 != unbonding {
         return Err(LedgerError::Invariant(format!(
             "staking pools: bonded {bp} vs {bonded} held, unbonding {up} vs {unbonding} queued"
+        )));
+    }
+    Ok(())
+}
+
+/// Escrow pool = the sum of every escrow balance.
+pub fn check_escrow_pool(s: &Overlay) -> Result<(), LedgerError> {
+    let mut total: u128 = 0;
+    for (k, v) in s.prefix(keys::inference::ESCROW_PREFIX)? {
+        let e: inference::Escrow = borsh::from_slice(&v).map_err(|e| LedgerError::Corrupt {
+            key: hex_key(&k),
+            reason: e.to_string(),
+        })?;
+        total = total
+            .checked_add(e.balance.0)
+            .ok_or_else(|| LedgerError::Invariant("escrow sum overflows".into()))?;
+    }
+    let pool = inference::escrow_pool(s)?;
+    if pool.0 != total {
+        return Err(LedgerError::Invariant(format!(
+            "escrow pool is {pool} but escrows hold {total}"
         )));
     }
     Ok(())

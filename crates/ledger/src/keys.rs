@@ -75,3 +75,82 @@ pub mod staking {
         [b"staking/evidence/".as_slice(), &id.0].concat()
     }
 }
+
+pub mod registry {
+    use opal_types::{Address, ModelRef};
+
+    pub const DATASET_PREFIX: &[u8] = b"registry/ds/";
+    pub const NAME_PREFIX: &[u8] = b"registry/name/";
+    pub const MODEL_PREFIX: &[u8] = b"registry/model/";
+    pub const SERVICE_PREFIX: &[u8] = b"registry/svc/";
+
+    pub fn dataset(name: &str) -> Vec<u8> {
+        [DATASET_PREFIX, name.as_bytes()].concat()
+    }
+    /// Owner and newest version of a model name.
+    pub fn name(name: &str) -> Vec<u8> {
+        [NAME_PREFIX, name.as_bytes()].concat()
+    }
+    /// All versions of a name, in version order (names never contain '/').
+    pub fn model_versions(name: &str) -> Vec<u8> {
+        [MODEL_PREFIX, name.as_bytes(), b"/"].concat()
+    }
+    pub fn model(m: &ModelRef) -> Vec<u8> {
+        [model_versions(&m.name).as_slice(), &m.version.to_be_bytes()].concat()
+    }
+    /// Children of a model in the lineage graph (models fine-tuned from it).
+    pub fn children(parent: &ModelRef) -> Vec<u8> {
+        [
+            b"registry/child/".as_slice(),
+            parent.name.as_bytes(),
+            b"/",
+            &parent.version.to_be_bytes(),
+            b"/",
+        ]
+        .concat()
+    }
+    pub fn child(parent: &ModelRef, child: &ModelRef) -> Vec<u8> {
+        [
+            children(parent).as_slice(),
+            child.name.as_bytes(),
+            b"/",
+            &child.version.to_be_bytes(),
+        ]
+        .concat()
+    }
+    /// Models that name a dataset in their lineage.
+    pub fn dataset_users(dataset: &str) -> Vec<u8> {
+        [b"registry/dsuse/".as_slice(), dataset.as_bytes(), b"/"].concat()
+    }
+    pub fn dataset_user(dataset: &str, m: &ModelRef) -> Vec<u8> {
+        [
+            dataset_users(dataset).as_slice(),
+            m.name.as_bytes(),
+            b"/",
+            &m.version.to_be_bytes(),
+        ]
+        .concat()
+    }
+    pub fn service(node: &Address) -> Vec<u8> {
+        [SERVICE_PREFIX, &node.0].concat()
+    }
+}
+
+pub mod inference {
+    use opal_types::{Address, Hash};
+
+    pub const PARAMS: &[u8] = b"infer/params";
+    /// Sum of all escrow balances.
+    pub const ESCROW_POOL: &[u8] = b"infer/escrow_pool";
+    pub const ESCROW_PREFIX: &[u8] = b"infer/escrow/";
+    pub const SETTLED_PREFIX: &[u8] = b"infer/settled/";
+
+    pub fn escrow(caller: &Address, node: &Address) -> Vec<u8> {
+        [ESCROW_PREFIX, &caller.0, &node.0].concat()
+    }
+    /// Set once a request is paid: the proof that a receipt settled, and the guard against paying
+    /// it twice.
+    pub fn settled(request_id: &Hash) -> Vec<u8> {
+        [SETTLED_PREFIX, &request_id.0].concat()
+    }
+}

@@ -29,4 +29,4 @@ pub use error::{LedgerError, TxError};
 pub use events::Event;
 pub use exec::{check_tx_stateless, execute_block, select_txs, BlockResult, TxResult};
 pub use genesis::{Genesis, GenesisAccount, GenesisValidator};
-pub use params::{Params, StakingParams};
+pub use params::{InferenceParams, Params, StakingParams};

@@ -88,3 +88,39 @@ impl Default for StakingParams {
         }
     }
 }
+
+/// Inference escrow and settlement parameters (genesis; governance later).
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    borsh::BorshSerialize,
+    borsh::BorshDeserialize,
+)]
+#[serde(default)]
+pub struct InferenceParams {
+    /// Share of every settled price paid to the protocol treasury, in basis points.
+    pub treasury_bps: u32,
+    /// How long a closed escrow stays locked before the caller can withdraw what is left, in
+    /// block-time ms. Must exceed `settle_grace_ms`, so a node can always settle what it served
+    /// before it saw the escrow close.
+    pub escrow_unlock_ms: u64,
+    /// A receipt settles only while block time <= the request's expiry + this grace, in ms.
+    pub settle_grace_ms: u64,
+    /// Most receipts in one settlement transaction.
+    pub max_receipts_per_tx: u32,
+}
+
+impl Default for InferenceParams {
+    fn default() -> Self {
+        InferenceParams {
+            treasury_bps: 500,
+            escrow_unlock_ms: 120_000,
+            settle_grace_ms: 60_000,
+            max_receipts_per_tx: 64,
+        }
+    }
+}

@@ -54,11 +54,19 @@ fn spend_of(tx: &Transaction) -> Result<Amount, TxError> {
         Action::Transfer { amount, .. }
         | Action::CreateValidator { amount, .. }
         | Action::Delegate { amount, .. }
-        | Action::BondRole { amount, .. } => *amount,
+        | Action::BondRole { amount, .. }
+        | Action::FundEscrow { amount, .. } => *amount,
         Action::Undelegate { .. }
         | Action::UnbondRole { .. }
         | Action::Unjail
-        | Action::SubmitEvidence { .. } => Amount::ZERO,
+        | Action::SubmitEvidence { .. }
+        | Action::RegisterDataset { .. }
+        | Action::RegisterModel { .. }
+        | Action::TransferModel { .. }
+        | Action::DeclareService { .. }
+        | Action::CloseEscrow { .. }
+        | Action::WithdrawEscrow { .. }
+        | Action::SettleReceipts { .. } => Amount::ZERO,
     };
     amount
         .checked_add(tx.body.fee)

@@ -76,6 +76,7 @@ fn engine_evidence_becomes_a_signed_transaction_in_the_mempool() {
         genesis_time_ms: 0,
         params: Default::default(),
         staking: Default::default(),
+        inference: Default::default(),
         accounts: vec![GenesisAccount {
             address: validator.address(),
             balance: Amount(1_000_000),

@@ -27,6 +27,14 @@ pub enum Domain {
     Address,
     /// Identity of a piece of misbehaviour evidence.
     Evidence,
+    /// What a caller signs: an inference request.
+    RequestSign,
+    /// The request id: hash of the signed request.
+    RequestId,
+    /// What an inference node signs: a receipt body.
+    ReceiptSign,
+    /// The receipt id: hash of the signed receipt.
+    ReceiptId,
 }
 
 impl Domain {
@@ -39,6 +47,10 @@ impl Domain {
             Domain::MerkleNode => "opal 2026 merkle node v1",
             Domain::Address => "opal 2026 address v1",
             Domain::Evidence => "opal 2026 evidence v1",
+            Domain::RequestSign => "opal 2026 inference request sign v1",
+            Domain::RequestId => "opal 2026 inference request id v1",
+            Domain::ReceiptSign => "opal 2026 receipt sign v1",
+            Domain::ReceiptId => "opal 2026 receipt id v1",
         }
     }
 }

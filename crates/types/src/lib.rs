@@ -18,6 +18,8 @@ pub mod encoding;
 pub mod evidence;
 pub mod hash;
 pub mod merkle;
+pub mod receipt;
+pub mod registry;
 pub mod tx;
 
 pub use amount::{Amount, AmountError};
@@ -26,4 +28,6 @@ pub use crypto::{Address, PublicKey, SecretKey, Signature};
 pub use encoding::{decode, encode, DecodeError};
 pub use evidence::{DoubleSignEvidence, VoteEvidence};
 pub use hash::{Domain, Hash};
+pub use receipt::{Receipt, ReceiptEnvelope, SignedRequest};
+pub use registry::{ModelRef, Tier};
 pub use tx::{Action, Role, Transaction, TxBody};

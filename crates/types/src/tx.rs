@@ -43,6 +43,25 @@ pub enum Action {
     SubmitEvidence {
         evidence: crate::evidence::DoubleSignEvidence,
     },
+    /// Register a dataset (the signer becomes its owner).
+    RegisterDataset { spec: crate::registry::DatasetSpec },
+    /// Register a model version (the signer becomes, or must be, the name's owner).
+    RegisterModel { spec: crate::registry::ModelSpec },
+    /// Hand a model name (all its versions) to another owner.
+    TransferModel { name: String, new_owner: Address },
+    /// Declare (or replace) the signer's inference service; needs the inference-node role bond.
+    DeclareService { spec: crate::registry::ServiceSpec },
+    /// Move `amount` from the signer's balance into its escrow with inference node `node`.
+    FundEscrow { node: Address, amount: Amount },
+    /// Start closing the signer's escrow with `node`: the node stops serving from it, and the
+    /// rest can be withdrawn once the unlock delay has passed.
+    CloseEscrow { node: Address },
+    /// Take back what is left of a closed escrow after its unlock delay.
+    WithdrawEscrow { node: Address },
+    /// Settle a batch of receipts (signer = the node that served them).
+    SettleReceipts {
+        receipts: Vec<crate::receipt::Receipt>,
+    },
 }
 
 /// Roles that stake without validating.

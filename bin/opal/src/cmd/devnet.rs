@@ -66,6 +66,7 @@ fn init_home(home: &Home, a: &DevnetArgs) -> Result<()> {
         genesis_time_ms: now_ms(),
         params: Params::default(),
         staking: Default::default(),
+        inference: Default::default(),
         accounts,
         validators: vec![GenesisValidator {
             name: "validator".into(),

@@ -303,6 +303,7 @@ fn init(root: &Path, n: usize, accounts: usize, ports: &[(u16, u16)]) -> Result<
         genesis_time_ms: now_ms(),
         params: Params::default(),
         staking: Default::default(),
+        inference: Default::default(),
         accounts: genesis_accounts,
         validators: keys
             .iter()

@@ -62,6 +62,7 @@ fn node_init_homes_with_a_shared_genesis_form_a_network() {
             .as_millis() as u64,
         params: Params::default(),
         staking: Default::default(),
+        inference: Default::default(),
         accounts: vec![],
         validators,
     };

@@ -1,9 +1,11 @@
 //! Ledger components, one per concern, each owning its state keys. The fixed call order is
-//! defined in [`crate::exec`]: fees, then the action's component (accounts, staking); at the
-//! end of a block, fees then staking.
+//! defined in [`crate::exec`]: fees, then the action's component (accounts, staking, registry,
+//! inference); at the end of a block, fees then staking.
 
 pub mod accounts;
 pub mod fees;
+pub mod inference;
+pub mod registry;
 pub mod staking;
 
 use crate::error::LedgerError;

@@ -26,6 +26,7 @@ pub fn genesis() -> Genesis {
         genesis_time_ms: 1_000,
         params: Params::default(),
         staking: Default::default(),
+        inference: Default::default(),
         accounts: (1..=4)
             .map(|i| GenesisAccount {
                 address: key(i).address(),

@@ -28,7 +28,9 @@ pub async fn index() -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "openapi": "/openapi.json",
         "endpoints": ["/api/status", "/api/txs", "/api/txs/{hash}", "/api/accounts/{address}",
-                      "/api/blocks/latest", "/api/blocks/{height}", "/api/state/{key}", "/api/validators", "/api/events", "/metrics"],
+                      "/api/blocks/latest", "/api/blocks/{height}", "/api/state/{key}", "/api/validators", "/api/models", "/api/models/{model}", "/api/models/{model}/lineage",
+                      "/api/datasets/{name}", "/api/services", "/api/escrows/{caller}/{node}", "/api/receipts/{request_id}",
+                      "/api/events", "/metrics"],
     }))
 }
 
@@ -82,6 +84,7 @@ pub async fn status(State(sh): S) -> ApiResult {
             "bonded": read_amount(&snap, opal_ledger::keys::staking::BONDED_POOL)?,
             "unbonding": read_amount(&snap, opal_ledger::keys::staking::UNBONDING_POOL)?,
             "treasury": read_amount(&snap, opal_ledger::keys::TREASURY)?,
+            "escrow": read_amount(&snap, opal_ledger::keys::inference::ESCROW_POOL)?,
         },
         "params": sh.params,
     })))

@@ -4,6 +4,7 @@
 mod error;
 mod handlers;
 pub mod openapi;
+mod registry;
 
 pub use error::ApiError;
 
@@ -30,6 +31,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/blocks/{height}", get(handlers::block))
         .route("/api/state/{key}", get(handlers::state_value))
         .route("/api/validators", get(handlers::validators))
+        .route("/api/models", get(registry::models))
+        .route("/api/models/{model}", get(registry::model))
+        .route("/api/models/{model}/lineage", get(registry::lineage))
+        .route("/api/datasets/{name}", get(registry::dataset))
+        .route("/api/services", get(registry::services))
+        .route("/api/escrows/{caller}/{node}", get(registry::escrow))
+        .route("/api/receipts/{request_id}", get(registry::receipt))
         .route("/api/events", get(handlers::events))
         .route("/openapi.json", get(handlers::openapi))
         .route("/metrics", get(handlers::metrics))

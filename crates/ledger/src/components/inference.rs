@@ -1,0 +1,540 @@
+//! Inference payments: per-(caller, node) escrows and batch settlement of signed receipts.
+//!
+//! Design (see docs/inference.md): a caller prepays into an escrow earmarked for one node
+//! (`FundEscrow`). The node serves requests off chain as long as the escrow, minus what it has
+//! served but not yet settled, covers the price, and it posts receipts in batches
+//! (`SettleReceipts`). A receipt embeds the caller's signed request (so a node cannot charge for
+//! work nobody asked for, or more than the caller's `max_price`) and the node's signature over the
+//! output (so the caller holds proof of what was answered). A caller cannot run away with the
+//! money: closing an escrow (`CloseEscrow`) only unlocks it `escrow_unlock_ms` later, longer than
+//! the settlement grace, so the node can always settle what it served before it saw the close.
+//! A request id is settled at most once (`infer/settled/<id>`), so no receipt is paid twice, and a
+//! request that failed has no receipt, so it is never charged.
+//!
+//! A settled price is split: `treasury_bps` to the treasury; the model's royalties (its price
+//! plus the licence fee) to the parent model's owner and the datasets' owners by their basis
+//! points, the remainder of the royalties to the model's owner; what is left to the node. Integer
+//! division rounds down and every remainder goes to a named party, so the credits always add up
+//! to the price exactly.
+
+use super::staking::BlockCtx;
+use super::{accounts, read, registry, write};
+use crate::error::{LedgerError, TxError};
+use crate::events::{Event, Payout};
+use crate::keys::{self, inference as k};
+use crate::params::InferenceParams;
+use borsh::{BorshDeserialize, BorshSerialize};
+use opal_state::Overlay;
+use opal_types::registry::BPS;
+use opal_types::{Address, Amount, Hash, ModelRef, Receipt, Tier};
+use serde::{Deserialize, Serialize};
+
+type TxResult = Result<Result<(), TxError>, LedgerError>;
+
+macro_rules! tx_try {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        }
+    };
+}
+
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct Escrow {
+    pub balance: Amount,
+    /// Set by `CloseEscrow`: block time from which the rest can be withdrawn.
+    pub unlock_ms: Option<u64>,
+}
+
+/// The record of a paid receipt, kept under `infer/settled/<request id>`.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Settled {
+    /// Hash of the signed receipt that was paid.
+    pub receipt_id: Hash,
+    pub caller: Address,
+    pub node: Address,
+    pub model: ModelRef,
+    pub tier: Tier,
+    pub price: Amount,
+    pub output_hash: Hash,
+    /// Height of the block that settled it.
+    pub height: u64,
+}
+
+pub fn params(s: &Overlay) -> Result<InferenceParams, LedgerError> {
+    Ok(read(s, k::PARAMS)?.unwrap_or_default())
+}
+
+pub fn escrow(s: &Overlay, caller: &Address, node: &Address) -> Result<Escrow, LedgerError> {
+    Ok(read(s, &k::escrow(caller, node))?.unwrap_or_default())
+}
+
+pub fn escrow_pool(s: &Overlay) -> Result<Amount, LedgerError> {
+    Ok(read(s, k::ESCROW_POOL)?.unwrap_or_default())
+}
+
+pub fn settled(s: &Overlay, request_id: &Hash) -> Result<Option<Settled>, LedgerError> {
+    read(s, &k::settled(request_id))
+}
+
+fn set_pool(s: &mut Overlay, v: Amount) {
+    write(s, k::ESCROW_POOL, &v);
+}
+
+fn set_escrow(s: &mut Overlay, caller: &Address, node: &Address, e: &Escrow) {
+    if e.balance.is_zero() && e.unlock_ms.is_none() {
+        s.delete(k::escrow(caller, node));
+    } else {
+        write(s, &k::escrow(caller, node), e);
+    }
+}
+
+/// `Action::FundEscrow`.
+pub fn fund(
+    s: &mut Overlay,
+    caller: &Address,
+    node: &Address,
+    amount: Amount,
+    events: &mut Vec<Event>,
+) -> TxResult {
+    if amount.is_zero() {
+        return Ok(Err(TxError::ZeroAmount));
+    }
+    let mut e = escrow(s, caller, node)?;
+    if e.unlock_ms.is_some() {
+        return Ok(Err(TxError::EscrowClosing { node: *node }));
+    }
+    tx_try!(accounts::debit(s, caller, amount)?);
+    e.balance = tx_try!(e.balance.checked_add(amount).map_err(|_| TxError::Overflow));
+    let pool = tx_try!(escrow_pool(s)?
+        .checked_add(amount)
+        .map_err(|_| TxError::Overflow));
+    set_pool(s, pool);
+    set_escrow(s, caller, node, &e);
+    events.push(Event::EscrowFunded {
+        caller: *caller,
+        node: *node,
+        amount,
+        balance: e.balance,
+    });
+    Ok(Ok(()))
+}
+
+/// `Action::CloseEscrow`.
+pub fn close(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    caller: &Address,
+    node: &Address,
+    events: &mut Vec<Event>,
+) -> TxResult {
+    let mut e = escrow(s, caller, node)?;
+    if e.balance.is_zero() && e.unlock_ms.is_none() {
+        return Ok(Err(TxError::NoEscrow { node: *node }));
+    }
+    if e.unlock_ms.is_some() {
+        return Ok(Err(TxError::EscrowClosing { node: *node }));
+    }
+    let unlock_ms = ctx.time_ms.saturating_add(params(s)?.escrow_unlock_ms);
+    e.unlock_ms = Some(unlock_ms);
+    set_escrow(s, caller, node, &e);
+    events.push(Event::EscrowClosing {
+        caller: *caller,
+        node: *node,
+        unlock_ms,
+    });
+    Ok(Ok(()))
+}
+
+/// `Action::WithdrawEscrow`.
+pub fn withdraw(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    caller: &Address,
+    node: &Address,
+    events: &mut Vec<Event>,
+) -> TxResult {
+    let e = escrow(s, caller, node)?;
+    let Some(unlock_ms) = e.unlock_ms else {
+        if e.balance.is_zero() {
+            return Ok(Err(TxError::NoEscrow { node: *node }));
+        }
+        return Ok(Err(TxError::EscrowNotClosed { node: *node }));
+    };
+    if ctx.time_ms < unlock_ms {
+        return Ok(Err(TxError::EscrowLocked { unlock_ms }));
+    }
+    let pool = escrow_pool(s)?
+        .checked_sub(e.balance)
+        .map_err(|_| corrupt("escrow pool is smaller than an escrow"))?;
+    set_pool(s, pool);
+    tx_try!(accounts::credit(s, caller, e.balance)?);
+    s.delete(k::escrow(caller, node));
+    events.push(Event::EscrowWithdrawn {
+        caller: *caller,
+        node: *node,
+        amount: e.balance,
+    });
+    Ok(Ok(()))
+}
+
+fn corrupt(reason: &str) -> LedgerError {
+    LedgerError::Corrupt {
+        key: "infer".into(),
+        reason: reason.into(),
+    }
+}
+
+/// Why one receipt of a batch was not paid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettleError {
+    #[error("{0}")]
+    InvalidReceipt(String),
+    #[error("request is for chain {got:?}, this is {expected:?}")]
+    WrongChain { expected: String, got: String },
+    #[error("already settled")]
+    AlreadySettled,
+    #[error("too late: the request expired at {expires_ms} and the grace ended at {deadline_ms}")]
+    Expired { expires_ms: u64, deadline_ms: u64 },
+    #[error("receipt height {height} is above the current height {current}")]
+    FutureHeight { height: u64, current: u64 },
+    #[error("no model {0}")]
+    UnknownModel(String),
+    #[error("the request names content hash {requested}, model {model} is {registered}")]
+    ModelHashMismatch {
+        model: String,
+        requested: Hash,
+        registered: Hash,
+    },
+    #[error("tier {0} does not settle yet: its evidence verifier is not built")]
+    TierNotSettleable(String),
+    #[error("tier {tier} is not allowed for {model}")]
+    TierNotAllowed { model: String, tier: String },
+    #[error("the node does not offer {model} under tier {tier}")]
+    NotOffered { model: String, tier: String },
+    #[error("the node's inference-node bond is below the minimum")]
+    NodeNotBonded,
+    #[error("licence: {0}")]
+    Licence(String),
+    #[error("price {price} is below what the model's owner and the treasury are owed ({owed})")]
+    PriceTooLow { price: Amount, owed: Amount },
+    #[error("escrow holds {have}, the receipt charges {price}")]
+    EscrowShort { have: Amount, price: Amount },
+    #[error("arithmetic overflow")]
+    Overflow,
+}
+
+impl SettleError {
+    /// Stable machine-readable code, reported in `ReceiptRejected` events.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SettleError::InvalidReceipt(_) => "invalid_receipt",
+            SettleError::WrongChain { .. } => "wrong_chain",
+            SettleError::AlreadySettled => "already_settled",
+            SettleError::Expired { .. } => "expired",
+            SettleError::FutureHeight { .. } => "future_height",
+            SettleError::UnknownModel(_) => "unknown_model",
+            SettleError::ModelHashMismatch { .. } => "model_hash_mismatch",
+            SettleError::TierNotSettleable(_) => "tier_not_settleable",
+            SettleError::TierNotAllowed { .. } => "tier_not_allowed",
+            SettleError::NotOffered { .. } => "not_offered",
+            SettleError::NodeNotBonded => "node_not_bonded",
+            SettleError::Licence(_) => "licence",
+            SettleError::PriceTooLow { .. } => "price_too_low",
+            SettleError::EscrowShort { .. } => "escrow_short",
+            SettleError::Overflow => "overflow",
+        }
+    }
+}
+
+fn mul_bps(a: Amount, bps: u32) -> Result<Amount, SettleError> {
+    a.0.checked_mul(bps as u128)
+        .map(|v| Amount(v / BPS as u128))
+        .ok_or(SettleError::Overflow)
+}
+
+fn sub(a: Amount, b: Amount) -> Result<Amount, SettleError> {
+    a.checked_sub(b).map_err(|_| SettleError::Overflow)
+}
+
+/// The credits one settled price makes, in a fixed order. Their amounts add up to `price`.
+pub fn split(
+    s: &Overlay,
+    info: &registry::ModelInfo,
+    node: &Address,
+    price: Amount,
+    p: &InferenceParams,
+) -> Result<Result<Vec<Payout>, SettleError>, LedgerError> {
+    let spec = &info.spec;
+    let treasury = match mul_bps(price, p.treasury_bps) {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(e)),
+    };
+    let royalties = match spec.price.checked_add(spec.licence.fee()) {
+        Ok(v) => v,
+        Err(_) => return Ok(Err(SettleError::Overflow)),
+    };
+    let owed = match treasury.checked_add(royalties) {
+        Ok(v) => v,
+        Err(_) => return Ok(Err(SettleError::Overflow)),
+    };
+    if owed > price {
+        return Ok(Err(SettleError::PriceTooLow { price, owed }));
+    }
+    let mut out = Vec::new();
+    let mut owner_part = royalties;
+    let m = |r: Result<Amount, SettleError>| r;
+    if let Some(parent) = &spec.parent {
+        let amount = match m(mul_bps(royalties, spec.parent_bps)) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        owner_part = match sub(owner_part, amount) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        let to = registry::owner_of(s, parent)?.ok_or_else(|| corrupt("parent has no owner"))?;
+        out.push(Payout {
+            role: "parent".into(),
+            to: Some(to),
+            amount,
+        });
+    }
+    for d in &spec.datasets {
+        let amount = match mul_bps(royalties, d.bps) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        owner_part = match sub(owner_part, amount) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        let to = registry::dataset(s, &d.dataset)?
+            .ok_or_else(|| corrupt("lineage dataset is not registered"))?
+            .owner;
+        out.push(Payout {
+            role: format!("dataset:{}", d.dataset),
+            to: Some(to),
+            amount,
+        });
+    }
+    let owner =
+        registry::owner_of(s, &spec.model_ref())?.ok_or_else(|| corrupt("model has no owner"))?;
+    out.push(Payout {
+        role: "owner".into(),
+        to: Some(owner),
+        amount: owner_part,
+    });
+    out.push(Payout {
+        role: "treasury".into(),
+        to: None,
+        amount: treasury,
+    });
+    // owed <= price was checked above.
+    let node_part = Amount(price.0 - owed.0);
+    out.push(Payout {
+        role: "node".into(),
+        to: Some(*node),
+        amount: node_part,
+    });
+    Ok(Ok(out))
+}
+
+/// Check one receipt and, if it holds, pay it. `Ok(Err(_))` leaves `s` untouched.
+fn settle_one(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    p: &InferenceParams,
+    r: &Receipt,
+    events: &mut Vec<Event>,
+) -> Result<Result<(), SettleError>, LedgerError> {
+    macro_rules! st {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(e) => return Ok(Err(e)),
+            }
+        };
+    }
+    st!(r
+        .verify()
+        .map_err(|e| SettleError::InvalidReceipt(e.to_string())));
+    let req = &r.body.request.request;
+    if req.chain_id != ctx.chain_id {
+        return Ok(Err(SettleError::WrongChain {
+            expected: ctx.chain_id.clone(),
+            got: req.chain_id.clone(),
+        }));
+    }
+    let id = r.request_id();
+    if settled(s, &id)?.is_some() {
+        return Ok(Err(SettleError::AlreadySettled));
+    }
+    let deadline_ms = req.expires_ms.saturating_add(p.settle_grace_ms);
+    if ctx.time_ms > deadline_ms {
+        return Ok(Err(SettleError::Expired {
+            expires_ms: req.expires_ms,
+            deadline_ms,
+        }));
+    }
+    if r.body.height > ctx.height {
+        return Ok(Err(SettleError::FutureHeight {
+            height: r.body.height,
+            current: ctx.height,
+        }));
+    }
+    let Some(mut info) = registry::model(s, &req.model)? else {
+        return Ok(Err(SettleError::UnknownModel(req.model.to_string())));
+    };
+    if info.spec.content_hash != req.model_hash {
+        return Ok(Err(SettleError::ModelHashMismatch {
+            model: req.model.to_string(),
+            requested: req.model_hash,
+            registered: info.spec.content_hash,
+        }));
+    }
+    if !info.spec.tiers.contains(&req.tier) {
+        return Ok(Err(SettleError::TierNotAllowed {
+            model: req.model.to_string(),
+            tier: req.tier.as_str().into(),
+        }));
+    }
+    // Only the `signed` tier has its checks in place; stronger tiers need their evidence
+    // verified here before they may pay (replay challenge windows, zk proofs, quotes).
+    if req.tier != Tier::Signed {
+        return Ok(Err(SettleError::TierNotSettleable(
+            req.tier.as_str().into(),
+        )));
+    }
+    let node = req.node;
+    let offered = registry::service(s, &node)?
+        .and_then(|svc| svc.spec.offer(&req.model).cloned())
+        .is_some_and(|o| o.tiers.contains(&req.tier));
+    if !offered {
+        return Ok(Err(SettleError::NotOffered {
+            model: req.model.to_string(),
+            tier: req.tier.as_str().into(),
+        }));
+    }
+    if registry::check_inference_node(s, &node)?.is_err() {
+        return Ok(Err(SettleError::NodeNotBonded));
+    }
+    let caller = r.body.request.caller_address();
+    st!(info
+        .spec
+        .licence
+        .permits(&caller, req.commercial)
+        .map_err(SettleError::Licence));
+    let price = r.body.price;
+    let payouts = st!(split(s, &info, &node, price, p)?);
+    let mut e = escrow(s, &caller, &node)?;
+    if e.balance < price {
+        return Ok(Err(SettleError::EscrowShort {
+            have: e.balance,
+            price,
+        }));
+    }
+    // All checks passed: move the money.
+    e.balance = Amount(e.balance.0 - price.0);
+    set_escrow(s, &caller, &node, &e);
+    let pool = escrow_pool(s)?
+        .checked_sub(price)
+        .map_err(|_| corrupt("escrow pool is smaller than an escrow"))?;
+    set_pool(s, pool);
+    for pay in &payouts {
+        if pay.amount.is_zero() {
+            continue;
+        }
+        match pay.to {
+            Some(to) => {
+                if accounts::credit(s, &to, pay.amount)?.is_err() {
+                    return Ok(Err(SettleError::Overflow));
+                }
+            }
+            None => {
+                let t: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
+                let t = st!(t.checked_add(pay.amount).map_err(|_| SettleError::Overflow));
+                write(s, keys::TREASURY, &t);
+            }
+        }
+    }
+    info.calls = info.calls.saturating_add(1);
+    info.revenue = st!(info
+        .revenue
+        .checked_add(price)
+        .map_err(|_| SettleError::Overflow));
+    registry::put_model(s, &info);
+    write(
+        s,
+        &k::settled(&id),
+        &Settled {
+            receipt_id: r.id(),
+            caller,
+            node,
+            model: req.model.clone(),
+            tier: req.tier,
+            price,
+            output_hash: r.body.output_hash,
+            height: ctx.height,
+        },
+    );
+    events.push(Event::ReceiptSettled {
+        request_id: id,
+        caller,
+        node,
+        model: req.model.clone(),
+        tier: req.tier,
+        price,
+        payouts,
+    });
+    Ok(Ok(()))
+}
+
+/// `Action::SettleReceipts`. The batch is refused as a whole only if it is empty, too large, or
+/// carries a receipt served by someone other than the signer; otherwise each receipt is paid or
+/// reported as `ReceiptRejected` on its own, atomically.
+pub fn settle(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    sender: &Address,
+    receipts: &[Receipt],
+    events: &mut Vec<Event>,
+) -> TxResult {
+    let p = params(s)?;
+    if receipts.is_empty() {
+        return Ok(Err(TxError::EmptySettlement));
+    }
+    if receipts.len() > p.max_receipts_per_tx as usize {
+        return Ok(Err(TxError::TooManyReceipts {
+            got: receipts.len(),
+            limit: p.max_receipts_per_tx as usize,
+        }));
+    }
+    for (index, r) in receipts.iter().enumerate() {
+        if r.node() != *sender {
+            return Ok(Err(TxError::NotYourReceipt {
+                index,
+                node: r.node(),
+            }));
+        }
+    }
+    for r in receipts {
+        let mut fork = s.fork();
+        let mut ev = Vec::new();
+        match settle_one(&mut fork, ctx, &p, r, &mut ev)? {
+            Ok(()) => {
+                s.apply(fork);
+                events.extend(ev);
+            }
+            Err(e) => events.push(Event::ReceiptRejected {
+                request_id: r.request_id(),
+                code: e.code().to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    Ok(Ok(()))
+}

@@ -1,0 +1,169 @@
+//! Read side of the registry and of inference settlement: models, datasets, lineage, services,
+//! escrows, and settled receipts with a Merkle proof against a committed state root.
+
+use super::error::ApiError;
+use crate::app::Shared;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use opal_ledger::components::{inference, registry};
+use opal_state::Overlay;
+use opal_types::{Address, Hash, ModelRef};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+type S = State<Arc<Shared>>;
+type ApiResult = Result<Json<Value>, ApiError>;
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+fn overlay(sh: &Shared) -> Result<(Overlay, u64), ApiError> {
+    let snap = sh.snapshot().map_err(internal)?;
+    let h = snap.version().unwrap_or(0);
+    Ok((Overlay::new(snap), h))
+}
+
+fn address(s: &str) -> Result<Address, ApiError> {
+    s.parse().map_err(|e: opal_types::crypto::CryptoError| {
+        ApiError::bad_request("malformed_address", e.to_string())
+    })
+}
+
+/// `name@version`, or a bare `name` for its newest version.
+pub fn resolve_model(o: &Overlay, s: &str) -> Result<ModelRef, ApiError> {
+    if s.contains('@') {
+        return s
+            .parse()
+            .map_err(|e: String| ApiError::bad_request("malformed_model", e));
+    }
+    opal_types::registry::check_name(s).map_err(|e| ApiError::bad_request("malformed_model", e))?;
+    let n = registry::name_info(o, s)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no model named {s}")))?;
+    Ok(ModelRef::new(s, n.latest_version))
+}
+
+fn model_json(o: &Overlay, info: &registry::ModelInfo) -> Result<Value, ApiError> {
+    let m = info.spec.model_ref();
+    let owner = registry::owner_of(o, &m).map_err(internal)?;
+    let mut v = serde_json::to_value(info).map_err(internal)?;
+    v["model"] = json!(m);
+    v["owner"] = json!(owner);
+    Ok(v)
+}
+
+pub async fn models(State(sh): S) -> ApiResult {
+    let (o, h) = overlay(&sh)?;
+    let list = registry::models(&o).map_err(internal)?;
+    let out: Result<Vec<Value>, ApiError> = list.iter().map(|m| model_json(&o, m)).collect();
+    Ok(Json(json!({"height": h, "models": out?})))
+}
+
+pub async fn model(State(sh): S, Path(r): Path<String>) -> ApiResult {
+    let (o, h) = overlay(&sh)?;
+    let m = resolve_model(&o, &r)?;
+    let info = registry::model(&o, &m)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no model {m}")))?;
+    let mut v = model_json(&o, &info)?;
+    v["height"] = json!(h);
+    let services: Vec<Value> = registry::services(&o)
+        .map_err(internal)?
+        .into_iter()
+        .filter_map(|s| {
+            s.spec.offer(&m).map(|off| {
+                json!({"node": s.node, "endpoint": s.spec.endpoint, "tiers": off.tiers, "fee": off.fee})
+            })
+        })
+        .collect();
+    v["services"] = json!(services);
+    Ok(Json(v))
+}
+
+pub async fn lineage(State(sh): S, Path(r): Path<String>) -> ApiResult {
+    let (o, h) = overlay(&sh)?;
+    let m = resolve_model(&o, &r)?;
+    let l = registry::lineage(&o, &m, 64)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no model {m}")))?;
+    let mut v = serde_json::to_value(l).map_err(internal)?;
+    v["height"] = json!(h);
+    Ok(Json(v))
+}
+
+pub async fn dataset(State(sh): S, Path(name): Path<String>) -> ApiResult {
+    let (o, h) = overlay(&sh)?;
+    opal_types::registry::check_name(&name)
+        .map_err(|e| ApiError::bad_request("malformed_name", e))?;
+    let info = registry::dataset(&o, &name)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no dataset named {name}")))?;
+    let users = registry::dataset_users(&o, &name).map_err(internal)?;
+    let mut v = serde_json::to_value(info).map_err(internal)?;
+    v["used_by"] = json!(users);
+    v["height"] = json!(h);
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+pub struct ServicesQuery {
+    model: Option<String>,
+}
+
+pub async fn services(State(sh): S, Query(q): Query<ServicesQuery>) -> ApiResult {
+    let (o, h) = overlay(&sh)?;
+    let filter = match &q.model {
+        Some(m) => Some(resolve_model(&o, m)?),
+        None => None,
+    };
+    let list: Vec<Value> = registry::services(&o)
+        .map_err(internal)?
+        .into_iter()
+        .filter(|s| filter.as_ref().is_none_or(|m| s.spec.offer(m).is_some()))
+        .map(|s| json!(s))
+        .collect();
+    Ok(Json(json!({"height": h, "services": list})))
+}
+
+pub async fn escrow(State(sh): S, Path((caller, node)): Path<(String, String)>) -> ApiResult {
+    let (caller, node) = (address(&caller)?, address(&node)?);
+    let (o, h) = overlay(&sh)?;
+    let e = inference::escrow(&o, &caller, &node).map_err(internal)?;
+    Ok(Json(json!({
+        "height": h, "caller": caller, "node": node, "balance": e.balance, "unlock_ms": e.unlock_ms,
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct ReceiptQuery {
+    #[serde(default)]
+    prove: bool,
+}
+
+/// Whether a request was settled; with `?prove=true`, the state key, value and a Merkle proof
+/// against the state root at the returned height (present or absent).
+pub async fn receipt(
+    State(sh): S,
+    Path(id): Path<String>,
+    Query(q): Query<ReceiptQuery>,
+) -> ApiResult {
+    let id = Hash::from_hex(&id).map_err(|e| ApiError::bad_request("malformed_hash", e))?;
+    let snap = sh.snapshot().map_err(internal)?;
+    let h = snap.version().unwrap_or(0);
+    let o = Overlay::new(snap.clone());
+    let settled = inference::settled(&o, &id).map_err(internal)?;
+    let mut v = json!({
+        "request_id": id, "height": h, "state_root": Hash(snap.root()),
+        "settled": settled.is_some(), "record": settled,
+    });
+    if q.prove {
+        let key = opal_ledger::keys::inference::settled(&id);
+        let (value, proof) = snap.get_with_proof(&key).map_err(internal)?;
+        v["key"] = json!(hex::encode(&key));
+        v["value"] = json!(value.map(hex::encode));
+        v["proof"] = json!(hex::encode(proof.to_bytes()));
+    }
+    Ok(Json(v))
+}
