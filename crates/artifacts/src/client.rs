@@ -16,6 +16,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The largest chunk [`upload`] sends, whatever it is asked for: 64 MiB.
+pub const MAX_CLIENT_CHUNK: u64 = 64 << 20;
+
 /// Where [`fetch`] puts an artifact.
 pub enum FetchTarget<'a> {
     /// Into a local store (resuming a partial download left by an earlier attempt).
@@ -50,7 +53,7 @@ pub fn hash_file(path: &Path) -> Result<(ArtifactHash, u64), ArtifactError> {
 ///
 /// Hashes the file, begins the upload (`PUT`), and sends only the chunks the node does not
 /// have yet, so calling it again after an interruption resumes where the node stopped. Chunks
-/// are at most `chunk_size` bytes and never more than the node accepts. `progress(done, total)`
+/// are at most `chunk_size` bytes, never more than the node accepts nor [`MAX_CLIENT_CHUNK`]. `progress(done, total)`
 /// is called with the bytes the node holds, first when the upload (re)starts and after each
 /// chunk. A chunk refused for a wrong offset (another uploader got there first) makes it ask the
 /// node where it stands and carry on from there.
@@ -67,7 +70,10 @@ pub fn upload(
         .map_err(|e| ArtifactError::io(format!("opening {}", file_path.display()), e))?;
     let begin_url = format!("{base}/api/artifacts/{hash}?size={size}");
     let mut reply: StatusReply = send_json(&begin_url, http.put(&begin_url))?;
-    let chunk = chunk_size.max(1).min(reply.max_chunk_bytes.max(1));
+    // Also bounded here: the buffer is allocated at this size.
+    let chunk = chunk_size
+        .clamp(1, MAX_CLIENT_CHUNK)
+        .min(reply.max_chunk_bytes.max(1));
     let mut buf = vec![0u8; usize::try_from(chunk).unwrap_or(usize::MAX)];
     // Rounds in a row in which the node's count did not advance; guards against a loop.
     let mut stalls = 0u32;

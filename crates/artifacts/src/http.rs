@@ -73,7 +73,11 @@ struct OffsetQuery {
 ///
 /// The chunk route sets its own body limit, which takes precedence over a
 /// `DefaultBodyLimit` layered over the merged router.
-pub fn router(store: Arc<ArtifactStore>) -> Router {
+///
+/// The routes carry their own state, so the returned router fits any outer state type: the
+/// node merges it into its own router before or after that router's `with_state`, e.g.
+/// `Router::new().route(..).merge(opal_artifacts::router(store)).with_state(shared)`.
+pub fn router<S: Clone + Send + Sync + 'static>(store: Arc<ArtifactStore>) -> Router<S> {
     let chunk_limit = usize::try_from(store.limits().max_chunk_bytes).unwrap_or(usize::MAX);
     Router::new()
         .route("/api/artifacts", get(list))

@@ -23,7 +23,7 @@ pub mod store;
 
 pub use client::{
     fetch, fetch_into_store_async, hash_file, remote_list, remote_status, upload, FetchReport,
-    FetchTarget,
+    FetchTarget, MAX_CLIENT_CHUNK,
 };
 pub use error::ArtifactError;
 pub use hash::ArtifactHash;

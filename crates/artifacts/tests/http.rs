@@ -1,6 +1,6 @@
 //! The artifact API end to end: real axum servers on 127.0.0.1 and the real clients.
 
-use axum::extract::{DefaultBodyLimit, Path as UrlPath};
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use opal_artifacts::{
@@ -508,11 +508,18 @@ fn the_chunk_limit_wins_over_a_smaller_limit_on_the_merged_router() {
     // The node's own router limits bodies to 64 KiB; mounted in it, chunks may still be larger.
     let dir = tempfile::tempdir().unwrap();
     let store = store_in(dir.path(), 256 * 1024);
+    // Like the node's: a router with its own state, the artifact routes merged in before it.
     let app = Router::new()
-        .route("/api/status", get(|| async { "ok" }))
+        .route(
+            "/api/status",
+            get(|State(name): State<Arc<String>>| async move { name.to_string() }),
+        )
         .merge(router(store.clone()))
-        .layer(DefaultBodyLimit::max(64 * 1024));
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(Arc::new("node".to_string()));
     let server = Server::start(app);
+    let status = reqwest::blocking::get(format!("{}/api/status", server.url)).unwrap();
+    assert_eq!(status.text().unwrap(), "node");
     let data = bytes(600_000, 8);
     let file = dir.path().join("f.bin");
     fs::write(&file, &data).unwrap();
