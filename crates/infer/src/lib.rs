@@ -1,0 +1,35 @@
+//! `opal-infer`: the model runtime of an Opal inference node.
+//!
+//! Design note. Three pieces, each independent of the ledger (this crate does not depend on
+//! `opal-types`):
+//!
+//! * [`Tensor`]: typed tensors as they travel over the API (JSON) and as receipts bind them
+//!   (a frozen canonical byte encoding and its BLAKE3 derive-key hash under `"opal/tensor/v1"`).
+//!   Decoding untrusted tensors is bounded and returns typed errors.
+//! * [`PreparedModel`]: an ONNX model on `tract`, parsed, type-checked, optimised and planned
+//!   once, then run concurrently from any number of threads (prepare once, run many). Inputs are
+//!   validated against the model's [`ModelSchema`] before they reach tract, and tract itself runs
+//!   under `catch_unwind`, so neither a malformed model nor a malformed request can take the
+//!   node down.
+//! * [`ModelCache`]: prepared models keyed by the content hash of their file, bounded, with
+//!   single-flight loading.
+//!
+//! Errors are one [`InferError`] enum with a stable [`InferError::code`] per variant.
+//!
+//! Determinism: a prepared model gives bit-identical outputs for identical inputs on one
+//! machine, whatever the number of threads calling it. Across CPUs, tract may pick different
+//! matrix kernels (for example with or without FMA), so float outputs, and so output hashes,
+//! can differ in the last bits between machines; checks that re-execute on another machine
+//! compare with a tolerance, or use the integer model of `opal-quant`.
+
+#![warn(missing_docs)]
+
+mod cache;
+mod error;
+mod model;
+mod tensor;
+
+pub use cache::ModelCache;
+pub use error::InferError;
+pub use model::{content_hash, Limits, ModelSchema, PreparedModel, TensorSpec};
+pub use tensor::{parse_input_data, DType, Tensor, TensorData};
