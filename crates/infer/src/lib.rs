@@ -5,7 +5,9 @@
 //!
 //! * [`Tensor`]: typed tensors as they travel over the API (JSON) and as receipts bind them
 //!   (a frozen canonical byte encoding and its BLAKE3 derive-key hash under `"opal/tensor/v1"`).
-//!   Decoding untrusted tensors is bounded and returns typed errors.
+//!   Decoding untrusted tensors is bounded and returns typed errors; [`parse_inputs`] reads a
+//!   request's inputs in the forms people write (nested arrays, named inputs, tensor objects,
+//!   the benchmark's `input_data`).
 //! * [`PreparedModel`]: an ONNX model on `tract`, parsed, type-checked, optimised and planned
 //!   once, then run concurrently from any number of threads (prepare once, run many). Inputs are
 //!   validated against the model's [`ModelSchema`] before they reach tract, and tract itself runs
@@ -26,10 +28,12 @@
 
 mod cache;
 mod error;
+mod input;
 mod model;
 mod tensor;
 
 pub use cache::ModelCache;
 pub use error::InferError;
+pub use input::parse_inputs;
 pub use model::{content_hash, Limits, ModelSchema, PreparedModel, TensorSpec};
 pub use tensor::{parse_input_data, DType, Tensor, TensorData};

@@ -154,7 +154,7 @@ pub struct Tensor {
 const CANONICAL_NAN: u32 = 0x7fc0_0000;
 
 /// Most tensors a `{"input_data": ...}` document may hold.
-const MAX_INPUT_TENSORS: usize = 64;
+pub(crate) const MAX_INPUT_TENSORS: usize = 64;
 
 impl Tensor {
     /// Largest rank accepted anywhere (it must also fit the canonical rank byte).
@@ -426,24 +426,34 @@ impl Tensor {
 pub fn parse_input_data(json: &[u8], inputs: &[TensorSpec]) -> Result<Vec<Tensor>, InferError> {
     #[derive(Deserialize)]
     struct Doc {
-        input_data: Bounded<Bounded<Num, { Tensor::MAX_ELEMENTS }>, MAX_INPUT_TENSORS>,
+        input_data: InputData,
     }
     let doc: Doc = serde_json::from_slice(json).map_err(|e| InferError::tensor(e.to_string()))?;
-    if doc.input_data.total > MAX_INPUT_TENSORS {
+    input_data_tensors(doc.input_data, inputs)
+}
+
+/// The value of an `input_data` key: flat arrays, bounded.
+pub(crate) type InputData = Bounded<Bounded<Num, { Tensor::MAX_ELEMENTS }>, MAX_INPUT_TENSORS>;
+
+/// Reshapes and converts `input_data` arrays to the model's inputs.
+pub(crate) fn input_data_tensors(
+    data: InputData,
+    inputs: &[TensorSpec],
+) -> Result<Vec<Tensor>, InferError> {
+    if data.total > MAX_INPUT_TENSORS {
         return Err(InferError::TooLarge {
             what: "input tensors",
             limit: MAX_INPUT_TENSORS as u64,
-            got: doc.input_data.total as u64,
+            got: data.total as u64,
         });
     }
-    if doc.input_data.items.len() != inputs.len() {
+    if data.items.len() != inputs.len() {
         return Err(InferError::InputCount {
             expected: inputs.len(),
-            got: doc.input_data.items.len(),
+            got: data.items.len(),
         });
     }
-    doc.input_data
-        .items
+    data.items
         .into_iter()
         .zip(inputs)
         .map(|(flat, spec)| {
@@ -584,14 +594,14 @@ impl<'de> Deserialize<'de> for Tensor {
 /// The JSON object before its consistency is checked; its sequences are bounded.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTensor {
-    dtype: DType,
-    shape: Bounded<u64, { Tensor::MAX_RANK }>,
-    data: Bounded<Num, { Tensor::MAX_ELEMENTS }>,
+pub(crate) struct RawTensor {
+    pub(crate) dtype: DType,
+    pub(crate) shape: Bounded<u64, { Tensor::MAX_RANK }>,
+    pub(crate) data: Bounded<Num, { Tensor::MAX_ELEMENTS }>,
 }
 
 impl RawTensor {
-    fn into_tensor(self) -> Result<Tensor, InferError> {
+    pub(crate) fn into_tensor(self) -> Result<Tensor, InferError> {
         if self.shape.total > Tensor::MAX_RANK {
             return Err(InferError::TooLarge {
                 what: "tensor rank",
@@ -626,7 +636,7 @@ impl RawTensor {
 
 /// A JSON number (or one of the non-finite spellings) before its dtype is known.
 #[derive(Clone, Copy)]
-enum Num {
+pub(crate) enum Num {
     I(i64),
     U(u64),
     F(f64),
@@ -665,7 +675,7 @@ impl<'de> Deserialize<'de> for Num {
 }
 
 /// Converts decoded numbers to a dtype, refusing values the dtype cannot hold.
-fn convert(dtype: DType, nums: &[Num]) -> Result<TensorData, InferError> {
+pub(crate) fn convert(dtype: DType, nums: &[Num]) -> Result<TensorData, InferError> {
     let bad = |i: usize, why: &str| InferError::tensor(format!("element {i}: {why} for {dtype}"));
     fn int(n: Num) -> Option<i128> {
         match n {
@@ -728,9 +738,9 @@ fn convert(dtype: DType, nums: &[Num]) -> Result<TensorData, InferError> {
 
 /// A JSON sequence of which at most `MAX` items are kept; `total` counts all of them, so the
 /// caller can report how far over the bound the document was without ever storing the excess.
-struct Bounded<T, const MAX: usize> {
-    items: Vec<T>,
-    total: usize,
+pub(crate) struct Bounded<T, const MAX: usize> {
+    pub(crate) items: Vec<T>,
+    pub(crate) total: usize,
 }
 
 impl<'de, T: Deserialize<'de>, const MAX: usize> Deserialize<'de> for Bounded<T, MAX> {

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use opal_infer::{
-    content_hash, parse_input_data, DType, InferError, Limits, ModelCache, PreparedModel, Tensor,
-    TensorSpec,
+    content_hash, parse_input_data, parse_inputs, DType, InferError, Limits, ModelCache,
+    PreparedModel, Tensor, TensorSpec,
 };
 
 const MODEL: &[u8] = include_bytes!("../../../models/digits/model.onnx");
@@ -143,6 +143,18 @@ fn sample_input_runs_and_the_benchmark_format_is_accepted() {
     assert_eq!(parsed[0].hash(), sample.hash());
     let out2 = m.run(&parsed).unwrap();
     assert_eq!(out2, out);
+
+    // The nested-array form `opal infer --input FILE` accepts.
+    let nested = format!("[[{}]]", flat.join(","));
+    let parsed = parse_inputs(nested.as_bytes(), &m.schema().inputs).unwrap();
+    assert_eq!(parsed, vec![sample.clone()]);
+    let named = format!("{{\"X\": [[{}]]}}", flat.join(","));
+    let parsed = parse_inputs(named.as_bytes(), &m.schema().inputs).unwrap();
+    assert_eq!(m.run(&parsed).unwrap(), out);
+    // A flat array has the wrong rank: the run says what it expected.
+    let flat_doc = format!("[{}]", flat.join(","));
+    let parsed = parse_inputs(flat_doc.as_bytes(), &m.schema().inputs).unwrap();
+    assert_eq!(m.run(&parsed).unwrap_err().code(), "input_shape");
 }
 
 #[test]
