@@ -128,22 +128,33 @@ pub fn evidence_from_engine(bytes: &[u8]) -> Result<Vec<opal_types::DoubleSignEv
             "conflicting proposals observed (not slashable yet)"
         );
     }
-    let conv = |v: &opal_consensus::codec::WSignedVote| VoteEvidence {
-        vote_type: v.vote.vote_type,
-        height: v.vote.height,
-        round: v.vote.round.map(i64::from).unwrap_or(-1),
-        value: v.vote.value,
-        validator: PublicKey(v.vote.validator),
-        signature: opal_types::Signature(v.sig),
-    };
-    Ok(ev
-        .double_votes
-        .iter()
-        .map(|(a, b)| opal_types::DoubleSignEvidence {
-            a: conv(a),
-            b: conv(b),
+    // The engine's wire form numbers vote types 0 (prevote) and 1 (precommit); the ledger's
+    // sign bytes use PREVOTE and PRECOMMIT. Copying the number would make every real double
+    // vote fail validation on chain.
+    let conv = |v: &opal_consensus::codec::WSignedVote| -> Result<VoteEvidence, String> {
+        let vote_type = match v.vote.vote_type {
+            0 => opal_types::evidence::PREVOTE,
+            1 => opal_types::evidence::PRECOMMIT,
+            t => return Err(format!("unknown engine vote type {t}")),
+        };
+        Ok(VoteEvidence {
+            vote_type,
+            height: v.vote.height,
+            round: v.vote.round.map(i64::from).unwrap_or(-1),
+            value: v.vote.value,
+            validator: PublicKey(v.vote.validator),
+            signature: opal_types::Signature(v.sig),
         })
-        .collect())
+    };
+    ev.double_votes
+        .iter()
+        .map(|(a, b)| {
+            Ok(opal_types::DoubleSignEvidence {
+                a: conv(a)?,
+                b: conv(b)?,
+            })
+        })
+        .collect()
 }
 
 fn now_ms() -> u64 {

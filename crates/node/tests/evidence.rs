@@ -5,6 +5,9 @@ use opal_consensus::codec::{Evidence, WSignedVote, WVote};
 use opal_types::evidence::{VoteEvidence, PRECOMMIT};
 use opal_types::{PublicKey, SecretKey, Signature};
 
+/// How the engine's wire form (`WVote::vote_type`) numbers a precommit (0 is a prevote).
+const WIRE_PRECOMMIT: u8 = 1;
+
 #[test]
 fn ledger_vote_sign_bytes_match_the_engine() {
     let k = SecretKey::from_seed([3; 32]).public_key();
@@ -37,7 +40,7 @@ fn engine_evidence_converts_and_validates() {
         );
         WSignedVote {
             vote: WVote {
-                vote_type: PRECOMMIT,
+                vote_type: WIRE_PRECOMMIT,
                 height: 9,
                 round: Some(1),
                 value: Some([value; 32]),
@@ -120,7 +123,7 @@ fn engine_evidence_becomes_a_signed_transaction_in_the_mempool() {
         );
         WSignedVote {
             vote: WVote {
-                vote_type: PRECOMMIT,
+                vote_type: WIRE_PRECOMMIT,
                 height: 0,
                 round: Some(0),
                 value: Some([value; 32]),
