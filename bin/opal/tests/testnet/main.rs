@@ -3,10 +3,13 @@
 //! with free ports and prints what it observes (`cargo nextest run -p opal --test testnet
 //! --no-capture`).
 
+mod catchup;
 mod cli;
 mod common;
 mod crash;
+mod foreign;
 mod halt;
 mod network;
 mod operator;
+mod partition;
 mod resume;
