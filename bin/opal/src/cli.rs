@@ -49,6 +49,21 @@ pub enum Command {
     /// writes HOME/testnet.json (each validator's pid and API URL) and stays in the foreground;
     /// Ctrl-C or SIGTERM stops all validators. Run it again to resume the same chain.
     Testnet(TestnetArgs),
+    /// Models: upload files, register versions with price, licence and lineage, inspect them.
+    #[command(subcommand)]
+    Model(ModelCmd),
+    /// Datasets: register (content hash, licence, royalty share) and inspect.
+    #[command(subcommand)]
+    Dataset(DatasetCmd),
+    /// Run a registered model on an inference node; prints the output and saves the receipt.
+    ///
+    /// Finds a node serving MODEL (or uses --serve-url), funds your escrow with that node if it
+    /// cannot cover the price, signs the request, checks the signed receipt it gets back, and
+    /// writes it to --receipt (default: receipt-<id>.json) for `opal verify`.
+    Infer(InferArgs),
+    /// Check a receipt offline (signatures, hashes); with --node, also check that it was settled
+    /// on chain, with a Merkle proof against a committed state root.
+    Verify(VerifyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -112,6 +127,176 @@ pub enum NodeCmd {
         #[arg(long)]
         api_addr: Option<SocketAddr>,
     },
+    /// Start the node whose home is given and serve inference with an account key that has
+    /// bonded the inference-node role (declare what it serves with `opal tx declare-service`).
+    Serve {
+        /// Home directory of the node.
+        #[arg(long, env = "OPAL_HOME")]
+        home: PathBuf,
+        /// The inference node's account key: a key name (keyring, then the home's keys) or the
+        /// path of a key file.
+        #[arg(long)]
+        key: String,
+        /// Override the API address of the home's config.toml.
+        #[arg(long)]
+        api_addr: Option<SocketAddr>,
+        #[command(flatten)]
+        keyring: KeyringArg,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCmd {
+    /// Upload a model (or any artifact) file to a node's content-addressed store, in resumable
+    /// chunks with a progress bar. Prints its BLAKE3 hash.
+    Upload {
+        file: PathBuf,
+        /// Chunk size in bytes.
+        #[arg(long, default_value_t = 1 << 20)]
+        chunk_size: usize,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Register a model version from its file: hash, size and (for ONNX) input/output schema are
+    /// read from the file, which is also uploaded to the node unless --no-upload.
+    Register(ModelRegisterArgs),
+    /// One model version (NAME@VERSION, or NAME for the newest), with the nodes serving it.
+    Show {
+        model: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Every registered model version.
+    List {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// A model's lineage: datasets, ancestors (fine-tuned from), descendants.
+    Lineage {
+        model: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Hand a model name (every version, and its future royalties) to another owner.
+    Transfer {
+        name: String,
+        /// The new owner's address.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ModelRegisterArgs {
+    /// The model file (.onnx or .gguf).
+    pub file: PathBuf,
+    /// Model name: lowercase letters, digits, '.', '_', '-'.
+    #[arg(long)]
+    pub name: String,
+    /// Version [default: 1 for a new name, else the newest + 1].
+    #[arg(long)]
+    pub version: Option<u32>,
+    /// Royalty per inference, in base units (split between owner, parent and datasets).
+    #[arg(long)]
+    pub price: String,
+    /// open, non-commercial, commercial:FEE, or allow:ADDR,ADDR,...
+    #[arg(long, default_value = "open")]
+    pub licence: String,
+    /// The model this one was fine-tuned from (NAME@VERSION).
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Share of royalties paid to the parent's owner, in basis points.
+    #[arg(long, default_value_t = 0)]
+    pub parent_share: u32,
+    /// A dataset it was trained on, with its royalty share: NAME:BPS (repeatable).
+    #[arg(long = "dataset")]
+    pub datasets: Vec<String>,
+    /// Tiers it may be served under, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "signed,replay")]
+    pub tiers: Vec<String>,
+    /// Register without uploading the file to the node.
+    #[arg(long)]
+    pub no_upload: bool,
+    #[command(flatten)]
+    pub opts: TxOpts,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DatasetCmd {
+    /// Register a dataset from its file (BLAKE3 hash and size are computed locally).
+    Register {
+        file: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// Terms for models trained on it: open, non-commercial, allow:ADDR,...
+        #[arg(long, default_value = "open")]
+        licence: String,
+        /// Least royalty share, in basis points, that a model naming it must pay it.
+        #[arg(long, default_value_t = 0)]
+        min_share: u32,
+        /// Also upload the file to the node's artifact store.
+        #[arg(long)]
+        upload: bool,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// A dataset and the models that name it.
+    Show {
+        name: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct InferArgs {
+    /// NAME@VERSION, or NAME for the newest version.
+    pub model: String,
+    /// Input: a JSON tensor {"dtype","shape","data"}, a list of them, or {"input_data": [[...]]}.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Verification tier.
+    #[arg(long, default_value = "signed")]
+    pub tier: String,
+    /// The caller's key (pays from its escrow with the node).
+    #[arg(long)]
+    pub from: String,
+    /// Inference node API URL [default: the endpoint the serving node declared on chain].
+    #[arg(long)]
+    pub serve_url: Option<String>,
+    /// Most to pay for this inference [default: the quoted price].
+    #[arg(long)]
+    pub max_price: Option<String>,
+    /// Declare commercial use (refused by non-commercial licences).
+    #[arg(long)]
+    pub commercial: bool,
+    /// If the escrow with the node cannot cover the price, fund it with this much.
+    #[arg(long, default_value = "1000000")]
+    pub deposit: String,
+    /// Where to write the receipt [default: receipt-<request id prefix>.json].
+    #[arg(long)]
+    pub receipt: Option<PathBuf>,
+    #[command(flatten)]
+    pub node: NodeArg,
+    #[command(flatten)]
+    pub keyring: KeyringArg,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// A receipt file written by `opal infer`.
+    pub receipt: PathBuf,
+    /// Also check on this node that the receipt was settled (with a Merkle proof).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Also check that these outputs (JSON, as `opal infer` prints them) match the receipt.
+    #[arg(long)]
+    pub outputs: Option<PathBuf>,
+    /// Also check that this input file matches the receipt.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -265,6 +450,42 @@ pub enum TxCmd {
     },
     /// Bring the signer's jailed validator back after its jail time.
     Unjail {
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Put AMOUNT in escrow with an inference node (pays for your requests to it).
+    EscrowFund {
+        /// The inference node's address.
+        #[arg(long)]
+        node_address: String,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Start closing your escrow with a node; withdraw the rest after the unlock delay.
+    EscrowClose {
+        #[arg(long)]
+        node_address: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Withdraw what is left of a closed escrow once it has unlocked.
+    EscrowWithdraw {
+        #[arg(long)]
+        node_address: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Declare the models this inference node serves (replaces an earlier declaration).
+    /// Needs the inference-node role bond (`opal tx bond --role inference-node`).
+    DeclareService {
+        /// The URL callers reach this node's API at.
+        #[arg(long)]
+        endpoint: String,
+        /// MODEL@VERSION:TIER[+TIER...]:FEE, repeatable (e.g. digits-mlp@1:signed:50).
+        #[arg(long = "offer", required = true)]
+        offers: Vec<String>,
         #[command(flatten)]
         opts: TxOpts,
     },

@@ -74,6 +74,8 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
         peers: vec![],
         check_invariants: false,
         dev_timeouts: true,
+        inference_key: None,
+        artifact_peers: vec![],
     })?;
 
     let rt = tokio::runtime::Runtime::new()?;

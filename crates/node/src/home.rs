@@ -32,6 +32,13 @@ pub struct NodeConfig {
     /// Use short consensus timeouts (devnet).
     #[serde(default)]
     pub dev_timeouts: bool,
+    /// Serve inference with this account key file (relative to the home, or absolute). The
+    /// account must have bonded the inference-node role and declared its service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference_key: Option<PathBuf>,
+    /// API URLs of nodes to fetch model files from, besides the endpoints of declared services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifact_peers: Vec<String>,
 }
 
 /// A key file: the same format for validator keys and account keys.
@@ -130,6 +137,13 @@ impl Home {
     }
     pub fn consensus_dir(&self) -> PathBuf {
         self.root.join("data").join("consensus")
+    }
+    /// The content-addressed artifact store (models, datasets).
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.root.join("artifacts")
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
     }
 
     pub fn is_initialized(&self) -> bool {

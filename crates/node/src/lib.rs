@@ -18,6 +18,8 @@ pub mod api;
 pub mod app;
 pub mod error;
 pub mod home;
+pub mod inference;
+pub mod local;
 pub mod mempool;
 pub mod metrics;
 pub mod records;

@@ -16,11 +16,19 @@ use tokio::sync::{broadcast, oneshot, watch};
 pub struct NodeOptions {
     /// Override the API address of the config file.
     pub api_addr: Option<SocketAddr>,
+    /// Serve inference with this account key (overrides the config's `inference_key`).
+    pub inference_key: Option<opal_types::SecretKey>,
 }
 
 pub struct NodeHandle {
     pub api_addr: SocketAddr,
     pub shared: Arc<Shared>,
+    /// The content-addressed artifact store every node keeps.
+    pub artifacts: Arc<opal_artifacts::ArtifactStore>,
+    /// The inference service, when this node serves inference.
+    pub inference: Option<Arc<crate::inference::InferenceService>>,
+    /// The inference service's settlement and artifact-sync tasks.
+    background: Vec<tokio::task::JoinHandle<()>>,
     consensus: ConsensusHandle,
     api_stop: oneshot::Sender<()>,
     api_task: tokio::task::JoinHandle<()>,
@@ -29,6 +37,9 @@ pub struct NodeHandle {
 impl NodeHandle {
     /// Stop consensus first (no new blocks), then the API.
     pub async fn shutdown(self) {
+        for t in &self.background {
+            t.abort();
+        }
         self.consensus.shutdown().await;
         let _ = self.api_stop.send(());
         let _ = self.api_task.await;
@@ -93,7 +104,37 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
         .map_err(|e| NodeError::Home(format!("cannot listen for the API on {api_addr}: {e}")))?;
     let api_addr = listener.local_addr()?;
     let (api_stop, stop_rx) = oneshot::channel::<()>();
-    let router = api::router(shared.clone());
+    let artifacts = Arc::new(
+        opal_artifacts::ArtifactStore::open(&home.artifacts_dir(), Default::default())
+            .map_err(|e| NodeError::Home(format!("artifact store: {e}")))?,
+    );
+    let inference_key = match (opts.inference_key.clone(), &config.inference_key) {
+        (Some(k), _) => Some(k),
+        (None, Some(p)) => {
+            let p = if p.is_absolute() {
+                p.clone()
+            } else {
+                home.root.join(p)
+            };
+            Some(crate::home::KeyFile::read(&p)?.secret()?)
+        }
+        (None, None) => None,
+    };
+    let inference = match inference_key {
+        Some(k) => Some(
+            crate::inference::InferenceService::open(
+                k,
+                shared.clone(),
+                artifacts.clone(),
+                home.data_dir(),
+            )
+            .map_err(NodeError::Home)?,
+        ),
+        None => None,
+    };
+    let router = api::router(shared.clone())
+        .merge(opal_artifacts::router(artifacts.clone()))
+        .merge(api::inference_router(inference.clone()));
     let api_task = tokio::spawn(async move {
         let r = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
@@ -124,10 +165,26 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
         },
     )
     .await?;
+    let background: Vec<tokio::task::JoinHandle<()>> = match &inference {
+        Some(svc) => vec![
+            svc.spawn_artifact_sync(
+                std::time::Duration::from_secs(5),
+                config.artifact_peers.clone(),
+            ),
+            svc.spawn_settlement(std::time::Duration::from_millis(500)),
+        ],
+        None => vec![],
+    };
+    if let Some(svc) = &inference {
+        tracing::info!(node = %svc.address(), "serving inference");
+    }
     tracing::info!(%api_addr, height, "node started");
     Ok(NodeHandle {
         api_addr,
         shared,
+        artifacts,
+        inference,
+        background,
         consensus,
         api_stop,
         api_task,

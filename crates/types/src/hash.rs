@@ -35,6 +35,8 @@ pub enum Domain {
     ReceiptSign,
     /// The receipt id: hash of the signed receipt.
     ReceiptId,
+    /// The inputs or outputs of one inference: the list of their tensor hashes.
+    TensorList,
 }
 
 impl Domain {
@@ -51,6 +53,7 @@ impl Domain {
             Domain::RequestId => "opal 2026 inference request id v1",
             Domain::ReceiptSign => "opal 2026 receipt sign v1",
             Domain::ReceiptId => "opal 2026 receipt id v1",
+            Domain::TensorList => "opal 2026 tensor list v1",
         }
     }
 }

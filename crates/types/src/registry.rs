@@ -237,9 +237,11 @@ impl FromStr for Licence {
                     .map(|a| a.trim().parse::<Address>().map_err(|e| e.to_string()))
                     .collect::<Result<_, _>>()?,
             },
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "unknown licence {s:?}: use open, non-commercial, commercial:FEE or allow:ADDR,..."
-            )),
+            ))
+            }
         };
         l.check()?;
         Ok(l)

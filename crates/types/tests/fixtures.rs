@@ -92,3 +92,54 @@ fn address_fixture() {
     check("address.txt", &addr);
     assert_eq!(addr.parse::<Address>().unwrap().to_string(), addr);
 }
+
+fn sample_receipt() -> ReceiptEnvelope {
+    use opal_types::receipt::{InferenceRequest, ReceiptBody};
+    let caller = SecretKey::from_seed([10u8; 32]);
+    let node = SecretKey::from_seed([11u8; 32]);
+    let request = InferenceRequest {
+        chain_id: "opal-fixture".into(),
+        node: node.address(),
+        model: ModelRef::new("digits-mlp", 1),
+        model_hash: Hash([0x3b; 32]),
+        input_hash: Hash::of(Domain::TensorList, b"input"),
+        tier: Tier::Signed,
+        max_price: Amount(15_000),
+        commercial: false,
+        salt: 99,
+        expires_ms: 1_790_000_300_000,
+    }
+    .sign(&caller);
+    ReceiptEnvelope::new(
+        ReceiptBody {
+            request,
+            output_hash: Hash::of(Domain::TensorList, b"output"),
+            price: Amount(15_000),
+            height: 12,
+            node_key: node.public_key(),
+        }
+        .sign(&node),
+    )
+}
+
+#[test]
+fn receipt_envelope_fixture_decodes_and_verifies() {
+    let env = sample_receipt();
+    let hex_bytes = check("receipt_envelope.hex", &hex::encode(env.to_bytes()));
+    let ids = format!(
+        "{} {}",
+        env.receipt.request_id().to_hex(),
+        env.receipt.id().to_hex()
+    );
+    let committed_ids = check("receipt_envelope.ids", &ids);
+    let decoded = ReceiptEnvelope::from_bytes(&hex::decode(hex_bytes).unwrap()).unwrap();
+    decoded.verify().unwrap();
+    assert_eq!(
+        format!(
+            "{} {}",
+            decoded.receipt.request_id().to_hex(),
+            decoded.receipt.id().to_hex()
+        ),
+        committed_ids
+    );
+}

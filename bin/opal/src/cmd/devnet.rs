@@ -18,6 +18,19 @@ const DEV_NAMES: [&str; 8] = [
 const DEV_BALANCE: u128 = 1_000_000_000_000_000;
 /// The devnet validator's self-delegated stake (10^12 base units: 10^6 units of voting power).
 const VALIDATOR_STAKE: u128 = 1_000_000_000_000;
+/// Name of the demo inference node's key file in HOME/keys.
+const INFERENCE_KEY: &str = "inference";
+/// The demo model's owner and the demo dataset's contributor (key files in HOME/keys).
+const MODEL_OWNER_KEY: &str = "modeler";
+const DATA_OWNER_KEY: &str = "curator";
+
+/// The demo model and its training data (models/digits: an MLP trained on scikit-learn's
+/// handwritten digits), embedded so `opal devnet` works from any directory.
+const DEMO_MODEL: &[u8] = include_bytes!("../../../../models/digits/model.onnx");
+const DEMO_DATASET: &[u8] = include_bytes!("../../../../models/digits/dataset.csv");
+const DEMO_INPUT: &[u8] = include_bytes!("../../../../models/digits/sample_input.json");
+const DEMO_MODEL_NAME: &str = "digits-mlp";
+const DEMO_DATASET_NAME: &str = "sklearn-digits";
 
 /// Logs go to stderr; `OPAL_LOG` takes a tracing filter (e.g. `OPAL_LOG=debug`). By default only
 /// warnings, plus Opal's own start-up lines; a single validator has no peers, so the engine's
@@ -61,6 +74,16 @@ fn init_home(home: &Home, a: &DevnetArgs) -> Result<()> {
             balance: Amount(DEV_BALANCE),
         });
     }
+    // The demo's accounts: the inference node (bonds the role, serves the demo model), the
+    // model's owner and the dataset's contributor. The development accounts stay untouched.
+    for name in [INFERENCE_KEY, MODEL_OWNER_KEY, DATA_OWNER_KEY] {
+        let k = SecretKey::generate();
+        KeyFile::new(name, &k).write(&home.keys_dir().join(format!("{name}.json")))?;
+        accounts.push(GenesisAccount {
+            address: k.address(),
+            balance: Amount(DEV_BALANCE),
+        });
+    }
     let genesis = Genesis {
         chain_id: "opal-devnet".into(),
         genesis_time_ms: now_ms(),
@@ -84,18 +107,22 @@ fn init_home(home: &Home, a: &DevnetArgs) -> Result<()> {
         peers: vec![],
         check_invariants: a.check_invariants,
         dev_timeouts: true,
+        inference_key: Some(PathBuf::from("keys").join(format!("{INFERENCE_KEY}.json"))),
+        artifact_peers: vec![],
     })?;
     Ok(())
 }
 
 /// Refuse to delete a directory that holds anything `opal devnet` did not write there.
 fn only_ours(home: &Home) -> Result<()> {
-    const OURS: [&str; 8] = [
+    const OURS: [&str; 10] = [
         "node_key.json",
         "genesis.json",
         "config.toml",
         "keys",
         "data",
+        "artifacts",
+        "demo",
         ".node_key.json.tmp",
         ".genesis.json.tmp",
         ".config.toml.tmp",
@@ -142,26 +169,62 @@ pub fn run(a: DevnetArgs, out: Output) -> Result<()> {
         c.check_invariants = a.check_invariants || c.check_invariants;
         home.write_config(&c)?;
     }
-    serve(home, None, Some((fresh, out)))
+    serve(home, None, None, Some((fresh, out)))
 }
 
-pub fn start_existing(home: PathBuf, api_addr: Option<SocketAddr>) -> Result<()> {
+pub fn start_existing(
+    home: PathBuf,
+    api_addr: Option<SocketAddr>,
+    inference_key: Option<SecretKey>,
+) -> Result<()> {
     init_tracing(false);
     let home = Home::new(home);
     if !home.is_initialized() {
         bail!("{} is not a node home (no config.toml, genesis.json or node_key.json); create one with `opal devnet --home {}`", home.root.display(), home.root.display());
     }
-    serve(home, api_addr, None)
+    serve(home, api_addr, inference_key, None)
 }
 
-fn serve(home: Home, api_addr: Option<SocketAddr>, banner: Option<(bool, Output)>) -> Result<()> {
+fn serve(
+    home: Home,
+    api_addr: Option<SocketAddr>,
+    inference_key: Option<SecretKey>,
+    banner: Option<(bool, Output)>,
+) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let node = start_node(&home, NodeOptions { api_addr }).await?;
+        let node = start_node(
+            &home,
+            NodeOptions {
+                api_addr,
+                inference_key,
+            },
+        )
+        .await?;
+        let demo = match &node.inference {
+            Some(svc) if banner.is_some() => {
+                match bootstrap_demo(
+                    &node.shared,
+                    &node.artifacts,
+                    svc.address(),
+                    &home,
+                    node.api_addr,
+                )
+                .await
+                {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        eprintln!("warning: the demo model could not be set up: {e:#}");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         if let Some((fresh, out)) = banner {
-            print_banner(&home, node.api_addr, fresh, out)?;
+            print_banner(&home, node.api_addr, fresh, out, demo.as_ref())?;
         }
         let progress = tokio::spawn(report_progress(node.shared.clone()));
         wait_for_signal().await;
@@ -219,7 +282,153 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-fn print_banner(home: &Home, api: SocketAddr, fresh: bool, out: Output) -> Result<()> {
+/// What the demo set-up registered.
+struct Demo {
+    model: String,
+    input: PathBuf,
+    node: opal_types::Address,
+}
+
+/// Make the devnet serve a real model end to end, idempotently: store the demo model and
+/// dataset in the artifact store, bond the inference role, register the dataset and the model
+/// (with the dataset in its lineage), and declare the service at this node's API URL. Each step
+/// is a signed transaction through the mempool, skipped when the chain already has its effect.
+async fn bootstrap_demo(
+    shared: &std::sync::Arc<opal_node::app::Shared>,
+    artifacts: &opal_artifacts::ArtifactStore,
+    node: opal_types::Address,
+    home: &Home,
+    api: SocketAddr,
+) -> Result<Demo> {
+    use opal_ledger::components::{registry, staking};
+    use opal_node::local::submit_and_wait;
+    use opal_state::Overlay;
+    use opal_types::registry::*;
+    use opal_types::{Action, Hash, ModelRef, Role};
+
+    let keys = home.keys_dir();
+    let key = |name: &str| -> Result<SecretKey> {
+        Ok(KeyFile::read(&keys.join(format!("{name}.json")))?.secret()?)
+    };
+    let inference = key(INFERENCE_KEY)?;
+    let owner = key(MODEL_OWNER_KEY)?;
+    let contributor = key(DATA_OWNER_KEY)?;
+    let mh = artifacts
+        .put_bytes(DEMO_MODEL)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let dh = artifacts
+        .put_bytes(DEMO_DATASET)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (model_hash, dataset_hash) = (Hash(*mh.as_bytes()), Hash(*dh.as_bytes()));
+    let demo_dir = home.root.join("demo");
+    std::fs::create_dir_all(&demo_dir)?;
+    let input = demo_dir.join("digits-input.json");
+    std::fs::write(&input, DEMO_INPUT)?;
+    let state = || -> Result<Overlay> {
+        Ok(Overlay::new(
+            shared.snapshot().map_err(|e| anyhow::anyhow!(e))?,
+        ))
+    };
+    let run = |k: &SecretKey, a: Action| {
+        let (sh, k) = (shared.clone(), k.clone());
+        async move {
+            submit_and_wait(&sh, &k, a)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))
+        }
+    };
+
+    let o = state()?;
+    let min = staking::params(&o)?.min_inference_node_stake;
+    if staking::role_bond(&o, Role::InferenceNode, &node)? < min {
+        run(
+            &inference,
+            Action::BondRole {
+                role: Role::InferenceNode,
+                amount: min,
+            },
+        )
+        .await?;
+    }
+    if registry::dataset(&o, DEMO_DATASET_NAME)?.is_none() {
+        run(
+            &contributor,
+            Action::RegisterDataset {
+                spec: DatasetSpec {
+                    name: DEMO_DATASET_NAME.into(),
+                    content_hash: dataset_hash,
+                    size: DEMO_DATASET.len() as u64,
+                    licence: Licence::Open,
+                    min_share_bps: 1_000,
+                },
+            },
+        )
+        .await?;
+    }
+    let m = ModelRef::new(DEMO_MODEL_NAME, 1);
+    if registry::model(&o, &m)?.is_none() {
+        let prepared = opal_infer::PreparedModel::load(DEMO_MODEL, &opal_infer::Limits::default())?;
+        let schema = prepared.schema();
+        run(
+            &owner,
+            Action::RegisterModel {
+                spec: ModelSpec {
+                    name: DEMO_MODEL_NAME.into(),
+                    version: 1,
+                    parent: None,
+                    parent_bps: 0,
+                    datasets: vec![DatasetShare {
+                        dataset: DEMO_DATASET_NAME.into(),
+                        bps: 2_000,
+                    }],
+                    content_hash: model_hash,
+                    size: DEMO_MODEL.len() as u64,
+                    format: ModelFormat::Onnx,
+                    input_schema: serde_json::to_string(&schema.inputs)?,
+                    output_schema: serde_json::to_string(&schema.outputs)?,
+                    price: Amount(10_000),
+                    licence: Licence::Open,
+                    tiers: vec![Tier::Signed, Tier::Replay],
+                    weight_commitment: None,
+                },
+            },
+        )
+        .await?;
+    }
+    let endpoint = format!("http://{api}");
+    let declared = registry::service(&state()?, &node)?;
+    if declared.as_ref().map(|d| d.spec.endpoint.as_str()) != Some(endpoint.as_str())
+        || declared.as_ref().and_then(|d| d.spec.offer(&m)).is_none()
+    {
+        run(
+            &inference,
+            Action::DeclareService {
+                spec: ServiceSpec {
+                    endpoint,
+                    offers: vec![ServiceOffer {
+                        model: m.clone(),
+                        tiers: vec![Tier::Signed],
+                        fee: Amount(5_000),
+                    }],
+                },
+            },
+        )
+        .await?;
+    }
+    Ok(Demo {
+        model: m.to_string(),
+        input,
+        node,
+    })
+}
+
+fn print_banner(
+    home: &Home,
+    api: SocketAddr,
+    fresh: bool,
+    out: Output,
+    demo: Option<&Demo>,
+) -> Result<()> {
     let genesis = home.read_genesis()?;
     let mut keys = vec![];
     if let Ok(rd) = std::fs::read_dir(home.keys_dir()) {
@@ -238,6 +447,7 @@ fn print_banner(home: &Home, api: SocketAddr, fresh: bool, out: Output) -> Resul
         let v = serde_json::json!({
             "chain_id": genesis.chain_id, "home": home.root, "api_url": url, "fresh": fresh,
             "accounts": keys.iter().map(|(k, p)| serde_json::json!({"name": k.name, "address": k.address, "key_file": p})).collect::<Vec<_>>(),
+            "demo": demo.map(|d| serde_json::json!({"model": d.model, "input": d.input, "inference_node": d.node})),
         });
         println!("{v}");
         return Ok(());
@@ -254,7 +464,7 @@ fn print_banner(home: &Home, api: SocketAddr, fresh: bool, out: Output) -> Resul
         home.keys_dir().display()
     );
     for (k, _) in &keys {
-        println!("    {:<6} {}  secret {}", k.name, k.address, k.secret_key);
+        println!("    {:<9} {}  secret {}", k.name, k.address, k.secret_key);
     }
     if let Some((k, _)) = keys.first() {
         let to = keys
@@ -267,6 +477,18 @@ fn print_banner(home: &Home, api: SocketAddr, fresh: bool, out: Output) -> Resul
             "    opal tx transfer --from {} --to {to} --amount 1000 --node {url}",
             k.name
         );
+    }
+    if let Some(d) = demo {
+        println!(
+            "  inference node {} serves {} (trained on dataset {DEMO_DATASET_NAME}); try:",
+            d.node, d.model
+        );
+        println!(
+            "    opal infer {} --input {} --from alice --node {url}",
+            d.model,
+            d.input.display()
+        );
+        println!("    opal model lineage {} --node {url}", d.model);
     }
     println!("Press Ctrl-C to stop; run again to resume.");
     Ok(())

@@ -1,9 +1,11 @@
 mod devnet;
+mod infer;
 mod keys;
+mod model;
 mod node;
-mod query;
+pub(crate) mod query;
 mod testnet;
-mod tx;
+pub(crate) mod tx;
 
 use crate::cli::{Cli, Command};
 use anyhow::Result;
@@ -16,5 +18,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Query(q) => query::run(q, cli.output),
         Command::Node(n) => node::run(n, cli.output),
         Command::Testnet(a) => testnet::run(a, cli.output),
+        Command::Model(m) => model::run_model(m, cli.output),
+        Command::Dataset(d) => model::run_dataset(d, cli.output),
+        Command::Infer(a) => infer::run_infer(a, cli.output),
+        Command::Verify(a) => infer::run_verify(a, cli.output),
     }
 }

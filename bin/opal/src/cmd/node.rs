@@ -14,7 +14,22 @@ use std::path::PathBuf;
 pub fn run(cmd: NodeCmd, out: Output) -> Result<()> {
     match cmd {
         NodeCmd::Init(a) => init(a, out),
-        NodeCmd::Start { home, api_addr } => start(home, api_addr),
+        NodeCmd::Start { home, api_addr } => start(home, api_addr, None),
+        NodeCmd::Serve {
+            home,
+            key,
+            api_addr,
+            keyring,
+        } => {
+            let k = crate::keyring::resolve(&key, &keyring.keyring)
+                .or_else(|_| {
+                    let p = home.join("keys").join(format!("{key}.json"));
+                    KeyFile::read(&p).map_err(anyhow::Error::from)
+                })
+                .with_context(|| format!("--key {key}"))?
+                .secret()?;
+            start(home, api_addr, Some(k))
+        }
     }
 }
 
@@ -37,7 +52,11 @@ pub fn missing_parts(home: &Home) -> Option<String> {
     }
 }
 
-fn start(home_dir: PathBuf, api_addr: Option<SocketAddr>) -> Result<()> {
+fn start(
+    home_dir: PathBuf,
+    api_addr: Option<SocketAddr>,
+    inference_key: Option<SecretKey>,
+) -> Result<()> {
     let home = Home::new(&home_dir);
     if !home.root.is_dir() {
         bail!(
@@ -58,7 +77,7 @@ fn start(home_dir: PathBuf, api_addr: Option<SocketAddr>) -> Result<()> {
             home.root.display()
         );
     }
-    super::devnet::start_existing(home_dir, api_addr)
+    super::devnet::start_existing(home_dir, api_addr, inference_key)
 }
 
 fn init(a: NodeInitArgs, out: Output) -> Result<()> {
@@ -99,6 +118,8 @@ fn init(a: NodeInitArgs, out: Output) -> Result<()> {
         peers: a.peers.clone(),
         check_invariants: a.check_invariants,
         dev_timeouts: a.dev_timeouts,
+        inference_key: None,
+        artifact_peers: vec![],
     })
     .context("writing config.toml")?;
     let v = json!({

@@ -8,7 +8,7 @@ use opal_types::{Address, Hash};
 use serde_json::{json, Value};
 
 /// Check a proof returned by the node against a state root; returns the proven value.
-fn check_proof(v: &Value, root_hex: &str) -> Result<Option<Vec<u8>>> {
+pub(crate) fn check_proof(v: &Value, root_hex: &str) -> Result<Option<Vec<u8>>> {
     let key = hex::decode(s(v, "key")).context("proof reply: key is not hex")?;
     let value = match &v["value"] {
         Value::Null => None,

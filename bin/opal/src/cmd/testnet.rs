@@ -262,6 +262,8 @@ fn config_for(name: &str, ports: &[(u16, u16)], i: usize) -> NodeConfig {
             .collect(),
         check_invariants: true,
         dev_timeouts: true,
+        inference_key: None,
+        artifact_peers: vec![],
     }
 }
 

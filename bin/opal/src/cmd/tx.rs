@@ -125,6 +125,55 @@ pub fn run(cmd: TxCmd, out: Output) -> Result<()> {
             )
         }
         TxCmd::Unjail { opts } => (Action::Unjail, opts, "unjail".to_string()),
+        TxCmd::EscrowFund {
+            node_address,
+            amount: a,
+            opts,
+        } => {
+            let (n, a) = (
+                address("node-address", &node_address)?,
+                amount("amount", &a)?,
+            );
+            (
+                Action::FundEscrow { node: n, amount: a },
+                opts,
+                format!("escrow of {a} with node {n}"),
+            )
+        }
+        TxCmd::EscrowClose { node_address, opts } => {
+            let n = address("node-address", &node_address)?;
+            (
+                Action::CloseEscrow { node: n },
+                opts,
+                format!("closing of the escrow with node {n}"),
+            )
+        }
+        TxCmd::EscrowWithdraw { node_address, opts } => {
+            let n = address("node-address", &node_address)?;
+            (
+                Action::WithdrawEscrow { node: n },
+                opts,
+                format!("withdrawal of the escrow with node {n}"),
+            )
+        }
+        TxCmd::DeclareService {
+            endpoint,
+            offers,
+            opts,
+        } => {
+            let offers = offers
+                .iter()
+                .map(|o| parse_offer(o))
+                .collect::<Result<Vec<_>>>()?;
+            let spec = opal_types::registry::ServiceSpec { endpoint, offers };
+            spec.check().map_err(|e| anyhow!("{e}"))?;
+            let n = spec.offers.len();
+            (
+                Action::DeclareService { spec },
+                opts,
+                format!("service declaration ({n} models)"),
+            )
+        }
         TxCmd::Evidence { file, opts } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
@@ -137,13 +186,42 @@ pub fn run(cmd: TxCmd, out: Output) -> Result<()> {
             )
         }
     };
-    submit(action, opts, &what, out)
+    submit(action, opts, &what, out).map(|_| ())
+}
+
+/// `MODEL@VERSION:TIER[+TIER]:FEE`.
+pub(crate) fn parse_offer(s: &str) -> Result<opal_types::registry::ServiceOffer> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let [m, tiers, fee] = parts[..] else {
+        bail!(
+            "--offer {s:?}: expected MODEL@VERSION:TIER[+TIER...]:FEE, e.g. digits-mlp@1:signed:50"
+        );
+    };
+    Ok(opal_types::registry::ServiceOffer {
+        model: m.parse().map_err(|e| anyhow!("--offer {s:?}: {e}"))?,
+        tiers: tiers
+            .split('+')
+            .map(|t| t.parse().map_err(|e| anyhow!("--offer {s:?}: {e}")))
+            .collect::<Result<_>>()?,
+        fee: amount("offer fee", fee)?,
+    })
 }
 
 /// Sign `action` with the chain's id, the signer's next nonce and the fee, submit it, and (unless
 /// --no-wait) wait for its block. Exits 2 if the chain refused it (rejected in its block, or
 /// dropped by the proposer because it no longer applies).
-fn submit(action: Action, opts: TxOpts, what: &str, out: Output) -> Result<()> {
+/// What came of a submitted transaction.
+pub(crate) struct Sent {
+    /// The node's reply (`--no-wait`) or the committed transaction's status.
+    pub value: Value,
+    pub hash: String,
+    pub fee: Amount,
+    pub sender: Address,
+}
+
+/// Sign `action` with the chain's id, the signer's next nonce and the fee, submit it, and (unless
+/// --no-wait) wait for its block.
+pub(crate) fn send(action: Action, opts: &TxOpts) -> Result<Sent> {
     let key = resolve(&opts.from, &opts.keyring.keyring)?.secret()?;
     let c = Client::new(&opts.node.node)?;
     let status = c.get("/api/status")?;
@@ -151,8 +229,8 @@ fn submit(action: Action, opts: TxOpts, what: &str, out: Output) -> Result<()> {
         .as_str()
         .context("status without chain_id")?
         .to_string();
-    let fee: Amount = match opts.fee {
-        Some(f) => amount("fee", &f)?,
+    let fee: Amount = match &opts.fee {
+        Some(f) => amount("fee", f)?,
         None => serde_json::from_value(status["params"]["min_fee"].clone())
             .context("status without params.min_fee")?,
     };
@@ -170,11 +248,32 @@ fn submit(action: Action, opts: TxOpts, what: &str, out: Output) -> Result<()> {
     .sign(&key);
     let r = c.post_json("/api/txs", &json!({"tx": hex::encode(tx.to_bytes())}))?;
     let hash = s(&r, "hash");
+    let value = if opts.no_wait {
+        r
+    } else {
+        wait_committed(&c, &hash, Duration::from_secs(60))?
+    };
+    Ok(Sent {
+        value,
+        hash,
+        fee,
+        sender: key.address(),
+    })
+}
+
+/// [`send`], then print the outcome. Exits 2 if the chain refused it (rejected in its block, or
+/// dropped by the proposer because it no longer applies).
+pub(crate) fn submit(action: Action, opts: TxOpts, what: &str, out: Output) -> Result<Value> {
+    let Sent {
+        value: v,
+        hash,
+        fee,
+        sender,
+    } = send(action, &opts)?;
     if opts.no_wait {
-        print(out, &r, || format!("submitted {hash} (pending)"));
-        return Ok(());
+        print(out, &v, || format!("submitted {hash} (pending)"));
+        return Ok(v);
     }
-    let v = wait_committed(&c, &hash, Duration::from_secs(60))?;
     print(out, &v, || {
         if v["status"] == "dropped" {
             format!(
@@ -183,9 +282,8 @@ fn submit(action: Action, opts: TxOpts, what: &str, out: Output) -> Result<()> {
             )
         } else if v["ok"].as_bool() == Some(true) {
             format!(
-                "committed {hash} at height {}: {what} from {} (fee {fee})",
+                "committed {hash} at height {}: {what} from {sender} (fee {fee})",
                 s(&v, "height"),
-                key.address()
             )
         } else {
             format!(
@@ -198,10 +296,10 @@ fn submit(action: Action, opts: TxOpts, what: &str, out: Output) -> Result<()> {
     if v["ok"].as_bool() != Some(true) {
         std::process::exit(2);
     }
-    Ok(())
+    Ok(v)
 }
 
-fn wait_committed(c: &Client, hash: &str, timeout: Duration) -> Result<Value> {
+pub(crate) fn wait_committed(c: &Client, hash: &str, timeout: Duration) -> Result<Value> {
     let start = Instant::now();
     loop {
         let (code, v) = c.get_raw(&format!("/api/txs/{hash}"))?;

@@ -77,8 +77,14 @@ impl Devnet {
                     self.home.with_extension("*.log").display()
                 );
             }
+            // Ready once blocks flow and the demo set-up (which signs with alice's, bob's and
+            // the inference key) has finished: its last step declares the inference service.
             if let Ok((200, v)) = get(&self.url, "/api/status") {
-                if v["height"].as_u64().unwrap_or(0) >= 1 {
+                let services = get(&self.url, "/api/services")
+                    .ok()
+                    .and_then(|(_, s)| s["services"].as_array().map(|a| a.len()))
+                    .unwrap_or(0);
+                if v["height"].as_u64().unwrap_or(0) >= 1 && services > 0 {
                     return;
                 }
             }
@@ -127,6 +133,12 @@ impl Devnet {
             .unwrap()
             .flatten()
             .map(|e| e.path())
+            // The demo's own accounts (the inference node settles receipts with its key).
+            .filter(|p| {
+                !["inference.json", "modeler.json", "curator.json"]
+                    .iter()
+                    .any(|n| p.ends_with(n))
+            })
             .collect();
         paths.sort();
         paths

@@ -3,5 +3,6 @@
 mod bad_inputs;
 mod common;
 mod crash;
+mod inference;
 mod staking;
 mod transfers;

@@ -3,6 +3,7 @@
 
 mod error;
 mod handlers;
+mod infer;
 pub mod openapi;
 mod registry;
 
@@ -44,4 +45,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(shared)
+}
+
+/// `POST /api/infer`: served when the node runs the inference role, otherwise a clear 404.
+pub fn inference_router(svc: Option<Arc<crate::inference::InferenceService>>) -> Router {
+    Router::new()
+        .route("/api/infer", post(infer::infer))
+        .layer(DefaultBodyLimit::max(infer::MAX_BODY))
+        .with_state(svc)
 }

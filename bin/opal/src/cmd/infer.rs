@@ -1,0 +1,380 @@
+//! `opal infer` and `opal verify`.
+
+use crate::cli::{InferArgs, Output, TxOpts, VerifyArgs};
+use crate::client::Client;
+use crate::cmd::tx::send;
+use crate::keyring::resolve;
+use crate::output::{print, s};
+use anyhow::{anyhow, bail, Context, Result};
+use opal_infer::{Tensor, TensorSpec};
+use opal_ledger::components::inference::Settled;
+use opal_node::inference::tensors_hash;
+use opal_types::receipt::{InferenceRequest, ReceiptEnvelope};
+use opal_types::{Action, Address, Amount, Hash, ModelRef, Tier};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How long a request stays valid for the node.
+const REQUEST_TTL_MS: u64 = 5 * 60 * 1000;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Read input tensors: one tensor object, a list of them, or the `{"input_data": [[...]]}` form
+/// (reshaped to the model's declared inputs).
+pub(crate) fn read_inputs(path: &Path, specs: &[TensorSpec]) -> Result<Vec<Tensor>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not JSON", path.display()))?;
+    let bad = |e: opal_infer::InferError| anyhow!("{}: {e}", path.display());
+    if v.get("input_data").is_some() {
+        return opal_infer::parse_input_data(&bytes, specs).map_err(bad);
+    }
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .map(|t| Tensor::from_json(t.to_string().as_bytes()).map_err(bad))
+            .collect(),
+        _ => Ok(vec![Tensor::from_json(&bytes).map_err(bad)?]),
+    }
+}
+
+fn amount(v: &Value) -> Result<Amount> {
+    serde_json::from_value(v.clone()).map_err(|e| anyhow!("bad amount {v}: {e}"))
+}
+
+pub fn run_infer(a: InferArgs, out: Output) -> Result<()> {
+    let tier: Tier = a.tier.parse().map_err(|e: String| anyhow!("--tier: {e}"))?;
+    let key = resolve(&a.from, &a.keyring.keyring)?.secret()?;
+    let me = key.address();
+    let c = Client::new(&a.node.node)?;
+    let status = c.get("/api/status")?;
+    let chain_id = s(&status, "chain_id");
+    let m = c.get(&format!("/api/models/{}", a.model))?;
+    let model: ModelRef = serde_json::from_value(m["model"].clone())?;
+    let spec = &m["spec"];
+    let model_hash = Hash::from_hex(&s(spec, "content_hash")).map_err(|e| anyhow!(e))?;
+    let specs: Vec<TensorSpec> =
+        serde_json::from_str(spec["input_schema"].as_str().unwrap_or("[]"))
+            .context("the model's registered input schema is not readable")?;
+    let inputs = read_inputs(&a.input, &specs)?;
+
+    // A node that serves this model under the tier.
+    let services = m["services"].as_array().cloned().unwrap_or_default();
+    let svc = services
+        .iter()
+        .find(|x| {
+            x["tiers"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t.as_str() == Some(tier.as_str())))
+        })
+        .ok_or_else(|| anyhow!("no node serves {model} under tier {}", tier.as_str()))?;
+    let node: Address = s(svc, "node").parse().map_err(|e| anyhow!("{e}"))?;
+    let url = a.serve_url.clone().unwrap_or_else(|| s(svc, "endpoint"));
+    let licence_fee = match spec["licence"]["kind"].as_str() {
+        Some("commercial") => amount(&spec["licence"]["fee"])?,
+        _ => Amount::ZERO,
+    };
+    let quote = amount(&spec["price"])?
+        .checked_add(licence_fee)
+        .and_then(|p| p.checked_add(amount(&svc["fee"]).unwrap_or(Amount(u128::MAX))))
+        .map_err(|e| anyhow!("price: {e}"))?;
+    let max_price = match &a.max_price {
+        Some(p) => p.parse().map_err(|e| anyhow!("--max-price: {e}"))?,
+        None => quote,
+    };
+
+    // Make sure the escrow with that node covers the price.
+    let esc = c.get(&format!("/api/escrows/{me}/{node}"))?;
+    if !esc["unlock_ms"].is_null() {
+        bail!("your escrow with node {node} is closing; withdraw it after it unlocks, then fund a new one");
+    }
+    let balance = amount(&esc["balance"])?;
+    if balance < quote {
+        let deposit: Amount = a.deposit.parse().map_err(|e| anyhow!("--deposit: {e}"))?;
+        let deposit = deposit.max(quote);
+        eprintln!("funding your escrow with node {node}: {deposit} (it holds {balance}, the price is {quote})");
+        let sent = send(
+            Action::FundEscrow {
+                node,
+                amount: deposit,
+            },
+            &TxOpts {
+                from: a.from.clone(),
+                fee: None,
+                no_wait: false,
+                node: a.node.clone(),
+                keyring: a.keyring.clone(),
+            },
+        )?;
+        if sent.value["ok"].as_bool() != Some(true) {
+            bail!("funding the escrow failed: {}", s(&sent.value, "error"));
+        }
+    }
+
+    let salt = now_ms()
+        ^ ((std::process::id() as u64) << 40)
+        ^ u64::from_le_bytes(tensors_hash(&inputs).0[..8].try_into().expect("8 bytes"));
+    let request = InferenceRequest {
+        chain_id,
+        node,
+        model: model.clone(),
+        model_hash,
+        input_hash: tensors_hash(&inputs),
+        tier,
+        max_price,
+        commercial: a.commercial,
+        salt,
+        expires_ms: now_ms() + REQUEST_TTL_MS,
+    }
+    .sign(&key);
+    let request_id = request.id();
+    let sc = Client::new(&url)?;
+    let reply = sc.post_json(
+        "/api/infer",
+        &json!({"request": hex::encode(opal_types::encode(&request)), "inputs": inputs}),
+    )?;
+
+    // Check what came back before trusting it.
+    let env = ReceiptEnvelope::from_bytes(
+        &hex::decode(s(&reply, "receipt")).context("receipt is not hex")?,
+    )
+    .map_err(|e| anyhow!("the node's receipt is malformed: {e}"))?;
+    env.verify()
+        .map_err(|e| anyhow!("the node's receipt does not verify: {e}"))?;
+    if env.receipt.body.request != request {
+        bail!("the node's receipt answers a different request");
+    }
+    let outputs: Vec<Tensor> = serde_json::from_value(reply["outputs"].clone())
+        .context("the node's outputs are not tensors")?;
+    if tensors_hash(&outputs) != env.receipt.body.output_hash {
+        bail!("the outputs do not match the receipt's output hash");
+    }
+    let file = a
+        .receipt
+        .clone()
+        .unwrap_or_else(|| format!("receipt-{}.json", &request_id.to_hex()[..12]).into());
+    let saved = receipt_json(&env, &outputs);
+    crate::output::write_file(&file, &serde_json::to_vec_pretty(&saved)?)?;
+    let v = json!({
+        "model": model, "node": node, "tier": tier, "price": env.receipt.body.price,
+        "request_id": request_id, "receipt_id": env.receipt.id(), "height": env.receipt.body.height,
+        "outputs": outputs, "receipt_file": file.display().to_string(),
+        "compute_ms": reply["compute_ms"],
+    });
+    print(out, &v, || {
+        let mut lines: Vec<String> = outputs.iter().map(describe_tensor).collect();
+        lines.push(format!(
+            "paid {} to node {node} for {model} ({}); receipt {} saved to {}",
+            env.receipt.body.price,
+            tier.as_str(),
+            env.receipt.id(),
+            file.display()
+        ));
+        lines.push(format!(
+            "check it with: opal verify {} --node {}",
+            file.display(),
+            a.node.node
+        ));
+        lines.join("\n")
+    });
+    Ok(())
+}
+
+fn describe_tensor(t: &Tensor) -> String {
+    let data = serde_json::to_value(t).unwrap_or_default();
+    let d = data["data"].to_string();
+    let short = if d.len() > 200 {
+        format!("{}...", &d[..200])
+    } else {
+        d
+    };
+    format!("{} {:?}: {short}", t.dtype().name(), t.shape())
+}
+
+/// The saved receipt file: the canonical envelope (what verification reads) plus readable fields.
+fn receipt_json(env: &ReceiptEnvelope, outputs: &[Tensor]) -> Value {
+    let b = &env.receipt.body;
+    json!({
+        "format": "opal-receipt",
+        "version": env.version,
+        "request_id": env.receipt.request_id(),
+        "receipt_id": env.receipt.id(),
+        "model": b.request.request.model,
+        "model_hash": b.request.request.model_hash,
+        "tier": b.request.request.tier,
+        "caller": b.request.caller_address(),
+        "node": b.request.request.node,
+        "price": b.price,
+        "height": b.height,
+        "input_hash": b.request.request.input_hash,
+        "output_hash": b.output_hash,
+        "outputs": outputs,
+        "envelope": hex::encode(env.to_bytes()),
+    })
+}
+
+pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
+    let text =
+        std::fs::read(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?;
+    if text.len() > 64 << 20 {
+        bail!("{} is too large to be a receipt", a.receipt.display());
+    }
+    let file: Value = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a receipt file (JSON)", a.receipt.display()))?;
+    let env_hex = file["envelope"]
+        .as_str()
+        .ok_or_else(|| anyhow!("{} has no \"envelope\" field", a.receipt.display()))?;
+    let mut checks: Vec<(String, bool, String)> = Vec::new();
+    let env = ReceiptEnvelope::from_bytes(&hex::decode(env_hex).context("envelope is not hex")?)
+        .map_err(|e| anyhow!("the receipt envelope is malformed: {e}"))?;
+    let sig = env.verify();
+    checks.push((
+        "signatures (caller's request, node's receipt) and price bound".into(),
+        sig.is_ok(),
+        sig.err().map(|e| e.to_string()).unwrap_or_default(),
+    ));
+    let r = &env.receipt;
+    // The readable copy of the outputs, or --outputs, must hash to the signed output hash.
+    let outputs_v = match &a.outputs {
+        Some(p) => Some(
+            serde_json::from_slice::<Value>(
+                &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+            )
+            .with_context(|| format!("{} is not JSON", p.display()))?,
+        ),
+        None => file.get("outputs").cloned(),
+    };
+    if let Some(ov) = outputs_v {
+        let ov = ov.get("outputs").cloned().unwrap_or(ov);
+        let ok = serde_json::from_value::<Vec<Tensor>>(ov)
+            .map(|o| tensors_hash(&o) == r.body.output_hash)
+            .unwrap_or(false);
+        checks.push((
+            "outputs match the signed output hash".into(),
+            ok,
+            String::new(),
+        ));
+    }
+    if let Some(p) = &a.input {
+        let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        let v: Value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not JSON", p.display()))?;
+        let ins: Result<Vec<Tensor>> = match v {
+            Value::Array(items) => items
+                .iter()
+                .map(|t| Tensor::from_json(t.to_string().as_bytes()).map_err(|e| anyhow!("{e}")))
+                .collect(),
+            _ => Tensor::from_json(&bytes)
+                .map(|t| vec![t])
+                .map_err(|e| anyhow!("{e}")),
+        };
+        let ok = ins
+            .map(|i| tensors_hash(&i) == r.body.request.request.input_hash)
+            .unwrap_or(false);
+        checks.push((
+            "input matches the signed input hash".into(),
+            ok,
+            String::new(),
+        ));
+    }
+    let mut settled = Value::Null;
+    if let Some(node) = &a.node {
+        let c = Client::new(node)?;
+        let id = r.request_id();
+        let v = c.get(&format!("/api/receipts/{id}?prove=true"))?;
+        let root = s(&v, "state_root");
+        let proven = crate::cmd::query::check_proof(&v, &root);
+        let (ok, why) = match proven {
+            Err(e) => (false, e.to_string()),
+            Ok(None) => (
+                false,
+                format!(
+                    "not settled as of height {} (proof of absence checked)",
+                    s(&v, "height")
+                ),
+            ),
+            Ok(Some(bytes)) => match borsh::from_slice::<Settled>(&bytes) {
+                Err(e) => (false, format!("settled record unreadable: {e}")),
+                Ok(rec) if rec.receipt_id != r.id() => (
+                    false,
+                    format!(
+                        "a different receipt {} was settled for this request",
+                        rec.receipt_id
+                    ),
+                ),
+                Ok(rec) if rec.output_hash != r.body.output_hash || rec.price != r.body.price => {
+                    (false, "the settled record differs from the receipt".into())
+                }
+                Ok(rec) => {
+                    settled = json!({"height": rec.height, "proof_height": v["height"], "state_root": root});
+                    (true, String::new())
+                }
+            },
+        };
+        checks.push((
+            format!(
+                "settled on chain (Merkle proof against the state root at height {})",
+                s(&v, "height")
+            ),
+            ok,
+            why,
+        ));
+        // The root the proof was checked against must be the committed block's.
+        if let Ok(b) = c.get(&format!("/api/blocks/{}", s(&v, "height"))) {
+            let same = s(&b, "state_root") == root;
+            checks.push((
+                "proof root is the committed block's state root".into(),
+                same,
+                String::new(),
+            ));
+        }
+    }
+    let all_ok = checks.iter().all(|(_, ok, _)| *ok);
+    let v = json!({
+        "valid": all_ok,
+        "request_id": r.request_id(),
+        "receipt_id": r.id(),
+        "model": r.body.request.request.model,
+        "node": r.node(),
+        "tier": r.body.request.request.tier,
+        "price": r.body.price,
+        "settled": settled,
+        "checks": checks.iter().map(|(what, ok, why)| json!({"check": what, "ok": ok, "detail": why})).collect::<Vec<_>>(),
+    });
+    print(out, &v, || {
+        let mut lines = vec![format!(
+            "receipt {} for {} from node {} ({})",
+            r.id(),
+            r.body.request.request.model,
+            r.node(),
+            r.body.request.request.tier.as_str()
+        )];
+        for (what, ok, why) in &checks {
+            lines.push(format!(
+                "  [{}] {what}{}",
+                if *ok { "ok" } else { "FAIL" },
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {why}")
+                }
+            ));
+        }
+        lines.push(if all_ok {
+            "VALID".into()
+        } else {
+            "INVALID".into()
+        });
+        lines.join("\n")
+    });
+    if !all_ok {
+        std::process::exit(3);
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! `POST /api/infer`: run a registered model for a signed request; reply with the outputs and
+//! the signed receipt. Body: `{"request": "<hex of the SignedRequest's canonical bytes>",
+//! "inputs": [<tensor>, ...]}`.
+
+use super::error::ApiError;
+use crate::inference::InferenceService;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use opal_infer::Tensor;
+use opal_types::receipt::SignedRequest;
+use serde::Deserialize;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Largest request body (inputs included).
+pub const MAX_BODY: usize = 8 << 20;
+/// Largest signed request, in canonical bytes.
+const MAX_REQUEST_BYTES: usize = 4096;
+
+#[derive(Deserialize)]
+struct InferBody {
+    request: String,
+    inputs: Vec<Value>,
+}
+
+pub async fn infer(
+    State(svc): State<Option<Arc<InferenceService>>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(svc) = svc else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "inference_disabled",
+            "this node does not serve inference (start it with `opal node serve --key KEY`)",
+        ));
+    };
+    let body = body.map_err(|r| {
+        let status = r.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "bad_body"
+        };
+        ApiError::new(status, code, r.body_text())
+    })?;
+    let b: InferBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "malformed_json",
+            format!("expected {{\"request\": \"<hex>\", \"inputs\": [tensor, ...]}}: {e}"),
+        )
+    })?;
+    let raw = hex::decode(b.request.trim()).map_err(|e| {
+        ApiError::bad_request("malformed_request", format!("request is not hex: {e}"))
+    })?;
+    let sr: SignedRequest = opal_types::decode("inference request", &raw, MAX_REQUEST_BYTES)
+        .map_err(|e| ApiError::bad_request("malformed_request", e.to_string()))?;
+    let inputs = b
+        .inputs
+        .iter()
+        .map(|v| Tensor::from_json(v.to_string().as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+    let served = tokio::task::spawn_blocking(move || svc.serve(sr, inputs))
+        .await
+        .map_err(|e| ApiError::internal(format!("inference task failed: {e}")))?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                e.code(),
+                e.to_string(),
+            )
+        })?;
+    Ok(Json(
+        serde_json::to_value(served).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
+}

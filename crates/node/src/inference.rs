@@ -1,0 +1,644 @@
+//! The inference-node role: serve registered ONNX models off the consensus path, answer with a
+//! signed receipt, and settle receipts on chain in batches.
+//!
+//! Serving (`POST /api/infer`) checks, in order, everything the ledger will check at settlement
+//! (signature, chain, node, expiry, model and content hash, the node's own offer and tier, the
+//! licence, the price against the caller's maximum, the caller's escrow minus what this node has
+//! served and not yet settled) plus the input hash, and only then runs the model. A request that
+//! fails at any step gets a typed error and no receipt, so it can never be charged. A request id
+//! is served at most once.
+//!
+//! Every receipt is written to `data/receipts.pending` (fsync) before the reply leaves, so a crash
+//! never loses what the node is owed. A background task posts pending receipts in
+//! `SettleReceipts` transactions signed by the node's account key, and forgets each once the
+//! ledger has settled or rejected it.
+
+use crate::app::{sender_state, Shared};
+use opal_artifacts::{ArtifactHash, ArtifactStore};
+use opal_infer::{ModelCache, Tensor};
+use opal_ledger::components::{inference, registry};
+use opal_state::Overlay;
+use opal_types::receipt::{ReceiptBody, ReceiptEnvelope, SignedRequest};
+use opal_types::{Action, Address, Amount, Domain, Hash, Receipt, SecretKey, Tier, TxBody};
+use parking_lot::Mutex;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Most input tensors per request.
+pub const MAX_INPUTS: usize = 16;
+/// Farthest in the future a request may expire (ms after the node's clock).
+pub const MAX_REQUEST_TTL_MS: u64 = 10 * 60 * 1000;
+
+/// Hash of a list of tensors (the inputs or the outputs of one inference): each tensor's
+/// canonical hash, in order, under their own domain.
+pub fn tensors_hash(tensors: &[Tensor]) -> Hash {
+    let hashes: Vec<[u8; 32]> = tensors.iter().map(|t| t.hash()).collect();
+    let parts: Vec<&[u8]> = hashes.iter().map(|h| h.as_slice()).collect();
+    Hash::of_parts(Domain::TensorList, &parts)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Why a request was not served. Each has a stable code and an HTTP status.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ServeError {
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("the caller's signature over the request is invalid")]
+    BadSignature,
+    #[error("request is for chain {got:?}, this node is on {expected:?}")]
+    WrongChain { expected: String, got: String },
+    #[error("request is addressed to node {asked}, this node is {me}")]
+    WrongNode { asked: Address, me: Address },
+    #[error("request expired at {expires_ms} (now {now_ms})")]
+    Expired { expires_ms: u64, now_ms: u64 },
+    #[error("request expires too far ahead: at most {max_ms} ms from now")]
+    ExpiryTooFar { max_ms: u64 },
+    #[error("request {0} was already served")]
+    Replayed(Hash),
+    #[error("no model {0} is registered")]
+    UnknownModel(String),
+    #[error(
+        "the request names content hash {requested}, model {model} is registered as {registered}"
+    )]
+    ModelHashMismatch {
+        model: String,
+        requested: Hash,
+        registered: Hash,
+    },
+    #[error("this node does not offer {model} under tier {tier}")]
+    NotOffered { model: String, tier: String },
+    #[error("tier {0} is not served yet by this node (only `signed`)")]
+    TierUnsupported(String),
+    #[error("licence: {0}")]
+    Licence(String),
+    #[error("price {price} exceeds the request's maximum {max}")]
+    PriceAboveMax { price: Amount, max: Amount },
+    #[error("escrow with this node holds {available} after unsettled requests, the price is {price}; fund it with `opal tx escrow fund`")]
+    InsufficientEscrow { available: Amount, price: Amount },
+    #[error("the caller's escrow with this node is closing")]
+    EscrowClosing,
+    #[error("the inputs hash to {actual}, the request says {expected}")]
+    InputHashMismatch { expected: Hash, actual: Hash },
+    #[error("model file {0} is not available on this node")]
+    ModelUnavailable(String),
+    #[error("inference failed: {0}")]
+    Model(#[from] opal_infer::InferError),
+    #[error("too many unsettled receipts; try again shortly")]
+    Busy,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServeError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServeError::Malformed(_) => "malformed_request",
+            ServeError::BadSignature => "bad_signature",
+            ServeError::WrongChain { .. } => "wrong_chain",
+            ServeError::WrongNode { .. } => "wrong_node",
+            ServeError::Expired { .. } => "expired",
+            ServeError::ExpiryTooFar { .. } => "expiry_too_far",
+            ServeError::Replayed(_) => "replayed",
+            ServeError::UnknownModel(_) => "unknown_model",
+            ServeError::ModelHashMismatch { .. } => "model_hash_mismatch",
+            ServeError::NotOffered { .. } => "not_offered",
+            ServeError::TierUnsupported(_) => "tier_unsupported",
+            ServeError::Licence(_) => "licence_forbids",
+            ServeError::PriceAboveMax { .. } => "price_above_max",
+            ServeError::InsufficientEscrow { .. } => "insufficient_escrow",
+            ServeError::EscrowClosing => "escrow_closing",
+            ServeError::InputHashMismatch { .. } => "input_hash_mismatch",
+            ServeError::ModelUnavailable(_) => "model_unavailable",
+            ServeError::Model(e) => e.code(),
+            ServeError::Busy => "busy",
+            ServeError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ServeError::Licence(_) => 403,
+            ServeError::PriceAboveMax { .. }
+            | ServeError::InsufficientEscrow { .. }
+            | ServeError::EscrowClosing => 402,
+            ServeError::Replayed(_) => 409,
+            ServeError::UnknownModel(_) => 404,
+            ServeError::ModelUnavailable(_) | ServeError::Busy => 503,
+            ServeError::Internal(_) => 500,
+            ServeError::Model(e) if e.code() == "execution" => 500,
+            _ => 400,
+        }
+    }
+}
+
+/// What the node answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Served {
+    pub outputs: Vec<Tensor>,
+    pub request_id: Hash,
+    pub receipt_id: Hash,
+    pub price: Amount,
+    pub height: u64,
+    /// The receipt envelope's canonical bytes, hex.
+    pub receipt: String,
+    /// Model execution time.
+    pub compute_ms: f64,
+}
+
+struct PendingReceipt {
+    receipt: Receipt,
+    /// The settlement transaction carrying it, and when it was submitted.
+    submitted: Option<(Hash, Instant)>,
+}
+
+#[derive(Default)]
+struct Pending {
+    receipts: BTreeMap<Hash, PendingReceipt>,
+    /// Per caller: the sum of prices served and not yet settled.
+    outstanding: HashMap<Address, Amount>,
+}
+
+impl Pending {
+    fn add(&mut self, r: Receipt) {
+        let caller = r.body.request.caller_address();
+        let o = self.outstanding.entry(caller).or_default();
+        *o = Amount(o.0.saturating_add(r.body.price.0));
+        self.receipts.insert(
+            r.request_id(),
+            PendingReceipt {
+                receipt: r,
+                submitted: None,
+            },
+        );
+    }
+
+    fn remove(&mut self, id: &Hash) {
+        if let Some(p) = self.receipts.remove(id) {
+            let caller = p.receipt.body.request.caller_address();
+            if let Some(o) = self.outstanding.get_mut(&caller) {
+                *o = Amount(o.0.saturating_sub(p.receipt.body.price.0));
+                if o.is_zero() {
+                    self.outstanding.remove(&caller);
+                }
+            }
+        }
+    }
+}
+
+/// Most unsettled receipts a node holds before it refuses new requests.
+const MAX_PENDING: usize = 100_000;
+
+pub struct InferenceService {
+    key: SecretKey,
+    address: Address,
+    shared: Arc<Shared>,
+    artifacts: Arc<ArtifactStore>,
+    models: ModelCache,
+    pending: Mutex<Pending>,
+    pending_path: PathBuf,
+    /// Serializes appends to the pending file.
+    log: Mutex<()>,
+}
+
+impl InferenceService {
+    /// Open the service; reload unsettled receipts from `data/receipts.pending`.
+    pub fn open(
+        key: SecretKey,
+        shared: Arc<Shared>,
+        artifacts: Arc<ArtifactStore>,
+        data_dir: PathBuf,
+    ) -> Result<Arc<InferenceService>, String> {
+        let pending_path = data_dir.join("receipts.pending");
+        let mut pending = Pending::default();
+        if pending_path.exists() {
+            let text = std::fs::read_to_string(&pending_path)
+                .map_err(|e| format!("read {}: {e}", pending_path.display()))?;
+            for (i, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                // A torn last line (crash mid-append) is skipped; every earlier one was fsynced.
+                let env = hex::decode(line.trim())
+                    .ok()
+                    .and_then(|b| ReceiptEnvelope::from_bytes(&b).ok());
+                match env {
+                    Some(e) => pending.add(e.receipt),
+                    None => tracing::warn!(
+                        "skipping unreadable line {} of {}",
+                        i + 1,
+                        pending_path.display()
+                    ),
+                }
+            }
+        }
+        let svc = Arc::new(InferenceService {
+            address: key.address(),
+            key,
+            shared,
+            artifacts,
+            models: ModelCache::new(8, opal_infer::Limits::default()),
+            pending: Mutex::new(pending),
+            pending_path,
+            log: Mutex::new(()),
+        });
+        svc.rewrite_pending()?;
+        Ok(svc)
+    }
+
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    pub fn pending_count(&self) -> usize {
+        self.pending.lock().receipts.len()
+    }
+
+    fn append_pending(&self, env: &ReceiptEnvelope) -> Result<(), String> {
+        let _g = self.log.lock();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.pending_path)
+            .map_err(|e| e.to_string())?;
+        writeln!(f, "{}", hex::encode(env.to_bytes())).map_err(|e| e.to_string())?;
+        f.sync_data().map_err(|e| e.to_string())
+    }
+
+    /// Rewrite the pending file with exactly the receipts still pending (atomic replace).
+    fn rewrite_pending(&self) -> Result<(), String> {
+        let _g = self.log.lock();
+        let mut text = String::new();
+        for p in self.pending.lock().receipts.values() {
+            text.push_str(&hex::encode(
+                ReceiptEnvelope::new(p.receipt.clone()).to_bytes(),
+            ));
+            text.push('\n');
+        }
+        crate::home::write_atomic(&self.pending_path, text.as_bytes(), false)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Check a request against chain state and this node's offer; return the price.
+    fn admit(&self, sr: &SignedRequest) -> Result<(Amount, String, u64), ServeError> {
+        let req = &sr.request;
+        sr.verify().map_err(|_| ServeError::BadSignature)?;
+        if req.chain_id != self.shared.chain_id {
+            return Err(ServeError::WrongChain {
+                expected: self.shared.chain_id.clone(),
+                got: req.chain_id.clone(),
+            });
+        }
+        if req.node != self.address {
+            return Err(ServeError::WrongNode {
+                asked: req.node,
+                me: self.address,
+            });
+        }
+        let now = now_ms();
+        if req.expires_ms < now {
+            return Err(ServeError::Expired {
+                expires_ms: req.expires_ms,
+                now_ms: now,
+            });
+        }
+        if req.expires_ms > now + MAX_REQUEST_TTL_MS {
+            return Err(ServeError::ExpiryTooFar {
+                max_ms: MAX_REQUEST_TTL_MS,
+            });
+        }
+        let id = sr.id();
+        let snap = self.shared.snapshot().map_err(ServeError::Internal)?;
+        let height = snap.version().unwrap_or(0);
+        let o = Overlay::new(snap);
+        let internal = |e: opal_ledger::LedgerError| ServeError::Internal(e.to_string());
+        if self.pending.lock().receipts.contains_key(&id)
+            || inference::settled(&o, &id).map_err(internal)?.is_some()
+        {
+            return Err(ServeError::Replayed(id));
+        }
+        let info = registry::model(&o, &req.model)
+            .map_err(internal)?
+            .ok_or_else(|| ServeError::UnknownModel(req.model.to_string()))?;
+        if info.spec.content_hash != req.model_hash {
+            return Err(ServeError::ModelHashMismatch {
+                model: req.model.to_string(),
+                requested: req.model_hash,
+                registered: info.spec.content_hash,
+            });
+        }
+        let offer = registry::service(&o, &self.address)
+            .map_err(internal)?
+            .and_then(|s| s.spec.offer(&req.model).cloned())
+            .filter(|off| off.tiers.contains(&req.tier) && info.spec.tiers.contains(&req.tier))
+            .ok_or_else(|| ServeError::NotOffered {
+                model: req.model.to_string(),
+                tier: req.tier.as_str().into(),
+            })?;
+        if req.tier != Tier::Signed {
+            return Err(ServeError::TierUnsupported(req.tier.as_str().into()));
+        }
+        info.spec
+            .licence
+            .permits(&sr.caller_address(), req.commercial)
+            .map_err(ServeError::Licence)?;
+        let price = info
+            .spec
+            .price
+            .checked_add(info.spec.licence.fee())
+            .and_then(|p| p.checked_add(offer.fee))
+            .map_err(|e| ServeError::Internal(e.to_string()))?;
+        if price > req.max_price {
+            return Err(ServeError::PriceAboveMax {
+                price,
+                max: req.max_price,
+            });
+        }
+        let escrow =
+            inference::escrow(&o, &sr.caller_address(), &self.address).map_err(internal)?;
+        if escrow.unlock_ms.is_some() {
+            return Err(ServeError::EscrowClosing);
+        }
+        let p = self.pending.lock();
+        if p.receipts.len() >= MAX_PENDING {
+            return Err(ServeError::Busy);
+        }
+        let owed = p
+            .outstanding
+            .get(&sr.caller_address())
+            .copied()
+            .unwrap_or_default();
+        let available = Amount(escrow.balance.0.saturating_sub(owed.0));
+        if available < price {
+            return Err(ServeError::InsufficientEscrow { available, price });
+        }
+        Ok((price, info.spec.content_hash.to_hex(), height))
+    }
+
+    /// Serve one request: admission, model run, signed receipt made durable, reply.
+    pub fn serve(&self, sr: SignedRequest, inputs: Vec<Tensor>) -> Result<Served, ServeError> {
+        if inputs.is_empty() || inputs.len() > MAX_INPUTS {
+            return Err(ServeError::Malformed(format!(
+                "1 to {MAX_INPUTS} input tensors expected, got {}",
+                inputs.len()
+            )));
+        }
+        let (price, content_hex, height) = self.admit(&sr)?;
+        let actual = tensors_hash(&inputs);
+        if actual != sr.request.input_hash {
+            return Err(ServeError::InputHashMismatch {
+                expected: sr.request.input_hash,
+                actual,
+            });
+        }
+        let ah = ArtifactHash::from_hex(&content_hex)
+            .map_err(|e| ServeError::Internal(e.to_string()))?;
+        if !self.artifacts.has(&ah) {
+            return Err(ServeError::ModelUnavailable(content_hex));
+        }
+        let mut io_error = None;
+        let model = self
+            .models
+            .get_or_load_with(&content_hex, || {
+                std::fs::read(self.artifacts.path(&ah)).map_err(|e| {
+                    io_error = Some(e.to_string());
+                    opal_infer::InferError::Execution {
+                        reason: format!("reading the model file: {e}"),
+                    }
+                })
+            })
+            .map_err(|e| match io_error.take() {
+                Some(io) => ServeError::ModelUnavailable(format!("{content_hex}: {io}")),
+                None => ServeError::Model(e),
+            })?;
+        let t0 = Instant::now();
+        let outputs = model.run(&inputs)?;
+        let compute_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let receipt = ReceiptBody {
+            request: sr,
+            output_hash: tensors_hash(&outputs),
+            price,
+            height,
+            node_key: self.key.public_key(),
+        }
+        .sign(&self.key);
+        let env = ReceiptEnvelope::new(receipt.clone());
+        {
+            // Check-and-insert under the lock: the same request racing on two threads is
+            // served once.
+            let mut p = self.pending.lock();
+            if p.receipts.contains_key(&receipt.request_id()) {
+                return Err(ServeError::Replayed(receipt.request_id()));
+            }
+            p.add(receipt.clone());
+        }
+        if let Err(e) = self.append_pending(&env) {
+            self.pending.lock().remove(&receipt.request_id());
+            return Err(ServeError::Internal(format!(
+                "cannot persist the receipt: {e}"
+            )));
+        }
+        Ok(Served {
+            outputs,
+            request_id: receipt.request_id(),
+            receipt_id: receipt.id(),
+            price,
+            height,
+            receipt: hex::encode(env.to_bytes()),
+            compute_ms,
+        })
+    }
+
+    /// One pass of the settlement loop: forget settled or rejected receipts, resubmit stale
+    /// submissions, submit new batches to the local mempool.
+    pub fn settle_pass(&self) -> Result<(), String> {
+        let snap = self.shared.snapshot()?;
+        let o = Overlay::new(snap.clone());
+        let p_inf = inference::params(&o).map_err(|e| e.to_string())?;
+        let block_time = self
+            .shared
+            .stored_block(&snap, snap.version().unwrap_or(0))?
+            .and_then(|b| b.block().ok())
+            .map(|b| b.header.time_ms)
+            .unwrap_or(0);
+        let mut changed = false;
+        {
+            let mut p = self.pending.lock();
+            let ids: Vec<Hash> = p.receipts.keys().copied().collect();
+            for id in ids {
+                let pr = &p.receipts[&id];
+                let settled = inference::settled(&o, &id)
+                    .map_err(|e| e.to_string())?
+                    .is_some();
+                let committed = match pr.submitted {
+                    Some((tx, _)) => self.shared.tx_location(&snap, &tx)?.is_some(),
+                    None => false,
+                };
+                let req = &pr.receipt.body.request.request;
+                let too_late = block_time > req.expires_ms.saturating_add(p_inf.settle_grace_ms);
+                if settled {
+                    p.remove(&id);
+                    changed = true;
+                } else if committed || too_late {
+                    tracing::warn!(request = %id, too_late, "receipt was not paid by the ledger; dropping it (see the block's ReceiptRejected event)");
+                    p.remove(&id);
+                    changed = true;
+                } else if let Some((_, at)) = pr.submitted {
+                    if at.elapsed() > Duration::from_secs(30) {
+                        p.receipts.get_mut(&id).expect("present").submitted = None;
+                    }
+                }
+            }
+        }
+        if changed {
+            self.rewrite_pending()?;
+        }
+        loop {
+            // As many receipts as fit in one transaction (count and byte limits).
+            let budget = (self.shared.params.max_tx_bytes as usize).saturating_sub(512);
+            let batch: Vec<Receipt> = {
+                let p = self.pending.lock();
+                let mut bytes = 0usize;
+                p.receipts
+                    .values()
+                    .filter(|r| r.submitted.is_none())
+                    .take(p_inf.max_receipts_per_tx as usize)
+                    .take_while(|r| {
+                        bytes += opal_types::encode(&r.receipt).len();
+                        bytes <= budget
+                    })
+                    .map(|r| r.receipt.clone())
+                    .collect()
+            };
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let ids: Vec<Hash> = batch.iter().map(|r| r.request_id()).collect();
+            let hash = self.submit(batch)?;
+            let mut p = self.pending.lock();
+            for id in ids {
+                if let Some(r) = p.receipts.get_mut(&id) {
+                    r.submitted = Some((hash, Instant::now()));
+                }
+            }
+        }
+    }
+
+    fn submit(&self, receipts: Vec<Receipt>) -> Result<Hash, String> {
+        let sh = &self.shared;
+        let mut mempool = sh.mempool.lock();
+        let snap = sh.snapshot()?;
+        let state = sender_state(&snap, &self.address)?;
+        let nonce = state.nonce + mempool.pending_count(&self.address, state.nonce) as u64;
+        let tx = TxBody {
+            chain_id: sh.chain_id.clone(),
+            nonce,
+            fee: sh.params.min_fee,
+            action: Action::SettleReceipts { receipts },
+        }
+        .sign(&self.key);
+        let len = opal_types::encode(&tx).len();
+        let n = match &tx.body.action {
+            Action::SettleReceipts { receipts } => receipts.len(),
+            _ => 0,
+        };
+        let h = mempool.admit(tx, len, state).map_err(|e| e.to_string())?;
+        tracing::info!(tx = %h, receipts = n, "settlement submitted");
+        Ok(h)
+    }
+
+    /// Fetch the files of the models this node offers and does not hold yet from other nodes
+    /// (the endpoints of every declared service, plus `extra_peers`), by content hash. The
+    /// artifact store hashes what arrives and refuses a mismatching file, trying the next peer.
+    pub async fn sync_artifacts(&self, http: &reqwest::Client, extra_peers: &[String]) {
+        let Ok(snap) = self.shared.snapshot() else {
+            return;
+        };
+        let o = Overlay::new(snap);
+        let Ok(Some(mine)) = registry::service(&o, &self.address) else {
+            return;
+        };
+        let mut peers: Vec<String> = registry::services(&o)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| s.node != self.address)
+            .map(|s| s.spec.endpoint)
+            .collect();
+        peers.extend(extra_peers.iter().cloned());
+        for offer in &mine.spec.offers {
+            let Ok(Some(m)) = registry::model(&o, &offer.model) else {
+                continue;
+            };
+            let h = ArtifactHash(m.spec.content_hash.0);
+            if self.artifacts.has(&h) {
+                continue;
+            }
+            if peers.is_empty() {
+                tracing::warn!(model = %offer.model, "model file missing and no peer to fetch it from; upload it with `opal model upload`");
+                continue;
+            }
+            match opal_artifacts::fetch_into_store_async(http, &peers, &h, self.artifacts.clone())
+                .await
+            {
+                Ok(r) => {
+                    tracing::info!(model = %offer.model, peer = %r.peer, bytes = r.size, "fetched model file")
+                }
+                Err(e) => {
+                    tracing::warn!(model = %offer.model, "could not fetch the model file: {e}")
+                }
+            }
+        }
+    }
+
+    /// Keep the offered models' files present: [`Self::sync_artifacts`] every `every`.
+    pub fn spawn_artifact_sync(
+        self: &Arc<Self>,
+        every: Duration,
+        extra_peers: Vec<String>,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let http = match reqwest::Client::builder()
+                .timeout(Duration::from_secs(300))
+                .build()
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!("artifact sync disabled: {e}");
+                    return;
+                }
+            };
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                me.sync_artifacts(&http, &extra_peers).await;
+            }
+        })
+    }
+
+    /// Run the settlement loop until the process ends.
+    pub fn spawn_settlement(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let m = me.clone();
+                match tokio::task::spawn_blocking(move || m.settle_pass()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!("settlement pass: {e}"),
+                    Err(e) => tracing::error!("settlement pass panicked: {e}"),
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,65 @@
+//! Submitting transactions from inside the node process (the devnet's demo setup, the
+//! inference service), with the same admission checks as the API.
+
+use crate::app::{sender_state, Shared};
+use opal_ledger::TxResult;
+use opal_types::{Action, Hash, SecretKey, TxBody};
+use std::time::{Duration, Instant};
+
+/// Sign `action` with `key` at its next nonce (counting its pending transactions) and admit it
+/// to the mempool.
+pub fn submit(shared: &Shared, key: &SecretKey, action: Action) -> Result<Hash, String> {
+    let mut mempool = shared.mempool.lock();
+    let snap = shared.snapshot()?;
+    let me = key.address();
+    let state = sender_state(&snap, &me)?;
+    let nonce = state.nonce + mempool.pending_count(&me, state.nonce) as u64;
+    let tx = TxBody {
+        chain_id: shared.chain_id.clone(),
+        nonce,
+        fee: shared.params.min_fee,
+        action,
+    }
+    .sign(key);
+    let len = opal_types::encode(&tx).len();
+    mempool.admit(tx, len, state).map_err(|e| e.to_string())
+}
+
+/// Wait until transaction `hash` is committed and return its result.
+pub async fn wait(shared: &Shared, hash: &Hash, timeout: Duration) -> Result<TxResult, String> {
+    let start = Instant::now();
+    loop {
+        let snap = shared.snapshot()?;
+        if let Some(loc) = shared.tx_location(&snap, hash)? {
+            let sb = shared
+                .stored_block(&snap, loc.height)?
+                .ok_or_else(|| format!("block {} missing", loc.height))?;
+            return sb
+                .result
+                .txs
+                .get(loc.index as usize)
+                .cloned()
+                .ok_or_else(|| "transaction index out of range".to_string());
+        }
+        if start.elapsed() > timeout {
+            return Err(format!(
+                "transaction {hash} not committed after {timeout:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Submit and wait; an action the ledger rejects is an error carrying its message.
+pub async fn submit_and_wait(
+    shared: &Shared,
+    key: &SecretKey,
+    action: Action,
+) -> Result<TxResult, String> {
+    let h = submit(shared, key, action)?;
+    let r = wait(shared, &h, Duration::from_secs(60)).await?;
+    match &r.error {
+        Some(e) => Err(e.clone()),
+        None => Ok(r),
+    }
+}
