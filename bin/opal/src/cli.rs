@@ -49,6 +49,9 @@ pub enum Command {
     /// writes HOME/testnet.json (each validator's pid and API URL) and stays in the foreground;
     /// Ctrl-C or SIGTERM stops all validators. Run it again to resume the same chain.
     Testnet(TestnetArgs),
+    /// Zero-knowledge proofs of inference: `opal zk prove` / `opal zk verify`.
+    #[command(subcommand)]
+    Zk(opal_zk::cli::ZkCmd),
     /// Models: upload files, register versions with price, licence and lineage, inspect them.
     #[command(subcommand)]
     Model(ModelCmd),

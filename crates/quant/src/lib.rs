@@ -24,7 +24,10 @@ mod model;
 pub mod onnx;
 mod rng;
 
-pub use build::{build_mlp, quantize_input, BuildConfig, FloatDense};
+pub use build::{
+    build_graph, build_mlp, quantize_input, BuildConfig, FloatConv, FloatDense, FloatGraph,
+    FloatLayer,
+};
 pub use error::QuantError;
 pub use exec::{requant_parts, requantize, Trace};
 pub use model::{Conv2d, Dense, Layer, QuantModel, Requant, ValueShape, MAX_ABS_VALUE, MAX_DIM};

@@ -308,3 +308,82 @@ pub fn soundness_bits(reg: &RegisteredModel) -> Result<f64, ZkError> {
         .sum();
     Ok(-eps.log2())
 }
+
+impl RegisteredModel {
+    /// Canonical encoding: `u32 LE len || borsh(structure) || u32 LE count || count x (n_vars
+    /// u8 || root 32 bytes)`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let s = borsh::to_vec(&self.structure).unwrap_or_default();
+        let mut out = Vec::with_capacity(8 + s.len() + 33 * self.weights.len());
+        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        out.extend_from_slice(&s);
+        out.extend_from_slice(&(self.weights.len() as u32).to_le_bytes());
+        for c in &self.weights {
+            out.push(c.n_vars);
+            out.extend_from_slice(&c.root);
+        }
+        out
+    }
+
+    /// Bounded decoding of [`to_bytes`](Self::to_bytes); the structure must validate
+    /// (weights stripped) and carry exactly one commitment per linear layer.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, ZkError> {
+        let bad = |what: &str| ZkError::Model(format!("registered model encoding: {what}"));
+        let len = b
+            .get(..4)
+            .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]) as usize)
+            .ok_or_else(|| bad("truncated"))?;
+        let s = b
+            .get(4..4 + len)
+            .ok_or_else(|| bad("truncated structure"))?;
+        let structure: QuantModel =
+            borsh::from_slice(s).map_err(|e| bad(&format!("structure: {e}")))?;
+        let rest = &b[4 + len..];
+        let count = rest
+            .get(..4)
+            .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]) as usize)
+            .ok_or_else(|| bad("truncated count"))?;
+        let rest = &rest[4..];
+        if count.checked_mul(33) != Some(rest.len()) {
+            return Err(bad("commitment list length"));
+        }
+        let weights = rest
+            .chunks_exact(33)
+            .map(|c| {
+                let mut root = [0u8; 32];
+                root.copy_from_slice(&c[1..]);
+                Commitment { n_vars: c[0], root }
+            })
+            .collect();
+        let reg = Self { structure, weights };
+        reg.structure
+            .validate_structure()
+            .map_err(|e| ZkError::Model(e.to_string()))?;
+        if reg
+            .structure
+            .layers
+            .iter()
+            .any(|l| !matches!(l, Layer::Requant(_)) && has_weights(l))
+        {
+            return Err(bad("structure must not carry weights"));
+        }
+        let linear = reg
+            .structure
+            .layers
+            .iter()
+            .filter(|l| !matches!(l, Layer::Requant(_)))
+            .count();
+        if linear != reg.weights.len() {
+            return Err(bad("one commitment per linear layer"));
+        }
+        Ok(reg)
+    }
+}
+
+fn has_weights(l: &Layer) -> bool {
+    match l {
+        Layer::Dense(d) => !d.weights.is_empty(),
+        Layer::Conv2d(c) => !c.weights.is_empty(),
+        Layer::Requant(_) => false,
+    }
+}

@@ -22,6 +22,7 @@
 //! - Untrusted proof bytes are decoded against the model: the exact length is computed from the
 //!   model before any byte is read; field elements must be canonical; nothing panics.
 
+pub mod cli;
 pub mod committed;
 pub mod conv;
 pub mod dense;
@@ -31,8 +32,10 @@ pub mod logup;
 pub mod mle;
 pub mod mlp;
 pub mod pcs;
+pub mod proof;
 pub mod sumcheck;
 pub mod transcript;
+pub mod v2;
 
 pub use error::ZkError;
 pub use mlp::{proof_len, prove, soundness_bits, verify, MlpProof};

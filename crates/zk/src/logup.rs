@@ -60,9 +60,11 @@ fn identity_mle(x: &[EF]) -> EF {
     x.iter().fold(EF::ZERO, |acc, v| acc.double() + *v)
 }
 
-fn bind(t: &mut Transcript, values: &[i64], n: usize, bits: usize, mult: &[u64]) {
+fn bind(t: &mut Transcript, values: Option<&[i64]>, n: usize, bits: usize, mult: &[u64]) {
     t.absorb(b"logup-shape", &[n as u8, bits as u8]);
-    t.absorb_i64s(b"logup-values", values);
+    if let Some(values) = values {
+        t.absorb_i64s(b"logup-values", values);
+    }
     let m: Vec<i64> = mult.iter().map(|v| *v as i64).collect();
     t.absorb_i64s(b"logup-multiplicities", &m);
 }
@@ -74,6 +76,25 @@ pub fn prove_range(
     t: &mut Transcript,
     values: &[i64],
     bits: usize,
+) -> Result<(RangeProof, Vec<EF>), ZkError> {
+    prove_inner(t, values, bits, true)
+}
+
+/// Like [`prove_range`] for values the transcript has already bound through a commitment:
+/// the values are not absorbed (only shape and multiplicities are).
+pub fn prove_range_committed(
+    t: &mut Transcript,
+    values: &[i64],
+    bits: usize,
+) -> Result<(RangeProof, Vec<EF>), ZkError> {
+    prove_inner(t, values, bits, false)
+}
+
+fn prove_inner(
+    t: &mut Transcript,
+    values: &[i64],
+    bits: usize,
+    bind_values: bool,
 ) -> Result<(RangeProof, Vec<EF>), ZkError> {
     if bits > MAX_BITS || !values.len().is_power_of_two() || values.len() > 1 << MAX_VARS {
         return Err(ZkError::Length {
@@ -94,7 +115,7 @@ pub fn prove_range(
         }
         mult[*v as usize] += 1;
     }
-    bind(t, values, n, bits, &mult);
+    bind(t, bind_values.then_some(values), n, bits, &mult);
     let alpha = t.challenge(b"logup-alpha");
     let half = 1usize << n.max(bits);
     let mut p = vec![EF::ZERO; 2 * half];
@@ -140,12 +161,22 @@ pub fn prove_range(
             let h = eq.len() / 2;
             let mut e = [EF::ZERO; 4];
             for i in 0..h {
-                let at = |tab: &[EF], x: EF| tab[i] + x * (tab[i + h] - tab[i]);
+                // Values of the five tables at X = 0, 1, 2, 3 along the bound variable, by
+                // stepping with the difference (high - low).
+                let mut cur = [eq[i], p0[i], p1[i], q0[i], q1[i]];
+                let d = [
+                    eq[i + h] - eq[i],
+                    p0[i + h] - p0[i],
+                    p1[i + h] - p1[i],
+                    q0[i + h] - q0[i],
+                    q1[i + h] - q1[i],
+                ];
                 for (k, ek) in e.iter_mut().enumerate() {
-                    let x = EF::from_u64(k as u64);
-                    let (a, b0, b1, c0, c1) =
-                        (at(&eq, x), at(&p0, x), at(&p1, x), at(&q0, x), at(&q1, x));
-                    *ek += a * (b0 * c1 + b1 * c0 + lambda * c0 * c1);
+                    if k > 0 {
+                        cur.iter_mut().zip(&d).for_each(|(c, dd)| *c += *dd);
+                    }
+                    let [a, b0, b1, c0, c1] = cur;
+                    *ek += a * (b0 * c1 + b1 * c0 + lambda * (c0 * c1));
                 }
             }
             t.absorb_ef(b"logup-round", &e);
@@ -198,6 +229,106 @@ pub fn verify_range(
             got: values_for_binding.len(),
         });
     }
+    verify_inner(t, Some(values_for_binding), n, bits, proof)
+}
+
+/// Verifier of [`prove_range_committed`]: the values are bound by a commitment the caller
+/// absorbed; the returned claim `(x, v~(x))` must be checked against that commitment.
+pub fn verify_range_committed(
+    t: &mut Transcript,
+    n: usize,
+    bits: usize,
+    proof: &RangeProof,
+) -> Result<(Vec<EF>, EF), ZkError> {
+    if bits > MAX_BITS || n > MAX_VARS {
+        return Err(ZkError::Length {
+            what: "range-check shape",
+            expected: MAX_VARS,
+            got: n,
+        });
+    }
+    verify_inner(t, None, n, bits, proof)
+}
+
+/// Error numerator (over `|EF|`) of one range proof with `2^n` values and `2^bits` table.
+pub fn error_terms(n: usize, bits: usize) -> f64 {
+    let vars = n.max(bits);
+    2f64.powi(n as i32)
+        + 2f64.powi(bits as i32)
+        + (0..=vars).map(|k| (3 * k + 2) as f64).sum::<f64>()
+}
+
+/// Encoded size of a range proof (multiplicities as u64 LE, EF elements 16 bytes).
+pub fn proof_bytes(n: usize, bits: usize) -> usize {
+    let vars = n.max(bits);
+    (1 << bits) * 8 + 16 + (0..=vars).map(|d| (d * 4 + 4) * 16).sum::<usize>() + 16
+}
+
+impl RangeProof {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        self.multiplicities
+            .iter()
+            .for_each(|m| out.extend_from_slice(&m.to_le_bytes()));
+        out.extend_from_slice(&crate::field::ef_to_bytes(&self.root_q));
+        for l in &self.layers {
+            l.rounds
+                .iter()
+                .flatten()
+                .chain(&l.evals)
+                .for_each(|e| out.extend_from_slice(&crate::field::ef_to_bytes(e)));
+        }
+        out.extend_from_slice(&crate::field::ef_to_bytes(&self.v_eval));
+    }
+
+    /// Decodes exactly [`proof_bytes`]`(n, bits)` bytes.
+    pub fn decode(n: usize, bits: usize, b: &[u8]) -> Result<Self, ZkError> {
+        if n > MAX_VARS || bits > MAX_BITS || b.len() != proof_bytes(n, bits) {
+            return Err(ZkError::ProofLength {
+                expected: proof_bytes(n.min(MAX_VARS), bits.min(MAX_BITS)),
+                got: b.len(),
+            });
+        }
+        let mut off = 0;
+        let multiplicities = (0..1usize << bits)
+            .map(|_| {
+                let v = u64::from_le_bytes(b[off..off + 8].try_into().unwrap_or([0; 8]));
+                off += 8;
+                v
+            })
+            .collect();
+        let mut ef = || -> Result<EF, ZkError> {
+            let v = crate::field::ef_from_bytes(&b[off..off + 16])
+                .ok_or(ZkError::NonCanonical { offset: off })?;
+            off += 16;
+            Ok(v)
+        };
+        let root_q = ef()?;
+        let mut layers = Vec::new();
+        for d in 0..=n.max(bits) {
+            let mut rounds = Vec::with_capacity(d);
+            for _ in 0..d {
+                rounds.push([ef()?, ef()?, ef()?, ef()?]);
+            }
+            let evals = [ef()?, ef()?, ef()?, ef()?];
+            layers.push(LayerMsg { rounds, evals });
+        }
+        let v_eval = ef()?;
+        Ok(Self {
+            multiplicities,
+            root_q,
+            layers,
+            v_eval,
+        })
+    }
+}
+
+fn verify_inner(
+    t: &mut Transcript,
+    values_for_binding: Option<&[i64]>,
+    n: usize,
+    bits: usize,
+    proof: &RangeProof,
+) -> Result<(Vec<EF>, EF), ZkError> {
     let vars = n.max(bits);
     if proof.multiplicities.len() != 1 << bits || proof.layers.len() != vars + 1 {
         return Err(ZkError::Length {

@@ -1,4 +1,4 @@
-//! Frozen-format checks: the model id, the proof bytes of v1 and v1c for a fixed seeded model
+//! Frozen-format checks: the model id, the proof bytes of v1, v1c and v2 for a fixed seeded model
 //! must not change silently (transcript, encoding and PCS parameters are all covered). If a
 //! change is deliberate, bump the protocol string and update these digests.
 use opal_quant::{Dense, Layer, QuantModel, Requant, SplitMix64};
@@ -73,4 +73,23 @@ const EXPECTED: [&str; 3] = [
     "3d6b42b6c17baae7f8bc4435c21838cda88d440f4996e4b58305b2d381b29fd0",
     "4da1873bfb45d9206b1a9b26af2afe8208bc1baee9ffcb2831c0e5df2c86a2bd",
     "8b1a10925c24bb78768fa4af253c9c2b2bff6bfc0e6a931def47c58519f82ac3",
+];
+
+/// Protocol v2 (what `opal zk` runs): registered-model encoding and proof bytes are frozen.
+#[test]
+fn frozen_digests_v2() {
+    let (m, x) = integer_model();
+    let (pm, reg) = opal_zk::v2::register(&m).unwrap();
+    let (y, p) = opal_zk::v2::prove(&pm, &reg, &x).unwrap();
+    opal_zk::v2::verify(&reg, &x, &y, &p).unwrap();
+    let rb = reg.to_bytes();
+    assert_eq!(opal_zk::v2::RegisteredModel::from_bytes(&rb).unwrap(), reg);
+    let got = [hex(&reg.id()), digest(&rb), digest(&p)];
+    assert_eq!(got, EXPECTED_V2, "{got:?}");
+}
+
+const EXPECTED_V2: [&str; 3] = [
+    "bcff14573f2551caafea328921d18744b6cd776ac45d8d6e5e7ce0176f864bbf",
+    "b81d735094cc012c2d4862d5a2062062e36729fc60aa4d187d5fbc79911ceaf2",
+    "6e2927327a1149891a8a04ad95d6ad2f4854a98e2edd4137aff2bf1370701c9e",
 ];

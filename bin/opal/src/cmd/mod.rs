@@ -18,6 +18,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Query(q) => query::run(q, cli.output),
         Command::Node(n) => node::run(n, cli.output),
         Command::Testnet(a) => testnet::run(a, cli.output),
+        Command::Zk(z) => opal_zk::cli::run(z),
         Command::Model(m) => model::run_model(m, cli.output),
         Command::Dataset(d) => model::run_dataset(d, cli.output),
         Command::Infer(a) => infer::run_infer(a, cli.output),

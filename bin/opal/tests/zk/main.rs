@@ -1,0 +1,260 @@
+//! `opal zk prove` / `opal zk verify` through the real binary: a small ONNX MLP and a small
+//! ONNX CNN (hand-encoded protobuf, same op layout as shared/bench/zkml/build_models.py) are
+//! proven and verified; the setup is reused on the second run; tampered proof, statement,
+//! registered-model and registration files make `verify` exit non-zero with a clear message.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn varint(mut v: u64, out: &mut Vec<u8>) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+fn field_bytes(f: u64, data: &[u8], out: &mut Vec<u8>) {
+    varint(f << 3 | 2, out);
+    varint(data.len() as u64, out);
+    out.extend_from_slice(data);
+}
+fn field_varint(f: u64, v: u64, out: &mut Vec<u8>) {
+    varint(f << 3, out);
+    varint(v, out);
+}
+fn tensor(name: &str, dims: &[usize], vals: &[f32]) -> Vec<u8> {
+    let mut t = Vec::new();
+    dims.iter().for_each(|d| field_varint(1, *d as u64, &mut t));
+    field_varint(2, 1, &mut t);
+    field_bytes(8, name.as_bytes(), &mut t);
+    let data: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+    field_bytes(9, &data, &mut t);
+    t
+}
+fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> Vec<u8> {
+    let mut n = Vec::new();
+    inputs
+        .iter()
+        .for_each(|i| field_bytes(1, i.as_bytes(), &mut n));
+    outputs
+        .iter()
+        .for_each(|o| field_bytes(2, o.as_bytes(), &mut n));
+    field_bytes(4, op.as_bytes(), &mut n);
+    n
+}
+fn input_info(name: &str, dims: &[usize]) -> Vec<u8> {
+    let mut shape = Vec::new();
+    for d in dims {
+        let mut dim = Vec::new();
+        field_varint(1, *d as u64, &mut dim);
+        field_bytes(1, &dim, &mut shape);
+    }
+    let mut tt = Vec::new();
+    field_varint(1, 1, &mut tt);
+    field_bytes(2, &shape, &mut tt);
+    let mut tp = Vec::new();
+    field_bytes(1, &tt, &mut tp);
+    let mut vi = Vec::new();
+    field_bytes(1, name.as_bytes(), &mut vi);
+    field_bytes(2, &tp, &mut vi);
+    vi
+}
+fn model(g: Vec<u8>) -> Vec<u8> {
+    let mut m = Vec::new();
+    field_varint(1, 8, &mut m);
+    field_bytes(7, &g, &mut m);
+    m
+}
+
+/// Deterministic pseudo-random floats in [-1, 1).
+fn vals(seed: u64, n: usize, scale: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// 24 -> 16 -> 8 -> 5 MLP: MatMul + Add + Relu, the last layer without Relu.
+fn mlp_onnx() -> Vec<u8> {
+    let dims = [24usize, 16, 8, 5];
+    let mut g = Vec::new();
+    let mut cur = "input".to_string();
+    for k in 0..3 {
+        let (w, b, mm) = (format!("W{k}"), format!("B{k}"), format!("mm{k}"));
+        let out = if k == 2 { "output".into() } else { format!("fc{k}") };
+        field_bytes(1, &node("MatMul", &[&cur, &w], &[&mm]), &mut g);
+        field_bytes(1, &node("Add", &[&mm, &b], &[&out]), &mut g);
+        let scale = (2.0 / dims[k] as f32).sqrt();
+        field_bytes(5, &tensor(&w, &[dims[k], dims[k + 1]], &vals(k as u64 + 1, dims[k] * dims[k + 1], scale)), &mut g);
+        field_bytes(5, &tensor(&b, &[dims[k + 1]], &vals(k as u64 + 10, dims[k + 1], 0.05)), &mut g);
+        cur = out;
+        if k < 2 {
+            let r = format!("relu{k}");
+            field_bytes(1, &node("Relu", &[&cur], &[&r]), &mut g);
+            cur = r;
+        }
+    }
+    field_bytes(11, &input_info("input", &[1, 24]), &mut g);
+    model(g)
+}
+
+/// 1x6x6 -> Conv 3x3x2 (valid) -> Relu -> Flatten -> MatMul 32x3 -> Add.
+fn cnn_onnx() -> Vec<u8> {
+    let mut g = Vec::new();
+    field_bytes(1, &node("Conv", &["input", "C", "CB"], &["c"]), &mut g);
+    field_bytes(1, &node("Relu", &["c"], &["r"]), &mut g);
+    field_bytes(1, &node("Flatten", &["r"], &["f"]), &mut g);
+    field_bytes(1, &node("MatMul", &["f", "W"], &["mm"]), &mut g);
+    field_bytes(1, &node("Add", &["mm", "B"], &["output"]), &mut g);
+    field_bytes(5, &tensor("C", &[2, 1, 3, 3], &vals(21, 18, 0.5)), &mut g);
+    field_bytes(5, &tensor("CB", &[2], &vals(22, 2, 0.05)), &mut g);
+    field_bytes(5, &tensor("W", &[32, 3], &vals(23, 96, 0.3)), &mut g);
+    field_bytes(5, &tensor("B", &[3], &vals(24, 3, 0.05)), &mut g);
+    field_bytes(11, &input_info("input", &[1, 1, 6, 6]), &mut g);
+    model(g)
+}
+
+fn write_case(dir: &Path, onnx: &[u8], input_len: usize) {
+    std::fs::write(dir.join("model.onnx"), onnx).unwrap();
+    let x: Vec<f32> = vals(99, input_len, 1.0).iter().map(|v| v.abs()).collect();
+    let j = serde_json::json!({ "input_data": [x] });
+    std::fs::write(dir.join("input.json"), j.to_string()).unwrap();
+}
+
+fn opal(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_opal"))
+        .args(args)
+        .output()
+        .expect("run opal")
+}
+
+fn last_json(o: &Output) -> Value {
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("last stdout line {line:?}: {e}"))
+}
+
+fn prove(dir: &Path) -> Value {
+    let d = dir.to_str().unwrap();
+    let o = opal(&[
+        "zk",
+        "prove",
+        "--model",
+        &format!("{d}/model.onnx"),
+        "--input",
+        &format!("{d}/input.json"),
+        "--out",
+        &format!("{d}/proof"),
+    ]);
+    assert!(o.status.success(), "prove failed: {}", String::from_utf8_lossy(&o.stderr));
+    last_json(&o)
+}
+
+fn verify(dir: &Path) -> (bool, Value, String) {
+    let o = opal(&["zk", "verify", dir.join("proof").to_str().unwrap()]);
+    (
+        o.status.success(),
+        last_json(&o),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn flip_byte(path: &Path, at: usize) {
+    let mut b = std::fs::read(path).unwrap();
+    let i = at.min(b.len() - 1);
+    b[i] ^= 0x04;
+    std::fs::write(path, b).unwrap();
+}
+
+fn check_model(onnx: Vec<u8>, input_len: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_case(dir, &onnx, input_len);
+    let first = prove(dir);
+    assert_eq!(first["setup_reused"], false);
+    assert!(first["proof_bytes"].as_u64().unwrap() > 0);
+    for k in ["setup_s", "prove_s", "peak_rss_bytes", "soundness_bits"] {
+        assert!(first[k].is_number(), "{k} missing in {first}");
+    }
+    let (ok, v, err) = verify(dir);
+    assert!(ok, "honest proof rejected: {err}");
+    assert_eq!(v["valid"], true);
+    assert!(v["verify_s"].is_number());
+    // Second run reuses the setup kept in DIR.
+    let second = prove(dir);
+    assert_eq!(second["setup_reused"], true);
+    assert_eq!(second["output"], first["output"]);
+    assert!(verify(dir).0);
+
+    let proof = dir.join("proof/proof.bin");
+    let good = std::fs::read(&proof).unwrap();
+    for at in [0, 40, good.len() / 2, good.len() - 1] {
+        flip_byte(&proof, at);
+        let (ok, v, err) = verify(dir);
+        assert!(!ok, "tampered proof byte {at} accepted");
+        assert_eq!(v["valid"], false);
+        assert!(err.contains("proof rejected"), "unclear message: {err}");
+        std::fs::write(&proof, &good).unwrap();
+    }
+    std::fs::write(&proof, &good[..good.len() - 1]).unwrap();
+    let (ok, _, err) = verify(dir);
+    assert!(!ok && err.contains("proof length"), "{err}");
+    std::fs::write(&proof, &good).unwrap();
+
+    // A different claimed output.
+    let st_path = dir.join("proof/statement.json");
+    let st = std::fs::read_to_string(&st_path).unwrap();
+    let mut s: Value = serde_json::from_str(&st).unwrap();
+    let y0 = s["output"][0].as_i64().unwrap();
+    s["output"][0] = Value::from(y0 + 1);
+    std::fs::write(&st_path, s.to_string()).unwrap();
+    assert!(!verify(dir).0, "changed output accepted");
+    std::fs::write(&st_path, &st).unwrap();
+
+    // A tampered weight commitment in the registered model.
+    let reg = dir.join("proof/registered.bin");
+    let good_reg = std::fs::read(&reg).unwrap();
+    flip_byte(&reg, good_reg.len() - 3);
+    assert!(!verify(dir).0, "tampered registered model accepted");
+    std::fs::write(&reg, &good_reg).unwrap();
+    assert!(verify(dir).0);
+
+    // A tampered registration (weight-range) proof.
+    let rpath = dir.join("proof/registration.bin");
+    let good_rp = std::fs::read(&rpath).unwrap();
+    flip_byte(&rpath, good_rp.len() / 3);
+    let (ok, _, err) = verify(dir);
+    assert!(!ok && err.contains("registration proof rejected"), "{err}");
+    std::fs::write(&rpath, &good_rp).unwrap();
+
+    // Pinning the wrong registered-model id fails.
+    let o = opal(&[
+        "zk",
+        "verify",
+        dir.join("proof").to_str().unwrap(),
+        "--model-id",
+        "00",
+    ]);
+    assert!(!o.status.success());
+}
+
+#[test]
+fn mlp_prove_verify_and_tamper() {
+    check_model(mlp_onnx(), 24);
+}
+
+#[test]
+fn cnn_prove_verify_and_tamper() {
+    check_model(cnn_onnx(), 36);
+}
