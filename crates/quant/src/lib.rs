@@ -12,8 +12,10 @@
 //! - Floats appear only in the builder ([`build_mlp`]), which chooses scales by calibration, and
 //!   as descriptive metadata (`input_scale`, `output_scale`) that do not affect execution.
 //! - The canonical encoding is borsh; [`QuantModel::model_id`] is its domain-separated BLAKE3.
-//! - [`onnx::import_mlp`] reads ONNX MLPs (MatMul/Gemm/Add/Relu, Flatten/Reshape ignored) with a
-//!   small bounded protobuf reader (no ONNX runtime); Conv/pooling are not supported yet.
+//! - [`onnx::import_graph`] reads straight-line ONNX graphs (MatMul/Gemm/Conv/Add/Relu,
+//!   Flatten/Reshape, AveragePool as a Conv, a Softmax/ArgMax head dropped) with a small bounded
+//!   protobuf reader (no ONNX runtime); [`build_graph`] quantizes them with scales calibrated on
+//!   sample inputs. MaxPool is not supported yet.
 //!
 //! The full specification is in `docs/zk.md` ("Quantized model semantics").
 

@@ -5,20 +5,22 @@
 //!   its degree-2 extension (`|EF| ≈ 2^128`), so each Schwartz-Zippel / sum-check step errs with
 //!   probability `deg / 2^128`. Integers of the quantized model embed into F as signed values;
 //!   `opal-quant` validation guarantees `|v| < 2^62 < p/2`, so the embedding is injective.
-//! - Fiat-Shamir: one BLAKE3 transcript ([`transcript`]) binds the protocol id, the model id
-//!   (hash of the whole canonical model: circuit description and weights), input, output, every
-//!   clear witness vector and every prover message, in that order, before any challenge that
-//!   depends on them (the circuit is fixed before the first challenge: the 2025 FS-GKR attack
+//! - Fiat-Shamir: one BLAKE3 transcript ([`transcript`]) binds the protocol id, the model (v2:
+//!   the registered-model id = structure and weight commitments; v1: the whole canonical model),
+//!   input, output, the witness commitment (v2) or clear witness vectors (v1/v1c) and every
+//!   prover message, in that order, before any challenge that depends on them (the circuit is fixed before the first challenge: the 2025 FS-GKR attack
 //!   needs a circuit chosen after seeing the hash; here the statement is hashed first).
-//! - Linear layers: matrix-vector sum-check ([`dense`], built on [`sumcheck`]).
-//! - Weights: [`committed`] (protocol v1c) commits to each Dense layer's weight table once at
-//!   registration with the Ligero-style PCS in [`pcs`]; the verifier holds only the stripped
-//!   model and the commitments. [`mlp`] (v1) is the same protocol with the verifier holding the
-//!   weights.
-//! - Limitation, stated plainly: intermediate activations are sent in the clear and Requant
-//!   layers are checked directly by the verifier; [`logup`] (range checks by logUp-GKR) exists
-//!   but is not wired in. Nothing is hidden: this is a sound proof, not a zero-knowledge one.
-//!   See docs/zk.md.
+//! - Linear layers: matrix-vector sum-check ([`dense`], built on [`sumcheck`]); convolutions
+//!   by im2col ([`conv`]).
+//! - [`v2`] (what `opal zk` runs, through the [`proof`] facade and [`cli`]): weights committed
+//!   once at registration (with a proof that they are in range), every intermediate value
+//!   committed per proof as 8-bit limbs (Ligero, [`pcs`]); requantization, ReLU and saturation
+//!   proven by logUp range checks ([`logup`]), a rounding identity at random points and a
+//!   product sum-check; a GKR-style chain from the public output to the public input; one
+//!   batched opening of the witness. Not zero-knowledge (docs/zk.md, "What is hidden").
+//! - [`mlp`] (v1, verifier holds the weights) and [`committed`] (v1c, committed weights) are
+//!   the earlier protocols that send intermediate activations in the clear; kept for tests and
+//!   fixtures.
 //! - Untrusted proof bytes are decoded against the model: the exact length is computed from the
 //!   model before any byte is read; field elements must be canonical; nothing panics.
 
