@@ -49,9 +49,6 @@ pub enum Command {
     /// writes HOME/testnet.json (each validator's pid and API URL) and stays in the foreground;
     /// Ctrl-C or SIGTERM stops all validators. Run it again to resume the same chain.
     Testnet(TestnetArgs),
-    /// Zero-knowledge proofs of inference: `opal zk prove` / `opal zk verify`.
-    #[command(subcommand)]
-    Zk(opal_zk::cli::ZkCmd),
     /// Models: upload files, register versions with price, licence and lineage, inspect them.
     #[command(subcommand)]
     Model(ModelCmd),
@@ -67,6 +64,9 @@ pub enum Command {
     /// Check a receipt offline (signatures, hashes); with --node, also check that it was settled
     /// on chain, with a Merkle proof against a committed state root.
     Verify(VerifyArgs),
+    /// Zero-knowledge proofs of inference: `opal zk prove` / `opal zk verify`.
+    #[command(subcommand)]
+    Zk(opal_zk::cli::ZkCmd),
 }
 
 #[derive(Args, Debug)]
@@ -257,7 +257,8 @@ pub enum DatasetCmd {
 pub struct InferArgs {
     /// NAME@VERSION, or NAME for the newest version.
     pub model: String,
-    /// Input: a JSON tensor {"dtype","shape","data"}, a list of them, or {"input_data": [[...]]}.
+    /// Input JSON: a nested array, an object of named arrays (one per model input), a tensor
+    /// {"dtype","shape","data"} or a list of them, or {"input_data": [[...]]}.
     #[arg(long)]
     pub input: PathBuf,
     /// Verification tier.
@@ -279,7 +280,7 @@ pub struct InferArgs {
     #[arg(long, default_value = "1000000")]
     pub deposit: String,
     /// Where to write the receipt [default: receipt-<request id prefix>.json].
-    #[arg(long)]
+    #[arg(long, visible_alias = "receipt-out")]
     pub receipt: Option<PathBuf>,
     #[command(flatten)]
     pub node: NodeArg,
@@ -486,7 +487,7 @@ pub enum TxCmd {
         /// The URL callers reach this node's API at.
         #[arg(long)]
         endpoint: String,
-        /// MODEL@VERSION:TIER[+TIER...]:FEE, repeatable (e.g. digits-mlp@1:signed:50).
+        /// MODEL@VERSION:TIER[+TIER...]:FEE, repeatable (e.g. digits@1:signed:50).
         #[arg(long = "offer", required = true)]
         offers: Vec<String>,
         #[command(flatten)]

@@ -29,7 +29,7 @@ const DATA_OWNER_KEY: &str = "curator";
 const DEMO_MODEL: &[u8] = include_bytes!("../../../../models/digits/model.onnx");
 const DEMO_DATASET: &[u8] = include_bytes!("../../../../models/digits/dataset.csv");
 const DEMO_INPUT: &[u8] = include_bytes!("../../../../models/digits/sample_input.json");
-const DEMO_MODEL_NAME: &str = "digits-mlp";
+const DEMO_MODEL_NAME: &str = "digits";
 const DEMO_DATASET_NAME: &str = "sklearn-digits";
 
 /// Logs go to stderr; `OPAL_LOG` takes a tracing filter (e.g. `OPAL_LOG=debug`). By default only

@@ -5,6 +5,7 @@ use crate::client::Client;
 use crate::cmd::tx::send;
 use crate::keyring::resolve;
 use crate::output::{print, s};
+
 use anyhow::{anyhow, bail, Context, Result};
 use opal_infer::{Tensor, TensorSpec};
 use opal_ledger::components::inference::Settled;
@@ -25,23 +26,12 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Read input tensors: one tensor object, a list of them, or the `{"input_data": [[...]]}` form
-/// (reshaped to the model's declared inputs).
+/// Read input tensors in any form `opal_infer::parse_inputs` accepts: a nested array, an object
+/// of named arrays (one per model input), a tensor object or a list of them, or
+/// `{"input_data": [[...]]}` (reshaped to the model's declared inputs).
 pub(crate) fn read_inputs(path: &Path, specs: &[TensorSpec]) -> Result<Vec<Tensor>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let v: Value = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not JSON", path.display()))?;
-    let bad = |e: opal_infer::InferError| anyhow!("{}: {e}", path.display());
-    if v.get("input_data").is_some() {
-        return opal_infer::parse_input_data(&bytes, specs).map_err(bad);
-    }
-    match v {
-        Value::Array(items) => items
-            .iter()
-            .map(|t| Tensor::from_json(t.to_string().as_bytes()).map_err(bad))
-            .collect(),
-        _ => Ok(vec![Tensor::from_json(&bytes).map_err(bad)?]),
-    }
+    opal_infer::parse_inputs(&bytes, specs).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
 fn amount(v: &Value) -> Result<Amount> {
@@ -167,22 +157,28 @@ pub fn run_infer(a: InferArgs, out: Output) -> Result<()> {
         "outputs": outputs, "receipt_file": file.display().to_string(),
         "compute_ms": reply["compute_ms"],
     });
-    print(out, &v, || {
-        let mut lines: Vec<String> = outputs.iter().map(describe_tensor).collect();
-        lines.push(format!(
-            "paid {} to node {node} for {model} ({}); receipt {} saved to {}",
-            env.receipt.body.price,
-            tier.as_str(),
-            env.receipt.id(),
-            file.display()
-        ));
-        lines.push(format!(
-            "check it with: opal verify {} --node {}",
-            file.display(),
-            a.node.node
-        ));
-        lines.join("\n")
-    });
+    match out {
+        Output::Json => print(out, &v, String::new),
+        Output::Text => {
+            // The outputs, as JSON, on stdout (for scripts); what happened on stderr.
+            println!("{}", serde_json::to_string(&json!({"outputs": outputs}))?);
+            for t in &outputs {
+                eprintln!("{}", describe_tensor(t));
+            }
+            eprintln!(
+                "paid {} to node {node} for {model} ({}); receipt {} saved to {}",
+                env.receipt.body.price,
+                tier.as_str(),
+                env.receipt.id(),
+                file.display()
+            );
+            eprintln!(
+                "check it with: opal verify {} --node {}",
+                file.display(),
+                a.node.node
+            );
+        }
+    }
     Ok(())
 }
 

@@ -55,19 +55,11 @@ fn infer_pay_settle_and_verify_the_demo_model() {
 
     // The demo is registered and served once the devnet has set it up.
     let model = wait_for("the demo service", Duration::from_secs(60), || {
-        let (code, v) = get(&url, "/api/models/digits-mlp").ok()?;
+        let (code, v) = get(&url, "/api/models/digits").ok()?;
         (code == 200 && !v["services"].as_array()?.is_empty()).then_some(v)
     });
     assert_eq!(model["owner"], json!(alice.to_string()));
-    let lineage = json_cli(&[
-        "model",
-        "lineage",
-        "digits-mlp",
-        "--node",
-        &url,
-        "-o",
-        "json",
-    ]);
+    let lineage = json_cli(&["model", "lineage", "digits", "--node", &url, "-o", "json"]);
     assert_eq!(lineage["datasets"][0]["name"], "sklearn-digits");
     assert_eq!(lineage["datasets"][0]["owner"], json!(bob.to_string()));
     // The registered hash is the hash of the committed model file.
@@ -89,7 +81,7 @@ fn infer_pay_settle_and_verify_the_demo_model() {
     let receipt = dir.path().join("receipt.json");
     let r = json_cli(&[
         "infer",
-        "digits-mlp",
+        "digits",
         "--input",
         input.to_str().unwrap(),
         "--from",
@@ -200,7 +192,7 @@ fn infer_pay_settle_and_verify_the_demo_model() {
     let req = |salt: u64| InferenceRequest {
         chain_id: chain_id.clone(),
         node,
-        model: ModelRef::new("digits-mlp", 1),
+        model: ModelRef::new("digits", 1),
         model_hash,
         input_hash,
         tier: Tier::Signed,
@@ -450,7 +442,7 @@ fn models_and_datasets_register_through_the_cli_with_their_rules() {
     let (code, out, _) = register(&["--name", "carol-mlp", "--dataset", "my-digits:500"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("non-commercial"), "{out}");
-    let (code, out, _) = register(&["--name", "digits-mlp"]);
+    let (code, out, _) = register(&["--name", "digits"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("belongs to"), "{out}");
 
@@ -463,7 +455,7 @@ fn models_and_datasets_register_through_the_cli_with_their_rules() {
         "--licence",
         "non-commercial",
         "--parent",
-        "digits-mlp@1",
+        "digits@1",
         "--parent-share",
         "1000",
     ]);
@@ -488,18 +480,235 @@ fn models_and_datasets_register_through_the_cli_with_their_rules() {
         "-o",
         "json",
     ]);
-    assert_eq!(l["ancestors"][0]["model"], "digits-mlp@1");
+    assert_eq!(l["ancestors"][0]["model"], "digits@1");
     assert_eq!(l["ancestors"][0]["datasets"][0], "sklearn-digits");
-    let parent = json_cli(&[
-        "model",
-        "lineage",
-        "digits-mlp",
+    let parent = json_cli(&["model", "lineage", "digits", "--node", &url, "-o", "json"]);
+    assert_eq!(parent["children"], json!(["carol-mlp@1"]));
+    let list = json_cli(&["model", "list", "--node", &url, "-o", "json"]);
+    assert_eq!(list["models"].as_array().unwrap().len(), 3);
+
+    // The journey continues with carol's model: the devnet's inference node declares it too.
+    let inference = home.join("keys/inference.json");
+    let decl = json_cli(&[
+        "tx",
+        "declare-service",
+        "--endpoint",
+        &url,
+        "--offer",
+        "digits@1:signed:5000",
+        "--offer",
+        "carol-mlp@1:signed:300",
+        "--from",
+        inference.to_str().unwrap(),
         "--node",
         &url,
         "-o",
         "json",
     ]);
-    assert_eq!(parent["children"], json!(["carol-mlp@1"]));
-    let list = json_cli(&["model", "list", "--node", &url, "-o", "json"]);
-    assert_eq!(list["models"].as_array().unwrap().len(), 3);
+    assert_eq!(decl["ok"], true, "{decl}");
+    let dave = home.join("keys/dave.json");
+    let input = home.join("demo/digits-input.json");
+    // A non-commercial licence refuses a commercial call before anything runs or is charged.
+    let (code, _, err) = cli(&[
+        "infer",
+        "carol-mlp@1",
+        "--input",
+        input.to_str().unwrap(),
+        "--commercial",
+        "--from",
+        dave.to_str().unwrap(),
+        "--node",
+        &url,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("licence_forbids"), "{err}");
+    let addr_of = |k: &std::path::Path| -> Address {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(k).unwrap()).unwrap();
+        v["address"].as_str().unwrap().parse().unwrap()
+    };
+    let carol_a = addr_of(&home.join("keys/carol.json"));
+    let modeler = addr_of(&home.join("keys/modeler.json"));
+    let (c0, m0) = (net.balance(&carol_a), net.balance(&modeler));
+    let receipt = dir.path().join("carol-receipt.json");
+    let r = json_cli(&[
+        "infer",
+        "carol-mlp@1",
+        "--input",
+        input.to_str().unwrap(),
+        "--tier",
+        "signed",
+        "--from",
+        dave.to_str().unwrap(),
+        "--receipt-out",
+        receipt.to_str().unwrap(),
+        "--node",
+        &url,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(r["price"], "1000");
+    wait_for("carol's receipt to settle", Duration::from_secs(60), || {
+        let (code, _, _) = cli(&["verify", receipt.to_str().unwrap(), "--node", &url]);
+        (code == 0).then_some(())
+    });
+    // 1000 = 700 royalties + 300 node fee. Treasury 50; parent (digits@1, owned by modeler) 70;
+    // dataset my-digits (carol) 35; owner carol 595; node 250.
+    assert_eq!(net.balance(&carol_a) - c0, 35 + 595);
+    assert_eq!(net.balance(&modeler) - m0, 70);
+
+    // Supply is conserved: every account that holds anything, plus the pools.
+    let st = net.status();
+    let supply: u128 = st["total_supply"].as_str().unwrap().parse().unwrap();
+    let pools: u128 = ["fees", "bonded", "unbonding", "treasury", "escrow"]
+        .iter()
+        .map(|p| st["pools"][p].as_str().unwrap().parse::<u128>().unwrap())
+        .sum();
+    let mut accounts: u128 = 0;
+    for e in std::fs::read_dir(home.join("keys")).unwrap().flatten() {
+        accounts += net.balance(&addr_of(&e.path()));
+    }
+    accounts += net.balance(&addr_of(&home.join("node_key.json")));
+    assert_eq!(accounts + pools, supply, "supply not conserved");
+}
+
+#[test]
+fn a_node_killed_mid_batch_neither_loses_nor_double_charges() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let mut net = Devnet::start(&home);
+    let url = net.url.clone();
+    let key = |n: &str| {
+        let v: Value = serde_json::from_str(
+            &std::fs::read_to_string(home.join(format!("keys/{n}.json"))).unwrap(),
+        )
+        .unwrap();
+        SecretKey::from_hex(v["secret_key"].as_str().unwrap()).unwrap()
+    };
+    let (erin, node) = (key("dave"), key("inference").address());
+    let (chain_id, fee) = net.chain();
+    let price = 15_000u128;
+    let n = 40u64;
+    // One escrow for all requests.
+    let fund = opal_types::TxBody {
+        chain_id: chain_id.clone(),
+        nonce: net.nonce(&erin.address()),
+        fee,
+        action: opal_types::Action::FundEscrow {
+            node,
+            amount: opal_types::Amount(price * n as u128 + 1),
+        },
+    }
+    .sign(&erin);
+    let (code, v) = submit(&url, &fund);
+    assert_eq!(code, 202, "{v}");
+    net.wait_tx(v["hash"].as_str().unwrap(), Duration::from_secs(30));
+
+    let (_, m) = get(&url, "/api/models/digits").unwrap();
+    let model_hash = Hash::from_hex(m["spec"]["content_hash"].as_str().unwrap()).unwrap();
+    let input: Value = serde_json::from_str(
+        &std::fs::read_to_string(home.join("demo/digits-input.json")).unwrap(),
+    )
+    .unwrap();
+    let t = opal_infer::Tensor::from_json(input.to_string().as_bytes()).unwrap();
+    let input_hash = opal_node::inference::tensors_hash(std::slice::from_ref(&t));
+    let mut ids = vec![];
+    for salt in 0..n {
+        let sr = InferenceRequest {
+            chain_id: chain_id.clone(),
+            node,
+            model: ModelRef::new("digits", 1),
+            model_hash,
+            input_hash,
+            tier: Tier::Signed,
+            max_price: opal_types::Amount(price),
+            commercial: false,
+            salt,
+            expires_ms: now_ms() + 120_000,
+        }
+        .sign(&erin);
+        let r = http()
+            .post(format!("{url}/api/infer"))
+            .json(&json!({"request": hex::encode(opal_types::encode(&sr)), "inputs": [input]}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        ids.push(sr.id());
+    }
+    // Killed with receipts answered but (mostly) not yet settled.
+    net.kill();
+    net.restart();
+    let settled =
+        |id: &Hash| get(&url, &format!("/api/receipts/{id}")).unwrap().1["settled"] == true;
+    wait_for(
+        "every receipt to settle after the restart",
+        Duration::from_secs(90),
+        || ids.iter().all(settled).then_some(()),
+    );
+    // Each paid exactly once: the escrow lost exactly n prices, the model counted n calls.
+    let e = get(&url, &format!("/api/escrows/{}/{node}", erin.address()))
+        .unwrap()
+        .1;
+    assert_eq!(e["balance"], "1");
+    let (_, m) = get(&url, "/api/models/digits").unwrap();
+    assert_eq!(m["calls"], n);
+}
+
+#[test]
+fn corrupted_artifacts_and_wrong_dtypes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Devnet::start(&dir.path().join("home"));
+    let url = net.url.clone();
+    // Announce a file by its hash, then send other bytes of the same size: refused, not stored.
+    let good = b"the real model bytes".to_vec();
+    let hash = blake3::hash(&good).to_hex().to_string();
+    let r = http()
+        .put(format!("{url}/api/artifacts/{hash}?size={}", good.len()))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = http()
+        .post(format!("{url}/api/artifacts/{hash}/chunks?offset=0"))
+        .header("content-type", "application/octet-stream")
+        .body(b"not the real model!!".to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let v: Value = r.json().unwrap();
+    assert_eq!(v["error"]["code"], "hash_mismatch", "{v}");
+    let (code, _) = get(&url, &format!("/api/artifacts/{hash}")).unwrap();
+    assert_eq!(code, 404);
+
+    // An input of the wrong element type gets a typed error naming the input.
+    let input = dir.path().join("ints.json");
+    std::fs::write(
+        &input,
+        json!({"dtype": "i64", "shape": [1, 64], "data": vec![1; 64]}).to_string(),
+    )
+    .unwrap();
+    let dave = dir.path().join("home/keys/dave.json");
+    let (code, _, err) = cli(&[
+        "infer",
+        "digits",
+        "--input",
+        input.to_str().unwrap(),
+        "--from",
+        dave.to_str().unwrap(),
+        "--node",
+        &url,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("input_dtype"), "{err}");
+    // An unknown model.
+    let (code, _, err) = cli(&[
+        "infer",
+        "nope",
+        "--input",
+        input.to_str().unwrap(),
+        "--from",
+        dave.to_str().unwrap(),
+        "--node",
+        &url,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no model named nope"), "{err}");
 }
