@@ -6,6 +6,7 @@
 mod commit;
 mod common;
 mod e2e;
+mod e2e_net;
 mod sigs;
 mod stats;
 mod transfers;
@@ -35,6 +36,8 @@ enum Cmd {
     Commit(commit::Args),
     /// Transfers per second and time to finality through a real one-validator node over HTTP.
     E2e(e2e::Args),
+    /// The same through N validators in this process, then a validator's catch-up speed.
+    E2eNet(e2e_net::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,5 +47,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Transfers(a) => transfers::run(a, cli.quick),
         Cmd::Commit(a) => commit::run(a, cli.quick),
         Cmd::E2e(a) => e2e::run(a, cli.quick),
+        Cmd::E2eNet(a) => e2e_net::run(a, cli.quick),
     }
 }
