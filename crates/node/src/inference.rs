@@ -164,15 +164,17 @@ struct PendingReceipt {
 #[derive(Default)]
 struct Pending {
     receipts: BTreeMap<Hash, PendingReceipt>,
-    /// Per caller: the sum of prices served and not yet settled.
-    outstanding: HashMap<Address, Amount>,
+    /// Per caller: the requests served and not yet forgotten.
+    by_caller: HashMap<Address, std::collections::BTreeSet<Hash>>,
 }
 
 impl Pending {
     fn add(&mut self, r: Receipt) {
         let caller = r.body.request.caller_address();
-        let o = self.outstanding.entry(caller).or_default();
-        *o = Amount(o.0.saturating_add(r.body.price.0));
+        self.by_caller
+            .entry(caller)
+            .or_default()
+            .insert(r.request_id());
         self.receipts.insert(
             r.request_id(),
             PendingReceipt {
@@ -185,13 +187,25 @@ impl Pending {
     fn remove(&mut self, id: &Hash) {
         if let Some(p) = self.receipts.remove(id) {
             let caller = p.receipt.body.request.caller_address();
-            if let Some(o) = self.outstanding.get_mut(&caller) {
-                *o = Amount(o.0.saturating_sub(p.receipt.body.price.0));
-                if o.is_zero() {
-                    self.outstanding.remove(&caller);
+            if let Some(set) = self.by_caller.get_mut(&caller) {
+                set.remove(id);
+                if set.is_empty() {
+                    self.by_caller.remove(&caller);
                 }
             }
         }
+    }
+
+    /// What `caller` owes this node for requests served and not settled as of state `o` (a
+    /// receipt already paid in `o` but not yet forgotten here is not counted twice).
+    fn owed(&self, o: &Overlay, caller: &Address) -> Result<Amount, opal_ledger::LedgerError> {
+        let mut owed: u128 = 0;
+        for id in self.by_caller.get(caller).into_iter().flatten() {
+            if inference::settled(o, id)?.is_none() {
+                owed = owed.saturating_add(self.receipts[id].receipt.body.price.0);
+            }
+        }
+        Ok(Amount(owed))
     }
 }
 
@@ -372,11 +386,7 @@ impl InferenceService {
         if p.receipts.len() >= MAX_PENDING {
             return Err(ServeError::Busy);
         }
-        let owed = p
-            .outstanding
-            .get(&sr.caller_address())
-            .copied()
-            .unwrap_or_default();
+        let owed = p.owed(&o, &sr.caller_address()).map_err(internal)?;
         let available = Amount(escrow.balance.0.saturating_sub(owed.0));
         if available < price {
             return Err(ServeError::InsufficientEscrow { available, price });
