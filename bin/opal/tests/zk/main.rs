@@ -92,12 +92,28 @@ fn mlp_onnx() -> Vec<u8> {
     let mut cur = "input".to_string();
     for k in 0..3 {
         let (w, b, mm) = (format!("W{k}"), format!("B{k}"), format!("mm{k}"));
-        let out = if k == 2 { "output".into() } else { format!("fc{k}") };
+        let out = if k == 2 {
+            "output".into()
+        } else {
+            format!("fc{k}")
+        };
         field_bytes(1, &node("MatMul", &[&cur, &w], &[&mm]), &mut g);
         field_bytes(1, &node("Add", &[&mm, &b], &[&out]), &mut g);
         let scale = (2.0 / dims[k] as f32).sqrt();
-        field_bytes(5, &tensor(&w, &[dims[k], dims[k + 1]], &vals(k as u64 + 1, dims[k] * dims[k + 1], scale)), &mut g);
-        field_bytes(5, &tensor(&b, &[dims[k + 1]], &vals(k as u64 + 10, dims[k + 1], 0.05)), &mut g);
+        field_bytes(
+            5,
+            &tensor(
+                &w,
+                &[dims[k], dims[k + 1]],
+                &vals(k as u64 + 1, dims[k] * dims[k + 1], scale),
+            ),
+            &mut g,
+        );
+        field_bytes(
+            5,
+            &tensor(&b, &[dims[k + 1]], &vals(k as u64 + 10, dims[k + 1], 0.05)),
+            &mut g,
+        );
         cur = out;
         if k < 2 {
             let r = format!("relu{k}");
@@ -157,7 +173,11 @@ fn prove(dir: &Path) -> Value {
         "--out",
         &format!("{d}/proof"),
     ]);
-    assert!(o.status.success(), "prove failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "prove failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     last_json(&o)
 }
 
