@@ -601,7 +601,7 @@ pub fn end_block(
         });
     }
     let dirty: bool = read(s, k::SET_DIRTY)?.unwrap_or(false);
-    if dirty || ctx.height % p.epoch_blocks == 0 {
+    if dirty || ctx.height.is_multiple_of(p.epoch_blocks) {
         update_validator_set(s, &p, events)?;
     }
     Ok(())
