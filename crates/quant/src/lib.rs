@@ -24,6 +24,7 @@ mod error;
 mod exec;
 mod model;
 pub mod onnx;
+pub mod onnx_writer;
 mod rng;
 
 pub use build::{

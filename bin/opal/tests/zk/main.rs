@@ -8,68 +8,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn varint(mut v: u64, out: &mut Vec<u8>) {
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
-}
-fn field_bytes(f: u64, data: &[u8], out: &mut Vec<u8>) {
-    varint(f << 3 | 2, out);
-    varint(data.len() as u64, out);
-    out.extend_from_slice(data);
-}
-fn field_varint(f: u64, v: u64, out: &mut Vec<u8>) {
-    varint(f << 3, out);
-    varint(v, out);
-}
-fn tensor(name: &str, dims: &[usize], vals: &[f32]) -> Vec<u8> {
-    let mut t = Vec::new();
-    dims.iter().for_each(|d| field_varint(1, *d as u64, &mut t));
-    field_varint(2, 1, &mut t);
-    field_bytes(8, name.as_bytes(), &mut t);
-    let data: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
-    field_bytes(9, &data, &mut t);
-    t
-}
+use opal_quant::onnx_writer::{field_bytes, ftensor as tensor, input_info, model};
+
 fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> Vec<u8> {
-    let mut n = Vec::new();
-    inputs
-        .iter()
-        .for_each(|i| field_bytes(1, i.as_bytes(), &mut n));
-    outputs
-        .iter()
-        .for_each(|o| field_bytes(2, o.as_bytes(), &mut n));
-    field_bytes(4, op.as_bytes(), &mut n);
-    n
-}
-fn input_info(name: &str, dims: &[usize]) -> Vec<u8> {
-    let mut shape = Vec::new();
-    for d in dims {
-        let mut dim = Vec::new();
-        field_varint(1, *d as u64, &mut dim);
-        field_bytes(1, &dim, &mut shape);
-    }
-    let mut tt = Vec::new();
-    field_varint(1, 1, &mut tt);
-    field_bytes(2, &shape, &mut tt);
-    let mut tp = Vec::new();
-    field_bytes(1, &tt, &mut tp);
-    let mut vi = Vec::new();
-    field_bytes(1, name.as_bytes(), &mut vi);
-    field_bytes(2, &tp, &mut vi);
-    vi
-}
-fn model(g: Vec<u8>) -> Vec<u8> {
-    let mut m = Vec::new();
-    field_varint(1, 8, &mut m);
-    field_bytes(7, &g, &mut m);
-    m
+    opal_quant::onnx_writer::node(op, inputs, outputs, &[])
 }
 
 /// Deterministic pseudo-random floats in [-1, 1).
