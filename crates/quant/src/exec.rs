@@ -83,7 +83,24 @@ impl QuantModel {
     /// Runs the model on `input` (signed `input_bits`-bit integers) and returns every
     /// intermediate vector. Pure integer arithmetic, single-threaded, bit-exact.
     pub fn execute(&self, input: &[i64]) -> Result<Trace, QuantError> {
-        self.validate()?;
+        self.check_input(input)?;
+        let mut values = vec![input.to_vec()];
+        for layer in &self.layers {
+            let x = &values[values.len() - 1];
+            let y = match layer {
+                Layer::Dense(d) => dense(d, x),
+                Layer::Conv2d(c) => conv2d(c, x),
+                Layer::Requant(r) => x.iter().map(|v| requantize(*v, r)).collect(),
+            };
+            values.push(y);
+        }
+        Ok(Trace { values })
+    }
+
+    /// Validates the model and checks `input` (length, `input_bits` range); returns the
+    /// validated shapes.
+    pub(crate) fn check_input(&self, input: &[i64]) -> Result<Vec<crate::ValueShape>, QuantError> {
+        let shapes = self.validate()?;
         if input.len() != self.input_len as usize {
             return Err(QuantError::LengthMismatch {
                 layer: 0,
@@ -103,16 +120,6 @@ impl QuantModel {
                 bits: self.input_bits,
             });
         }
-        let mut values = vec![input.to_vec()];
-        for layer in &self.layers {
-            let x = &values[values.len() - 1];
-            let y = match layer {
-                Layer::Dense(d) => dense(d, x),
-                Layer::Conv2d(c) => conv2d(c, x),
-                Layer::Requant(r) => x.iter().map(|v| requantize(*v, r)).collect(),
-            };
-            values.push(y);
-        }
-        Ok(Trace { values })
+        Ok(shapes)
     }
 }

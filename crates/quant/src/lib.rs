@@ -17,14 +17,25 @@
 //!   protobuf reader (no ONNX runtime); [`build_graph`] quantizes them with scales calibrated on
 //!   sample inputs. MaxPool is not supported yet.
 //!
+//! - [`QuantModel::run_with`] is the multi-threaded executor (scoped threads over rows /
+//!   output positions; a portable scalar kernel and a vectorized one, AVX2 where available):
+//!   identical bytes for every thread count and kernel. `OPAL_QUANT_PORTABLE=1` forces the
+//!   portable kernel.
+//! - `.opalq` files ([`QuantModel::to_file_bytes`] / [`QuantModel::from_file_bytes`]) register
+//!   a quantized model as an artifact; [`QuantModel::input_from_f32`] and [`output_bytes`] are
+//!   the canonical float-input and output-bytes mappings; [`quantize_onnx`] builds a model from
+//!   ONNX bytes and calibration rows in one call.
+//!
 //! The full specification is in `docs/zk.md` ("Quantized model semantics").
 
 mod build;
 mod error;
 mod exec;
+mod file;
 mod model;
 pub mod onnx;
 pub mod onnx_writer;
+mod parallel;
 mod rng;
 
 pub use build::{
@@ -33,5 +44,10 @@ pub use build::{
 };
 pub use error::QuantError;
 pub use exec::{requant_parts, requantize, Trace};
+pub use file::{
+    argmax, output_bytes, output_from_bytes, quantize_onnx, FileError, FILE_MAGIC, FILE_VERSION,
+    MAX_FILE_BYTES,
+};
 pub use model::{Conv2d, Dense, Layer, QuantModel, Requant, ValueShape, MAX_ABS_VALUE, MAX_DIM};
+pub use parallel::{kernel_for, portable_forced, ExecOptions, ExecPath, Kernel, PORTABLE_ENV};
 pub use rng::SplitMix64;
