@@ -24,6 +24,7 @@
 //! - Untrusted proof bytes are decoded against the model: the exact length is computed from the
 //!   model before any byte is read; field elements must be canonical; nothing panics.
 
+pub mod api;
 pub mod cli;
 pub mod committed;
 pub mod conv;

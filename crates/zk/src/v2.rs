@@ -673,6 +673,19 @@ pub fn prove_with_hook(
     input: &[i64],
     hook: Option<WitnessHook>,
 ) -> Result<(Vec<i64>, Vec<u8>), ZkError> {
+    prove_with_progress(pm, reg, input, hook, &mut |_| {})
+}
+
+/// [`prove`] reporting progress in `[0, 1]` (after execution, the witness commitment, the
+/// range proof, each layer of the chain, the product checks and the batch opening).
+pub fn prove_with_progress(
+    pm: &ProverModel,
+    reg: &RegisteredModel,
+    input: &[i64],
+    hook: Option<WitnessHook>,
+    progress: &mut dyn FnMut(f32),
+) -> Result<(Vec<i64>, Vec<u8>), ZkError> {
+    progress(0.0);
     let model = &pm.model;
     let sh = &pm.shape;
     let mut trace = model
@@ -729,6 +742,7 @@ pub fn prove_with_hook(
         }
     }
     let output = trace.output().to_vec();
+    progress(0.05);
     let mut t = bind(reg, input, &output);
     if sh.witness_vars > 0 {
         let tf: Vec<F> = table.iter().map(|v| f_from_i64(*v)).collect();
@@ -737,6 +751,7 @@ pub fn prove_with_hook(
         out.extend_from_slice(&c.commitment.root);
         committed_t = Some(c);
     }
+    progress(0.25);
     let mut claims: Vec<TClaim> = Vec::new();
     if sh.witness_vars > 0 {
         let (rp, x) = logup::prove_range_committed(&mut t, &table, LIMB)?;
@@ -746,12 +761,14 @@ pub fn prove_with_hook(
             value: rp.v_eval,
         });
     }
+    progress(0.4);
     // Chain, from the output back to the input.
     let nl = model.layers.len();
     let mut z = t.challenges(b"output-point", sh.layouts[nl].vars());
     let mut wi = pm.committed.len();
     let rq_index = |k: usize| sh.requants.iter().position(|r| r.layer == k);
     for k in (0..nl).rev() {
+        progress(0.4 + 0.4 * (nl - 1 - k) as f32 / nl as f32);
         let inl = sh.layouts[k];
         let x = &trace.values[k];
         match &model.layers[k] {
@@ -867,6 +884,7 @@ pub fn prove_with_hook(
             }
         }
     }
+    progress(0.8);
     // Product checks.
     for (i, rq) in sh.requants.iter().enumerate() {
         let m = rq.layout.vars();
@@ -905,6 +923,7 @@ pub fn prove_with_hook(
             });
         }
     }
+    progress(0.9);
     // Batch all claims on T into one opening.
     if let Some(c) = &committed_t {
         let rho = t.challenges(b"batch-rho", claims.len());
@@ -933,6 +952,7 @@ pub fn prove_with_hook(
         let (_, op) = pcs::open(&mut t, c, &point)?;
         op.encode(&mut out);
     }
+    progress(1.0);
     Ok((output, out))
 }
 

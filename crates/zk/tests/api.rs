@@ -1,0 +1,107 @@
+//! The integration API (`opal_zk::api`): setup / verifying key / prove with progress / verify,
+//! byte encodings and their bounded, checked decoding.
+
+mod common;
+
+use opal_zk::api;
+use opal_zk::ZkError;
+use proptest::prelude::*;
+
+#[test]
+fn setup_prove_verify_through_bytes() {
+    let (model, x) = common::mlp(11, &[24, 10, 4]);
+    let setup = api::setup(&model).unwrap();
+    let vk = api::verifying_key(&setup);
+    let vk_bytes = vk.to_bytes();
+    let vk2 = api::VerifyingKey::from_bytes(&vk_bytes).unwrap();
+    assert_eq!(vk2, vk);
+    assert_eq!(vk2.id(), *blake3::hash(&vk_bytes).as_bytes());
+    assert_eq!(vk.input_len(), x.len());
+
+    let mut seen = Vec::new();
+    let (y, proof) = api::prove(&model, &setup, &x, &mut |p| seen.push(p)).unwrap();
+    assert_eq!(y, model.run(&x).unwrap());
+    assert_eq!(seen.first(), Some(&0.0));
+    assert_eq!(seen.last(), Some(&1.0));
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert_eq!(proof.len(), vk2.proof_len().unwrap());
+    api::verify(&vk2, &x, &y, &proof).unwrap();
+    assert!(vk2.soundness_bits().unwrap() > 100.0);
+
+    // Rejections.
+    let mut y2 = y.clone();
+    y2[0] += 1;
+    assert!(api::verify(&vk2, &x, &y2, &proof).is_err());
+    let mut x2 = x.clone();
+    x2[1] ^= 1;
+    assert!(api::verify(&vk2, &x2, &y, &proof).is_err());
+    let mut p2 = proof.clone();
+    let n = p2.len();
+    p2[n / 2] ^= 4;
+    assert!(api::verify(&vk2, &x, &y, &p2).is_err());
+    assert!(matches!(
+        api::verify(&vk2, &x, &y, &proof[..n - 1]),
+        Err(ZkError::ProofLength { .. })
+    ));
+
+    // Setup through bytes proves the same statement.
+    let s2 = api::Setup::from_bytes(&setup.to_bytes()).unwrap();
+    assert_eq!(s2.verifying_key(), &vk);
+    let (y3, proof3) = api::prove(s2.model(), &s2, &x, &mut |_| {}).unwrap();
+    assert_eq!(y3, y);
+    api::verify(&vk, &x, &y3, &proof3).unwrap();
+
+    // A different model: refused by prove, and its key does not verify this proof.
+    let (other, _) = common::mlp(12, &[24, 10, 4]);
+    assert!(api::prove(&other, &setup, &x, &mut |_| {}).is_err());
+    let vk_other = api::verifying_key(&api::setup(&other).unwrap());
+    assert_ne!(vk_other.id(), vk.id());
+    assert!(api::verify(&vk_other, &x, &y, &proof).is_err());
+}
+
+#[test]
+fn tampered_keys_and_setups_are_refused() {
+    let (model, _) = common::mlp(13, &[16, 6, 3]);
+    let setup = api::setup(&model).unwrap();
+    let vk = api::verifying_key(&setup).to_bytes();
+    assert!(api::VerifyingKey::from_bytes(&vk[..vk.len() - 1]).is_err());
+    let mut longer = vk.clone();
+    longer.push(0);
+    assert!(api::VerifyingKey::from_bytes(&longer).is_err());
+    // Flip a bit in a commitment root, and in the registration proof: both refused.
+    let reg_len = api::verifying_key(&setup).registered().to_bytes().len();
+    for pos in [14 + reg_len - 5, vk.len() - 40] {
+        let mut v = vk.clone();
+        v[pos] ^= 1;
+        assert!(api::VerifyingKey::from_bytes(&v).is_err(), "flip at {pos}");
+    }
+    let sb = setup.to_bytes();
+    let mut v = sb.clone();
+    v[40] ^= 1;
+    assert!(api::Setup::from_bytes(&v).is_err());
+    assert!(api::Setup::from_bytes(&sb[..sb.len() - 3]).is_err());
+    // A setup whose model does not match its key.
+    let (other, _) = common::mlp(14, &[16, 6, 3]);
+    let mut mixed = b"OPALZKSU".to_vec();
+    mixed.extend_from_slice(&2u16.to_le_bytes());
+    let mf = other.to_file_bytes();
+    mixed.extend_from_slice(&(mf.len() as u32).to_le_bytes());
+    mixed.extend_from_slice(&mf);
+    mixed.extend_from_slice(&(vk.len() as u32).to_le_bytes());
+    mixed.extend_from_slice(&vk);
+    assert!(api::Setup::from_bytes(&mixed).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn hostile_key_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..300), flip in any::<usize>()) {
+        let _ = api::VerifyingKey::from_bytes(&b);
+        let mut v = b"OPALZKVK".to_vec();
+        v.extend_from_slice(&2u16.to_le_bytes());
+        v.extend_from_slice(&b);
+        let _ = api::VerifyingKey::from_bytes(&v);
+        let _ = api::Setup::from_bytes(&v);
+        let _ = flip;
+    }
+}
