@@ -240,12 +240,59 @@ impl FloatConv {
     }
 }
 
+/// Float max pooling (no padding), CHW.
+#[derive(Clone, Debug)]
+pub struct FloatMaxPool {
+    pub ch: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+}
+
+impl FloatMaxPool {
+    pub fn out_hw(&self) -> (usize, usize) {
+        (
+            (self.in_h - self.kh) / self.stride.max(1) + 1,
+            (self.in_w - self.kw) / self.stride.max(1) + 1,
+        )
+    }
+
+    fn forward(&self, x: &[f32]) -> Vec<f32> {
+        let (oh, ow) = self.out_hw();
+        let mut y = Vec::with_capacity(self.ch * oh * ow);
+        for c in 0..self.ch {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let mut m = f32::NEG_INFINITY;
+                    for u in 0..self.kh {
+                        for v in 0..self.kw {
+                            let r = i * self.stride + u;
+                            let col = j * self.stride + v;
+                            m = m.max(x[(c * self.in_h + r) * self.in_w + col]);
+                        }
+                    }
+                    y.push(m);
+                }
+            }
+        }
+        y
+    }
+}
+
 /// One float layer of an imported graph.
 #[derive(Clone, Debug)]
 pub enum FloatLayer {
     Dense(FloatDense),
     Conv(FloatConv),
     Relu,
+    MaxPool(FloatMaxPool),
+    /// Residual addition of an earlier value: `y = x + values[from]` (`0` = the graph input,
+    /// `k + 1` = the output of float layer `k`).
+    Add {
+        from: usize,
+    },
 }
 
 /// A straight-line float model (see [`crate::onnx::import_graph`]).
@@ -261,15 +308,29 @@ pub struct FloatGraph {
 impl FloatGraph {
     /// Runs the float model (reference for tests and calibration).
     pub fn forward(&self, x: &[f32]) -> Vec<f32> {
-        let mut cur = x.to_vec();
+        self.values(x).pop().unwrap_or_default()
+    }
+
+    /// Every float value: `[0]` the input, `[k + 1]` the output of layer `k`.
+    pub fn values(&self, x: &[f32]) -> Vec<Vec<f32>> {
+        let mut vals = vec![x.to_vec()];
         for l in &self.layers {
-            cur = match l {
-                FloatLayer::Dense(d) => dense_f32(d, &cur),
-                FloatLayer::Conv(c) => c.forward(&cur),
+            let cur = &vals[vals.len() - 1];
+            let y = match l {
+                FloatLayer::Dense(d) => dense_f32(d, cur),
+                FloatLayer::Conv(c) => c.forward(cur),
                 FloatLayer::Relu => cur.iter().map(|v| v.max(0.0)).collect(),
+                FloatLayer::MaxPool(p) => p.forward(cur),
+                FloatLayer::Add { from } => match vals.get(*from) {
+                    Some(v) if v.len() == cur.len() => {
+                        cur.iter().zip(v).map(|(a, b)| a + b).collect()
+                    }
+                    _ => vec![f32::NAN; cur.len()],
+                },
             };
+            vals.push(y);
         }
-        cur
+        vals
     }
 
     pub fn input_len(&self) -> usize {
@@ -285,12 +346,17 @@ fn dense_f32(l: &FloatDense, x: &[f32]) -> Vec<f32> {
         .collect()
 }
 
-/// Builds a quantized model from a float graph (Dense, Conv, ReLU), calibrating scales on
-/// `calib` (max-abs): input scale from the inputs; per-tensor symmetric weight scales; after
-/// every linear layer but the last a Requant (with ReLU folded in when a Relu follows) whose
-/// output scale is the calibrated maximum of that activation. The last linear layer's
-/// accumulator is the model output (`output_scale = s_x * s_w`), unless a Relu follows it, in
-/// which case a final ReLU Requant is added.
+/// Builds a quantized model from a float graph (Dense, Conv, ReLU, MaxPool, residual Add),
+/// calibrating scales on `calib` (max-abs): input scale from the inputs; per-tensor symmetric
+/// weight scales; after every unit but the last a Requant (with ReLU folded in when a Relu
+/// follows) whose output scale is the calibrated maximum of that activation. A unit is a
+/// linear layer, a MaxPool or a residual Add, with the Relu that follows it. MaxPool keeps its
+/// input's scale (it commutes with the monotone requantization; a following Relu on an
+/// already requantized input is the exact clamp `Requant { multiplier: 2, shift: 1, relu }`).
+/// A residual Add `x + v` brings both operands to the scale `max(s_x, s_v) / 2^14` with integer
+/// multipliers and is then requantized like a linear layer. The last unit's raw value is the
+/// model output (`output_scale` its scale), unless a Relu follows it, in which case a final
+/// ReLU Requant is added.
 pub fn build_graph(
     g: &FloatGraph,
     calib: &[Vec<f32>],
@@ -302,36 +368,35 @@ pub fn build_graph(
             "need calibration inputs of the model's input length".into(),
         ));
     }
-    // Group into (linear, relu) pairs.
-    let mut units: Vec<(&FloatLayer, bool)> = Vec::new();
-    for l in &g.layers {
+    // Units: (float layer index, relu, float value index of the unit's result).
+    let mut units: Vec<(usize, bool, usize)> = Vec::new();
+    for (fi, l) in g.layers.iter().enumerate() {
         match l {
             FloatLayer::Relu => match units.last_mut() {
-                Some(u) => u.1 = true,
-                None => return Err(QuantError::Build("Relu before any layer".into())),
+                Some(u) if u.2 == fi => {
+                    u.1 = true;
+                    u.2 = fi + 1;
+                }
+                _ => return Err(QuantError::Build("Relu before any layer".into())),
             },
-            _ => units.push((l, false)),
+            _ => units.push((fi, false, fi + 1)),
         }
     }
-    if units.is_empty() {
+    if !g
+        .layers
+        .iter()
+        .any(|l| matches!(l, FloatLayer::Dense(_) | FloatLayer::Conv(_)))
+    {
         return Err(QuantError::Build("no linear layer".into()));
     }
-    // Calibrate: max |input| and per unit max |activation| (post-ReLU when relu).
+    // Calibrate: max |input| and per unit max |result|.
     let mut in_max = 0f32;
     let mut act_max = vec![0f32; units.len()];
     for x in calib {
+        let vals = g.values(x);
         in_max = x.iter().fold(in_max, |m, v| m.max(v.abs()));
-        let mut cur = x.clone();
-        for (k, (l, relu)) in units.iter().enumerate() {
-            cur = match l {
-                FloatLayer::Dense(d) => dense_f32(d, &cur),
-                FloatLayer::Conv(c) => c.forward(&cur),
-                FloatLayer::Relu => cur,
-            };
-            if *relu {
-                cur.iter_mut().for_each(|v| *v = v.max(0.0));
-            }
-            act_max[k] = cur.iter().fold(act_max[k], |m, v| m.max(v.abs()));
+        for (u, (_, _, end)) in units.iter().enumerate() {
+            act_max[u] = vals[*end].iter().fold(act_max[u], |m, v| m.max(v.abs()));
         }
     }
     let scale_of = |max: f32, bits: u8| {
@@ -362,11 +427,17 @@ pub fn build_graph(
             .collect()
     };
     let input_scale = scale_of(in_max, cfg.act_bits);
+    // Per unit: (quantized value index of its result, its scale).
+    let mut unit_out: Vec<(usize, f64)> = Vec::new();
     let mut s_x = input_scale;
+    // Whether the running value is a requantized act_bits activation (the input is).
+    let mut x_requantized = true;
     let mut out = Vec::new();
     let mut output_scale = 1.0;
-    for (k, (l, relu)) in units.iter().enumerate() {
-        let s_acc = match l {
+    for (u, (fi, relu, _)) in units.iter().enumerate() {
+        let last = u + 1 == units.len();
+        // Emit the unit's integer op; `s_acc` is the scale of its raw result.
+        let (s_acc, exact_relu_ok) = match &g.layers[*fi] {
             FloatLayer::Dense(d) => {
                 let (s_w, weights) = quant_w(&d.weights);
                 out.push(Layer::Dense(Dense {
@@ -376,7 +447,7 @@ pub fn build_graph(
                     weights,
                     bias: quant_b(&d.bias, s_x * s_w),
                 }));
-                s_x * s_w
+                (s_x * s_w, false)
             }
             FloatLayer::Conv(c) => {
                 let (s_w, weights) = quant_w(&c.weights);
@@ -393,15 +464,65 @@ pub fn build_graph(
                     weights,
                     bias: quant_b(&c.bias, s_x * s_w),
                 }));
-                s_x * s_w
+                (s_x * s_w, false)
+            }
+            FloatLayer::MaxPool(p) => {
+                out.push(Layer::MaxPool2d(crate::model::MaxPool2d {
+                    ch: p.ch as u32,
+                    in_h: p.in_h as u32,
+                    in_w: p.in_w as u32,
+                    kh: p.kh as u32,
+                    kw: p.kw as u32,
+                    stride: p.stride as u32,
+                }));
+                (s_x, x_requantized)
+            }
+            FloatLayer::Add { from } => {
+                let (qv, s_v) = if *from == 0 {
+                    (0, input_scale)
+                } else {
+                    units
+                        .iter()
+                        .position(|t| t.2 == *from)
+                        .filter(|t| *t < u)
+                        .map(|t| unit_out[t])
+                        .ok_or_else(|| {
+                            QuantError::Build(
+                                "residual Add of a tensor that the quantized model does not \
+                                 keep (e.g. the input of a ReLU)"
+                                    .into(),
+                            )
+                        })?
+                };
+                let s0 = s_x.max(s_v) / (1u32 << 14) as f64;
+                let m = |s: f64| ((s / s0).round() as i64).clamp(1, 1 << 16);
+                out.push(Layer::Add(crate::model::Add {
+                    from: qv as u32,
+                    x_multiplier: m(s_x),
+                    from_multiplier: m(s_v),
+                }));
+                (s0, false)
             }
             FloatLayer::Relu => continue,
         };
-        let last = k + 1 == units.len();
         if last && !relu {
             output_scale = s_acc;
+            unit_out.push((out.len(), s_acc));
+            break;
+        }
+        if exact_relu_ok {
+            // MaxPool of a requantized activation: already act_bits, same scale.
+            if *relu {
+                out.push(Layer::Requant(Requant {
+                    multiplier: 2,
+                    shift: 1,
+                    relu: true,
+                    out_bits: cfg.act_bits,
+                }));
+            }
+            s_x = s_acc;
         } else {
-            let s_y = scale_of(act_max[k], cfg.act_bits);
+            let s_y = scale_of(act_max[u], cfg.act_bits);
             let (multiplier, shift) = fixed_point(s_acc / s_y, cfg.multiplier_bits)?;
             out.push(Layer::Requant(Requant {
                 multiplier,
@@ -410,8 +531,10 @@ pub fn build_graph(
                 out_bits: cfg.act_bits,
             }));
             s_x = s_y;
-            output_scale = s_y;
+            x_requantized = true;
         }
+        output_scale = s_x;
+        unit_out.push((out.len(), s_x));
     }
     let model = QuantModel {
         input_len: input_len as u32,

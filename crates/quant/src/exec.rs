@@ -1,4 +1,4 @@
-use crate::model::{Conv2d, Dense, Layer, QuantModel, Requant};
+use crate::model::{Add, Conv2d, Dense, Layer, MaxPool2d, QuantModel, Requant};
 use crate::QuantError;
 
 /// Every vector of one execution: `values[0]` is the input, `values[k + 1]` the output of layer
@@ -79,6 +79,37 @@ fn conv2d(c: &Conv2d, x: &[i64]) -> Vec<i64> {
     y
 }
 
+/// Max pooling (no padding), CHW in and out; see [`MaxPool2d`].
+pub(crate) fn maxpool_range(p: &MaxPool2d, x: &[i64], out: std::ops::Range<usize>) -> Vec<i64> {
+    let (oh, ow) = p.out_hw();
+    let (ih, iw, s) = (p.in_h as usize, p.in_w as usize, p.stride as usize);
+    out.map(|idx| {
+        let (c, rest) = (idx / (oh * ow), idx % (oh * ow));
+        let (i, j) = (rest / ow, rest % ow);
+        let mut m = i64::MIN;
+        for u in 0..p.kh as usize {
+            for v in 0..p.kw as usize {
+                m = m.max(x[(c * ih + i * s + u) * iw + j * s + v]);
+            }
+        }
+        m
+    })
+    .collect()
+}
+
+fn maxpool(p: &MaxPool2d, x: &[i64]) -> Vec<i64> {
+    let (oh, ow) = p.out_hw();
+    maxpool_range(p, x, 0..p.ch as usize * oh * ow)
+}
+
+/// `x_multiplier * x + from_multiplier * v`, elementwise (validated: no overflow).
+pub(crate) fn add(a: &Add, x: &[i64], v: &[i64]) -> Vec<i64> {
+    x.iter()
+        .zip(v)
+        .map(|(x, v)| a.x_multiplier * x + a.from_multiplier * v)
+        .collect()
+}
+
 impl QuantModel {
     /// Runs the model on `input` (signed `input_bits`-bit integers) and returns every
     /// intermediate vector. Pure integer arithmetic, single-threaded, bit-exact.
@@ -91,6 +122,8 @@ impl QuantModel {
                 Layer::Dense(d) => dense(d, x),
                 Layer::Conv2d(c) => conv2d(c, x),
                 Layer::Requant(r) => x.iter().map(|v| requantize(*v, r)).collect(),
+                Layer::MaxPool2d(p) => maxpool(p, x),
+                Layer::Add(a) => add(a, x, &values[a.from as usize]),
             };
             values.push(y);
         }

@@ -40,7 +40,7 @@ mod rng;
 
 pub use build::{
     build_graph, build_mlp, quantize_input, BuildConfig, FloatConv, FloatDense, FloatGraph,
-    FloatLayer,
+    FloatLayer, FloatMaxPool,
 };
 pub use error::QuantError;
 pub use exec::{requant_parts, requantize, Trace};
@@ -48,6 +48,8 @@ pub use file::{
     argmax, output_bytes, output_from_bytes, quantize_onnx, FileError, FILE_MAGIC, FILE_VERSION,
     MAX_FILE_BYTES,
 };
-pub use model::{Conv2d, Dense, Layer, QuantModel, Requant, ValueShape, MAX_ABS_VALUE, MAX_DIM};
+pub use model::{
+    Add, Conv2d, Dense, Layer, MaxPool2d, QuantModel, Requant, ValueShape, MAX_ABS_VALUE, MAX_DIM,
+};
 pub use parallel::{kernel_for, portable_forced, ExecOptions, ExecPath, Kernel, PORTABLE_ENV};
 pub use rng::SplitMix64;

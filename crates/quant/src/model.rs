@@ -30,6 +30,46 @@ pub enum Layer {
     Dense(Dense),
     Requant(Requant),
     Conv2d(Conv2d),
+    /// Appended after the first file format release: older files decode unchanged.
+    MaxPool2d(MaxPool2d),
+    /// Residual addition of an earlier value (appended, like `MaxPool2d`).
+    Add(Add),
+}
+
+/// Max pooling over a `ch x in_h x in_w` (CHW) vector, no padding:
+/// `y[c][i][j] = max_{0<=u<kh, 0<=v<kw} x[c][i*stride+u][j*stride+v]`,
+/// `out_h = floor((in_h - kh) / stride) + 1`, likewise `out_w`. Exact on any integers (it
+/// commutes with the monotone requantization, so it needs no rescaling).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct MaxPool2d {
+    pub ch: u32,
+    pub in_h: u32,
+    pub in_w: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub stride: u32,
+}
+
+impl MaxPool2d {
+    pub fn out_hw(&self) -> (usize, usize) {
+        let s = self.stride.max(1) as usize;
+        (
+            (self.in_h.saturating_sub(self.kh)) as usize / s + 1,
+            (self.in_w.saturating_sub(self.kw)) as usize / s + 1,
+        )
+    }
+}
+
+/// Residual addition: `y[i] = x_multiplier * x[i] + from_multiplier * v[i]`, exact, where `x`
+/// is the running vector and `v = values[from]` an earlier one (`0` = the model input, `k + 1`
+/// = the output of layer `k`; `from` must name a value before this layer's input) of the same
+/// length. The integer multipliers (`1..=2^16`) bring both operands to a common scale; a
+/// following `Requant` rescales the sum.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Add {
+    pub from: u32,
+    pub x_multiplier: i64,
+    pub from_multiplier: i64,
 }
 
 /// 2-D convolution over a `in_ch x in_h x in_w` (CHW, row-major) vector with zero padding `pad`
@@ -134,7 +174,7 @@ impl QuantModel {
             match l {
                 Layer::Dense(d) => d.weights = Vec::new(),
                 Layer::Conv2d(c) => c.weights = Vec::new(),
-                Layer::Requant(_) => {}
+                Layer::Requant(_) | Layer::MaxPool2d(_) | Layer::Add(_) => {}
             }
         }
         m
@@ -291,6 +331,58 @@ impl QuantModel {
                     ValueShape {
                         len: cur.len,
                         max_abs: 1i128 << (r.out_bits - 1),
+                    }
+                }
+                Layer::MaxPool2d(p) => {
+                    let dims = [p.ch, p.in_h, p.in_w, p.kh, p.kw, p.stride];
+                    if dims.iter().any(|d| *d == 0 || *d > 1 << 14) || p.kh > 64 || p.kw > 64 {
+                        return Err(invalid(format!("maxpool dims {dims:?} out of range")));
+                    }
+                    if p.kh > p.in_h || p.kw > p.in_w {
+                        return Err(invalid("pooling window larger than the input".into()));
+                    }
+                    let in_len = p.ch as usize * p.in_h as usize * p.in_w as usize;
+                    if in_len != cur.len {
+                        return Err(QuantError::LengthMismatch {
+                            layer: k,
+                            expected: in_len,
+                            got: cur.len,
+                        });
+                    }
+                    let (oh, ow) = p.out_hw();
+                    ValueShape {
+                        len: p.ch as usize * oh * ow,
+                        max_abs: cur.max_abs,
+                    }
+                }
+                Layer::Add(a) => {
+                    // `from` indexes `shapes`: at most k (the running value is shapes[k]).
+                    let Some(src) = shapes.get(a.from as usize).copied() else {
+                        return Err(invalid(format!(
+                            "add from value {} which is not before this layer",
+                            a.from
+                        )));
+                    };
+                    if src.len != cur.len {
+                        return Err(QuantError::LengthMismatch {
+                            layer: k,
+                            expected: cur.len,
+                            got: src.len,
+                        });
+                    }
+                    let ok = |m: i64| (1..=1 << 16).contains(&m);
+                    if !ok(a.x_multiplier) || !ok(a.from_multiplier) {
+                        return Err(invalid(format!(
+                            "add multipliers {} / {} not in 1..=2^16",
+                            a.x_multiplier, a.from_multiplier
+                        )));
+                    }
+                    let max_abs = a.x_multiplier as i128 * cur.max_abs
+                        + a.from_multiplier as i128 * src.max_abs;
+                    check_mag(k, max_abs)?;
+                    ValueShape {
+                        len: cur.len,
+                        max_abs,
                     }
                 }
             };

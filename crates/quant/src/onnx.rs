@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::build::{FloatConv, FloatDense, FloatGraph, FloatLayer};
+use crate::build::{FloatConv, FloatDense, FloatGraph, FloatLayer, FloatMaxPool};
 use crate::QuantError;
 
 /// Largest tensor (elements) accepted.
@@ -505,6 +505,11 @@ pub fn import_graph(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
         Ok(t)
     };
     let mut cur = in_name;
+    // Tensor name -> float value index (0 = the graph input, k + 1 = output of layer k), and
+    // the shape of every float value, for residual Adds.
+    let mut names: BTreeMap<String, usize> = BTreeMap::new();
+    names.insert(cur.clone(), 0);
+    let mut val_shapes: Vec<Option<Shape>> = vec![shape];
     let mut layers: Vec<FloatLayer> = Vec::new();
     let mut ignored_tail = Vec::new();
     let mut input_shape = None;
@@ -716,6 +721,85 @@ pub fn import_graph(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
                 layers.push(FloatLayer::Conv(cv));
                 shape = Some(Shape::Chw(c, oh, ow));
             }
+            "Add"
+                if n.inputs.len() == 2
+                    && n.inputs.iter().all(|i| !inits.contains_key(i))
+                    && n.inputs.iter().filter(|i| **i == cur).count() == 1 =>
+            {
+                // Residual Add of the running tensor and an earlier one.
+                let other = n
+                    .inputs
+                    .iter()
+                    .find(|i| **i != cur)
+                    .cloned()
+                    .unwrap_or_default();
+                let from = *names.get(&other).ok_or_else(|| {
+                    err(format!(
+                        "Add: {other} is neither a constant nor an earlier tensor"
+                    ))
+                })?;
+                let here = shape.map(|s| s.len());
+                let there = val_shapes.get(from).copied().flatten().map(|s| s.len());
+                if here.is_none() || here != there {
+                    return Err(err(
+                        "residual Add of tensors of different or unknown shapes",
+                    ));
+                }
+                if layers.is_empty() {
+                    return Err(err("residual Add before any layer is not supported"));
+                }
+                layers.push(FloatLayer::Add { from });
+            }
+            "MaxPool" | "GlobalMaxPool" => {
+                let Some(Shape::Chw(c, h, wd)) = shape else {
+                    return Err(err("MaxPool needs a known C x H x W input"));
+                };
+                if n.outputs.get(1).is_some_and(|o| !o.is_empty()) {
+                    return Err(err("MaxPool with an Indices output is not supported"));
+                }
+                let (kh, kw, stride) = if n.op == "GlobalMaxPool" {
+                    (h, wd, 1)
+                } else {
+                    let ks = n
+                        .int_lists
+                        .get("kernel_shape")
+                        .ok_or_else(|| err("MaxPool without kernel_shape"))?;
+                    let [kh, kw] = ks.as_slice() else {
+                        return Err(err("MaxPool must be 2-D"));
+                    };
+                    if same_pair(n.int_lists.get("pads"), 0, "pads")? != 0 {
+                        return Err(err("padded MaxPool is not supported"));
+                    }
+                    if n.ints.get("ceil_mode").copied().unwrap_or(0) != 0 {
+                        return Err(err("MaxPool ceil_mode is not supported"));
+                    }
+                    if same_pair(n.int_lists.get("dilations"), 1, "dilations")? != 1 {
+                        return Err(err("dilated MaxPool is not supported"));
+                    }
+                    if n.ints.contains_key("auto_pad") {
+                        return Err(err("MaxPool auto_pad is not supported"));
+                    }
+                    let stride = same_pair(n.int_lists.get("strides"), 1, "strides")?;
+                    (*kh as usize, *kw as usize, stride)
+                };
+                if kh == 0 || kw == 0 || kh > 64 || kw > 64 || stride == 0 || kh > h || kw > wd {
+                    return Err(err("MaxPool shape out of range"));
+                }
+                let p = FloatMaxPool {
+                    ch: c,
+                    in_h: h,
+                    in_w: wd,
+                    kh,
+                    kw,
+                    stride,
+                };
+                let (oh, ow) = p.out_hw();
+                if layers.is_empty() {
+                    input_shape = shape;
+                }
+                layers.push(FloatLayer::MaxPool(p));
+                shape = Some(Shape::Chw(c, oh, ow));
+            }
             "Add" => {
                 let rows = last_linear_rows(&layers)
                     .ok_or_else(|| err("Add is supported only as the bias of MatMul/Conv"))?;
@@ -776,6 +860,9 @@ pub fn import_graph(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
             "Identity" | "Dropout" => {}
             other => return Err(err(format!("unsupported op {other}"))),
         }
+        val_shapes.resize(layers.len() + 1, None);
+        val_shapes[layers.len()] = shape;
+        names.insert(out.clone(), layers.len());
         cur = out;
     }
     if !layers

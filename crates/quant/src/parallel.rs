@@ -20,7 +20,7 @@
 
 use std::ops::Range;
 
-use crate::exec::{requantize, Trace};
+use crate::exec::{add, maxpool_range, requantize, Trace};
 use crate::model::{Conv2d, Dense, Layer, QuantModel, ValueShape};
 use crate::QuantError;
 
@@ -325,6 +325,18 @@ impl QuantModel {
                 Layer::Requant(r) => par_flat(x.len(), opts.threads, |range| {
                     x[range].iter().map(|v| requantize(*v, r)).collect()
                 }),
+                Layer::MaxPool2d(p) => {
+                    let (oh, ow) = p.out_hw();
+                    par_flat(p.ch as usize * oh * ow, opts.threads, |range| {
+                        maxpool_range(p, x, range)
+                    })
+                }
+                Layer::Add(a) => {
+                    let v = &values[a.from as usize];
+                    par_flat(x.len(), opts.threads, |range| {
+                        add(a, &x[range.clone()], &v[range])
+                    })
+                }
             };
             values.push(y);
         }

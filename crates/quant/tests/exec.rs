@@ -110,6 +110,16 @@ fn the_generator_covers_every_kernel() {
             continue;
         };
         valid += 1;
+        for l in &m.layers {
+            kernels.insert(
+                match l {
+                    Layer::MaxPool2d(_) => "maxpool",
+                    Layer::Add(_) => "add",
+                    _ => "other",
+                }
+                .to_string(),
+            );
+        }
         let shapes = m.validate().unwrap();
         for (k, l) in m.layers.iter().enumerate() {
             let wb = match l {
@@ -122,6 +132,10 @@ fn the_generator_covers_every_kernel() {
     }
     assert!(valid >= 100, "only {valid} of 300 random models are valid");
     assert!(kernels.contains("Lanes"), "{kernels:?}");
+    assert!(
+        kernels.contains("maxpool") && kernels.contains("add"),
+        "{kernels:?}"
+    );
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && !portable_forced() {
         assert!(kernels.contains("Avx2"), "{kernels:?}");

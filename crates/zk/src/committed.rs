@@ -55,7 +55,7 @@ pub fn register(model: &QuantModel) -> Result<(ProverModel, RegisteredModel), Zk
         .filter_map(|l| match l {
             Layer::Dense(d) => Some(pcs::commit(&dense::weight_table(d))),
             Layer::Conv2d(c) => Some(pcs::commit(&conv::weight_table(c))),
-            Layer::Requant(_) => None,
+            Layer::Requant(_) | Layer::MaxPool2d(_) | Layer::Add(_) => None,
         })
         .collect::<Result<Vec<_>, _>>()?;
     let reg = RegisteredModel {
@@ -113,7 +113,7 @@ pub fn prove(
         let (sc, r, point) = match layer {
             Layer::Dense(d) => dense::prove_with_point(&mut t, d, &trace.values[k]),
             Layer::Conv2d(cv) => conv::prove_with_point(&mut t, cv, &trace.values[k]),
-            Layer::Requant(_) => continue,
+            Layer::Requant(_) | Layer::MaxPool2d(_) | Layer::Add(_) => continue,
         };
         let c = commits
             .next()
@@ -194,6 +194,9 @@ pub fn verify(
                 if w_eval * x_eval != fin {
                     return Err(ZkError::SumcheckFinal { layer: k });
                 }
+            }
+            Layer::MaxPool2d(_) | Layer::Add(_) => {
+                return Err(ZkError::Unimplemented("MaxPool2d / Add in protocol v1c"))
             }
             Layer::Requant(r) => {
                 if let Some(index) = x.iter().zip(y).position(|(a, b)| requantize(*a, r) != *b) {
@@ -384,6 +387,6 @@ fn has_weights(l: &Layer) -> bool {
     match l {
         Layer::Dense(d) => !d.weights.is_empty(),
         Layer::Conv2d(c) => !c.weights.is_empty(),
-        Layer::Requant(_) => false,
+        Layer::Requant(_) | Layer::MaxPool2d(_) | Layer::Add(_) => false,
     }
 }

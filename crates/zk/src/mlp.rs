@@ -29,7 +29,16 @@ fn model_shapes(model: &QuantModel) -> Result<Vec<opal_quant::ValueShape>, ZkErr
 
 /// Layers the prover does not support yet are refused up front (never a fake proof). Every
 /// layer kind of `opal-quant` v1 (Dense, Conv2d, Requant) is supported today.
-pub(crate) fn ensure_supported(_model: &QuantModel) -> Result<(), ZkError> {
+pub(crate) fn ensure_supported(model: &QuantModel) -> Result<(), ZkError> {
+    if model
+        .layers
+        .iter()
+        .any(|l| matches!(l, Layer::MaxPool2d(_) | Layer::Add(_)))
+    {
+        return Err(ZkError::Unimplemented(
+            "MaxPool2d / Add in protocols v1 and v1c",
+        ));
+    }
     Ok(())
 }
 
@@ -62,7 +71,7 @@ pub(crate) fn linear_shape(layer: &Layer) -> Option<LinearShape> {
                 error_terms: a + pb + 2 * cb,
             })
         }
-        Layer::Requant(_) => None,
+        Layer::Requant(_) | Layer::MaxPool2d(_) | Layer::Add(_) => None,
     }
 }
 
@@ -92,7 +101,7 @@ pub fn prove(model: &QuantModel, input: &[i64]) -> Result<(Vec<i64>, MlpProof), 
         match layer {
             Layer::Dense(d) => proofs.push(dense::prove(&mut t, d, &trace.values[k])),
             Layer::Conv2d(c) => proofs.push(conv::prove_with_point(&mut t, c, &trace.values[k]).0),
-            Layer::Requant(_) => {}
+            Layer::Requant(_) | Layer::MaxPool2d(_) | Layer::Add(_) => {}
         }
     }
     Ok((
@@ -139,6 +148,9 @@ pub fn verify(
                 if conv::weight_eval(c, &r_o, &point) * x_eval != fin {
                     return Err(ZkError::SumcheckFinal { layer: k });
                 }
+            }
+            Layer::MaxPool2d(_) | Layer::Add(_) => {
+                return Err(ZkError::Unimplemented("MaxPool2d / Add in protocol v1"))
             }
             Layer::Requant(r) => {
                 if let Some(index) = x.iter().zip(y).position(|(a, b)| requantize(*a, r) != *b) {

@@ -231,6 +231,11 @@ pub fn shape(model: &QuantModel) -> Result<Shape, ZkError> {
                     glen: oh * ow,
                 }
             }
+            Layer::MaxPool2d(_) | Layer::Add(_) => {
+                return Err(ZkError::Unimplemented(
+                    "MaxPool2d and residual Add are not proven by protocol v2 yet",
+                ))
+            }
             Layer::Requant(r) => {
                 requants.push(requant_shape(k, r, &values[k], inl)?);
                 inl
@@ -301,7 +306,7 @@ pub fn register(model: &QuantModel) -> Result<(ProverModel, RegisteredModel), Zk
         match l {
             Layer::Dense(d) => committed.push(pcs::commit(&dense_table(d, sh.layouts[k]))?),
             Layer::Conv2d(c) => committed.push(pcs::commit(&crate::conv::weight_table(c))?),
-            Layer::Requant(_) => {}
+            Layer::Requant(_) | Layer::MaxPool2d(_) | Layer::Add(_) => {}
         }
     }
     let reg = RegisteredModel {
@@ -442,7 +447,7 @@ pub fn proof_len(reg: &RegisteredModel) -> Result<usize, ZkError> {
                 }
                 w += 1;
             }
-            Layer::Requant(_) => {}
+            Layer::Requant(_) | Layer::MaxPool2d(_) | Layer::Add(_) => {}
         }
     }
     for rq in &sh.requants {
@@ -859,6 +864,9 @@ pub fn prove_with_progress(
                     z = Vec::new();
                 }
             }
+            Layer::MaxPool2d(_) | Layer::Add(_) => {
+                return Err(ZkError::Unimplemented("MaxPool2d / Add in protocol v2"))
+            }
             Layer::Requant(_) => {
                 let i = rq_index(k).ok_or(ZkError::Model("shape mismatch".into()))?;
                 let eq_z = eq_table(&z);
@@ -1112,6 +1120,9 @@ pub fn verify(
                     z = Vec::new();
                 }
             }
+            Layer::MaxPool2d(_) | Layer::Add(_) => {
+                return Err(ZkError::Unimplemented("MaxPool2d / Add in protocol v2"))
+            }
             Layer::Requant(r) => {
                 let i = rq_index(k).ok_or(ZkError::Model("shape mismatch".into()))?;
                 let rq = &sh.requants[i];
@@ -1234,7 +1245,7 @@ pub fn soundness_bits(reg: &RegisteredModel) -> Result<f64, ZkError> {
                     terms += 2.0 * sh.layouts[k].vars() as f64;
                 }
             }
-            Layer::Requant(_) => continue,
+            Layer::Requant(_) | Layer::MaxPool2d(_) | Layer::Add(_) => continue,
         }
         pcs_rows += 2f64.powi(pcs::split(sh.weight_vars[wi]).0 as i32) + 1.0;
         openings += 1;
@@ -1268,7 +1279,7 @@ fn weight_bits(l: &Layer) -> Option<usize> {
     match l {
         Layer::Dense(d) => Some(d.weight_bits as usize),
         Layer::Conv2d(c) => Some(c.weight_bits as usize),
-        Layer::Requant(_) => None,
+        Layer::Requant(_) | Layer::MaxPool2d(_) | Layer::Add(_) => None,
     }
 }
 
@@ -1303,7 +1314,7 @@ pub fn prove_registration(pm: &ProverModel, reg: &RegisteredModel) -> Result<Vec
         let table = match l {
             Layer::Dense(d) => dense_table(d, pm.shape.layouts[k]),
             Layer::Conv2d(c) => crate::conv::weight_table(c),
-            Layer::Requant(_) => continue,
+            Layer::Requant(_) | Layer::MaxPool2d(_) | Layer::Add(_) => continue,
         };
         let off = 1i64 << (bits - 1);
         let vals: Vec<i64> = table

@@ -105,3 +105,23 @@ proptest! {
         let _ = flip;
     }
 }
+
+#[test]
+fn layers_the_prover_does_not_support_yet_are_refused_with_a_typed_error() {
+    use opal_quant::{Layer, MaxPool2d};
+    let (mut model, _) = common::mlp(15, &[16, 8, 3]);
+    // 8 = 2 x 2 x 2 after the first requant: a 1x1 max pool (identity) is still refused.
+    model.layers.insert(
+        2,
+        Layer::MaxPool2d(MaxPool2d {
+            ch: 2,
+            in_h: 2,
+            in_w: 2,
+            kh: 1,
+            kw: 1,
+            stride: 1,
+        }),
+    );
+    model.validate().unwrap();
+    assert!(matches!(api::setup(&model), Err(ZkError::Unimplemented(_))));
+}

@@ -64,6 +64,19 @@ pub fn random_model(seed: u64) -> Option<QuantModel> {
         len = out_ch as usize * oh * ow;
         layers.push(Layer::Conv2d(cv));
         layers.push(requant(&mut rng));
+        if rng.range_i64(0, 1) == 1 && oh >= 2 && ow >= 2 {
+            let p = MaxPool2d {
+                ch: out_ch,
+                in_h: oh as u32,
+                in_w: ow as u32,
+                kh: rng.range_i64(1, 2) as u32,
+                kw: rng.range_i64(1, 2) as u32,
+                stride: rng.range_i64(1, 2) as u32,
+            };
+            let (ph, pw) = p.out_hw();
+            len = out_ch as usize * ph * pw;
+            layers.push(Layer::MaxPool2d(p));
+        }
     }
     for _ in 0..rng.range_i64(1, 3) {
         let wb = rng.range_i64(2, 16) as u8;
@@ -80,6 +93,17 @@ pub fn random_model(seed: u64) -> Option<QuantModel> {
         len = rows;
         if rng.range_i64(0, 3) != 0 {
             layers.push(requant(&mut rng));
+        }
+        // A residual Add of an earlier value of the same length, when there is one.
+        if rng.range_i64(0, 2) == 0 {
+            let n = layers.len();
+            if let Some(from) = (0..n).rev().find(|v| value_len(&layers, *v) == Some(len)) {
+                layers.push(Layer::Add(Add {
+                    from: from as u32,
+                    x_multiplier: rng.range_i64(1, 1 << 16),
+                    from_multiplier: rng.range_i64(1, 1 << 16),
+                }));
+            }
         }
     }
     let m = QuantModel {
@@ -114,4 +138,28 @@ pub fn random_input(m: &QuantModel, seed: u64) -> Vec<i64> {
             _ => rng.range_i64(-hi - 1, hi),
         })
         .collect()
+}
+
+/// Length of value `v` (0 = input, k + 1 = output of layer k) of a layer list, from the layer
+/// shapes (None for the input, whose length is not recorded in the list).
+fn value_len(layers: &[Layer], v: usize) -> Option<usize> {
+    if v == 0 {
+        return None;
+    }
+    let mut len = None;
+    for l in &layers[..v] {
+        len = match l {
+            Layer::Dense(d) => Some(d.rows as usize),
+            Layer::Conv2d(c) => {
+                let (oh, ow) = c.out_hw();
+                Some(c.out_ch as usize * oh * ow)
+            }
+            Layer::MaxPool2d(p) => {
+                let (oh, ow) = p.out_hw();
+                Some(p.ch as usize * oh * ow)
+            }
+            Layer::Requant(_) | Layer::Add(_) => len,
+        };
+    }
+    len
 }
