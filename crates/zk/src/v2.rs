@@ -28,7 +28,7 @@ use crate::mle::{eq_table, log2_ceil};
 use crate::pcs::{self, Commitment, Committed, Opening};
 use crate::sumcheck::{self, SumcheckProof};
 use crate::transcript::Transcript;
-use opal_quant::{requant_parts, Conv2d, Dense, Layer, QuantModel, Requant, ValueShape};
+use opal_quant::{requant_parts, Conv2d, Dense, Layer, MaxPool2d, QuantModel, Requant, ValueShape};
 use p3_field::{Field, PrimeCharacteristicRing};
 
 pub use crate::committed::RegisteredModel;
@@ -149,6 +149,55 @@ impl RequantShape {
     }
 }
 
+/// Largest MaxPool window the prover supports (`kh kw` taps; the product check has degree
+/// `taps + 1`).
+pub const MAX_POOL_TAPS: usize = 16;
+
+/// Per-MaxPool witness shape. The prover commits, in the output layout, 8-bit limbs of
+/// `y + bound` and of `d_t = y - x_t` for every window tap `t` (all in `[0, 2 bound]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolShape {
+    /// Layer index in the model.
+    pub layer: usize,
+    /// Output layout (`ch` groups of `out_h out_w`).
+    pub layout: Layout,
+    /// Window taps `K = kh kw`.
+    pub taps: usize,
+    /// Inclusive bound on `|x|` (validation).
+    pub bound: i64,
+    /// Limbs of `y + bound` and of each `d_t`.
+    pub kl: usize,
+}
+
+impl PoolShape {
+    /// Vector order: `y + bound` limbs, then for each tap `t` the limbs of `d_t`.
+    pub fn nvec(&self) -> usize {
+        self.kl * (1 + self.taps)
+    }
+    fn tap_bits(&self) -> usize {
+        log2_ceil(self.taps)
+    }
+}
+
+fn comb_limbs(xs: &[EF]) -> EF {
+    let base = EF::from_u64(1 << LIMB);
+    xs.iter().rev().fold(EF::ZERO, |acc, x| acc * base + *x)
+}
+
+fn comb_limbs_i64(vs: &[Vec<i64>], size: usize) -> Vec<EF> {
+    (0..size)
+        .map(|j| ef_from_i64(vs.iter().rev().fold(0i64, |acc, v| (acc << LIMB) + v[j])))
+        .collect()
+}
+
+fn mle_i64(v: &[i64], eq: &[EF]) -> EF {
+    v.iter()
+        .zip(eq)
+        .filter(|(x, _)| **x != 0)
+        .map(|(x, e)| *e * ef_from_i64(*x))
+        .sum()
+}
+
 fn requant_shape(
     layer: usize,
     r: &Requant,
@@ -202,7 +251,10 @@ pub struct Shape {
     pub requants: Vec<RequantShape>,
     /// Per requant (same order): hypercube offset of its first limb vector in `T`.
     pub offsets: Vec<usize>,
-    /// Variables of `T` (0 when there is no Requant layer).
+    pub pools: Vec<PoolShape>,
+    /// Per pool (same order): hypercube offset of its first limb vector in `T`.
+    pub pool_offsets: Vec<usize>,
+    /// Variables of `T` (0 when there is no Requant or MaxPool layer).
     pub witness_vars: usize,
     /// Per linear layer (model order): weight-table variables.
     pub weight_vars: Vec<usize>,
@@ -215,6 +267,7 @@ pub fn shape(model: &QuantModel) -> Result<Shape, ZkError> {
         .map_err(|e| ZkError::Model(e.to_string()))?;
     let mut layouts = vec![Layout::flat(model.input_len as usize)];
     let mut requants = Vec::new();
+    let mut pools = Vec::new();
     let mut weight_vars = Vec::new();
     for (k, l) in model.layers.iter().enumerate() {
         let inl = layouts[k];
@@ -231,10 +284,49 @@ pub fn shape(model: &QuantModel) -> Result<Shape, ZkError> {
                     glen: oh * ow,
                 }
             }
-            Layer::MaxPool2d(_) | Layer::Add(_) => {
-                return Err(ZkError::Unimplemented(
-                    "MaxPool2d and residual Add are not proven by protocol v2 yet",
-                ))
+            Layer::MaxPool2d(p) => {
+                let taps = (p.kh * p.kw) as usize;
+                if taps > MAX_POOL_TAPS {
+                    return Err(ZkError::Unimplemented(
+                        "MaxPool windows of more than 16 taps",
+                    ));
+                }
+                let bound = values[k].max_abs;
+                let bits = (128 - (2 * bound).leading_zeros()) as usize;
+                let kl = bits.div_ceil(LIMB).max(1);
+                // y - x - d = 0 in F must imply it over the integers: |.| < 2^(8 kl) + 2 bound.
+                if LIMB * kl > 61 {
+                    return Err(ZkError::Model(format!(
+                        "layer {k}: max pooling over {bits}-bit values is too wide for the field"
+                    )));
+                }
+                let (oh, ow) = p.out_hw();
+                let layout = Layout {
+                    groups: p.ch as usize,
+                    glen: oh * ow,
+                };
+                pools.push(PoolShape {
+                    layer: k,
+                    layout,
+                    taps,
+                    bound: bound as i64,
+                    kl,
+                });
+                layout
+            }
+            Layer::Add(a) => {
+                let from = a.from as usize;
+                if layouts[from] != inl {
+                    return Err(ZkError::Unimplemented(
+                        "residual Add of two vectors in different hypercube layouts",
+                    ));
+                }
+                if from > 0 && !matches!(model.layers[from - 1], Layer::Requant(_)) {
+                    return Err(ZkError::Unimplemented(
+                        "residual Add of a value that is neither the input nor a Requant output",
+                    ));
+                }
+                inl
             }
             Layer::Requant(r) => {
                 requants.push(requant_shape(k, r, &values[k], inl)?);
@@ -243,20 +335,23 @@ pub fn shape(model: &QuantModel) -> Result<Shape, ZkError> {
         };
         layouts.push(out);
     }
-    // Segments sorted by size (descending, stable), each 2^vars: aligned offsets.
-    let mut order: Vec<usize> = (0..requants.len()).collect();
-    order.sort_by_key(|i| std::cmp::Reverse(requants[*i].layout.vars()));
-    let mut offsets = vec![0; requants.len()];
+    // Segments (requants, then pools) sorted by size (descending, stable), each 2^vars:
+    // aligned offsets.
+    let segs: Vec<(usize, usize)> = requants
+        .iter()
+        .map(|r| (r.layout.vars(), r.nvec()))
+        .chain(pools.iter().map(|p| (p.layout.vars(), p.nvec())))
+        .collect();
+    let mut order: Vec<usize> = (0..segs.len()).collect();
+    order.sort_by_key(|i| std::cmp::Reverse(segs[*i].0));
+    let mut offsets = vec![0; segs.len()];
     let mut next = 0usize;
     for i in order {
         offsets[i] = next;
-        next += requants[i].nvec() << requants[i].layout.vars();
+        next += segs[i].1 << segs[i].0;
     }
-    let witness_vars = if requants.is_empty() {
-        0
-    } else {
-        log2_ceil(next)
-    };
+    let pool_offsets = offsets.split_off(requants.len());
+    let witness_vars = if segs.is_empty() { 0 } else { log2_ceil(next) };
     if witness_vars > MAX_WITNESS_VARS {
         return Err(ZkError::Model(format!(
             "witness table of 2^{witness_vars} entries is too large"
@@ -267,6 +362,8 @@ pub fn shape(model: &QuantModel) -> Result<Shape, ZkError> {
         layouts,
         requants,
         offsets,
+        pools,
+        pool_offsets,
         witness_vars,
         weight_vars,
     })
@@ -337,6 +434,11 @@ pub fn verifier_work(model: &QuantModel, sh: &Shape) -> u64 {
         if let Layer::Conv2d(c) = l {
             let (oh, ow) = c.out_hw();
             w += 2 * (oh * ow) as u64 * taps(c) as u64;
+        }
+        if let Layer::MaxPool2d(p) = l {
+            let (oh, ow) = p.out_hw();
+            let kk = (p.kh * p.kw) as u64;
+            w += 2 * (p.ch as usize * oh * ow) as u64 * kk + (kk + 2) * (kk + 2) * vout as u64;
         }
     }
     for n in sh.weight_vars.iter().chain(Some(&sh.witness_vars)) {
@@ -447,7 +549,30 @@ pub fn proof_len(reg: &RegisteredModel) -> Result<usize, ZkError> {
                 }
                 w += 1;
             }
-            Layer::Requant(_) | Layer::MaxPool2d(_) | Layer::Add(_) => {}
+            Layer::MaxPool2d(_) => {
+                let ps = sh
+                    .pools
+                    .iter()
+                    .find(|p| p.layer == k)
+                    .ok_or(ZkError::Model("shape mismatch".into()))?;
+                let m = ps.layout.vars();
+                n += (ps.kl + ps.nvec()) * EF_BYTES;
+                if k > 0 {
+                    n += (sh.layouts[k].vars() * 3 + 1) * EF_BYTES;
+                }
+                n += (m * (ps.taps + 2) + ps.taps * ps.kl) * EF_BYTES;
+            }
+            Layer::Add(a) => {
+                if a.from > 0 {
+                    let rq = sh
+                        .requants
+                        .iter()
+                        .find(|r| r.layer + 1 == a.from as usize)
+                        .ok_or(ZkError::Model("shape mismatch".into()))?;
+                    n += rq.ke * EF_BYTES;
+                }
+            }
+            Layer::Requant(_) => {}
         }
     }
     for rq in &sh.requants {
@@ -564,9 +689,18 @@ struct TClaim {
 
 /// Global point of vector `v` of a requant segment at local point `z`.
 fn global_point(sh: &Shape, rq_idx: usize, v: usize, z: &[EF]) -> Vec<EF> {
-    let rq = &sh.requants[rq_idx];
-    let m = rq.layout.vars();
-    let start = (sh.offsets[rq_idx] >> m) + v; // index of this vector's 2^m block
+    let m = sh.requants[rq_idx].layout.vars();
+    seg_point(sh, sh.offsets[rq_idx], m, v, z)
+}
+
+/// Global point of vector `v` of a pool segment at local point `z`.
+fn pool_point(sh: &Shape, pool_idx: usize, v: usize, z: &[EF]) -> Vec<EF> {
+    let m = sh.pools[pool_idx].layout.vars();
+    seg_point(sh, sh.pool_offsets[pool_idx], m, v, z)
+}
+
+fn seg_point(sh: &Shape, offset: usize, m: usize, v: usize, z: &[EF]) -> Vec<EF> {
+    let start = (offset >> m) + v; // index of this vector's 2^m block
     let hb = sh.witness_vars - m;
     let mut p: Vec<EF> = (0..hb)
         .map(|k| {
@@ -620,6 +754,115 @@ fn prod_prove(t: &mut Transcript, mut tabs: [Vec<EF>; 5], beta: EF, out: &mut Ve
         point.push(r);
     }
     point
+}
+
+/// Lagrange interpolation through `(i, e[i])`, `i = 0..e.len()`, evaluated at `x`.
+fn interpolate(e: &[EF], x: EF) -> EF {
+    let n = e.len() as i64;
+    let mut total = EF::ZERO;
+    for i in 0..n {
+        let (mut num, mut den) = (EF::ONE, EF::ONE);
+        for j in 0..n {
+            if j != i {
+                num *= x - ef_from_i64(j);
+                den *= ef_from_i64(i - j);
+            }
+        }
+        total += e[i as usize] * num * den.inverse();
+    }
+    total
+}
+
+/// Sum-check of `sum_i prod_k tabs[k][i] = 0` (degree `tabs.len()`; rounds as values at
+/// `0..=deg`, labels `"pool-prod-round"` / `"pool-prod-r"`). Returns the final point.
+fn prodk_prove(t: &mut Transcript, mut tabs: Vec<Vec<EF>>, out: &mut Vec<u8>) -> Vec<EF> {
+    let deg = tabs.len();
+    let mut point = Vec::new();
+    while tabs[0].len() > 1 {
+        let h = tabs[0].len() / 2;
+        let mut e = vec![EF::ZERO; deg + 1];
+        for i in 0..h {
+            let mut cur: Vec<EF> = tabs.iter().map(|tb| tb[i]).collect();
+            let d: Vec<EF> = tabs.iter().map(|tb| tb[i + h] - tb[i]).collect();
+            for (x, ex) in e.iter_mut().enumerate() {
+                if x > 0 {
+                    cur.iter_mut().zip(&d).for_each(|(c, dd)| *c += *dd);
+                }
+                *ex += cur.iter().copied().product::<EF>();
+            }
+        }
+        t.absorb_ef(b"pool-prod-round", &e);
+        put_efs(out, &e);
+        let r = t.challenge(b"pool-prod-r");
+        for tab in tabs.iter_mut() {
+            for i in 0..h {
+                tab[i] = tab[i] + r * (tab[i + h] - tab[i]);
+            }
+            tab.truncate(h);
+        }
+        point.push(r);
+    }
+    point
+}
+
+/// Limb vectors of one MaxPool layer (input `x`), each placed in the output layout.
+fn pool_witness(ps: &PoolShape, p: &MaxPool2d, x: &[i64], ys: &[i64]) -> Vec<Vec<i64>> {
+    let size = 1usize << ps.layout.vars();
+    let mut vecs = vec![vec![0i64; size]; ps.nvec()];
+    let limbs = |v: i64, k: usize| (v >> (LIMB * k)) & ((1 << LIMB) - 1);
+    let (oh, ow) = p.out_hw();
+    let (ih, iw, s) = (p.in_h as usize, p.in_w as usize, p.stride as usize);
+    for c in 0..p.ch as usize {
+        for i in 0..oh {
+            for j in 0..ow {
+                let idx = ps.layout.index((c * oh + i) * ow + j);
+                let cand: Vec<i64> = (0..p.kh as usize)
+                    .flat_map(|u| {
+                        (0..p.kw as usize).map(move |v| x[(c * ih + i * s + u) * iw + j * s + v])
+                    })
+                    .collect();
+                let y = ys[(c * oh + i) * ow + j];
+                for l in 0..ps.kl {
+                    vecs[l][idx] = limbs(y + ps.bound, l);
+                }
+                for (tp, xv) in cand.iter().enumerate() {
+                    for l in 0..ps.kl {
+                        vecs[ps.kl * (1 + tp) + l][idx] = limbs(y - xv, l);
+                    }
+                }
+            }
+        }
+    }
+    vecs
+}
+
+/// Walks the windows of a max pool: calls `visit(j, eq_o[out] * eq_t[t])` for every output
+/// element and tap `t`, with `j` the input element it reads (hypercube index in `inl`).
+fn pool_gather(
+    p: &MaxPool2d,
+    inl: Layout,
+    outl: Layout,
+    eq_o: &[EF],
+    eq_t: &[EF],
+    mut visit: impl FnMut(usize, EF),
+) {
+    let (oh, ow) = p.out_hw();
+    let (ih, iw, s) = (p.in_h as usize, p.in_w as usize, p.stride as usize);
+    for c in 0..p.ch as usize {
+        for i in 0..oh {
+            for j in 0..ow {
+                let e = eq_o[outl.index((c * oh + i) * ow + j)];
+                let mut tap = 0usize;
+                for u in 0..p.kh as usize {
+                    for v in 0..p.kw as usize {
+                        let f = (c * ih + i * s + u) * iw + j * s + v;
+                        visit(inl.index(f), e * eq_t[tap]);
+                        tap += 1;
+                    }
+                }
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -690,15 +933,83 @@ pub fn prove_with_progress(
     hook: Option<WitnessHook>,
     progress: &mut dyn FnMut(f32),
 ) -> Result<(Vec<i64>, Vec<u8>), ZkError> {
+    prove_inner(pm, reg, input, hook, None, progress)
+}
+
+/// A cheating-prover hook for MaxPool soundness tests: called with (pool index, the pool's
+/// output vector) before any witness is computed; the layers after it are re-executed on the
+/// changed output, and the pool's limbs are computed from it (`d_t = y - x_t`).
+pub type PoolHook<'a> = &'a dyn Fn(usize, &mut Vec<i64>);
+
+#[doc(hidden)]
+pub fn prove_with_pool_hook(
+    pm: &ProverModel,
+    reg: &RegisteredModel,
+    input: &[i64],
+    pool_hook: PoolHook,
+) -> Result<(Vec<i64>, Vec<u8>), ZkError> {
+    prove_inner(pm, reg, input, None, Some(pool_hook), &mut |_| {})
+}
+
+/// Re-executes `model.layers[k + 1..]` on a changed value `k + 1` (test hooks only).
+fn reexecute_after(
+    model: &QuantModel,
+    trace: &mut opal_quant::Trace,
+    k: usize,
+    y: Vec<i64>,
+) -> Result<(), ZkError> {
+    if model.layers[k + 1..]
+        .iter()
+        .any(|l| matches!(l, Layer::Add(_)))
+    {
+        return Err(ZkError::Model(
+            "the test hook cannot re-execute past a residual Add".into(),
+        ));
+    }
+    let rest = QuantModel {
+        input_len: y.len() as u32,
+        input_bits: 16,
+        layers: model.layers[k + 1..].to_vec(),
+        input_scale: 1.0,
+        output_scale: 1.0,
+    };
+    let sub = if rest.layers.is_empty() {
+        vec![y]
+    } else {
+        rest.execute(&y)
+            .map_err(|e| ZkError::Model(e.to_string()))?
+            .values
+    };
+    trace.values.truncate(k + 1);
+    trace.values.extend(sub);
+    Ok(())
+}
+
+fn prove_inner(
+    pm: &ProverModel,
+    reg: &RegisteredModel,
+    input: &[i64],
+    hook: Option<WitnessHook>,
+    pool_hook: Option<PoolHook>,
+    progress: &mut dyn FnMut(f32),
+) -> Result<(Vec<i64>, Vec<u8>), ZkError> {
     progress(0.0);
     let model = &pm.model;
     let sh = &pm.shape;
     let mut trace = model
         .execute(input)
         .map_err(|e| ZkError::Model(e.to_string()))?;
+    if let Some(h) = pool_hook {
+        for (i, ps) in sh.pools.iter().enumerate() {
+            let mut y = trace.values[ps.layer + 1].clone();
+            h(i, &mut y);
+            reexecute_after(model, &mut trace, ps.layer, y)?;
+        }
+    }
     let mut out = Vec::new();
     // Witness table.
     let mut wit: Vec<Vec<Vec<i64>>> = Vec::new();
+    let mut pwit: Vec<Vec<Vec<i64>>> = Vec::new();
     let mut committed_t = None;
     let mut table: Vec<i64> = Vec::new();
     if sh.witness_vars > 0 {
@@ -721,22 +1032,7 @@ pub fn prove_with_progress(
                         r.lo() + e
                     })
                     .collect();
-                let rest = QuantModel {
-                    input_len: y.len() as u32,
-                    input_bits: 16,
-                    layers: model.layers[k + 1..].to_vec(),
-                    input_scale: 1.0,
-                    output_scale: 1.0,
-                };
-                let sub = if rest.layers.is_empty() {
-                    vec![y]
-                } else {
-                    rest.execute(&y)
-                        .map_err(|e| ZkError::Model(e.to_string()))?
-                        .values
-                };
-                trace.values.truncate(k + 1);
-                trace.values.extend(sub);
+                reexecute_after(model, &mut trace, k, y)?;
             }
             let m = rq.layout.vars();
             for (v, vec) in vecs.iter().enumerate() {
@@ -744,6 +1040,18 @@ pub fn prove_with_progress(
                 table[off..off + vec.len()].copy_from_slice(vec);
             }
             wit.push(vecs);
+        }
+        for (i, ps) in sh.pools.iter().enumerate() {
+            let Layer::MaxPool2d(p) = &model.layers[ps.layer] else {
+                return Err(ZkError::Model("shape mismatch".into()));
+            };
+            let vecs = pool_witness(ps, p, &trace.values[ps.layer], &trace.values[ps.layer + 1]);
+            let m = ps.layout.vars();
+            for (v, vec) in vecs.iter().enumerate() {
+                let off = sh.pool_offsets[i] + (v << m);
+                table[off..off + vec.len()].copy_from_slice(vec);
+            }
+            pwit.push(vecs);
         }
     }
     let output = trace.output().to_vec();
@@ -772,6 +1080,7 @@ pub fn prove_with_progress(
     let mut z = t.challenges(b"output-point", sh.layouts[nl].vars());
     let mut wi = pm.committed.len();
     let rq_index = |k: usize| sh.requants.iter().position(|r| r.layer == k);
+    let pool_index = |k: usize| sh.pools.iter().position(|r| r.layer == k);
     for k in (0..nl).rev() {
         progress(0.4 + 0.4 * (nl - 1 - k) as f32 / nl as f32);
         let inl = sh.layouts[k];
@@ -864,8 +1173,66 @@ pub fn prove_with_progress(
                     z = Vec::new();
                 }
             }
-            Layer::MaxPool2d(_) | Layer::Add(_) => {
-                return Err(ZkError::Unimplemented("MaxPool2d / Add in protocol v2"))
+            Layer::MaxPool2d(p) => {
+                let i = pool_index(k).ok_or(ZkError::Model("shape mismatch".into()))?;
+                let ps = &sh.pools[i];
+                let w = &pwit[i];
+                // The claim on y at z, as claims on the committed limbs of y + bound.
+                let eq_z = eq_table(&z);
+                let ev_z: Vec<EF> = w[..ps.kl].iter().map(|v| mle_i64(v, &eq_z)).collect();
+                t.absorb_ef(b"pool-y-evals", &ev_z);
+                put_efs(&mut out, &ev_z);
+                for (v, value) in ev_z.iter().enumerate() {
+                    claims.push(TClaim {
+                        point: pool_point(sh, i, v, &z),
+                        value: *value,
+                    });
+                }
+                // y[p] - x[window(p, t)] - d_t[p] = 0 at a random (tap, position) point.
+                let r = t.challenges(b"pool-point", ps.layout.vars());
+                let rt = t.challenges(b"pool-tap", ps.tap_bits());
+                let eq_r = eq_table(&r);
+                let ev_r: Vec<EF> = w.iter().map(|v| mle_i64(v, &eq_r)).collect();
+                t.absorb_ef(b"pool-evals", &ev_r);
+                put_efs(&mut out, &ev_r);
+                for (v, value) in ev_r.iter().enumerate() {
+                    claims.push(TClaim {
+                        point: pool_point(sh, i, v, &r),
+                        value: *value,
+                    });
+                }
+                if k > 0 {
+                    let eq_t = eq_table(&rt);
+                    let mut kt = vec![EF::ZERO; 1 << inl.vars()];
+                    pool_gather(p, inl, ps.layout, &eq_r, &eq_t, |j, wgt| kt[j] += wgt);
+                    let xv = base_ef(&inl.place(x));
+                    let (sc, p2, x_eval, _) = sumcheck::prove(&mut t, xv, kt);
+                    put_sumcheck(&mut out, &sc);
+                    t.absorb_ef(b"x-eval", &[x_eval]);
+                    put_efs(&mut out, &[x_eval]);
+                    z = p2;
+                } else {
+                    z = Vec::new();
+                }
+            }
+            Layer::Add(a) => {
+                let from = a.from as usize;
+                if from > 0 {
+                    let i = rq_index(from - 1).ok_or(ZkError::Model("shape mismatch".into()))?;
+                    let rq = &sh.requants[i];
+                    let eq_z = eq_table(&z);
+                    let evals: Vec<EF> =
+                        wit[i][..rq.ke].iter().map(|v| mle_i64(v, &eq_z)).collect();
+                    t.absorb_ef(b"add-evals", &evals);
+                    put_efs(&mut out, &evals);
+                    for (v, value) in evals.iter().enumerate() {
+                        claims.push(TClaim {
+                            point: global_point(sh, i, v, &z),
+                            value: *value,
+                        });
+                    }
+                }
+                // z stays: the claim moves to the running input at the same point.
             }
             Layer::Requant(_) => {
                 let i = rq_index(k).ok_or(ZkError::Model("shape mismatch".into()))?;
@@ -927,6 +1294,28 @@ pub fn prove_with_progress(
         for (v, value) in evals.iter().enumerate() {
             claims.push(TClaim {
                 point: global_point(sh, i, v, &point),
+                value: *value,
+            });
+        }
+    }
+    // MaxPool product checks: sum_p eq(r, p) prod_t d_t[p] = 0 (some tap attains the max).
+    for (i, ps) in sh.pools.iter().enumerate() {
+        let m = ps.layout.vars();
+        let rp = t.challenges(b"pool-prod-point", m);
+        let w = &pwit[i];
+        let mut tabs = vec![eq_table(&rp)];
+        for tp in 0..ps.taps {
+            let lo = ps.kl * (1 + tp);
+            tabs.push(comb_limbs_i64(&w[lo..lo + ps.kl], 1 << m));
+        }
+        let point = prodk_prove(&mut t, tabs, &mut out);
+        let eq_p = eq_table(&point);
+        let evals: Vec<EF> = w[ps.kl..].iter().map(|v| mle_i64(v, &eq_p)).collect();
+        t.absorb_ef(b"pool-prod-evals", &evals);
+        put_efs(&mut out, &evals);
+        for (v, value) in evals.iter().enumerate() {
+            claims.push(TClaim {
+                point: pool_point(sh, i, ps.kl + v, &point),
                 value: *value,
             });
         }
@@ -1042,6 +1431,7 @@ pub fn verify(
     let mut claim = outl.eval(output, &z);
     let mut wi = reg.weights.len();
     let rq_index = |k: usize| sh.requants.iter().position(|r| r.layer == k);
+    let pool_index = |k: usize| sh.pools.iter().position(|r| r.layer == k);
     for k in (0..nl).rev() {
         let inl = sh.layouts[k];
         match &model.layers[k] {
@@ -1120,8 +1510,93 @@ pub fn verify(
                     z = Vec::new();
                 }
             }
-            Layer::MaxPool2d(_) | Layer::Add(_) => {
-                return Err(ZkError::Unimplemented("MaxPool2d / Add in protocol v2"))
+            Layer::MaxPool2d(p) => {
+                let i = pool_index(k).ok_or(ZkError::Model("shape mismatch".into()))?;
+                let ps = &sh.pools[i];
+                let outl = ps.layout;
+                let bound = ef_from_i64(ps.bound);
+                let ev_z = rd.efs(ps.kl)?;
+                t.absorb_ef(b"pool-y-evals", &ev_z);
+                if comb_limbs(&ev_z) - bound * outl.indicator(&z) != claim {
+                    return Err(ZkError::SumcheckFinal { layer: k });
+                }
+                for (v, value) in ev_z.iter().enumerate() {
+                    claims.push(TClaim {
+                        point: pool_point(&sh, i, v, &z),
+                        value: *value,
+                    });
+                }
+                let r = t.challenges(b"pool-point", outl.vars());
+                let rt = t.challenges(b"pool-tap", ps.tap_bits());
+                let ev_r = rd.efs(ps.nvec())?;
+                t.absorb_ef(b"pool-evals", &ev_r);
+                for (v, value) in ev_r.iter().enumerate() {
+                    claims.push(TClaim {
+                        point: pool_point(&sh, i, v, &r),
+                        value: *value,
+                    });
+                }
+                let y_r = comb_limbs(&ev_r[..ps.kl]) - bound * outl.indicator(&r);
+                let eq_t = eq_table(&rt);
+                let d_sum: EF = (0..ps.taps)
+                    .map(|tp| {
+                        let lo = ps.kl * (1 + tp);
+                        eq_t[tp] * comb_limbs(&ev_r[lo..lo + ps.kl])
+                    })
+                    .sum();
+                // The gathered inputs sum_{p,t} eq(r,p) eq(rt,t) x[window(p,t)].
+                let g = y_r * prefix_mle(ps.taps, &rt) - d_sum;
+                let eq_r = eq_table(&r);
+                if k > 0 {
+                    let sc = rd.sumcheck(inl.vars())?;
+                    let (p2, fin2) = sumcheck::verify(&mut t, k, &sc, inl.vars(), g)?;
+                    let x_eval = rd.ef()?;
+                    t.absorb_ef(b"x-eval", &[x_eval]);
+                    let eq_j = eq_table(&p2);
+                    let mut k_eval = EF::ZERO;
+                    pool_gather(p, inl, outl, &eq_r, &eq_t, |j, w| k_eval += w * eq_j[j]);
+                    if x_eval * k_eval != fin2 {
+                        return Err(ZkError::SumcheckFinal { layer: k });
+                    }
+                    z = p2;
+                    claim = x_eval;
+                } else {
+                    let placed = inl.place(input);
+                    let mut gv = EF::ZERO;
+                    pool_gather(p, inl, outl, &eq_r, &eq_t, |j, w| {
+                        gv += w * ef_from_i64(placed[j])
+                    });
+                    if gv != g {
+                        return Err(ZkError::SumcheckFinal { layer: k });
+                    }
+                    z = Vec::new();
+                }
+            }
+            Layer::Add(a) => {
+                let from = a.from as usize;
+                let v_eval = if from > 0 {
+                    let i = rq_index(from - 1).ok_or(ZkError::Model("shape mismatch".into()))?;
+                    let rq = &sh.requants[i];
+                    let Layer::Requant(r) = &model.layers[from - 1] else {
+                        return Err(ZkError::Model("shape mismatch".into()));
+                    };
+                    let evals = rd.efs(rq.ke)?;
+                    t.absorb_ef(b"add-evals", &evals);
+                    for (v, value) in evals.iter().enumerate() {
+                        claims.push(TClaim {
+                            point: global_point(&sh, i, v, &z),
+                            value: *value,
+                        });
+                    }
+                    ef_from_i64(r.lo()) * inl.indicator(&z) + comb_limbs(&evals)
+                } else {
+                    inl.eval(input, &z)
+                };
+                claim = (claim - ef_from_i64(a.from_multiplier) * v_eval)
+                    * ef_from_i64(a.x_multiplier).inverse();
+                if k == 0 && claim != inl.eval(input, &z) {
+                    return Err(ZkError::SumcheckFinal { layer: k });
+                }
             }
             Layer::Requant(r) => {
                 let i = rq_index(k).ok_or(ZkError::Model("shape mismatch".into()))?;
@@ -1191,6 +1666,43 @@ pub fn verify(
             });
         }
     }
+    for (i, ps) in sh.pools.iter().enumerate() {
+        let m = ps.layout.vars();
+        let rp = t.challenges(b"pool-prod-point", m);
+        let deg = ps.taps + 1;
+        let mut c = EF::ZERO;
+        let mut point = Vec::with_capacity(m);
+        for round in 0..m {
+            let e = rd.efs(deg + 1)?;
+            if e[0] + e[1] != c {
+                return Err(ZkError::SumcheckRound {
+                    layer: ps.layer,
+                    round,
+                });
+            }
+            t.absorb_ef(b"pool-prod-round", &e);
+            let x = t.challenge(b"pool-prod-r");
+            c = interpolate(&e, x);
+            point.push(x);
+        }
+        let evals = rd.efs(ps.taps * ps.kl)?;
+        t.absorb_ef(b"pool-prod-evals", &evals);
+        let eq: EF = rp
+            .iter()
+            .zip(&point)
+            .map(|(a, b)| *a * *b + (EF::ONE - *a) * (EF::ONE - *b))
+            .product();
+        let prod: EF = evals.chunks_exact(ps.kl).map(comb_limbs).product();
+        if eq * prod != c {
+            return Err(ZkError::SumcheckFinal { layer: ps.layer });
+        }
+        for (v, value) in evals.iter().enumerate() {
+            claims.push(TClaim {
+                point: pool_point(&sh, i, ps.kl + v, &point),
+                value: *value,
+            });
+        }
+    }
     if let Some(com) = &wroot {
         let rho = t.challenges(b"batch-rho", claims.len());
         let total: EF = claims.iter().zip(&rho).map(|(c, r)| c.value * *r).sum();
@@ -1256,6 +1768,16 @@ pub fn soundness_bits(reg: &RegisteredModel) -> Result<f64, ZkError> {
         // rounding identity, output relation and two top-limb identities at the chain point;
         // product check: eq point, beta, degree-3 rounds.
         terms += 4.0 * m + (m + 1.0) + 3.0 * m;
+    }
+    for ps in &sh.pools {
+        let m = ps.layout.vars() as f64;
+        // window identity at (tap, position), gather sum-check (degree 2 over the input),
+        // product check: eq point and degree-(taps + 1) rounds.
+        terms += m + ps.tap_bits() as f64;
+        if ps.layer > 0 {
+            terms += 2.0 * sh.layouts[ps.layer].vars() as f64;
+        }
+        terms += m + (ps.taps as f64 + 1.0) * m;
     }
     if sh.witness_vars > 0 {
         let n = sh.witness_vars;

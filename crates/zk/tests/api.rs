@@ -107,21 +107,58 @@ proptest! {
 }
 
 #[test]
-fn layers_the_prover_does_not_support_yet_are_refused_with_a_typed_error() {
-    use opal_quant::{Layer, MaxPool2d};
+fn maxpool_through_the_api_and_unsupported_shapes_refused_with_a_typed_error() {
+    use opal_quant::{Add, Layer, MaxPool2d};
     let (mut model, _) = common::mlp(15, &[16, 8, 3]);
-    // 8 = 2 x 2 x 2 after the first requant: a 1x1 max pool (identity) is still refused.
+    let x: Vec<i64> = (0..16).map(|i| i * 7 - 50).collect();
+    // 8 = 2 x 2 x 2 after the first requant: a 2x1 max pool, then the dense layer reads 4.
     model.layers.insert(
         2,
         Layer::MaxPool2d(MaxPool2d {
             ch: 2,
             in_h: 2,
             in_w: 2,
-            kh: 1,
+            kh: 2,
             kw: 1,
             stride: 1,
         }),
     );
+    if let Layer::Dense(d) = &mut model.layers[3] {
+        d.weights = d.weights.chunks(8).flat_map(|r| r[..4].to_vec()).collect();
+        d.cols = 4;
+    }
     model.validate().unwrap();
-    assert!(matches!(api::setup(&model), Err(ZkError::Unimplemented(_))));
+    let setup = api::setup(&model).unwrap();
+    let (y, proof) = api::prove(&model, &setup, &x, &mut |_| {}).unwrap();
+    api::verify(&api::verifying_key(&setup), &x, &y, &proof).unwrap();
+
+    // A 5x5 window (25 taps) is more than the prover supports.
+    let big = opal_quant::QuantModel {
+        input_len: 25,
+        input_bits: 8,
+        layers: vec![Layer::MaxPool2d(MaxPool2d {
+            ch: 1,
+            in_h: 5,
+            in_w: 5,
+            kh: 5,
+            kw: 5,
+            stride: 1,
+        })],
+        input_scale: 1.0,
+        output_scale: 1.0,
+    };
+    big.validate().unwrap();
+    assert!(matches!(api::setup(&big), Err(ZkError::Unimplemented(_))));
+    // A residual Add reading a Dense output (not committed in the witness).
+    let (mut m2, _) = common::mlp(16, &[8, 8, 3]);
+    m2.layers.insert(
+        2,
+        Layer::Add(Add {
+            from: 1,
+            x_multiplier: 1,
+            from_multiplier: 1,
+        }),
+    );
+    m2.validate().unwrap();
+    assert!(matches!(api::setup(&m2), Err(ZkError::Unimplemented(_))));
 }
