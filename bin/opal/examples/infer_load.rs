@@ -108,6 +108,7 @@ fn main() {
                 commercial: false,
                 salt: i as u64 ^ now_ms() << 20,
                 expires_ms: now_ms() + 300_000,
+                escalation: Default::default(),
             }
             .sign(&caller);
             (

@@ -1,7 +1,7 @@
 //! Typed errors. `TxError` is what a rejected transaction reports (to the API and in block
 //! results); `LedgerError` is a fault of the node or its state, never of a user's input.
 
-use opal_types::{Address, Amount};
+use opal_types::{Hash, Address, Amount};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
@@ -99,6 +99,34 @@ pub enum TxError {
     NotYourReceipt { index: usize, node: Address },
     #[error("the settlement carries no receipts")]
     EmptySettlement,
+    #[error("no open verification case for request {request_id}")]
+    NoCase { request_id: Hash },
+    #[error("the case of request {request_id} is closed ({outcome}); its window has passed")]
+    CaseClosed { request_id: Hash, outcome: String },
+    #[error("the case is about node {node}'s receipt; only it can reveal")]
+    NotYourCase { node: Address },
+    #[error("the data of this receipt was already revealed")]
+    AlreadyRevealed,
+    #[error("the window closed at {ended_ms} (block time, ms)")]
+    WindowClosed { ended_ms: u64 },
+    #[error("revealed tensors are {bytes} bytes (or too many), the limit is {limit}")]
+    RevealTooLarge { bytes: usize, limit: usize },
+    #[error("the revealed {what} do not hash to what the receipt signed")]
+    RevealMismatch { what: String },
+    #[error("model {model} cannot be re-executed on chain (only opal_quant models can)")]
+    NotReexecutable { model: String },
+    #[error("the model file hashes to {got}, the registered model is {expected}")]
+    WrongModelFile { expected: Hash, got: Hash },
+    #[error("the node has not revealed this receipt's data yet")]
+    NotRevealed,
+    #[error("re-execution would cost {needed} operations, the limit is {limit}")]
+    ReplayTooCostly { needed: u64, limit: u64 },
+    #[error("cannot challenge: {reason}")]
+    NotChallengeable { reason: String },
+    #[error("wrong claimed output: {reason}")]
+    WrongClaim { reason: String },
+    #[error("the case has no dispute to resolve (challenge it first)")]
+    NothingToResolve,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -134,6 +134,66 @@ pub enum Event {
         code: String,
         reason: String,
     },
+    /// A `replay`-tier or disputable receipt settled: its price is held until its challenge
+    /// window ends; the node must reveal the inputs and outputs by `reveal_by_ms`.
+    ReceiptHeld {
+        request_id: Hash,
+        node: Address,
+        price: Amount,
+        reveal_by_ms: u64,
+    },
+    /// A caller asked for more audits than the base rate and paid the expected audit cost.
+    AuditPremium {
+        request_id: Hash,
+        caller: Address,
+        amount: Amount,
+    },
+    /// A paid receipt was drawn for audit.
+    AuditOpened {
+        request_id: Hash,
+        node: Address,
+        auditors: Vec<Address>,
+        reveal_by_ms: u64,
+    },
+    DataRevealed {
+        request_id: Hash,
+        node: Address,
+        window_ends_ms: u64,
+    },
+    Challenged {
+        request_id: Hash,
+        challenger: Address,
+        bond: Amount,
+        resolve_by_ms: u64,
+    },
+    AuditPassed {
+        request_id: Hash,
+        node: Address,
+        resolver: Address,
+        fee: Amount,
+    },
+    AuditLapsed {
+        request_id: Hash,
+        node: Address,
+    },
+    /// A challenge without proof failed (resolved for the node, or lapsed): the bond went to
+    /// the node.
+    DisputeLost {
+        request_id: Hash,
+        challenger: Address,
+        bond: Amount,
+    },
+    /// Re-execution proved the node's output wrong, or the node withheld its data.
+    NodeConvicted {
+        request_id: Hash,
+        node: Address,
+        outcome: crate::components::verification::Outcome,
+        slashed: Amount,
+        prover: Option<Address>,
+        reward: Amount,
+        refund: Amount,
+        jailed_until_ms: u64,
+    },
 }
 
 /// One credit made by a settlement.

@@ -1,7 +1,7 @@
 //! Block execution: the fixed order of components, per-transaction isolation, results.
 
 use crate::components::staking::{self, ActiveValidator, BlockCtx};
-use crate::components::{accounts, fees, inference, read, registry};
+use crate::components::{accounts, fees, inference, read, registry, verification};
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
 use crate::keys;
@@ -65,6 +65,17 @@ pub fn validators(s: &Overlay) -> Result<Vec<ActiveValidator>, LedgerError> {
     staking::active_set(s)
 }
 
+/// The size limit of one transaction: `max_tx_bytes`, or `max_evidence_tx_bytes` for the
+/// actions that carry tensors or a model file.
+pub fn tx_size_limit(tx: &Transaction, params: &Params) -> usize {
+    match tx.body.action {
+        Action::RevealData { .. } | Action::Challenge { .. } | Action::Resolve { .. } => {
+            params.max_tx_bytes.max(params.max_evidence_tx_bytes) as usize
+        }
+        _ => params.max_tx_bytes as usize,
+    }
+}
+
 /// Checks that need no state: size, chain id, minimum fee, signature. Run at mempool admission
 /// and again for every transaction of a block.
 pub fn check_tx_stateless(
@@ -74,7 +85,7 @@ pub fn check_tx_stateless(
     params: &Params,
     check_signature: bool,
 ) -> Result<(), TxError> {
-    let limit = params.max_tx_bytes as usize;
+    let limit = tx_size_limit(tx, params);
     if encoded_len > limit {
         return Err(TxError::TooLarge {
             size: encoded_len,
@@ -147,6 +158,27 @@ fn deliver_tx(
         Action::CloseEscrow { node } => inference::close(s, ctx, &sender, node, ev)?,
         Action::WithdrawEscrow { node } => inference::withdraw(s, ctx, &sender, node, ev)?,
         Action::SettleReceipts { receipts } => inference::settle(s, ctx, &sender, receipts, ev)?,
+        Action::RevealData {
+            request_id,
+            inputs,
+            outputs,
+        } => verification::reveal(s, ctx, &sender, request_id, inputs, outputs, ev)?,
+        Action::Challenge {
+            request_id,
+            claimed_output_hash,
+            model,
+        } => verification::challenge(
+            s,
+            ctx,
+            &sender,
+            request_id,
+            claimed_output_hash,
+            model.as_deref(),
+            ev,
+        )?,
+        Action::Resolve { request_id, model } => {
+            verification::resolve(s, ctx, &sender, request_id, model, ev)?
+        }
     };
     Ok(r.map(|()| events))
 }
@@ -187,8 +219,13 @@ pub fn execute_block(s: &mut Overlay, block: &Block) -> Result<BlockResult, Ledg
     };
     // Begin-block, in component order (only fees has a begin-block duty today).
     fees::begin_block(s)?;
+    let mut begin_events = Vec::new();
+    verification::begin_block(s, &ctx, &block.header.parent_hash, &mut begin_events)?;
     let sig_ok = signatures_ok(&block.txs);
-    let mut result = BlockResult::default();
+    let mut result = BlockResult {
+        events: begin_events,
+        ..BlockResult::default()
+    };
     for (tx, sig_ok) in block.txs.iter().zip(sig_ok) {
         let hash = tx.hash();
         let len = opal_types::encode(tx).len();
@@ -222,6 +259,7 @@ pub fn execute_block(s: &mut Overlay, block: &Block) -> Result<BlockResult, Ledg
         });
     }
     fees::end_block(s, &block.header.proposer, &mut result.events)?;
+    verification::end_block(s, &ctx, &mut result.events)?;
     staking::end_block(s, &ctx, &mut result.events)?;
     Ok(result)
 }

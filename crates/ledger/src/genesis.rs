@@ -114,6 +114,16 @@ impl Genesis {
         if self.inference.max_receipts_per_tx == 0 {
             return bad("inference: max_receipts_per_tx must be positive".into());
         }
+        let i = &self.inference;
+        if i.audit_bps > 10_000 || i.challenger_reward_bps > 10_000 {
+            return bad("inference: basis points must be at most 10000".into());
+        }
+        if i.challenge_window_ms == 0 || i.reveal_window_ms == 0 {
+            return bad("inference: challenge and reveal windows must be positive".into());
+        }
+        if self.params.max_evidence_tx_bytes > self.params.max_block_bytes {
+            return bad("inference: max_evidence_tx_bytes must fit in a block".into());
+        }
         let mut seen = BTreeSet::new();
         for a in &self.accounts {
             if !seen.insert(a.address) {

@@ -1,6 +1,6 @@
 //! Invariants that tests (and the node, in debug builds) check after every block.
 
-use crate::components::{accounts::Account, fees, inference, read, staking};
+use crate::components::{accounts::Account, fees, inference, read, staking, verification};
 use crate::error::LedgerError;
 use crate::keys;
 use opal_state::Overlay;
@@ -11,6 +11,7 @@ use opal_types::Amount;
 pub fn check_supply(s: &Overlay) -> Result<Amount, LedgerError> {
     check_staking_pools(s)?;
     check_escrow_pool(s)?;
+    verification::check_held_pool(s)?;
     let supply: Amount = read(s, keys::SUPPLY)?.unwrap_or_default();
     let treasury: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
     let add = |a: Amount, b: Amount| {
@@ -22,6 +23,7 @@ pub fn check_supply(s: &Overlay) -> Result<Amount, LedgerError> {
     sum = add(sum, staking::pool(s, keys::staking::BONDED_POOL)?)?;
     sum = add(sum, staking::pool(s, keys::staking::UNBONDING_POOL)?)?;
     sum = add(sum, inference::escrow_pool(s)?)?;
+    sum = add(sum, verification::held_pool(s)?)?;
     for (k, v) in s.prefix(keys::accounts::PREFIX)? {
         let a: Account = borsh::from_slice(&v).map_err(|e| LedgerError::Corrupt {
             key: hex_key(&k),

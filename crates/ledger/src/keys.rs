@@ -153,4 +153,33 @@ pub mod inference {
     pub fn settled(request_id: &Hash) -> Vec<u8> {
         [SETTLED_PREFIX, &request_id.0].concat()
     }
+    /// Open verification cases (`verification::Case`), by request id.
+    pub const CASE_PREFIX: &[u8] = b"infer/case/";
+    pub fn case(request_id: &Hash) -> Vec<u8> {
+        [CASE_PREFIX, &request_id.0].concat()
+    }
+    /// How a case ended (`verification::Verdict`).
+    pub fn verdict(request_id: &Hash) -> Vec<u8> {
+        [b"infer/verdict/".as_slice(), &request_id.0].concat()
+    }
+    /// Prices of held results and locked challenge bonds.
+    pub const HELD_POOL: &[u8] = b"infer/held_pool";
+    /// Case deadlines, ordered by time.
+    pub const DUE_PREFIX: &[u8] = b"infer/due/";
+    pub fn due(deadline_ms: u64, request_id: &Hash) -> Vec<u8> {
+        [DUE_PREFIX, &deadline_ms.to_be_bytes(), &request_id.0].concat()
+    }
+    /// Paid receipts waiting for the next block's audit draw, by height.
+    pub const AUDIT_QUEUE_PREFIX: &[u8] = b"infer/auditq/";
+    pub fn audit_queue(height: u64, request_id: &Hash) -> Vec<u8> {
+        [AUDIT_QUEUE_PREFIX, &height.to_be_bytes(), &request_id.0].concat()
+    }
+    /// Block time until which a convicted node may not settle.
+    pub fn jail(node: &Address) -> Vec<u8> {
+        [b"infer/jail/".as_slice(), &node.0].concat()
+    }
+    /// What has been charged under a spend grant (`Amount`).
+    pub fn grant_spent(grant_id: &Hash) -> Vec<u8> {
+        [b"infer/grant/".as_slice(), &grant_id.0].concat()
+    }
 }

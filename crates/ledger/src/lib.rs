@@ -15,6 +15,7 @@
 //!   balances plus module pools equals it. Only the rules may change it (none do yet: fees move
 //!   value to the block proposer, they do not burn it).
 
+pub mod canonical;
 pub mod components;
 pub mod error;
 pub mod events;

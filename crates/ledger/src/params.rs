@@ -22,6 +22,14 @@ pub struct Params {
     pub max_block_txs: u32,
     /// Largest block body, in canonical bytes.
     pub max_block_bytes: u32,
+    /// Largest `RevealData`, `Challenge` or `Resolve` transaction (they carry tensors or a
+    /// model file), in canonical bytes.
+    #[serde(default = "default_evidence_tx_bytes")]
+    pub max_evidence_tx_bytes: u32,
+}
+
+fn default_evidence_tx_bytes() -> u32 {
+    1 << 20
 }
 
 impl Default for Params {
@@ -31,6 +39,7 @@ impl Default for Params {
             max_tx_bytes: 16 * 1024,
             max_block_txs: 5_000,
             max_block_bytes: 3 * 1024 * 1024,
+            max_evidence_tx_bytes: default_evidence_tx_bytes(),
         }
     }
 }
@@ -112,6 +121,32 @@ pub struct InferenceParams {
     pub settle_grace_ms: u64,
     /// Most receipts in one settlement transaction.
     pub max_receipts_per_tx: u32,
+    /// How long after its data is revealed a held result (`replay` tier, or a request that
+    /// asked for disputes) can be challenged; also how long an open audit or dispute waits for
+    /// `Resolve`. Block-time ms.
+    pub challenge_window_ms: u64,
+    /// How long a node has to reveal the inputs and outputs of a held or audited receipt before
+    /// it is treated as withholding them (slashed, jailed, the caller refunded). Block-time ms.
+    pub reveal_window_ms: u64,
+    /// Base probability, in basis points, that a settled receipt of a re-executable model is
+    /// audited (chosen with the next block's parent hash). See docs/verification.md for why.
+    pub audit_bps: u32,
+    /// Paid from the treasury to whoever resolves an audit that passes.
+    pub audit_fee: Amount,
+    /// Taken from a convicted node's inference-node bond (at most what is bonded).
+    pub fraud_slash: Amount,
+    /// Share of a slash paid to whoever proved the fraud (challenger or resolver), in bps.
+    pub challenger_reward_bps: u32,
+    /// Locked by a challenge that carries no fraud proof; lost if the result stands.
+    pub challenge_bond: Amount,
+    /// How long a convicted node may not settle receipts. Block-time ms.
+    pub jail_ms: u64,
+    /// Most bytes of revealed tensors for one receipt.
+    pub max_reveal_bytes: u32,
+    /// Most multiply-accumulates one on-chain re-execution may cost.
+    pub max_replay_cost: u64,
+    /// Validators assigned to each audit.
+    pub audit_committee: u32,
 }
 
 impl Default for InferenceParams {
@@ -121,6 +156,17 @@ impl Default for InferenceParams {
             escrow_unlock_ms: 120_000,
             settle_grace_ms: 60_000,
             max_receipts_per_tx: 64,
+            challenge_window_ms: 60_000,
+            reveal_window_ms: 30_000,
+            audit_bps: 500,
+            audit_fee: Amount(2_000),
+            fraud_slash: Amount(100_000),
+            challenger_reward_bps: 5_000,
+            challenge_bond: Amount(20_000),
+            jail_ms: 600_000,
+            max_reveal_bytes: 64 << 10,
+            max_replay_cost: 50_000_000,
+            audit_committee: 2,
         }
     }
 }

@@ -52,7 +52,7 @@ fn model_spec(name: &str, version: u32) -> ModelSpec {
         output_schema: "[]".into(),
         price: Amount(100),
         licence: Licence::Open,
-        tiers: vec![Tier::Signed, Tier::Replay],
+        tiers: vec![Tier::Signed, Tier::Tee],
         weight_commitment: None,
     }
 }
@@ -135,6 +135,7 @@ fn request(c: &TestChain, salt: u64) -> InferenceRequest {
         commercial: false,
         salt,
         expires_ms: c.time_ms + 30_000,
+        escalation: Default::default(),
     }
 }
 
@@ -234,7 +235,7 @@ fn bad_receipts_are_rejected_one_by_one_and_good_ones_in_the_batch_still_pay() {
     base.model_hash = Hash([8; 32]);
     let not_offered = receipt(&c, base, &node(), 200);
     let mut replay = request(&c, 10);
-    replay.tier = Tier::Replay; // allowed by the model; its evidence checks are not built yet
+    replay.tier = Tier::Tee; // allowed by the model; its evidence checks are not built yet
     let replay = receipt(&c, replay, &node(), 200);
     let mut expired = request(&c, 6);
     expired.expires_ms = c.time_ms; // its grace ends before the others' expiry (time + 30 s)

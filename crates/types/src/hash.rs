@@ -37,6 +37,12 @@ pub enum Domain {
     ReceiptId,
     /// The inputs or outputs of one inference: the list of their tensor hashes.
     TensorList,
+    /// What a caller signs: a standing spend grant (an API key).
+    GrantSign,
+    /// A grant's id: hash of the signed grant.
+    GrantId,
+    /// The seed that picks which receipts are audited and by whom.
+    AuditSeed,
 }
 
 impl Domain {
@@ -54,6 +60,9 @@ impl Domain {
             Domain::ReceiptSign => "opal 2026 receipt sign v1",
             Domain::ReceiptId => "opal 2026 receipt id v1",
             Domain::TensorList => "opal 2026 tensor list v1",
+            Domain::GrantSign => "opal 2026 spend grant sign v1",
+            Domain::GrantId => "opal 2026 spend grant id v1",
+            Domain::AuditSeed => "opal 2026 audit seed v1",
         }
     }
 }

@@ -28,6 +28,6 @@ pub use crypto::{Address, PublicKey, SecretKey, Signature};
 pub use encoding::{decode, encode, DecodeError};
 pub use evidence::{DoubleSignEvidence, VoteEvidence};
 pub use hash::{Domain, Hash};
-pub use receipt::{Receipt, ReceiptEnvelope, SignedRequest};
+pub use receipt::{Escalation, Receipt, ReceiptEnvelope, SignedGrant, SignedRequest, SpendGrant};
 pub use registry::{ModelRef, Tier};
 pub use tx::{Action, Role, Transaction, TxBody};

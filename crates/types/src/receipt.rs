@@ -20,8 +20,24 @@ use crate::registry::{ModelRef, Tier};
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
+/// BLAKE3 derive-key context of one tensor's canonical bytes (`opal_infer::Tensor::hash`).
+pub const TENSOR_HASH_CONTEXT: &str = "opal/tensor/v1";
+
+/// The hash of a list of tensors given their canonical bytes, equal to the node's
+/// `tensors_hash` over the decoded tensors: each tensor's hash under
+/// [`TENSOR_HASH_CONTEXT`], in order, hashed under [`Domain::TensorList`]. The ledger checks
+/// revealed inputs and outputs with it without decoding them.
+pub fn tensor_list_hash(canonical: &[Vec<u8>]) -> Hash {
+    let hashes: Vec<[u8; 32]> = canonical
+        .iter()
+        .map(|b| blake3::derive_key(TENSOR_HASH_CONTEXT, b))
+        .collect();
+    let parts: Vec<&[u8]> = hashes.iter().map(|h| h.as_slice()).collect();
+    Hash::of_parts(Domain::TensorList, &parts)
+}
+
 /// Receipt envelope format version written by this code.
-pub const ENVELOPE_VERSION: u16 = 1;
+pub const ENVELOPE_VERSION: u16 = 2;
 /// Largest envelope accepted (a zk proof attachment included).
 pub const MAX_ENVELOPE_BYTES: usize = 4 << 20;
 /// Most attachments in one envelope.
@@ -47,6 +63,26 @@ pub struct InferenceRequest {
     pub salt: u64,
     /// Block time (ms) after which the node must not serve it.
     pub expires_ms: u64,
+    /// The caller's escalation policy: extra audit probability and disputes.
+    pub escalation: Escalation,
+}
+
+/// Largest audit rate a caller may ask for, in basis points (100%).
+pub const MAX_AUDIT_BPS: u32 = 10_000;
+
+/// What a caller may ask beyond the chain's defaults (see docs/verification.md): a higher
+/// probability that this receipt is audited by re-execution, and the right to dispute it, which
+/// holds the payment for the challenge window like the `replay` tier. An audit the caller's rate
+/// adds over the chain's base rate is paid by the caller (`audit_fee` from its escrow, to the
+/// auditors); the base rate is paid by the treasury.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct Escalation {
+    /// Audit probability in basis points; the chain's base rate applies if this is lower.
+    pub audit_bps: u32,
+    /// Hold the payment for the challenge window so the result can be disputed (`replay` rules).
+    pub dispute: bool,
 }
 
 impl InferenceRequest {
@@ -60,6 +96,19 @@ impl InferenceRequest {
             request: self,
             caller: key.public_key(),
             signature,
+            grant: None,
+        }
+    }
+
+    /// A request composed by the node under the caller's standing [`SignedGrant`] (clients
+    /// that cannot sign each request, such as OpenAI clients, present the grant as their API
+    /// key). The per-request signature is all zeros; the grant's signature authorizes it.
+    pub fn under_grant(self, grant: SignedGrant) -> SignedRequest {
+        SignedRequest {
+            caller: grant.caller,
+            request: self,
+            signature: Signature([0; 64]),
+            grant: Some(grant),
         }
     }
 }
@@ -69,6 +118,86 @@ pub struct SignedRequest {
     pub request: InferenceRequest,
     pub caller: PublicKey,
     pub signature: Signature,
+    /// When set, the request was composed by the node under this grant of the caller's, and
+    /// `signature` is unused (all zeros).
+    pub grant: Option<SignedGrant>,
+}
+
+/// Prefix of an API key that carries a [`SignedGrant`].
+pub const API_KEY_PREFIX: &str = "opal-grant-";
+/// Largest API key accepted (characters).
+pub const MAX_API_KEY_LEN: usize = 1024;
+
+/// A caller's standing authorization for one node to charge its escrow, up to `max_total` in
+/// all, until `expires_ms`. It is the credential of clients that cannot sign each request: the
+/// node composes each request itself, so the caller trusts the node for the requests' content up
+/// to `max_total` (the ledger enforces the cap, the chain, the node and the expiry).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct SpendGrant {
+    pub chain_id: String,
+    pub node: Address,
+    pub max_total: Amount,
+    /// Block time (ms) after which no request may be made under it.
+    pub expires_ms: u64,
+    /// Random, so two grants with the same terms differ.
+    pub salt: u64,
+}
+
+impl SpendGrant {
+    pub fn sign_digest(&self) -> Hash {
+        Hash::of(Domain::GrantSign, &encode(self))
+    }
+
+    pub fn sign(self, key: &SecretKey) -> SignedGrant {
+        let signature = key.sign(&self.sign_digest().0);
+        SignedGrant {
+            grant: self,
+            caller: key.public_key(),
+            signature,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct SignedGrant {
+    pub grant: SpendGrant,
+    pub caller: PublicKey,
+    pub signature: Signature,
+}
+
+impl SignedGrant {
+    /// The key under which the ledger counts what was charged under this grant.
+    pub fn id(&self) -> Hash {
+        Hash::of(Domain::GrantId, &encode(self))
+    }
+
+    pub fn verify(&self) -> Result<(), CryptoError> {
+        self.caller.verify(&self.grant.sign_digest().0, &self.signature)
+    }
+
+    /// `opal-grant-` followed by the lowercase hex of the borsh bytes.
+    pub fn to_api_key(&self) -> String {
+        format!("{API_KEY_PREFIX}{}", hex::encode(encode(self)))
+    }
+
+    /// Parse and check the signature of an API key (untrusted input: bounded).
+    pub fn from_api_key(key: &str) -> Result<SignedGrant, ReceiptError> {
+        let key = key.trim();
+        if key.len() > MAX_API_KEY_LEN {
+            return Err(ReceiptError::Malformed("API key too long".into()));
+        }
+        let Some(hex_part) = key.strip_prefix(API_KEY_PREFIX) else {
+            return Err(ReceiptError::Malformed(format!(
+                "API key must start with {API_KEY_PREFIX:?}"
+            )));
+        };
+        let bytes = hex::decode(hex_part)
+            .map_err(|e| ReceiptError::Malformed(format!("API key is not hex: {e}")))?;
+        let g: SignedGrant = decode("spend grant", &bytes, MAX_API_KEY_LEN)
+            .map_err(|e: DecodeError| ReceiptError::Malformed(e.to_string()))?;
+        g.verify().map_err(|_| ReceiptError::BadGrantSignature)?;
+        Ok(g)
+    }
 }
 
 impl SignedRequest {
@@ -81,9 +210,35 @@ impl SignedRequest {
         self.caller.address()
     }
 
-    pub fn verify(&self) -> Result<(), CryptoError> {
-        self.caller
-            .verify(&self.request.sign_digest().0, &self.signature)
+    /// The caller's authorization: its signature over the request, or its grant (signed by the
+    /// caller, for this node and chain, not expired when the request expires).
+    pub fn verify(&self) -> Result<(), ReceiptError> {
+        match &self.grant {
+            None => self
+                .caller
+                .verify(&self.request.sign_digest().0, &self.signature)
+                .map_err(|_| ReceiptError::BadRequestSignature),
+            Some(g) => {
+                if g.caller != self.caller || self.signature != Signature([0; 64]) {
+                    return Err(ReceiptError::BadGrant("caller or signature does not match the grant".into()));
+                }
+                g.verify().map_err(|_| ReceiptError::BadGrantSignature)?;
+                let r = &self.request;
+                if g.grant.node != r.node || g.grant.chain_id != r.chain_id {
+                    return Err(ReceiptError::BadGrant("grant is for another node or chain".into()));
+                }
+                if r.expires_ms > g.grant.expires_ms {
+                    return Err(ReceiptError::BadGrant(format!(
+                        "request expires at {} after the grant ({})",
+                        r.expires_ms, g.grant.expires_ms
+                    )));
+                }
+                if r.max_price > g.grant.max_total {
+                    return Err(ReceiptError::BadGrant("request's max price exceeds the grant".into()));
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -128,6 +283,12 @@ pub struct Receipt {
 pub enum ReceiptError {
     #[error("the caller's signature over the request is invalid")]
     BadRequestSignature,
+    #[error("the caller's signature over the spend grant is invalid")]
+    BadGrantSignature,
+    #[error("spend grant: {0}")]
+    BadGrant(String),
+    #[error("audit rate {0} bps exceeds 10000")]
+    BadEscalation(u32),
     #[error("the node's signature over the receipt is invalid")]
     BadNodeSignature,
     #[error("the receipt is signed by {signer}, but the request asked node {node}")]
@@ -160,9 +321,12 @@ impl Receipt {
     /// Every check that needs no chain state: both signatures, node identity, price bound.
     pub fn verify(&self) -> Result<(), ReceiptError> {
         let b = &self.body;
-        b.request
-            .verify()
-            .map_err(|_| ReceiptError::BadRequestSignature)?;
+        b.request.verify()?;
+        if b.request.request.escalation.audit_bps > MAX_AUDIT_BPS {
+            return Err(ReceiptError::BadEscalation(
+                b.request.request.escalation.audit_bps,
+            ));
+        }
         if b.node_key.address() != b.request.request.node {
             return Err(ReceiptError::WrongNode {
                 node: b.request.request.node,
@@ -264,6 +428,7 @@ mod tests {
             commercial: false,
             salt: 7,
             expires_ms: 1_000,
+            escalation: Escalation::default(),
         }
         .sign(caller);
         ReceiptBody {

@@ -109,6 +109,10 @@ impl<'de> Deserialize<'de> for ModelRef {
 pub enum ModelFormat {
     Onnx,
     Gguf,
+    /// Opal's canonical quantized integer model (`opal_quant::QuantModel` file,
+    /// `opal model quantize`): bit-exact on every machine, so it can be re-executed to settle
+    /// disputes and audits (`replay` tier) and proved (`zk` tier).
+    OpalQuant,
 }
 
 /// Verification tiers, weakest (cheapest) first.
@@ -328,6 +332,13 @@ impl ModelSpec {
         }
         if self.tiers.is_empty() {
             return Err("a model must allow at least one tier".into());
+        }
+        if self.tiers.contains(&Tier::Replay) && self.format != ModelFormat::OpalQuant {
+            return Err(
+                "the replay tier needs a canonical quantized model (format opal_quant): \
+                 only it re-executes bit-exactly on every machine"
+                    .into(),
+            );
         }
         self.licence.check()?;
         Ok(())

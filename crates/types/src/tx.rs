@@ -62,6 +62,26 @@ pub enum Action {
     SettleReceipts {
         receipts: Vec<crate::receipt::Receipt>,
     },
+    /// The node publishes the inputs and outputs (canonical tensor bytes) of a receipt whose
+    /// payment is held (`replay` tier, disputable) or that was picked for audit, so anyone can
+    /// re-execute it. Signer = the node that served it.
+    RevealData {
+        request_id: Hash,
+        inputs: Vec<Vec<u8>>,
+        outputs: Vec<Vec<u8>>,
+    },
+    /// Dispute a held result. With `model` (the registered canonical model file) it is a fraud
+    /// proof, checked at once by re-execution; without, the challenger's bond is locked until
+    /// someone posts `Resolve` (or the dispute lapses and the bond is lost).
+    Challenge {
+        request_id: Hash,
+        /// Hash of the outputs the challenger says are right (`tensor_list_hash`).
+        claimed_output_hash: Hash,
+        model: Option<Vec<u8>>,
+    },
+    /// Settle an open audit or dispute by deterministic re-execution of the registered model
+    /// (every validator runs it). Anyone may post it; the resolver is paid the audit fee.
+    Resolve { request_id: Hash, model: Vec<u8> },
 }
 
 /// Roles that stake without validating.

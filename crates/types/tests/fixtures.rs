@@ -108,6 +108,7 @@ fn sample_receipt() -> ReceiptEnvelope {
         commercial: false,
         salt: 99,
         expires_ms: 1_790_000_300_000,
+        escalation: Default::default(),
     }
     .sign(&caller);
     ReceiptEnvelope::new(

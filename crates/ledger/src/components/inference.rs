@@ -18,7 +18,7 @@
 //! to the price exactly.
 
 use super::staking::BlockCtx;
-use super::{accounts, read, registry, write};
+use super::{accounts, read, registry, verification, write};
 use crate::error::{LedgerError, TxError};
 use crate::events::{Event, Payout};
 use crate::keys::{self, inference as k};
@@ -78,6 +78,11 @@ pub fn escrow_pool(s: &Overlay) -> Result<Amount, LedgerError> {
 
 pub fn settled(s: &Overlay, request_id: &Hash) -> Result<Option<Settled>, LedgerError> {
     read(s, &k::settled(request_id))
+}
+
+/// What has been charged so far under a spend grant.
+pub fn grant_spent(s: &Overlay, grant_id: &Hash) -> Result<Amount, LedgerError> {
+    Ok(read(s, &k::grant_spent(grant_id))?.unwrap_or_default())
 }
 
 fn set_pool(s: &mut Overlay, v: Amount) {
@@ -223,6 +228,16 @@ pub enum SettleError {
     PriceTooLow { price: Amount, owed: Amount },
     #[error("escrow holds {have}, the receipt charges {price}")]
     EscrowShort { have: Amount, price: Amount },
+    #[error("the spend grant allows {max_total} in all; {spent} was already charged, this receipt charges {price}")]
+    GrantExhausted {
+        max_total: Amount,
+        spent: Amount,
+        price: Amount,
+    },
+    #[error("model {0} cannot be re-executed on chain, so its results cannot be held for disputes (only opal_quant models can)")]
+    NotReexecutable(String),
+    #[error("the node is jailed until {until_ms} for a proven fraud")]
+    NodeJailed { until_ms: u64 },
     #[error("arithmetic overflow")]
     Overflow,
 }
@@ -245,6 +260,9 @@ impl SettleError {
             SettleError::Licence(_) => "licence",
             SettleError::PriceTooLow { .. } => "price_too_low",
             SettleError::EscrowShort { .. } => "escrow_short",
+            SettleError::GrantExhausted { .. } => "grant_exhausted",
+            SettleError::NotReexecutable(_) => "not_reexecutable",
+            SettleError::NodeJailed { .. } => "node_jailed",
             SettleError::Overflow => "overflow",
         }
     }
@@ -386,7 +404,7 @@ fn settle_one(
             current: ctx.height,
         }));
     }
-    let Some(mut info) = registry::model(s, &req.model)? else {
+    let Some(info) = registry::model(s, &req.model)? else {
         return Ok(Err(SettleError::UnknownModel(req.model.to_string())));
     };
     if info.spec.content_hash != req.model_hash {
@@ -402,12 +420,22 @@ fn settle_one(
             tier: req.tier.as_str().into(),
         }));
     }
-    // Only the `signed` tier has its checks in place; stronger tiers need their evidence
-    // verified here before they may pay (replay challenge windows, zk proofs, quotes).
-    if req.tier != Tier::Signed {
+    // `signed` pays now (and may be audited); `replay` (and any request that asked for
+    // disputes) is held for its challenge window; `activations` pays like `signed` (its
+    // commitment is checked off chain, see docs/llm.md). `zk` and `tee` need their evidence
+    // verified here before they may pay, which is not built yet.
+    if !matches!(req.tier, Tier::Signed | Tier::Replay | Tier::Activations) {
         return Ok(Err(SettleError::TierNotSettleable(
             req.tier.as_str().into(),
         )));
+    }
+    let held = req.tier == Tier::Replay || req.escalation.dispute;
+    let reexecutable = verification::reexecutable(info.spec.format);
+    if held && !reexecutable {
+        return Ok(Err(SettleError::NotReexecutable(req.model.to_string())));
+    }
+    if let Some(until_ms) = verification::jailed_until(s, &req.node, ctx.time_ms)? {
+        return Ok(Err(SettleError::NodeJailed { until_ms }));
     }
     let node = req.node;
     let offered = registry::service(s, &node)?
@@ -430,57 +458,84 @@ fn settle_one(
         .map_err(SettleError::Licence));
     let price = r.body.price;
     let payouts = st!(split(s, &info, &node, price, p)?);
+    // A caller that asked for more audits than the base rate pays their expected cost.
+    let premium = if reexecutable && req.escalation.audit_bps > p.audit_bps {
+        let extra = (req.escalation.audit_bps - p.audit_bps) as u128;
+        Amount((p.audit_fee.0.saturating_mul(extra)).div_ceil(BPS as u128))
+    } else {
+        Amount::ZERO
+    };
+    let charge = st!(price.checked_add(premium).map_err(|_| SettleError::Overflow));
     let mut e = escrow(s, &caller, &node)?;
-    if e.balance < price {
+    if e.balance < charge {
         return Ok(Err(SettleError::EscrowShort {
             have: e.balance,
-            price,
+            price: charge,
         }));
     }
+    if let Some(g) = &r.body.request.grant {
+        let key = k::grant_spent(&g.id());
+        let spent: Amount = read(s, &key)?.unwrap_or_default();
+        let total = st!(spent.checked_add(price).map_err(|_| SettleError::Overflow));
+        if total > g.grant.max_total {
+            return Ok(Err(SettleError::GrantExhausted {
+                max_total: g.grant.max_total,
+                spent,
+                price,
+            }));
+        }
+        write(s, &key, &total);
+    }
     // All checks passed: move the money.
-    e.balance = Amount(e.balance.0 - price.0);
+    e.balance = Amount(e.balance.0 - charge.0);
     set_escrow(s, &caller, &node, &e);
     let pool = escrow_pool(s)?
-        .checked_sub(price)
+        .checked_sub(charge)
         .map_err(|_| corrupt("escrow pool is smaller than an escrow"))?;
     set_pool(s, pool);
-    for pay in &payouts {
-        if pay.amount.is_zero() {
-            continue;
-        }
-        match pay.to {
-            Some(to) => {
-                if accounts::credit(s, &to, pay.amount)?.is_err() {
-                    return Ok(Err(SettleError::Overflow));
-                }
-            }
-            None => {
-                let t: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
-                let t = st!(t.checked_add(pay.amount).map_err(|_| SettleError::Overflow));
-                write(s, keys::TREASURY, &t);
-            }
-        }
-    }
-    info.calls = info.calls.saturating_add(1);
-    info.revenue = st!(info
-        .revenue
-        .checked_add(price)
-        .map_err(|_| SettleError::Overflow));
-    registry::put_model(s, &info);
-    write(
-        s,
-        &k::settled(&id),
-        &Settled {
-            receipt_id: r.id(),
+    if !premium.is_zero() {
+        let t: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
+        let t = st!(t.checked_add(premium).map_err(|_| SettleError::Overflow));
+        write(s, keys::TREASURY, &t);
+        events.push(Event::AuditPremium {
+            request_id: id,
             caller,
-            node,
-            model: req.model.clone(),
-            tier: req.tier,
-            price,
-            output_hash: r.body.output_hash,
-            height: ctx.height,
-        },
-    );
+            amount: premium,
+        });
+    }
+    let record = Settled {
+        receipt_id: r.id(),
+        caller,
+        node,
+        model: req.model.clone(),
+        tier: req.tier,
+        price,
+        output_hash: r.body.output_hash,
+        height: ctx.height,
+    };
+    write(s, &k::settled(&id), &record);
+    if held {
+        verification::hold(s, ctx, p, &record, id, req.input_hash, payouts, events)?;
+        return Ok(Ok(()));
+    }
+    pay_out(s, &req.model, price, &payouts)?;
+    if reexecutable {
+        verification::enqueue_audit(
+            s,
+            ctx,
+            &verification::AuditCandidate {
+                request_id: id,
+                rate_bps: p.audit_bps.max(req.escalation.audit_bps),
+                node,
+                caller,
+                model: req.model.clone(),
+                tier: req.tier,
+                input_hash: req.input_hash,
+                output_hash: r.body.output_hash,
+                price,
+            },
+        );
+    }
     events.push(Event::ReceiptSettled {
         request_id: id,
         caller,
@@ -491,6 +546,37 @@ fn settle_one(
         payouts,
     });
     Ok(Ok(()))
+}
+
+/// Credit a settled price's payouts and count the call on the model. The payouts add up to
+/// `price` (see [`split`]), which the caller has already taken out of an escrow or the held pool.
+pub(crate) fn pay_out(
+    s: &mut Overlay,
+    model: &ModelRef,
+    price: Amount,
+    payouts: &[Payout],
+) -> Result<(), LedgerError> {
+    for pay in payouts {
+        if pay.amount.is_zero() {
+            continue;
+        }
+        match pay.to {
+            Some(to) => accounts::credit(s, &to, pay.amount)?
+                .map_err(|e| LedgerError::Invariant(format!("payout: {e}")))?,
+            None => {
+                let t: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
+                let t = t
+                    .checked_add(pay.amount)
+                    .map_err(|e| LedgerError::Invariant(format!("treasury: {e}")))?;
+                write(s, keys::TREASURY, &t);
+            }
+        }
+    }
+    let mut info = registry::model(s, model)?.ok_or_else(|| corrupt("paid model vanished"))?;
+    info.calls = info.calls.saturating_add(1);
+    info.revenue = Amount(info.revenue.0.saturating_add(price.0));
+    registry::put_model(s, &info);
+    Ok(())
 }
 
 /// `Action::SettleReceipts`. The batch is refused as a whole only if it is empty, too large, or

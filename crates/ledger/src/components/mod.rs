@@ -7,6 +7,7 @@ pub mod fees;
 pub mod inference;
 pub mod registry;
 pub mod staking;
+pub mod verification;
 
 use crate::error::LedgerError;
 use borsh::{BorshDeserialize, BorshSerialize};

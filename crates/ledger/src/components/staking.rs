@@ -401,6 +401,47 @@ pub fn bond_role(
     Ok(Ok(()))
 }
 
+/// Take up to `amount` from `who`'s bond for `role`, then from its unbonding stake of that role;
+/// returns what was taken (it leaves the staking pools; the caller credits it elsewhere).
+pub fn slash_role(
+    s: &mut Overlay,
+    role: Role,
+    who: &Address,
+    amount: Amount,
+) -> Result<Amount, LedgerError> {
+    let bond = role_bond(s, role, who)?;
+    let from_bond = if bond < amount { bond } else { amount };
+    if !from_bond.is_zero() {
+        let left = Amount(bond.0 - from_bond.0);
+        if left.is_zero() {
+            s.delete(k::role_bond(role, who));
+        } else {
+            write(s, &k::role_bond(role, who), &left);
+        }
+        sub_pool(s, k::BONDED_POOL, from_bond)?;
+    }
+    let mut taken = from_bond;
+    for (key, bytes) in s.prefix(k::UNBONDING_QUEUE_PREFIX)? {
+        if taken >= amount {
+            break;
+        }
+        let mut e: UnbondingEntry = borsh::from_slice(&bytes).map_err(|er| LedgerError::Corrupt {
+            key: "staking/unbq".into(),
+            reason: er.to_string(),
+        })?;
+        if e.owner != *who || e.source != (StakeSource::Role { role }) {
+            continue;
+        }
+        let want = Amount(amount.0 - taken.0);
+        let cut = if e.amount < want { e.amount } else { want };
+        e.amount = Amount(e.amount.0 - cut.0);
+        write(s, &key, &e);
+        sub_pool(s, k::UNBONDING_POOL, cut)?;
+        taken = Amount(taken.0 + cut.0);
+    }
+    Ok(taken)
+}
+
 pub fn unbond_role(
     s: &mut Overlay,
     ctx: &BlockCtx,

@@ -1,0 +1,825 @@
+//! Verification by re-execution: held results (`replay` tier and disputable requests), random
+//! audits of paid receipts, challenges, fraud proofs, slashing. Specified in
+//! docs/verification.md; the incentive analysis that picks the defaults is there too.
+//!
+//! Only models in Opal's canonical quantized format (`ModelFormat::OpalQuant`) take part: their
+//! output is a pure function of the bytes ([`crate::canonical`]), so every validator that
+//! re-executes one gets the same answer, and the ledger itself can decide a dispute by running
+//! the model inside block execution (every validator runs it; the cost is bounded by
+//! `max_replay_cost` and the model file travels in the transaction, checked against the
+//! registered content hash).
+//!
+//! A *case* (`infer/case/<request id>`) is opened for a receipt when
+//! - it settles under the `replay` tier or with `escalation.dispute`: its price is *held*
+//!   (moved from the escrow to the held pool) instead of paid; or
+//! - it was paid and is then picked for audit: each paid receipt of a re-executable model
+//!   enters the audit queue; at the next block, `BLAKE3(AuditSeed, parent hash || request id)`
+//!   decides (with probability `max(audit_bps, the request's escalation.audit_bps)`) and picks
+//!   `audit_committee` validators by stake to re-execute it. The node cannot know the parent
+//!   hash of the next block when it answers or when it submits the settlement.
+//!
+//! Every case first waits `reveal_window_ms` for the node's `RevealData` (inputs and outputs,
+//! checked against the hashes the caller and the node signed). A node that does not reveal is
+//! treated as lying. Once revealed, a held result can be challenged for `challenge_window_ms`:
+//! a `Challenge` with the model file is a fraud proof, decided at once; one without locks
+//! `challenge_bond` until a `Resolve` re-executes the model. An audit waits the same window for a
+//! `Resolve`. A proven lie slashes `fraud_slash` from the node's inference-node bond, jails it for
+//! `jail_ms`, pays `challenger_reward_bps` of the slash to whoever proved it and refunds the
+//! caller; a held price is then never paid. A result that stands is paid when its window ends
+//! (or at once when a dispute is resolved in the node's favour); a challenger who was wrong
+//! loses its bond to the node.
+
+use super::inference::{pay_out, Settled};
+use super::staking::BlockCtx;
+use super::{accounts, read, registry, staking, write};
+use crate::canonical::{self, ExecOptions};
+use crate::error::{LedgerError, TxError};
+use crate::events::{Event, Payout};
+use crate::keys::{self, inference as k};
+use crate::params::InferenceParams;
+use borsh::{BorshDeserialize, BorshSerialize};
+use opal_state::Overlay;
+use opal_types::receipt::tensor_list_hash;
+use opal_types::registry::{ModelFormat, BPS};
+use opal_types::{Address, Amount, Domain, Hash, ModelRef, Role, Tier};
+use serde::{Deserialize, Serialize};
+
+type TxResult = Result<Result<(), TxError>, LedgerError>;
+
+macro_rules! tx_try {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        }
+    };
+}
+
+/// Most tensors in one reveal (inputs or outputs).
+pub const MAX_REVEAL_TENSORS: usize = 16;
+/// Most due cases processed at the end of one block (the rest wait for the next).
+pub const MAX_DUE_PER_BLOCK: usize = 1_000;
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseKind {
+    /// The price is held until the challenge window ends.
+    Held,
+    /// A paid receipt picked for audit.
+    Audit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Revealed {
+    #[serde(with = "hex_list")]
+    pub inputs: Vec<Vec<u8>>,
+    #[serde(with = "hex_list")]
+    pub outputs: Vec<Vec<u8>>,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Dispute {
+    pub challenger: Address,
+    pub bond: Amount,
+    pub claimed_output_hash: Hash,
+}
+
+/// An open case, under `infer/case/<request id>`.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Case {
+    pub request_id: Hash,
+    pub kind: CaseKind,
+    pub node: Address,
+    pub caller: Address,
+    pub model: ModelRef,
+    pub tier: Tier,
+    pub input_hash: Hash,
+    pub output_hash: Hash,
+    pub price: Amount,
+    /// What a held result pays when it stands (empty for audits: already paid).
+    pub payouts: Vec<Payout>,
+    pub opened_height: u64,
+    /// Reveal deadline until revealed; then the end of the challenge / resolve window.
+    pub deadline_ms: u64,
+    pub revealed: Option<Revealed>,
+    pub dispute: Option<Dispute>,
+    /// Validators assigned to re-execute (audits).
+    pub auditors: Vec<Address>,
+}
+
+/// How a case ended, under `infer/verdict/<request id>`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Held result paid after its window (or a dispute resolved for the node).
+    Paid,
+    /// Audit re-executed and matched.
+    AuditPassed,
+    /// Audit revealed but nobody resolved it in time.
+    AuditLapsed,
+    /// Re-execution proved the output wrong.
+    Fraud,
+    /// The node did not reveal in time.
+    Withheld,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Verdict {
+    pub kind: CaseKind,
+    pub outcome: Outcome,
+    pub node: Address,
+    pub height: u64,
+}
+
+/// A paid receipt waiting for the next block's audit draw, under `infer/auditq/<height><id>`.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct AuditCandidate {
+    pub request_id: Hash,
+    pub rate_bps: u32,
+    pub node: Address,
+    pub caller: Address,
+    pub model: ModelRef,
+    pub tier: Tier,
+    pub input_hash: Hash,
+    pub output_hash: Hash,
+    pub price: Amount,
+}
+
+pub fn case(s: &Overlay, request_id: &Hash) -> Result<Option<Case>, LedgerError> {
+    read(s, &k::case(request_id))
+}
+
+pub fn verdict(s: &Overlay, request_id: &Hash) -> Result<Option<Verdict>, LedgerError> {
+    read(s, &k::verdict(request_id))
+}
+
+/// Open cases, in request-id order (at most `limit`).
+pub fn open_cases(s: &Overlay, limit: usize) -> Result<Vec<Case>, LedgerError> {
+    let mut out = Vec::new();
+    for (_, v) in s.prefix(k::CASE_PREFIX)? {
+        if out.len() >= limit {
+            break;
+        }
+        out.push(borsh::from_slice(&v).map_err(|e| corrupt(&e.to_string()))?);
+    }
+    Ok(out)
+}
+
+pub fn held_pool(s: &Overlay) -> Result<Amount, LedgerError> {
+    Ok(read(s, k::HELD_POOL)?.unwrap_or_default())
+}
+
+/// Block time until which a convicted node may not settle (`None` if it is not jailed).
+pub fn jailed_until(s: &Overlay, node: &Address, now_ms: u64) -> Result<Option<u64>, LedgerError> {
+    let until: Option<u64> = read(s, &k::jail(node))?;
+    Ok(until.filter(|u| *u > now_ms))
+}
+
+/// The error for a request with no open case: closed (with its outcome) or never opened.
+fn no_case(s: &Overlay, request_id: &Hash) -> Result<TxError, LedgerError> {
+    Ok(match verdict(s, request_id)? {
+        Some(v) => TxError::CaseClosed {
+            request_id: *request_id,
+            outcome: serde_json::to_value(v.outcome)
+                .ok()
+                .and_then(|x| x.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        },
+        None => TxError::NoCase {
+            request_id: *request_id,
+        },
+    })
+}
+
+fn corrupt(reason: &str) -> LedgerError {
+    LedgerError::Corrupt {
+        key: "infer/case".into(),
+        reason: reason.into(),
+    }
+}
+
+fn add_held(s: &mut Overlay, a: Amount) -> Result<(), LedgerError> {
+    let v = held_pool(s)?
+        .checked_add(a)
+        .map_err(|e| LedgerError::Invariant(format!("held pool: {e}")))?;
+    write(s, k::HELD_POOL, &v);
+    Ok(())
+}
+
+fn sub_held(s: &mut Overlay, a: Amount) -> Result<(), LedgerError> {
+    let v = held_pool(s)?
+        .checked_sub(a)
+        .map_err(|e| LedgerError::Invariant(format!("held pool: {e}")))?;
+    write(s, k::HELD_POOL, &v);
+    Ok(())
+}
+
+fn put_case(s: &mut Overlay, c: &Case) {
+    write(s, &k::case(&c.request_id), c);
+    write(s, &k::due(c.deadline_ms, &c.request_id), &());
+}
+
+fn move_deadline(s: &mut Overlay, c: &mut Case, deadline_ms: u64) {
+    s.delete(k::due(c.deadline_ms, &c.request_id));
+    c.deadline_ms = deadline_ms;
+    put_case(s, c);
+}
+
+fn close_case(s: &mut Overlay, ctx: &BlockCtx, c: &Case, outcome: Outcome) {
+    s.delete(k::case(&c.request_id));
+    s.delete(k::due(c.deadline_ms, &c.request_id));
+    write(
+        s,
+        &k::verdict(&c.request_id),
+        &Verdict {
+            kind: c.kind,
+            outcome,
+            node: c.node,
+            height: ctx.height,
+        },
+    );
+}
+
+/// Whether receipts of this model can be re-executed on chain.
+pub fn reexecutable(format: ModelFormat) -> bool {
+    format == ModelFormat::OpalQuant
+}
+
+/// Called by settlement for a held result: the price has left the escrow; keep it in the held
+/// pool until the case ends.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn hold(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    p: &InferenceParams,
+    settled: &Settled,
+    request_id: Hash,
+    input_hash: Hash,
+    payouts: Vec<Payout>,
+    events: &mut Vec<Event>,
+) -> Result<(), LedgerError> {
+    add_held(s, settled.price)?;
+    let c = Case {
+        request_id,
+        kind: CaseKind::Held,
+        node: settled.node,
+        caller: settled.caller,
+        model: settled.model.clone(),
+        tier: settled.tier,
+        input_hash,
+        output_hash: settled.output_hash,
+        price: settled.price,
+        payouts,
+        opened_height: ctx.height,
+        deadline_ms: ctx.time_ms.saturating_add(p.reveal_window_ms),
+        revealed: None,
+        dispute: None,
+        auditors: vec![],
+    };
+    put_case(s, &c);
+    events.push(Event::ReceiptHeld {
+        request_id,
+        node: c.node,
+        price: c.price,
+        reveal_by_ms: c.deadline_ms,
+    });
+    Ok(())
+}
+
+/// Called by settlement for a paid receipt of a re-executable model: queue it for the next
+/// block's audit draw.
+pub(crate) fn enqueue_audit(s: &mut Overlay, ctx: &BlockCtx, cand: &AuditCandidate) {
+    if cand.rate_bps == 0 {
+        return;
+    }
+    write(s, &k::audit_queue(ctx.height, &cand.request_id), cand);
+}
+
+/// The audit draw for one receipt: a number in `0..10000` from the seed.
+pub fn audit_draw(parent_hash: &Hash, request_id: &Hash) -> (u32, Hash) {
+    let seed = Hash::of_parts(Domain::AuditSeed, &[&parent_hash.0, &request_id.0]);
+    let x = u64::from_le_bytes(seed.0[..8].try_into().expect("8 bytes"));
+    ((x % BPS as u64) as u32, seed)
+}
+
+/// Pick up to `n` distinct validators, each draw weighted by power, from `seed`.
+fn pick_auditors(s: &Overlay, seed: &Hash, n: usize) -> Result<Vec<Address>, LedgerError> {
+    let mut set = staking::active_set(s)?;
+    let mut out = Vec::new();
+    let mut i: u64 = 0;
+    while out.len() < n && !set.is_empty() {
+        let total: u128 = set.iter().map(|v| v.power as u128).sum();
+        if total == 0 {
+            break;
+        }
+        let h = Hash::of_parts(Domain::AuditSeed, &[&seed.0, &i.to_le_bytes()]);
+        let mut x = (u128::from_le_bytes(h.0[..16].try_into().expect("16 bytes"))) % total;
+        let mut pick = 0;
+        for (j, v) in set.iter().enumerate() {
+            if x < v.power as u128 {
+                pick = j;
+                break;
+            }
+            x -= v.power as u128;
+        }
+        out.push(set.remove(pick).operator);
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// Begin-block: draw audits for the receipts paid in earlier blocks, with this block's parent
+/// hash (unknown to anyone when those receipts were answered and submitted).
+pub fn begin_block(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    parent_hash: &Hash,
+    events: &mut Vec<Event>,
+) -> Result<(), LedgerError> {
+    let p = super::inference::params(s)?;
+    for (key, v) in s.prefix(k::AUDIT_QUEUE_PREFIX)? {
+        let h = key
+            .get(k::AUDIT_QUEUE_PREFIX.len()..k::AUDIT_QUEUE_PREFIX.len() + 8)
+            .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+            .ok_or_else(|| corrupt("short audit queue key"))?;
+        if h >= ctx.height {
+            break;
+        }
+        s.delete(key);
+        let cand: AuditCandidate = borsh::from_slice(&v).map_err(|e| corrupt(&e.to_string()))?;
+        let (draw, seed) = audit_draw(parent_hash, &cand.request_id);
+        if draw >= cand.rate_bps || case(s, &cand.request_id)?.is_some() {
+            continue;
+        }
+        let auditors = pick_auditors(s, &seed, p.audit_committee as usize)?;
+        let c = Case {
+            request_id: cand.request_id,
+            kind: CaseKind::Audit,
+            node: cand.node,
+            caller: cand.caller,
+            model: cand.model,
+            tier: cand.tier,
+            input_hash: cand.input_hash,
+            output_hash: cand.output_hash,
+            price: cand.price,
+            payouts: vec![],
+            opened_height: ctx.height,
+            deadline_ms: ctx.time_ms.saturating_add(p.reveal_window_ms),
+            revealed: None,
+            dispute: None,
+            auditors: auditors.clone(),
+        };
+        put_case(s, &c);
+        events.push(Event::AuditOpened {
+            request_id: c.request_id,
+            node: c.node,
+            auditors,
+            reveal_by_ms: c.deadline_ms,
+        });
+    }
+    Ok(())
+}
+
+/// `Action::RevealData`.
+pub fn reveal(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    sender: &Address,
+    request_id: &Hash,
+    inputs: &[Vec<u8>],
+    outputs: &[Vec<u8>],
+    events: &mut Vec<Event>,
+) -> TxResult {
+    let p = super::inference::params(s)?;
+    let Some(mut c) = case(s, request_id)? else {
+        return Ok(Err(no_case(s, request_id)?));
+    };
+    if c.node != *sender {
+        return Ok(Err(TxError::NotYourCase { node: c.node }));
+    }
+    if c.revealed.is_some() {
+        return Ok(Err(TxError::AlreadyRevealed));
+    }
+    if ctx.time_ms > c.deadline_ms {
+        return Ok(Err(TxError::WindowClosed {
+            ended_ms: c.deadline_ms,
+        }));
+    }
+    let bytes: usize = inputs.iter().chain(outputs).map(Vec::len).sum();
+    if inputs.len() > MAX_REVEAL_TENSORS
+        || outputs.len() > MAX_REVEAL_TENSORS
+        || bytes > p.max_reveal_bytes as usize
+    {
+        return Ok(Err(TxError::RevealTooLarge {
+            bytes,
+            limit: p.max_reveal_bytes as usize,
+        }));
+    }
+    if tensor_list_hash(inputs) != c.input_hash {
+        return Ok(Err(TxError::RevealMismatch {
+            what: "inputs".into(),
+        }));
+    }
+    if tensor_list_hash(outputs) != c.output_hash {
+        return Ok(Err(TxError::RevealMismatch {
+            what: "outputs".into(),
+        }));
+    }
+    c.revealed = Some(Revealed {
+        inputs: inputs.to_vec(),
+        outputs: outputs.to_vec(),
+        at_ms: ctx.time_ms,
+    });
+    let until = ctx.time_ms.saturating_add(p.challenge_window_ms);
+    move_deadline(s, &mut c, until);
+    events.push(Event::DataRevealed {
+        request_id: *request_id,
+        node: c.node,
+        window_ends_ms: until,
+    });
+    Ok(Ok(()))
+}
+
+/// Re-execute the case's model on its revealed inputs: the hash of the true outputs.
+fn reexecute(
+    s: &Overlay,
+    p: &InferenceParams,
+    c: &Case,
+    model_file: &[u8],
+) -> Result<Result<Hash, TxError>, LedgerError> {
+    let Some(info) = registry::model(s, &c.model)? else {
+        return Err(corrupt("case names a model that is not registered"));
+    };
+    if !reexecutable(info.spec.format) {
+        return Ok(Err(TxError::NotReexecutable {
+            model: c.model.to_string(),
+        }));
+    }
+    let got = Hash(*blake3::hash(model_file).as_bytes());
+    if got != info.spec.content_hash {
+        return Ok(Err(TxError::WrongModelFile {
+            expected: info.spec.content_hash,
+            got,
+        }));
+    }
+    let Some(rev) = &c.revealed else {
+        return Ok(Err(TxError::NotRevealed));
+    };
+    let out = canonical::load_model(model_file).and_then(|m| {
+        canonical::run(&m, &rev.inputs, p.max_replay_cost, ExecOptions::default())
+    });
+    match out {
+        Ok(outputs) => Ok(Ok(tensor_list_hash(&outputs))),
+        Err(canonical::CanonicalError::TooCostly { needed, limit }) => {
+            Ok(Err(TxError::ReplayTooCostly { needed, limit }))
+        }
+        // The registered model could not run on the inputs the caller signed: the node
+        // answered something that is not this model's output.
+        Err(e) => Ok(Ok(Hash::of(Domain::TensorList, e.to_string().as_bytes()))),
+    }
+}
+
+fn bps_of(a: Amount, bps: u32) -> Amount {
+    Amount(a.0.saturating_mul(bps as u128) / BPS as u128)
+}
+
+fn credit_treasury(s: &mut Overlay, a: Amount) -> Result<(), LedgerError> {
+    if a.is_zero() {
+        return Ok(());
+    }
+    let t: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
+    let t = t
+        .checked_add(a)
+        .map_err(|e| LedgerError::Invariant(format!("treasury: {e}")))?;
+    write(s, keys::TREASURY, &t);
+    Ok(())
+}
+
+fn credit(s: &mut Overlay, to: &Address, a: Amount) -> Result<(), LedgerError> {
+    if a.is_zero() {
+        return Ok(());
+    }
+    accounts::credit(s, to, a)?.map_err(|e| LedgerError::Invariant(format!("credit: {e}")))
+}
+
+/// Pay whoever resolved a passing audit, from the treasury (as far as it goes).
+fn pay_audit_fee(
+    s: &mut Overlay,
+    p: &InferenceParams,
+    to: &Address,
+) -> Result<Amount, LedgerError> {
+    let t: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
+    let fee = if t < p.audit_fee { t } else { p.audit_fee };
+    if !fee.is_zero() {
+        write(s, keys::TREASURY, &Amount(t.0 - fee.0));
+        credit(s, to, fee)?;
+    }
+    Ok(fee)
+}
+
+/// Release a held price to its payees.
+fn release(s: &mut Overlay, c: &Case, events: &mut Vec<Event>) -> Result<(), LedgerError> {
+    sub_held(s, c.price)?;
+    pay_out(s, &c.model, c.price, &c.payouts)?;
+    events.push(Event::ReceiptSettled {
+        request_id: c.request_id,
+        caller: c.caller,
+        node: c.node,
+        model: c.model.clone(),
+        tier: c.tier,
+        price: c.price,
+        payouts: c.payouts.clone(),
+    });
+    Ok(())
+}
+
+/// The node lied (or withheld its data): slash, jail, pay the prover, make the caller whole
+/// as far as the slash goes (a held price is refunded in full), close the case.
+fn convict(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    p: &InferenceParams,
+    c: &Case,
+    prover: Option<Address>,
+    outcome: Outcome,
+    events: &mut Vec<Event>,
+) -> Result<(), LedgerError> {
+    let slashed = staking::slash_role(s, Role::InferenceNode, &c.node, p.fraud_slash)?;
+    let reward = if prover.is_some() {
+        bps_of(slashed, p.challenger_reward_bps)
+    } else {
+        Amount::ZERO
+    };
+    let mut rest = Amount(slashed.0 - reward.0);
+    if let Some(to) = prover {
+        credit(s, &to, reward)?;
+    }
+    let refund = match c.kind {
+        CaseKind::Held => {
+            sub_held(s, c.price)?;
+            c.price
+        }
+        CaseKind::Audit => {
+            // Already paid out: compensate from the slash, up to the price.
+            let r = if rest < c.price { rest } else { c.price };
+            rest = Amount(rest.0 - r.0);
+            r
+        }
+    };
+    credit(s, &c.caller, refund)?;
+    credit_treasury(s, rest)?;
+    let until = ctx.time_ms.saturating_add(p.jail_ms);
+    write(s, &k::jail(&c.node), &until);
+    close_case(s, ctx, c, outcome);
+    events.push(Event::NodeConvicted {
+        request_id: c.request_id,
+        node: c.node,
+        outcome,
+        slashed,
+        prover,
+        reward,
+        refund,
+        jailed_until_ms: until,
+    });
+    Ok(())
+}
+
+/// `Action::Challenge`.
+pub fn challenge(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    sender: &Address,
+    request_id: &Hash,
+    claimed: &Hash,
+    model_file: Option<&[u8]>,
+    events: &mut Vec<Event>,
+) -> TxResult {
+    let p = super::inference::params(s)?;
+    let Some(mut c) = case(s, request_id)? else {
+        return Ok(Err(no_case(s, request_id)?));
+    };
+    if c.kind != CaseKind::Held {
+        return Ok(Err(TxError::NotChallengeable {
+            reason: "audits are settled with Resolve".into(),
+        }));
+    }
+    if c.revealed.is_none() {
+        return Ok(Err(TxError::NotRevealed));
+    }
+    if ctx.time_ms > c.deadline_ms {
+        return Ok(Err(TxError::WindowClosed {
+            ended_ms: c.deadline_ms,
+        }));
+    }
+    if c.dispute.is_some() {
+        return Ok(Err(TxError::NotChallengeable {
+            reason: "already disputed".into(),
+        }));
+    }
+    if *claimed == c.output_hash {
+        return Ok(Err(TxError::WrongClaim {
+            reason: "the claimed output is the receipt's own".into(),
+        }));
+    }
+    match model_file {
+        Some(file) => {
+            let truth = tx_try!(reexecute(s, &p, &c, file)?);
+            if truth != *claimed {
+                return Ok(Err(TxError::WrongClaim {
+                    reason: if truth == c.output_hash {
+                        "re-execution gives the receipt's output: the node was right".into()
+                    } else {
+                        "re-execution gives neither the receipt's nor the claimed output".into()
+                    },
+                }));
+            }
+            convict(s, ctx, &p, &c, Some(*sender), Outcome::Fraud, events)?;
+        }
+        None => {
+            tx_try!(accounts::debit(s, sender, p.challenge_bond)?);
+            add_held(s, p.challenge_bond)?;
+            c.dispute = Some(Dispute {
+                challenger: *sender,
+                bond: p.challenge_bond,
+                claimed_output_hash: *claimed,
+            });
+            let until = ctx.time_ms.saturating_add(p.challenge_window_ms);
+            move_deadline(s, &mut c, until);
+            events.push(Event::Challenged {
+                request_id: *request_id,
+                challenger: *sender,
+                bond: p.challenge_bond,
+                resolve_by_ms: until,
+            });
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// `Action::Resolve`.
+pub fn resolve(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    sender: &Address,
+    request_id: &Hash,
+    model_file: &[u8],
+    events: &mut Vec<Event>,
+) -> TxResult {
+    let p = super::inference::params(s)?;
+    let Some(c) = case(s, request_id)? else {
+        return Ok(Err(no_case(s, request_id)?));
+    };
+    if c.revealed.is_none() {
+        return Ok(Err(TxError::NotRevealed));
+    }
+    if c.kind == CaseKind::Held && c.dispute.is_none() {
+        return Ok(Err(TxError::NothingToResolve));
+    }
+    let truth = tx_try!(reexecute(s, &p, &c, model_file)?);
+    let node_right = truth == c.output_hash;
+    match (&c.kind, &c.dispute) {
+        (CaseKind::Audit, _) => {
+            if node_right {
+                let fee = pay_audit_fee(s, &p, sender)?;
+                close_case(s, ctx, &c, Outcome::AuditPassed);
+                events.push(Event::AuditPassed {
+                    request_id: *request_id,
+                    node: c.node,
+                    resolver: *sender,
+                    fee,
+                });
+            } else {
+                convict(s, ctx, &p, &c, Some(*sender), Outcome::Fraud, events)?;
+            }
+        }
+        (CaseKind::Held, Some(d)) => {
+            sub_held(s, d.bond)?;
+            if node_right {
+                // The challenger was wrong: its bond goes to the node; the result is proven,
+                // so it is paid now.
+                credit(s, &c.node, d.bond)?;
+                release(s, &c, events)?;
+                close_case(s, ctx, &c, Outcome::Paid);
+                events.push(Event::DisputeLost {
+                    request_id: *request_id,
+                    challenger: d.challenger,
+                    bond: d.bond,
+                });
+            } else if truth == d.claimed_output_hash {
+                credit(s, &d.challenger, d.bond)?;
+                convict(s, ctx, &p, &c, Some(d.challenger), Outcome::Fraud, events)?;
+            } else {
+                // Both wrong: the node is convicted, the challenger's bond goes to the
+                // resolver who found the truth.
+                credit(s, sender, d.bond)?;
+                convict(s, ctx, &p, &c, Some(*sender), Outcome::Fraud, events)?;
+            }
+        }
+        (CaseKind::Held, None) => unreachable!("checked above"),
+    }
+    Ok(Ok(()))
+}
+
+/// End-block: close the cases whose deadline passed.
+pub fn end_block(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    events: &mut Vec<Event>,
+) -> Result<(), LedgerError> {
+    let p = super::inference::params(s)?;
+    let mut done = 0;
+    for (key, _) in s.prefix(k::DUE_PREFIX)? {
+        if done >= MAX_DUE_PER_BLOCK {
+            break;
+        }
+        let off = k::DUE_PREFIX.len();
+        let deadline = key
+            .get(off..off + 8)
+            .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+            .ok_or_else(|| corrupt("short due key"))?;
+        if deadline >= ctx.time_ms {
+            break;
+        }
+        let id = key
+            .get(off + 8..off + 40)
+            .map(|b| Hash(b.try_into().expect("32 bytes")))
+            .ok_or_else(|| corrupt("short due key"))?;
+        done += 1;
+        let Some(c) = case(s, &id)? else {
+            s.delete(key);
+            continue;
+        };
+        if c.deadline_ms != deadline {
+            s.delete(key);
+            continue;
+        }
+        if c.revealed.is_none() {
+            convict(s, ctx, &p, &c, None, Outcome::Withheld, events)?;
+            continue;
+        }
+        match (c.kind, &c.dispute) {
+            (CaseKind::Held, None) => {
+                release(s, &c, events)?;
+                close_case(s, ctx, &c, Outcome::Paid);
+            }
+            (CaseKind::Held, Some(d)) => {
+                // Nobody re-executed in time: the challenger did not prove its claim.
+                sub_held(s, d.bond)?;
+                credit(s, &c.node, d.bond)?;
+                release(s, &c, events)?;
+                close_case(s, ctx, &c, Outcome::Paid);
+                events.push(Event::DisputeLost {
+                    request_id: id,
+                    challenger: d.challenger,
+                    bond: d.bond,
+                });
+            }
+            (CaseKind::Audit, _) => {
+                close_case(s, ctx, &c, Outcome::AuditLapsed);
+                events.push(Event::AuditLapsed {
+                    request_id: id,
+                    node: c.node,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Held pool = held prices of open held cases + locked challenge bonds.
+pub fn check_held_pool(s: &Overlay) -> Result<(), LedgerError> {
+    let mut total: u128 = 0;
+    for c in open_cases(s, usize::MAX)? {
+        if c.kind == CaseKind::Held {
+            total += c.price.0;
+        }
+        if let Some(d) = &c.dispute {
+            total += d.bond.0;
+        }
+    }
+    let pool = held_pool(s)?;
+    if pool.0 != total {
+        return Err(LedgerError::Invariant(format!(
+            "held pool is {pool}, open cases hold {total}"
+        )));
+    }
+    Ok(())
+}
+
+mod hex_list {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(hex::encode))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let v = Vec::<String>::deserialize(d)?;
+        v.into_iter()
+            .map(|s| hex::decode(s).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}

@@ -1,0 +1,708 @@
+//! Verification by re-execution on a real store (supply invariant checked after every block):
+//! held `replay` results, random audits of paid receipts, fraud proofs, challenges with bonds,
+//! slashing, and the bad inputs. The model is the real demo model (`models/digits/model.opalq`),
+//! executed canonically by the test (as an honest node or watcher would) and by the ledger.
+
+mod common;
+
+use common::{genesis, key, TestChain};
+use opal_ledger::canonical::{self, ExecOptions};
+use opal_ledger::components::verification::{self, CaseKind, Outcome};
+use opal_ledger::components::{inference, staking};
+use opal_ledger::events::Event;
+use opal_quant::{QuantModel, SplitMix64};
+use opal_types::receipt::{tensor_list_hash, Escalation, InferenceRequest, ReceiptBody};
+use opal_types::registry::{Licence, ModelFormat, ModelSpec, ServiceOffer, ServiceSpec};
+use opal_types::*;
+
+fn owner() -> SecretKey {
+    key(2)
+}
+fn caller() -> SecretKey {
+    key(3)
+}
+fn node() -> SecretKey {
+    key(4)
+}
+/// A watcher / resolver.
+fn watcher() -> SecretKey {
+    key(1)
+}
+
+fn model_file() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/digits/model.opalq"
+    ))
+    .expect("models/digits/model.opalq")
+}
+
+fn model_ref() -> ModelRef {
+    ModelRef::new("digits-q", 1)
+}
+
+struct World {
+    c: TestChain,
+    model: QuantModel,
+    file: Vec<u8>,
+    rng: SplitMix64,
+    salt: u64,
+}
+
+const NODE_BOND: u128 = 500_000;
+
+/// Genesis with `tweak` applied; the owner registers the canonical demo model (signed + replay,
+/// price 100), the node bonds and offers it (fee 90), the caller funds an escrow of 600,000.
+fn world(seed: u64, tweak: impl FnOnce(&mut opal_ledger::InferenceParams)) -> World {
+    let mut g = genesis();
+    tweak(&mut g.inference);
+    let mut c = TestChain::with_genesis(g);
+    let file = model_file();
+    let model = canonical::load_model(&file).unwrap();
+    let spec = ModelSpec {
+        name: "digits-q".into(),
+        version: 1,
+        parent: None,
+        parent_bps: 0,
+        datasets: vec![],
+        content_hash: Hash(*blake3::hash(&file).as_bytes()),
+        size: file.len() as u64,
+        format: ModelFormat::OpalQuant,
+        input_schema: "[]".into(),
+        output_schema: "[]".into(),
+        price: Amount(100),
+        licence: Licence::Open,
+        tiers: vec![Tier::Signed, Tier::Replay],
+        weight_commitment: None,
+    };
+    let r = c.run(vec![
+        c.tx(&owner(), 0, Action::RegisterModel { spec }),
+        c.tx(
+            &node(),
+            0,
+            Action::BondRole {
+                role: Role::InferenceNode,
+                amount: Amount(NODE_BOND),
+            },
+        ),
+        c.tx(
+            &caller(),
+            0,
+            Action::FundEscrow {
+                node: node().address(),
+                amount: Amount(600_000),
+            },
+        ),
+    ]);
+    assert_eq!(r, vec![None, None, None]);
+    let r = c.run(vec![c.tx(
+        &node(),
+        0,
+        Action::DeclareService {
+            spec: ServiceSpec {
+                endpoint: "http://127.0.0.1:9000".into(),
+                offers: vec![ServiceOffer {
+                    model: model_ref(),
+                    tiers: vec![Tier::Signed, Tier::Replay],
+                    fee: Amount(90),
+                }],
+            },
+        },
+    )]);
+    assert_eq!(r, vec![None]);
+    World {
+        c,
+        model,
+        file,
+        rng: SplitMix64::new(seed),
+        salt: seed << 32,
+    }
+}
+
+fn f32_tensor(v: &[f32]) -> Vec<u8> {
+    let mut b = vec![1u8, 1, 2];
+    b.extend_from_slice(&1u64.to_le_bytes());
+    b.extend_from_slice(&(v.len() as u64).to_le_bytes());
+    for x in v {
+        b.extend_from_slice(&x.to_le_bytes());
+    }
+    b
+}
+
+/// One served request: the receipt plus the data a node keeps to reveal. `lie` answers a
+/// wrong output (one bit of the last output value flipped).
+struct Served {
+    receipt: Receipt,
+    inputs: Vec<Vec<u8>>,
+    outputs: Vec<Vec<u8>>,
+    lied: bool,
+}
+
+impl World {
+    fn serve(&mut self, tier: Tier, escalation: Escalation, lie: bool) -> Served {
+        let x: Vec<f32> = (0..64).map(|_| (self.rng.next_u64() % 17) as f32).collect();
+        let inputs = vec![f32_tensor(&x)];
+        let mut outputs =
+            canonical::run(&self.model, &inputs, u64::MAX, ExecOptions::default()).unwrap();
+        if lie {
+            *outputs[0].last_mut().unwrap() ^= 1;
+        }
+        self.salt += 1;
+        let req = InferenceRequest {
+            chain_id: self.c.chain_id.clone(),
+            node: node().address(),
+            model: model_ref(),
+            model_hash: Hash(*blake3::hash(&self.file).as_bytes()),
+            input_hash: tensor_list_hash(&inputs),
+            tier,
+            max_price: Amount(1_000),
+            commercial: false,
+            salt: self.salt,
+            expires_ms: self.c.time_ms + 600_000,
+            escalation,
+        };
+        let receipt = ReceiptBody {
+            request: req.sign(&caller()),
+            output_hash: tensor_list_hash(&outputs),
+            price: Amount(200),
+            height: self.c.height,
+            node_key: node().public_key(),
+        }
+        .sign(&node());
+        Served {
+            receipt,
+            inputs,
+            outputs,
+            lied: lie,
+        }
+    }
+
+    /// Settle receipts (one tx per 32, within the 16 KiB transaction limit); returns every event.
+    fn settle(&mut self, served: &[&Served]) -> Vec<Event> {
+        let txs: Vec<Transaction> = served
+            .chunks(32)
+            .enumerate()
+            .map(|(i, ch)| {
+                self.c.tx(
+                    &node(),
+                    i as u64,
+                    Action::SettleReceipts {
+                        receipts: ch.iter().map(|s| s.receipt.clone()).collect(),
+                    },
+                )
+            })
+            .collect();
+        let r = self.c.block(txs);
+        let mut ev = r.events;
+        for t in r.txs {
+            assert_eq!(t.code, None, "{:?}", t.error);
+            ev.extend(t.events);
+        }
+        ev
+    }
+
+    fn reveal_tx(&self, s: &Served, offset: u64) -> Transaction {
+        self.c.tx(
+            &node(),
+            offset,
+            Action::RevealData {
+                request_id: s.receipt.request_id(),
+                inputs: s.inputs.clone(),
+                outputs: s.outputs.clone(),
+            },
+        )
+    }
+
+    fn block(&mut self, txs: Vec<Transaction>) -> (Vec<Option<String>>, Vec<Event>) {
+        let r = self.c.block(txs);
+        let mut ev = r.events;
+        let mut codes = vec![];
+        for t in r.txs {
+            codes.push(t.code);
+            ev.extend(t.events);
+        }
+        (codes, ev)
+    }
+
+    fn bond(&self) -> Amount {
+        staking::role_bond(&self.c.overlay(), Role::InferenceNode, &node().address()).unwrap()
+    }
+
+    fn case(&self, s: &Served) -> Option<verification::Case> {
+        verification::case(&self.c.overlay(), &s.receipt.request_id()).unwrap()
+    }
+
+    fn verdict(&self, s: &Served) -> Option<Outcome> {
+        verification::verdict(&self.c.overlay(), &s.receipt.request_id())
+            .unwrap()
+            .map(|v| v.outcome)
+    }
+}
+
+fn convictions(ev: &[Event]) -> usize {
+    ev.iter()
+        .filter(|e| matches!(e, Event::NodeConvicted { .. }))
+        .count()
+}
+
+/// Audits: the node cheats on a fraction of `signed` receipts; every audit is revealed by the
+/// node and resolved by a watcher that re-executes. Returns (audits, convictions, cheats).
+fn run_audits(w: &mut World, n: usize, cheat_bps: u64) -> (usize, usize, usize, Vec<Hash>) {
+    let mut served = Vec::new();
+    for _ in 0..n {
+        let lie = w.rng.next_u64() % 10_000 < cheat_bps;
+        served.push(w.serve(Tier::Signed, Escalation::default(), lie));
+    }
+    let cheats = served.iter().filter(|s| s.lied).count();
+    let by_id: std::collections::HashMap<Hash, usize> = served
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.receipt.request_id(), i))
+        .collect();
+    let (mut audits, mut convicted) = (0, 0);
+    let mut convicted_ids = vec![];
+    let refs: Vec<&Served> = served.iter().collect();
+    for chunk in refs.chunks(128) {
+        w.settle(chunk);
+        // The next block draws the audits of what the previous one paid.
+        let (_, ev) = w.block(vec![]);
+        let opened: Vec<usize> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::AuditOpened { request_id, .. } => Some(by_id[request_id]),
+                _ => None,
+            })
+            .collect();
+        audits += opened.len();
+        if opened.is_empty() {
+            continue;
+        }
+        let reveals: Vec<Transaction> = opened
+            .iter()
+            .enumerate()
+            .map(|(k, i)| w.reveal_tx(&served[*i], k as u64))
+            .collect();
+        let (codes, _) = w.block(reveals);
+        assert!(codes.iter().all(Option::is_none), "{codes:?}");
+        let resolves: Vec<Transaction> = opened
+            .iter()
+            .enumerate()
+            .map(|(k, i)| {
+                w.c.tx(
+                    &watcher(),
+                    k as u64,
+                    Action::Resolve {
+                        request_id: served[*i].receipt.request_id(),
+                        model: w.file.clone(),
+                    },
+                )
+            })
+            .collect();
+        let (codes, ev) = w.block(resolves);
+        assert!(codes.iter().all(Option::is_none), "{codes:?}");
+        for e in &ev {
+            if let Event::NodeConvicted { request_id, .. } = e {
+                convicted += 1;
+                convicted_ids.push(*request_id);
+            }
+        }
+        // Every audit got its verdict: passed exactly for the honest ones.
+        for i in &opened {
+            let v = w.verdict(&served[*i]);
+            if served[*i].lied {
+                assert_eq!(v, Some(Outcome::Fraud));
+            } else {
+                assert_eq!(v, Some(Outcome::AuditPassed));
+            }
+        }
+    }
+    for id in &convicted_ids {
+        assert!(served[by_id[id]].lied, "an honest receipt was convicted");
+    }
+    (audits, convicted, cheats, convicted_ids)
+}
+
+#[test]
+fn a_cheating_node_is_caught_at_the_rate_the_analysis_predicts() {
+    // p = 20% audits, the node lies on 25% of 640 receipts; a small slash and no jail so it
+    // keeps serving and the catch rate can be counted.
+    let mut w = world(7, |p| {
+        p.audit_bps = 2_000;
+        p.fraud_slash = Amount(1_000);
+        p.jail_ms = 0;
+    });
+    let bond0 = w.bond();
+    let (audits, caught, cheats, _) = run_audits(&mut w, 640, 2_500);
+    // Expected catches: cheats * p; binomial sd = sqrt(cheats p (1-p)). Accept +-4 sd.
+    let expected = cheats as f64 * 0.2;
+    let sd = (cheats as f64 * 0.2 * 0.8).sqrt();
+    println!(
+        "receipts 640, cheats {cheats}, audits {audits}, caught {caught} (expected {expected:.1} +- {sd:.1})"
+    );
+    assert!(
+        (caught as f64 - expected).abs() <= 4.0 * sd,
+        "caught {caught}, expected {expected:.1} +- {sd:.1}"
+    );
+    let audit_expected = 640.0 * 0.2;
+    let audit_sd = (640.0f64 * 0.2 * 0.8).sqrt();
+    assert!((audits as f64 - audit_expected).abs() <= 4.0 * audit_sd);
+    assert_eq!(w.bond(), Amount(bond0.0 - 1_000 * caught as u128));
+}
+
+#[test]
+fn an_honest_node_is_never_slashed() {
+    for seed in 1..=4u64 {
+        let mut w = world(seed * 1_000, |p| p.audit_bps = 5_000);
+        let bond0 = w.bond();
+        let (audits, caught, cheats, _) = run_audits(&mut w, 256, 0);
+        assert_eq!((cheats, caught), (0, 0));
+        assert!(audits > 64, "only {audits} audits at p = 50%");
+        assert_eq!(w.bond(), bond0, "seed {seed}");
+    }
+}
+
+#[test]
+fn a_replay_result_is_held_then_paid_and_a_fraud_proof_refunds_the_caller() {
+    let mut w = world(11, |_| {});
+    let honest = w.serve(Tier::Replay, Escalation::default(), false);
+    let liar = w.serve(Tier::Replay, Escalation::default(), true);
+    let owner0 = w.c.balance(&owner());
+    let caller0 = w.c.balance(&caller());
+    let ev = w.settle(&[&honest, &liar]);
+    let held = ev
+        .iter()
+        .filter(|e| matches!(e, Event::ReceiptHeld { .. }))
+        .count();
+    assert_eq!(held, 2);
+    let o = w.c.overlay();
+    assert_eq!(verification::held_pool(&o).unwrap(), Amount(400));
+    assert_eq!(
+        inference::escrow(&o, &caller().address(), &node().address())
+            .unwrap()
+            .balance,
+        Amount(600_000 - 400)
+    );
+    assert_eq!(w.c.balance(&owner()), owner0, "nothing paid while held");
+
+    // Challenging before the data is revealed is refused.
+    let early = w.c.tx(
+        &watcher(),
+        0,
+        Action::Challenge {
+            request_id: liar.receipt.request_id(),
+            claimed_output_hash: Hash([1; 32]),
+            model: None,
+        },
+    );
+    let (codes, _) = w.block(vec![early]);
+    assert_eq!(codes, vec![Some("not_revealed".into())]);
+
+    let r0 = w.reveal_tx(&honest, 0);
+    let r1 = w.reveal_tx(&liar, 1);
+    let (codes, _) = w.block(vec![r0, r1]);
+    assert_eq!(codes, vec![None, None]);
+
+    // A watcher re-executes the liar's receipt and posts a fraud proof.
+    let truth = {
+        let out =
+            canonical::run(&w.model, &liar.inputs, u64::MAX, ExecOptions::default()).unwrap();
+        tensor_list_hash(&out)
+    };
+    let watcher0 = w.c.balance(&watcher());
+    let bond0 = w.bond();
+    let proof = w.c.tx(
+        &watcher(),
+        0,
+        Action::Challenge {
+            request_id: liar.receipt.request_id(),
+            claimed_output_hash: truth,
+            model: Some(w.file.clone()),
+        },
+    );
+    let (codes, ev) = w.block(vec![proof]);
+    assert_eq!(codes, vec![None]);
+    assert_eq!(convictions(&ev), 1);
+    let p = opal_ledger::InferenceParams::default();
+    let slashed = p.fraud_slash.0.min(bond0.0);
+    let reward = slashed * p.challenger_reward_bps as u128 / 10_000;
+    let fee = opal_ledger::Params::default().min_fee.0;
+    assert_eq!(w.c.balance(&watcher()).0, watcher0.0 + reward - fee);
+    assert_eq!(w.bond().0, bond0.0 - slashed);
+    assert_eq!(w.c.balance(&caller()).0, caller0.0 + 200, "held price refunded");
+    assert_eq!(w.verdict(&liar), Some(Outcome::Fraud));
+
+    // The convicted node is jailed: new receipts do not settle.
+    let later = w.serve(Tier::Signed, Escalation::default(), false);
+    let ev = w.settle(&[&later]);
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        Event::ReceiptRejected { code, .. } if code == "node_jailed"
+    )));
+
+    // The honest one is paid when its window ends; the liar's price never is.
+    let end = w.case(&honest).unwrap().deadline_ms;
+    w.c.advance_time_to(end + 1_001);
+    assert_eq!(w.verdict(&honest), Some(Outcome::Paid));
+    assert!(w.c.balance(&owner()).0 > owner0.0);
+    let o = w.c.overlay();
+    assert_eq!(verification::held_pool(&o).unwrap(), Amount::ZERO);
+    let m = opal_ledger::components::registry::model(&o, &model_ref())
+        .unwrap()
+        .unwrap();
+    assert_eq!((m.calls, m.revenue), (1, Amount(200)));
+}
+
+#[test]
+fn a_false_challenge_costs_the_challenger_its_bond() {
+    let mut w = world(12, |_| {});
+    let a = w.serve(Tier::Replay, Escalation::default(), false);
+    let b = w.serve(
+        Tier::Signed,
+        Escalation {
+            audit_bps: 0,
+            dispute: true,
+        },
+        false,
+    );
+    let ev = w.settle(&[&a, &b]);
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, Event::ReceiptHeld { .. }))
+            .count(),
+        2,
+        "a disputable signed request is held like replay"
+    );
+    let (r0, r1) = (w.reveal_tx(&a, 0), w.reveal_tx(&b, 1));
+    assert_eq!(w.block(vec![r0, r1]).0, vec![None, None]);
+    let bond = opal_ledger::InferenceParams::default().challenge_bond.0;
+    let fee = opal_ledger::Params::default().min_fee.0;
+    let ch0 = w.c.balance(&watcher()).0;
+    let node0 = w.c.balance(&node()).0;
+    // Two challenges without proof, each locking a bond.
+    let txs = vec![
+        w.c.tx(
+            &watcher(),
+            0,
+            Action::Challenge {
+                request_id: a.receipt.request_id(),
+                claimed_output_hash: Hash([5; 32]),
+                model: None,
+            },
+        ),
+        w.c.tx(
+            &watcher(),
+            1,
+            Action::Challenge {
+                request_id: b.receipt.request_id(),
+                claimed_output_hash: Hash([6; 32]),
+                model: None,
+            },
+        ),
+    ];
+    assert_eq!(w.block(txs).0, vec![None, None]);
+    assert_eq!(w.c.balance(&watcher()).0, ch0 - 2 * bond - 2 * fee);
+    // The node resolves the first by re-execution: the challenger was wrong.
+    let resolve = w.c.tx(
+        &node(),
+        0,
+        Action::Resolve {
+            request_id: a.receipt.request_id(),
+            model: w.file.clone(),
+        },
+    );
+    let (codes, ev) = w.block(vec![resolve]);
+    assert_eq!(codes, vec![None]);
+    assert!(ev.iter().any(|e| matches!(e, Event::DisputeLost { .. })));
+    assert_eq!(w.verdict(&a), Some(Outcome::Paid));
+    // Nobody resolves the second: when its window ends the bond goes to the node anyway.
+    let end = w.case(&b).unwrap().deadline_ms;
+    w.c.advance_time_to(end + 1_001);
+    assert_eq!(w.verdict(&b), Some(Outcome::Paid));
+    assert_eq!(w.c.balance(&watcher()).0, ch0 - 2 * bond - 2 * fee);
+    // node: +2 bonds, +2 x 90 fee share, -fees of its reveal tx and resolve tx.
+    assert_eq!(w.c.balance(&node()).0, node0 + 2 * bond + 2 * 90 - fee);
+    assert_eq!(convictions(&ev), 0);
+}
+
+#[test]
+fn bad_challenges_and_reveals_are_rejected_without_state_change() {
+    let mut w = world(13, |_| {});
+    let a = w.serve(Tier::Replay, Escalation::default(), false);
+    let liar = w.serve(Tier::Replay, Escalation::default(), true);
+    w.settle(&[&a, &liar]);
+    let snapshot = |w: &World| {
+        (
+            w.c.balance(&watcher()),
+            w.c.balance(&node()),
+            w.bond(),
+            w.case(&a),
+            w.case(&liar),
+            verification::held_pool(&w.c.overlay()).unwrap(),
+        )
+    };
+    // Reveals with the wrong data, or from someone else.
+    let mut wrong = w.reveal_tx(&a, 0);
+    if let Action::RevealData { outputs, .. } = &mut wrong.body.action {
+        outputs[0][20] ^= 1;
+    }
+    let wrong = wrong.body.sign(&node());
+    let stranger = w.c.tx(
+        &watcher(),
+        0,
+        Action::RevealData {
+            request_id: a.receipt.request_id(),
+            inputs: a.inputs.clone(),
+            outputs: a.outputs.clone(),
+        },
+    );
+    let before = snapshot(&w);
+    let (codes, _) = w.block(vec![wrong, stranger]);
+    assert_eq!(
+        codes,
+        vec![
+            Some("reveal_mismatch".into()),
+            Some("not_your_case".into())
+        ]
+    );
+    assert_eq!(snapshot(&w), before);
+    let (r0, r1) = (w.reveal_tx(&a, 0), w.reveal_tx(&liar, 1));
+    assert_eq!(w.block(vec![r0, r1]).0, vec![None, None]);
+
+    let challenge = |w: &World, id: Hash, claimed: Hash, model: Option<Vec<u8>>| {
+        w.c.tx(
+            &watcher(),
+            0,
+            Action::Challenge {
+                request_id: id,
+                claimed_output_hash: claimed,
+                model,
+            },
+        )
+    };
+    let before = snapshot(&w);
+    let truth_liar = tensor_list_hash(
+        &canonical::run(&w.model, &liar.inputs, u64::MAX, ExecOptions::default()).unwrap(),
+    );
+    let mut bad_file = w.file.clone();
+    *bad_file.last_mut().unwrap() ^= 1;
+    let cases = [
+        // Unknown receipt.
+        (
+            challenge(&w, Hash([0xab; 32]), Hash([1; 32]), None),
+            "no_case",
+        ),
+        // A fraud proof whose claimed output is wrong (the node was right).
+        (
+            challenge(
+                &w,
+                a.receipt.request_id(),
+                Hash([1; 32]),
+                Some(w.file.clone()),
+            ),
+            "wrong_claim",
+        ),
+        // A fraud proof against the liar, but claiming an output that is not the truth either.
+        (
+            challenge(
+                &w,
+                liar.receipt.request_id(),
+                Hash([2; 32]),
+                Some(w.file.clone()),
+            ),
+            "wrong_claim",
+        ),
+        // Claiming the receipt's own output.
+        (
+            challenge(&w, a.receipt.request_id(), a.receipt.body.output_hash, None),
+            "wrong_claim",
+        ),
+        // Another model file.
+        (
+            challenge(&w, liar.receipt.request_id(), truth_liar, Some(bad_file)),
+            "wrong_model_file",
+        ),
+        // Resolve with nothing to resolve.
+        (
+            w.c.tx(
+                &watcher(),
+                0,
+                Action::Resolve {
+                    request_id: a.receipt.request_id(),
+                    model: w.file.clone(),
+                },
+            ),
+            "nothing_to_resolve",
+        ),
+    ];
+    for (tx, code) in cases {
+        let (codes, _) = w.block(vec![tx]);
+        assert_eq!(codes, vec![Some(code.to_string())]);
+        assert_eq!(snapshot(&w), before, "{code} changed state");
+    }
+    // After the window: the cases are closed and a challenge says so.
+    let end = w.case(&a).unwrap().deadline_ms;
+    w.c.advance_time_to(end + 1_001);
+    let before = snapshot(&w);
+    let late = challenge(
+        &w,
+        liar.receipt.request_id(),
+        truth_liar,
+        Some(w.file.clone()),
+    );
+    let (codes, _) = w.block(vec![late]);
+    assert_eq!(codes, vec![Some("case_closed".into())]);
+    assert_eq!(snapshot(&w), before);
+    // Nobody challenged the liar in time: it was paid (the optimistic assumption's cost; the
+    // watcher's job is to challenge within the window).
+    assert_eq!(w.verdict(&liar), Some(Outcome::Paid));
+}
+
+#[test]
+fn a_node_that_withholds_its_data_is_slashed_and_the_caller_refunded() {
+    let mut w = world(14, |_| {});
+    let a = w.serve(Tier::Replay, Escalation::default(), false);
+    w.settle(&[&a]);
+    let caller0 = w.c.balance(&caller());
+    let bond0 = w.bond();
+    let end = w.case(&a).unwrap().deadline_ms;
+    w.c.advance_time_to(end + 1_001);
+    assert_eq!(w.verdict(&a), Some(Outcome::Withheld));
+    assert_eq!(w.c.balance(&caller()).0, caller0.0 + 200);
+    let p = opal_ledger::InferenceParams::default();
+    assert_eq!(w.bond().0, bond0.0 - p.fraud_slash.0);
+    assert!(w.case(&a).is_none());
+    let _ = CaseKind::Held;
+}
+
+#[test]
+fn a_caller_can_buy_a_higher_audit_rate() {
+    let mut w = world(15, |p| p.audit_bps = 0);
+    let esc = Escalation {
+        audit_bps: 10_000,
+        dispute: false,
+    };
+    let a = w.serve(Tier::Signed, esc, false);
+    let b = w.serve(Tier::Signed, Escalation::default(), false);
+    let ev = w.settle(&[&a, &b]);
+    let premium: Vec<Amount> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::AuditPremium { amount, .. } => Some(*amount),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        premium,
+        vec![opal_ledger::InferenceParams::default().audit_fee],
+        "the caller pays the full audit fee for a certain audit"
+    );
+    let (_, ev) = w.block(vec![]);
+    let opened: Vec<Hash> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::AuditOpened { request_id, .. } => Some(*request_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(opened, vec![a.receipt.request_id()]);
+}
