@@ -13,8 +13,9 @@
 //! - **lanes**: 8 independent `i64` accumulators over fixed-width chunks (the compiler
 //!   vectorizes it where the target has 64-bit vector multiplies);
 //! - **avx2** (x86_64, detected at run time): `vpmaddwd` on 16 `i16` lanes, widened to `i64`
-//!   accumulators at every step; used only for layers whose input provably fits `i16` and whose
-//!   pairwise product sums provably fit `i32` (`2 * 2^(wb-1) * max|x| < 2^31`).
+//!   accumulators at every step; used only for layers whose input provably fits `i16`
+//!   (validated bound `max|x| < 2^15`) and whose pairwise product sums provably fit `i32`
+//!   (`2 * 2^(wb-1) * max|x| < 2^31`).
 //!
 //! `ExecPath::Auto` uses avx2 where it applies, lanes otherwise.
 
@@ -85,7 +86,8 @@ pub fn kernel_for(path: ExecPath, weight_bits: u8, x: ValueShape) -> Kernel {
     if path == ExecPath::Portable || portable_forced() {
         return Kernel::Scalar;
     }
-    let fits_i16 = x.max_abs <= 1 << 15;
+    // Strict: a bound of exactly 2^15 admits +2^15, which is not an i16.
+    let fits_i16 = x.max_abs < 1 << 15;
     let pair_fits_i32 = 2 * (1i128 << (weight_bits.clamp(1, 16) - 1)) * x.max_abs < 1i128 << 31;
     if path == ExecPath::Auto && fits_i16 && pair_fits_i32 && avx2_available() {
         Kernel::Avx2

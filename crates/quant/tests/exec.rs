@@ -38,17 +38,24 @@ fn avx2_is_used_where_it_applies_and_refused_where_i32_pairs_could_overflow() {
     };
     let wide = ValueShape {
         len: 4,
+        max_abs: (1 << 15) - 1,
+    };
+    // A bound of exactly 2^15 admits +2^15, which is not an i16.
+    let edge = ValueShape {
+        len: 4,
         max_abs: 1 << 15,
     };
+    assert_ne!(kernel_for(ExecPath::Auto, 2, edge), Kernel::Avx2);
     assert_eq!(kernel_for(ExecPath::Portable, 8, small), Kernel::Scalar);
     assert_eq!(kernel_for(ExecPath::Lanes, 8, small), Kernel::Lanes);
-    // 2 * 2^15 * 2^15 = 2^31 does not fit i32: never the madd kernel.
-    assert_ne!(kernel_for(ExecPath::Auto, 16, wide), Kernel::Avx2);
+    // 2 * 2^15 * 2^15 would not fit i32, but the i16 condition already excludes a bound of
+    // 2^15; 2 * 2^15 * (2^15 - 1) < 2^31 does fit.
     if !portable_forced() {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             assert_eq!(kernel_for(ExecPath::Auto, 8, small), Kernel::Avx2);
             assert_eq!(kernel_for(ExecPath::Auto, 15, wide), Kernel::Avx2);
+            assert_eq!(kernel_for(ExecPath::Auto, 16, wide), Kernel::Avx2);
         }
     }
 }
@@ -139,5 +146,42 @@ fn the_generator_covers_every_kernel() {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && !portable_forced() {
         assert!(kernels.contains("Avx2"), "{kernels:?}");
+    }
+}
+
+#[test]
+fn an_intermediate_of_exactly_plus_2_pow_15_is_not_truncated() {
+    // Dense 1x1 with weight -128 on a 9-bit input -256 gives +32768 (bound exactly 2^15); the
+    // next Dense must see +32768, not the i16 wrap -32768.
+    let m = QuantModel {
+        input_len: 1,
+        input_bits: 9,
+        layers: vec![
+            Layer::Dense(Dense {
+                rows: 1,
+                cols: 1,
+                weight_bits: 8,
+                weights: vec![-128],
+                bias: vec![0],
+            }),
+            Layer::Dense(Dense {
+                rows: 1,
+                cols: 1,
+                weight_bits: 2,
+                weights: vec![1],
+                bias: vec![0],
+            }),
+        ],
+        input_scale: 1.0,
+        output_scale: 1.0,
+    };
+    assert_eq!(m.run(&[-256]).unwrap(), vec![32768]);
+    for path in PATHS {
+        for threads in [1, 2] {
+            assert_eq!(
+                m.run_with(&[-256], ExecOptions { threads, path }).unwrap(),
+                vec![32768]
+            );
+        }
     }
 }

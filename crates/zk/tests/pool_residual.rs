@@ -323,3 +323,123 @@ fn cheating_max_is_rejected() {
     let (out, proof) = v2::prove_with_pool_hook(&pm, &reg, &x, &noop).unwrap();
     v2::verify(&reg, &x, &out, &proof).unwrap();
 }
+
+/// A random model with a conv, an optional max pool (random window and stride, sometimes a
+/// ReLU clamp after it), dense layers and an optional residual Add between two requantized
+/// dense outputs.
+fn random_pool_model(seed: u64) -> Option<(QuantModel, Vec<i64>)> {
+    let mut rng = SplitMix64::new(seed);
+    let (c, h, wd) = (
+        rng.range_i64(1, 2) as u32,
+        rng.range_i64(3, 7) as u32,
+        rng.range_i64(3, 7) as u32,
+    );
+    let (kh, kw) = (rng.range_i64(1, 3) as u32, rng.range_i64(1, 3) as u32);
+    let pad = rng.range_i64(0, 1) as u32;
+    let oc = rng.range_i64(1, 3) as u32;
+    let conv = Conv2d {
+        in_ch: c,
+        in_h: h,
+        in_w: wd,
+        out_ch: oc,
+        kh,
+        kw,
+        stride: 1,
+        pad,
+        weight_bits: 8,
+        weights: w(&mut rng, (oc * c * kh * kw) as usize),
+        bias: (0..oc).map(|_| rng.range_i64(-50, 50) as i32).collect(),
+    };
+    let (oh, ow) = conv.out_hw();
+    let out_bits = rng.range_i64(4, 8) as u8;
+    let mut layers = vec![
+        Layer::Conv2d(conv),
+        Layer::Requant(Requant {
+            multiplier: rng.range_i64(1, 64),
+            shift: 9,
+            relu: rng.range_i64(0, 1) == 1,
+            out_bits,
+        }),
+    ];
+    let mut len = (oc as usize) * oh * ow;
+    if rng.range_i64(0, 3) != 0 {
+        let p = MaxPool2d {
+            ch: oc,
+            in_h: oh as u32,
+            in_w: ow as u32,
+            kh: rng.range_i64(1, 3.min(oh as i64)) as u32,
+            kw: rng.range_i64(1, 3.min(ow as i64)) as u32,
+            stride: rng.range_i64(1, 2) as u32,
+        };
+        let (ph, pw) = p.out_hw();
+        len = oc as usize * ph * pw;
+        layers.push(Layer::MaxPool2d(p));
+        if rng.range_i64(0, 1) == 1 {
+            layers.push(Layer::Requant(Requant {
+                multiplier: 2,
+                shift: 1,
+                relu: true,
+                out_bits,
+            }));
+        }
+    }
+    let hidden = rng.range_i64(2, 9) as usize;
+    for _ in 0..2 {
+        layers.push(Layer::Dense(Dense {
+            rows: hidden as u32,
+            cols: len as u32,
+            weight_bits: 8,
+            weights: w(&mut rng, hidden * len),
+            bias: (0..hidden).map(|_| rng.range_i64(-99, 99) as i32).collect(),
+        }));
+        layers.push(Layer::Requant(Requant {
+            multiplier: rng.range_i64(1, 64),
+            shift: 11,
+            relu: rng.range_i64(0, 1) == 1,
+            out_bits: 8,
+        }));
+        len = hidden;
+    }
+    if rng.range_i64(0, 1) == 1 {
+        // Add the first dense block's requantized output to the second's.
+        let from = layers.len() - 2;
+        layers.push(Layer::Add(Add {
+            from: from as u32,
+            x_multiplier: rng.range_i64(1, 9),
+            from_multiplier: rng.range_i64(1, 9),
+        }));
+    }
+    layers.push(Layer::Dense(Dense {
+        rows: 3,
+        cols: len as u32,
+        weight_bits: 8,
+        weights: w(&mut rng, 3 * len),
+        bias: vec![0, 5, -5],
+    }));
+    let m = QuantModel {
+        input_len: c * h * wd,
+        input_bits: 8,
+        layers,
+        input_scale: 1.0,
+        output_scale: 1.0,
+    };
+    m.validate().ok()?;
+    let x = (0..m.input_len).map(|_| rng.range_i64(-128, 127)).collect();
+    Some((m, x))
+}
+
+#[test]
+fn random_pool_and_residual_models_prove_and_verify() {
+    let mut proven = 0;
+    for seed in 0..40u64 {
+        let Some((m, x)) = random_pool_model(seed) else {
+            continue;
+        };
+        let (reg, y, proof) = roundtrip(&m, &x);
+        let mut bad = y.clone();
+        bad[seed as usize % y.len()] += 1;
+        assert!(v2::verify(&reg, &x, &bad, &proof).is_err(), "seed {seed}");
+        proven += 1;
+    }
+    assert!(proven >= 30, "only {proven} random models were valid");
+}
