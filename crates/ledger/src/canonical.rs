@@ -11,8 +11,8 @@
 //! `opal_types::receipt::tensor_list_hash`. The specification is docs/zk.md section 1 and
 //! docs/verification.md.
 
-pub use opal_quant::{ExecOptions, ExecPath};
 use opal_quant::QuantModel;
+pub use opal_quant::{ExecOptions, ExecPath};
 
 const CANONICAL_VERSION: u8 = 1;
 const TAG_F32: u8 = 1;
@@ -173,7 +173,13 @@ mod tests {
         .unwrap();
         let m = load_model(&bytes).unwrap();
         let x = f32_tensor(&[1, 64], &[3.0; 64]);
-        let a = run(&m, std::slice::from_ref(&x), u64::MAX, ExecOptions::default()).unwrap();
+        let a = run(
+            &m,
+            std::slice::from_ref(&x),
+            u64::MAX,
+            ExecOptions::default(),
+        )
+        .unwrap();
         let b = run(&m, &[x], u64::MAX, ExecOptions::default()).unwrap();
         assert_eq!(a, b);
         assert_eq!(a[0].len(), 11 + 8 * m.output_len());

@@ -1,7 +1,7 @@
 //! Typed errors. `TxError` is what a rejected transaction reports (to the API and in block
 //! results); `LedgerError` is a fault of the node or its state, never of a user's input.
 
-use opal_types::{Hash, Address, Amount};
+use opal_types::{Address, Amount, Hash};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]

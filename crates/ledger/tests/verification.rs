@@ -404,8 +404,7 @@ fn a_replay_result_is_held_then_paid_and_a_fraud_proof_refunds_the_caller() {
 
     // A watcher re-executes the liar's receipt and posts a fraud proof.
     let truth = {
-        let out =
-            canonical::run(&w.model, &liar.inputs, u64::MAX, ExecOptions::default()).unwrap();
+        let out = canonical::run(&w.model, &liar.inputs, u64::MAX, ExecOptions::default()).unwrap();
         tensor_list_hash(&out)
     };
     let watcher0 = w.c.balance(&watcher());
@@ -428,7 +427,11 @@ fn a_replay_result_is_held_then_paid_and_a_fraud_proof_refunds_the_caller() {
     let fee = opal_ledger::Params::default().min_fee.0;
     assert_eq!(w.c.balance(&watcher()).0, watcher0.0 + reward - fee);
     assert_eq!(w.bond().0, bond0.0 - slashed);
-    assert_eq!(w.c.balance(&caller()).0, caller0.0 + 200, "held price refunded");
+    assert_eq!(
+        w.c.balance(&caller()).0,
+        caller0.0 + 200,
+        "held price refunded"
+    );
     assert_eq!(w.verdict(&liar), Some(Outcome::Fraud));
 
     // The convicted node is jailed: new receipts do not settle.
@@ -559,10 +562,7 @@ fn bad_challenges_and_reveals_are_rejected_without_state_change() {
     let (codes, _) = w.block(vec![wrong, stranger]);
     assert_eq!(
         codes,
-        vec![
-            Some("reveal_mismatch".into()),
-            Some("not_your_case".into())
-        ]
+        vec![Some("reveal_mismatch".into()), Some("not_your_case".into())]
     );
     assert_eq!(snapshot(&w), before);
     let (r0, r1) = (w.reveal_tx(&a, 0), w.reveal_tx(&liar, 1));

@@ -76,7 +76,16 @@ pub const MAX_AUDIT_BPS: u32 = 10_000;
 /// adds over the chain's base rate is paid by the caller (`audit_fee` from its escrow, to the
 /// auditors); the base rate is paid by the treasury.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
 )]
 pub struct Escalation {
     /// Audit probability in basis points; the chain's base rate applies if this is lower.
@@ -172,7 +181,8 @@ impl SignedGrant {
     }
 
     pub fn verify(&self) -> Result<(), CryptoError> {
-        self.caller.verify(&self.grant.sign_digest().0, &self.signature)
+        self.caller
+            .verify(&self.grant.sign_digest().0, &self.signature)
     }
 
     /// `opal-grant-` followed by the lowercase hex of the borsh bytes.
@@ -220,12 +230,16 @@ impl SignedRequest {
                 .map_err(|_| ReceiptError::BadRequestSignature),
             Some(g) => {
                 if g.caller != self.caller || self.signature != Signature([0; 64]) {
-                    return Err(ReceiptError::BadGrant("caller or signature does not match the grant".into()));
+                    return Err(ReceiptError::BadGrant(
+                        "caller or signature does not match the grant".into(),
+                    ));
                 }
                 g.verify().map_err(|_| ReceiptError::BadGrantSignature)?;
                 let r = &self.request;
                 if g.grant.node != r.node || g.grant.chain_id != r.chain_id {
-                    return Err(ReceiptError::BadGrant("grant is for another node or chain".into()));
+                    return Err(ReceiptError::BadGrant(
+                        "grant is for another node or chain".into(),
+                    ));
                 }
                 if r.expires_ms > g.grant.expires_ms {
                     return Err(ReceiptError::BadGrant(format!(
@@ -234,7 +248,9 @@ impl SignedRequest {
                     )));
                 }
                 if r.max_price > g.grant.max_total {
-                    return Err(ReceiptError::BadGrant("request's max price exceeds the grant".into()));
+                    return Err(ReceiptError::BadGrant(
+                        "request's max price exceeds the grant".into(),
+                    ));
                 }
                 Ok(())
             }

@@ -465,7 +465,9 @@ fn settle_one(
     } else {
         Amount::ZERO
     };
-    let charge = st!(price.checked_add(premium).map_err(|_| SettleError::Overflow));
+    let charge = st!(price
+        .checked_add(premium)
+        .map_err(|_| SettleError::Overflow));
     let mut e = escrow(s, &caller, &node)?;
     if e.balance < charge {
         return Ok(Err(SettleError::EscrowShort {

@@ -425,10 +425,11 @@ pub fn slash_role(
         if taken >= amount {
             break;
         }
-        let mut e: UnbondingEntry = borsh::from_slice(&bytes).map_err(|er| LedgerError::Corrupt {
-            key: "staking/unbq".into(),
-            reason: er.to_string(),
-        })?;
+        let mut e: UnbondingEntry =
+            borsh::from_slice(&bytes).map_err(|er| LedgerError::Corrupt {
+                key: "staking/unbq".into(),
+                reason: er.to_string(),
+            })?;
         if e.owner != *who || e.source != (StakeSource::Role { role }) {
             continue;
         }

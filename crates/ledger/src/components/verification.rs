@@ -470,9 +470,8 @@ fn reexecute(
     let Some(rev) = &c.revealed else {
         return Ok(Err(TxError::NotRevealed));
     };
-    let out = canonical::load_model(model_file).and_then(|m| {
-        canonical::run(&m, &rev.inputs, p.max_replay_cost, ExecOptions::default())
-    });
+    let out = canonical::load_model(model_file)
+        .and_then(|m| canonical::run(&m, &rev.inputs, p.max_replay_cost, ExecOptions::default()));
     match out {
         Ok(outputs) => Ok(Ok(tensor_list_hash(&outputs))),
         Err(canonical::CanonicalError::TooCostly { needed, limit }) => {
