@@ -1,0 +1,852 @@
+//! Opal's LLM backend: GGUF models of the llama family on [candle](https://crates.io/crates/candle-core)
+//! (CPU by default, CUDA with the `cuda` feature), the tokenizer and chat template taken from
+//! the GGUF metadata, seeded reproducible sampling, streaming, per-request KV caches over
+//! shared weights, and the `activations` verification tier: TOPLOC-style commitments to the top-k
+//! last-hidden-state values of every chunk of 32 positions, checked by a verifier with one
+//! prefill pass.
+//!
+//! ```no_run
+//! use opal_llm::{ChatMessage, GenerateRequest, LlmModel, SamplingParams, verify_activations};
+//! let model = LlmModel::load(std::path::Path::new("SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap();
+//! let prompt = model.apply_chat_template(&[ChatMessage::new("user", "Hi!")]).unwrap();
+//! let req = GenerateRequest {
+//!     prompt_tokens: model.tokenize(&prompt).unwrap(),
+//!     max_tokens: 64,
+//!     sampling: SamplingParams { seed: 7, ..Default::default() },
+//!     stop: vec![],
+//!     commit_activations: true,
+//! };
+//! let gen = model.generate(&req, &mut |ev| { print!("{}", ev.text); true }).unwrap();
+//! let report = verify_activations(&model, &req.prompt_tokens, &gen.tokens, gen.commitment.as_ref().unwrap()).unwrap();
+//! assert!(report.passed);
+//! ```
+//!
+//! Semantics worth knowing:
+//! * `tokenize` parses special tokens written in the text (`<|im_start|>` ...), as a templated
+//!   prompt needs; it adds a BOS token only if the GGUF says `tokenizer.ggml.add_bos_token = true`.
+//! * `Generation::tokens` are all sampled tokens, including a final end-of-turn token (EOS,
+//!   `<|im_end|>`, ...) when the model stopped by itself; `text` never contains control tokens,
+//!   nor a matched stop sequence or anything after it. `completion_tokens == tokens.len()`.
+//! * Streaming: `on_token` gets every sampled token with the text it adds; text that could be the
+//!   start of a stop sequence, and incomplete UTF-8, is held back until it is decided, so the
+//!   deltas always concatenate to `Generation::text`.
+//! * `max_tokens` is clamped to the room left in the context; a prompt that fills the whole
+//!   context is [`LlmError::ContextTooLong`].
+//!
+//! See `docs/llm.md` for the commitment format, the verification procedure, the tolerances and
+//! their measured false-positive / false-negative rates.
+
+mod commit;
+mod model;
+pub mod quantize;
+mod sampling;
+mod template;
+mod tokenizer;
+
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use candle_core::quantized::gguf_file;
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+pub use candle_core;
+pub use commit::{bf16_bits, ActivationTolerance, ChunkCommit, ChunkStats};
+pub use model::KvCache;
+pub use sampling::{draw, SamplingParams, SamplingTolerance, TokenCheck, REPEAT_WINDOW};
+pub use template::ChatMessage;
+
+/// Positions per committed chunk.
+pub const CHUNK_SIZE: usize = 32;
+/// Activations committed per chunk.
+pub const TOP_K: usize = 128;
+/// Upper bound accepted by [`ActivationCommitment::from_bytes`].
+pub const MAX_COMMITMENT_BYTES: usize = 4 << 20;
+const COMMITMENT_VERSION: u8 = 1;
+
+/// Errors of loading and running a model.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum LlmError {
+    #[error("context too long: {tokens} tokens, the model's context is {max}")]
+    ContextTooLong { tokens: usize, max: usize },
+    #[error("bad model: {0}")]
+    BadModel(String),
+    #[error("chat template: {0}")]
+    Template(String),
+    #[error("token {token} is outside the vocabulary ({vocab})")]
+    BadToken { token: u32, vocab: usize },
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("i/o: {0}")]
+    Io(String),
+    #[error("backend: {0}")]
+    Backend(String),
+}
+
+/// What was loaded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// `general.architecture`, e.g. `llama`.
+    pub architecture: String,
+    /// `general.name`, or the file stem.
+    pub name: String,
+    pub context_length: usize,
+    pub vocab_size: usize,
+    /// BLAKE3 of the GGUF file.
+    pub content_hash: [u8; 32],
+    /// Quantization of the attention weights, e.g. `Q4_1`.
+    pub quantization: String,
+    pub n_layer: usize,
+    pub hidden_size: usize,
+    pub file_size: u64,
+    /// Whether the chat template came from the model (otherwise ChatML is used).
+    pub has_chat_template: bool,
+}
+
+/// One generation request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerateRequest {
+    pub prompt_tokens: Vec<u32>,
+    pub max_tokens: usize,
+    pub sampling: SamplingParams,
+    /// Stop sequences, matched on the decoded text.
+    pub stop: Vec<String>,
+    /// Build an [`ActivationCommitment`] while generating.
+    pub commit_activations: bool,
+}
+
+/// One streamed token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenEvent {
+    pub token: u32,
+    /// The text this token releases (may be empty; UTF-8 safe; see the crate docs).
+    pub text: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishReason {
+    /// End-of-turn token or stop sequence.
+    Stop,
+    /// `max_tokens` (or the context) reached.
+    Length,
+    /// `on_token` returned false.
+    Cancelled,
+}
+
+/// Result of one generation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    pub tokens: Vec<u32>,
+    pub text: String,
+    pub finish_reason: FinishReason,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub commitment: Option<ActivationCommitment>,
+}
+
+/// The `activations`-tier commitment of one generation (see `docs/llm.md`).
+///
+/// Chunk 0 covers the hidden states of the prompt positions `[0, prompt_len)`; chunk `c >= 1`
+/// covers the generated positions `[prompt_len + (c-1)*chunk_size, ...)` up to
+/// `prompt_len + output_len - 1` (the last sampled token is never fed back, so it has no hidden
+/// state; it is bound by the sampling check instead). Each chunk is `2 + 2*top_k` bytes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, BorshSerialize, BorshDeserialize)]
+pub struct ActivationCommitment {
+    pub version: u8,
+    pub sampling: SamplingParams,
+    pub chunk_size: u32,
+    pub top_k: u32,
+    pub prompt_len: u32,
+    pub output_len: u32,
+    pub chunks: Vec<ChunkCommit>,
+}
+
+fn expected_chunks(output_len: usize, chunk_size: usize) -> usize {
+    1 + output_len.saturating_sub(1).div_ceil(chunk_size)
+}
+
+impl ActivationCommitment {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        borsh::to_vec(self).expect("borsh to a Vec cannot fail")
+    }
+
+    /// Decodes and validates; never panics on arbitrary input, never allocates more than a
+    /// small multiple of `bytes.len()`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, VerifyError> {
+        if bytes.len() > MAX_COMMITMENT_BYTES {
+            return Err(VerifyError::Malformed(format!(
+                "{} bytes exceeds {MAX_COMMITMENT_BYTES}",
+                bytes.len()
+            )));
+        }
+        let c: ActivationCommitment =
+            borsh::from_slice(bytes).map_err(|e| VerifyError::Malformed(format!("decode: {e}")))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Structural checks (version, sizes, chunk count).
+    pub fn validate(&self) -> Result<(), VerifyError> {
+        let bad = |m: String| Err(VerifyError::Malformed(m));
+        if self.version != COMMITMENT_VERSION {
+            return bad(format!(
+                "version {} (expected {COMMITMENT_VERSION})",
+                self.version
+            ));
+        }
+        if self.chunk_size == 0 || self.chunk_size > 4096 || self.top_k == 0 || self.top_k > 4096 {
+            return bad(format!(
+                "chunk_size {} / top_k {} out of range",
+                self.chunk_size, self.top_k
+            ));
+        }
+        if let Err(e) = self.sampling.validate() {
+            return bad(format!("sampling params: {e}"));
+        }
+        let want = expected_chunks(self.output_len as usize, self.chunk_size as usize);
+        if self.chunks.len() != want {
+            return bad(format!(
+                "{} chunks for {} output tokens (expected {want})",
+                self.chunks.len(),
+                self.output_len
+            ));
+        }
+        for (i, ch) in self.chunks.iter().enumerate() {
+            if ch.coeffs.len() > self.top_k as usize || ch.modulus == 0 {
+                return bad(format!(
+                    "chunk {i}: {} coefficients, modulus {}",
+                    ch.coeffs.len(),
+                    ch.modulus
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a commitment did not verify.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum VerifyError {
+    #[error("malformed commitment: {0}")]
+    Malformed(String),
+    #[error("prompt length {given} differs from the committed {committed}")]
+    PromptLength { committed: usize, given: usize },
+    #[error("output length {given} differs from the committed {committed}")]
+    OutputLength { committed: usize, given: usize },
+    #[error("activations of chunk {chunk} do not match: {stats:?}")]
+    ActivationMismatch { chunk: usize, stats: ChunkStats },
+    #[error(
+        "output token {index} ({token}) does not follow from the logits and the seed: {check:?}"
+    )]
+    TokenMismatch {
+        index: usize,
+        token: u32,
+        check: TokenCheck,
+    },
+    #[error(transparent)]
+    Model(#[from] LlmError),
+}
+
+/// Tolerances of [`verify_activations_with`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VerifyTolerance {
+    pub activations: ActivationTolerance,
+    pub sampling: SamplingTolerance,
+}
+
+/// Everything the verifier measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    pub passed: bool,
+    /// One entry per chunk (chunk 0: the prompt).
+    pub chunks: Vec<ChunkStats>,
+    /// One entry per output token.
+    pub tokens: Vec<TokenCheck>,
+    /// Probability that a wrong seed would pass the sampling checks of this output (the product
+    /// of the per-token pass probabilities; 1.0 for greedy).
+    pub wrong_seed_pass_probability: f64,
+    /// Tokens in the verifier's single prefill pass.
+    pub prefill_tokens: usize,
+}
+
+impl VerifyReport {
+    /// The first failure, as a typed error.
+    pub fn first_failure(&self, tol: &VerifyTolerance, output: &[u32]) -> Option<VerifyError> {
+        for (i, s) in self.chunks.iter().enumerate() {
+            if !s.passes(&tol.activations) {
+                return Some(VerifyError::ActivationMismatch {
+                    chunk: i,
+                    stats: *s,
+                });
+            }
+        }
+        for (i, c) in self.tokens.iter().enumerate() {
+            if !c.ok {
+                return Some(VerifyError::TokenMismatch {
+                    index: i,
+                    token: output[i],
+                    check: *c,
+                });
+            }
+        }
+        None
+    }
+}
+
+/// Loaded GGUF weights, tokenizer and chat template. `Send + Sync`: share it with `Arc` and call
+/// [`LlmModel::generate`] from many threads; each call owns its KV cache.
+pub struct LlmModel {
+    llama: model::Llama,
+    tokenizer: tokenizer::Tokenizer,
+    template: template::ChatTemplate,
+    info: ModelInfo,
+}
+
+/// How to load a model.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    pub device: Device,
+    /// Dequantize every weight matrix to f32 at load and multiply in f32 (the same weights,
+    /// different arithmetic: no 8-bit quantization of the activations as in candle's quantized
+    /// CPU kernels). ~4x the memory. Used to measure how much honest numerical noise the
+    /// verification tolerates (a stand-in for other hardware / kernels).
+    pub dequantize_weights: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            device: default_device(),
+            dequantize_weights: false,
+        }
+    }
+}
+
+/// The default device: CUDA device 0 when built with the `cuda` feature and one is present,
+/// otherwise the CPU.
+pub fn default_device() -> Device {
+    #[cfg(feature = "cuda")]
+    {
+        if let Ok(d) = Device::new_cuda(0) {
+            return d;
+        }
+    }
+    Device::Cpu
+}
+
+impl LlmModel {
+    /// Loads a GGUF file on the default device (CUDA device 0 when built with `cuda` and one is
+    /// present, otherwise the CPU).
+    pub fn load(path: &Path) -> Result<LlmModel, LlmError> {
+        Self::load_on(path, &default_device())
+    }
+
+    /// Loads a GGUF file on the given candle device.
+    pub fn load_on(path: &Path, device: &Device) -> Result<LlmModel, LlmError> {
+        Self::load_with(
+            path,
+            &LoadOptions {
+                device: device.clone(),
+                dequantize_weights: false,
+            },
+        )
+    }
+
+    /// Loads with explicit options.
+    pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<LlmModel, LlmError> {
+        let device = &opts.device;
+        let io = |e: std::io::Error| LlmError::Io(format!("{}: {e}", path.display()));
+        // content hash of the whole file
+        let mut hasher = blake3::Hasher::new();
+        let mut f = std::fs::File::open(path).map_err(io)?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut file_size = 0u64;
+        loop {
+            let n = f.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            file_size += n as u64;
+            hasher.update(&buf[..n]);
+        }
+        let content_hash = *hasher.finalize().as_bytes();
+
+        let mut r = BufReader::new(std::fs::File::open(path).map_err(io)?);
+        let ct = gguf_file::Content::read(&mut r)
+            .map_err(|e| LlmError::BadModel(format!("not a GGUF file: {e}")))?;
+        let md = &ct.metadata;
+        let arch = md
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .ok_or_else(|| LlmError::BadModel("missing general.architecture".into()))?;
+        if !matches!(arch.as_str(), "llama" | "mistral") {
+            return Err(LlmError::BadModel(format!(
+                "architecture {arch:?} is not supported (llama family only)"
+            )));
+        }
+        let tokenizer = tokenizer::Tokenizer::from_gguf(md)?;
+        let llama = model::Llama::load(&ct, &mut r, &arch, device, opts.dequantize_weights)?;
+        if llama.cfg.vocab_size != tokenizer.vocab_size() {
+            return Err(LlmError::BadModel(format!(
+                "embedding rows {} != vocabulary size {}",
+                llama.cfg.vocab_size,
+                tokenizer.vocab_size()
+            )));
+        }
+        let tok_str = |id: Option<u32>| {
+            id.and_then(|i| tokenizer.token_text(i))
+                .unwrap_or("")
+                .to_string()
+        };
+        let template = template::ChatTemplate::new(
+            md.get("tokenizer.chat_template")
+                .and_then(|v| v.to_string().ok())
+                .map(|s| s.as_str()),
+            tok_str(tokenizer.bos),
+            tok_str(tokenizer.eos),
+        )?;
+        let name = md
+            .get("general.name")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_else(|| {
+                path.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+        let quantization = ct
+            .tensor_infos
+            .get("blk.0.attn_q.weight")
+            .map(|t| format!("{:?}", t.ggml_dtype))
+            .unwrap_or_default();
+        let info = ModelInfo {
+            architecture: arch,
+            name,
+            context_length: llama.cfg.context_length,
+            vocab_size: tokenizer.vocab_size(),
+            content_hash,
+            quantization,
+            n_layer: llama.cfg.n_layer,
+            hidden_size: llama.cfg.hidden,
+            file_size,
+            has_chat_template: template.from_model,
+        };
+        Ok(LlmModel {
+            llama,
+            tokenizer,
+            template,
+            info,
+        })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Renders the model's chat template over `messages`, with the generation prompt appended.
+    pub fn apply_chat_template(&self, messages: &[ChatMessage]) -> Result<String, LlmError> {
+        self.template.render(messages)
+    }
+
+    /// Text to token ids (special tokens in the text are parsed; BOS only if the model asks).
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, LlmError> {
+        let mut out = Vec::new();
+        if self.tokenizer.add_bos {
+            if let Some(b) = self.tokenizer.bos {
+                out.push(b);
+            }
+        }
+        out.extend(self.tokenizer.encode(text));
+        Ok(out)
+    }
+
+    /// Token ids to text (control tokens are dropped; invalid UTF-8 becomes U+FFFD).
+    pub fn detokenize(&self, tokens: &[u32]) -> Result<String, LlmError> {
+        Ok(String::from_utf8_lossy(&self.tokenizer.decode_bytes(tokens)?).into_owned())
+    }
+
+    /// The ids that end a generation (EOS and end-of-turn control tokens).
+    pub fn end_token_ids(&self) -> &[u32] {
+        &self.tokenizer.end_ids
+    }
+
+    /// A fresh KV cache for this model.
+    pub fn new_cache(&self) -> KvCache {
+        self.llama.new_cache()
+    }
+
+    /// Feeds `tokens` after the cached positions and returns the logits of the last one.
+    pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>, LlmError> {
+        self.check_tokens(tokens)?;
+        let h = self.llama.prefill_hidden(tokens, cache)?;
+        self.llama.last_logits(&h)
+    }
+
+    fn check_tokens(&self, tokens: &[u32]) -> Result<(), LlmError> {
+        let vocab = self.info.vocab_size;
+        match tokens.iter().find(|&&t| t as usize >= vocab) {
+            Some(&t) => Err(LlmError::BadToken { token: t, vocab }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs one generation with its own KV cache (see the crate docs for the semantics).
+    pub fn generate(
+        &self,
+        req: &GenerateRequest,
+        on_token: &mut dyn FnMut(&TokenEvent) -> bool,
+    ) -> Result<Generation, LlmError> {
+        req.sampling.validate().map_err(LlmError::BadRequest)?;
+        let prompt = &req.prompt_tokens;
+        if prompt.is_empty() {
+            return Err(LlmError::BadRequest("empty prompt".into()));
+        }
+        self.check_tokens(prompt)?;
+        let ctx = self.info.context_length;
+        if prompt.len() >= ctx {
+            return Err(LlmError::ContextTooLong {
+                tokens: prompt.len(),
+                max: ctx,
+            });
+        }
+        let max_new = req.max_tokens.min(ctx - prompt.len());
+        let stops: Vec<&str> = req
+            .stop
+            .iter()
+            .map(|s| s.as_str())
+            .filter(|s| !s.is_empty())
+            .collect();
+
+        let mut cache = self.llama.new_cache();
+        let hidden = self.llama.prefill_hidden(prompt, &mut cache)?;
+        let mut committer = if req.commit_activations {
+            Some(Committer::new(
+                model::to_host_rows(&hidden)?,
+                self.info.hidden_size,
+            ))
+        } else {
+            None
+        };
+        let mut logits = self.llama.last_logits(&hidden)?;
+        let mut history = prompt.clone();
+        let mut tokens = Vec::new();
+        let mut bytes = Vec::new();
+        let mut emitted = 0usize; // bytes of `text` already streamed
+        let mut text = String::new();
+        let mut finish = FinishReason::Length;
+        for step in 0..max_new {
+            let t = sampling::sample(&mut logits, &history, &req.sampling, step as u64);
+            tokens.push(t);
+            history.push(t);
+            let end_token = self.tokenizer.end_ids.contains(&t);
+            if !end_token {
+                bytes.extend_from_slice(&self.tokenizer.decode_bytes(&[t])?);
+            }
+            let last_step = step + 1 == max_new;
+            // Decide what text is final and what may be released.
+            let (cur, complete) = utf8_text(&bytes);
+            let stop_at = stops.iter().filter_map(|s| cur.find(s)).min();
+            let (release_to, done) = if let Some(p) = stop_at {
+                finish = FinishReason::Stop;
+                text = cur[..p].to_string();
+                (p, true)
+            } else if end_token || last_step {
+                if end_token {
+                    finish = FinishReason::Stop;
+                }
+                text = String::from_utf8_lossy(&bytes).into_owned();
+                (text.len(), true)
+            } else {
+                let _ = complete;
+                let hold = held_back(&cur, &stops);
+                text = cur.clone();
+                (cur.len() - hold, false)
+            };
+            let delta = if release_to > emitted {
+                text[emitted..release_to].to_string()
+            } else {
+                String::new()
+            };
+            emitted = emitted.max(release_to);
+            if !on_token(&TokenEvent {
+                token: t,
+                text: delta,
+            }) {
+                finish = FinishReason::Cancelled;
+                text.truncate(emitted);
+                break;
+            }
+            if done {
+                break;
+            }
+            let h = self.llama.forward_hidden(&[t], &mut cache)?;
+            if let Some(c) = committer.as_mut() {
+                c.push(&model::to_host_rows(&h)?);
+            }
+            logits = self.llama.last_logits(&h)?;
+        }
+        let commitment = committer.map(|c| c.finish(prompt.len(), tokens.len(), req.sampling));
+        Ok(Generation {
+            completion_tokens: tokens.len(),
+            prompt_tokens: prompt.len(),
+            tokens,
+            text,
+            finish_reason: finish,
+            commitment,
+        })
+    }
+}
+
+/// Text of the complete UTF-8 prefix of `bytes` (a trailing incomplete sequence is left out).
+fn utf8_text(bytes: &[u8]) -> (String, bool) {
+    let mut cut = bytes.len();
+    // find a trailing incomplete multi-byte sequence (at most 3 bytes)
+    for back in 1..=3.min(bytes.len()) {
+        let b = bytes[bytes.len() - back];
+        if b & 0xC0 == 0x80 {
+            continue; // continuation byte
+        }
+        let need = if b >= 0xF0 {
+            4
+        } else if b >= 0xE0 {
+            3
+        } else if b >= 0xC0 {
+            2
+        } else {
+            1
+        };
+        if need > back {
+            cut = bytes.len() - back;
+        }
+        break;
+    }
+    (
+        String::from_utf8_lossy(&bytes[..cut]).into_owned(),
+        cut == bytes.len(),
+    )
+}
+
+/// Bytes at the end of `text` that could be the beginning of a stop sequence (held back).
+fn held_back(text: &str, stops: &[&str]) -> usize {
+    let mut hold = 0;
+    for s in stops {
+        for (i, _) in s.char_indices().skip(1) {
+            let prefix = &s[..i];
+            if i > hold && text.ends_with(prefix) {
+                hold = i;
+            }
+        }
+    }
+    hold
+}
+
+/// Collects hidden-state rows during generation and commits every full chunk.
+struct Committer {
+    hidden: usize,
+    prompt_chunk: ChunkCommit,
+    pending: Vec<f32>,
+    chunks: Vec<ChunkCommit>,
+}
+
+impl Committer {
+    fn new(prompt_rows: Vec<f32>, hidden: usize) -> Self {
+        Committer {
+            hidden,
+            prompt_chunk: ChunkCommit::build(&prompt_rows, TOP_K),
+            pending: Vec::with_capacity(CHUNK_SIZE * hidden),
+            chunks: Vec::new(),
+        }
+    }
+    fn push(&mut self, row: &[f32]) {
+        self.pending.extend_from_slice(row);
+        if self.pending.len() == CHUNK_SIZE * self.hidden {
+            self.chunks.push(ChunkCommit::build(&self.pending, TOP_K));
+            self.pending.clear();
+        }
+    }
+    fn finish(
+        mut self,
+        prompt_len: usize,
+        output_len: usize,
+        sampling: SamplingParams,
+    ) -> ActivationCommitment {
+        if !self.pending.is_empty() {
+            self.chunks.push(ChunkCommit::build(&self.pending, TOP_K));
+        }
+        let mut chunks = vec![self.prompt_chunk];
+        chunks.extend(self.chunks);
+        ActivationCommitment {
+            version: COMMITMENT_VERSION,
+            sampling,
+            chunk_size: CHUNK_SIZE as u32,
+            top_k: TOP_K as u32,
+            prompt_len: prompt_len as u32,
+            output_len: output_len as u32,
+            chunks,
+        }
+    }
+}
+
+/// Verifies a commitment with the default tolerances: one prefill pass over
+/// `prompt ++ output[..n-1]`, then every chunk's activations and every output token's sampling.
+pub fn verify_activations(
+    model: &LlmModel,
+    prompt_tokens: &[u32],
+    output_tokens: &[u32],
+    commitment: &ActivationCommitment,
+) -> Result<VerifyReport, VerifyError> {
+    verify_activations_with(
+        model,
+        prompt_tokens,
+        output_tokens,
+        commitment,
+        &VerifyTolerance::default(),
+    )
+}
+
+/// [`verify_activations`] with explicit tolerances.
+pub fn verify_activations_with(
+    model: &LlmModel,
+    prompt_tokens: &[u32],
+    output_tokens: &[u32],
+    commitment: &ActivationCommitment,
+    tol: &VerifyTolerance,
+) -> Result<VerifyReport, VerifyError> {
+    let report = inspect_activations(model, prompt_tokens, output_tokens, commitment, tol)?;
+    match report.first_failure(tol, output_tokens) {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+/// Measures everything (all chunks, all tokens) without stopping at the first failure; `passed`
+/// says whether all of it is within `tol`. Structural problems are still errors.
+pub fn inspect_activations(
+    model: &LlmModel,
+    prompt: &[u32],
+    output: &[u32],
+    c: &ActivationCommitment,
+    tol: &VerifyTolerance,
+) -> Result<VerifyReport, VerifyError> {
+    c.validate()?;
+    if c.prompt_len as usize != prompt.len() {
+        return Err(VerifyError::PromptLength {
+            committed: c.prompt_len as usize,
+            given: prompt.len(),
+        });
+    }
+    if c.output_len as usize != output.len() {
+        return Err(VerifyError::OutputLength {
+            committed: c.output_len as usize,
+            given: output.len(),
+        });
+    }
+    if prompt.is_empty() {
+        return Err(VerifyError::Malformed("empty prompt".into()));
+    }
+    model.check_tokens(prompt)?;
+    model.check_tokens(output)?;
+    let p = prompt.len();
+    let n = output.len();
+    let mut seq = prompt.to_vec();
+    seq.extend_from_slice(&output[..n.saturating_sub(1)]);
+    let mut cache = model.llama.new_cache();
+    let hidden_t = model.llama.prefill_hidden(&seq, &mut cache)?;
+    let hidden = model::to_host_rows(&hidden_t)?;
+    let h = model.info.hidden_size;
+    let cs = c.chunk_size as usize;
+    let k = c.top_k as usize;
+
+    let mut chunks = Vec::with_capacity(c.chunks.len());
+    chunks.push(c.chunks[0].compare(&hidden[..p * h], k));
+    for (ci, ch) in c.chunks.iter().enumerate().skip(1) {
+        let start = p + (ci - 1) * cs;
+        let end = (start + cs).min(p + n - 1);
+        chunks.push(ch.compare(&hidden[start * h..end * h], k));
+    }
+
+    let mut tokens = Vec::with_capacity(n);
+    let mut wrong_seed = 1.0f64;
+    if n > 0 {
+        let rows = hidden_t
+            .narrow(0, p - 1, n)
+            .map_err(|e| LlmError::Backend(e.to_string()))?;
+        let logits = model::to_host_rows(&model.llama.logits(&rows)?)?;
+        let v = model.info.vocab_size;
+        let mut history = prompt.to_vec();
+        for (j, &t) in output.iter().enumerate() {
+            let mut row = logits[j * v..(j + 1) * v].to_vec();
+            let chk =
+                sampling::check_token(&mut row, &history, &c.sampling, j as u64, t, &tol.sampling);
+            wrong_seed *= chk.pass_probability;
+            tokens.push(chk);
+            history.push(t);
+        }
+    }
+    let mut report = VerifyReport {
+        passed: false,
+        chunks,
+        tokens,
+        wrong_seed_pass_probability: wrong_seed,
+        prefill_tokens: seq.len(),
+    };
+    report.passed = report.first_failure(tol, output).is_none();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_is_send_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<LlmModel>();
+    }
+
+    #[test]
+    fn utf8_and_stop_holdback() {
+        let s = "é".as_bytes();
+        assert_eq!(utf8_text(&s[..1]), (String::new(), false));
+        assert_eq!(utf8_text(s), ("é".to_string(), true));
+        assert_eq!(held_back("hello wor", &["world"]), 3);
+        assert_eq!(held_back("hello", &["world"]), 0);
+        assert_eq!(held_back("a\n", &["\n\n"]), 1);
+    }
+
+    #[test]
+    fn malformed_commitments_are_rejected() {
+        assert!(ActivationCommitment::from_bytes(&[]).is_err());
+        assert!(ActivationCommitment::from_bytes(&[1, 2, 3]).is_err());
+        assert!(ActivationCommitment::from_bytes(&vec![0xFF; 10_000]).is_err());
+        let c = ActivationCommitment {
+            version: 1,
+            sampling: SamplingParams::default(),
+            chunk_size: 32,
+            top_k: 128,
+            prompt_len: 5,
+            output_len: 40,
+            chunks: vec![
+                ChunkCommit {
+                    modulus: 7,
+                    coeffs: vec![1; 128]
+                };
+                3
+            ],
+        };
+        let b = c.to_bytes();
+        assert_eq!(ActivationCommitment::from_bytes(&b).unwrap(), c);
+        for cut in 0..b.len() {
+            assert!(ActivationCommitment::from_bytes(&b[..cut]).is_err());
+        }
+        let mut wrong = c.clone();
+        wrong.chunks.pop();
+        assert!(matches!(
+            ActivationCommitment::from_bytes(&wrong.to_bytes()),
+            Err(VerifyError::Malformed(_))
+        ));
+    }
+}
