@@ -731,11 +731,11 @@ pub fn end_block(
     events: &mut Vec<Event>,
 ) -> Result<(), LedgerError> {
     let p = super::inference::params(s)?;
-    let mut done = 0;
-    for (key, _) in s.prefix(k::DUE_PREFIX)? {
-        if done >= MAX_DUE_PER_BLOCK {
-            break;
-        }
+    for (key, _) in s
+        .prefix(k::DUE_PREFIX)?
+        .into_iter()
+        .take(MAX_DUE_PER_BLOCK)
+    {
         let off = k::DUE_PREFIX.len();
         let deadline = key
             .get(off..off + 8)
@@ -748,7 +748,6 @@ pub fn end_block(
             .get(off + 8..off + 40)
             .map(|b| Hash(b.try_into().expect("32 bytes")))
             .ok_or_else(|| corrupt("short due key"))?;
-        done += 1;
         let Some(c) = case(s, &id)? else {
             s.delete(key);
             continue;
