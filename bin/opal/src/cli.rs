@@ -64,6 +64,9 @@ pub enum Command {
     /// Check a receipt offline (signatures, hashes); with --node, also check that it was settled
     /// on chain, with a Merkle proof against a committed state root.
     Verify(VerifyArgs),
+    /// LLMs behind a node's OpenAI-compatible API (`/v1`): `opal llm key` mints an API key.
+    #[command(subcommand)]
+    Llm(crate::cmd::llm::LlmCmd),
     /// Zero-knowledge proofs of inference: `opal zk prove` / `opal zk verify`.
     #[command(subcommand)]
     Zk(opal_zk::cli::ZkCmd),
@@ -111,6 +114,10 @@ pub struct DevnetArgs {
     /// Check the ledger invariants (total supply) after every block.
     #[arg(long)]
     pub check_invariants: bool,
+    /// Do not set up the demo LLM (smollm2-135m under /v1), e.g. when the model cannot be
+    /// fetched or is not needed.
+    #[arg(long)]
+    pub no_llm: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -146,6 +153,10 @@ pub enum NodeCmd {
         #[command(flatten)]
         keyring: KeyringArg,
     },
+    /// Watch a node's open verification cases: re-execute revealed results of canonical
+    /// (opal_quant) models, post fraud proofs against wrong ones, resolve disputes and the
+    /// audits assigned to the --from account. Runs until stopped (or one pass with --once).
+    Watch(crate::cmd::watch::WatchArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -179,6 +190,33 @@ pub enum ModelCmd {
         model: String,
         #[command(flatten)]
         node: NodeArg,
+    },
+    /// Quantize an ONNX model into Opal's canonical integer model file (.opalq: the semantics
+    /// the `replay` tier re-executes and the `zk` tier proves), calibrating scales on the rows of
+    /// a CSV file (header row; every column but the label column is an input feature).
+    Quantize {
+        /// The float ONNX model.
+        #[arg(long)]
+        onnx: PathBuf,
+        /// CSV of calibration inputs (e.g. the model's registered data set).
+        #[arg(long)]
+        calibration: PathBuf,
+        /// Column to leave out of the features [default: `label` if the header has it].
+        #[arg(long)]
+        label_column: Option<String>,
+        /// Hold out rows i with i % N == N - 1 (not used for calibration; with a label column,
+        /// their float and canonical accuracy is reported). The digits demo split is 4.
+        #[arg(long)]
+        holdout_every: Option<usize>,
+        /// Bits of activations and input (2..=16).
+        #[arg(long, default_value_t = 8)]
+        act_bits: u8,
+        /// Bits of weights (2..=16).
+        #[arg(long, default_value_t = 8)]
+        weight_bits: u8,
+        /// Where to write the .opalq model file.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Hand a model name (every version, and its future royalties) to another owner.
     Transfer {
@@ -216,8 +254,9 @@ pub struct ModelRegisterArgs {
     /// A dataset it was trained on, with its royalty share: NAME:BPS (repeatable).
     #[arg(long = "dataset")]
     pub datasets: Vec<String>,
-    /// Tiers it may be served under, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "signed,replay")]
+    /// Tiers it may be served under, comma-separated [default: signed; signed,replay for a
+    /// canonical .opalq model, the only format the replay tier accepts].
+    #[arg(long, value_delimiter = ',')]
     pub tiers: Vec<String>,
     /// Register without uploading the file to the node.
     #[arg(long)]
@@ -261,9 +300,18 @@ pub struct InferArgs {
     /// {"dtype","shape","data"} or a list of them, or {"input_data": [[...]]}.
     #[arg(long)]
     pub input: PathBuf,
-    /// Verification tier.
+    /// Verification tier: signed (paid now, randomly audited) or replay (paid after a
+    /// challenge window; canonical opal_quant models only).
     #[arg(long, default_value = "signed")]
     pub tier: String,
+    /// Escalation: ask for this audit probability (basis points, up to 10000) instead of the
+    /// chain's base rate; the extra expected audit cost is charged from your escrow.
+    #[arg(long, default_value_t = 0)]
+    pub audit_bps: u32,
+    /// Escalation: hold the payment for the challenge window so the result can be disputed
+    /// (canonical models only).
+    #[arg(long)]
+    pub dispute: bool,
     /// The caller's key (pays from its escrow with the node).
     #[arg(long)]
     pub from: String,
@@ -301,6 +349,10 @@ pub struct VerifyArgs {
     /// Also check that this input file matches the receipt.
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// The GGUF file of an LLM receipt's model: checks the `activations` tier's commitment by
+    /// recomputing the activations (the file must hash to the receipt's model hash).
+    #[arg(long)]
+    pub llm_model: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -50,6 +50,28 @@ impl Client {
         self.handle(&url, self.http.get(&url).send())
     }
 
+    /// GET `path` as raw bytes (an artifact), at most `MAX_DOWNLOAD` of them.
+    pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        const MAX_DOWNLOAD: u64 = 256 << 20;
+        let url = format!("{}{}", self.base, path);
+        let r = self
+            .http
+            .get(&url)
+            .send()
+            .map_err(|e| anyhow!("cannot reach the node at {}: {e}", self.base))?;
+        let status = r.status().as_u16();
+        if status >= 400 {
+            let text = r.text().unwrap_or_default();
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            bail!("{}", describe_error(status, &v));
+        }
+        if r.content_length().is_some_and(|n| n > MAX_DOWNLOAD) {
+            bail!("{url}: larger than {MAX_DOWNLOAD} bytes");
+        }
+        let b = r.bytes().context("reading the download")?;
+        Ok(b.to_vec())
+    }
+
     pub fn post_json(&self, path: &str, body: &Value) -> Result<Value> {
         let url = format!("{}{}", self.base, path);
         let (status, v) = self.handle(&url, self.http.post(&url).json(body).send())?;

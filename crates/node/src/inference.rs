@@ -16,9 +16,11 @@
 use crate::app::{sender_state, Shared};
 use opal_artifacts::{ArtifactHash, ArtifactStore};
 use opal_infer::{ModelCache, Tensor};
-use opal_ledger::components::{inference, registry};
+use opal_ledger::canonical;
+use opal_ledger::components::{inference, registry, verification};
 use opal_state::Overlay;
 use opal_types::receipt::{ReceiptBody, ReceiptEnvelope, SignedRequest};
+use opal_types::registry::ModelFormat;
 use opal_types::{Action, Address, Amount, Domain, Hash, Receipt, SecretKey, Tier, TxBody};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -222,6 +224,24 @@ pub struct InferenceService {
     pending_path: PathBuf,
     /// Serializes appends to the pending file.
     log: Mutex<()>,
+    /// Loaded canonical models, by content hash.
+    quant: Mutex<HashMap<String, Arc<opal_quant::QuantModel>>>,
+    /// Threads for canonical execution (the bytes are the same for any count).
+    quant_threads: usize,
+    /// `data/reveal/`: inputs and outputs of canonical-model requests, kept until the ledger
+    /// can no longer ask for them.
+    reveal_dir: PathBuf,
+    /// Reveals submitted recently (not resubmitted for 10 s).
+    revealing: Mutex<HashMap<Hash, Instant>>,
+    /// Testing only: answer wrong outputs for this many basis points of canonical requests.
+    fault_wrong_output_bps: Option<u32>,
+}
+
+/// The inputs and outputs of one canonical-model request, as `RevealData` carries them.
+#[derive(borsh::BorshSerialize, borsh::BorshDeserialize)]
+struct Reveal {
+    inputs: Vec<Vec<u8>>,
+    outputs: Vec<Vec<u8>>,
 }
 
 impl InferenceService {
@@ -233,6 +253,15 @@ impl InferenceService {
         data_dir: PathBuf,
     ) -> Result<Arc<InferenceService>, String> {
         let pending_path = data_dir.join("receipts.pending");
+        let reveal_dir = data_dir.join("reveal");
+        std::fs::create_dir_all(&reveal_dir)
+            .map_err(|e| format!("create {}: {e}", reveal_dir.display()))?;
+        let fault_wrong_output_bps = std::env::var("OPAL_FAULT_WRONG_OUTPUT_BPS")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok());
+        if let Some(bps) = fault_wrong_output_bps {
+            tracing::warn!(bps, "FAULT INJECTION: this node answers wrong outputs on purpose (OPAL_FAULT_WRONG_OUTPUT_BPS)");
+        }
         let mut pending = Pending::default();
         if pending_path.exists() {
             let text = std::fs::read_to_string(&pending_path)
@@ -264,6 +293,14 @@ impl InferenceService {
             pending: Mutex::new(pending),
             pending_path,
             log: Mutex::new(()),
+            quant: Mutex::new(HashMap::new()),
+            quant_threads: std::env::var("OPAL_QUANT_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1),
+            reveal_dir,
+            revealing: Mutex::new(HashMap::new()),
+            fault_wrong_output_bps,
         });
         svc.rewrite_pending()?;
         Ok(svc)
@@ -303,7 +340,10 @@ impl InferenceService {
     }
 
     /// Check a request against chain state and this node's offer; return the price.
-    fn admit(&self, sr: &SignedRequest) -> Result<(Amount, String, u64), ServeError> {
+    fn admit(
+        &self,
+        sr: &SignedRequest,
+    ) -> Result<(Amount, String, u64, ModelFormat), ServeError> {
         let req = &sr.request;
         sr.verify().map_err(|_| ServeError::BadSignature)?;
         if req.chain_id != self.shared.chain_id {
@@ -358,8 +398,20 @@ impl InferenceService {
                 model: req.model.to_string(),
                 tier: req.tier.as_str().into(),
             })?;
-        if req.tier != Tier::Signed {
-            return Err(ServeError::TierUnsupported(req.tier.as_str().into()));
+        let canonical = info.spec.format == ModelFormat::OpalQuant;
+        match req.tier {
+            Tier::Signed => {}
+            // The registry only lets canonical models into the replay tier.
+            Tier::Replay if canonical => {}
+            _ => return Err(ServeError::TierUnsupported(req.tier.as_str().into())),
+        }
+        if req.escalation.dispute && !canonical {
+            return Err(ServeError::TierUnsupported(
+                "disputes (escalation.dispute) need a canonical opal_quant model".into(),
+            ));
+        }
+        if req.escalation.audit_bps > opal_types::receipt::MAX_AUDIT_BPS {
+            return Err(ServeError::Malformed("escalation.audit_bps above 10000".into()));
         }
         info.spec
             .licence
@@ -391,7 +443,7 @@ impl InferenceService {
         if available < price {
             return Err(ServeError::InsufficientEscrow { available, price });
         }
-        Ok((price, info.spec.content_hash.to_hex(), height))
+        Ok((price, info.spec.content_hash.to_hex(), height, info.spec.format))
     }
 
     /// Serve one request: admission, model run, signed receipt made durable, reply.
@@ -402,7 +454,7 @@ impl InferenceService {
                 inputs.len()
             )));
         }
-        let (price, content_hex, height) = self.admit(&sr)?;
+        let (price, content_hex, height, format) = self.admit(&sr)?;
         let actual = tensors_hash(&inputs);
         if actual != sr.request.input_hash {
             return Err(ServeError::InputHashMismatch {
@@ -415,24 +467,19 @@ impl InferenceService {
         if !self.artifacts.has(&ah) {
             return Err(ServeError::ModelUnavailable(content_hex));
         }
-        let mut io_error = None;
-        let model = self
-            .models
-            .get_or_load_with(&content_hex, || {
-                std::fs::read(self.artifacts.path(&ah)).map_err(|e| {
-                    io_error = Some(e.to_string());
-                    opal_infer::InferError::Execution {
-                        reason: format!("reading the model file: {e}"),
-                    }
-                })
-            })
-            .map_err(|e| match io_error.take() {
-                Some(io) => ServeError::ModelUnavailable(format!("{content_hex}: {io}")),
-                None => ServeError::Model(e),
-            })?;
         let t0 = Instant::now();
-        let outputs = model.run(&inputs)?;
+        let (outputs, reveal) = if format == ModelFormat::OpalQuant {
+            let (outputs, reveal) = self.run_canonical(&sr, &ah, &content_hex, &inputs)?;
+            (outputs, Some(reveal))
+        } else {
+            (self.run_onnx(&ah, &content_hex, &inputs)?, None)
+        };
         let compute_ms = t0.elapsed().as_secs_f64() * 1e3;
+        if let Some(r) = &reveal {
+            // Kept until the ledger no longer needs it (a held result's reveal, or an audit).
+            self.store_reveal(&sr.id(), r)
+                .map_err(|e| ServeError::Internal(format!("cannot persist the reveal data: {e}")))?;
+        }
         let receipt = ReceiptBody {
             request: sr,
             output_hash: tensors_hash(&outputs),
@@ -466,6 +513,184 @@ impl InferenceService {
             receipt: hex::encode(env.to_bytes()),
             compute_ms,
         })
+    }
+
+    fn run_onnx(
+        &self,
+        ah: &ArtifactHash,
+        content_hex: &str,
+        inputs: &[Tensor],
+    ) -> Result<Vec<Tensor>, ServeError> {
+        let mut io_error = None;
+        let model = self
+            .models
+            .get_or_load_with(content_hex, || {
+                std::fs::read(self.artifacts.path(ah)).map_err(|e| {
+                    io_error = Some(e.to_string());
+                    opal_infer::InferError::Execution {
+                        reason: format!("reading the model file: {e}"),
+                    }
+                })
+            })
+            .map_err(|e| match io_error.take() {
+                Some(io) => ServeError::ModelUnavailable(format!("{content_hex}: {io}")),
+                None => ServeError::Model(e),
+            })?;
+        Ok(model.run(inputs)?)
+    }
+
+    /// Run a canonical quantized model ([`opal_ledger::canonical`], the function the ledger
+    /// re-executes): bit-identical on every machine and thread count.
+    fn run_canonical(
+        &self,
+        sr: &SignedRequest,
+        ah: &ArtifactHash,
+        content_hex: &str,
+        inputs: &[Tensor],
+    ) -> Result<(Vec<Tensor>, Reveal), ServeError> {
+        let model = {
+            let cached = self.quant.lock().get(content_hex).cloned();
+            match cached {
+                Some(m) => m,
+                None => {
+                    let bytes = std::fs::read(self.artifacts.path(ah)).map_err(|e| {
+                        ServeError::ModelUnavailable(format!("{content_hex}: {e}"))
+                    })?;
+                    let m = Arc::new(
+                        canonical::load_model(&bytes)
+                            .map_err(|e| ServeError::Malformed(e.to_string()))?,
+                    );
+                    let mut q = self.quant.lock();
+                    if q.len() >= 8 {
+                        q.clear();
+                    }
+                    q.insert(content_hex.to_string(), m.clone());
+                    m
+                }
+            }
+        };
+        let in_bytes: Vec<Vec<u8>> = inputs.iter().map(Tensor::canonical_bytes).collect();
+        let opts = canonical::ExecOptions {
+            threads: self.quant_threads,
+            path: if opal_quant::portable_forced() {
+                canonical::ExecPath::Portable
+            } else {
+                canonical::ExecPath::Auto
+            },
+        };
+        let mut out_bytes = canonical::run(&model, &in_bytes, u64::MAX, opts)
+            .map_err(|e| ServeError::Malformed(e.to_string()))?;
+        if let Some(bps) = self.fault_wrong_output_bps {
+            // Fault injection for tests of the verification machinery (OPAL_FAULT_WRONG_OUTPUT_BPS):
+            // answer a wrong output for a deterministic fraction of requests.
+            let draw = u64::from_le_bytes(sr.id().0[..8].try_into().expect("8 bytes")) % 10_000;
+            if draw < bps as u64 {
+                if let Some(last) = out_bytes[0].last_mut() {
+                    *last ^= 0x01;
+                }
+            }
+        }
+        let outputs = out_bytes
+            .iter()
+            .map(|b| Tensor::from_canonical_bytes(b))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((
+            outputs,
+            Reveal {
+                inputs: in_bytes,
+                outputs: out_bytes,
+            },
+        ))
+    }
+
+    fn reveal_path(&self, id: &Hash) -> PathBuf {
+        self.reveal_dir.join(format!("{}.bin", id.to_hex()))
+    }
+
+    fn store_reveal(&self, id: &Hash, r: &Reveal) -> std::io::Result<()> {
+        let path = self.reveal_path(id);
+        let tmp = path.with_extension("tmp");
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&borsh::to_vec(r).map_err(std::io::Error::other)?)?;
+            f.sync_data()?;
+        }
+        std::fs::rename(&tmp, &path)
+    }
+
+    fn load_reveal(&self, id: &Hash) -> Option<Reveal> {
+        let bytes = std::fs::read(self.reveal_path(id)).ok()?;
+        borsh::from_slice(&bytes).ok()
+    }
+
+    /// Reveal the data of this node's open cases (held results, audits) that it has not
+    /// revealed, and forget reveal files the ledger can no longer ask for.
+    pub fn reveal_pass(&self) -> Result<(), String> {
+        let snap = self.shared.snapshot()?;
+        let height = snap.version().unwrap_or(0);
+        let o = Overlay::new(snap);
+        let cases = verification::open_cases(&o, 100_000).map_err(|e| e.to_string())?;
+        let mut open = std::collections::HashSet::new();
+        for c in cases.iter().filter(|c| c.node == self.address) {
+            open.insert(c.request_id);
+            if c.revealed.is_some() {
+                continue;
+            }
+            {
+                let mut r = self.revealing.lock();
+                if r.get(&c.request_id)
+                    .is_some_and(|at| at.elapsed() < Duration::from_secs(10))
+                {
+                    continue;
+                }
+                r.insert(c.request_id, Instant::now());
+            }
+            let Some(data) = self.load_reveal(&c.request_id) else {
+                tracing::error!(request = %c.request_id, "asked to reveal a request whose data this node does not hold");
+                continue;
+            };
+            let action = Action::RevealData {
+                request_id: c.request_id,
+                inputs: data.inputs,
+                outputs: data.outputs,
+            };
+            match self.submit_action(action) {
+                Ok(tx) => tracing::info!(request = %c.request_id, tx = %tx, kind = ?c.kind, "revealed inputs and outputs"),
+                Err(e) => tracing::warn!(request = %c.request_id, "reveal: {e}"),
+            }
+        }
+        self.revealing.lock().retain(|id, _| open.contains(id));
+        // A file can go once its request settled (or was dropped) at least two blocks ago
+        // (so its audit draw happened) and no case is open for it.
+        let Ok(dir) = std::fs::read_dir(&self.reveal_dir) else {
+            return Ok(());
+        };
+        for e in dir.flatten().take(10_000) {
+            let name = e.file_name();
+            let Some(hex_id) = name.to_str().and_then(|n| n.strip_suffix(".bin")) else {
+                continue;
+            };
+            let Ok(id) = Hash::from_hex(hex_id) else {
+                continue;
+            };
+            if open.contains(&id) || self.pending.lock().receipts.contains_key(&id) {
+                continue;
+            }
+            let gone = match inference::settled(&o, &id).map_err(|e| e.to_string())? {
+                Some(st) => st.height + 2 <= height,
+                None => true,
+            };
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|d| d > Duration::from_secs(30));
+            if gone && old {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        Ok(())
     }
 
     /// One pass of the settlement loop: forget settled or rejected receipts, resubmit stale
@@ -544,6 +769,10 @@ impl InferenceService {
     }
 
     fn submit(&self, receipts: Vec<Receipt>) -> Result<Hash, String> {
+        self.submit_action(Action::SettleReceipts { receipts })
+    }
+
+    fn submit_action(&self, action: Action) -> Result<Hash, String> {
         let sh = &self.shared;
         let mut mempool = sh.mempool.lock();
         let snap = sh.snapshot()?;
@@ -553,7 +782,7 @@ impl InferenceService {
             chain_id: sh.chain_id.clone(),
             nonce,
             fee: sh.params.min_fee,
-            action: Action::SettleReceipts { receipts },
+            action,
         }
         .sign(&self.key);
         let len = opal_types::encode(&tx).len();
@@ -562,7 +791,9 @@ impl InferenceService {
             _ => 0,
         };
         let h = mempool.admit(tx, len, state).map_err(|e| e.to_string())?;
-        tracing::info!(tx = %h, receipts = n, "settlement submitted");
+        if n > 0 {
+            tracing::info!(tx = %h, receipts = n, "settlement submitted");
+        }
         Ok(h)
     }
 
@@ -643,12 +874,82 @@ impl InferenceService {
             loop {
                 tick.tick().await;
                 let m = me.clone();
-                match tokio::task::spawn_blocking(move || m.settle_pass()).await {
+                match tokio::task::spawn_blocking(move || m.settle_pass().and_then(|()| m.reveal_pass())).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => tracing::warn!("settlement pass: {e}"),
                     Err(e) => tracing::error!("settlement pass panicked: {e}"),
                 }
             }
         })
+    }
+}
+
+/// What the OpenAI-compatible LLM service (`crate::llm`) shares with this service: the node's
+/// key and state, the artifact store, and the one pending-receipt log and settlement loop, so an
+/// LLM receipt is persisted, counted against the caller's escrow and settled like any other.
+impl InferenceService {
+    pub(crate) fn key(&self) -> &SecretKey {
+        &self.key
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub(crate) fn artifacts(&self) -> &Arc<ArtifactStore> {
+        &self.artifacts
+    }
+
+    /// What `caller` owes this node for served, unsettled requests as of state `o`.
+    pub(crate) fn owed_by(
+        &self,
+        o: &Overlay,
+        caller: &Address,
+    ) -> Result<Amount, opal_ledger::LedgerError> {
+        self.pending.lock().owed(o, caller)
+    }
+
+    /// Sum of the prices of the pending receipts of `caller` that `f` selects and that are not
+    /// settled as of state `o`.
+    pub(crate) fn pending_sum(
+        &self,
+        o: &Overlay,
+        caller: &Address,
+        f: impl Fn(&Receipt) -> bool,
+    ) -> Result<Amount, opal_ledger::LedgerError> {
+        let p = self.pending.lock();
+        let mut sum: u128 = 0;
+        for id in p.by_caller.get(caller).into_iter().flatten() {
+            let r = &p.receipts[id].receipt;
+            if f(r) && inference::settled(o, id)?.is_none() {
+                sum = sum.saturating_add(r.body.price.0);
+            }
+        }
+        Ok(Amount(sum))
+    }
+
+    /// Whether the node holds too many unsettled receipts to take new work.
+    pub(crate) fn is_full(&self) -> bool {
+        self.pending.lock().receipts.len() >= MAX_PENDING
+    }
+
+    /// Make a signed receipt durable (fsync) and queue it for settlement; a request id is
+    /// recorded at most once.
+    pub(crate) fn record_receipt(&self, env: &ReceiptEnvelope) -> Result<(), ServeError> {
+        let receipt = &env.receipt;
+        {
+            let mut p = self.pending.lock();
+            if p.receipts.contains_key(&receipt.request_id()) {
+                return Err(ServeError::Replayed(receipt.request_id()));
+            }
+            p.add(receipt.clone());
+        }
+        if let Err(e) = self.append_pending(env) {
+            self.pending.lock().remove(&receipt.request_id());
+            return Err(ServeError::Internal(format!(
+                "cannot persist the receipt: {e}"
+            )));
+        }
+        Ok(())
     }
 }

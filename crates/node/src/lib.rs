@@ -19,6 +19,7 @@ pub mod app;
 pub mod error;
 pub mod home;
 pub mod inference;
+pub mod llm;
 pub mod local;
 pub mod mempool;
 pub mod metrics;

@@ -66,7 +66,12 @@ fn spend_of(tx: &Transaction) -> Result<Amount, TxError> {
         | Action::DeclareService { .. }
         | Action::CloseEscrow { .. }
         | Action::WithdrawEscrow { .. }
-        | Action::SettleReceipts { .. } => Amount::ZERO,
+        | Action::SettleReceipts { .. }
+        | Action::RevealData { .. }
+        | Action::Resolve { .. } => Amount::ZERO,
+        // A challenge without a fraud proof locks a bond (a chain parameter the mempool does
+        // not read); the ledger refuses it if the balance falls short.
+        Action::Challenge { .. } => Amount::ZERO,
     };
     amount
         .checked_add(tx.body.fee)

@@ -27,6 +27,8 @@ pub struct NodeHandle {
     pub artifacts: Arc<opal_artifacts::ArtifactStore>,
     /// The inference service, when this node serves inference.
     pub inference: Option<Arc<crate::inference::InferenceService>>,
+    /// The LLM service (OpenAI-compatible API under `/v1`), with the inference service.
+    pub llm: Option<Arc<crate::llm::LlmService>>,
     /// The inference service's settlement and artifact-sync tasks.
     background: Vec<tokio::task::JoinHandle<()>>,
     consensus: ConsensusHandle,
@@ -132,9 +134,11 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
         ),
         None => None,
     };
+    let llm = inference.clone().map(crate::llm::LlmService::new);
     let router = api::router(shared.clone())
         .merge(opal_artifacts::router(artifacts.clone()))
-        .merge(api::inference_router(inference.clone()));
+        .merge(api::inference_router(inference.clone()))
+        .merge(api::openai_router(llm.clone()));
     let api_task = tokio::spawn(async move {
         let r = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
@@ -184,6 +188,7 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
         shared,
         artifacts,
         inference,
+        llm,
         background,
         consensus,
         api_stop,

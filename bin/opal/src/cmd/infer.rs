@@ -121,6 +121,10 @@ pub fn run_infer(a: InferArgs, out: Output) -> Result<()> {
         commercial: a.commercial,
         salt,
         expires_ms: now_ms() + REQUEST_TTL_MS,
+        escalation: opal_types::Escalation {
+            audit_bps: a.audit_bps,
+            dispute: a.dispute,
+        },
     }
     .sign(&key);
     let request_id = request.id();
@@ -223,6 +227,11 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
     }
     let file: Value = serde_json::from_slice(&text)
         .with_context(|| format!("{} is not a receipt file (JSON)", a.receipt.display()))?;
+    // A whole OpenAI-compatible reply (or its last streamed chunk) carries it as `opal_receipt`.
+    let file = match file.get("opal_receipt") {
+        Some(r) if r.is_object() => r.clone(),
+        _ => file,
+    };
     let env_hex = file["envelope"]
         .as_str()
         .ok_or_else(|| anyhow!("{} has no \"envelope\" field", a.receipt.display()))?;
@@ -255,6 +264,46 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
             "outputs match the signed output hash".into(),
             ok,
             String::new(),
+        ));
+    }
+    // An LLM reply's receipt: its readable input (tokens, sampling, seed) and output tokens must
+    // hash to the signed input and output hashes.
+    if let Some(li) = file.get("llm_input") {
+        let ok = serde_json::from_value::<opal_node::llm::LlmInput>(li.clone())
+            .map(|i| i.hash() == r.body.request.request.input_hash)
+            .unwrap_or(false);
+        checks.push((
+            "LLM input (prompt tokens, sampling, seed) matches the signed input hash".into(),
+            ok,
+            String::new(),
+        ));
+    }
+    if let Some(ot) = file.get("output_tokens") {
+        let ok = serde_json::from_value::<Vec<u32>>(ot.clone())
+            .map(|t| opal_node::llm::llm_output_hash(&t) == r.body.output_hash)
+            .unwrap_or(false);
+        checks.push((
+            "LLM output tokens match the signed output hash".into(),
+            ok,
+            String::new(),
+        ));
+    }
+    // The `activations` tier: the commitment attached to the envelope, re-checked against the
+    // model (only with --llm-model: it runs the model over the prompt and the output).
+    let commitment = env
+        .attachments
+        .iter()
+        .find(|x| x.tier == opal_types::Tier::Activations);
+    if let (Some(att), Some(path)) = (commitment, &a.llm_model) {
+        let (ok, why) =
+            match check_activations(&file, &r.body.request.request.model_hash, &att.bytes, path) {
+                Ok(()) => (true, String::new()),
+                Err(e) => (false, format!("{e:#}")),
+            };
+        checks.push((
+            "activation commitment recomputed from the model".into(),
+            ok,
+            why,
         ));
     }
     if let Some(p) = &a.input {
@@ -331,9 +380,42 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
             ));
         }
     }
+    let mut verification = Value::Null;
+    if let Some(node) = &a.node {
+        // Held results, audits and disputes (docs/verification.md).
+        let c = Client::new(node)?;
+        let v = c.get(&format!("/api/cases/{}", r.request_id()))?;
+        let outcome = v["verdict"]["outcome"].as_str().map(str::to_string);
+        if let Some(o) = &outcome {
+            let ok = !matches!(o.as_str(), "fraud" | "withheld");
+            checks.push((
+                format!("verification case closed: {o}"),
+                ok,
+                if ok {
+                    String::new()
+                } else {
+                    "the node was convicted for this receipt; it was not (or no longer) paid"
+                        .into()
+                },
+            ));
+        }
+        if !v["case"].is_null() {
+            checks.push((
+                format!(
+                    "verification case open ({}): decided after block time {}",
+                    s(&v["case"], "kind"),
+                    s(&v["case"], "deadline_ms")
+                ),
+                true,
+                String::new(),
+            ));
+        }
+        verification = json!({"case": v["case"], "verdict": v["verdict"]});
+    }
     let all_ok = checks.iter().all(|(_, ok, _)| *ok);
     let v = json!({
         "valid": all_ok,
+        "verification": verification,
         "request_id": r.request_id(),
         "receipt_id": r.id(),
         "model": r.body.request.request.model,
@@ -372,5 +454,28 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
     if !all_ok {
         std::process::exit(3);
     }
+    Ok(())
+}
+
+/// Check an `activations` attachment: the GGUF at `path` must be the receipt's model, and the
+/// commitment must match activations recomputed over the receipt's prompt and output tokens.
+fn check_activations(file: &Value, model_hash: &Hash, bytes: &[u8], path: &Path) -> Result<()> {
+    let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if Hash(*opal_artifacts::ArtifactHash::of_bytes(&data).as_bytes()) != *model_hash {
+        bail!(
+            "{} is not the receipt's model (content hash differs)",
+            path.display()
+        );
+    }
+    drop(data);
+    let input: opal_node::llm::LlmInput = serde_json::from_value(file["llm_input"].clone())
+        .context("the receipt file has no readable llm_input")?;
+    let output: Vec<u32> = serde_json::from_value(file["output_tokens"].clone())
+        .context("the receipt file has no readable output_tokens")?;
+    let c = opal_llm::ActivationCommitment::from_bytes(bytes)
+        .map_err(|e| anyhow!("the commitment is malformed: {e}"))?;
+    let model = opal_llm::LlmModel::load(path).map_err(|e| anyhow!("loading the model: {e}"))?;
+    opal_llm::verify_activations(&model, &input.prompt_tokens, &output, &c)
+        .map_err(|e| anyhow!("{e}"))?;
     Ok(())
 }

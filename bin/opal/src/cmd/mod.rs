@@ -1,11 +1,13 @@
 mod devnet;
 mod infer;
 mod keys;
+pub(crate) mod llm;
 mod model;
 mod node;
 pub(crate) mod query;
 mod testnet;
 pub(crate) mod tx;
+pub(crate) mod watch;
 
 use crate::cli::{Cli, Command};
 use anyhow::Result;
@@ -23,5 +25,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Dataset(d) => model::run_dataset(d, cli.output),
         Command::Infer(a) => infer::run_infer(a, cli.output),
         Command::Verify(a) => infer::run_verify(a, cli.output),
+        Command::Llm(l) => llm::run(l, cli.output),
     }
 }

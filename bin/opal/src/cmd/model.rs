@@ -54,6 +54,20 @@ fn parse_licence(s: &str) -> Result<Licence> {
     s.parse().map_err(|e: String| anyhow!("--licence: {e}"))
 }
 
+/// The schema of a canonical model: one f32 input of `input_len` values, one i64 output of
+/// `output_len` integers (see docs/verification.md).
+fn quant_schema(file: &Path) -> Result<(String, String)> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let m = opal_ledger::canonical::load_model(&bytes)
+        .with_context(|| format!("{} is not a canonical model file", file.display()))?;
+    Ok((
+        serde_json::json!([{"name": "input", "dtype": "f32", "shape": [1, m.input_len]}])
+            .to_string(),
+        serde_json::json!([{"name": "output", "dtype": "i64", "shape": [m.output_len()]}])
+            .to_string(),
+    ))
+}
+
 fn format_of(file: &Path) -> Result<ModelFormat> {
     match file
         .extension()
@@ -63,8 +77,9 @@ fn format_of(file: &Path) -> Result<ModelFormat> {
     {
         Some("onnx") => Ok(ModelFormat::Onnx),
         Some("gguf") => Ok(ModelFormat::Gguf),
+        Some("opalq") => Ok(ModelFormat::OpalQuant),
         _ => bail!(
-            "{}: cannot tell the model format; the file must end in .onnx or .gguf",
+            "{}: cannot tell the model format; the file must end in .onnx, .gguf or .opalq",
             file.display()
         ),
     }
@@ -130,6 +145,23 @@ pub fn run_model(cmd: ModelCmd, out: Output) -> Result<()> {
             print(out, &v, || describe_lineage(&v));
             Ok(())
         }
+        ModelCmd::Quantize {
+            onnx,
+            calibration,
+            label_column,
+            holdout_every,
+            act_bits,
+            weight_bits,
+            out: file,
+        } => quantize_model(
+            &onnx,
+            &calibration,
+            label_column.as_deref(),
+            holdout_every,
+            (act_bits, weight_bits),
+            &file,
+            out,
+        ),
         ModelCmd::Transfer { name, to, opts } => {
             let to = to.parse().map_err(|e| anyhow!("--to: {e}"))?;
             submit(
@@ -146,12 +178,150 @@ pub fn run_model(cmd: ModelCmd, out: Output) -> Result<()> {
     }
 }
 
+/// `opal model quantize`: ONNX + calibration CSV -> canonical `.opalq` model file.
+fn quantize_model(
+    onnx: &Path,
+    calibration: &Path,
+    label_column: Option<&str>,
+    holdout_every: Option<usize>,
+    (act_bits, weight_bits): (u8, u8),
+    file: &Path,
+    out: Output,
+) -> Result<()> {
+    const MAX_CSV_BYTES: u64 = 1 << 30;
+    let read = |p: &Path, max: u64| -> Result<Vec<u8>> {
+        let len = std::fs::metadata(p)
+            .with_context(|| format!("reading {}", p.display()))?
+            .len();
+        if len > max {
+            bail!("{} is {len} bytes, more than the {max}-byte limit", p.display());
+        }
+        std::fs::read(p).with_context(|| format!("reading {}", p.display()))
+    };
+    let onnx_bytes = read(onnx, 1 << 30)?;
+    let csv = String::from_utf8(read(calibration, MAX_CSV_BYTES)?)
+        .map_err(|_| anyhow!("{} is not UTF-8 text", calibration.display()))?;
+    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or_else(|| anyhow!("{} is empty", calibration.display()))?
+        .split(',')
+        .map(str::trim)
+        .collect();
+    let label = match label_column {
+        Some(name) => Some(
+            header
+                .iter()
+                .position(|h| *h == name)
+                .ok_or_else(|| anyhow!("--label-column {name}: no such column in the header"))?,
+        ),
+        None => header.iter().position(|h| *h == "label"),
+    };
+    if holdout_every == Some(0) {
+        bail!("--holdout-every must be at least 1");
+    }
+    let (mut calib, mut held) = (Vec::new(), Vec::new());
+    for (i, line) in lines.enumerate() {
+        let vals = line
+            .split(',')
+            .map(|v| v.trim().parse::<f32>())
+            .collect::<Result<Vec<f32>, _>>()
+            .map_err(|e| anyhow!("{} row {}: {e}", calibration.display(), i + 1))?;
+        if vals.len() != header.len() {
+            bail!(
+                "{} row {}: {} values, the header has {}",
+                calibration.display(),
+                i + 1,
+                vals.len(),
+                header.len()
+            );
+        }
+        let x: Vec<f32> = vals
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| Some(*k) != label)
+            .map(|(_, v)| *v)
+            .collect();
+        match holdout_every {
+            Some(n) if i % n == n - 1 => held.push((x, label.map(|l| vals[l]))),
+            _ => calib.push(x),
+        }
+    }
+    let cfg = opal_quant::BuildConfig {
+        act_bits,
+        weight_bits,
+        ..Default::default()
+    };
+    let model = opal_quant::quantize_onnx(&onnx_bytes, &calib, &cfg)
+        .map_err(|e| anyhow!("quantizing {}: {e}", onnx.display()))?;
+    let graph = opal_quant::onnx::import_graph(&onnx_bytes)
+        .map_err(|e| anyhow!("reading {}: {e}", onnx.display()))?;
+    let bytes = model.to_file_bytes();
+    std::fs::write(file, &bytes).with_context(|| format!("writing {}", file.display()))?;
+    let (file_hash, _) = file_hash(file)?;
+    let mut v = json!({
+        "out": file.display().to_string(),
+        "file_hash": file_hash,
+        "bytes": bytes.len(),
+        "model_id": hex::encode(model.model_id()),
+        "input_len": model.input_len,
+        "output_len": model.output_len(),
+        "layers": model.layers.len(),
+        "input_scale": model.input_scale,
+        "output_scale": model.output_scale,
+        "calibration_rows": calib.len(),
+        "ignored_tail_ops": &graph.ignored_tail,
+    });
+    let labelled: Vec<_> = held.iter().filter_map(|(x, l)| l.map(|l| (x, l))).collect();
+    if !labelled.is_empty() {
+        let (mut f_ok, mut q_ok, mut agree) = (0usize, 0usize, 0usize);
+        for (x, l) in &labelled {
+            let f = graph.forward(x);
+            let fl = f
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
+                .map(|(i, _)| i);
+            let q = model.input_from_f32(x).map_err(|e| anyhow!("{e}"))?;
+            let ql = opal_quant::argmax(&model.run(&q).map_err(|e| anyhow!("{e}"))?);
+            f_ok += (fl.map(|i| i as f32) == Some(*l)) as usize;
+            q_ok += (ql.map(|i| i as f32) == Some(*l)) as usize;
+            agree += (fl == ql) as usize;
+        }
+        let n = labelled.len() as f64;
+        v["holdout_rows"] = json!(labelled.len());
+        v["float_accuracy"] = json!(f_ok as f64 / n);
+        v["canonical_accuracy"] = json!(q_ok as f64 / n);
+        v["label_agreement"] = json!(agree as f64 / n);
+    }
+    print(out, &v, || {
+        let mut t = format!(
+            "wrote {} ({} bytes, model id {}), calibrated on {} rows",
+            file.display(),
+            bytes.len(),
+            s(&v, "model_id"),
+            calib.len()
+        );
+        if let Some(a) = v["canonical_accuracy"].as_f64() {
+            t += &format!(
+                "\nheld-out rows {}: float accuracy {:.4}, canonical accuracy {a:.4}, agreement {:.4}",
+                v["holdout_rows"],
+                v["float_accuracy"].as_f64().unwrap_or(0.0),
+                v["label_agreement"].as_f64().unwrap_or(0.0)
+            );
+        }
+        t
+    });
+    Ok(())
+}
+
 fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
     let format = format_of(&a.file)?;
     let (content_hash, size) = file_hash(&a.file)?;
     let (input_schema, output_schema) = match format {
         ModelFormat::Onnx => onnx_schema(&a.file)?,
         ModelFormat::Gguf => ("[]".into(), "[]".into()),
+        ModelFormat::OpalQuant => quant_schema(&a.file)?,
     };
     let c = Client::new(&a.opts.node.node)?;
     let version = match a.version {
@@ -180,11 +350,18 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let tiers = a
-        .tiers
-        .iter()
-        .map(|t| t.parse::<Tier>().map_err(|e| anyhow!("--tiers: {e}")))
-        .collect::<Result<Vec<_>>>()?;
+    let tiers = if a.tiers.is_empty() {
+        // Only canonical models can be re-executed, so only they default to `replay` too.
+        match format {
+            ModelFormat::OpalQuant => vec![Tier::Signed, Tier::Replay],
+            _ => vec![Tier::Signed],
+        }
+    } else {
+        a.tiers
+            .iter()
+            .map(|t| t.parse::<Tier>().map_err(|e| anyhow!("--tiers: {e}")))
+            .collect::<Result<Vec<_>>>()?
+    };
     let spec = ModelSpec {
         name: a.name.clone(),
         version,

@@ -15,6 +15,7 @@ pub fn run(cmd: NodeCmd, out: Output) -> Result<()> {
     match cmd {
         NodeCmd::Init(a) => init(a, out),
         NodeCmd::Start { home, api_addr } => start(home, api_addr, None),
+        NodeCmd::Watch(a) => crate::cmd::watch::run(a, out),
         NodeCmd::Serve {
             home,
             key,

@@ -27,10 +27,32 @@ pub struct Devnet {
     api_port: u16,
     p2p_port: u16,
     starts: u32,
+    /// Set up the demo LLM (only the LLM tests need it: it loads a 100 MB model).
+    llm: bool,
+    /// Extra environment of the devnet process (fault injection).
+    env: Vec<(String, String)>,
 }
 
 impl Devnet {
     pub fn start(home: &Path) -> Devnet {
+        Devnet::start_opts(home, false)
+    }
+
+    /// A devnet that also serves the demo LLM under /v1.
+    pub fn start_with_llm(home: &Path) -> Devnet {
+        Devnet::start_opts(home, true)
+    }
+
+    /// A devnet whose process gets these extra environment variables.
+    pub fn start_with_env(home: &Path, env: &[(&str, &str)]) -> Devnet {
+        Devnet::start_full(home, false, env)
+    }
+
+    fn start_opts(home: &Path, llm: bool) -> Devnet {
+        Devnet::start_full(home, llm, &[])
+    }
+
+    fn start_full(home: &Path, llm: bool, env: &[(&str, &str)]) -> Devnet {
         let mut d = Devnet {
             child: None,
             home: home.to_path_buf(),
@@ -38,6 +60,11 @@ impl Devnet {
             api_port: free_port(),
             p2p_port: free_port(),
             starts: 0,
+            llm,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         d.url = format!("http://127.0.0.1:{}", d.api_port);
         d.spawn();
@@ -58,6 +85,8 @@ impl Devnet {
             .arg(&self.home)
             .args(["--api-addr", &format!("127.0.0.1:{}", self.api_port)])
             .args(["--p2p-addr", &format!("127.0.0.1:{}", self.p2p_port)])
+            .args(if self.llm { &[][..] } else { &["--no-llm"][..] })
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log("out"))
             .stderr(log("err"))
@@ -135,7 +164,7 @@ impl Devnet {
             .map(|e| e.path())
             // The demo's own accounts (the inference node settles receipts with its key).
             .filter(|p| {
-                !["inference.json", "modeler.json", "curator.json"]
+                !["inference.json", "modeler.json", "curator.json", "llm-caller.json"]
                     .iter()
                     .any(|n| p.ends_with(n))
             })

@@ -200,6 +200,7 @@ fn infer_pay_settle_and_verify_the_demo_model() {
         commercial: false,
         salt,
         expires_ms: now_ms() + 60_000,
+        escalation: Default::default(),
     };
     let call = |sr: &opal_types::receipt::SignedRequest, inputs: Value| -> (u16, Value) {
         let r = http()
@@ -483,9 +484,10 @@ fn models_and_datasets_register_through_the_cli_with_their_rules() {
     assert_eq!(l["ancestors"][0]["model"], "digits@1");
     assert_eq!(l["ancestors"][0]["datasets"][0], "sklearn-digits");
     let parent = json_cli(&["model", "lineage", "digits", "--node", &url, "-o", "json"]);
-    assert_eq!(parent["children"], json!(["carol-mlp@1"]));
+    // The devnet's canonical quantization `digits-q` is the demo's own child.
+    assert_eq!(parent["children"], json!(["carol-mlp@1", "digits-q@1"]));
     let list = json_cli(&["model", "list", "--node", &url, "-o", "json"]);
-    assert_eq!(list["models"].as_array().unwrap().len(), 3);
+    assert_eq!(list["models"].as_array().unwrap().len(), 4);
 
     // The journey continues with carol's model: the devnet's inference node declares it too.
     let inference = home.join("keys/inference.json");
@@ -624,6 +626,7 @@ fn a_node_killed_mid_batch_neither_loses_nor_double_charges() {
             commercial: false,
             salt,
             expires_ms: now_ms() + 120_000,
+            escalation: Default::default(),
         }
         .sign(&erin);
         let r = http()

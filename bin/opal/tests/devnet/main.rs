@@ -4,5 +4,7 @@ mod bad_inputs;
 mod common;
 mod crash;
 mod inference;
+mod llm;
 mod staking;
 mod transfers;
+mod verification;

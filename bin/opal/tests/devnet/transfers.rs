@@ -78,13 +78,15 @@ fn thousand_transfers_balances_supply_and_proofs() {
         .parse()
         .unwrap();
     let st = net.status();
-    let pools: u128 = ["fees", "bonded", "unbonding", "treasury", "escrow"]
+    let pools: u128 = ["fees", "bonded", "unbonding", "treasury", "escrow", "held"]
         .iter()
         .map(|p| st["pools"][p].as_str().unwrap().parse::<u128>().unwrap())
         .sum();
-    // The demo's accounts (inference node, model owner, dataset contributor) hold the rest.
-    let demo: u128 = ["inference", "modeler", "curator"]
+    // The demo's accounts (inference node, model owner, dataset contributor, LLM caller) hold
+    // the rest.
+    let demo: u128 = ["inference", "modeler", "curator", "llm-caller"]
         .iter()
+        .filter(|n| net.home.join(format!("keys/{n}.json")).is_file())
         .map(|n| {
             let k =
                 opal_node::home::KeyFile::read(&net.home.join(format!("keys/{n}.json"))).unwrap();

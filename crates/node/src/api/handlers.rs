@@ -85,6 +85,7 @@ pub async fn status(State(sh): S) -> ApiResult {
             "unbonding": read_amount(&snap, opal_ledger::keys::staking::UNBONDING_POOL)?,
             "treasury": read_amount(&snap, opal_ledger::keys::TREASURY)?,
             "escrow": read_amount(&snap, opal_ledger::keys::inference::ESCROW_POOL)?,
+            "held": read_amount(&snap, opal_ledger::keys::inference::HELD_POOL)?,
         },
         "params": sh.params,
     })))

@@ -4,6 +4,7 @@
 mod error;
 mod handlers;
 mod infer;
+mod openai;
 pub mod openapi;
 mod registry;
 
@@ -39,6 +40,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/services", get(registry::services))
         .route("/api/escrows/{caller}/{node}", get(registry::escrow))
         .route("/api/receipts/{request_id}", get(registry::receipt))
+        .route("/api/cases", get(registry::cases))
+        .route("/api/cases/{request_id}", get(registry::case))
         .route("/api/events", get(handlers::events))
         .route("/openapi.json", get(handlers::openapi))
         .route("/metrics", get(handlers::metrics))
@@ -53,4 +56,16 @@ pub fn inference_router(svc: Option<Arc<crate::inference::InferenceService>>) ->
         .route("/api/infer", post(infer::infer))
         .layer(DefaultBodyLimit::max(infer::MAX_BODY))
         .with_state(svc)
+}
+
+/// The OpenAI-compatible API (`/v1/models`, `/v1/chat/completions`, `/v1/completions`): served
+/// when the node runs the inference role, otherwise OpenAI-shaped 404s.
+pub fn openai_router(llm: Option<Arc<crate::llm::LlmService>>) -> Router {
+    Router::new()
+        .route("/v1/models", get(openai::models))
+        .route("/v1/models/{model}", get(openai::model))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/completions", post(openai::completions))
+        .layer(DefaultBodyLimit::max(openai::MAX_BODY))
+        .with_state(llm)
 }

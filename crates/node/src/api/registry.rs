@@ -5,7 +5,7 @@ use super::error::ApiError;
 use crate::app::Shared;
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use opal_ledger::components::{inference, registry};
+use opal_ledger::components::{inference, registry, verification};
 use opal_state::Overlay;
 use opal_types::{Address, Hash, ModelRef};
 use serde::Deserialize;
@@ -166,4 +166,56 @@ pub async fn receipt(
         v["proof"] = json!(hex::encode(proof.to_bytes()));
     }
     Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+pub struct CasesQuery {
+    /// Only cases about this node's receipts.
+    node: Option<String>,
+    /// Only cases about this model (NAME@VERSION).
+    model: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+/// Open verification cases (held results, audits, disputes) with their revealed data: what
+/// watchers and auditors re-execute.
+pub async fn cases(State(sh): S, Query(q): Query<CasesQuery>) -> ApiResult {
+    let node = q
+        .node
+        .as_deref()
+        .map(|a| a.parse::<Address>())
+        .transpose()
+        .map_err(|e| ApiError::bad_request("malformed_address", e.to_string()))?;
+    let model = q
+        .model
+        .as_deref()
+        .map(|m| m.parse::<ModelRef>())
+        .transpose()
+        .map_err(|e| ApiError::bad_request("malformed_model", e))?;
+    let limit = q.limit.unwrap_or(100).min(1000);
+    let snap = sh.snapshot().map_err(internal)?;
+    let h = snap.version().unwrap_or(0);
+    let o = Overlay::new(snap);
+    let cases: Vec<_> = verification::open_cases(&o, 100_000)
+        .map_err(internal)?
+        .into_iter()
+        .filter(|c| node.is_none_or(|n| c.node == n))
+        .filter(|c| model.as_ref().is_none_or(|m| &c.model == m))
+        .take(limit)
+        .collect();
+    Ok(Json(json!({ "height": h, "cases": cases })))
+}
+
+/// One request's verification case: open (`case`) or closed (`verdict`), or neither.
+pub async fn case(State(sh): S, Path(id): Path<String>) -> ApiResult {
+    let id = Hash::from_hex(&id).map_err(|e| ApiError::bad_request("malformed_hash", e))?;
+    let snap = sh.snapshot().map_err(internal)?;
+    let h = snap.version().unwrap_or(0);
+    let o = Overlay::new(snap);
+    let case = verification::case(&o, &id).map_err(internal)?;
+    let verdict = verification::verdict(&o, &id).map_err(internal)?;
+    Ok(Json(
+        json!({ "request_id": id, "height": h, "case": case, "verdict": verdict }),
+    ))
 }

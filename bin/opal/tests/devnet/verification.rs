@@ -1,0 +1,148 @@
+//! The `replay` tier end to end against a real devnet process whose inference node lies on
+//! purpose (`OPAL_FAULT_WRONG_OUTPUT_BPS`, fault injection for tests): `opal infer --tier
+//! replay` on the canonical demo model `digits-q`; the node settles (the price is held) and
+//! reveals inputs and outputs; `opal node watch` re-executes every revealed result and posts a
+//! fraud proof against each wrong one; the liar is slashed and jailed, its callers refunded,
+//! and the honest results are paid when their window ends; `opal verify` tells them apart.
+
+use crate::common::*;
+use serde_json::Value;
+use std::collections::HashMap;
+
+use std::time::{Duration, Instant};
+
+fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_lying_replay_node_is_caught_by_a_watcher_and_honest_results_are_paid() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    // Half of the canonical requests get a wrong answer (decided by the request id).
+    let net = Devnet::start_with_env(&home, &[("OPAL_FAULT_WRONG_OUTPUT_BPS", "5000")]);
+    let url = net.url.clone();
+    let key = |n: &str| home.join(format!("keys/{n}.json"));
+    wait_for("the canonical demo model", Duration::from_secs(60), || {
+        let (code, v) = get(&url, "/api/models/digits-q").ok()?;
+        (code == 200 && !v["services"].as_array()?.is_empty()).then_some(v)
+    });
+    let input = home.join("demo/digits-input.json");
+    let mut receipts = vec![];
+    for i in 0..6 {
+        let receipt = dir.path().join(format!("receipt-{i}.json"));
+        let (code, out, err) = cli(&[
+            "infer",
+            "digits-q",
+            "--tier",
+            "replay",
+            "--input",
+            input.to_str().unwrap(),
+            "--from",
+            key("carol").to_str().unwrap(),
+            "--deposit",
+            "500000",
+            "--receipt",
+            receipt.to_str().unwrap(),
+            "--node",
+            &url,
+            "-o",
+            "json",
+        ]);
+        assert_eq!(code, 0, "infer: {err} {out}");
+        let r: Value = serde_json::from_str(&out).unwrap();
+        receipts.push((r["request_id"].as_str().unwrap().to_string(), receipt));
+    }
+    // Every one becomes a held case and gets revealed by the node.
+    for (id, _) in &receipts {
+        wait_for("the node's reveal", Duration::from_secs(30), || {
+            let (_, v) = get(&url, &format!("/api/cases/{id}")).ok()?;
+            (!v["case"]["revealed"].is_null()).then_some(())
+        });
+    }
+    // A watcher re-executes them all and posts fraud proofs against the wrong ones.
+    let mut verdicts: HashMap<String, bool> = HashMap::new();
+    let start = Instant::now();
+    while verdicts.len() < receipts.len() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "watcher saw {verdicts:?}"
+        );
+        let (code, out, err) = cli(&[
+            "node",
+            "watch",
+            "--once",
+            "--models",
+            "digits-q@1",
+            "--from",
+            key("dave").to_str().unwrap(),
+            "--node",
+            &url,
+            "-o",
+            "json",
+        ]);
+        assert_eq!(code, 0, "watch: {err} {out}");
+        for line in out.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            match v["event"].as_str() {
+                Some("verified") => {
+                    verdicts.insert(v["request_id"].as_str().unwrap().into(), true);
+                }
+                Some("fraud_proof") => {
+                    assert_eq!(v["output_correct"], false);
+                    verdicts.insert(v["request_id"].as_str().unwrap().into(), false);
+                }
+                _ => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let lies = verdicts.values().filter(|ok| !**ok).count();
+    assert!(
+        lies > 0 && lies < receipts.len(),
+        "with a 50% fault rate over 6 requests both kinds are expected: {verdicts:?}"
+    );
+    // Each case ends: fraud for the lies (decided at once), paid for the rest after the window.
+    for (id, receipt) in &receipts {
+        let outcome = wait_for("the verdict", Duration::from_secs(60), || {
+            let (_, v) = get(&url, &format!("/api/cases/{id}")).ok()?;
+            v["verdict"]["outcome"].as_str().map(str::to_string)
+        });
+        let honest = verdicts[id];
+        assert_eq!(outcome, if honest { "paid" } else { "fraud" }, "{id}");
+        let (code, out, _) = cli(&[
+            "verify",
+            receipt.to_str().unwrap(),
+            "--node",
+            &url,
+            "-o",
+            "json",
+        ]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["valid"], honest, "{v}");
+        assert_eq!(code, if honest { 0 } else { 3 });
+    }
+    // The liar was slashed (its whole minimum bond, so the role bond is gone) and jailed.
+    let inference: Value =
+        serde_json::from_str(&std::fs::read_to_string(key("inference")).unwrap()).unwrap();
+    let node: opal_types::Address = inference["address"].as_str().unwrap().parse().unwrap();
+    let state = |k: Vec<u8>| {
+        let (code, v) = get(&url, &format!("/api/state/{}", hex::encode(k))).unwrap();
+        assert_eq!(code, 200, "{v}");
+        v["value"].clone()
+    };
+    let bond_key = [b"staking/role/inference_node/".as_slice(), &node.0].concat();
+    assert!(
+        state(bond_key).is_null(),
+        "the node's bond was slashed away"
+    );
+    let jail_key = [b"infer/jail/".as_slice(), &node.0].concat();
+    assert!(!state(jail_key).is_null(), "the node is jailed");
+}
