@@ -151,7 +151,7 @@ pub fn output_bytes(y: &[i64]) -> Vec<u8> {
 
 /// Inverse of [`output_bytes`]; `None` unless the length is a multiple of 8.
 pub fn output_from_bytes(b: &[u8]) -> Option<Vec<i64>> {
-    if b.len() % 8 != 0 {
+    if !b.len().is_multiple_of(8) {
         return None;
     }
     Some(

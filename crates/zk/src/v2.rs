@@ -822,8 +822,8 @@ fn pool_witness(ps: &PoolShape, p: &MaxPool2d, x: &[i64], ys: &[i64]) -> Vec<Vec
                     })
                     .collect();
                 let y = ys[(c * oh + i) * ow + j];
-                for l in 0..ps.kl {
-                    vecs[l][idx] = limbs(y + ps.bound, l);
+                for (l, vec) in vecs[..ps.kl].iter_mut().enumerate() {
+                    vec[idx] = limbs(y + ps.bound, l);
                 }
                 for (tp, xv) in cand.iter().enumerate() {
                     for l in 0..ps.kl {
