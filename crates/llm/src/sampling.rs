@@ -219,8 +219,8 @@ pub struct SamplingTolerance {
 impl Default for SamplingTolerance {
     fn default() -> Self {
         SamplingTolerance {
-            logit: 0.25,
-            cdf: 0.02,
+            logit: 1.0,
+            cdf: 0.1,
         }
     }
 }
