@@ -333,6 +333,15 @@ impl ModelSpec {
         if self.tiers.is_empty() {
             return Err("a model must allow at least one tier".into());
         }
+        if self.tiers.contains(&Tier::Zk)
+            && (self.format != ModelFormat::OpalQuant || self.weight_commitment.is_none())
+        {
+            return Err(
+                "the zk tier needs a canonical quantized model (format opal_quant) and its \
+                 weight commitment (the BLAKE3 id of its opal-zk verifying key)"
+                    .into(),
+            );
+        }
         if self.tiers.contains(&Tier::Replay) && self.format != ModelFormat::OpalQuant {
             return Err(
                 "the replay tier needs a canonical quantized model (format opal_quant): \
@@ -444,5 +453,49 @@ mod tests {
         let allow = Licence::AllowList { callers: vec![a] };
         assert!(allow.permits(&a, true).is_ok());
         assert!(allow.permits(&b, false).is_err());
+    }
+
+    #[test]
+    fn replay_and_zk_tiers_need_a_canonical_model() {
+        let spec = ModelSpec {
+            name: "m".into(),
+            version: 1,
+            parent: None,
+            parent_bps: 0,
+            datasets: vec![],
+            content_hash: Hash([1; 32]),
+            size: 1,
+            format: ModelFormat::Onnx,
+            input_schema: "[]".into(),
+            output_schema: "[]".into(),
+            price: Amount(1),
+            licence: Licence::Open,
+            tiers: vec![Tier::Signed],
+            weight_commitment: None,
+        };
+        assert!(spec.check().is_ok());
+        let with = |format, tiers: Vec<Tier>, wc: Option<Hash>| ModelSpec {
+            format,
+            tiers,
+            weight_commitment: wc,
+            ..spec.clone()
+        };
+        assert!(with(ModelFormat::Onnx, vec![Tier::Replay], None)
+            .check()
+            .is_err());
+        assert!(with(ModelFormat::OpalQuant, vec![Tier::Replay], None)
+            .check()
+            .is_ok());
+        assert!(with(ModelFormat::OpalQuant, vec![Tier::Zk], None)
+            .check()
+            .is_err());
+        assert!(with(ModelFormat::Onnx, vec![Tier::Zk], Some(Hash([2; 32])))
+            .check()
+            .is_err());
+        assert!(
+            with(ModelFormat::OpalQuant, vec![Tier::Zk], Some(Hash([2; 32])))
+                .check()
+                .is_ok()
+        );
     }
 }

@@ -450,6 +450,9 @@ async fn bootstrap_demo(
     let mq = ModelRef::new(DEMO_QMODEL_NAME, 1);
     if registry::model(&state()?, &mq)?.is_none() {
         let qm = opal_ledger::canonical::load_model(DEMO_QMODEL)?;
+        // Its weights committed for the zk tier (the id of its opal-zk verifying key).
+        let setup = opal_zk::api::setup(&qm).map_err(|e| anyhow::anyhow!("zk setup: {e}"))?;
+        let weight_commitment = Hash(opal_zk::api::verifying_key(&setup).id());
         run(
             &owner,
             Action::RegisterModel {
@@ -469,8 +472,8 @@ async fn bootstrap_demo(
                     output_schema: serde_json::json!([{"name": "output", "dtype": "i64", "shape": [qm.output_len()]}]).to_string(),
                     price: Amount(10_000),
                     licence: Licence::Open,
-                    tiers: vec![Tier::Signed, Tier::Replay],
-                    weight_commitment: None,
+                    tiers: vec![Tier::Signed, Tier::Replay, Tier::Zk],
+                    weight_commitment: Some(weight_commitment),
                 },
             },
         )

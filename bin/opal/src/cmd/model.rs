@@ -194,7 +194,10 @@ fn quantize_model(
             .with_context(|| format!("reading {}", p.display()))?
             .len();
         if len > max {
-            bail!("{} is {len} bytes, more than the {max}-byte limit", p.display());
+            bail!(
+                "{} is {len} bytes, more than the {max}-byte limit",
+                p.display()
+            );
         }
         std::fs::read(p).with_context(|| format!("reading {}", p.display()))
     };
@@ -362,6 +365,22 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
             .map(|t| t.parse::<Tier>().map_err(|e| anyhow!("--tiers: {e}")))
             .collect::<Result<Vec<_>>>()?
     };
+    // The zk tier needs the weight commitment: the id of the model's opal-zk verifying key
+    // (the weights committed once; every proof is checked against it).
+    let weight_commitment = if tiers.contains(&Tier::Zk) {
+        if format != ModelFormat::OpalQuant {
+            bail!(
+                "--tiers zk needs a canonical .opalq model (make one with `opal model quantize`)"
+            );
+        }
+        let bytes =
+            std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+        let m = opal_ledger::canonical::load_model(&bytes)?;
+        let setup = opal_zk::api::setup(&m).map_err(|e| anyhow!("zk setup: {e}"))?;
+        Some(Hash(opal_zk::api::verifying_key(&setup).id()))
+    } else {
+        None
+    };
     let spec = ModelSpec {
         name: a.name.clone(),
         version,
@@ -383,7 +402,7 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
             .map_err(|e| anyhow!("--price: {e}"))?,
         licence: parse_licence(&a.licence)?,
         tiers,
-        weight_commitment: None,
+        weight_commitment,
     };
     spec.check().map_err(|e| anyhow!("{e}"))?;
     if !a.no_upload {

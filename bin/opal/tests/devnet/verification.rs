@@ -30,10 +30,23 @@ fn a_lying_replay_node_is_caught_by_a_watcher_and_honest_results_are_paid() {
     let net = Devnet::start_with_env(&home, &[("OPAL_FAULT_WRONG_OUTPUT_BPS", "5000")]);
     let url = net.url.clone();
     let key = |n: &str| home.join(format!("keys/{n}.json"));
-    wait_for("the canonical demo model", Duration::from_secs(60), || {
+    let model = wait_for("the canonical demo model", Duration::from_secs(60), || {
         let (code, v) = get(&url, "/api/models/digits-q").ok()?;
         (code == 200 && !v["services"].as_array()?.is_empty()).then_some(v)
     });
+    // Registered for the zk tier too, with its weight commitment: the id of the opal-zk
+    // verifying key of exactly the committed model file.
+    let file = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/digits/model.opalq"
+    ))
+    .unwrap();
+    let qm = opal_quant::QuantModel::from_file_bytes(&file).unwrap();
+    let vk = opal_zk::api::verifying_key(&opal_zk::api::setup(&qm).unwrap());
+    assert_eq!(
+        model["spec"]["weight_commitment"],
+        serde_json::json!(hex::encode(vk.id()))
+    );
     let input = home.join("demo/digits-input.json");
     let mut receipts = vec![];
     for i in 0..6 {
