@@ -340,10 +340,7 @@ impl InferenceService {
     }
 
     /// Check a request against chain state and this node's offer; return the price.
-    fn admit(
-        &self,
-        sr: &SignedRequest,
-    ) -> Result<(Amount, String, u64, ModelFormat), ServeError> {
+    fn admit(&self, sr: &SignedRequest) -> Result<(Amount, String, u64, ModelFormat), ServeError> {
         let req = &sr.request;
         sr.verify().map_err(|_| ServeError::BadSignature)?;
         if req.chain_id != self.shared.chain_id {
@@ -411,7 +408,9 @@ impl InferenceService {
             ));
         }
         if req.escalation.audit_bps > opal_types::receipt::MAX_AUDIT_BPS {
-            return Err(ServeError::Malformed("escalation.audit_bps above 10000".into()));
+            return Err(ServeError::Malformed(
+                "escalation.audit_bps above 10000".into(),
+            ));
         }
         info.spec
             .licence
@@ -443,7 +442,12 @@ impl InferenceService {
         if available < price {
             return Err(ServeError::InsufficientEscrow { available, price });
         }
-        Ok((price, info.spec.content_hash.to_hex(), height, info.spec.format))
+        Ok((
+            price,
+            info.spec.content_hash.to_hex(),
+            height,
+            info.spec.format,
+        ))
     }
 
     /// Serve one request: admission, model run, signed receipt made durable, reply.
@@ -477,8 +481,9 @@ impl InferenceService {
         let compute_ms = t0.elapsed().as_secs_f64() * 1e3;
         if let Some(r) = &reveal {
             // Kept until the ledger no longer needs it (a held result's reveal, or an audit).
-            self.store_reveal(&sr.id(), r)
-                .map_err(|e| ServeError::Internal(format!("cannot persist the reveal data: {e}")))?;
+            self.store_reveal(&sr.id(), r).map_err(|e| {
+                ServeError::Internal(format!("cannot persist the reveal data: {e}"))
+            })?;
         }
         let receipt = ReceiptBody {
             request: sr,
@@ -553,9 +558,8 @@ impl InferenceService {
             match cached {
                 Some(m) => m,
                 None => {
-                    let bytes = std::fs::read(self.artifacts.path(ah)).map_err(|e| {
-                        ServeError::ModelUnavailable(format!("{content_hex}: {e}"))
-                    })?;
+                    let bytes = std::fs::read(self.artifacts.path(ah))
+                        .map_err(|e| ServeError::ModelUnavailable(format!("{content_hex}: {e}")))?;
                     let m = Arc::new(
                         canonical::load_model(&bytes)
                             .map_err(|e| ServeError::Malformed(e.to_string()))?,
@@ -655,7 +659,9 @@ impl InferenceService {
                 outputs: data.outputs,
             };
             match self.submit_action(action) {
-                Ok(tx) => tracing::info!(request = %c.request_id, tx = %tx, kind = ?c.kind, "revealed inputs and outputs"),
+                Ok(tx) => {
+                    tracing::info!(request = %c.request_id, tx = %tx, kind = ?c.kind, "revealed inputs and outputs")
+                }
                 Err(e) => tracing::warn!(request = %c.request_id, "reveal: {e}"),
             }
         }
@@ -874,7 +880,11 @@ impl InferenceService {
             loop {
                 tick.tick().await;
                 let m = me.clone();
-                match tokio::task::spawn_blocking(move || m.settle_pass().and_then(|()| m.reveal_pass())).await {
+                match tokio::task::spawn_blocking(move || {
+                    m.settle_pass().and_then(|()| m.reveal_pass())
+                })
+                .await
+                {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => tracing::warn!("settlement pass: {e}"),
                     Err(e) => tracing::error!("settlement pass panicked: {e}"),

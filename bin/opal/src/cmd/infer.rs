@@ -394,8 +394,7 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
                 if ok {
                     String::new()
                 } else {
-                    "the node was convicted for this receipt; it was not (or no longer) paid"
-                        .into()
+                    "the node was convicted for this receipt; it was not (or no longer) paid".into()
                 },
             ));
         }

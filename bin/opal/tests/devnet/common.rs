@@ -164,9 +164,14 @@ impl Devnet {
             .map(|e| e.path())
             // The demo's own accounts (the inference node settles receipts with its key).
             .filter(|p| {
-                !["inference.json", "modeler.json", "curator.json", "llm-caller.json"]
-                    .iter()
-                    .any(|n| p.ends_with(n))
+                ![
+                    "inference.json",
+                    "modeler.json",
+                    "curator.json",
+                    "llm-caller.json",
+                ]
+                .iter()
+                .any(|n| p.ends_with(n))
             })
             .collect();
         paths.sort();

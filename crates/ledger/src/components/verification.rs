@@ -731,11 +731,7 @@ pub fn end_block(
     events: &mut Vec<Event>,
 ) -> Result<(), LedgerError> {
     let p = super::inference::params(s)?;
-    for (key, _) in s
-        .prefix(k::DUE_PREFIX)?
-        .into_iter()
-        .take(MAX_DUE_PER_BLOCK)
-    {
+    for (key, _) in s.prefix(k::DUE_PREFIX)?.into_iter().take(MAX_DUE_PER_BLOCK) {
         let off = k::DUE_PREFIX.len();
         let deadline = key
             .get(off..off + 8)
