@@ -8,24 +8,13 @@ use crate::common::*;
 use opal_types::receipt::{InferenceRequest, ReceiptEnvelope};
 use opal_types::{Address, Hash, ModelRef, SecretKey, Tier};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn json_cli(args: &[&str]) -> Value {
     let (code, out, err) = cli(args);
     assert_eq!(code, 0, "opal {args:?} failed: {err} {out}");
     serde_json::from_str(&out)
         .unwrap_or_else(|e| panic!("opal {args:?} printed non-JSON ({e}): {out}"))
-}
-
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn treasury(url: &str) -> u128 {

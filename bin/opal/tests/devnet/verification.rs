@@ -11,17 +11,6 @@ use std::collections::HashMap;
 
 use std::time::{Duration, Instant};
 
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 #[test]
 fn a_lying_replay_node_is_caught_by_a_watcher_and_honest_results_are_paid() {
     let dir = tempfile::tempdir().unwrap();
