@@ -106,6 +106,41 @@ pub fn output_tensor_bytes(y: &[i64]) -> Vec<u8> {
     out
 }
 
+/// The model's integer input for canonical input tensors (exactly one `f32` tensor of
+/// `input_len` elements, mapped by `QuantModel::input_from_f32`). Needs only the model's
+/// structure (`QuantModel::without_weights` is enough): this is what a zk proof is about.
+pub fn quantized_input(model: &QuantModel, inputs: &[Vec<u8>]) -> Result<Vec<i64>, CanonicalError> {
+    if inputs.len() != 1 {
+        return Err(CanonicalError::InputCount(inputs.len()));
+    }
+    let x = parse_f32_tensor(&inputs[0])?;
+    model
+        .input_from_f32(&x)
+        .map_err(|e| CanonicalError::Input(e.to_string()))
+}
+
+/// The output integers of canonical output tensors: exactly one tensor, which must be the
+/// canonical encoding [`output_tensor_bytes`] of its values (so one output has one encoding).
+pub fn parse_output(outputs: &[Vec<u8>]) -> Result<Vec<i64>, CanonicalError> {
+    let bad = |m: &str| CanonicalError::Input(format!("output tensor: {m}"));
+    if outputs.len() != 1 {
+        return Err(bad("expected exactly one"));
+    }
+    let b = &outputs[0];
+    if b.len() < 11 || b[..3] != [CANONICAL_VERSION, TAG_I64, 1] {
+        return Err(bad("not a canonical rank-1 i64 tensor"));
+    }
+    let n = u64::from_le_bytes(b[3..11].try_into().expect("8 bytes"));
+    let data = &b[11..];
+    if n.checked_mul(8) != Some(data.len() as u64) {
+        return Err(bad("element count does not match the shape"));
+    }
+    Ok(data
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect())
+}
+
 /// Run `model` on canonical input tensors; returns the canonical output tensors. `max_cost`
 /// bounds the work before any is done.
 pub fn run(
@@ -121,13 +156,7 @@ pub fn run(
             limit: max_cost,
         });
     }
-    if inputs.len() != 1 {
-        return Err(CanonicalError::InputCount(inputs.len()));
-    }
-    let x = parse_f32_tensor(&inputs[0])?;
-    let q = model
-        .input_from_f32(&x)
-        .map_err(|e| CanonicalError::Input(e.to_string()))?;
+    let q = quantized_input(model, inputs)?;
     let y = model
         .run_with(&q, opts)
         .map_err(|e| CanonicalError::Exec(e.to_string()))?;

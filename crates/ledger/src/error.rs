@@ -127,6 +127,22 @@ pub enum TxError {
     WrongClaim { reason: String },
     #[error("the case has no dispute to resolve (challenge it first)")]
     NothingToResolve,
+    #[error("invalid zk verifying key: {reason}")]
+    ZkKeyInvalid { reason: String },
+    #[error("the zk verifying key {id} is already published")]
+    ZkKeyExists { id: Hash },
+    #[error("this model's proofs are {proof_bytes} bytes; with a receipt and its tensors they do not fit in an evidence transaction ({limit} bytes)")]
+    ProofTooLargeForChain { proof_bytes: usize, limit: usize },
+    #[error("SettleProved settles zk-tier receipts only; this receipt is tier {tier} (use SettleReceipts)")]
+    NotZkReceipt { tier: String },
+    #[error("model {model} has no zk weight commitment")]
+    NotZkModel { model: String },
+    #[error("the verifying key {id} of model {model} is not published on chain; publish it with `opal model publish-zk-key`")]
+    ZkKeyMissing { model: String, id: Hash },
+    #[error("the zk proof does not verify: {reason}")]
+    ProofInvalid { reason: String },
+    #[error("the receipt was not paid ({reason_code}): {reason}")]
+    SettlementRejected { reason_code: String, reason: String },
 }
 
 #[derive(Debug, thiserror::Error)]

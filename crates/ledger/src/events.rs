@@ -194,6 +194,19 @@ pub enum Event {
         refund: Amount,
         jailed_until_ms: u64,
     },
+    /// An opal-zk verifying key was checked and stored; `id` is what a `zk`-tier model
+    /// registers as its weight commitment.
+    ZkKeyPublished {
+        id: Hash,
+        publisher: Address,
+        bytes: u64,
+        proof_bytes: u64,
+    },
+    /// Every validator verified the zk proof of a receipt before it was paid.
+    ZkProofVerified {
+        request_id: Hash,
+        key: Hash,
+    },
 }
 
 /// One credit made by a settlement.

@@ -1,7 +1,7 @@
 //! Block execution: the fixed order of components, per-transaction isolation, results.
 
 use crate::components::staking::{self, ActiveValidator, BlockCtx};
-use crate::components::{accounts, fees, inference, read, registry, verification};
+use crate::components::{accounts, fees, inference, read, registry, verification, zk};
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
 use crate::keys;
@@ -69,7 +69,11 @@ pub fn validators(s: &Overlay) -> Result<Vec<ActiveValidator>, LedgerError> {
 /// actions that carry tensors or a model file.
 pub fn tx_size_limit(tx: &Transaction, params: &Params) -> usize {
     match tx.body.action {
-        Action::RevealData { .. } | Action::Challenge { .. } | Action::Resolve { .. } => {
+        Action::RevealData { .. }
+        | Action::Challenge { .. }
+        | Action::Resolve { .. }
+        | Action::PublishZkKey { .. }
+        | Action::SettleProved { .. } => {
             params.max_tx_bytes.max(params.max_evidence_tx_bytes) as usize
         }
         _ => params.max_tx_bytes as usize,
@@ -178,6 +182,10 @@ fn deliver_tx(
         )?,
         Action::Resolve { request_id, model } => {
             verification::resolve(s, ctx, &sender, request_id, model, ev)?
+        }
+        Action::PublishZkKey { key } => zk::publish_key(s, &sender, key, ev)?,
+        Action::SettleProved { receipt, evidence } => {
+            zk::settle_proved(s, ctx, &sender, receipt, evidence, ev)?
         }
     };
     Ok(r.map(|()| events))

@@ -68,7 +68,9 @@ fn spend_of(tx: &Transaction) -> Result<Amount, TxError> {
         | Action::WithdrawEscrow { .. }
         | Action::SettleReceipts { .. }
         | Action::RevealData { .. }
-        | Action::Resolve { .. } => Amount::ZERO,
+        | Action::Resolve { .. }
+        | Action::PublishZkKey { .. }
+        | Action::SettleProved { .. } => Amount::ZERO,
         // A challenge without a fraud proof locks a bond (a chain parameter the mempool does
         // not read); the ledger refuses it if the balance falls short.
         Action::Challenge { .. } => Amount::ZERO,

@@ -373,6 +373,38 @@ pub struct Attachment {
     pub bytes: Vec<u8>,
 }
 
+/// The `zk` tier's evidence: the inputs and outputs (canonical tensor bytes, which must hash to
+/// the receipt's input and output hashes) and the opal-zk proof that `outputs = model(inputs)`
+/// for the model's registered weight commitment. It travels in `Action::SettleProved` and, as
+/// the bytes of an [`Attachment`] with tier `zk` and version [`ZK_EVIDENCE_VERSION`]
+/// (`borsh(ZkEvidence)`), in the caller's receipt file for `opal verify`.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct ZkEvidence {
+    pub inputs: Vec<Vec<u8>>,
+    pub outputs: Vec<Vec<u8>>,
+    #[serde(with = "hex_bytes")]
+    pub proof: Vec<u8>,
+}
+
+/// Format version of a `zk` attachment's bytes.
+pub const ZK_EVIDENCE_VERSION: u16 = 1;
+
+impl ZkEvidence {
+    /// Decode an attachment's bytes (bounded by the envelope limit, canonical).
+    pub fn from_bytes(bytes: &[u8]) -> Result<ZkEvidence, ReceiptError> {
+        decode("zk evidence", bytes, MAX_ENVELOPE_BYTES)
+            .map_err(|e: DecodeError| ReceiptError::Malformed(e.to_string()))
+    }
+
+    pub fn to_attachment(&self) -> Attachment {
+        Attachment {
+            tier: Tier::Zk,
+            version: ZK_EVIDENCE_VERSION,
+            bytes: encode(self),
+        }
+    }
+}
+
 /// The portable receipt: what `opal infer` saves and `opal verify` reads.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct ReceiptEnvelope {

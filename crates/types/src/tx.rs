@@ -82,6 +82,18 @@ pub enum Action {
     /// Settle an open audit or dispute by deterministic re-execution of the registered model
     /// (every validator runs it). Anyone may post it; the resolver is paid the audit fee.
     Resolve { request_id: Hash, model: Vec<u8> },
+    /// Publish an opal-zk verifying key (`opal_zk::api::VerifyingKey` bytes). The ledger checks
+    /// it (bounded decoding, weight-range proof) and stores it under its id, the BLAKE3 hash of
+    /// the bytes, which is what a `zk`-tier model registers as its `weight_commitment`. Anyone
+    /// may publish a key; publishing the same key twice is refused.
+    PublishZkKey { key: Vec<u8> },
+    /// Settle one `zk`-tier receipt with its proof (signer = the node that served it). Every
+    /// validator verifies the proof against the model's published verifying key before the
+    /// receipt may pay.
+    SettleProved {
+        receipt: crate::receipt::Receipt,
+        evidence: crate::receipt::ZkEvidence,
+    },
 }
 
 /// Roles that stake without validating.

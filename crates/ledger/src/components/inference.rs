@@ -216,6 +216,8 @@ pub enum SettleError {
     },
     #[error("tier {0} does not settle yet: its evidence verifier is not built")]
     TierNotSettleable(String),
+    #[error("a zk-tier receipt settles only with its proof (SettleProved)")]
+    ProofRequired,
     #[error("tier {tier} is not allowed for {model}")]
     TierNotAllowed { model: String, tier: String },
     #[error("the node does not offer {model} under tier {tier}")]
@@ -254,6 +256,7 @@ impl SettleError {
             SettleError::UnknownModel(_) => "unknown_model",
             SettleError::ModelHashMismatch { .. } => "model_hash_mismatch",
             SettleError::TierNotSettleable(_) => "tier_not_settleable",
+            SettleError::ProofRequired => "proof_required",
             SettleError::TierNotAllowed { .. } => "tier_not_allowed",
             SettleError::NotOffered { .. } => "not_offered",
             SettleError::NodeNotBonded => "node_not_bonded",
@@ -361,12 +364,14 @@ pub fn split(
     Ok(Ok(out))
 }
 
-/// Check one receipt and, if it holds, pay it. `Ok(Err(_))` leaves `s` untouched.
-fn settle_one(
+/// Check one receipt and, if it holds, pay it. `Ok(Err(_))` leaves `s` untouched. `proved`:
+/// the receipt's zk proof was verified by the caller.
+pub(crate) fn settle_one(
     s: &mut Overlay,
     ctx: &BlockCtx,
     p: &InferenceParams,
     r: &Receipt,
+    proved: bool,
     events: &mut Vec<Event>,
 ) -> Result<Result<(), SettleError>, LedgerError> {
     macro_rules! st {
@@ -422,14 +427,21 @@ fn settle_one(
     }
     // `signed` pays now (and may be audited); `replay` (and any request that asked for
     // disputes) is held for its challenge window; `activations` pays like `signed` (its
-    // commitment is checked off chain, see docs/llm.md). `zk` and `tee` need their evidence
-    // verified here before they may pay, which is not built yet.
-    if !matches!(req.tier, Tier::Signed | Tier::Replay | Tier::Activations) {
-        return Ok(Err(SettleError::TierNotSettleable(
-            req.tier.as_str().into(),
-        )));
+    // commitment is checked off chain, see docs/llm.md); `zk` pays only through
+    // `SettleProved`, whose proof the caller (`super::zk::settle_proved`) has verified. `tee`
+    // needs an attestation verifier, which is not built.
+    match req.tier {
+        Tier::Signed | Tier::Replay | Tier::Activations => {}
+        Tier::Zk if proved => {}
+        Tier::Zk => return Ok(Err(SettleError::ProofRequired)),
+        Tier::Tee => {
+            return Ok(Err(SettleError::TierNotSettleable(
+                req.tier.as_str().into(),
+            )))
+        }
     }
-    let held = req.tier == Tier::Replay || req.escalation.dispute;
+    // A proved result is final: it is neither held for disputes nor audited.
+    let held = req.tier == Tier::Replay || (req.escalation.dispute && !proved);
     let reexecutable = verification::reexecutable(info.spec.format);
     if held && !reexecutable {
         return Ok(Err(SettleError::NotReexecutable(req.model.to_string())));
@@ -459,7 +471,7 @@ fn settle_one(
     let price = r.body.price;
     let payouts = st!(split(s, &info, &node, price, p)?);
     // A caller that asked for more audits than the base rate pays their expected cost.
-    let premium = if reexecutable && req.escalation.audit_bps > p.audit_bps {
+    let premium = if reexecutable && !proved && req.escalation.audit_bps > p.audit_bps {
         let extra = (req.escalation.audit_bps - p.audit_bps) as u128;
         Amount((p.audit_fee.0.saturating_mul(extra)).div_ceil(BPS as u128))
     } else {
@@ -521,7 +533,7 @@ fn settle_one(
         return Ok(Ok(()));
     }
     pay_out(s, &req.model, price, &payouts)?;
-    if reexecutable {
+    if reexecutable && !proved {
         verification::enqueue_audit(
             s,
             ctx,
@@ -612,7 +624,7 @@ pub fn settle(
     for r in receipts {
         let mut fork = s.fork();
         let mut ev = Vec::new();
-        match settle_one(&mut fork, ctx, &p, r, &mut ev)? {
+        match settle_one(&mut fork, ctx, &p, r, false, &mut ev)? {
             Ok(()) => {
                 s.apply(fork);
                 events.extend(ev);

@@ -8,6 +8,7 @@ pub mod inference;
 pub mod registry;
 pub mod staking;
 pub mod verification;
+pub mod zk;
 
 use crate::error::LedgerError;
 use borsh::{BorshDeserialize, BorshSerialize};

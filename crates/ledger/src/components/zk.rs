@@ -1,0 +1,212 @@
+//! The `zk` tier on chain: published verifying keys and proved settlement (docs/zk.md section 7).
+//!
+//! A model offered in the `zk` tier registers, as its `weight_commitment`, the id of its opal-zk
+//! verifying key (the BLAKE3 hash of the key's bytes; the key holds the model's structure, the
+//! Merkle roots of its weight commitments and the proof that the weights are in range). Anyone
+//! publishes the key once (`PublishZkKey`): the ledger decodes it with its bounds, checks its
+//! weight-range proof and keeps its bytes under `zk/key/<id>`.
+//!
+//! The node that served a `zk` request settles it with `SettleProved { receipt, evidence }`:
+//! every validator checks that the evidence's inputs and outputs hash to what the receipt
+//! signed, maps the input to the model's integers (`canonical::quantized_input`, the same
+//! function the node ran) and verifies the proof against the published key before the receipt
+//! goes through the ordinary settlement checks and pays. A proved receipt is final: it is not
+//! held for disputes and not audited. A zk receipt posted in `SettleReceipts` is rejected with
+//! `proof_required`.
+
+use super::inference::{self, settle_one};
+use super::staking::BlockCtx;
+use super::{registry, verification};
+use crate::canonical;
+use crate::error::{LedgerError, TxError};
+use crate::events::Event;
+use opal_state::Overlay;
+use opal_types::receipt::{tensor_list_hash, ZkEvidence};
+use opal_types::{Address, Hash, Receipt, Tier};
+use opal_zk::api::VerifyingKey;
+use std::sync::{Arc, Mutex, OnceLock};
+
+type TxResult = Result<Result<(), TxError>, LedgerError>;
+
+/// Room an evidence transaction keeps beside the proof: the receipt, the tensors (bounded by
+/// `max_reveal_bytes`, checked separately) and the transaction envelope.
+const EVIDENCE_OVERHEAD: usize = 64 * 1024;
+
+/// `zk/key/<id>`: the bytes of a published verifying key.
+pub fn key_key(id: &Hash) -> Vec<u8> {
+    [b"zk/key/".as_slice(), &id.0].concat()
+}
+
+/// The published bytes of verifying key `id`, if any.
+pub fn key_bytes(s: &Overlay, id: &Hash) -> Result<Option<Vec<u8>>, LedgerError> {
+    Ok(s.get(&key_key(id))?)
+}
+
+/// Decoded keys by id. Decoding checks the weight-range proof (milliseconds to tens of
+/// milliseconds), so each key is decoded once per process. The cache is content-addressed (the
+/// id is the hash of the bytes) and decoding is a pure function of the bytes, so it cannot make
+/// two validators disagree.
+fn cache() -> &'static Mutex<Vec<(Hash, Arc<VerifyingKey>)>> {
+    static C: OnceLock<Mutex<Vec<(Hash, Arc<VerifyingKey>)>>> = OnceLock::new();
+    C.get_or_init(|| Mutex::new(Vec::new()))
+}
+const CACHE_KEYS: usize = 16;
+
+fn decode_cached(id: Hash, bytes: &[u8]) -> Result<Arc<VerifyingKey>, opal_zk::ZkError> {
+    if let Some(k) = cache()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, k)| k.clone())
+    {
+        return Ok(k);
+    }
+    let k = Arc::new(VerifyingKey::from_bytes(bytes)?);
+    let mut c = cache().lock().unwrap_or_else(|e| e.into_inner());
+    if c.len() >= CACHE_KEYS {
+        c.remove(0);
+    }
+    c.push((id, k.clone()));
+    Ok(k)
+}
+
+/// The published verifying key `id`, decoded.
+pub fn verifying_key(s: &Overlay, id: &Hash) -> Result<Option<Arc<VerifyingKey>>, LedgerError> {
+    let Some(bytes) = key_bytes(s, id)? else {
+        return Ok(None);
+    };
+    decode_cached(*id, &bytes)
+        .map(Some)
+        .map_err(|e| LedgerError::Corrupt {
+            key: format!("zk/key/{id}"),
+            reason: format!("a stored verifying key no longer decodes: {e}"),
+        })
+}
+
+/// `Action::PublishZkKey`.
+pub fn publish_key(
+    s: &mut Overlay,
+    sender: &Address,
+    key: &[u8],
+    events: &mut Vec<Event>,
+) -> TxResult {
+    let id = Hash(*blake3::hash(key).as_bytes());
+    if key_bytes(s, &id)?.is_some() {
+        return Ok(Err(TxError::ZkKeyExists { id }));
+    }
+    let vk = match decode_cached(id, key) {
+        Ok(vk) => vk,
+        Err(e) => {
+            return Ok(Err(TxError::ZkKeyInvalid {
+                reason: e.to_string(),
+            }))
+        }
+    };
+    let proof_bytes = match vk.proof_len() {
+        Ok(n) => n,
+        Err(e) => {
+            return Ok(Err(TxError::ZkKeyInvalid {
+                reason: e.to_string(),
+            }))
+        }
+    };
+    let limit = crate::exec::params(s)?.max_evidence_tx_bytes as usize;
+    if proof_bytes.saturating_add(EVIDENCE_OVERHEAD) > limit {
+        return Ok(Err(TxError::ProofTooLargeForChain { proof_bytes, limit }));
+    }
+    s.put(key_key(&id), key.to_vec());
+    events.push(Event::ZkKeyPublished {
+        id,
+        publisher: *sender,
+        bytes: key.len() as u64,
+        proof_bytes: proof_bytes as u64,
+    });
+    Ok(Ok(()))
+}
+
+/// `Action::SettleProved`: verify the proof, then settle the receipt like any other.
+pub fn settle_proved(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    sender: &Address,
+    r: &Receipt,
+    ev: &ZkEvidence,
+    events: &mut Vec<Event>,
+) -> TxResult {
+    let p = inference::params(s)?;
+    if r.node() != *sender {
+        return Ok(Err(TxError::NotYourReceipt {
+            index: 0,
+            node: r.node(),
+        }));
+    }
+    let req = &r.body.request.request;
+    if req.tier != Tier::Zk {
+        return Ok(Err(TxError::NotZkReceipt {
+            tier: req.tier.as_str().into(),
+        }));
+    }
+    // Cheap checks first: sizes, hashes, the model's key; the proof last.
+    let bytes: usize = ev.inputs.iter().chain(&ev.outputs).map(Vec::len).sum();
+    if ev.inputs.len() > verification::MAX_REVEAL_TENSORS
+        || ev.outputs.len() > verification::MAX_REVEAL_TENSORS
+        || bytes > p.max_reveal_bytes as usize
+    {
+        return Ok(Err(TxError::RevealTooLarge {
+            bytes,
+            limit: p.max_reveal_bytes as usize,
+        }));
+    }
+    if tensor_list_hash(&ev.inputs) != req.input_hash {
+        return Ok(Err(TxError::RevealMismatch {
+            what: "inputs".into(),
+        }));
+    }
+    if tensor_list_hash(&ev.outputs) != r.body.output_hash {
+        return Ok(Err(TxError::RevealMismatch {
+            what: "outputs".into(),
+        }));
+    }
+    let Some(info) = registry::model(s, &req.model)? else {
+        return Ok(Err(TxError::SettlementRejected {
+            reason_code: "unknown_model".into(),
+            reason: format!("no model {} is registered", req.model),
+        }));
+    };
+    let Some(id) = info.spec.weight_commitment else {
+        return Ok(Err(TxError::NotZkModel {
+            model: req.model.to_string(),
+        }));
+    };
+    let Some(vk) = verifying_key(s, &id)? else {
+        return Ok(Err(TxError::ZkKeyMissing {
+            model: req.model.to_string(),
+            id,
+        }));
+    };
+    let checked = canonical::quantized_input(&vk.registered().structure, &ev.inputs)
+        .and_then(|x| canonical::parse_output(&ev.outputs).map(|y| (x, y)))
+        .map_err(|e| e.to_string())
+        .and_then(|(x, y)| opal_zk::api::verify(&vk, &x, &y, &ev.proof).map_err(|e| e.to_string()));
+    if let Err(reason) = checked {
+        return Ok(Err(TxError::ProofInvalid { reason }));
+    }
+    let mut fork = s.fork();
+    let mut out = Vec::new();
+    match settle_one(&mut fork, ctx, &p, r, true, &mut out)? {
+        Ok(()) => {
+            s.apply(fork);
+            events.push(Event::ZkProofVerified {
+                request_id: r.request_id(),
+                key: id,
+            });
+            events.extend(out);
+            Ok(Ok(()))
+        }
+        Err(e) => Ok(Err(TxError::SettlementRejected {
+            reason_code: e.code().into(),
+            reason: e.to_string(),
+        })),
+    }
+}

@@ -1,0 +1,371 @@
+//! The `zk` tier on chain, on a real store with the supply invariant checked after every block:
+//! publishing verifying keys, settling receipts with their proofs (every validator verifies the
+//! proof before the receipt pays), and every way a node can try to be paid without a valid
+//! proof. The model is the real demo model (`models/digits/model.opalq`), proved by opal-zk as
+//! an inference node would.
+
+mod common;
+
+use common::{genesis, key, TestChain};
+use opal_ledger::canonical::{self, ExecOptions};
+use opal_ledger::components::{inference, verification, zk};
+use opal_ledger::events::Event;
+use opal_quant::QuantModel;
+use opal_types::receipt::{tensor_list_hash, InferenceRequest, ReceiptBody, ZkEvidence};
+use opal_types::registry::{Licence, ModelFormat, ModelSpec, ServiceOffer, ServiceSpec};
+use opal_types::*;
+use opal_zk::api::{self, Setup};
+
+fn owner() -> SecretKey {
+    key(2)
+}
+fn caller() -> SecretKey {
+    key(3)
+}
+fn node() -> SecretKey {
+    key(4)
+}
+
+fn model_ref() -> ModelRef {
+    ModelRef::new("digits-q", 1)
+}
+
+struct World {
+    c: TestChain,
+    model: QuantModel,
+    file: Vec<u8>,
+    setup: Setup,
+    vk: Vec<u8>,
+    salt: u64,
+}
+
+/// The owner registers the demo model in the `zk` tier with its verifying key's id as the
+/// weight commitment (price 100); the node bonds and offers it (fee 90); the caller funds an
+/// escrow of 600,000. The key is not published yet.
+fn world() -> World {
+    let mut c = TestChain::with_genesis(genesis());
+    let file = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/digits/model.opalq"
+    ))
+    .expect("models/digits/model.opalq");
+    let model = canonical::load_model(&file).unwrap();
+    let setup = api::setup(&model).unwrap();
+    let vk = api::verifying_key(&setup).to_bytes();
+    let spec = ModelSpec {
+        name: "digits-q".into(),
+        version: 1,
+        parent: None,
+        parent_bps: 0,
+        datasets: vec![],
+        content_hash: Hash(*blake3::hash(&file).as_bytes()),
+        size: file.len() as u64,
+        format: ModelFormat::OpalQuant,
+        input_schema: "[]".into(),
+        output_schema: "[]".into(),
+        price: Amount(100),
+        licence: Licence::Open,
+        tiers: vec![Tier::Signed, Tier::Zk],
+        weight_commitment: Some(Hash(*blake3::hash(&vk).as_bytes())),
+    };
+    let r = c.run(vec![
+        c.tx(&owner(), 0, Action::RegisterModel { spec }),
+        c.tx(
+            &node(),
+            0,
+            Action::BondRole {
+                role: Role::InferenceNode,
+                amount: Amount(500_000),
+            },
+        ),
+        c.tx(
+            &caller(),
+            0,
+            Action::FundEscrow {
+                node: node().address(),
+                amount: Amount(600_000),
+            },
+        ),
+    ]);
+    assert_eq!(r, vec![None, None, None]);
+    let r = c.run(vec![c.tx(
+        &node(),
+        0,
+        Action::DeclareService {
+            spec: ServiceSpec {
+                endpoint: "http://127.0.0.1:9000".into(),
+                offers: vec![ServiceOffer {
+                    model: model_ref(),
+                    tiers: vec![Tier::Signed, Tier::Zk],
+                    fee: Amount(90),
+                }],
+            },
+        },
+    )]);
+    assert_eq!(r, vec![None]);
+    World {
+        c,
+        model,
+        file,
+        setup,
+        vk,
+        salt: 0,
+    }
+}
+
+fn f32_tensor(v: &[f32]) -> Vec<u8> {
+    let mut b = vec![1u8, 1, 2];
+    b.extend_from_slice(&1u64.to_le_bytes());
+    b.extend_from_slice(&(v.len() as u64).to_le_bytes());
+    for x in v {
+        b.extend_from_slice(&x.to_le_bytes());
+    }
+    b
+}
+
+impl World {
+    /// Serve one `tier` request on input `x` as an honest node: canonical run, signed receipt,
+    /// proof of the canonical output.
+    fn serve(&mut self, tier: Tier, x: &[f32]) -> (Receipt, ZkEvidence) {
+        let inputs = vec![f32_tensor(x)];
+        let outputs =
+            canonical::run(&self.model, &inputs, u64::MAX, ExecOptions::default()).unwrap();
+        let q = canonical::quantized_input(&self.model, &inputs).unwrap();
+        let (y, proof) = api::prove(&self.model, &self.setup, &q, &mut |_| {}).unwrap();
+        assert_eq!(canonical::output_tensor_bytes(&y), outputs[0]);
+        self.salt += 1;
+        let req = InferenceRequest {
+            chain_id: self.c.chain_id.clone(),
+            node: node().address(),
+            model: model_ref(),
+            model_hash: Hash(*blake3::hash(&self.file).as_bytes()),
+            input_hash: tensor_list_hash(&inputs),
+            tier,
+            max_price: Amount(1_000),
+            commercial: false,
+            salt: self.salt,
+            expires_ms: self.c.time_ms + 600_000,
+            escalation: Default::default(),
+        };
+        let receipt = ReceiptBody {
+            request: req.sign(&caller()),
+            output_hash: tensor_list_hash(&outputs),
+            price: Amount(200),
+            height: self.c.height,
+            node_key: node().public_key(),
+        }
+        .sign(&node());
+        (
+            receipt,
+            ZkEvidence {
+                inputs,
+                outputs,
+                proof,
+            },
+        )
+    }
+
+    fn publish(&mut self) {
+        let t = self.c.tx(
+            &owner(),
+            0,
+            Action::PublishZkKey {
+                key: self.vk.clone(),
+            },
+        );
+        assert_eq!(self.c.run(vec![t]), vec![None]);
+    }
+
+    /// One `SettleProved` from `from`; its error code and events.
+    fn settle_proved(
+        &mut self,
+        from: &SecretKey,
+        r: &Receipt,
+        ev: ZkEvidence,
+    ) -> (Option<String>, Vec<Event>) {
+        let t = self.c.tx(
+            from,
+            0,
+            Action::SettleProved {
+                receipt: r.clone(),
+                evidence: ev,
+            },
+        );
+        let mut res = self.c.block(vec![t]);
+        let t = res.txs.remove(0);
+        (t.code, t.events)
+    }
+
+    fn settled(&self, r: &Receipt) -> bool {
+        inference::settled(&self.c.overlay(), &r.request_id())
+            .unwrap()
+            .is_some()
+    }
+}
+
+fn digit(i: u64) -> Vec<f32> {
+    (0..64).map(|j| ((i * 7 + j * 3) % 17) as f32).collect()
+}
+
+#[test]
+fn a_proved_receipt_pays_once_and_is_final() {
+    let mut w = world();
+    w.publish();
+    let (r, ev) = w.serve(Tier::Zk, &digit(1));
+    let node_before = w.c.balance(&node());
+    let owner_before = w.c.balance(&owner());
+    let (code, events) = w.settle_proved(&node(), &r, ev.clone());
+    assert_eq!(code, None);
+    assert!(w.settled(&r));
+    let key_id = Hash(*blake3::hash(&w.vk).as_bytes());
+    assert!(events.iter().any(|e| matches!(e,
+        Event::ZkProofVerified { request_id, key } if *request_id == r.request_id() && *key == key_id)));
+    let node_share = events
+        .iter()
+        .find_map(|e| match e {
+            Event::ReceiptSettled {
+                tier: Tier::Zk,
+                payouts,
+                ..
+            } => payouts.iter().find(|p| p.role == "node").map(|p| p.amount),
+            _ => None,
+        })
+        .expect("ReceiptSettled with a node payout");
+    // Paid now (the node's share, less the tx fee), not held, not queued for audit.
+    let fee = opal_ledger::Params::default().min_fee;
+    assert_eq!(w.c.balance(&node()).0, node_before.0 + node_share.0 - fee.0);
+    assert!(w.c.balance(&owner()).0 > owner_before.0);
+    let o = w.c.overlay();
+    assert!(verification::open_cases(&o, 100).unwrap().is_empty());
+    w.c.block(vec![]);
+    assert!(verification::open_cases(&w.c.overlay(), 100)
+        .unwrap()
+        .is_empty());
+    // The same receipt again: refused, nothing paid twice.
+    let node_now = w.c.balance(&node());
+    let (code, _) = w.settle_proved(&node(), &r, ev);
+    assert_eq!(code.as_deref(), Some("settlement_rejected"));
+    assert_eq!(w.c.balance(&node()), node_now);
+}
+
+#[test]
+fn zk_receipts_need_their_proof() {
+    let mut w = world();
+    w.publish();
+    let (r, _) = w.serve(Tier::Zk, &digit(2));
+    let t = w.c.tx(
+        &node(),
+        0,
+        Action::SettleReceipts {
+            receipts: vec![r.clone()],
+        },
+    );
+    let res = w.c.block(vec![t]);
+    assert_eq!(res.txs[0].code, None);
+    assert!(res.txs[0].events.iter().any(|e| matches!(e,
+        Event::ReceiptRejected { code, .. } if code == "proof_required")));
+    assert!(!w.settled(&r));
+    // A signed-tier receipt cannot use SettleProved.
+    let (rs, ev) = w.serve(Tier::Signed, &digit(3));
+    let (code, _) = w.settle_proved(&node(), &rs, ev);
+    assert_eq!(code.as_deref(), Some("not_zk_receipt"));
+    assert!(!w.settled(&rs));
+}
+
+#[test]
+fn keys_are_checked_when_published_and_needed_to_settle() {
+    let mut w = world();
+    let (r, ev) = w.serve(Tier::Zk, &digit(4));
+    // Before the key is published the proof cannot be checked, so nothing is paid.
+    let (code, _) = w.settle_proved(&node(), &r, ev.clone());
+    assert_eq!(code.as_deref(), Some("zk_key_missing"));
+    assert!(!w.settled(&r));
+    // Garbage, a truncated key and a key with a flipped weight-commitment byte are refused.
+    let mut flipped = w.vk.clone();
+    let at = flipped.len() / 3;
+    flipped[at] ^= 0x10;
+    for bad in [
+        b"not a key".to_vec(),
+        w.vk[..w.vk.len() / 2].to_vec(),
+        flipped,
+    ] {
+        let t = w.c.tx(&owner(), 0, Action::PublishZkKey { key: bad });
+        assert_eq!(w.c.run(vec![t]), vec![Some("zk_key_invalid".to_string())]);
+    }
+    w.publish();
+    assert!(
+        zk::key_bytes(&w.c.overlay(), &Hash(*blake3::hash(&w.vk).as_bytes()))
+            .unwrap()
+            .is_some()
+    );
+    let t =
+        w.c.tx(&caller(), 0, Action::PublishZkKey { key: w.vk.clone() });
+    assert_eq!(w.c.run(vec![t]), vec![Some("zk_key_exists".to_string())]);
+    let (code, _) = w.settle_proved(&node(), &r, ev);
+    assert_eq!(code, None);
+    assert!(w.settled(&r));
+}
+
+#[test]
+fn no_payment_without_a_valid_proof() {
+    let mut w = world();
+    w.publish();
+    let (r, ev) = w.serve(Tier::Zk, &digit(5));
+    let escrow = |w: &World| {
+        inference::escrow(&w.c.overlay(), &caller().address(), &node().address())
+            .unwrap()
+            .balance
+    };
+    let before = escrow(&w);
+    let refused = |w: &mut World, from: &SecretKey, ev: ZkEvidence, want: &str| {
+        let (code, _) = w.settle_proved(from, &r, ev);
+        assert_eq!(code.as_deref(), Some(want));
+        assert!(!w.settled(&r));
+    };
+    // Another account cannot settle the node's receipt.
+    refused(&mut w, &caller(), ev.clone(), "not_your_receipt");
+    // Any flipped proof byte (spread over the whole proof).
+    let n = ev.proof.len();
+    for k in 0..24 {
+        let mut bad = ev.clone();
+        let at = (k * 7919 + k * k * 104_729) % n;
+        bad.proof[at] ^= 1 << (k % 8);
+        refused(&mut w, &node(), bad, "proof_invalid");
+    }
+    // A truncated or extended proof.
+    let mut bad = ev.clone();
+    bad.proof.truncate(n - 1);
+    refused(&mut w, &node(), bad, "proof_invalid");
+    let mut bad = ev.clone();
+    bad.proof.push(0);
+    refused(&mut w, &node(), bad, "proof_invalid");
+    // Inputs or outputs that are not the ones the receipt signed.
+    let mut bad = ev.clone();
+    bad.inputs = vec![f32_tensor(&digit(6))];
+    refused(&mut w, &node(), bad, "reveal_mismatch");
+    let mut bad = ev.clone();
+    bad.outputs[0][20] ^= 1;
+    refused(&mut w, &node(), bad, "reveal_mismatch");
+    // The proof of another input, with that input: its hash is not the signed one.
+    let (_, other) = w.serve(Tier::Zk, &digit(7));
+    let mut bad = ev.clone();
+    bad.proof = other.proof.clone();
+    refused(&mut w, &node(), bad, "proof_invalid");
+    // A node that signs a wrong output cannot prove it: the honest proof does not verify
+    // against the lie.
+    let (lie_r, mut lie_ev) = w.serve(Tier::Zk, &digit(8));
+    let last = lie_ev.outputs[0].len() - 1;
+    lie_ev.outputs[0][last] ^= 1;
+    let mut body = lie_r.body.clone();
+    body.output_hash = tensor_list_hash(&lie_ev.outputs);
+    let lie_r = body.sign(&node());
+    let (code, _) = w.settle_proved(&node(), &lie_r, lie_ev);
+    assert_eq!(code.as_deref(), Some("proof_invalid"));
+    assert!(!w.settled(&lie_r));
+    // Nothing moved through all of that; the honest evidence still settles.
+    assert_eq!(escrow(&w), before);
+    let (code, _) = w.settle_proved(&node(), &r, ev);
+    assert_eq!(code, None);
+    assert!(w.settled(&r));
+    assert_eq!(escrow(&w).0, before.0 - 200);
+}
