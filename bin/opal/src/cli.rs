@@ -300,10 +300,15 @@ pub struct InferArgs {
     /// {"dtype","shape","data"} or a list of them, or {"input_data": [[...]]}.
     #[arg(long)]
     pub input: PathBuf,
-    /// Verification tier: signed (paid now, randomly audited) or replay (paid after a
-    /// challenge window; canonical opal_quant models only).
+    /// Verification tier: signed (paid now, randomly audited), replay (paid after a
+    /// challenge window) or zk (the node proves the result; paid once validators verify the
+    /// proof). replay and zk need a canonical opal_quant model.
     #[arg(long, default_value = "signed")]
     pub tier: String,
+    /// zk tier: how long to wait for the node's proof, with a progress bar, before saving the
+    /// receipt without it (seconds).
+    #[arg(long, default_value_t = 600)]
+    pub proof_timeout: u64,
     /// Escalation: ask for this audit probability (basis points, up to 10000) instead of the
     /// chain's base rate; the extra expected audit cost is charged from your escrow.
     #[arg(long, default_value_t = 0)]
@@ -353,6 +358,11 @@ pub struct VerifyArgs {
     /// recomputing the activations (the file must hash to the receipt's model hash).
     #[arg(long)]
     pub llm_model: Option<PathBuf>,
+    /// The .opalq file of a zk receipt's model: checks the attached proof offline against the
+    /// verifying key derived from it (the file must hash to the receipt's model hash). Without
+    /// it, --node supplies the key published on chain for the model's weight commitment.
+    #[arg(long)]
+    pub model_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

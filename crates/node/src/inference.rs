@@ -12,6 +12,13 @@
 //! never loses what the node is owed. A background task posts pending receipts in
 //! `SettleReceipts` transactions signed by the node's account key, and forgets each once the
 //! ledger has settled or rejected it.
+//!
+//! The `zk` tier: the node answers at once (the canonical output and a signed receipt), then a
+//! background prover thread proves the answer with opal-zk (progress at `GET
+//! /api/proofs/{request_id}`), keeps the evidence in `data/proofs/`, publishes the model's
+//! verifying key on chain if nobody has, and settles the receipt with `SettleProved` so every
+//! validator verifies the proof before the node is paid. A receipt whose proof is missing after
+//! a restart is proved again from its reveal file.
 
 use crate::app::{sender_state, Shared};
 use opal_artifacts::{ArtifactHash, ArtifactStore};
@@ -19,12 +26,12 @@ use opal_infer::{ModelCache, Tensor};
 use opal_ledger::canonical;
 use opal_ledger::components::{inference, registry, verification};
 use opal_state::Overlay;
-use opal_types::receipt::{ReceiptBody, ReceiptEnvelope, SignedRequest};
+use opal_types::receipt::{ReceiptBody, ReceiptEnvelope, SignedRequest, ZkEvidence};
 use opal_types::registry::ModelFormat;
 use opal_types::{Action, Address, Amount, Domain, Hash, Receipt, SecretKey, Tier, TxBody};
 use parking_lot::Mutex;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -79,7 +86,7 @@ pub enum ServeError {
     },
     #[error("this node does not offer {model} under tier {tier}")]
     NotOffered { model: String, tier: String },
-    #[error("tier {0} is not served yet by this node (only `signed`)")]
+    #[error("tier {0} is not served by this node")]
     TierUnsupported(String),
     #[error("licence: {0}")]
     Licence(String),
@@ -95,6 +102,8 @@ pub enum ServeError {
     ModelUnavailable(String),
     #[error("inference failed: {0}")]
     Model(#[from] opal_infer::InferError),
+    #[error("zk tier: {0}")]
+    ZkSetup(String),
     #[error("too many unsettled receipts; try again shortly")]
     Busy,
     #[error("internal error: {0}")]
@@ -122,6 +131,7 @@ impl ServeError {
             ServeError::InputHashMismatch { .. } => "input_hash_mismatch",
             ServeError::ModelUnavailable(_) => "model_unavailable",
             ServeError::Model(e) => e.code(),
+            ServeError::ZkSetup(_) => "zk_unavailable",
             ServeError::Busy => "busy",
             ServeError::Internal(_) => "internal",
         }
@@ -135,7 +145,7 @@ impl ServeError {
             | ServeError::EscrowClosing => 402,
             ServeError::Replayed(_) => 409,
             ServeError::UnknownModel(_) => 404,
-            ServeError::ModelUnavailable(_) | ServeError::Busy => 503,
+            ServeError::ModelUnavailable(_) | ServeError::Busy | ServeError::ZkSetup(_) => 503,
             ServeError::Internal(_) => 500,
             ServeError::Model(e) if e.code() == "execution" => 500,
             _ => 400,
@@ -235,6 +245,52 @@ pub struct InferenceService {
     revealing: Mutex<HashMap<Hash, Instant>>,
     /// Testing only: answer wrong outputs for this many basis points of canonical requests.
     fault_wrong_output_bps: Option<u32>,
+    /// `data/proofs/`: the zk evidence of served `zk` requests, `<request id>.bin` =
+    /// borsh(`ZkEvidence`).
+    proofs_dir: PathBuf,
+    /// opal-zk setups of the models served in the `zk` tier, by content hash.
+    zk_models: Mutex<HashMap<String, Arc<ZkModel>>>,
+    /// Proof jobs and their state, by request id.
+    proofs: Mutex<ProofQueue>,
+    proof_ready: parking_lot::Condvar,
+    /// Verifying keys submitted recently (not resubmitted for 30 s).
+    publishing: Mutex<HashMap<Hash, Instant>>,
+}
+
+/// A model's opal-zk prover setup and its verifying key (whose id is the registered weight
+/// commitment).
+struct ZkModel {
+    model: Arc<opal_quant::QuantModel>,
+    setup: opal_zk::api::Setup,
+    key: Vec<u8>,
+}
+
+/// Where a request's proof stands (`GET /api/proofs/{request_id}`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ProofState {
+    Queued,
+    Proving { progress: f32 },
+    Done { proof_bytes: usize, prove_ms: f64 },
+    Failed { error: String },
+}
+
+#[derive(Default)]
+struct ProofQueue {
+    jobs: VecDeque<Hash>,
+    state: HashMap<Hash, ProofState>,
+}
+
+/// Most proof states remembered (finished ones are forgotten first).
+const MAX_PROOF_STATES: usize = 100_000;
+
+/// What admission found out about a request.
+struct Admitted {
+    price: Amount,
+    content_hex: String,
+    height: u64,
+    format: ModelFormat,
+    weight_commitment: Option<Hash>,
 }
 
 /// The inputs and outputs of one canonical-model request, as `RevealData` carries them.
@@ -254,8 +310,10 @@ impl InferenceService {
     ) -> Result<Arc<InferenceService>, String> {
         let pending_path = data_dir.join("receipts.pending");
         let reveal_dir = data_dir.join("reveal");
-        std::fs::create_dir_all(&reveal_dir)
-            .map_err(|e| format!("create {}: {e}", reveal_dir.display()))?;
+        let proofs_dir = data_dir.join("proofs");
+        for d in [&reveal_dir, &proofs_dir] {
+            std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
+        }
         let fault_wrong_output_bps = std::env::var("OPAL_FAULT_WRONG_OUTPUT_BPS")
             .ok()
             .and_then(|v| v.parse::<u32>().ok());
@@ -301,6 +359,11 @@ impl InferenceService {
             reveal_dir,
             revealing: Mutex::new(HashMap::new()),
             fault_wrong_output_bps,
+            proofs_dir,
+            zk_models: Mutex::new(HashMap::new()),
+            proofs: Mutex::new(ProofQueue::default()),
+            proof_ready: parking_lot::Condvar::new(),
+            publishing: Mutex::new(HashMap::new()),
         });
         svc.rewrite_pending()?;
         Ok(svc)
@@ -340,7 +403,7 @@ impl InferenceService {
     }
 
     /// Check a request against chain state and this node's offer; return the price.
-    fn admit(&self, sr: &SignedRequest) -> Result<(Amount, String, u64, ModelFormat), ServeError> {
+    fn admit(&self, sr: &SignedRequest) -> Result<Admitted, ServeError> {
         let req = &sr.request;
         sr.verify().map_err(|_| ServeError::BadSignature)?;
         if req.chain_id != self.shared.chain_id {
@@ -398,9 +461,14 @@ impl InferenceService {
         let canonical = info.spec.format == ModelFormat::OpalQuant;
         match req.tier {
             Tier::Signed => {}
-            // The registry only lets canonical models into the replay tier.
-            Tier::Replay if canonical => {}
+            // The registry only lets canonical models into the replay and zk tiers.
+            Tier::Replay | Tier::Zk if canonical => {}
             _ => return Err(ServeError::TierUnsupported(req.tier.as_str().into())),
+        }
+        if req.escalation.dispute && req.tier == Tier::Zk {
+            return Err(ServeError::Malformed(
+                "a zk-tier result is proved, not disputed: drop escalation.dispute".into(),
+            ));
         }
         if req.escalation.dispute && !canonical {
             return Err(ServeError::TierUnsupported(
@@ -442,12 +510,13 @@ impl InferenceService {
         if available < price {
             return Err(ServeError::InsufficientEscrow { available, price });
         }
-        Ok((
+        Ok(Admitted {
             price,
-            info.spec.content_hash.to_hex(),
+            content_hex: info.spec.content_hash.to_hex(),
             height,
-            info.spec.format,
-        ))
+            format: info.spec.format,
+            weight_commitment: info.spec.weight_commitment,
+        })
     }
 
     /// Serve one request: admission, model run, signed receipt made durable, reply.
@@ -458,7 +527,13 @@ impl InferenceService {
                 inputs.len()
             )));
         }
-        let (price, content_hex, height, format) = self.admit(&sr)?;
+        let Admitted {
+            price,
+            content_hex,
+            height,
+            format,
+            weight_commitment,
+        } = self.admit(&sr)?;
         let actual = tensors_hash(&inputs);
         if actual != sr.request.input_hash {
             return Err(ServeError::InputHashMismatch {
@@ -470,6 +545,15 @@ impl InferenceService {
             .map_err(|e| ServeError::Internal(e.to_string()))?;
         if !self.artifacts.has(&ah) {
             return Err(ServeError::ModelUnavailable(content_hex));
+        }
+        let zk = sr.request.tier == Tier::Zk;
+        if zk {
+            // Before anything is served: the node must be able to prove for the registered
+            // weight commitment, or it would be owed a receipt it can never settle.
+            let registered = weight_commitment.ok_or_else(|| {
+                ServeError::ZkSetup("the model has no registered weight commitment".into())
+            })?;
+            self.zk_model(&ah, &content_hex, registered)?;
         }
         let t0 = Instant::now();
         let (outputs, reveal) = if format == ModelFormat::OpalQuant {
@@ -509,6 +593,9 @@ impl InferenceService {
                 "cannot persist the receipt: {e}"
             )));
         }
+        if zk {
+            self.queue_proof(receipt.request_id());
+        }
         Ok(Served {
             outputs,
             request_id: receipt.request_id(),
@@ -544,6 +631,59 @@ impl InferenceService {
         Ok(model.run(inputs)?)
     }
 
+    /// The canonical model with this content hash, loaded once.
+    fn quant_model(
+        &self,
+        ah: &ArtifactHash,
+        content_hex: &str,
+    ) -> Result<Arc<opal_quant::QuantModel>, ServeError> {
+        if let Some(m) = self.quant.lock().get(content_hex).cloned() {
+            return Ok(m);
+        }
+        let bytes = std::fs::read(self.artifacts.path(ah))
+            .map_err(|e| ServeError::ModelUnavailable(format!("{content_hex}: {e}")))?;
+        let m = Arc::new(
+            canonical::load_model(&bytes).map_err(|e| ServeError::Malformed(e.to_string()))?,
+        );
+        let mut q = self.quant.lock();
+        if q.len() >= 8 {
+            q.clear();
+        }
+        q.insert(content_hex.to_string(), m.clone());
+        Ok(m)
+    }
+
+    /// The opal-zk setup of a canonical model, made once; its verifying key must be the
+    /// registered weight commitment `registered`.
+    fn zk_model(
+        &self,
+        ah: &ArtifactHash,
+        content_hex: &str,
+        registered: Hash,
+    ) -> Result<Arc<ZkModel>, ServeError> {
+        if let Some(z) = self.zk_models.lock().get(content_hex).cloned() {
+            return Ok(z);
+        }
+        let model = self.quant_model(ah, content_hex)?;
+        let t0 = Instant::now();
+        let setup = opal_zk::api::setup(&model).map_err(|e| ServeError::ZkSetup(e.to_string()))?;
+        let key = opal_zk::api::verifying_key(&setup).to_bytes();
+        let id = Hash(*blake3::hash(&key).as_bytes());
+        if id != registered {
+            return Err(ServeError::ZkSetup(format!(
+                "this node's verifying key for the model is {id}, the registered weight commitment is {registered}"
+            )));
+        }
+        tracing::info!(model = %content_hex, key = %id, ms = t0.elapsed().as_millis() as u64, "zk setup made");
+        let z = Arc::new(ZkModel { model, setup, key });
+        let mut m = self.zk_models.lock();
+        if m.len() >= 8 {
+            m.clear();
+        }
+        m.insert(content_hex.to_string(), z.clone());
+        Ok(z)
+    }
+
     /// Run a canonical quantized model ([`opal_ledger::canonical`], the function the ledger
     /// re-executes): bit-identical on every machine and thread count.
     fn run_canonical(
@@ -553,26 +693,7 @@ impl InferenceService {
         content_hex: &str,
         inputs: &[Tensor],
     ) -> Result<(Vec<Tensor>, Reveal), ServeError> {
-        let model = {
-            let cached = self.quant.lock().get(content_hex).cloned();
-            match cached {
-                Some(m) => m,
-                None => {
-                    let bytes = std::fs::read(self.artifacts.path(ah))
-                        .map_err(|e| ServeError::ModelUnavailable(format!("{content_hex}: {e}")))?;
-                    let m = Arc::new(
-                        canonical::load_model(&bytes)
-                            .map_err(|e| ServeError::Malformed(e.to_string()))?,
-                    );
-                    let mut q = self.quant.lock();
-                    if q.len() >= 8 {
-                        q.clear();
-                    }
-                    q.insert(content_hex.to_string(), m.clone());
-                    m
-                }
-            }
-        };
+        let model = self.quant_model(ah, content_hex)?;
         let in_bytes: Vec<Vec<u8>> = inputs.iter().map(Tensor::canonical_bytes).collect();
         let opts = canonical::ExecOptions {
             threads: self.quant_threads,
@@ -696,6 +817,32 @@ impl InferenceService {
                 let _ = std::fs::remove_file(e.path());
             }
         }
+        // Proofs: kept 15 minutes after their receipt left the pending log, for the caller.
+        if let Ok(dir) = std::fs::read_dir(&self.proofs_dir) {
+            for e in dir.flatten().take(10_000) {
+                let name = e.file_name();
+                let Some(id) = name
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".bin"))
+                    .and_then(|h| Hash::from_hex(h).ok())
+                else {
+                    continue;
+                };
+                if self.pending.lock().receipts.contains_key(&id) {
+                    continue;
+                }
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|d| d > Duration::from_secs(15 * 60));
+                if old {
+                    let _ = std::fs::remove_file(e.path());
+                    self.proofs.lock().state.remove(&id);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -743,6 +890,7 @@ impl InferenceService {
         if changed {
             self.rewrite_pending()?;
         }
+        self.zk_settle_pass(&o)?;
         loop {
             // As many receipts as fit in one transaction (count and byte limits).
             let budget = (self.shared.params.max_tx_bytes as usize).saturating_sub(512);
@@ -751,7 +899,10 @@ impl InferenceService {
                 let mut bytes = 0usize;
                 p.receipts
                     .values()
-                    .filter(|r| r.submitted.is_none())
+                    // zk receipts settle one by one with their proofs (`zk_settle_pass`).
+                    .filter(|r| {
+                        r.submitted.is_none() && r.receipt.body.request.request.tier != Tier::Zk
+                    })
                     .take(p_inf.max_receipts_per_tx as usize)
                     .take_while(|r| {
                         bytes += opal_types::encode(&r.receipt).len();
@@ -772,6 +923,214 @@ impl InferenceService {
                 }
             }
         }
+    }
+
+    /// Settle the proved `zk` receipts (one `SettleProved` each, after the model's verifying
+    /// key is on chain); queue the proofs a restart lost.
+    fn zk_settle_pass(&self, o: &Overlay) -> Result<(), String> {
+        let waiting: Vec<Receipt> = self
+            .pending
+            .lock()
+            .receipts
+            .values()
+            .filter(|r| r.submitted.is_none() && r.receipt.body.request.request.tier == Tier::Zk)
+            .map(|r| r.receipt.clone())
+            .collect();
+        for r in waiting {
+            let id = r.request_id();
+            let Some(evidence) = self.load_proof(&id) else {
+                let known = self.proofs.lock().state.contains_key(&id);
+                if !known {
+                    // Served before a restart: prove it again from its reveal file.
+                    self.queue_proof(id);
+                }
+                continue;
+            };
+            let req = &r.body.request.request;
+            let Some(info) = registry::model(o, &req.model).map_err(|e| e.to_string())? else {
+                continue;
+            };
+            let Some(wc) = info.spec.weight_commitment else {
+                continue;
+            };
+            if opal_ledger::components::zk::key_bytes(o, &wc)
+                .map_err(|e| e.to_string())?
+                .is_none()
+            {
+                self.publish_key(&info.spec.content_hash.to_hex(), wc);
+                continue;
+            }
+            let hash = self.submit_action(Action::SettleProved {
+                receipt: r.clone(),
+                evidence,
+            })?;
+            tracing::info!(request = %id, tx = %hash, "proved settlement submitted");
+            if let Some(p) = self.pending.lock().receipts.get_mut(&id) {
+                p.submitted = Some((hash, Instant::now()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Publish a model's verifying key (the ledger needs it to check proofs); at most every 30 s.
+    fn publish_key(&self, content_hex: &str, wc: Hash) {
+        {
+            let mut p = self.publishing.lock();
+            if p.get(&wc)
+                .is_some_and(|at| at.elapsed() < Duration::from_secs(30))
+            {
+                return;
+            }
+            p.insert(wc, Instant::now());
+        }
+        let z = ArtifactHash::from_hex(content_hex)
+            .map_err(|e| ServeError::Internal(e.to_string()))
+            .and_then(|ah| self.zk_model(&ah, content_hex, wc));
+        match z
+            .map_err(|e| e.to_string())
+            .and_then(|z| self.submit_action(Action::PublishZkKey { key: z.key.clone() }))
+        {
+            Ok(tx) => {
+                tracing::info!(key = %wc, tx = %tx, "publishing the model's zk verifying key")
+            }
+            Err(e) => tracing::warn!(key = %wc, "cannot publish the zk verifying key: {e}"),
+        }
+    }
+
+    fn proof_path(&self, id: &Hash) -> PathBuf {
+        self.proofs_dir.join(format!("{}.bin", id.to_hex()))
+    }
+
+    fn load_proof(&self, id: &Hash) -> Option<ZkEvidence> {
+        let bytes = std::fs::read(self.proof_path(id)).ok()?;
+        ZkEvidence::from_bytes(&bytes).ok()
+    }
+
+    fn queue_proof(&self, id: Hash) {
+        let mut q = self.proofs.lock();
+        if matches!(
+            q.state.get(&id),
+            Some(ProofState::Queued | ProofState::Proving { .. } | ProofState::Done { .. })
+        ) {
+            return;
+        }
+        if q.state.len() >= MAX_PROOF_STATES {
+            q.state
+                .retain(|_, st| matches!(st, ProofState::Queued | ProofState::Proving { .. }));
+        }
+        q.state.insert(id, ProofState::Queued);
+        q.jobs.push_back(id);
+        self.proof_ready.notify_one();
+    }
+
+    /// Where the proof of `id` stands, and its evidence once it is done. `None`: this node
+    /// knows of no proof for that request.
+    pub fn proof_status(&self, id: &Hash) -> Option<(ProofState, Option<ZkEvidence>)> {
+        let st = self.proofs.lock().state.get(id).cloned();
+        match st {
+            Some(ProofState::Done { .. }) | None => {
+                let ev = self.load_proof(id)?;
+                let st = st.unwrap_or(ProofState::Done {
+                    proof_bytes: ev.proof.len(),
+                    prove_ms: 0.0,
+                });
+                Some((st, Some(ev)))
+            }
+            Some(st) => Some((st, None)),
+        }
+    }
+
+    /// The prover thread: proves queued `zk` requests one at a time, in order.
+    fn prover_loop(self: Arc<Self>) {
+        loop {
+            let id = {
+                let mut q = self.proofs.lock();
+                loop {
+                    if let Some(id) = q.jobs.pop_front() {
+                        break id;
+                    }
+                    self.proof_ready.wait(&mut q);
+                }
+            };
+            self.proofs
+                .lock()
+                .state
+                .insert(id, ProofState::Proving { progress: 0.0 });
+            let t0 = Instant::now();
+            let st = match self.prove_one(&id) {
+                Ok(n) => {
+                    let prove_ms = t0.elapsed().as_secs_f64() * 1e3;
+                    tracing::info!(request = %id, proof_bytes = n, prove_ms, "proved");
+                    ProofState::Done {
+                        proof_bytes: n,
+                        prove_ms,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(request = %id, "cannot prove: {e}");
+                    ProofState::Failed { error: e }
+                }
+            };
+            self.proofs.lock().state.insert(id, st);
+        }
+    }
+
+    /// Prove one served request from its reveal file and keep the evidence; the proof's output
+    /// must be the output the node answered.
+    fn prove_one(&self, id: &Hash) -> Result<usize, String> {
+        if let Some(ev) = self.load_proof(id) {
+            return Ok(ev.proof.len());
+        }
+        let r = self
+            .pending
+            .lock()
+            .receipts
+            .get(id)
+            .map(|p| p.receipt.clone())
+            .ok_or("the receipt is no longer pending")?;
+        let data = self
+            .load_reveal(id)
+            .ok_or("the request's inputs and outputs are not on this node")?;
+        let req = &r.body.request.request;
+        let o = Overlay::new(self.shared.snapshot()?);
+        let info = registry::model(&o, &req.model)
+            .map_err(|e| e.to_string())?
+            .ok_or("the model is no longer registered")?;
+        let wc = info
+            .spec
+            .weight_commitment
+            .ok_or("the model has no weight commitment")?;
+        let content_hex = info.spec.content_hash.to_hex();
+        let ah = ArtifactHash::from_hex(&content_hex).map_err(|e| e.to_string())?;
+        let z = self
+            .zk_model(&ah, &content_hex, wc)
+            .map_err(|e| e.to_string())?;
+        let x = canonical::quantized_input(&z.model, &data.inputs).map_err(|e| e.to_string())?;
+        let mut last = 0.0f32;
+        let (y, proof) = opal_zk::api::prove(&z.model, &z.setup, &x, &mut |p| {
+            if p - last >= 0.01 || p >= 1.0 {
+                last = p;
+                self.proofs
+                    .lock()
+                    .state
+                    .insert(*id, ProofState::Proving { progress: p });
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        if data.outputs.len() != 1 || canonical::output_tensor_bytes(&y) != data.outputs[0] {
+            return Err(
+                "the answered output is not what the model computes; it cannot be proved".into(),
+            );
+        }
+        let ev = ZkEvidence {
+            inputs: data.inputs,
+            outputs: data.outputs,
+            proof,
+        };
+        let n = ev.proof.len();
+        crate::home::write_atomic(&self.proof_path(id), &opal_types::encode(&ev), false)
+            .map_err(|e| format!("cannot keep the proof: {e}"))?;
+        Ok(n)
     }
 
     fn submit(&self, receipts: Vec<Receipt>) -> Result<Hash, String> {
@@ -874,6 +1233,13 @@ impl InferenceService {
 
     /// Run the settlement loop until the process ends.
     pub fn spawn_settlement(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let prover = self.clone();
+        if let Err(e) = std::thread::Builder::new()
+            .name("opal-zk-prover".into())
+            .spawn(move || prover.prover_loop())
+        {
+            tracing::error!("zk prover thread not started: {e}");
+        }
         let me = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);

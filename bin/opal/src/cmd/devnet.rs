@@ -452,7 +452,8 @@ async fn bootstrap_demo(
         let qm = opal_ledger::canonical::load_model(DEMO_QMODEL)?;
         // Its weights committed for the zk tier (the id of its opal-zk verifying key).
         let setup = opal_zk::api::setup(&qm).map_err(|e| anyhow::anyhow!("zk setup: {e}"))?;
-        let weight_commitment = Hash(opal_zk::api::verifying_key(&setup).id());
+        let zk_key = opal_zk::api::verifying_key(&setup).to_bytes();
+        let weight_commitment = Hash(*blake3::hash(&zk_key).as_bytes());
         run(
             &owner,
             Action::RegisterModel {
@@ -478,12 +479,17 @@ async fn bootstrap_demo(
             },
         )
         .await?;
+        // The key validators check its proofs against.
+        run(&owner, Action::PublishZkKey { key: zk_key }).await?;
     }
     let endpoint = format!("http://{api}");
     let declared = registry::service(&state()?, &node)?;
     if declared.as_ref().map(|d| d.spec.endpoint.as_str()) != Some(endpoint.as_str())
         || declared.as_ref().and_then(|d| d.spec.offer(&m)).is_none()
-        || declared.as_ref().and_then(|d| d.spec.offer(&mq)).is_none()
+        || declared
+            .as_ref()
+            .and_then(|d| d.spec.offer(&mq))
+            .is_none_or(|o| !o.tiers.contains(&Tier::Zk))
     {
         // Keep whatever else the node offers (the LLM), replace the demo models' offers.
         let mut offers: Vec<ServiceOffer> = declared
@@ -499,7 +505,7 @@ async fn bootstrap_demo(
         });
         offers.push(ServiceOffer {
             model: mq.clone(),
-            tiers: vec![Tier::Signed, Tier::Replay],
+            tiers: vec![Tier::Signed, Tier::Replay, Tier::Zk],
             fee: Amount(5_000),
         });
         run(
@@ -851,6 +857,14 @@ fn print_banner(
             d.input.display()
         );
         println!("    opal model lineage {} --node {url}", d.model);
+        println!(
+            "  and its canonical quantization {DEMO_QMODEL_NAME}@1 in the signed, replay and zk tiers; a proved inference:"
+        );
+        println!(
+            "    opal infer {DEMO_QMODEL_NAME}@1 --tier zk --input {} --from alice --node {url} --receipt zk-receipt.json",
+            d.input.display()
+        );
+        println!("    opal verify zk-receipt.json --node {url}");
     }
     match llm {
         Some(Ok(l)) => {

@@ -10,11 +10,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use opal_infer::{Tensor, TensorSpec};
 use opal_ledger::components::inference::Settled;
 use opal_node::inference::tensors_hash;
-use opal_types::receipt::{InferenceRequest, ReceiptEnvelope};
+use opal_types::receipt::{InferenceRequest, ReceiptEnvelope, ZkEvidence, ZK_EVIDENCE_VERSION};
 use opal_types::{Action, Address, Amount, Hash, ModelRef, Tier};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long a request stays valid for the node.
 const REQUEST_TTL_MS: u64 = 5 * 60 * 1000;
@@ -135,7 +135,7 @@ pub fn run_infer(a: InferArgs, out: Output) -> Result<()> {
     )?;
 
     // Check what came back before trusting it.
-    let env = ReceiptEnvelope::from_bytes(
+    let mut env = ReceiptEnvelope::from_bytes(
         &hex::decode(s(&reply, "receipt")).context("receipt is not hex")?,
     )
     .map_err(|e| anyhow!("the node's receipt is malformed: {e}"))?;
@@ -149,6 +149,25 @@ pub fn run_infer(a: InferArgs, out: Output) -> Result<()> {
     if tensors_hash(&outputs) != env.receipt.body.output_hash {
         bail!("the outputs do not match the receipt's output hash");
     }
+    // The zk tier: wait for the node's proof and attach it to the receipt.
+    let mut proof_note = None;
+    if tier == Tier::Zk {
+        match wait_for_proof(&sc, &request_id, Duration::from_secs(a.proof_timeout)) {
+            Ok(ev) => {
+                if opal_types::receipt::tensor_list_hash(&ev.outputs)
+                    != env.receipt.body.output_hash
+                {
+                    bail!("the node's proof is about other outputs than its receipt");
+                }
+                proof_note = Some(json!({"proof_bytes": ev.proof.len()}));
+                env.attachments.push(ev.to_attachment());
+            }
+            Err(e) => {
+                eprintln!("warning: {e:#}; the receipt is saved without its proof");
+                proof_note = Some(json!({"error": format!("{e:#}")}));
+            }
+        }
+    }
     let file = a
         .receipt
         .clone()
@@ -159,7 +178,7 @@ pub fn run_infer(a: InferArgs, out: Output) -> Result<()> {
         "model": model, "node": node, "tier": tier, "price": env.receipt.body.price,
         "request_id": request_id, "receipt_id": env.receipt.id(), "height": env.receipt.body.height,
         "outputs": outputs, "receipt_file": file.display().to_string(),
-        "compute_ms": reply["compute_ms"],
+        "compute_ms": reply["compute_ms"], "proof": proof_note,
     });
     match out {
         Output::Json => print(out, &v, String::new),
@@ -184,6 +203,57 @@ pub fn run_infer(a: InferArgs, out: Output) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Poll the serving node for the zk proof of `id` with a progress bar, until it is done, it
+/// failed, or `timeout` passed.
+fn wait_for_proof(c: &Client, id: &Hash, timeout: Duration) -> Result<ZkEvidence> {
+    let pb = indicatif::ProgressBar::new(1000);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {percent}% {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message("proving");
+    let t0 = Instant::now();
+    let r = loop {
+        let (status, v) = c.get_raw(&format!("/api/proofs/{id}"))?;
+        if status >= 400 {
+            break Err(anyhow!(
+                "the node has no proof for this request: {}",
+                s(&v["error"], "message")
+            ));
+        }
+        match v["state"].as_str() {
+            Some("done") => {
+                if v["evidence_version"].as_u64() != Some(ZK_EVIDENCE_VERSION as u64) {
+                    break Err(anyhow!("the node's proof has an unknown format version"));
+                }
+                let bytes = hex::decode(s(&v, "evidence")).context("evidence is not hex")?;
+                break ZkEvidence::from_bytes(&bytes)
+                    .map_err(|e| anyhow!("the node's proof is malformed: {e}"));
+            }
+            Some("failed") => {
+                break Err(anyhow!("the node could not prove it: {}", s(&v, "error")))
+            }
+            Some("proving") => {
+                pb.set_position((v["progress"].as_f64().unwrap_or(0.0) * 1000.0) as u64)
+            }
+            _ => {}
+        }
+        if t0.elapsed() > timeout {
+            break Err(anyhow!(
+                "no proof after {} s (raise --proof-timeout)",
+                timeout.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    pb.finish_and_clear();
+    if r.is_ok() {
+        eprintln!("proved in {:.1} s", t0.elapsed().as_secs_f64());
+    }
+    r
 }
 
 fn describe_tensor(t: &Tensor) -> String {
@@ -305,6 +375,16 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
             ok,
             why,
         ));
+    }
+    // The `zk` tier: the attached proof, checked against the verifying key derived from the
+    // model file (offline) or published on chain for the model's weight commitment (--node).
+    let zk_att = env.attachments.iter().find(|x| x.tier == Tier::Zk);
+    if r.body.request.request.tier == Tier::Zk || zk_att.is_some() {
+        let (ok, why) = match check_zk(r, zk_att, a.model_file.as_deref(), a.node.as_deref()) {
+            Ok(what) => (true, what),
+            Err(e) => (false, format!("{e:#}")),
+        };
+        checks.push(("zk proof of the output".into(), ok, why));
     }
     if let Some(p) = &a.input {
         let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
@@ -454,6 +534,74 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
         std::process::exit(3);
     }
     Ok(())
+}
+
+/// Check a `zk` attachment: its inputs and outputs must hash to what the receipt signed, and its
+/// proof must verify against the model's verifying key: derived from `model_file` (which must
+/// hash to the receipt's model hash), or fetched from `node` (the key published on chain whose
+/// id is the model's registered weight commitment). Returns what the proof was checked against.
+fn check_zk(
+    r: &opal_types::Receipt,
+    att: Option<&opal_types::receipt::Attachment>,
+    model_file: Option<&Path>,
+    node: Option<&str>,
+) -> Result<String> {
+    use opal_types::receipt::tensor_list_hash;
+    let att = att.ok_or_else(|| anyhow!("no zk proof is attached to this receipt"))?;
+    if att.version != ZK_EVIDENCE_VERSION {
+        bail!("zk attachment format version {} is unknown", att.version);
+    }
+    let ev = ZkEvidence::from_bytes(&att.bytes).map_err(|e| anyhow!("{e}"))?;
+    let req = &r.body.request.request;
+    if tensor_list_hash(&ev.inputs) != req.input_hash {
+        bail!("the proof's inputs are not the ones the caller signed");
+    }
+    if tensor_list_hash(&ev.outputs) != r.body.output_hash {
+        bail!("the proof's outputs are not the ones the node signed");
+    }
+    let (vk, source) = match (model_file, node) {
+        (Some(path), _) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            if Hash(*blake3::hash(&bytes).as_bytes()) != req.model_hash {
+                bail!(
+                    "{} is not the receipt's model (content hash differs)",
+                    path.display()
+                );
+            }
+            let m = opal_ledger::canonical::load_model(&bytes)?;
+            let setup = opal_zk::api::setup(&m).map_err(|e| anyhow!("zk setup: {e}"))?;
+            let vk = opal_zk::api::verifying_key(&setup);
+            let id = Hash(vk.id());
+            (vk, format!("the key derived from {} ({id})", path.display()))
+        }
+        (None, Some(node)) => {
+            let c = Client::new(node)?;
+            let m = c.get(&format!("/api/models/{}", req.model))?;
+            let id = Hash::from_hex(&s(&m["spec"], "weight_commitment"))
+                .map_err(|_| anyhow!("model {} has no zk weight commitment", req.model))?;
+            let k = c.get(&format!("/api/zk/keys/{id}"))?;
+            let bytes = hex::decode(s(&k, "key")).context("key is not hex")?;
+            if Hash(*blake3::hash(&bytes).as_bytes()) != id {
+                bail!("the node served a key that is not {id}");
+            }
+            let vk = opal_zk::api::VerifyingKey::from_bytes(&bytes)
+                .map_err(|e| anyhow!("the published key is invalid: {e}"))?;
+            (vk, format!("the key published on chain for the weight commitment ({id})"))
+        }
+        (None, None) => bail!(
+            "give the model file (--model-file MODEL.opalq) or a node (--node URL) to check the proof against"
+        ),
+    };
+    let x = opal_ledger::canonical::quantized_input(&vk.registered().structure, &ev.inputs)?;
+    let y = opal_ledger::canonical::parse_output(&ev.outputs)?;
+    let t0 = Instant::now();
+    opal_zk::api::verify(&vk, &x, &y, &ev.proof).map_err(|e| anyhow!("invalid proof: {e}"))?;
+    Ok(format!(
+        "verified against {source} in {:.1} ms ({} proof bytes)",
+        t0.elapsed().as_secs_f64() * 1e3,
+        ev.proof.len()
+    ))
 }
 
 /// Check an `activations` attachment: the GGUF at `path` must be the receipt's model, and the

@@ -367,7 +367,7 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
     };
     // The zk tier needs the weight commitment: the id of the model's opal-zk verifying key
     // (the weights committed once; every proof is checked against it).
-    let weight_commitment = if tiers.contains(&Tier::Zk) {
+    let zk_key = if tiers.contains(&Tier::Zk) {
         if format != ModelFormat::OpalQuant {
             bail!(
                 "--tiers zk needs a canonical .opalq model (make one with `opal model quantize`)"
@@ -377,10 +377,11 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
             std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
         let m = opal_ledger::canonical::load_model(&bytes)?;
         let setup = opal_zk::api::setup(&m).map_err(|e| anyhow!("zk setup: {e}"))?;
-        Some(Hash(opal_zk::api::verifying_key(&setup).id()))
+        Some(opal_zk::api::verifying_key(&setup).to_bytes())
     } else {
         None
     };
+    let weight_commitment = zk_key.as_ref().map(|k| Hash(*blake3::hash(k).as_bytes()));
     let spec = ModelSpec {
         name: a.name.clone(),
         version,
@@ -414,10 +415,24 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
     let m = spec.model_ref();
     submit(
         Action::RegisterModel { spec },
-        a.opts,
+        a.opts.clone(),
         &format!("registration of model {m} ({content_hash})"),
         out,
     )?;
+    // The ledger checks zk proofs against the published verifying key: publish it unless
+    // someone already has (the serving node would publish it too, at its first zk request).
+    if let (Some(key), Some(id)) = (zk_key, weight_commitment) {
+        let c = Client::new(&a.opts.node.node)?;
+        let (status, _) = c.get_raw(&format!("/api/zk/keys/{id}"))?;
+        if status == 404 {
+            submit(
+                Action::PublishZkKey { key },
+                a.opts,
+                &format!("publication of the zk verifying key {id} of {m}"),
+                out,
+            )?;
+        }
+    }
     Ok(())
 }
 

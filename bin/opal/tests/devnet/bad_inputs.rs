@@ -90,7 +90,8 @@ fn bad_inputs_get_clear_errors_and_change_nothing() {
 
     expect(
         "oversized transaction",
-        post_raw(&net.url, "application/octet-stream", vec![0u8; 20_000]),
+        // Above the evidence-transaction limit (1 MiB), the largest any action may be.
+        post_raw(&net.url, "application/octet-stream", vec![0u8; 1_100_000]),
         413,
         "too_large",
     );
@@ -257,15 +258,17 @@ fn openapi_describes_every_route_and_events_stream() {
     assert!(saw, "no new_block event on /api/events");
 }
 
-/// Announce a 2 MB body and send 64 KiB of it: the node must stop reading at its limit and
-/// answer 413 without waiting for the rest.
+/// Announce a 5 MB body and send 2.25 MiB of it (past the 2 MiB + 1 KiB limit of a hex-encoded
+/// evidence transaction): the node must stop reading at its limit and answer 413 without
+/// waiting for the rest.
 fn announce_huge_body(base: &str) -> (u16, serde_json::Value) {
     use std::io::{Read, Write};
     let addr = base.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "POST /api/txs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n").unwrap();
-    let _ = s.write_all(&vec![b' '; 64 * 1024]);
+    write!(s, "POST /api/txs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 5000000\r\nConnection: close\r\n\r\n").unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(&vec![b' '; 2304 * 1024]);
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     let text = String::from_utf8_lossy(&buf);

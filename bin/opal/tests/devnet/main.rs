@@ -8,3 +8,4 @@ mod llm;
 mod staking;
 mod transfers;
 mod verification;
+mod zk;

@@ -151,7 +151,9 @@ fn admit(
         hex::decode(env.tx.trim())
             .map_err(|e| ApiError::bad_request("malformed_hex", format!("tx is not hex: {e}")))?
     };
-    let limit = sh.params.max_tx_bytes as usize;
+    // The largest any action may be (evidence transactions carry tensors, a model file or a
+    // proof); `check_tx_stateless` then applies the action's own limit.
+    let limit = sh.params.max_tx_bytes.max(sh.params.max_evidence_tx_bytes) as usize;
     if bytes.len() > limit {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -6,13 +6,14 @@ use super::error::ApiError;
 use crate::inference::InferenceService;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use opal_infer::Tensor;
 use opal_types::receipt::SignedRequest;
+use opal_types::Hash;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// Largest request body (inputs included).
@@ -76,4 +77,40 @@ pub async fn infer(
     Ok(Json(
         serde_json::to_value(served).map_err(|e| ApiError::internal(e.to_string()))?,
     ))
+}
+
+/// `GET /api/proofs/{request_id}`: where the zk proof of a served `zk`-tier request stands
+/// (`queued`, `proving` with `progress` in [0, 1], `done`, `failed` with `error`). Once done,
+/// `evidence` is the hex of `borsh(ZkEvidence)`, the bytes of the receipt's `zk` attachment
+/// (version `evidence_version`).
+pub async fn proof(
+    State(svc): State<Option<Arc<InferenceService>>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(svc) = svc else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "inference_disabled",
+            "this node does not serve inference (start it with `opal node serve --key KEY`)",
+        ));
+    };
+    let id = Hash::from_hex(id.trim())
+        .map_err(|e| ApiError::bad_request("malformed_id", format!("request id: {e}")))?;
+    let (state, evidence) = tokio::task::spawn_blocking(move || svc.proof_status(&id))
+        .await
+        .map_err(|e| ApiError::internal(format!("proof lookup failed: {e}")))?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_proof",
+                format!("this node has no zk proof for request {id} (not a zk-tier request it served, or forgotten)"),
+            )
+        })?;
+    let mut v = serde_json::to_value(&state).map_err(|e| ApiError::internal(e.to_string()))?;
+    v["request_id"] = json!(id);
+    if let Some(ev) = evidence {
+        v["evidence_version"] = json!(opal_types::receipt::ZK_EVIDENCE_VERSION);
+        v["evidence"] = json!(hex::encode(opal_types::encode(&ev)));
+    }
+    Ok(Json(v))
 }

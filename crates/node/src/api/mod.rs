@@ -19,7 +19,12 @@ use std::sync::Arc;
 /// The API's routes over the node's shared state.
 pub fn router(shared: Arc<Shared>) -> Router {
     // A hex-encoded transaction in a small JSON envelope is a bit over twice its byte size.
-    let tx_body_limit = shared.params.max_tx_bytes as usize * 2 + 1024;
+    let tx_body_limit = shared
+        .params
+        .max_tx_bytes
+        .max(shared.params.max_evidence_tx_bytes) as usize
+        * 2
+        + 1024;
     Router::new()
         .route("/", get(handlers::index))
         .route("/api/status", get(handlers::status))
@@ -42,6 +47,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/receipts/{request_id}", get(registry::receipt))
         .route("/api/cases", get(registry::cases))
         .route("/api/cases/{request_id}", get(registry::case))
+        .route("/api/zk/keys/{id}", get(registry::zk_key))
         .route("/api/events", get(handlers::events))
         .route("/openapi.json", get(handlers::openapi))
         .route("/metrics", get(handlers::metrics))
@@ -54,6 +60,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
 pub fn inference_router(svc: Option<Arc<crate::inference::InferenceService>>) -> Router {
     Router::new()
         .route("/api/infer", post(infer::infer))
+        .route("/api/proofs/{request_id}", get(infer::proof))
         .layer(DefaultBodyLimit::max(infer::MAX_BODY))
         .with_state(svc)
 }

@@ -219,3 +219,22 @@ pub async fn case(State(sh): S, Path(id): Path<String>) -> ApiResult {
         json!({ "request_id": id, "height": h, "case": case, "verdict": verdict }),
     ))
 }
+
+/// `GET /api/zk/keys/{id}`: a published opal-zk verifying key (`key`, hex), by its id (a
+/// `zk`-tier model's weight commitment). `opal verify` checks zk receipts with it.
+pub async fn zk_key(State(sh): S, Path(id): Path<String>) -> ApiResult {
+    let id = Hash::from_hex(&id).map_err(|e| ApiError::bad_request("malformed_hash", e))?;
+    let (o, h) = overlay(&sh)?;
+    let key = opal_ledger::components::zk::key_bytes(&o, &id)
+        .map_err(internal)?
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "no_zk_key",
+                format!("no verifying key {id} is published"),
+            )
+        })?;
+    Ok(Json(
+        json!({ "id": id, "height": h, "bytes": key.len(), "key": hex::encode(key) }),
+    ))
+}
