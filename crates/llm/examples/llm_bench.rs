@@ -2,7 +2,7 @@
 //! verification's detection rates.
 //!
 //! ```text
-//! cargo run --release -p opal-llm --example llm_bench -- [--model PATH] [--runs N] [--detect N]
+//! cargo run --release -p opal-llm --example llm_bench -- [--model PATH] [--runs N] [--detect N] [--f32]
 //! ```
 //! Without `--model`, `scripts/fetch-smollm2` finds SmolLM2-135M-Instruct Q4_1.
 //! Prints prefill and decode tokens/s, the overhead of committing during generation, the cost of
@@ -65,8 +65,21 @@ fn main() {
     let path = model_path();
     let runs: usize = arg("--runs").map(|s| s.parse().unwrap()).unwrap_or(3);
     let t0 = Instant::now();
-    let m = LlmModel::load(&path).expect("load");
+    // `--f32`: weights dequantized to f32 at load (candle's f32 matmul instead of its quantized
+    // kernels), to compare the two on the same file.
+    let f32_weights = std::env::args().any(|a| a == "--f32");
+    let m = LlmModel::load_with(
+        &path,
+        &LoadOptions {
+            device: opal_llm::candle_core::Device::Cpu,
+            dequantize_weights: f32_weights,
+        },
+    )
+    .expect("load");
     let load_s = t0.elapsed().as_secs_f64();
+    if f32_weights {
+        println!("weights dequantized to f32 at load (--f32)");
+    }
     let info = m.info();
     println!(
         "model {} ({}, {}, {} layers, hidden {}), {:.1} MB, load {:.2}s, threads {}",
@@ -243,8 +256,8 @@ impl Tally {
     }
 }
 
-/// N generations per scenario; the verifier (the registered Q4_1 model on candle's quantized CPU
-/// kernels) inspects each.
+/// N generations per scenario; the verifier (the registered Q4_1 model, on candle's quantized CPU
+/// kernels, or f32 weights with `--f32`) inspects each.
 fn detect(m: &LlmModel, path: &std::path::Path, n: usize) {
     let tol = VerifyTolerance::default();
     let cache = std::env::var("OPAL_CACHE")
@@ -264,7 +277,15 @@ fn detect(m: &LlmModel, path: &std::path::Path, n: usize) {
             .unwrap();
             std::fs::rename(&tmp, &p).unwrap();
         }
-        LlmModel::load(&p).unwrap()
+        // Same arithmetic as the model under test (`m`), so only the weights differ.
+        LlmModel::load_with(
+            &p,
+            &LoadOptions {
+                device: opal_llm::candle_core::Device::Cpu,
+                dequantize_weights: m.info().f32_weights,
+            },
+        )
+        .unwrap()
     };
     let f32k = LlmModel::load_with(
         path,

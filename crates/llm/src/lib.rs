@@ -102,6 +102,8 @@ pub struct ModelInfo {
     pub file_size: u64,
     /// Whether the chat template came from the model (otherwise ChatML is used).
     pub has_chat_template: bool,
+    /// Whether the weights were dequantized to f32 at load ([`LoadOptions::dequantize_weights`]).
+    pub f32_weights: bool,
 }
 
 /// One generation request.
@@ -310,16 +312,24 @@ pub struct LoadOptions {
     pub device: Device,
     /// Dequantize every weight matrix to f32 at load and multiply in f32 (the same weights,
     /// different arithmetic: no 8-bit quantization of the activations as in candle's quantized
-    /// CPU kernels). ~4x the memory. Used to measure how much honest numerical noise the
-    /// verification tolerates (a stand-in for other hardware / kernels).
+    /// CPU kernels). ~5-8x the memory of a 4-bit file. The default (`true`), because candle 0.11
+    /// has no SIMD kernel for Q4_1 and most 5-bit types in a portable build: on SmolLM2-135M
+    /// Q4_1 with 2 threads, f32 prefill is 249 tok/s against 15 (so verification, one prefill,
+    /// is ~10x cheaper than generation instead of ~1.1x) and decode 15.7 against 13.4
+    /// (docs/benchmarks.md). Ignored, and the quantized kernels used, when the f32 copy would
+    /// exceed [`MAX_DEQUANTIZED_BYTES`] ([`ModelInfo::f32_weights`] says which).
     pub dequantize_weights: bool,
 }
+
+/// Largest f32 copy of the weights [`LoadOptions::dequantize_weights`] makes (2 GiB: models up
+/// to ~500M parameters).
+pub const MAX_DEQUANTIZED_BYTES: u64 = 2 << 30;
 
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
             device: default_device(),
-            dequantize_weights: false,
+            dequantize_weights: true,
         }
     }
 }
@@ -349,7 +359,7 @@ impl LlmModel {
             path,
             &LoadOptions {
                 device: device.clone(),
-                dequantize_weights: false,
+                ..LoadOptions::default()
             },
         )
     }
@@ -388,7 +398,13 @@ impl LlmModel {
             )));
         }
         let tokenizer = tokenizer::Tokenizer::from_gguf(md)?;
-        let llama = model::Llama::load(&ct, &mut r, &arch, device, opts.dequantize_weights)?;
+        let f32_bytes: u64 = ct
+            .tensor_infos
+            .values()
+            .map(|t| t.shape.elem_count() as u64 * 4)
+            .sum();
+        let f32_weights = opts.dequantize_weights && f32_bytes <= MAX_DEQUANTIZED_BYTES;
+        let llama = model::Llama::load(&ct, &mut r, &arch, device, f32_weights)?;
         if llama.cfg.vocab_size != tokenizer.vocab_size() {
             return Err(LlmError::BadModel(format!(
                 "embedding rows {} != vocabulary size {}",
@@ -433,6 +449,7 @@ impl LlmModel {
             hidden_size: llama.cfg.hidden,
             file_size,
             has_chat_template: template.from_model,
+            f32_weights,
         };
         Ok(LlmModel {
             llama,

@@ -297,20 +297,22 @@ fn malformed_commitment_bytes_are_rejected_without_panic() {
     );
 }
 
-/// An honest node whose arithmetic differs (weights dequantized to f32 and multiplied in f32,
-/// instead of candle's quantized kernels with 8-bit activations — a stand-in for other hardware)
+/// An honest node whose arithmetic differs (candle's quantized kernels with 8-bit activations,
+/// instead of the default f32 weights and f32 multiplies — a stand-in for other hardware)
 /// must still pass: this is what the tolerance is for.
 #[test]
 fn honest_generation_with_other_kernels_verifies() {
     let Some(m) = common::model() else { return };
+    assert!(m.info().f32_weights, "the default loads f32 weights");
     let other = LlmModel::load_with(
         &common::model_path().unwrap(),
         &opal_llm::LoadOptions {
             device: opal_llm::candle_core::Device::Cpu,
-            dequantize_weights: true,
+            dequantize_weights: false,
         },
     )
     .unwrap();
+    assert!(!other.info().f32_weights);
     let r = sampled_request(&m, 9);
     let g = other.generate(&r, &mut |_| true).unwrap();
     let rep = verify_activations(
@@ -319,6 +321,6 @@ fn honest_generation_with_other_kernels_verifies() {
         &g.tokens,
         g.commitment.as_ref().unwrap(),
     )
-    .unwrap_or_else(|e| panic!("honest f32-kernel generation rejected: {e}"));
+    .unwrap_or_else(|e| panic!("honest quantized-kernel generation rejected: {e}"));
     assert!(rep.passed);
 }

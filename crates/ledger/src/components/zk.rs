@@ -1,4 +1,4 @@
-//! The `zk` tier on chain: published verifying keys and proved settlement (docs/zk.md section 7).
+//! The `zk` tier on chain: published verifying keys and proved settlement (docs/zk.md section 6).
 //!
 //! A model offered in the `zk` tier registers, as its `weight_commitment`, the id of its opal-zk
 //! verifying key (the BLAKE3 hash of the key's bytes; the key holds the model's structure, the
