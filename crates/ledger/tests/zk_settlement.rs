@@ -324,6 +324,13 @@ fn no_payment_without_a_valid_proof() {
     };
     // Another account cannot settle the node's receipt.
     refused(&mut w, &caller(), ev.clone(), "not_your_receipt");
+    // A receipt whose signed body was altered (a higher price) is refused before its proof is
+    // even checked.
+    let mut forged = r.clone();
+    forged.body.price = Amount(300);
+    let (code, _) = w.settle_proved(&node(), &forged, ev.clone());
+    assert_eq!(code.as_deref(), Some("settlement_rejected"));
+    assert!(!w.settled(&r));
     // Any flipped proof byte (spread over the whole proof).
     let n = ev.proof.len();
     for k in 0..24 {

@@ -147,7 +147,20 @@ pub fn settle_proved(
             tier: req.tier.as_str().into(),
         }));
     }
-    // Cheap checks first: sizes, hashes, the model's key; the proof last.
+    // Cheap checks first (signatures, replay, sizes, hashes, the model's key), so a bogus or
+    // replayed settlement costs no proof verification; the proof last.
+    if let Err(e) = r.verify() {
+        return Ok(Err(TxError::SettlementRejected {
+            reason_code: "invalid_receipt".into(),
+            reason: e.to_string(),
+        }));
+    }
+    if inference::settled(s, &r.request_id())?.is_some() {
+        return Ok(Err(TxError::SettlementRejected {
+            reason_code: "already_settled".into(),
+            reason: "this request was already paid".into(),
+        }));
+    }
     let bytes: usize = ev.inputs.iter().chain(&ev.outputs).map(Vec::len).sum();
     if ev.inputs.len() > verification::MAX_REVEAL_TENSORS
         || ev.outputs.len() > verification::MAX_REVEAL_TENSORS
