@@ -960,10 +960,17 @@ impl InferenceService {
                 self.publish_key(&info.spec.content_hash.to_hex(), wc);
                 continue;
             }
-            let hash = self.submit_action(Action::SettleProved {
+            // One refused submission (a full mempool) must not hold up the other settlements.
+            let hash = match self.submit_action(Action::SettleProved {
                 receipt: r.clone(),
                 evidence,
-            })?;
+            }) {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(request = %id, "proved settlement not submitted: {e}");
+                    continue;
+                }
+            };
             tracing::info!(request = %id, tx = %hash, "proved settlement submitted");
             if let Some(p) = self.pending.lock().receipts.get_mut(&id) {
                 p.submitted = Some((hash, Instant::now()));
