@@ -18,13 +18,8 @@ fn main() {
         "/../../models/digits/model.opalq"
     ))
     .expect("models/digits/model.opalq");
-    let mut input = vec![1u8, 1, 2];
-    input.extend_from_slice(&1u64.to_le_bytes());
-    input.extend_from_slice(&64u64.to_le_bytes());
-    for i in 0..64 {
-        input.extend_from_slice(&((i % 17) as f32).to_le_bytes());
-    }
-    let inputs = vec![input];
+    let x: Vec<f32> = (0..64).map(|i| (i % 17) as f32).collect();
+    let inputs = vec![canonical::f32_tensor_bytes(&[1, 64], &x)];
     let mut times = Vec::with_capacity(n);
     let mut out = None;
     for _ in 0..n {

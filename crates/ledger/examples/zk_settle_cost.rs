@@ -41,13 +41,8 @@ fn main() {
     }
     let vk = api::VerifyingKey::from_bytes(&key).unwrap();
 
-    let mut input = vec![1u8, 1, 2];
-    input.extend_from_slice(&1u64.to_le_bytes());
-    input.extend_from_slice(&64u64.to_le_bytes());
-    for i in 0..64 {
-        input.extend_from_slice(&((i % 17) as f32).to_le_bytes());
-    }
-    let inputs = vec![input];
+    let x: Vec<f32> = (0..64).map(|i| (i % 17) as f32).collect();
+    let inputs = vec![canonical::f32_tensor_bytes(&[1, 64], &x)];
     let outputs = canonical::run(&model, &inputs, u64::MAX, ExecOptions::default()).unwrap();
     let (in_hash, out_hash) = (tensor_list_hash(&inputs), tensor_list_hash(&outputs));
     let q = canonical::quantized_input(&model, &inputs).unwrap();

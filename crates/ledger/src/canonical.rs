@@ -97,6 +97,20 @@ pub fn parse_f32_tensor(b: &[u8]) -> Result<Vec<f32>, CanonicalError> {
         .collect())
 }
 
+/// The canonical bytes of an `f32` tensor of `shape` holding `v` (the inverse of
+/// [`parse_f32_tensor`]; the element count is the caller's to keep consistent).
+pub fn f32_tensor_bytes(shape: &[u64], v: &[f32]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(3 + 8 * shape.len() + 4 * v.len());
+    b.extend_from_slice(&[CANONICAL_VERSION, TAG_F32, shape.len() as u8]);
+    for d in shape {
+        b.extend_from_slice(&d.to_le_bytes());
+    }
+    for x in v {
+        b.extend_from_slice(&x.to_le_bytes());
+    }
+    b
+}
+
 /// The canonical bytes of the output tensor: `i64`, shape `[n]`.
 pub fn output_tensor_bytes(y: &[i64]) -> Vec<u8> {
     let mut out = Vec::with_capacity(11 + 8 * y.len());
@@ -167,24 +181,13 @@ pub fn run(
 mod tests {
     use super::*;
 
-    fn f32_tensor(shape: &[u64], v: &[f32]) -> Vec<u8> {
-        let mut b = vec![1, 1, shape.len() as u8];
-        for d in shape {
-            b.extend_from_slice(&d.to_le_bytes());
-        }
-        for x in v {
-            b.extend_from_slice(&x.to_le_bytes());
-        }
-        b
-    }
-
     #[test]
     fn parses_and_rejects() {
         assert_eq!(
-            parse_f32_tensor(&f32_tensor(&[1, 2], &[1.0, 2.0])).unwrap(),
+            parse_f32_tensor(&f32_tensor_bytes(&[1, 2], &[1.0, 2.0])).unwrap(),
             vec![1.0, 2.0]
         );
-        assert!(parse_f32_tensor(&f32_tensor(&[1, 3], &[1.0, 2.0])).is_err());
+        assert!(parse_f32_tensor(&f32_tensor_bytes(&[1, 3], &[1.0, 2.0])).is_err());
         assert!(parse_f32_tensor(&[]).is_err());
         assert!(parse_f32_tensor(&[1, 2, 0]).is_err());
         let mut huge = vec![1, 1, 2];
@@ -201,7 +204,7 @@ mod tests {
         ))
         .unwrap();
         let m = load_model(&bytes).unwrap();
-        let x = f32_tensor(&[1, 64], &[3.0; 64]);
+        let x = f32_tensor_bytes(&[1, 64], &[3.0; 64]);
         let a = run(
             &m,
             std::slice::from_ref(&x),
@@ -217,7 +220,12 @@ mod tests {
             Err(CanonicalError::InputCount(0))
         ));
         assert!(matches!(
-            run(&m, &[f32_tensor(&[1], &[0.0])], 1, ExecOptions::default()),
+            run(
+                &m,
+                &[f32_tensor_bytes(&[1], &[0.0])],
+                1,
+                ExecOptions::default()
+            ),
             Err(CanonicalError::TooCostly { .. })
         ));
         assert!(load_model(b"garbage").is_err());

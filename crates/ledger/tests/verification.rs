@@ -5,14 +5,13 @@
 
 mod common;
 
-use common::{genesis, key, TestChain};
+use common::{demo_model_file, digit_tensor, genesis, key, offer_demo_model, TestChain};
 use opal_ledger::canonical::{self, ExecOptions};
 use opal_ledger::components::verification::{self, CaseKind, Outcome};
 use opal_ledger::components::{inference, staking};
 use opal_ledger::events::Event;
 use opal_quant::{QuantModel, SplitMix64};
 use opal_types::receipt::{tensor_list_hash, Escalation, InferenceRequest, ReceiptBody};
-use opal_types::registry::{Licence, ModelFormat, ModelSpec, ServiceOffer, ServiceSpec};
 use opal_types::*;
 
 fn owner() -> SecretKey {
@@ -27,14 +26,6 @@ fn node() -> SecretKey {
 /// A watcher / resolver.
 fn watcher() -> SecretKey {
     key(1)
-}
-
-fn model_file() -> Vec<u8> {
-    std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../models/digits/model.opalq"
-    ))
-    .expect("models/digits/model.opalq")
 }
 
 fn model_ref() -> ModelRef {
@@ -57,59 +48,16 @@ fn world(seed: u64, tweak: impl FnOnce(&mut opal_ledger::InferenceParams)) -> Wo
     let mut g = genesis();
     tweak(&mut g.inference);
     let mut c = TestChain::with_genesis(g);
-    let file = model_file();
+    let file = demo_model_file();
     let model = canonical::load_model(&file).unwrap();
-    let spec = ModelSpec {
-        name: "digits-q".into(),
-        version: 1,
-        parent: None,
-        parent_bps: 0,
-        datasets: vec![],
-        content_hash: Hash(*blake3::hash(&file).as_bytes()),
-        size: file.len() as u64,
-        format: ModelFormat::OpalQuant,
-        input_schema: "[]".into(),
-        output_schema: "[]".into(),
-        price: Amount(100),
-        licence: Licence::Open,
-        tiers: vec![Tier::Signed, Tier::Replay],
-        weight_commitment: None,
-    };
-    let r = c.run(vec![
-        c.tx(&owner(), 0, Action::RegisterModel { spec }),
-        c.tx(
-            &node(),
-            0,
-            Action::BondRole {
-                role: Role::InferenceNode,
-                amount: Amount(NODE_BOND),
-            },
-        ),
-        c.tx(
-            &caller(),
-            0,
-            Action::FundEscrow {
-                node: node().address(),
-                amount: Amount(600_000),
-            },
-        ),
-    ]);
-    assert_eq!(r, vec![None, None, None]);
-    let r = c.run(vec![c.tx(
-        &node(),
-        0,
-        Action::DeclareService {
-            spec: ServiceSpec {
-                endpoint: "http://127.0.0.1:9000".into(),
-                offers: vec![ServiceOffer {
-                    model: model_ref(),
-                    tiers: vec![Tier::Signed, Tier::Replay],
-                    fee: Amount(90),
-                }],
-            },
-        },
-    )]);
-    assert_eq!(r, vec![None]);
+    offer_demo_model(
+        &mut c,
+        [&owner(), &node(), &caller()],
+        &file,
+        vec![Tier::Signed, Tier::Replay],
+        None,
+        NODE_BOND,
+    );
     World {
         c,
         model,
@@ -117,16 +65,6 @@ fn world(seed: u64, tweak: impl FnOnce(&mut opal_ledger::InferenceParams)) -> Wo
         rng: SplitMix64::new(seed),
         salt: seed << 32,
     }
-}
-
-fn f32_tensor(v: &[f32]) -> Vec<u8> {
-    let mut b = vec![1u8, 1, 2];
-    b.extend_from_slice(&1u64.to_le_bytes());
-    b.extend_from_slice(&(v.len() as u64).to_le_bytes());
-    for x in v {
-        b.extend_from_slice(&x.to_le_bytes());
-    }
-    b
 }
 
 /// One served request: the receipt plus the data a node keeps to reveal. `lie` answers a
@@ -141,7 +79,7 @@ struct Served {
 impl World {
     fn serve(&mut self, tier: Tier, escalation: Escalation, lie: bool) -> Served {
         let x: Vec<f32> = (0..64).map(|_| (self.rng.next_u64() % 17) as f32).collect();
-        let inputs = vec![f32_tensor(&x)];
+        let inputs = vec![digit_tensor(&x)];
         let mut outputs =
             canonical::run(&self.model, &inputs, u64::MAX, ExecOptions::default()).unwrap();
         if lie {

@@ -6,13 +6,12 @@
 
 mod common;
 
-use common::{genesis, key, TestChain};
+use common::{demo_model_file, digit_tensor, genesis, key, offer_demo_model, TestChain};
 use opal_ledger::canonical::{self, ExecOptions};
 use opal_ledger::components::{inference, verification, zk};
 use opal_ledger::events::Event;
 use opal_quant::QuantModel;
 use opal_types::receipt::{tensor_list_hash, InferenceRequest, ReceiptBody, ZkEvidence};
-use opal_types::registry::{Licence, ModelFormat, ModelSpec, ServiceOffer, ServiceSpec};
 use opal_types::*;
 use opal_zk::api::{self, Setup};
 
@@ -44,65 +43,18 @@ struct World {
 /// escrow of 600,000. The key is not published yet.
 fn world() -> World {
     let mut c = TestChain::with_genesis(genesis());
-    let file = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../models/digits/model.opalq"
-    ))
-    .expect("models/digits/model.opalq");
+    let file = demo_model_file();
     let model = canonical::load_model(&file).unwrap();
     let setup = api::setup(&model).unwrap();
     let vk = api::verifying_key(&setup).to_bytes();
-    let spec = ModelSpec {
-        name: "digits-q".into(),
-        version: 1,
-        parent: None,
-        parent_bps: 0,
-        datasets: vec![],
-        content_hash: Hash(*blake3::hash(&file).as_bytes()),
-        size: file.len() as u64,
-        format: ModelFormat::OpalQuant,
-        input_schema: "[]".into(),
-        output_schema: "[]".into(),
-        price: Amount(100),
-        licence: Licence::Open,
-        tiers: vec![Tier::Signed, Tier::Zk],
-        weight_commitment: Some(Hash(*blake3::hash(&vk).as_bytes())),
-    };
-    let r = c.run(vec![
-        c.tx(&owner(), 0, Action::RegisterModel { spec }),
-        c.tx(
-            &node(),
-            0,
-            Action::BondRole {
-                role: Role::InferenceNode,
-                amount: Amount(500_000),
-            },
-        ),
-        c.tx(
-            &caller(),
-            0,
-            Action::FundEscrow {
-                node: node().address(),
-                amount: Amount(600_000),
-            },
-        ),
-    ]);
-    assert_eq!(r, vec![None, None, None]);
-    let r = c.run(vec![c.tx(
-        &node(),
-        0,
-        Action::DeclareService {
-            spec: ServiceSpec {
-                endpoint: "http://127.0.0.1:9000".into(),
-                offers: vec![ServiceOffer {
-                    model: model_ref(),
-                    tiers: vec![Tier::Signed, Tier::Zk],
-                    fee: Amount(90),
-                }],
-            },
-        },
-    )]);
-    assert_eq!(r, vec![None]);
+    offer_demo_model(
+        &mut c,
+        [&owner(), &node(), &caller()],
+        &file,
+        vec![Tier::Signed, Tier::Zk],
+        Some(Hash(*blake3::hash(&vk).as_bytes())),
+        500_000,
+    );
     World {
         c,
         model,
@@ -113,21 +65,11 @@ fn world() -> World {
     }
 }
 
-fn f32_tensor(v: &[f32]) -> Vec<u8> {
-    let mut b = vec![1u8, 1, 2];
-    b.extend_from_slice(&1u64.to_le_bytes());
-    b.extend_from_slice(&(v.len() as u64).to_le_bytes());
-    for x in v {
-        b.extend_from_slice(&x.to_le_bytes());
-    }
-    b
-}
-
 impl World {
     /// Serve one `tier` request on input `x` as an honest node: canonical run, signed receipt,
     /// proof of the canonical output.
     fn serve(&mut self, tier: Tier, x: &[f32]) -> (Receipt, ZkEvidence) {
-        let inputs = vec![f32_tensor(x)];
+        let inputs = vec![digit_tensor(x)];
         let outputs =
             canonical::run(&self.model, &inputs, u64::MAX, ExecOptions::default()).unwrap();
         let q = canonical::quantized_input(&self.model, &inputs).unwrap();
@@ -187,7 +129,7 @@ impl World {
             from,
             0,
             Action::SettleProved {
-                receipt: r.clone(),
+                receipt: Box::new(r.clone()),
                 evidence: ev,
             },
         );
@@ -348,7 +290,7 @@ fn no_payment_without_a_valid_proof() {
     refused(&mut w, &node(), bad, "proof_invalid");
     // Inputs or outputs that are not the ones the receipt signed.
     let mut bad = ev.clone();
-    bad.inputs = vec![f32_tensor(&digit(6))];
+    bad.inputs = vec![digit_tensor(&digit(6))];
     refused(&mut w, &node(), bad, "reveal_mismatch");
     let mut bad = ev.clone();
     bad.outputs[0][20] ^= 1;

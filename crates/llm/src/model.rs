@@ -366,9 +366,13 @@ impl Llama {
     /// Logits of the last row of `hidden` as a host vector.
     pub fn last_logits(&self, hidden: &Tensor) -> Result<Vec<f32>, LlmError> {
         let rows = hidden.dim(0).map_err(cerr)?;
+        if rows == 0 {
+            return Err(LlmError::BadRequest(
+                "no positions to take logits from".into(),
+            ));
+        }
         let last = hidden.narrow(0, rows - 1, 1).map_err(cerr)?;
-        self.logits(&last)
-            .map_err(|e| e)?
+        self.logits(&last)?
             .squeeze(0)
             .map_err(cerr)?
             .to_vec1::<f32>()

@@ -962,7 +962,7 @@ impl InferenceService {
             }
             // One refused submission (a full mempool) must not hold up the other settlements.
             let hash = match self.submit_action(Action::SettleProved {
-                receipt: r.clone(),
+                receipt: Box::new(r.clone()),
                 evidence,
             }) {
                 Ok(h) => h,

@@ -332,11 +332,14 @@ pub struct LlmServed {
     pub compute_ms: f64,
 }
 
+/// One model's load slot: locked while the model loads, so it is loaded once.
+type ModelSlot = Arc<Mutex<Option<Arc<LlmModel>>>>;
+
 pub struct LlmService {
     inf: Arc<InferenceService>,
     /// Loaded models by content hash; each slot's lock is held while that model loads, so a
     /// model is loaded once however many calls ask for it at the same time.
-    models: Mutex<HashMap<Hash, Arc<Mutex<Option<Arc<LlmModel>>>>>>,
+    models: Mutex<HashMap<Hash, ModelSlot>>,
     reserved: Mutex<Reserved>,
     /// Generations running at once (each uses every core it can; more would only interleave).
     slots: Arc<tokio::sync::Semaphore>,
@@ -893,7 +896,8 @@ mod tests {
     fn input_hash_binds_every_field() {
         let base = input().hash();
         assert_eq!(base, input().hash());
-        let variants: Vec<Box<dyn Fn(&mut LlmInput)>> = vec![
+        type Change = Box<dyn Fn(&mut LlmInput)>;
+        let variants: Vec<Change> = vec![
             Box::new(|i| i.model.version = 2),
             Box::new(|i| i.prompt_tokens.push(4)),
             Box::new(|i| i.max_tokens = 9),

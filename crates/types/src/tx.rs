@@ -91,7 +91,8 @@ pub enum Action {
     /// validator verifies the proof against the model's published verifying key before the
     /// receipt may pay.
     SettleProved {
-        receipt: crate::receipt::Receipt,
+        /// Boxed to keep `Action` small (same encoding as the receipt itself).
+        receipt: Box<crate::receipt::Receipt>,
         evidence: crate::receipt::ZkEvidence,
     },
 }

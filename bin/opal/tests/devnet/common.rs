@@ -325,3 +325,36 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// `opal infer MODEL --tier TIER` on the devnet's demo input, paid by the devnet's `carol` (the
+/// CLI funds her escrow with `deposit` if needed), the receipt written to `receipt`, JSON output;
+/// returns (exit code, stdout, stderr).
+pub fn infer_cli(
+    home: &Path,
+    url: &str,
+    model: &str,
+    tier: &str,
+    deposit: &str,
+    receipt: &Path,
+) -> (i32, String, String) {
+    let input = home.join("demo/digits-input.json");
+    let carol = home.join("keys/carol.json");
+    cli(&[
+        "infer",
+        model,
+        "--tier",
+        tier,
+        "--input",
+        input.to_str().unwrap(),
+        "--from",
+        carol.to_str().unwrap(),
+        "--deposit",
+        deposit,
+        "--receipt",
+        receipt.to_str().unwrap(),
+        "--node",
+        url,
+        "-o",
+        "json",
+    ])
+}

@@ -66,24 +66,10 @@ fn infer_pay_settle_and_verify_the_demo_model() {
     let (a0, b0, t0) = (before(&alice), before(&bob), treasury(&url));
 
     // Infer through the CLI, paying from an escrow the CLI funds.
-    let input = home.join("demo/digits-input.json");
     let receipt = dir.path().join("receipt.json");
-    let r = json_cli(&[
-        "infer",
-        "digits",
-        "--input",
-        input.to_str().unwrap(),
-        "--from",
-        key("carol").to_str().unwrap(),
-        "--deposit",
-        "100000",
-        "--receipt",
-        receipt.to_str().unwrap(),
-        "--node",
-        &url,
-        "-o",
-        "json",
-    ]);
+    let (code, out, err) = infer_cli(&home, &url, "digits", "signed", "100000", &receipt);
+    assert_eq!(code, 0, "infer: {err} {out}");
+    let r: Value = serde_json::from_str(&out).unwrap();
     // scikit-learn's label for this digit (models/digits/expected.json, first row).
     let expected: Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
@@ -174,6 +160,7 @@ fn infer_pay_settle_and_verify_the_demo_model() {
     )
     .unwrap();
     let (chain_id, _) = net.chain();
+    let input = home.join("demo/digits-input.json");
     let tensor: Value = serde_json::from_str(&std::fs::read_to_string(&input).unwrap()).unwrap();
     let t = opal_infer::Tensor::from_json(tensor.to_string().as_bytes()).unwrap();
     let input_hash = opal_node::inference::tensors_hash(std::slice::from_ref(&t));

@@ -36,28 +36,10 @@ fn a_lying_replay_node_is_caught_by_a_watcher_and_honest_results_are_paid() {
         model["spec"]["weight_commitment"],
         serde_json::json!(hex::encode(vk.id()))
     );
-    let input = home.join("demo/digits-input.json");
     let mut receipts = vec![];
     for i in 0..6 {
         let receipt = dir.path().join(format!("receipt-{i}.json"));
-        let (code, out, err) = cli(&[
-            "infer",
-            "digits-q",
-            "--tier",
-            "replay",
-            "--input",
-            input.to_str().unwrap(),
-            "--from",
-            key("carol").to_str().unwrap(),
-            "--deposit",
-            "500000",
-            "--receipt",
-            receipt.to_str().unwrap(),
-            "--node",
-            &url,
-            "-o",
-            "json",
-        ]);
+        let (code, out, err) = infer_cli(&home, &url, "digits-q", "replay", "500000", &receipt);
         assert_eq!(code, 0, "infer: {err} {out}");
         let r: Value = serde_json::from_str(&out).unwrap();
         receipts.push((r["request_id"].as_str().unwrap().to_string(), receipt));

@@ -15,7 +15,6 @@ fn a_zk_receipt_is_proved_verified_offline_and_settled_by_proof() {
     let home = dir.path().join("home");
     let net = Devnet::start(&home);
     let url = net.url.clone();
-    let key = |n: &str| home.join(format!("keys/{n}.json"));
     let model = wait_for("the canonical demo model", Duration::from_secs(60), || {
         let (code, v) = get(&url, "/api/models/digits-q").ok()?;
         let zk_offered = v["services"].as_array()?.iter().any(|s| {
@@ -35,26 +34,8 @@ fn a_zk_receipt_is_proved_verified_offline_and_settled_by_proof() {
     let key_bytes = hex::decode(k["key"].as_str().unwrap()).unwrap();
     assert_eq!(hex::encode(blake3::hash(&key_bytes).as_bytes()), wc);
 
-    let input = home.join("demo/digits-input.json");
     let receipt = dir.path().join("receipt.json");
-    let (code, out, err) = cli(&[
-        "infer",
-        "digits-q",
-        "--tier",
-        "zk",
-        "--input",
-        input.to_str().unwrap(),
-        "--from",
-        key("carol").to_str().unwrap(),
-        "--deposit",
-        "500000",
-        "--receipt",
-        receipt.to_str().unwrap(),
-        "--node",
-        &url,
-        "-o",
-        "json",
-    ]);
+    let (code, out, err) = infer_cli(&home, &url, "digits-q", "zk", "500000", &receipt);
     assert_eq!(code, 0, "infer: {err} {out}");
     let r: Value = serde_json::from_str(&out).unwrap();
     assert!(r["proof"]["proof_bytes"].as_u64().unwrap() > 0, "{r}");

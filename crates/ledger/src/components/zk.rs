@@ -46,8 +46,10 @@ pub fn key_bytes(s: &Overlay, id: &Hash) -> Result<Option<Vec<u8>>, LedgerError>
 /// milliseconds), so each key is decoded once per process. The cache is content-addressed (the
 /// id is the hash of the bytes) and decoding is a pure function of the bytes, so it cannot make
 /// two validators disagree.
-fn cache() -> &'static Mutex<Vec<(Hash, Arc<VerifyingKey>)>> {
-    static C: OnceLock<Mutex<Vec<(Hash, Arc<VerifyingKey>)>>> = OnceLock::new();
+type KeyCache = Mutex<Vec<(Hash, Arc<VerifyingKey>)>>;
+
+fn cache() -> &'static KeyCache {
+    static C: OnceLock<KeyCache> = OnceLock::new();
     C.get_or_init(|| Mutex::new(Vec::new()))
 }
 const CACHE_KEYS: usize = 16;

@@ -153,3 +153,82 @@ impl TestChain {
         }
     }
 }
+
+/// The bytes of the canonical demo model, `models/digits/model.opalq`.
+pub fn demo_model_file() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/digits/model.opalq"
+    ))
+    .expect("models/digits/model.opalq")
+}
+
+/// One digit for the demo model: a canonical `f32` tensor of shape `[1, 64]`.
+pub fn digit_tensor(v: &[f32]) -> Vec<u8> {
+    opal_ledger::canonical::f32_tensor_bytes(&[1, v.len() as u64], v)
+}
+
+/// `owner` registers the demo model file as `digits-q@1` (opal_quant, price 100, in `tiers`, with
+/// `weight_commitment`); `node` bonds `node_bond` as an inference node and offers it in the same
+/// tiers (fee 90); `caller` funds an escrow of 600,000 with `node`. Asserts every step applied.
+pub fn offer_demo_model(
+    c: &mut TestChain,
+    [owner, node, caller]: [&SecretKey; 3],
+    file: &[u8],
+    tiers: Vec<Tier>,
+    weight_commitment: Option<Hash>,
+    node_bond: u128,
+) {
+    use opal_types::registry::{Licence, ModelFormat, ModelSpec, ServiceOffer, ServiceSpec};
+    let spec = ModelSpec {
+        name: "digits-q".into(),
+        version: 1,
+        parent: None,
+        parent_bps: 0,
+        datasets: vec![],
+        content_hash: Hash(*blake3::hash(file).as_bytes()),
+        size: file.len() as u64,
+        format: ModelFormat::OpalQuant,
+        input_schema: "[]".into(),
+        output_schema: "[]".into(),
+        price: Amount(100),
+        licence: Licence::Open,
+        tiers: tiers.clone(),
+        weight_commitment,
+    };
+    let r = c.run(vec![
+        c.tx(owner, 0, Action::RegisterModel { spec }),
+        c.tx(
+            node,
+            0,
+            Action::BondRole {
+                role: Role::InferenceNode,
+                amount: Amount(node_bond),
+            },
+        ),
+        c.tx(
+            caller,
+            0,
+            Action::FundEscrow {
+                node: node.address(),
+                amount: Amount(600_000),
+            },
+        ),
+    ]);
+    assert_eq!(r, vec![None, None, None]);
+    let r = c.run(vec![c.tx(
+        node,
+        0,
+        Action::DeclareService {
+            spec: ServiceSpec {
+                endpoint: "http://127.0.0.1:9000".into(),
+                offers: vec![ServiceOffer {
+                    model: ModelRef::new("digits-q", 1),
+                    tiers,
+                    fee: Amount(90),
+                }],
+            },
+        },
+    )]);
+    assert_eq!(r, vec![None]);
+}
