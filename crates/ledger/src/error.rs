@@ -113,7 +113,7 @@ pub enum TxError {
     RevealTooLarge { bytes: usize, limit: usize },
     #[error("the revealed {what} do not hash to what the receipt signed")]
     RevealMismatch { what: String },
-    #[error("model {model} cannot be re-executed on chain (only opal_quant models can)")]
+    #[error("model {model} cannot be re-executed on chain (only opal_quant models can; activations-tier LLM cases are decided by CommitteeVote)")]
     NotReexecutable { model: String },
     #[error("the model file hashes to {got}, the registered model is {expected}")]
     WrongModelFile { expected: Hash, got: Hash },
@@ -143,6 +143,12 @@ pub enum TxError {
     ProofInvalid { reason: String },
     #[error("the receipt was not paid ({reason_code}): {reason}")]
     SettlementRejected { reason_code: String, reason: String },
+    #[error("this case is not decided by a committee vote: {reason}")]
+    NotCommitteeCase { reason: String },
+    #[error("{voter} is not on this case's committee (the active validators when it opened)")]
+    NotOnCommittee { voter: Address },
+    #[error("{voter} has already voted on this case")]
+    AlreadyVoted { voter: Address },
 }
 
 #[derive(Debug, thiserror::Error)]

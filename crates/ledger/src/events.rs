@@ -183,6 +183,30 @@ pub enum Event {
         challenger: Address,
         bond: Amount,
     },
+    /// A dispute of an LLM result that its committee did not decide in time: the bond went
+    /// back to the challenger and the result was paid (nobody proved anything).
+    DisputeLapsed {
+        request_id: Hash,
+        challenger: Address,
+        bond: Amount,
+    },
+    /// A committee member voted on an LLM case.
+    CommitteeVoted {
+        request_id: Hash,
+        voter: Address,
+        valid: bool,
+    },
+    /// More than two thirds of an LLM case's committee power agreed: `valid` is the verdict;
+    /// the members of the majority shared the audit fee (from the treasury, as far as it went)
+    /// by power: `paid` lists each one's share.
+    CommitteeDecided {
+        request_id: Hash,
+        node: Address,
+        valid: bool,
+        power_for: u64,
+        power_total: u64,
+        paid: Vec<(Address, Amount)>,
+    },
     /// Re-execution proved the node's output wrong, or the node withheld its data.
     NodeConvicted {
         request_id: Hash,

@@ -187,6 +187,9 @@ fn deliver_tx(
         Action::SettleProved { receipt, evidence } => {
             zk::settle_proved(s, ctx, &sender, receipt, evidence, ev)?
         }
+        Action::CommitteeVote { request_id, valid } => {
+            verification::vote(s, ctx, &sender, request_id, *valid, ev)?
+        }
     };
     Ok(r.map(|()| events))
 }

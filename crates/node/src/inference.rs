@@ -743,6 +743,17 @@ impl InferenceService {
         std::fs::rename(&tmp, &path)
     }
 
+    /// Keep what `RevealData` would carry for request `id` (used by the LLM service for
+    /// `activations` receipts), durably, until the ledger can no longer ask for it.
+    pub fn store_reveal_data(
+        &self,
+        id: &Hash,
+        inputs: Vec<Vec<u8>>,
+        outputs: Vec<Vec<u8>>,
+    ) -> std::io::Result<()> {
+        self.store_reveal(id, &Reveal { inputs, outputs })
+    }
+
     fn load_reveal(&self, id: &Hash) -> Option<Reveal> {
         let bytes = std::fs::read(self.reveal_path(id)).ok()?;
         borsh::from_slice(&bytes).ok()

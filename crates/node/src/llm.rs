@@ -27,15 +27,20 @@
 //! is `unit price x (prompt tokens + completion tokens)`; the request's `max_price` is the
 //! worst case, `unit price x (prompt tokens + max_tokens)`.
 //!
-//! Hashes: `input_hash = BLAKE3-derive("opal 2026 llm input v1", borsh(LlmInput))` where
-//! [`LlmInput`] holds the model, the prompt's token ids (after the chat template), `max_tokens`,
-//! the sampling parameters including the seed (the caller's `seed`, or one the node draws and
-//! records), and the stop strings; `output_hash = BLAKE3-derive("opal 2026 llm output v1",
-//! borsh(Vec<u32> output token ids))`. The reply carries both in readable form so `opal verify`
-//! recomputes them.
+//! Hashes (`opal_types::llm`, shared with the ledger and the CLI): `input_hash =
+//! BLAKE3-derive("opal 2026 llm input v1", borsh(LlmInput))` where [`LlmInput`] holds the model,
+//! the prompt's token ids (after the chat template), `max_tokens`, the sampling parameters
+//! including the seed (the caller's `seed`, or one the node draws and records), and the stop
+//! strings; `output_hash` is over the output token ids and, for the `activations` tier, the
+//! BLAKE3 of the activation commitment, so the signature binds the commitment too. The reply
+//! carries the input and the tokens in readable form so `opal verify` recomputes both hashes.
+//!
+//! Audits and disputes: an `activations` receipt is drawn for audit (or held for disputes) like a
+//! canonical model's; the node keeps its reveal (`[borsh(LlmInput)]`, `[tokens, commitment]`) in
+//! `data/reveal/` until the ledger can no longer ask for it, and the reveal pass publishes it
+//! when a case opens. The validators check it off chain and vote (docs/verification.md).
 
 use crate::inference::{InferenceService, ServeError};
-use borsh::BorshSerialize;
 use opal_artifacts::ArtifactHash;
 use opal_ledger::components::{inference, registry};
 use opal_llm::{ChatMessage, FinishReason, GenerateRequest, LlmError, LlmModel, SamplingParams};
@@ -47,16 +52,13 @@ use opal_types::receipt::{
 use opal_types::registry::{ModelFormat, ModelSpec, ServiceOffer};
 use opal_types::{Address, Amount, Hash, ModelRef, Tier};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// BLAKE3 derive-key context of an LLM request's input hash.
-pub const LLM_INPUT_CONTEXT: &str = "opal 2026 llm input v1";
-/// BLAKE3 derive-key context of an LLM reply's output hash.
-pub const LLM_OUTPUT_CONTEXT: &str = "opal 2026 llm output v1";
+pub use opal_types::llm::{LlmInput, LLM_INPUT_CONTEXT, LLM_OUTPUT_CONTEXT};
 /// Version of the `activations` attachment bytes (`opal_llm::ActivationCommitment::to_bytes`).
 pub const ACTIVATIONS_ATTACHMENT_VERSION: u16 = 1;
 /// How long a composed request stays valid (it also never outlives its grant).
@@ -80,34 +82,9 @@ fn random_u64() -> u64 {
     rand_core::OsRng.next_u64()
 }
 
-/// Everything that determines an LLM reply; its hash is the request's `input_hash`.
-#[derive(Clone, Debug, PartialEq, BorshSerialize, Serialize, Deserialize)]
-pub struct LlmInput {
-    pub model: ModelRef,
-    /// The prompt's token ids (chat: after the model's chat template).
-    pub prompt_tokens: Vec<u32>,
-    pub max_tokens: u32,
-    pub seed: u64,
-    /// The sampling parameters exactly as the sampler uses them (`opal_llm::SamplingParams`).
-    pub temperature: f32,
-    pub top_p: f32,
-    /// 0: no top-k cut.
-    pub top_k: u32,
-    pub repetition_penalty: f32,
-    pub stop: Vec<String>,
-}
-
-impl LlmInput {
-    pub fn hash(&self) -> Hash {
-        let bytes = borsh::to_vec(self).expect("finite floats encode");
-        Hash(blake3::derive_key(LLM_INPUT_CONTEXT, &bytes))
-    }
-}
-
-/// The output hash of an LLM reply: over its output token ids.
+/// The output hash of a `signed`-tier LLM reply (over its output token ids).
 pub fn llm_output_hash(tokens: &[u32]) -> Hash {
-    let bytes = borsh::to_vec(&tokens.to_vec()).expect("u32s encode");
-    Hash(blake3::derive_key(LLM_OUTPUT_CONTEXT, &bytes))
+    opal_types::llm::output_hash(tokens, None)
 }
 
 /// Why an LLM request was refused, in OpenAI's terms: HTTP status, `type`, `code`, `param`.
@@ -240,6 +217,9 @@ pub struct Ask {
     pub stop: Vec<String>,
     pub tier: Tier,
     pub commercial: bool,
+    /// Audit rate and disputability the caller asked for (`opal_audit_bps`, `opal_dispute`);
+    /// only `activations` receipts can be audited or disputed.
+    pub escalation: Escalation,
 }
 
 /// A GGUF model this node offers, as listed under `/v1/models`.
@@ -276,14 +256,17 @@ struct Reservation {
     svc: Arc<LlmService>,
     caller: Address,
     grant: Hash,
+    /// Reserved from the grant's allowance (the worst-case price).
     amount: u128,
+    /// Reserved from the escrow (the worst-case price plus any audit premium).
+    escrow_amount: u128,
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
         let mut r = self.svc.reserved.lock();
         if let Some(v) = r.by_caller.get_mut(&self.caller) {
-            *v = v.saturating_sub(self.amount);
+            *v = v.saturating_sub(self.escrow_amount);
             if *v == 0 {
                 r.by_caller.remove(&self.caller);
             }
@@ -585,6 +568,17 @@ impl LlmService {
                 ),
             ));
         }
+        if ask.escalation != Escalation::default() && ask.tier != Tier::Activations {
+            return Err(LlmServeError::invalid(
+                Some(if ask.escalation.dispute {
+                    "opal_dispute"
+                } else {
+                    "opal_audit_bps"
+                }),
+                Some("tier_not_checkable"),
+                "Audits and disputes check the activation commitment: ask for `opal_tier: \"activations\"`.",
+            ));
+        }
         let caller = grant.caller.address();
         r.spec
             .licence
@@ -652,8 +646,13 @@ impl LlmService {
             ));
         }
 
-        // Payment: the worst case must fit the escrow and the grant.
+        // Payment: the worst case must fit the escrow and the grant; a higher audit rate also
+        // charges the escrow its premium at settlement.
         let max_price = mul(r.unit_price, (n_prompt + max_tokens as usize) as u128)?;
+        let premium = inference::audit_premium(
+            &inference::params(&o).map_err(internal)?,
+            ask.escalation.audit_bps,
+        );
         let escrow = inference::escrow(&o, &caller, &self.node()).map_err(internal)?;
         if escrow.unlock_ms.is_some() {
             return Err(LlmServeError::quota(format!(
@@ -684,11 +683,13 @@ impl LlmService {
             .0
             .saturating_sub(owed.0)
             .saturating_sub(held_caller);
-        if escrow_left < max_price.0 {
+        let escrow_need = max_price.0.saturating_add(premium.0);
+        if escrow_left < escrow_need {
             return Err(LlmServeError::quota(format!(
-                "Your escrow with node {} holds {escrow_left} after unsettled and in-flight calls; this call may cost up to {max_price} ({n_prompt} prompt tokens + max_tokens {max_tokens}, at {} per token). Fund it with `opal tx escrow fund` or lower max_tokens.",
+                "Your escrow with node {} holds {escrow_left} after unsettled and in-flight calls; this call may cost up to {max_price} ({n_prompt} prompt tokens + max_tokens {max_tokens}, at {} per token){}. Fund it with `opal tx escrow fund` or lower max_tokens.",
                 self.node(),
-                r.unit_price
+                r.unit_price,
+                if premium.is_zero() { String::new() } else { format!(" plus an audit premium of {premium}") }
             )));
         }
         let grant_left = grant
@@ -704,7 +705,7 @@ impl LlmService {
                 grant.grant.max_total, r.unit_price
             )));
         }
-        *res.by_caller.entry(caller).or_insert(0) += max_price.0;
+        *res.by_caller.entry(caller).or_insert(0) += escrow_need;
         *res.by_grant.entry(gid).or_insert(0) += max_price.0;
         drop(res);
         let reservation = Reservation {
@@ -712,6 +713,7 @@ impl LlmService {
             caller,
             grant: gid,
             amount: max_price.0,
+            escrow_amount: escrow_need,
         };
 
         let input = LlmInput {
@@ -736,7 +738,7 @@ impl LlmService {
             commercial: ask.commercial,
             salt: random_u64(),
             expires_ms: (now_ms() + LLM_REQUEST_TTL_MS).min(grant.grant.expires_ms),
-            escalation: Escalation::default(),
+            escalation: ask.escalation,
         }
         .under_grant(grant.clone());
         Ok(Prepared {
@@ -785,24 +787,46 @@ impl LlmService {
             p.unit_price,
             prompt_tokens as u128 + completion_tokens as u128,
         )?;
+        let commitment = if activations {
+            Some(
+                gen.commitment
+                    .as_ref()
+                    .ok_or_else(|| {
+                        LlmServeError::internal("the model produced no activation commitment")
+                    })?
+                    .to_bytes(),
+            )
+        } else {
+            None
+        };
+        if let Some(c) = &commitment {
+            // What the node must reveal if the receipt is audited or disputed; durable before
+            // the receipt exists.
+            let reveal = (
+                vec![p.input.to_bytes()],
+                vec![opal_types::llm::tokens_to_bytes(&gen.tokens), c.clone()],
+            );
+            self.inf
+                .store_reveal_data(&p.request.id(), reveal.0, reveal.1)
+                .map_err(|e| {
+                    LlmServeError::internal(format!("cannot persist the reveal data: {e}"))
+                })?;
+        }
         let key = self.inf.key();
         let receipt = ReceiptBody {
             request: p.request.clone(),
-            output_hash: llm_output_hash(&gen.tokens),
+            output_hash: opal_types::llm::output_hash(&gen.tokens, commitment.as_deref()),
             price,
             height: p.height,
             node_key: key.public_key(),
         }
         .sign(key);
         let mut envelope = ReceiptEnvelope::new(receipt);
-        if activations {
-            let c = gen.commitment.as_ref().ok_or_else(|| {
-                LlmServeError::internal("the model produced no activation commitment")
-            })?;
+        if let Some(bytes) = commitment {
             envelope.attachments.push(Attachment {
                 tier: Tier::Activations,
                 version: ACTIVATIONS_ATTACHMENT_VERSION,
-                bytes: c.to_bytes(),
+                bytes,
             });
         }
         self.inf.record_receipt(&envelope)?;

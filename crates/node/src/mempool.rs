@@ -70,7 +70,8 @@ fn spend_of(tx: &Transaction) -> Result<Amount, TxError> {
         | Action::RevealData { .. }
         | Action::Resolve { .. }
         | Action::PublishZkKey { .. }
-        | Action::SettleProved { .. } => Amount::ZERO,
+        | Action::SettleProved { .. }
+        | Action::CommitteeVote { .. } => Amount::ZERO,
         // A challenge without a fraud proof locks a bond (a chain parameter the mempool does
         // not read); the ledger refuses it if the balance falls short.
         Action::Challenge { .. } => Amount::ZERO,

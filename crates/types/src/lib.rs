@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod encoding;
 pub mod evidence;
 pub mod hash;
+pub mod llm;
 pub mod merkle;
 pub mod receipt;
 pub mod registry;

@@ -95,6 +95,10 @@ pub enum Action {
         receipt: Box<crate::receipt::Receipt>,
         evidence: crate::receipt::ZkEvidence,
     },
+    /// A member of an LLM case's committee (the validators drawn for an audit or a dispute of
+    /// an `activations` receipt) says whether the revealed output passes the activation check
+    /// it ran off chain. A two-thirds quorum of the committee decides the case.
+    CommitteeVote { request_id: Hash, valid: bool },
 }
 
 /// Roles that stake without validating.

@@ -84,7 +84,12 @@ fn init_home(home: &Home, a: &DevnetArgs) -> Result<()> {
         .with_context(|| format!("creating {}", home.root.display()))?;
     let validator = SecretKey::generate();
     KeyFile::new("validator", &validator).write(&home.node_key_path())?;
-    let mut accounts = vec![];
+    // The validator's operator account pays the fees of its duties (committee votes on LLM
+    // audits, `opal node watch --from HOME/node_key.json`).
+    let mut accounts = vec![GenesisAccount {
+        address: validator.address(),
+        balance: Amount(DEV_BALANCE),
+    }];
     for name in &DEV_NAMES[..a.accounts] {
         let k = SecretKey::generate();
         KeyFile::new(name, &k).write(&home.keys_dir().join(format!("{name}.json")))?;

@@ -339,7 +339,7 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
     // An LLM reply's receipt: its readable input (tokens, sampling, seed) and output tokens must
     // hash to the signed input and output hashes.
     if let Some(li) = file.get("llm_input") {
-        let ok = serde_json::from_value::<opal_node::llm::LlmInput>(li.clone())
+        let ok = serde_json::from_value::<opal_types::llm::LlmInput>(li.clone())
             .map(|i| i.hash() == r.body.request.request.input_hash)
             .unwrap_or(false);
         checks.push((
@@ -349,11 +349,23 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
         ));
     }
     if let Some(ot) = file.get("output_tokens") {
-        let ok = serde_json::from_value::<Vec<u32>>(ot.clone())
-            .map(|t| opal_node::llm::llm_output_hash(&t) == r.body.output_hash)
-            .unwrap_or(false);
+        // `activations` tier: the signed hash also binds the attached commitment.
+        let commitment =
+            (r.body.request.request.tier == opal_types::Tier::Activations).then(|| {
+                env.attachments
+                    .iter()
+                    .find(|x| x.tier == opal_types::Tier::Activations)
+                    .map(|a| a.bytes.as_slice())
+            });
+        let ok = match (serde_json::from_value::<Vec<u32>>(ot.clone()), commitment) {
+            (Ok(t), None) => opal_types::llm::output_hash(&t, None) == r.body.output_hash,
+            (Ok(t), Some(Some(c))) => {
+                opal_types::llm::output_hash(&t, Some(c)) == r.body.output_hash
+            }
+            _ => false,
+        };
         checks.push((
-            "LLM output tokens match the signed output hash".into(),
+            "LLM output tokens (and the activation commitment) match the signed output hash".into(),
             ok,
             String::new(),
         ));
@@ -615,14 +627,47 @@ fn check_activations(file: &Value, model_hash: &Hash, bytes: &[u8], path: &Path)
         );
     }
     drop(data);
-    let input: opal_node::llm::LlmInput = serde_json::from_value(file["llm_input"].clone())
+    let input: opal_types::llm::LlmInput = serde_json::from_value(file["llm_input"].clone())
         .context("the receipt file has no readable llm_input")?;
     let output: Vec<u32> = serde_json::from_value(file["output_tokens"].clone())
         .context("the receipt file has no readable output_tokens")?;
-    let c = opal_llm::ActivationCommitment::from_bytes(bytes)
-        .map_err(|e| anyhow!("the commitment is malformed: {e}"))?;
     let model = opal_llm::LlmModel::load(path).map_err(|e| anyhow!("loading the model: {e}"))?;
-    opal_llm::verify_activations(&model, &input.prompt_tokens, &output, &c)
-        .map_err(|e| anyhow!("{e}"))?;
-    Ok(())
+    check_llm_output(&model, &input, &output, bytes)
+}
+
+/// The off-chain check of an `activations` reply (what `opal verify --llm-model` and a
+/// validator voting on an LLM case run): the commitment decodes, was made with exactly the
+/// sampling parameters and seed the caller's signed input names, the output respects
+/// `max_tokens`, and the committed activations and sampled tokens match the model within the
+/// tolerance (`opal_llm::verify_activations`, docs/llm.md).
+pub fn check_llm_output(
+    model: &opal_llm::LlmModel,
+    input: &opal_types::llm::LlmInput,
+    output: &[u32],
+    commitment: &[u8],
+) -> Result<()> {
+    let c = opal_llm::ActivationCommitment::from_bytes(commitment)
+        .map_err(|e| anyhow!("the commitment is malformed: {e}"))?;
+    let s = &c.sampling;
+    let same = s.seed == input.seed
+        && s.temperature.to_bits() == input.temperature.to_bits()
+        && s.top_p.to_bits() == input.top_p.to_bits()
+        && s.top_k as u64 == input.top_k as u64
+        && s.repetition_penalty.to_bits() == input.repetition_penalty.to_bits();
+    if !same {
+        bail!(
+            "the commitment was made with other sampling parameters ({s:?}) than the signed input (seed {}, temperature {}, top_p {}, top_k {}, repetition penalty {})",
+            input.seed, input.temperature, input.top_p, input.top_k, input.repetition_penalty
+        );
+    }
+    if output.len() > input.max_tokens as usize {
+        bail!(
+            "{} output tokens, more than the signed max_tokens {}",
+            output.len(),
+            input.max_tokens
+        );
+    }
+    opal_llm::verify_activations(model, &input.prompt_tokens, output, &c)
+        .map(|_| ())
+        .map_err(|e| anyhow!("{e}"))
 }

@@ -7,6 +7,14 @@
 //! - an audit assigned to this account (or any audit with `--audits all`): post `Resolve`, paid
 //!   `audit_fee` when it passes, the reward when it convicts.
 //!
+//! LLM receipts of the `activations` tier (GGUF models) cannot be re-executed inside a block;
+//! every active validator checks them off chain and votes (docs/verification.md, "LLM cases"):
+//! - an audit or a disputed held result on whose committee the --from account sits: download
+//!   the registered GGUF (checked against its content hash, cached in --model-cache), run the
+//!   activation check (`opal verify --llm-model` runs the same), post `CommitteeVote`;
+//! - a held, undisputed result that fails the check: dispute it (`Challenge` without a model,
+//!   locking the challenge bond), then vote on it once the dispute is open.
+//!
 //! Each action is printed as it happens (a JSON object per line with `-o json`).
 
 use crate::cli::{Output, TxOpts};
@@ -19,6 +27,7 @@ use opal_types::receipt::tensor_list_hash;
 use opal_types::{Action, Address, Hash, ModelRef};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -45,6 +54,9 @@ pub struct WatchArgs {
     /// Do one pass and exit (for scripts and cron).
     #[arg(long)]
     pub once: bool,
+    /// Where downloaded GGUF models are kept between runs [default: ~/.cache/opal/watch].
+    #[arg(long)]
+    pub model_cache: Option<PathBuf>,
     #[command(flatten)]
     pub tx: TxOpts,
 }
@@ -56,6 +68,14 @@ struct Watcher {
     files: HashMap<Hash, Vec<u8>>,
     handled: HashSet<Hash>,
     out: Output,
+    /// Registered format of each model seen (`opal_quant`, `gguf`, ...).
+    formats: HashMap<ModelRef, (String, Hash)>,
+    llms: HashMap<Hash, std::sync::Arc<opal_llm::LlmModel>>,
+    /// LLM cases already checked: whether the output passed, and why not.
+    checked: HashMap<Hash, (bool, String)>,
+    /// Held LLM results this watcher disputed (not disputed twice).
+    disputed: HashSet<Hash>,
+    model_cache: PathBuf,
 }
 
 fn emit(out: Output, v: Value, text: String) {
@@ -89,6 +109,16 @@ pub fn run(a: WatchArgs, out: Output) -> Result<()> {
         files: HashMap::new(),
         handled: HashSet::new(),
         out,
+        formats: HashMap::new(),
+        llms: HashMap::new(),
+        checked: HashMap::new(),
+        disputed: HashSet::new(),
+        model_cache: a.model_cache.clone().unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(std::env::temp_dir)
+                .join(".cache/opal/watch")
+        }),
     };
     let mut opts = a.tx.clone();
     opts.no_wait = true;
@@ -116,6 +146,187 @@ pub fn run(a: WatchArgs, out: Output) -> Result<()> {
 }
 
 impl Watcher {
+    /// The registered format and content hash of a model (asked once).
+    fn format(&mut self, model: &ModelRef) -> Result<(String, Hash)> {
+        if let Some(f) = self.formats.get(model) {
+            return Ok(f.clone());
+        }
+        let info = self.client.get(&format!("/api/models/{model}"))?;
+        let spec = &info["spec"];
+        let hash = Hash::from_hex(spec["content_hash"].as_str().unwrap_or_default())
+            .map_err(|e| anyhow!("model {model}: content hash: {e}"))?;
+        let f = (
+            spec["format"].as_str().unwrap_or_default().to_string(),
+            hash,
+        );
+        self.formats.insert(model.clone(), f.clone());
+        Ok(f)
+    }
+
+    /// A registered GGUF model, loaded: from the cache directory if a file there has the
+    /// registered hash, else downloaded from the node's artifact store and checked.
+    fn llm(&mut self, model: &ModelRef, hash: Hash) -> Result<std::sync::Arc<opal_llm::LlmModel>> {
+        if let Some(m) = self.llms.get(&hash) {
+            return Ok(m.clone());
+        }
+        std::fs::create_dir_all(&self.model_cache)
+            .with_context(|| format!("creating {}", self.model_cache.display()))?;
+        let path = self.model_cache.join(format!("{}.gguf", hash.to_hex()));
+        let cached = std::fs::read(&path)
+            .ok()
+            .is_some_and(|b| Hash(*blake3::hash(&b).as_bytes()) == hash);
+        if !cached {
+            emit(
+                self.out,
+                json!({"event": "downloading", "model": model, "content_hash": hash}),
+                format!("downloading {model} ({hash}) from the node"),
+            );
+            let bytes = self
+                .client
+                .get_bytes(&format!("/api/artifacts/{}", hash.to_hex()))?;
+            let got = Hash(*blake3::hash(&bytes).as_bytes());
+            if got != hash {
+                bail!("model {model}: the node served a file hashing to {got}, registered {hash}");
+            }
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &path)?;
+        }
+        let m = std::sync::Arc::new(
+            opal_llm::LlmModel::load(&path).map_err(|e| anyhow!("loading {model}: {e}"))?,
+        );
+        self.llms.insert(hash, m.clone());
+        Ok(m)
+    }
+
+    /// Check an LLM case's revealed data (once per case).
+    fn check_llm_case(
+        &mut self,
+        c: &Value,
+        id: Hash,
+        model: &ModelRef,
+        hash: Hash,
+    ) -> Result<(bool, String)> {
+        if let Some(r) = self.checked.get(&id) {
+            return Ok(r.clone());
+        }
+        let hexes = |k: &str| -> Result<Vec<Vec<u8>>> {
+            c["revealed"][k]
+                .as_array()
+                .with_context(|| format!("revealed {k}"))?
+                .iter()
+                .map(|x| hex::decode(x.as_str().unwrap_or_default()).map_err(Into::into))
+                .collect()
+        };
+        let (inputs, outputs) = (hexes("inputs")?, hexes("outputs")?);
+        let m = self.llm(model, hash)?;
+        // The ledger checked the reveal against the signed hashes; what is left is whether the
+        // output is this model's.
+        let verdict = (|| -> Result<()> {
+            let [input] = inputs.as_slice() else {
+                bail!("the reveal does not have one input");
+            };
+            let [tokens, commitment] = outputs.as_slice() else {
+                bail!("the reveal does not have tokens and a commitment");
+            };
+            let input = opal_types::llm::LlmInput::from_bytes(input)
+                .map_err(|e| anyhow!("the revealed input is malformed: {e}"))?;
+            let tokens = opal_types::llm::tokens_from_bytes(tokens)
+                .map_err(|e| anyhow!("the revealed tokens are malformed: {e}"))?;
+            crate::cmd::infer::check_llm_output(&m, &input, &tokens, commitment)
+        })();
+        let r = match verdict {
+            Ok(()) => (true, String::new()),
+            Err(e) => (false, format!("{e:#}")),
+        };
+        self.checked.insert(id, r.clone());
+        Ok(r)
+    }
+
+    /// An LLM (`activations`) case: check it if this account has something to do, then vote
+    /// or dispute. Returns true once nothing is left to do for it.
+    fn llm_case(
+        &mut self,
+        c: &Value,
+        id: Hash,
+        model: &ModelRef,
+        hash: Hash,
+        audits: AuditScope,
+        opts: &TxOpts,
+    ) -> Result<bool> {
+        let kind = c["kind"].as_str().unwrap_or_default().to_string();
+        let disputed = !c["dispute"].is_null();
+        let me = self.me.to_string();
+        let member = c["auditors"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(&me)));
+        let voted = c["votes"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v["voter"].as_str() == Some(&me)));
+        let vote_due = member && !voted && (kind == "audit" || disputed);
+        let wants = match kind.as_str() {
+            "audit" => vote_due && audits != AuditScope::None,
+            _ if disputed => vote_due,
+            _ => !self.disputed.contains(&id),
+        };
+        if !wants {
+            // A held result we disputed: wait for the dispute to open, then vote.
+            return Ok(!(kind == "held" && self.disputed.contains(&id) && member && !voted));
+        }
+        let (valid, why) = self.check_llm_case(c, id, model, hash)?;
+        if vote_due {
+            let sent = send(
+                Action::CommitteeVote {
+                    request_id: id,
+                    valid,
+                },
+                opts,
+            )?;
+            emit(
+                self.out,
+                json!({"event": "vote", "request_id": id, "model": model, "kind": kind,
+                       "valid": valid, "reason": why, "tx": sent.hash}),
+                format!(
+                    "{id} ({model}, {kind}): activation check {} -> vote tx {}",
+                    if valid {
+                        "passed".to_string()
+                    } else {
+                        format!("FAILED ({why})")
+                    },
+                    sent.hash
+                ),
+            );
+            return Ok(true);
+        }
+        // A held, undisputed result.
+        if valid {
+            emit(
+                self.out,
+                json!({"event": "verified", "request_id": id, "model": model}),
+                format!("{id} ({model}): activation check passed"),
+            );
+            return Ok(true);
+        }
+        let sent = send(
+            Action::Challenge {
+                request_id: id,
+                claimed_output_hash: Hash::ZERO,
+                model: None,
+            },
+            opts,
+        )?;
+        self.disputed.insert(id);
+        emit(
+            self.out,
+            json!({"event": "dispute", "request_id": id, "model": model, "reason": why, "tx": sent.hash}),
+            format!(
+                "{id} ({model}): activation check FAILED ({why}) -> dispute tx {}",
+                sent.hash
+            ),
+        );
+        Ok(!member)
+    }
+
     /// The registered file of a canonical model, fetched once and checked against its hash.
     fn model_file(&mut self, model: &ModelRef) -> Result<Option<(Hash, Vec<u8>)>> {
         let info = self.client.get(&format!("/api/models/{model}"))?;
@@ -152,6 +363,15 @@ impl Watcher {
             }
             let model: ModelRef = serde_json::from_value(c["model"].clone())?;
             if self.models.as_ref().is_some_and(|m| !m.contains(&model)) {
+                continue;
+            }
+            let (format, hash) = self.format(&model)?;
+            if format == "gguf" {
+                if c["tier"] != "activations"
+                    || self.llm_case(&c, id, &model, hash, audits, opts)?
+                {
+                    self.handled.insert(id);
+                }
                 continue;
             }
             let kind = c["kind"].as_str().unwrap_or_default().to_string();
@@ -234,6 +454,8 @@ impl Watcher {
         }
         // Forget what is no longer open (bounded memory).
         self.handled.retain(|id| open.contains(id));
+        self.checked.retain(|id, _| open.contains(id));
+        self.disputed.retain(|id| open.contains(id));
         Ok(())
     }
 }

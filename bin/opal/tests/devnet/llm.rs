@@ -281,6 +281,18 @@ fn openai_client_chat_stream_completions_receipts_settle_and_errors() {
         );
     };
     expect("unknown_model", 404, Some("model_not_found"), Some("model"));
+    expect(
+        "dispute_needs_activations",
+        400,
+        Some("tier_not_checkable"),
+        Some("opal_dispute"),
+    );
+    expect(
+        "audit_bps_out_of_range",
+        400,
+        Some("invalid_value"),
+        Some("opal_audit_bps"),
+    );
     assert_eq!(e["unknown_model"]["exception"], "NotFoundError");
     expect(
         "context_too_long",
@@ -405,6 +417,70 @@ fn openai_client_chat_stream_completions_receipts_settle_and_errors() {
     let (code, _, _) = cli(&["verify", tampered.to_str().unwrap()]);
     assert_eq!(code, 3, "a changed output token must fail verification");
 
+    // The activations call asked for a certain audit: once it settles, the next block draws
+    // it, the node reveals its input, tokens and commitment, and the validator (the devnet has
+    // one) checks them with the model off chain (`opal node watch`) and votes.
+    let act_id = act["request_id"].as_str().unwrap().to_string();
+    let opened = wait_for("the activations audit", Duration::from_secs(60), || {
+        let (_, v) = get(&url, &format!("/api/cases/{act_id}")).ok()?;
+        (!v["case"]["revealed"].is_null()).then_some(v)
+    });
+    assert_eq!(opened["case"]["kind"], "audit", "{opened}");
+    assert_eq!(opened["case"]["tier"], "activations", "{opened}");
+    assert_eq!(
+        opened["case"]["revealed"]["outputs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let cache = dir.path().join("watch-cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let hash = blake3::hash(&std::fs::read(&gguf).unwrap())
+        .to_hex()
+        .to_string();
+    std::fs::copy(&gguf, cache.join(format!("{hash}.gguf"))).unwrap();
+    let mut watcher = Command::new(opal_bin())
+        .args([
+            "node",
+            "watch",
+            "-o",
+            "json",
+            "--interval-ms",
+            "300",
+            "--from",
+        ])
+        .arg(home.join("node_key.json"))
+        .args(["--node", &url, "--model-cache"])
+        .arg(&cache)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(watcher.stdout.take().unwrap()));
+    let mut vote = None;
+    for line in lines {
+        let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if v["event"] == "vote" && v["request_id"] == act_id.as_str() {
+            vote = Some(v);
+            break;
+        }
+        assert_ne!(v["event"], "error", "{v}");
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let vote = vote.expect("the watcher voted");
+    assert_eq!(vote["valid"], true, "{vote}");
+    let verdict = wait_for("the audit verdict", Duration::from_secs(30), || {
+        let (_, v) = get(&url, &format!("/api/cases/{act_id}")).ok()?;
+        v["verdict"]["outcome"].as_str().map(str::to_string)
+    });
+    assert_eq!(verdict, "audit_passed");
+    let premium = opal_ledger::components::inference::audit_premium(
+        &opal_ledger::InferenceParams::default(),
+        10_000,
+    );
+
     // They settle on chain, with a Merkle proof, and the escrow shrinks by exactly their prices
     // (the refused calls cost nothing).
     for case in cases {
@@ -414,23 +490,11 @@ fn openai_client_chat_stream_completions_receipts_settle_and_errors() {
             (code == 0).then_some(out)
         });
     }
-    // The activations receipt settles too once the ledger settles that tier; its price is in
-    // the escrow's decrease only if it did.
-    let act_id = act["request_id"].as_str().unwrap().to_string();
-    let act_settled = || {
-        let (_, v) = get(&url, &format!("/api/receipts/{act_id}")).unwrap();
-        v["settled"] == true
-    };
-    let (escrow1, act_paid) = wait_for("a stable escrow reading", Duration::from_secs(30), || {
-        let before = act_settled();
-        let e = escrow(&url, &caller, &node);
-        (act_settled() == before).then_some((e, before))
-    });
-    if act_paid {
-        total += num(&act["price"]);
-    } else {
-        eprintln!("note: the activations receipt has not settled (yet)");
-    }
+    // The activations receipt settled (it was audited), with its audit premium.
+    let (_, settled) = get(&url, &format!("/api/receipts/{act_id}")).unwrap();
+    assert_eq!(settled["settled"], true, "{settled}");
+    total += num(&act["price"]) + premium.0;
+    let escrow1 = escrow(&url, &caller, &node);
     assert_eq!(
         escrow0 - escrow1,
         total,

@@ -154,13 +154,14 @@ report["cases"]["completion_stream"] = {
     "file": cs_receipt and save("completion_stream", cs_receipt),
 }
 
-# 6. The activations tier, asked through extra_body: the receipt carries the commitment.
+# 6. The activations tier, asked through extra_body: the receipt carries the commitment. With
+# a certain audit (opal_audit_bps 10000) the validators check it after settlement.
 act = client.chat.completions.create(
     model=model,
     messages=[{"role": "user", "content": "Say hi."}],
     max_tokens=6,
     temperature=0,
-    extra_body={"opal_tier": "activations"},
+    extra_body={"opal_tier": "activations", "opal_audit_bps": 10000},
 )
 a_receipt = extra(act, "opal_receipt")
 report["cases"]["activations"] = {
@@ -194,6 +195,21 @@ def expect_error(name, fn):
 
 
 msg = [{"role": "user", "content": "hi"}]
+expect_error(
+    "dispute_needs_activations",
+    lambda: client.chat.completions.create(
+        model=model, messages=msg, max_tokens=2, extra_body={"opal_dispute": True}
+    ),
+)
+expect_error(
+    "audit_bps_out_of_range",
+    lambda: client.chat.completions.create(
+        model=model,
+        messages=msg,
+        max_tokens=2,
+        extra_body={"opal_tier": "activations", "opal_audit_bps": 10001},
+    ),
+)
 expect_error(
     "unknown_model",
     lambda: client.chat.completions.create(model="no-such-model", messages=msg, max_tokens=4),

@@ -236,7 +236,7 @@ pub enum SettleError {
         spent: Amount,
         price: Amount,
     },
-    #[error("model {0} cannot be re-executed on chain, so its results cannot be held for disputes (only opal_quant models can)")]
+    #[error("results of model {0} under this tier cannot be checked on chain, so they cannot be held for disputes (only opal_quant models, and GGUF models under the activations tier, can)")]
     NotReexecutable(String),
     #[error("the node is jailed until {until_ms} for a proven fraud")]
     NodeJailed { until_ms: u64 },
@@ -366,6 +366,17 @@ pub fn split(
 
 /// Check one receipt and, if it holds, pay it. `Ok(Err(_))` leaves `s` untouched. `proved`:
 /// the receipt's zk proof was verified by the caller.
+/// What a caller pays on top of the price for asking `audit_bps` (above the chain's base rate):
+/// the expected extra audit cost, `ceil(audit_fee x (audit_bps - base) / 10000)`, charged from
+/// the escrow into the treasury at settlement of an auditable receipt.
+pub fn audit_premium(p: &InferenceParams, audit_bps: u32) -> Amount {
+    if audit_bps <= p.audit_bps {
+        return Amount::ZERO;
+    }
+    let extra = audit_bps.saturating_sub(p.audit_bps) as u128;
+    Amount((p.audit_fee.0.saturating_mul(extra)).div_ceil(BPS as u128))
+}
+
 pub(crate) fn settle_one(
     s: &mut Overlay,
     ctx: &BlockCtx,
@@ -442,8 +453,10 @@ pub(crate) fn settle_one(
     }
     // A proved result is final: it is neither held for disputes nor audited.
     let held = req.tier == Tier::Replay || (req.escalation.dispute && !proved);
-    let reexecutable = verification::reexecutable(info.spec.format);
-    if held && !reexecutable {
+    // Re-executable (canonical models) or checked by the validators' committee (LLM
+    // `activations` receipts): such results can be held for disputes and audited.
+    let checkable = verification::check_by(info.spec.format, req.tier).is_some();
+    if held && !checkable {
         return Ok(Err(SettleError::NotReexecutable(req.model.to_string())));
     }
     if let Some(until_ms) = verification::jailed_until(s, &req.node, ctx.time_ms)? {
@@ -471,9 +484,8 @@ pub(crate) fn settle_one(
     let price = r.body.price;
     let payouts = st!(split(s, &info, &node, price, p)?);
     // A caller that asked for more audits than the base rate pays their expected cost.
-    let premium = if reexecutable && !proved && req.escalation.audit_bps > p.audit_bps {
-        let extra = (req.escalation.audit_bps - p.audit_bps) as u128;
-        Amount((p.audit_fee.0.saturating_mul(extra)).div_ceil(BPS as u128))
+    let premium = if checkable && !proved {
+        audit_premium(p, req.escalation.audit_bps)
     } else {
         Amount::ZERO
     };
@@ -533,7 +545,7 @@ pub(crate) fn settle_one(
         return Ok(Ok(()));
     }
     pay_out(s, &req.model, price, &payouts)?;
-    if reexecutable && !proved {
+    if checkable && !proved {
         verification::enqueue_audit(
             s,
             ctx,

@@ -106,8 +106,43 @@ pub struct Case {
     pub deadline_ms: u64,
     pub revealed: Option<Revealed>,
     pub dispute: Option<Dispute>,
-    /// Validators assigned to re-execute (audits).
+    /// Validators assigned to re-execute (audits) or, for a committee case, its voters.
     pub auditors: Vec<Address>,
+    /// Committee cases (LLM `activations` receipts): the voting power of each of `auditors`
+    /// (the active validator set when the audit or the dispute opened). Empty otherwise.
+    #[serde(default)]
+    pub powers: Vec<u64>,
+    /// Votes cast so far (committee cases).
+    #[serde(default)]
+    pub votes: Vec<CastVote>,
+}
+
+/// One committee member's vote on an LLM case.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct CastVote {
+    pub voter: Address,
+    pub valid: bool,
+}
+
+/// How a case's result is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckBy {
+    /// Every validator re-executes the canonical model inside block execution (`Resolve`,
+    /// fraud-proof `Challenge`): the output is a pure function of the bytes.
+    Reexecution,
+    /// The activation commitment of an LLM reply is checked off chain by every validator (one
+    /// prefill, within a tolerance: not bit-exact, so not inside block execution); each posts a
+    /// `CommitteeVote` and more than two thirds of the voting power decides.
+    Committee,
+}
+
+/// How results of this model format and tier can be checked, if at all.
+pub fn check_by(format: ModelFormat, tier: Tier) -> Option<CheckBy> {
+    match (format, tier) {
+        (ModelFormat::OpalQuant, _) => Some(CheckBy::Reexecution),
+        (ModelFormat::Gguf, Tier::Activations) => Some(CheckBy::Committee),
+        _ => None,
+    }
 }
 
 /// How a case ended, under `infer/verdict/<request id>`.
@@ -280,6 +315,8 @@ pub(crate) fn hold(
         revealed: None,
         dispute: None,
         auditors: vec![],
+        powers: vec![],
+        votes: vec![],
     };
     put_case(s, &c);
     events.push(Event::ReceiptHeld {
@@ -333,6 +370,24 @@ fn pick_auditors(s: &Overlay, seed: &Hash, n: usize) -> Result<Vec<Address>, Led
     Ok(out)
 }
 
+/// A committee case's electorate: every active validator (operator) with its power. All of
+/// them check, as all of them re-execute a `Resolve`; the ledger trusts no smaller group than
+/// the one it already trusts for consensus.
+fn committee(s: &Overlay) -> Result<(Vec<Address>, Vec<u64>), LedgerError> {
+    Ok(staking::active_set(s)?
+        .into_iter()
+        .map(|v| (v.operator, v.power))
+        .unzip())
+}
+
+/// How a case is checked (from its model's registered format and its tier).
+fn case_check(s: &Overlay, c: &Case) -> Result<Option<CheckBy>, LedgerError> {
+    let Some(info) = registry::model(s, &c.model)? else {
+        return Err(corrupt("case names a model that is not registered"));
+    };
+    Ok(check_by(info.spec.format, c.tier))
+}
+
 /// Begin-block: draw audits for the receipts paid in earlier blocks, with this block's parent
 /// hash (unknown to anyone when those receipts were answered and submitted).
 pub fn begin_block(
@@ -356,7 +411,12 @@ pub fn begin_block(
         if draw >= cand.rate_bps || case(s, &cand.request_id)?.is_some() {
             continue;
         }
-        let auditors = pick_auditors(s, &seed, p.audit_committee as usize)?;
+        let info = registry::model(s, &cand.model)?
+            .ok_or_else(|| corrupt("audit candidate names a model that is not registered"))?;
+        let (auditors, powers) = match check_by(info.spec.format, cand.tier) {
+            Some(CheckBy::Committee) => committee(s)?,
+            _ => (pick_auditors(s, &seed, p.audit_committee as usize)?, vec![]),
+        };
         let c = Case {
             request_id: cand.request_id,
             kind: CaseKind::Audit,
@@ -373,6 +433,8 @@ pub fn begin_block(
             revealed: None,
             dispute: None,
             auditors: auditors.clone(),
+            powers,
+            votes: vec![],
         };
         put_case(s, &c);
         events.push(Event::AuditOpened {
@@ -420,12 +482,17 @@ pub fn reveal(
             limit: p.max_reveal_bytes as usize,
         }));
     }
-    if tensor_list_hash(inputs) != c.input_hash {
+    let (input_hash, output_hash) = match case_check(s, &c)? {
+        Some(CheckBy::Committee) => tx_try!(opal_types::llm::reveal_hashes(inputs, outputs, true)
+            .map_err(|what| TxError::RevealMismatch { what })),
+        _ => (tensor_list_hash(inputs), tensor_list_hash(outputs)),
+    };
+    if input_hash != c.input_hash {
         return Ok(Err(TxError::RevealMismatch {
             what: "inputs".into(),
         }));
     }
-    if tensor_list_hash(outputs) != c.output_hash {
+    if output_hash != c.output_hash {
         return Ok(Err(TxError::RevealMismatch {
             what: "outputs".into(),
         }));
@@ -625,6 +692,12 @@ pub fn challenge(
             reason: "the claimed output is the receipt's own".into(),
         }));
     }
+    let by_committee = case_check(s, &c)? == Some(CheckBy::Committee);
+    if by_committee && model_file.is_some() {
+        return Ok(Err(TxError::NotReexecutable {
+            model: c.model.to_string(),
+        }));
+    }
     match model_file {
         Some(file) => {
             let truth = tx_try!(reexecute(s, &p, &c, file)?);
@@ -647,6 +720,9 @@ pub fn challenge(
                 bond: p.challenge_bond,
                 claimed_output_hash: *claimed,
             });
+            if by_committee {
+                (c.auditors, c.powers) = committee(s)?;
+            }
             let until = ctx.time_ms.saturating_add(p.challenge_window_ms);
             move_deadline(s, &mut c, until);
             events.push(Event::Challenged {
@@ -724,6 +800,127 @@ pub fn resolve(
     Ok(Ok(()))
 }
 
+/// `Action::CommitteeVote`: a committee member's verdict on an LLM case it checked off chain.
+/// The vote that takes one side past two thirds of the committee's power decides the case.
+pub fn vote(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    sender: &Address,
+    request_id: &Hash,
+    valid: bool,
+    events: &mut Vec<Event>,
+) -> TxResult {
+    let p = super::inference::params(s)?;
+    let Some(mut c) = case(s, request_id)? else {
+        return Ok(Err(no_case(s, request_id)?));
+    };
+    if case_check(s, &c)? != Some(CheckBy::Committee) {
+        return Ok(Err(TxError::NotCommitteeCase {
+            reason: format!(
+                "model {} is re-executed on chain (use Resolve or Challenge)",
+                c.model
+            ),
+        }));
+    }
+    if c.revealed.is_none() {
+        return Ok(Err(TxError::NotRevealed));
+    }
+    if ctx.time_ms > c.deadline_ms {
+        return Ok(Err(TxError::WindowClosed {
+            ended_ms: c.deadline_ms,
+        }));
+    }
+    if c.kind == CaseKind::Held && c.dispute.is_none() {
+        return Ok(Err(TxError::NotCommitteeCase {
+            reason: "a held result is voted on only once it is disputed (Challenge it first)"
+                .into(),
+        }));
+    }
+    if !c.auditors.contains(sender) {
+        return Ok(Err(TxError::NotOnCommittee { voter: *sender }));
+    }
+    if c.votes.iter().any(|v| v.voter == *sender) {
+        return Ok(Err(TxError::AlreadyVoted { voter: *sender }));
+    }
+    c.votes.push(CastVote {
+        voter: *sender,
+        valid,
+    });
+    events.push(Event::CommitteeVoted {
+        request_id: *request_id,
+        voter: *sender,
+        valid,
+    });
+    let power_of = |a: &Address| -> u64 {
+        c.auditors
+            .iter()
+            .position(|x| x == a)
+            .and_then(|i| c.powers.get(i).copied())
+            .unwrap_or(0)
+    };
+    let total: u128 = c.powers.iter().map(|x| *x as u128).sum();
+    let side: u128 = c
+        .votes
+        .iter()
+        .filter(|v| v.valid == valid)
+        .map(|v| power_of(&v.voter) as u128)
+        .sum();
+    if side * 3 <= total * 2 {
+        // Not decided yet: keep the vote.
+        write(s, &k::case(&c.request_id), &c);
+        return Ok(Ok(()));
+    }
+    // Decided. The majority shares the audit fee by power.
+    let majority: Vec<(Address, u64)> = c
+        .votes
+        .iter()
+        .filter(|v| v.valid == valid)
+        .map(|v| (v.voter, power_of(&v.voter)))
+        .collect();
+    let t: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
+    let budget = if t < p.audit_fee { t } else { p.audit_fee };
+    let mut paid = Vec::with_capacity(majority.len());
+    let mut sum: u128 = 0;
+    for (who, power) in &majority {
+        let share = budget.0.saturating_mul(*power as u128) / side.max(1);
+        credit(s, who, Amount(share))?;
+        paid.push((*who, Amount(share)));
+        sum += share;
+    }
+    write(s, keys::TREASURY, &Amount(t.0 - sum));
+    events.push(Event::CommitteeDecided {
+        request_id: *request_id,
+        node: c.node,
+        valid,
+        power_for: side as u64,
+        power_total: total as u64,
+        paid,
+    });
+    match (c.kind, &c.dispute, valid) {
+        (CaseKind::Audit, _, true) => close_case(s, ctx, &c, Outcome::AuditPassed),
+        (CaseKind::Audit, _, false) => convict(s, ctx, &p, &c, None, Outcome::Fraud, events)?,
+        (CaseKind::Held, Some(d), true) => {
+            // The challenger was wrong: its bond goes to the node; the result is paid now.
+            sub_held(s, d.bond)?;
+            credit(s, &c.node, d.bond)?;
+            release(s, &c, events)?;
+            close_case(s, ctx, &c, Outcome::Paid);
+            events.push(Event::DisputeLost {
+                request_id: *request_id,
+                challenger: d.challenger,
+                bond: d.bond,
+            });
+        }
+        (CaseKind::Held, Some(d), false) => {
+            sub_held(s, d.bond)?;
+            credit(s, &d.challenger, d.bond)?;
+            convict(s, ctx, &p, &c, Some(d.challenger), Outcome::Fraud, events)?;
+        }
+        (CaseKind::Held, None, _) => unreachable!("checked above"),
+    }
+    Ok(Ok(()))
+}
+
 /// End-block: close the cases whose deadline passed.
 pub fn end_block(
     s: &mut Overlay,
@@ -760,6 +957,19 @@ pub fn end_block(
             (CaseKind::Held, None) => {
                 release(s, &c, events)?;
                 close_case(s, ctx, &c, Outcome::Paid);
+            }
+            (CaseKind::Held, Some(d)) if !c.powers.is_empty() => {
+                // The committee did not decide in time: nobody proved anything, so the
+                // challenger gets its bond back and the result is paid.
+                sub_held(s, d.bond)?;
+                credit(s, &d.challenger, d.bond)?;
+                release(s, &c, events)?;
+                close_case(s, ctx, &c, Outcome::Paid);
+                events.push(Event::DisputeLapsed {
+                    request_id: id,
+                    challenger: d.challenger,
+                    bond: d.bond,
+                });
             }
             (CaseKind::Held, Some(d)) => {
                 // Nobody re-executed in time: the challenger did not prove its claim.

@@ -15,7 +15,7 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use opal_llm::ChatMessage;
-use opal_types::Tier;
+use opal_types::{Escalation, Tier};
 use serde_json::{json, Map, Value};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -188,6 +188,31 @@ fn opt_int(b: &Map<String, Value>, k: &str) -> Result<Option<i64>, LlmServeError
 }
 
 /// `max_tokens` (or `max_completion_tokens`): a positive integer.
+/// Opal extensions: `opal_audit_bps` (0-10000: the chance, in basis points, that the receipt
+/// is audited by the validators; above the chain's base rate the caller pays the expected
+/// extra audit cost) and `opal_dispute` (hold the payment for the challenge window so the
+/// result can be disputed). Both need `opal_tier: "activations"`, checked at admission.
+fn escalation(b: &Map<String, Value>) -> Result<Escalation, LlmServeError> {
+    let audit_bps = match b.get("opal_audit_bps") {
+        None | Some(Value::Null) => 0,
+        Some(v) => match v.as_i64() {
+            Some(x) if (0..=10_000).contains(&x) => x as u32,
+            Some(x) => {
+                return Err(LlmServeError::invalid(
+                    Some("opal_audit_bps"),
+                    Some("invalid_value"),
+                    format!("Invalid 'opal_audit_bps': expected 0 to 10000 basis points, got {x}."),
+                ))
+            }
+            None => return Err(invalid_type("opal_audit_bps", "an integer")),
+        },
+    };
+    Ok(Escalation {
+        audit_bps,
+        dispute: opt_bool(b, "opal_dispute")?.unwrap_or(false),
+    })
+}
+
 fn max_tokens(b: &Map<String, Value>) -> Result<Option<u32>, LlmServeError> {
     for k in ["max_completion_tokens", "max_tokens"] {
         if let Some(n) = opt_int(b, k)? {
@@ -296,6 +321,7 @@ fn common(b: &Map<String, Value>, prompt: Prompt) -> Result<Parsed, LlmServeErro
             stop,
             tier,
             commercial: opt_bool(b, "opal_commercial")?.unwrap_or(false),
+            escalation: escalation(b)?,
         },
         stream,
         include_usage,

@@ -1,0 +1,600 @@
+//! LLM receipts (`activations` tier) through the verification machinery, on a real store with
+//! the supply invariant checked after every block: audits drawn like any receipt's, disputes of
+//! held results, the node's reveal (input, tokens, commitment) checked against what it signed,
+//! and the verdict decided by the validators' `CommitteeVote`s (more than two thirds of the
+//! power). The votes' content (the off-chain activation check) is what `opal node watch` runs
+//! with the real model; here the test plays the validators.
+
+mod common;
+
+use common::{genesis, key, TestChain};
+use opal_ledger::components::verification::{self, CaseKind, Outcome};
+use opal_ledger::components::{inference, staking};
+use opal_ledger::events::Event;
+use opal_ledger::GenesisValidator;
+use opal_types::llm::{self, LlmInput};
+use opal_types::receipt::{Escalation, InferenceRequest, ReceiptBody};
+use opal_types::registry::{Licence, ModelFormat, ModelSpec, ServiceOffer, ServiceSpec};
+use opal_types::*;
+
+fn owner() -> SecretKey {
+    key(2)
+}
+fn caller() -> SecretKey {
+    key(3)
+}
+fn node() -> SecretKey {
+    key(4)
+}
+/// Validator operators, with powers 4, 3 and 3 (two thirds of 10 needs 7).
+fn validator(i: usize) -> SecretKey {
+    key(100 + i as u8)
+}
+fn outsider() -> SecretKey {
+    key(1)
+}
+
+const GGUF: &[u8] = b"stand-in bytes for a GGUF file: the ledger only hashes them";
+
+fn model_ref() -> ModelRef {
+    ModelRef::new("smollm2-135m", 1)
+}
+
+struct World {
+    c: TestChain,
+    salt: u64,
+}
+
+/// One served LLM request: the receipt and what the node reveals.
+struct Served {
+    receipt: Receipt,
+    input: Vec<u8>,
+    tokens: Vec<u8>,
+    commitment: Vec<u8>,
+}
+
+impl Served {
+    fn id(&self) -> Hash {
+        self.receipt.request_id()
+    }
+}
+
+fn world() -> World {
+    let mut g = genesis();
+    g.validators = (0..3)
+        .map(|i| GenesisValidator {
+            name: format!("v{i}"),
+            public_key: validator(i).public_key(),
+            operator: None,
+            stake: Amount(if i == 0 { 4_000_000 } else { 3_000_000 }),
+        })
+        .collect();
+    for i in 0..3 {
+        g.accounts.push(opal_ledger::GenesisAccount {
+            address: validator(i).address(),
+            balance: Amount(1_000),
+        });
+    }
+    let mut c = TestChain::with_genesis(g);
+    c.proposer = validator(0);
+    let spec = ModelSpec {
+        name: "smollm2-135m".into(),
+        version: 1,
+        parent: None,
+        parent_bps: 0,
+        datasets: vec![],
+        content_hash: Hash(*blake3::hash(GGUF).as_bytes()),
+        size: GGUF.len() as u64,
+        format: ModelFormat::Gguf,
+        input_schema: "[]".into(),
+        output_schema: "[]".into(),
+        price: Amount(1),
+        licence: Licence::Open,
+        tiers: vec![Tier::Signed, Tier::Activations],
+        weight_commitment: None,
+    };
+    let r = c.run(vec![
+        c.tx(&owner(), 0, Action::RegisterModel { spec }),
+        c.tx(
+            &node(),
+            0,
+            Action::BondRole {
+                role: Role::InferenceNode,
+                amount: Amount(500_000),
+            },
+        ),
+        c.tx(
+            &caller(),
+            0,
+            Action::FundEscrow {
+                node: node().address(),
+                amount: Amount(600_000),
+            },
+        ),
+    ]);
+    assert_eq!(r, vec![None, None, None]);
+    let r = c.run(vec![c.tx(
+        &node(),
+        0,
+        Action::DeclareService {
+            spec: ServiceSpec {
+                endpoint: "http://127.0.0.1:9000".into(),
+                offers: vec![ServiceOffer {
+                    model: model_ref(),
+                    tiers: vec![Tier::Signed, Tier::Activations],
+                    fee: Amount(1),
+                }],
+            },
+        },
+    )]);
+    assert_eq!(r, vec![None]);
+    World { c, salt: 0 }
+}
+
+impl World {
+    fn serve(&mut self, tier: Tier, escalation: Escalation) -> Served {
+        self.salt += 1;
+        let input = LlmInput {
+            model: model_ref(),
+            prompt_tokens: vec![1, 2, 3, self.salt as u32],
+            max_tokens: 8,
+            seed: self.salt,
+            temperature: 0.7,
+            top_p: 0.9,
+            top_k: 40,
+            repetition_penalty: 1.1,
+            stop: vec![],
+        };
+        let tokens = vec![10u32, 11, 12];
+        let commitment = format!("commitment {}", self.salt).into_bytes();
+        let with = (tier == Tier::Activations).then_some(commitment.as_slice());
+        let req = InferenceRequest {
+            chain_id: self.c.chain_id.clone(),
+            node: node().address(),
+            model: model_ref(),
+            model_hash: Hash(*blake3::hash(GGUF).as_bytes()),
+            input_hash: input.hash(),
+            tier,
+            max_price: Amount(1_000),
+            commercial: false,
+            salt: self.salt,
+            expires_ms: self.c.time_ms + 600_000,
+            escalation,
+        };
+        let receipt = ReceiptBody {
+            request: req.sign(&caller()),
+            output_hash: llm::output_hash(&tokens, with),
+            price: Amount(300),
+            height: self.c.height,
+            node_key: node().public_key(),
+        }
+        .sign(&node());
+        Served {
+            receipt,
+            input: input.to_bytes(),
+            tokens: llm::tokens_to_bytes(&tokens),
+            commitment,
+        }
+    }
+
+    fn block(&mut self, txs: Vec<Transaction>) -> (Vec<Option<String>>, Vec<Event>) {
+        let r = self.c.block(txs);
+        let mut ev = r.events;
+        let mut codes = vec![];
+        for t in r.txs {
+            codes.push(t.code);
+            ev.extend(t.events);
+        }
+        (codes, ev)
+    }
+
+    /// Settle one receipt: `None` if it was accepted, else the code it was rejected with.
+    fn settle(&mut self, s: &Served) -> Option<String> {
+        let tx = self.c.tx(
+            &node(),
+            0,
+            Action::SettleReceipts {
+                receipts: vec![s.receipt.clone()],
+            },
+        );
+        let (codes, ev) = self.block(vec![tx]);
+        assert_eq!(codes, vec![None]);
+        ev.iter().find_map(|e| match e {
+            Event::ReceiptRejected { code, .. } => Some(code.clone()),
+            _ => None,
+        })
+    }
+
+    fn reveal(&self, s: &Served, outputs: Vec<Vec<u8>>) -> Transaction {
+        self.c.tx(
+            &node(),
+            0,
+            Action::RevealData {
+                request_id: s.id(),
+                inputs: vec![s.input.clone()],
+                outputs,
+            },
+        )
+    }
+
+    fn vote(&self, who: &SecretKey, s: &Served, valid: bool) -> Transaction {
+        self.c.tx(
+            who,
+            0,
+            Action::CommitteeVote {
+                request_id: s.id(),
+                valid,
+            },
+        )
+    }
+
+    fn case(&self, s: &Served) -> Option<verification::Case> {
+        verification::case(&self.c.overlay(), &s.id()).unwrap()
+    }
+
+    fn verdict(&self, s: &Served) -> Option<Outcome> {
+        verification::verdict(&self.c.overlay(), &s.id())
+            .unwrap()
+            .map(|v| v.outcome)
+    }
+
+    fn bond(&self) -> Amount {
+        staking::role_bond(&self.c.overlay(), Role::InferenceNode, &node().address()).unwrap()
+    }
+
+    /// Serve an audited activations receipt, settle it and let the next block draw it.
+    fn audited(&mut self) -> Served {
+        let s = self.serve(
+            Tier::Activations,
+            Escalation {
+                audit_bps: 10_000,
+                dispute: false,
+            },
+        );
+        assert_eq!(self.settle(&s), None);
+        let (_, ev) = self.block(vec![]);
+        assert!(
+            ev.iter().any(
+                |e| matches!(e, Event::AuditOpened { request_id, .. } if *request_id == s.id())
+            ),
+            "{ev:?}"
+        );
+        s
+    }
+}
+
+#[test]
+fn an_llm_audit_is_revealed_checked_and_passed_by_two_thirds_of_the_validators() {
+    let mut w = world();
+    let s = w.audited();
+    let c = w.case(&s).unwrap();
+    assert_eq!(c.kind, CaseKind::Audit);
+    // The committee is the whole active set, with its powers.
+    let mut members: Vec<(Address, u64)> = c.auditors.iter().copied().zip(c.powers).collect();
+    members.sort();
+    let mut expected: Vec<(Address, u64)> = (0..3)
+        .map(|i| (validator(i).address(), if i == 0 { 4 } else { 3 }))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        members.iter().map(|m| m.0).collect::<Vec<_>>(),
+        expected.iter().map(|m| m.0).collect::<Vec<_>>()
+    );
+    let p: Vec<u64> = members.iter().map(|m| m.1).collect();
+    let unit = p.iter().min().copied().unwrap() / 3;
+    assert_eq!(
+        p.iter().map(|x| x / unit).collect::<Vec<_>>(),
+        expected.iter().map(|m| m.1).collect::<Vec<_>>(),
+        "powers proportional to stake 4:3:3"
+    );
+
+    // Nobody votes before the data is out; the node's reveal must be exactly what it signed.
+    let (codes, _) = w.block(vec![w.vote(&validator(0), &s, true)]);
+    assert_eq!(codes, vec![Some("not_revealed".into())]);
+    let bad = [
+        vec![s.tokens.clone()], // the commitment left out
+        vec![s.tokens.clone(), b"another commitment".to_vec()], // not the signed commitment
+        vec![llm::tokens_to_bytes(&[10, 11]), s.commitment.clone()], // other tokens
+        vec![s.tokens.clone(), s.commitment.clone(), vec![]], // extra output
+    ];
+    for outputs in bad {
+        let (codes, _) = w.block(vec![w.reveal(&s, outputs)]);
+        assert_eq!(codes, vec![Some("reveal_mismatch".into())]);
+    }
+    let mut other_input = s.input.clone();
+    *other_input.last_mut().unwrap() ^= 1;
+    let (codes, _) = w.block(vec![w.c.tx(
+        &node(),
+        0,
+        Action::RevealData {
+            request_id: s.id(),
+            inputs: vec![other_input],
+            outputs: vec![s.tokens.clone(), s.commitment.clone()],
+        },
+    )]);
+    assert_eq!(codes, vec![Some("reveal_mismatch".into())]);
+    let (codes, _) = w.block(vec![
+        w.reveal(&s, vec![s.tokens.clone(), s.commitment.clone()])
+    ]);
+    assert_eq!(codes, vec![None]);
+
+    // Re-execution on chain does not apply to an LLM.
+    let (codes, _) = w.block(vec![w.c.tx(
+        &outsider(),
+        0,
+        Action::Resolve {
+            request_id: s.id(),
+            model: GGUF.to_vec(),
+        },
+    )]);
+    assert_eq!(codes, vec![Some("not_reexecutable".into())]);
+    // Only committee members vote, once each.
+    let (codes, _) = w.block(vec![w.vote(&outsider(), &s, false)]);
+    assert_eq!(codes, vec![Some("not_on_committee".into())]);
+    let (codes, ev) = w.block(vec![w.vote(&validator(0), &s, true)]);
+    assert_eq!(codes, vec![None]);
+    assert!(!ev
+        .iter()
+        .any(|e| matches!(e, Event::CommitteeDecided { .. })));
+    assert_eq!(
+        w.case(&s).unwrap().votes.len(),
+        1,
+        "4 of 10 does not decide"
+    );
+    let (codes, _) = w.block(vec![w.vote(&validator(0), &s, false)]);
+    assert_eq!(codes, vec![Some("already_voted".into())]);
+    // 4 + 3 > two thirds of 10: passed; the majority shares the audit fee by power.
+    let (codes, ev) = w.block(vec![w.vote(&validator(1), &s, true)]);
+    assert_eq!(codes, vec![None]);
+    let paid = ev
+        .iter()
+        .find_map(|e| match e {
+            Event::CommitteeDecided {
+                valid: true,
+                paid,
+                power_for,
+                power_total,
+                ..
+            } => {
+                assert!(*power_for * 3 > *power_total * 2);
+                Some(paid.clone())
+            }
+            _ => None,
+        })
+        .expect("decided");
+    assert_eq!(w.verdict(&s), Some(Outcome::AuditPassed));
+    assert!(w.case(&s).is_none());
+    let audit_fee = inference::params(&w.c.overlay()).unwrap().audit_fee;
+    let share = |i: usize| {
+        paid.iter()
+            .find(|(a, _)| *a == validator(i).address())
+            .map(|(_, x)| x.0)
+            .unwrap()
+    };
+    assert_eq!(paid.len(), 2);
+    let total: u128 = paid.iter().map(|(_, x)| x.0).sum();
+    assert!(total > 0 && total <= audit_fee.0, "{paid:?}");
+    // Shares by power, 4:3 (floor division).
+    assert!((share(0) * 3).abs_diff(share(1) * 4) <= 7, "{paid:?}");
+    // The node keeps its bond; a late vote finds the case closed.
+    assert_eq!(w.bond(), Amount(500_000));
+    let (codes, _) = w.block(vec![w.vote(&validator(2), &s, false)]);
+    assert_eq!(codes, vec![Some("case_closed".into())]);
+}
+
+#[test]
+fn a_committee_that_finds_the_commitment_invalid_convicts_the_node() {
+    let mut w = world();
+    let s = w.audited();
+    let caller_before = w.c.balance(&caller());
+    let (codes, _) = w.block(vec![
+        w.reveal(&s, vec![s.tokens.clone(), s.commitment.clone()])
+    ]);
+    assert_eq!(codes, vec![None]);
+    // 3 + 3 = 6 of 10 is not enough either way.
+    let (codes, ev) = w.block(vec![
+        w.vote(&validator(1), &s, false),
+        w.vote(&validator(2), &s, false),
+    ]);
+    assert_eq!(codes, vec![None, None]);
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, Event::CommitteeVoted { valid: false, .. }))
+            .count(),
+        2
+    );
+    assert!(w.case(&s).is_some());
+    let (codes, ev) = w.block(vec![w.vote(&validator(0), &s, false)]);
+    assert_eq!(codes, vec![None]);
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        Event::NodeConvicted {
+            outcome: Outcome::Fraud,
+            ..
+        }
+    )));
+    assert_eq!(w.verdict(&s), Some(Outcome::Fraud));
+    // Slashed, jailed, the caller compensated for the price it paid.
+    assert!(w.bond() < Amount(500_000));
+    assert!(
+        verification::jailed_until(&w.c.overlay(), &node().address(), w.c.time_ms)
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(w.c.balance(&caller()).0, caller_before.0 + 300);
+    // A jailed node's next receipt is refused.
+    let s2 = w.serve(Tier::Activations, Escalation::default());
+    assert_eq!(w.settle(&s2), Some("node_jailed".into()));
+}
+
+#[test]
+fn a_disputed_llm_result_is_decided_by_the_committee_either_way() {
+    for node_honest in [true, false] {
+        let mut w = world();
+        let held = Escalation {
+            audit_bps: 0,
+            dispute: true,
+        };
+        let s = w.serve(Tier::Activations, held);
+        assert_eq!(w.settle(&s), None);
+        assert_eq!(w.case(&s).unwrap().kind, CaseKind::Held);
+        let (codes, _) = w.block(vec![
+            w.reveal(&s, vec![s.tokens.clone(), s.commitment.clone()])
+        ]);
+        assert_eq!(codes, vec![None]);
+        // Nothing to vote on until someone disputes it; a fraud proof needs re-execution.
+        let (codes, _) = w.block(vec![w.vote(&validator(0), &s, false)]);
+        assert_eq!(codes, vec![Some("not_committee_case".into())]);
+        let (codes, _) = w.block(vec![w.c.tx(
+            &outsider(),
+            0,
+            Action::Challenge {
+                request_id: s.id(),
+                claimed_output_hash: Hash::ZERO,
+                model: Some(GGUF.to_vec()),
+            },
+        )]);
+        assert_eq!(codes, vec![Some("not_reexecutable".into())]);
+        let challenger_before = w.c.balance(&outsider());
+        let node_before = w.c.balance(&node());
+        let (codes, _) = w.block(vec![w.c.tx(
+            &outsider(),
+            0,
+            Action::Challenge {
+                request_id: s.id(),
+                claimed_output_hash: Hash::ZERO,
+                model: None,
+            },
+        )]);
+        assert_eq!(codes, vec![None]);
+        let c = w.case(&s).unwrap();
+        assert_eq!(
+            c.auditors.len(),
+            3,
+            "the dispute's committee is the active set"
+        );
+        let bond = c.dispute.unwrap().bond;
+        let (codes, ev) = w.block(vec![
+            w.vote(&validator(0), &s, node_honest),
+            w.vote(&validator(2), &s, node_honest),
+        ]);
+        assert_eq!(codes, vec![None, None]);
+        let min_fee = opal_ledger::Params::default().min_fee.0;
+        if node_honest {
+            assert_eq!(w.verdict(&s), Some(Outcome::Paid));
+            assert!(ev.iter().any(|e| matches!(e, Event::DisputeLost { .. })));
+            assert!(ev.iter().any(|e| matches!(e, Event::ReceiptSettled { .. })));
+            assert_eq!(
+                w.c.balance(&outsider()).0,
+                challenger_before.0 - min_fee - bond.0
+            );
+            assert!(w.c.balance(&node()).0 >= node_before.0 + bond.0);
+        } else {
+            assert_eq!(w.verdict(&s), Some(Outcome::Fraud));
+            let reward = ev
+                .iter()
+                .find_map(|e| match e {
+                    Event::NodeConvicted { prover, reward, .. } => {
+                        assert_eq!(*prover, Some(outsider().address()));
+                        Some(*reward)
+                    }
+                    _ => None,
+                })
+                .expect("convicted");
+            assert!(reward.0 > 0);
+            // The bond came back, plus the reward.
+            assert_eq!(
+                w.c.balance(&outsider()).0,
+                challenger_before.0 - min_fee + reward.0
+            );
+        }
+        verification::check_held_pool(&w.c.overlay()).unwrap();
+    }
+}
+
+#[test]
+fn undecided_llm_cases_lapse_without_punishing_anyone() {
+    let mut w = world();
+    let p = inference::params(&w.c.overlay()).unwrap();
+    // A dispute nobody decides: the challenger gets its bond back, the result is paid.
+    let s = w.serve(
+        Tier::Activations,
+        Escalation {
+            audit_bps: 0,
+            dispute: true,
+        },
+    );
+    assert_eq!(w.settle(&s), None);
+    let (codes, _) = w.block(vec![
+        w.reveal(&s, vec![s.tokens.clone(), s.commitment.clone()])
+    ]);
+    assert_eq!(codes, vec![None]);
+    let before = w.c.balance(&outsider());
+    let (codes, _) = w.block(vec![w.c.tx(
+        &outsider(),
+        0,
+        Action::Challenge {
+            request_id: s.id(),
+            claimed_output_hash: Hash::ZERO,
+            model: None,
+        },
+    )]);
+    assert_eq!(codes, vec![None]);
+    let (codes, _) = w.block(vec![w.vote(&validator(0), &s, false)]);
+    assert_eq!(codes, vec![None]);
+    let mut lapsed = false;
+    let end = w.c.time_ms + p.challenge_window_ms + 2_000;
+    while w.c.time_ms < end {
+        let (_, ev) = w.block(vec![]);
+        lapsed |= ev.iter().any(|e| matches!(e, Event::DisputeLapsed { .. }));
+    }
+    assert!(lapsed);
+    assert_eq!(w.verdict(&s), Some(Outcome::Paid));
+    let min_fee = opal_ledger::Params::default().min_fee.0;
+    assert_eq!(w.c.balance(&outsider()).0, before.0 - min_fee);
+    assert_eq!(w.bond(), Amount(500_000));
+    // An audit nobody decides lapses.
+    let a = w.audited();
+    let (codes, _) = w.block(vec![
+        w.reveal(&a, vec![a.tokens.clone(), a.commitment.clone()])
+    ]);
+    assert_eq!(codes, vec![None]);
+    let end = w.c.time_ms + p.challenge_window_ms + 2_000;
+    w.c.advance_time_to(end);
+    assert_eq!(w.verdict(&a), Some(Outcome::AuditLapsed));
+    // An audit the node never reveals is a withheld result, punished like a lie.
+    let b = w.audited();
+    let end = w.c.time_ms + p.reveal_window_ms + 2_000;
+    w.c.advance_time_to(end);
+    assert_eq!(w.verdict(&b), Some(Outcome::Withheld));
+    assert!(w.bond() < Amount(500_000));
+}
+
+#[test]
+fn signed_llm_receipts_are_neither_audited_nor_disputable() {
+    let mut w = world();
+    // No commitment, nothing to check: a `signed` LLM receipt is not drawn for audit...
+    let s = w.serve(
+        Tier::Signed,
+        Escalation {
+            audit_bps: 10_000,
+            dispute: false,
+        },
+    );
+    assert_eq!(w.settle(&s), None);
+    let (_, ev) = w.block(vec![]);
+    assert!(!ev.iter().any(|e| matches!(e, Event::AuditOpened { .. })));
+    assert!(w.case(&s).is_none());
+    // ... and cannot be held for disputes.
+    let d = w.serve(
+        Tier::Signed,
+        Escalation {
+            audit_bps: 0,
+            dispute: true,
+        },
+    );
+    assert_eq!(w.settle(&d), Some("not_reexecutable".into()));
+    // No vote on a request that has no case.
+    let (codes, _) = w.block(vec![w.vote(&validator(0), &d, true)]);
+    assert_eq!(codes, vec![Some("no_case".into())]);
+}
