@@ -113,6 +113,8 @@ pub enum TxError {
     RevealTooLarge { bytes: usize, limit: usize },
     #[error("the revealed {what} do not hash to what the receipt signed")]
     RevealMismatch { what: String },
+    #[error("the receipt bills {billed} units (tokens) but the revealed prompt and output hold {revealed}")]
+    RevealUnitsMismatch { billed: u64, revealed: String },
     #[error("model {model} cannot be re-executed on chain (only opal_quant models can; activations-tier LLM cases are decided by CommitteeVote)")]
     NotReexecutable { model: String },
     #[error("the model file hashes to {got}, the registered model is {expected}")]

@@ -144,6 +144,7 @@ fn receipt(c: &TestChain, req: InferenceRequest, by: &SecretKey, price: u128) ->
         request: req.sign(&caller()),
         output_hash: Hash([2; 32]),
         price: Amount(price),
+        units: 1,
         height: c.height,
         node_key: by.public_key(),
     }
@@ -287,6 +288,13 @@ fn bad_receipts_are_rejected_one_by_one_and_good_ones_in_the_batch_still_pay() {
     let lower = receipt(&c, request(&c, 9), &node(), 104);
     let (_, events) = settle(&mut c, vec![lower]);
     assert_eq!(rejections(&events), vec!["price_too_low"]);
+    // Only LLM receipts bill more than one unit; zero units is not a receipt at all.
+    for (salt, units, code) in [(11, 2, "bad_units"), (12, 0, "invalid_receipt")] {
+        let mut b = receipt(&c, request(&c, salt), &node(), 200).body;
+        b.units = units;
+        let (_, events) = settle(&mut c, vec![b.sign(&node())]);
+        assert_eq!(rejections(&events), vec![code]);
+    }
 }
 
 #[test]

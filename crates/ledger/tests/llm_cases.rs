@@ -165,6 +165,7 @@ impl World {
             request: req.sign(&caller()),
             output_hash: llm::output_hash(&tokens, with),
             price: Amount(300),
+            units: (input.prompt_tokens.len() + tokens.len()) as u64,
             height: self.c.height,
             node_key: node().public_key(),
         }
@@ -568,6 +569,61 @@ fn undecided_llm_cases_lapse_without_punishing_anyone() {
     w.c.advance_time_to(end);
     assert_eq!(w.verdict(&b), Some(Outcome::Withheld));
     assert!(w.bond() < Amount(500_000));
+}
+
+#[test]
+fn llm_royalties_are_per_token_and_a_node_that_under_bills_them_cannot_reveal() {
+    let mut w = world();
+    // The model's price (1) is per token: the owner gets 1 x (4 prompt + 3 output) tokens.
+    let s = w.serve(Tier::Activations, Escalation::default());
+    let tx = w.c.tx(
+        &node(),
+        0,
+        Action::SettleReceipts {
+            receipts: vec![s.receipt.clone()],
+        },
+    );
+    let (codes, ev) = w.block(vec![tx]);
+    assert_eq!(codes, vec![None]);
+    let payouts = ev
+        .iter()
+        .find_map(|e| match e {
+            Event::ReceiptSettled { payouts, .. } => Some(payouts.clone()),
+            _ => None,
+        })
+        .expect("settled");
+    let owner_paid = payouts
+        .iter()
+        .find(|p| p.role == "owner")
+        .map(|p| p.amount)
+        .unwrap();
+    assert_eq!(owner_paid, Amount(7), "{payouts:?}");
+
+    // A node that bills 1 unit for 7 tokens (to keep the royalties) is caught at its reveal:
+    // the ledger refuses it, so the audit ends as withheld and the node is convicted.
+    let mut cheat = w.serve(
+        Tier::Activations,
+        Escalation {
+            audit_bps: 10_000,
+            dispute: false,
+        },
+    );
+    let mut body = cheat.receipt.body.clone();
+    body.units = 1;
+    cheat.receipt = body.sign(&node());
+    assert_eq!(w.settle(&cheat), None);
+    w.block(vec![]);
+    assert_eq!(w.case(&cheat).unwrap().kind, CaseKind::Audit);
+    let (codes, _) =
+        w.block(vec![w.reveal(
+            &cheat,
+            vec![cheat.tokens.clone(), cheat.commitment.clone()],
+        )]);
+    assert_eq!(codes, vec![Some("reveal_units_mismatch".into())]);
+    let p = inference::params(&w.c.overlay()).unwrap();
+    let end = w.c.time_ms + p.reveal_window_ms + 2_000;
+    w.c.advance_time_to(end);
+    assert_eq!(w.verdict(&cheat), Some(Outcome::Withheld));
 }
 
 #[test]

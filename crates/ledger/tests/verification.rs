@@ -103,6 +103,7 @@ impl World {
             request: req.sign(&caller()),
             output_hash: tensor_list_hash(&outputs),
             price: Amount(200),
+            units: 1,
             height: self.c.height,
             node_key: node().public_key(),
         }

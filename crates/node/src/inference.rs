@@ -573,6 +573,7 @@ impl InferenceService {
             request: sr,
             output_hash: tensors_hash(&outputs),
             price,
+            units: 1,
             height,
             node_key: self.key.public_key(),
         }

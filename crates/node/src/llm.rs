@@ -817,6 +817,7 @@ impl LlmService {
             request: p.request.clone(),
             output_hash: opal_types::llm::output_hash(&gen.tokens, commitment.as_deref()),
             price,
+            units: prompt_tokens as u64 + completion_tokens as u64,
             height: p.height,
             node_key: key.public_key(),
         }
@@ -886,6 +887,7 @@ pub fn receipt_json(
         "node": b.request.request.node,
         "grant_id": b.request.grant.as_ref().map(|g| g.id()),
         "price": b.price,
+        "units": b.units,
         "unit_price": unit_price,
         "max_price": b.request.request.max_price,
         "height": b.height,

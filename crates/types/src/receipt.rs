@@ -69,6 +69,8 @@ pub struct InferenceRequest {
 
 /// Largest audit rate a caller may ask for, in basis points (100%).
 pub const MAX_AUDIT_BPS: u32 = 10_000;
+/// Most billable units one receipt may cover (tokens of the longest LLM context, with room).
+pub const MAX_UNITS: u64 = 1 << 24;
 
 /// What a caller may ask beyond the chain's defaults (see docs/verification.md): a higher
 /// probability that this receipt is audited by re-execution, and the right to dispute it, which
@@ -266,6 +268,10 @@ pub struct ReceiptBody {
     pub output_hash: Hash,
     /// What the caller is charged (at most `request.max_price`).
     pub price: Amount,
+    /// The billable units `price` covers, what the model's per-unit royalties are multiplied by
+    /// at settlement: 1 for a model call; prompt + completion tokens for an LLM reply (checked
+    /// against the revealed tokens when the receipt is audited or disputed).
+    pub units: u64,
     /// The committed chain height the node saw when it served the request.
     pub height: u64,
     /// The node's key; its address must equal `request.node`.
@@ -311,6 +317,8 @@ pub enum ReceiptError {
     WrongNode { node: Address, signer: Address },
     #[error("price {price} exceeds the caller's maximum {max}")]
     PriceAboveMax { price: Amount, max: Amount },
+    #[error("billable units {0} out of range (1 to {MAX_UNITS})")]
+    BadUnits(u64),
     #[error("unsupported envelope version {0} (this build reads version {ENVELOPE_VERSION})")]
     Version(u16),
     #[error("too many attachments: {0} (at most {MAX_ATTACHMENTS})")]
@@ -352,6 +360,9 @@ impl Receipt {
         b.node_key
             .verify(&b.sign_digest().0, &self.signature)
             .map_err(|_| ReceiptError::BadNodeSignature)?;
+        if b.units == 0 || b.units > MAX_UNITS {
+            return Err(ReceiptError::BadUnits(b.units));
+        }
         if b.price > b.request.request.max_price {
             return Err(ReceiptError::PriceAboveMax {
                 price: b.price,
@@ -483,6 +494,7 @@ mod tests {
             request: req,
             output_hash: Hash([3; 32]),
             price: Amount(90),
+            units: 1,
             height: 5,
             node_key: node.public_key(),
         }

@@ -116,6 +116,7 @@ fn sample_receipt() -> ReceiptEnvelope {
             request,
             output_hash: Hash::of(Domain::TensorList, b"output"),
             price: Amount(15_000),
+            units: 1,
             height: 12,
             node_key: node.public_key(),
         }

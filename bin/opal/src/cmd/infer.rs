@@ -370,6 +370,18 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
             String::new(),
         ));
     }
+    // An LLM receipt bills one unit per prompt and completion token (royalties are per unit).
+    if let (Some(li), Some(ot)) = (file.get("llm_input"), file.get("output_tokens")) {
+        let counted = serde_json::from_value::<opal_types::llm::LlmInput>(li.clone())
+            .ok()
+            .zip(serde_json::from_value::<Vec<u32>>(ot.clone()).ok())
+            .map(|(i, t)| (i.prompt_tokens.len() + t.len()) as u64);
+        checks.push((
+            "billed units equal the prompt and completion tokens".into(),
+            counted == Some(r.body.units),
+            format!("billed {}, counted {counted:?}", r.body.units),
+        ));
+    }
     // The `activations` tier: the commitment attached to the envelope, re-checked against the
     // model (only with --llm-model: it runs the model over the prompt and the output).
     let commitment = env

@@ -25,7 +25,7 @@ use crate::keys::{self, inference as k};
 use crate::params::InferenceParams;
 use borsh::{BorshDeserialize, BorshSerialize};
 use opal_state::Overlay;
-use opal_types::registry::BPS;
+use opal_types::registry::{ModelFormat, BPS};
 use opal_types::{Address, Amount, Hash, ModelRef, Receipt, Tier};
 use serde::{Deserialize, Serialize};
 
@@ -238,6 +238,8 @@ pub enum SettleError {
     },
     #[error("results of model {0} under this tier cannot be checked on chain, so they cannot be held for disputes (only opal_quant models, and GGUF models under the activations tier, can)")]
     NotReexecutable(String),
+    #[error("{units} billable units on a {format} model's receipt: only LLM (gguf) receipts count more than one")]
+    BadUnits { units: u64, format: String },
     #[error("the node is jailed until {until_ms} for a proven fraud")]
     NodeJailed { until_ms: u64 },
     #[error("arithmetic overflow")]
@@ -265,6 +267,7 @@ impl SettleError {
             SettleError::EscrowShort { .. } => "escrow_short",
             SettleError::GrantExhausted { .. } => "grant_exhausted",
             SettleError::NotReexecutable(_) => "not_reexecutable",
+            SettleError::BadUnits { .. } => "bad_units",
             SettleError::NodeJailed { .. } => "node_jailed",
             SettleError::Overflow => "overflow",
         }
@@ -287,6 +290,7 @@ pub fn split(
     info: &registry::ModelInfo,
     node: &Address,
     price: Amount,
+    units: u64,
     p: &InferenceParams,
 ) -> Result<Result<Vec<Payout>, SettleError>, LedgerError> {
     let spec = &info.spec;
@@ -294,9 +298,15 @@ pub fn split(
         Ok(v) => v,
         Err(e) => return Ok(Err(e)),
     };
-    let royalties = match spec.price.checked_add(spec.licence.fee()) {
-        Ok(v) => v,
-        Err(_) => return Ok(Err(SettleError::Overflow)),
+    // Royalties are per billable unit: per call, or per token for an LLM.
+    let royalties = match spec
+        .price
+        .checked_add(spec.licence.fee())
+        .ok()
+        .and_then(|r| r.0.checked_mul(units as u128))
+    {
+        Some(v) => Amount(v),
+        None => return Ok(Err(SettleError::Overflow)),
     };
     let owed = match treasury.checked_add(royalties) {
         Ok(v) => v,
@@ -482,7 +492,15 @@ pub(crate) fn settle_one(
         .permits(&caller, req.commercial)
         .map_err(SettleError::Licence));
     let price = r.body.price;
-    let payouts = st!(split(s, &info, &node, price, p)?);
+    // Billable units: one per call, except LLM replies (one per prompt and completion token).
+    let units = r.body.units;
+    if info.spec.format != ModelFormat::Gguf && units != 1 {
+        return Ok(Err(SettleError::BadUnits {
+            units,
+            format: format!("{:?}", info.spec.format).to_lowercase(),
+        }));
+    }
+    let payouts = st!(split(s, &info, &node, price, units, p)?);
     // A caller that asked for more audits than the base rate pays their expected cost.
     let premium = if checkable && !proved {
         audit_premium(p, req.escalation.audit_bps)
@@ -541,7 +559,17 @@ pub(crate) fn settle_one(
     };
     write(s, &k::settled(&id), &record);
     if held {
-        verification::hold(s, ctx, p, &record, id, req.input_hash, payouts, events)?;
+        verification::hold(
+            s,
+            ctx,
+            p,
+            &record,
+            id,
+            req.input_hash,
+            units,
+            payouts,
+            events,
+        )?;
         return Ok(Ok(()));
     }
     pay_out(s, &req.model, price, &payouts)?;
@@ -559,6 +587,7 @@ pub(crate) fn settle_one(
                 input_hash: req.input_hash,
                 output_hash: r.body.output_hash,
                 price,
+                units,
             },
         );
     }

@@ -99,6 +99,9 @@ pub struct Case {
     pub input_hash: Hash,
     pub output_hash: Hash,
     pub price: Amount,
+    /// The receipt's billable units (an LLM reveal must have exactly that many tokens).
+    #[serde(default)]
+    pub units: u64,
     /// What a held result pays when it stands (empty for audits: already paid).
     pub payouts: Vec<Payout>,
     pub opened_height: u64,
@@ -183,6 +186,7 @@ pub struct AuditCandidate {
     pub input_hash: Hash,
     pub output_hash: Hash,
     pub price: Amount,
+    pub units: u64,
 }
 
 pub fn case(s: &Overlay, request_id: &Hash) -> Result<Option<Case>, LedgerError> {
@@ -295,6 +299,7 @@ pub(crate) fn hold(
     settled: &Settled,
     request_id: Hash,
     input_hash: Hash,
+    units: u64,
     payouts: Vec<Payout>,
     events: &mut Vec<Event>,
 ) -> Result<(), LedgerError> {
@@ -309,6 +314,7 @@ pub(crate) fn hold(
         input_hash,
         output_hash: settled.output_hash,
         price: settled.price,
+        units,
         payouts,
         opened_height: ctx.height,
         deadline_ms: ctx.time_ms.saturating_add(p.reveal_window_ms),
@@ -427,6 +433,7 @@ pub fn begin_block(
             input_hash: cand.input_hash,
             output_hash: cand.output_hash,
             price: cand.price,
+            units: cand.units,
             payouts: vec![],
             opened_height: ctx.height,
             deadline_ms: ctx.time_ms.saturating_add(p.reveal_window_ms),
@@ -482,10 +489,12 @@ pub fn reveal(
             limit: p.max_reveal_bytes as usize,
         }));
     }
-    let (input_hash, output_hash) = match case_check(s, &c)? {
-        Some(CheckBy::Committee) => tx_try!(opal_types::llm::reveal_hashes(inputs, outputs, true)
-            .map_err(|what| TxError::RevealMismatch { what })),
-        _ => (tensor_list_hash(inputs), tensor_list_hash(outputs)),
+    let by_committee = case_check(s, &c)? == Some(CheckBy::Committee);
+    let (input_hash, output_hash) = if by_committee {
+        tx_try!(opal_types::llm::reveal_hashes(inputs, outputs, true)
+            .map_err(|what| TxError::RevealMismatch { what }))
+    } else {
+        (tensor_list_hash(inputs), tensor_list_hash(outputs))
     };
     if input_hash != c.input_hash {
         return Ok(Err(TxError::RevealMismatch {
@@ -496,6 +505,20 @@ pub fn reveal(
         return Ok(Err(TxError::RevealMismatch {
             what: "outputs".into(),
         }));
+    }
+    if by_committee {
+        // The units the node billed (royalties were paid per unit) must be the tokens it
+        // revealed: a node that under-counts cannot reveal, and is convicted as withholding.
+        let counted = opal_types::llm::LlmInput::from_bytes(&inputs[0])
+            .ok()
+            .zip(opal_types::llm::tokens_from_bytes(&outputs[0]).ok())
+            .map(|(i, t)| (i.prompt_tokens.len() + t.len()) as u64);
+        if counted != Some(c.units) {
+            return Ok(Err(TxError::RevealUnitsMismatch {
+                billed: c.units,
+                revealed: counted.map_or("an undecodable number".into(), |n| n.to_string()),
+            }));
+        }
     }
     c.revealed = Some(Revealed {
         inputs: inputs.to_vec(),
