@@ -251,11 +251,48 @@ pub enum VerifyError {
     Model(#[from] LlmError),
 }
 
-/// Tolerances of [`verify_activations_with`].
+/// Tolerances of [`verify_activations_with`]. `Default` is [`VerifyTolerance::toploc`] (kept for
+/// compatibility); [`verify_activations`] uses [`VerifyTolerance::for_model`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct VerifyTolerance {
     pub activations: ActivationTolerance,
     pub sampling: SamplingTolerance,
+}
+
+impl VerifyTolerance {
+    /// TOPLOC's activation thresholds and the default sampling tolerance: what a verifier on
+    /// candle's quantized kernels needs (their honest prefill-vs-decode noise is large).
+    pub const fn toploc() -> Self {
+        VerifyTolerance {
+            activations: ActivationTolerance::toploc(),
+            sampling: SamplingTolerance::DEFAULT,
+        }
+    }
+
+    /// The strict thresholds for a verifier on f32 weights, calibrated on perturbed-weight
+    /// honest verifiers (see [`ActivationTolerance::strict_f32`],
+    /// [`SamplingTolerance::STRICT_F32`] and `docs/llm.md`).
+    pub const fn strict_f32() -> Self {
+        VerifyTolerance {
+            activations: ActivationTolerance::strict_f32(),
+            sampling: SamplingTolerance::STRICT_F32,
+        }
+    }
+
+    /// The verifier's policy: the tolerance follows from the arithmetic of the *verifier's own*
+    /// loaded model ([`ModelInfo::f32_weights`]), never from the commitment or the node. A
+    /// verifier on f32 weights (every model whose f32 copy fits [`MAX_DEQUANTIZED_BYTES`], with
+    /// the default [`LoadOptions`]) applies [`VerifyTolerance::strict_f32`]; one on the quantized
+    /// kernels (larger models) applies [`VerifyTolerance::toploc`]. Consequence: for models that
+    /// fit, f32 weights are the tier's reference arithmetic, and a node generating on the
+    /// quantized kernels may fail the strict check.
+    pub fn for_model(info: &ModelInfo) -> Self {
+        if info.f32_weights {
+            Self::strict_f32()
+        } else {
+            Self::toploc()
+        }
+    }
 }
 
 /// Everything the verifier measured.
@@ -366,6 +403,31 @@ impl LlmModel {
 
     /// Loads with explicit options.
     pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<LlmModel, LlmError> {
+        Self::load_impl(path, opts, None)
+    }
+
+    /// **Test and benchmark facility, never used by the node**: loads like
+    /// [`LlmModel::load_with`] (which must give f32 weights) and then multiplies every f32
+    /// weight value (matrices, norms, embeddings, RoPE tables) by `1 + rel_err * r`, `r` uniform
+    /// in `[-1, 1]` from a stream seeded by `seed`. With `rel_err = 2^-22` (1-4 f32 ulps) this
+    /// stands in for the rounding of another machine (other SIMD width, other GEMM blocking), to
+    /// measure the honest noise the strict tolerance must absorb (`llm_bench --detect`). The
+    /// content hash is the file's, so such a model must never serve or verify for real.
+    #[doc(hidden)]
+    pub fn load_with_weight_noise(
+        path: &Path,
+        opts: &LoadOptions,
+        rel_err: f32,
+        seed: u64,
+    ) -> Result<LlmModel, LlmError> {
+        Self::load_impl(path, opts, Some(model::WeightNoise { rel_err, seed }))
+    }
+
+    fn load_impl(
+        path: &Path,
+        opts: &LoadOptions,
+        noise: Option<model::WeightNoise>,
+    ) -> Result<LlmModel, LlmError> {
         let device = &opts.device;
         let io = |e: std::io::Error| LlmError::Io(format!("{}: {e}", path.display()));
         // content hash of the whole file
@@ -404,7 +466,7 @@ impl LlmModel {
             .map(|t| t.shape.elem_count() as u64 * 4)
             .sum();
         let f32_weights = opts.dequantize_weights && f32_bytes <= MAX_DEQUANTIZED_BYTES;
-        let llama = model::Llama::load(&ct, &mut r, &arch, device, f32_weights)?;
+        let llama = model::Llama::load(&ct, &mut r, &arch, device, f32_weights, noise)?;
         if llama.cfg.vocab_size != tokenizer.vocab_size() {
             return Err(LlmError::BadModel(format!(
                 "embedding rows {} != vocabulary size {}",
@@ -707,8 +769,10 @@ impl Committer {
     }
 }
 
-/// Verifies a commitment with the default tolerances: one prefill pass over
-/// `prompt ++ output[..n-1]`, then every chunk's activations and every output token's sampling.
+/// Verifies a commitment with the verifier's policy tolerance,
+/// [`VerifyTolerance::for_model`]`(model.info())` (strict on f32 weights, TOPLOC's on the
+/// quantized kernels): one prefill pass over `prompt ++ output[..n-1]`, then every chunk's
+/// activations and every output token's sampling.
 pub fn verify_activations(
     model: &LlmModel,
     prompt_tokens: &[u32],
@@ -720,11 +784,12 @@ pub fn verify_activations(
         prompt_tokens,
         output_tokens,
         commitment,
-        &VerifyTolerance::default(),
+        &VerifyTolerance::for_model(model.info()),
     )
 }
 
-/// [`verify_activations`] with explicit tolerances.
+/// [`verify_activations`] with explicit tolerances (tests, benchmarks, or a verifier that
+/// deliberately accepts another arithmetic; never a tolerance chosen by the node).
 pub fn verify_activations_with(
     model: &LlmModel,
     prompt_tokens: &[u32],
@@ -832,6 +897,40 @@ mod tests {
         assert_eq!(held_back("hello wor", &["world"]), 3);
         assert_eq!(held_back("hello", &["world"]), 0);
         assert_eq!(held_back("a\n", &["\n\n"]), 1);
+    }
+
+    #[test]
+    fn tolerance_follows_the_verifiers_own_arithmetic() {
+        let mut info = ModelInfo {
+            architecture: "llama".into(),
+            name: "t".into(),
+            context_length: 8,
+            vocab_size: 8,
+            content_hash: [0; 32],
+            quantization: "Q4_1".into(),
+            n_layer: 1,
+            hidden_size: 8,
+            file_size: 0,
+            has_chat_template: false,
+            f32_weights: true,
+        };
+        assert_eq!(
+            VerifyTolerance::for_model(&info),
+            VerifyTolerance::strict_f32()
+        );
+        info.f32_weights = false;
+        assert_eq!(VerifyTolerance::for_model(&info), VerifyTolerance::toploc());
+        assert_eq!(VerifyTolerance::default(), VerifyTolerance::toploc());
+        // strict is strictly tighter than TOPLOC's on every bound
+        let (s, t) = (
+            ActivationTolerance::strict_f32(),
+            ActivationTolerance::toploc(),
+        );
+        assert!(s.min_exp_match_fraction > t.min_exp_match_fraction);
+        assert!(s.max_mean_mantissa_diff < t.max_mean_mantissa_diff);
+        assert!(s.max_median_mantissa_diff < t.max_median_mantissa_diff);
+        let (s, t) = (SamplingTolerance::STRICT_F32, SamplingTolerance::DEFAULT);
+        assert!(s.cdf < t.cdf && s.logit < t.logit);
     }
 
     #[test]

@@ -111,6 +111,41 @@ pub(crate) fn md_f32(md: &HashMap<String, gguf_file::Value>, key: &str) -> Optio
     }
 }
 
+/// Test/benchmark facility (never used by the node): multiplies every f32 value of a weight
+/// tensor by `1 + rel_err * r`, `r` uniform in `[-1, 1]` from a xorshift stream seeded by `seed`,
+/// to stand in for another machine's f32 rounding (see [`crate::LlmModel::load_with_weight_noise`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WeightNoise {
+    pub rel_err: f32,
+    pub seed: u64,
+}
+
+impl WeightNoise {
+    fn apply(&self, t: &Tensor, salt: u64) -> Result<Tensor, LlmError> {
+        let shape = t.shape().clone();
+        let device = t.device().clone();
+        let v = t
+            .to_dtype(DType::F32)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(cerr)?;
+        // xorshift64*, a distinct stream per tensor
+        let mut st = (self.seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
+        let v: Vec<f32> = v
+            .into_iter()
+            .map(|x| {
+                st ^= st >> 12;
+                st ^= st << 25;
+                st ^= st >> 27;
+                let bits = st.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40; // 24 bits
+                let r = bits as f32 / (1u64 << 23) as f32 - 1.0; // [-1, 1)
+                x * (1.0 + self.rel_err * r)
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &device).map_err(cerr)
+    }
+}
+
 impl Llama {
     pub fn load<R: Read + Seek>(
         ct: &gguf_file::Content,
@@ -118,7 +153,21 @@ impl Llama {
         arch: &str,
         device: &Device,
         dequantize: bool,
+        noise: Option<WeightNoise>,
     ) -> Result<Self, LlmError> {
+        if noise.is_some() && !dequantize {
+            return Err(LlmError::BadRequest(
+                "weight noise needs f32 weights (dequantize_weights)".into(),
+            ));
+        }
+        let salt = std::cell::Cell::new(0u64);
+        let perturb = |t: Tensor| -> Result<Tensor, LlmError> {
+            salt.set(salt.get() + 1);
+            match noise {
+                Some(n) => n.apply(&t, salt.get()),
+                None => Ok(t),
+            }
+        };
         let md = &ct.metadata;
         let n_head = md_u32(md, &format!("{arch}.attention.head_count"))?;
         let n_kv_head = md
@@ -156,14 +205,20 @@ impl Llama {
             ct.tensor(r, name, device)
                 .map_err(|e| LlmError::BadModel(format!("tensor {name}: {e}")))
         };
-        let tok_embd = Arc::new(qt("token_embd.weight")?);
+        let tok_embd = qt("token_embd.weight")?;
+        let tok_embd = Arc::new(if noise.is_some() {
+            let t = perturb(tok_embd.dequantize(device).map_err(cerr)?)?;
+            QTensor::quantize(&t, candle_core::quantized::GgmlDType::F32).map_err(cerr)?
+        } else {
+            tok_embd
+        });
         let (vocab_size, emb_dim) = tok_embd.shape().dims2().map_err(cerr)?;
         if emb_dim != hidden {
             return Err(LlmError::BadModel(format!(
                 "token_embd width {emb_dim} != embedding_length {hidden}"
             )));
         }
-        let norm = qt("output_norm.weight")?.dequantize(device).map_err(cerr)?;
+        let norm = perturb(qt("output_norm.weight")?.dequantize(device).map_err(cerr)?)?;
         let output = if ct.tensor_infos.contains_key("output.weight") {
             QMatMul::from_qtensor(qt("output.weight")?).map_err(cerr)?
         } else {
@@ -172,7 +227,7 @@ impl Llama {
         };
         let output = match output {
             QMatMul::QTensor(t) if dequantize => {
-                QMatMul::Tensor(t.dequantize(device).map_err(cerr)?)
+                QMatMul::Tensor(perturb(t.dequantize(device).map_err(cerr)?)?)
             }
             o => o,
         };
@@ -181,7 +236,9 @@ impl Llama {
             let p = format!("blk.{i}");
             let mm = |t: QTensor| -> Result<QMatMul, LlmError> {
                 if dequantize {
-                    Ok(QMatMul::Tensor(t.dequantize(device).map_err(cerr)?))
+                    Ok(QMatMul::Tensor(perturb(
+                        t.dequantize(device).map_err(cerr)?,
+                    )?))
                 } else {
                     QMatMul::from_qtensor(t).map_err(cerr)
                 }
@@ -191,15 +248,19 @@ impl Llama {
                 attn_k: mm(qt(&format!("{p}.attn_k.weight"))?)?,
                 attn_v: mm(qt(&format!("{p}.attn_v.weight"))?)?,
                 attn_o: mm(qt(&format!("{p}.attn_output.weight"))?)?,
-                attn_norm: qt(&format!("{p}.attn_norm.weight"))?
-                    .dequantize(device)
-                    .map_err(cerr)?,
+                attn_norm: perturb(
+                    qt(&format!("{p}.attn_norm.weight"))?
+                        .dequantize(device)
+                        .map_err(cerr)?,
+                )?,
                 ffn_gate: mm(qt(&format!("{p}.ffn_gate.weight"))?)?,
                 ffn_up: mm(qt(&format!("{p}.ffn_up.weight"))?)?,
                 ffn_down: mm(qt(&format!("{p}.ffn_down.weight"))?)?,
-                ffn_norm: qt(&format!("{p}.ffn_norm.weight"))?
-                    .dequantize(device)
-                    .map_err(cerr)?,
+                ffn_norm: perturb(
+                    qt(&format!("{p}.ffn_norm.weight"))?
+                        .dequantize(device)
+                        .map_err(cerr)?,
+                )?,
             });
         }
         // RoPE tables for every position of the context.
@@ -216,8 +277,9 @@ impl Llama {
                 sin.push(a.sin());
             }
         }
-        let cos = Tensor::from_vec(cos, (context_length, half), device).map_err(cerr)?;
-        let sin = Tensor::from_vec(sin, (context_length, half), device).map_err(cerr)?;
+        // (another libm may round these differently: perturbed too)
+        let cos = perturb(Tensor::from_vec(cos, (context_length, half), device).map_err(cerr)?)?;
+        let sin = perturb(Tensor::from_vec(sin, (context_length, half), device).map_err(cerr)?)?;
         Ok(Llama {
             tok_embd,
             layers,

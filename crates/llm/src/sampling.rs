@@ -216,12 +216,26 @@ pub struct SamplingTolerance {
     pub cdf: f64,
 }
 
+impl SamplingTolerance {
+    /// 1.0 logit, 0.1 in cumulative probability: for verifiers on the quantized kernels, whose
+    /// prefill-vs-decode noise moved an honest draw by up to 0.11 (docs/llm.md).
+    pub const DEFAULT: SamplingTolerance = SamplingTolerance {
+        logit: 1.0,
+        cdf: 0.1,
+    };
+
+    /// 0.25 logit, 0.01 in cumulative probability: for verifiers on f32 weights. Honest
+    /// verifiers with f32 weights perturbed by a relative `2^-10` moved a draw by at most 0.0009
+    /// and the logits by at most 0.11 (at `2^-12`: 0.027; at the realistic 1-4 ulps: 5e-5).
+    pub const STRICT_F32: SamplingTolerance = SamplingTolerance {
+        logit: 0.25,
+        cdf: 0.01,
+    };
+}
+
 impl Default for SamplingTolerance {
     fn default() -> Self {
-        SamplingTolerance {
-            logit: 1.0,
-            cdf: 0.1,
-        }
+        Self::DEFAULT
     }
 }
 
