@@ -706,14 +706,9 @@ impl InferenceService {
         };
         let mut out_bytes = canonical::run(&model, &in_bytes, u64::MAX, opts)
             .map_err(|e| ServeError::Malformed(e.to_string()))?;
-        if let Some(bps) = self.fault_wrong_output_bps {
-            // Fault injection for tests of the verification machinery (OPAL_FAULT_WRONG_OUTPUT_BPS):
-            // answer a wrong output for a deterministic fraction of requests.
-            let draw = u64::from_le_bytes(sr.id().0[..8].try_into().expect("8 bytes")) % 10_000;
-            if draw < bps as u64 {
-                if let Some(last) = out_bytes[0].last_mut() {
-                    *last ^= 0x01;
-                }
+        if self.fault_wrong_output(&sr.id()) {
+            if let Some(last) = out_bytes[0].last_mut() {
+                *last ^= 0x01;
             }
         }
         let outputs = out_bytes
@@ -742,6 +737,15 @@ impl InferenceService {
             f.sync_data()?;
         }
         std::fs::rename(&tmp, &path)
+    }
+
+    /// Fault injection for tests of the verification machinery (`OPAL_FAULT_WRONG_OUTPUT_BPS`):
+    /// whether this node answers request `id` wrongly on purpose (a deterministic fraction of
+    /// requests, decided by the id). Always false in a normal node.
+    pub fn fault_wrong_output(&self, id: &Hash) -> bool {
+        self.fault_wrong_output_bps.is_some_and(|bps| {
+            u64::from_le_bytes(id.0[..8].try_into().expect("8 bytes")) % 10_000 < bps as u64
+        })
     }
 
     /// Keep what `RevealData` would carry for request `id` (used by the LLM service for

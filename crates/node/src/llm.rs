@@ -776,10 +776,15 @@ impl LlmService {
             commit_activations: activations,
         };
         let t0 = Instant::now();
-        let gen = p
+        let mut gen = p
             .model
             .generate(&req, &mut |ev| on_token(&ev.text))
             .map_err(LlmServeError::from_llm)?;
+        if self.inf.fault_wrong_output(&p.request.id()) && gen.tokens.len() >= 2 {
+            // Fault injection (tests only): bill and sign a changed middle token.
+            let mid = gen.tokens.len() / 2;
+            gen.tokens[mid] = gen.tokens[mid].wrapping_add(1) % p.model.info().vocab_size as u32;
+        }
         let compute_ms = t0.elapsed().as_secs_f64() * 1e3;
         let prompt_tokens = p.input.prompt_tokens.len() as u32;
         let completion_tokens = gen.tokens.len() as u32;

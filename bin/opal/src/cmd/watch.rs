@@ -324,7 +324,9 @@ impl Watcher {
                 sent.hash
             ),
         );
-        Ok(!member)
+        // Come back: once the dispute is open its committee is known, and this account votes if
+        // it sits on it.
+        Ok(false)
     }
 
     /// The registered file of a canonical model, fetched once and checked against its hash.

@@ -43,6 +43,11 @@ impl Devnet {
         Devnet::start_opts(home, true)
     }
 
+    /// A devnet with the demo LLM whose process gets these extra environment variables.
+    pub fn start_with_llm_env(home: &Path, env: &[(&str, &str)]) -> Devnet {
+        Devnet::start_full(home, true, env)
+    }
+
     /// A devnet whose process gets these extra environment variables.
     pub fn start_with_env(home: &Path, env: &[(&str, &str)]) -> Devnet {
         Devnet::start_full(home, false, env)

@@ -86,6 +86,71 @@ fn num(v: &Value) -> u128 {
         .unwrap_or_else(|| panic!("not an amount: {v}"))
 }
 
+/// Run `opal node watch` with the devnet validator's key (and the GGUF already in its model
+/// cache) until `done` accepts one of its JSON lines or `timeout` passes; returns every line.
+fn watch_until(
+    home: &Path,
+    url: &str,
+    gguf: &Path,
+    timeout: Duration,
+    mut done: impl FnMut(&Value) -> bool,
+) -> Vec<Value> {
+    let cache = home.join("watch-cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let hash = blake3::hash(&std::fs::read(gguf).unwrap())
+        .to_hex()
+        .to_string();
+    std::fs::copy(gguf, cache.join(format!("{hash}.gguf"))).unwrap();
+    let mut watcher = Command::new(opal_bin())
+        .args([
+            "node",
+            "watch",
+            "-o",
+            "json",
+            "--interval-ms",
+            "300",
+            "--from",
+        ])
+        .arg(home.join("node_key.json"))
+        .args(["--node", url, "--model-cache"])
+        .arg(&cache)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watcher.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + timeout;
+    let mut seen = vec![];
+    let mut finished = false;
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let Ok(line) = rx.recv_timeout(left) else {
+            break;
+        };
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::String(line));
+        finished = done(&v);
+        seen.push(v);
+        if finished {
+            break;
+        }
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    assert!(
+        finished,
+        "the watcher did not finish in {timeout:?}; it printed {seen:#?}"
+    );
+    seen
+}
+
 #[test]
 fn openai_client_chat_stream_completions_receipts_settle_and_errors() {
     let gguf = match model_file() {
@@ -434,41 +499,10 @@ fn openai_client_chat_stream_completions_receipts_settle_and_errors() {
             .len(),
         2
     );
-    let cache = dir.path().join("watch-cache");
-    std::fs::create_dir_all(&cache).unwrap();
-    let hash = blake3::hash(&std::fs::read(&gguf).unwrap())
-        .to_hex()
-        .to_string();
-    std::fs::copy(&gguf, cache.join(format!("{hash}.gguf"))).unwrap();
-    let mut watcher = Command::new(opal_bin())
-        .args([
-            "node",
-            "watch",
-            "-o",
-            "json",
-            "--interval-ms",
-            "300",
-            "--from",
-        ])
-        .arg(home.join("node_key.json"))
-        .args(["--node", &url, "--model-cache"])
-        .arg(&cache)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = std::io::BufRead::lines(std::io::BufReader::new(watcher.stdout.take().unwrap()));
-    let mut vote = None;
-    for line in lines {
-        let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
-        if v["event"] == "vote" && v["request_id"] == act_id.as_str() {
-            vote = Some(v);
-            break;
-        }
-        assert_ne!(v["event"], "error", "{v}");
-    }
-    let _ = watcher.kill();
-    let _ = watcher.wait();
+    let seen = watch_until(&home, &url, &gguf, Duration::from_secs(120), |v| {
+        v["event"] == "vote" && v["request_id"] == act_id.as_str()
+    });
+    let vote = seen.last().cloned();
     let vote = vote.expect("the watcher voted");
     assert_eq!(vote["valid"], true, "{vote}");
     let verdict = wait_for("the audit verdict", Duration::from_secs(30), || {
@@ -500,4 +534,75 @@ fn openai_client_chat_stream_completions_receipts_settle_and_errors() {
         total,
         "escrow decreased by the priced amount"
     );
+}
+
+/// A lying LLM node (fault injection: every reply bills and signs a changed middle token, while
+/// its activation commitment is the true generation's). The caller asked for disputes
+/// (`opal_dispute`); the node reveals; `opal node watch` with the validator's key finds the
+/// activation check failing, disputes the result and votes it invalid; the node is convicted.
+#[test]
+fn a_lying_llm_node_is_disputed_and_convicted_by_the_validators_vote() {
+    let gguf = match model_file() {
+        Ok(p) if p.is_file() => p,
+        other => {
+            if unavailable(&format!("the SmolLM2 GGUF is unavailable: {other:?}")) {
+                return;
+            }
+            unreachable!()
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let net = Devnet::start_with_llm_env(&home, &[("OPAL_FAULT_WRONG_OUTPUT_BPS", "10000")]);
+    let url = net.url.clone();
+    wait_for("the LLM and its API key", Duration::from_secs(300), || {
+        let (code, v) = get(&url, "/v1/models").ok()?;
+        let listed = v["data"]
+            .as_array()?
+            .iter()
+            .any(|m| m["id"] == "smollm2-135m");
+        (code == 200 && listed && home.join("demo/llm-api-key").exists()).then_some(())
+    });
+    let api_key = std::fs::read_to_string(home.join("demo/llm-api-key")).unwrap();
+    let r = http()
+        .post(format!("{url}/v1/chat/completions"))
+        .bearer_auth(api_key.trim())
+        .json(&serde_json::json!({
+            "model": "smollm2-135m",
+            "messages": [{"role": "user", "content": "Name three colours."}],
+            "max_tokens": 12,
+            "temperature": 0,
+            "opal_tier": "activations",
+            "opal_dispute": true,
+        }))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let reply: Value = r.json().unwrap();
+    let id = reply["opal_receipt"]["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The watcher starts at once: it acts once the result is settled (held) and revealed.
+    let seen = watch_until(&home, &url, &gguf, Duration::from_secs(120), |v| {
+        v["event"] == "vote" && v["request_id"] == id.as_str()
+    });
+    let of = |e: &str| {
+        seen.iter()
+            .find(|v| v["event"] == e && v["request_id"] == id.as_str())
+            .cloned()
+    };
+    let (disputed, vote) = (of("dispute"), of("vote"));
+    let disputed = disputed.expect("the watcher disputed the result");
+    assert!(
+        disputed["reason"].as_str().unwrap().contains("match"),
+        "{disputed}"
+    );
+    let vote = vote.expect("the watcher voted");
+    assert_eq!(vote["valid"], false, "{vote}");
+    let verdict = wait_for("the verdict", Duration::from_secs(30), || {
+        let (_, v) = get(&url, &format!("/api/cases/{id}")).ok()?;
+        v["verdict"]["outcome"].as_str().map(str::to_string)
+    });
+    assert_eq!(verdict, "fraud");
 }
