@@ -181,15 +181,16 @@ mod tests {
     #[test]
     fn reveal_shapes() {
         let i = input();
-        let ib = i.to_bytes();
-        let tb = tokens_to_bytes(&[1, 2]);
-        let (ih, oh) = reveal_hashes(&[ib.clone()], &[tb.clone()], false).unwrap();
+        let ib = vec![i.to_bytes()];
+        let tb = vec![tokens_to_bytes(&[1, 2])];
+        let (ih, oh) = reveal_hashes(&ib, &tb, false).unwrap();
         assert_eq!(ih, i.hash());
         assert_eq!(oh, output_hash(&[1, 2], None));
-        let (_, oh) = reveal_hashes(&[ib.clone()], &[tb.clone(), b"c".to_vec()], true).unwrap();
+        let with_c = vec![tb[0].clone(), b"c".to_vec()];
+        let (_, oh) = reveal_hashes(&ib, &with_c, true).unwrap();
         assert_eq!(oh, output_hash(&[1, 2], Some(b"c")));
-        assert!(reveal_hashes(&[ib.clone()], &[tb.clone()], true).is_err());
-        assert!(reveal_hashes(&[ib.clone(), ib.clone()], &[tb.clone()], false).is_err());
-        assert!(reveal_hashes(&[], &[tb], false).is_err());
+        assert!(reveal_hashes(&ib, &tb, true).is_err());
+        assert!(reveal_hashes(&[ib[0].clone(), ib[0].clone()], &tb, false).is_err());
+        assert!(reveal_hashes(&[], &tb, false).is_err());
     }
 }
