@@ -270,8 +270,10 @@ impl Watcher {
             _ => !self.disputed.contains(&id),
         };
         if !wants {
-            // A held result we disputed: wait for the dispute to open, then vote.
-            return Ok(!(kind == "held" && self.disputed.contains(&id) && member && !voted));
+            // A held result this watcher disputed, whose dispute is not in a block yet: come
+            // back (then its committee is known, and this account votes if it sits on it).
+            let waiting = kind == "held" && !disputed && self.disputed.contains(&id);
+            return Ok(!waiting);
         }
         let (valid, why) = self.check_llm_case(c, id, model, hash)?;
         if vote_due {

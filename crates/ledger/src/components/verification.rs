@@ -818,7 +818,11 @@ pub fn resolve(
                 convict(s, ctx, &p, &c, Some(*sender), Outcome::Fraud, events)?;
             }
         }
-        (CaseKind::Held, None) => unreachable!("checked above"),
+        (CaseKind::Held, None) => {
+            return Err(LedgerError::Invariant(
+                "a resolve reached an undisputed held case".into(),
+            ))
+        }
     }
     Ok(Ok(()))
 }
@@ -939,7 +943,11 @@ pub fn vote(
             credit(s, &d.challenger, d.bond)?;
             convict(s, ctx, &p, &c, Some(d.challenger), Outcome::Fraud, events)?;
         }
-        (CaseKind::Held, None, _) => unreachable!("checked above"),
+        (CaseKind::Held, None, _) => {
+            return Err(LedgerError::Invariant(
+                "a vote decided an undisputed held case".into(),
+            ))
+        }
     }
     Ok(Ok(()))
 }
