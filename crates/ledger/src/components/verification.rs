@@ -627,6 +627,27 @@ fn release(s: &mut Overlay, c: &Case, events: &mut Vec<Event>) -> Result<(), Led
     Ok(())
 }
 
+/// A dispute that failed (decided for the node, or a re-execution dispute nobody resolved):
+/// the challenger's bond leaves the held pool to the node, and the held result is paid now.
+fn dispute_lost(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    c: &Case,
+    d: &Dispute,
+    events: &mut Vec<Event>,
+) -> Result<(), LedgerError> {
+    sub_held(s, d.bond)?;
+    credit(s, &c.node, d.bond)?;
+    release(s, c, events)?;
+    close_case(s, ctx, c, Outcome::Paid);
+    events.push(Event::DisputeLost {
+        request_id: c.request_id,
+        challenger: d.challenger,
+        bond: d.bond,
+    });
+    Ok(())
+}
+
 /// The node lied (or withheld its data): slash, jail, pay the prover, make the caller whole
 /// as far as the slash goes (a held price is refunded in full), close the case.
 fn convict(
@@ -796,19 +817,13 @@ pub fn resolve(
             }
         }
         (CaseKind::Held, Some(d)) => {
-            sub_held(s, d.bond)?;
             if node_right {
-                // The challenger was wrong: its bond goes to the node; the result is proven,
-                // so it is paid now.
-                credit(s, &c.node, d.bond)?;
-                release(s, &c, events)?;
-                close_case(s, ctx, &c, Outcome::Paid);
-                events.push(Event::DisputeLost {
-                    request_id: *request_id,
-                    challenger: d.challenger,
-                    bond: d.bond,
-                });
-            } else if truth == d.claimed_output_hash {
+                // The challenger was wrong; the result is proven, so it is paid now.
+                dispute_lost(s, ctx, &c, d, events)?;
+                return Ok(Ok(()));
+            }
+            sub_held(s, d.bond)?;
+            if truth == d.claimed_output_hash {
                 credit(s, &d.challenger, d.bond)?;
                 convict(s, ctx, &p, &c, Some(d.challenger), Outcome::Fraud, events)?;
             } else {
@@ -926,18 +941,7 @@ pub fn vote(
     match (c.kind, &c.dispute, valid) {
         (CaseKind::Audit, _, true) => close_case(s, ctx, &c, Outcome::AuditPassed),
         (CaseKind::Audit, _, false) => convict(s, ctx, &p, &c, None, Outcome::Fraud, events)?,
-        (CaseKind::Held, Some(d), true) => {
-            // The challenger was wrong: its bond goes to the node; the result is paid now.
-            sub_held(s, d.bond)?;
-            credit(s, &c.node, d.bond)?;
-            release(s, &c, events)?;
-            close_case(s, ctx, &c, Outcome::Paid);
-            events.push(Event::DisputeLost {
-                request_id: *request_id,
-                challenger: d.challenger,
-                bond: d.bond,
-            });
-        }
+        (CaseKind::Held, Some(d), true) => dispute_lost(s, ctx, &c, d, events)?,
         (CaseKind::Held, Some(d), false) => {
             sub_held(s, d.bond)?;
             credit(s, &d.challenger, d.bond)?;
@@ -1004,15 +1008,7 @@ pub fn end_block(
             }
             (CaseKind::Held, Some(d)) => {
                 // Nobody re-executed in time: the challenger did not prove its claim.
-                sub_held(s, d.bond)?;
-                credit(s, &c.node, d.bond)?;
-                release(s, &c, events)?;
-                close_case(s, ctx, &c, Outcome::Paid);
-                events.push(Event::DisputeLost {
-                    request_id: id,
-                    challenger: d.challenger,
-                    bond: d.bond,
-                });
+                dispute_lost(s, ctx, &c, d, events)?;
             }
             (CaseKind::Audit, _) => {
                 close_case(s, ctx, &c, Outcome::AuditLapsed);
