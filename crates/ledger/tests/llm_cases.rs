@@ -218,6 +218,24 @@ impl World {
         )
     }
 
+    /// The node's honest reveal: the input, the tokens and the commitment it signed.
+    fn reveal_honestly(&self, s: &Served) -> Transaction {
+        self.reveal(s, vec![s.tokens.clone(), s.commitment.clone()])
+    }
+
+    /// A challenge by the outsider, with (a fraud proof) or without (a dispute) the model.
+    fn challenge(&self, s: &Served, model: Option<Vec<u8>>) -> Transaction {
+        self.c.tx(
+            &outsider(),
+            0,
+            Action::Challenge {
+                request_id: s.id(),
+                claimed_output_hash: Hash::ZERO,
+                model,
+            },
+        )
+    }
+
     fn vote(&self, who: &SecretKey, s: &Served, valid: bool) -> Transaction {
         self.c.tx(
             who,
@@ -314,9 +332,7 @@ fn an_llm_audit_is_revealed_checked_and_passed_by_two_thirds_of_the_validators()
         },
     )]);
     assert_eq!(codes, vec![Some("reveal_mismatch".into())]);
-    let (codes, _) = w.block(vec![
-        w.reveal(&s, vec![s.tokens.clone(), s.commitment.clone()])
-    ]);
+    let (codes, _) = w.block(vec![w.reveal_honestly(&s)]);
     assert_eq!(codes, vec![None]);
 
     // Re-execution on chain does not apply to an LLM.
@@ -388,9 +404,7 @@ fn a_committee_that_finds_the_commitment_invalid_convicts_the_node() {
     let mut w = world();
     let s = w.audited();
     let caller_before = w.c.balance(&caller());
-    let (codes, _) = w.block(vec![
-        w.reveal(&s, vec![s.tokens.clone(), s.commitment.clone()])
-    ]);
+    let (codes, _) = w.block(vec![w.reveal_honestly(&s)]);
     assert_eq!(codes, vec![None]);
     // 3 + 3 = 6 of 10 is not enough either way.
     let (codes, ev) = w.block(vec![
@@ -439,34 +453,16 @@ fn a_disputed_llm_result_is_decided_by_the_committee_either_way() {
         let s = w.serve(Tier::Activations, held);
         assert_eq!(w.settle(&s), None);
         assert_eq!(w.case(&s).unwrap().kind, CaseKind::Held);
-        let (codes, _) = w.block(vec![
-            w.reveal(&s, vec![s.tokens.clone(), s.commitment.clone()])
-        ]);
+        let (codes, _) = w.block(vec![w.reveal_honestly(&s)]);
         assert_eq!(codes, vec![None]);
         // Nothing to vote on until someone disputes it; a fraud proof needs re-execution.
         let (codes, _) = w.block(vec![w.vote(&validator(0), &s, false)]);
         assert_eq!(codes, vec![Some("not_committee_case".into())]);
-        let (codes, _) = w.block(vec![w.c.tx(
-            &outsider(),
-            0,
-            Action::Challenge {
-                request_id: s.id(),
-                claimed_output_hash: Hash::ZERO,
-                model: Some(GGUF.to_vec()),
-            },
-        )]);
+        let (codes, _) = w.block(vec![w.challenge(&s, Some(GGUF.to_vec()))]);
         assert_eq!(codes, vec![Some("not_reexecutable".into())]);
         let challenger_before = w.c.balance(&outsider());
         let node_before = w.c.balance(&node());
-        let (codes, _) = w.block(vec![w.c.tx(
-            &outsider(),
-            0,
-            Action::Challenge {
-                request_id: s.id(),
-                claimed_output_hash: Hash::ZERO,
-                model: None,
-            },
-        )]);
+        let (codes, _) = w.block(vec![w.challenge(&s, None)]);
         assert_eq!(codes, vec![None]);
         let c = w.case(&s).unwrap();
         assert_eq!(
@@ -526,20 +522,10 @@ fn undecided_llm_cases_lapse_without_punishing_anyone() {
         },
     );
     assert_eq!(w.settle(&s), None);
-    let (codes, _) = w.block(vec![
-        w.reveal(&s, vec![s.tokens.clone(), s.commitment.clone()])
-    ]);
+    let (codes, _) = w.block(vec![w.reveal_honestly(&s)]);
     assert_eq!(codes, vec![None]);
     let before = w.c.balance(&outsider());
-    let (codes, _) = w.block(vec![w.c.tx(
-        &outsider(),
-        0,
-        Action::Challenge {
-            request_id: s.id(),
-            claimed_output_hash: Hash::ZERO,
-            model: None,
-        },
-    )]);
+    let (codes, _) = w.block(vec![w.challenge(&s, None)]);
     assert_eq!(codes, vec![None]);
     let (codes, _) = w.block(vec![w.vote(&validator(0), &s, false)]);
     assert_eq!(codes, vec![None]);
@@ -556,9 +542,7 @@ fn undecided_llm_cases_lapse_without_punishing_anyone() {
     assert_eq!(w.bond(), Amount(500_000));
     // An audit nobody decides lapses.
     let a = w.audited();
-    let (codes, _) = w.block(vec![
-        w.reveal(&a, vec![a.tokens.clone(), a.commitment.clone()])
-    ]);
+    let (codes, _) = w.block(vec![w.reveal_honestly(&a)]);
     assert_eq!(codes, vec![None]);
     let end = w.c.time_ms + p.challenge_window_ms + 2_000;
     w.c.advance_time_to(end);
@@ -614,11 +598,7 @@ fn llm_royalties_are_per_token_and_a_node_that_under_bills_them_cannot_reveal() 
     assert_eq!(w.settle(&cheat), None);
     w.block(vec![]);
     assert_eq!(w.case(&cheat).unwrap().kind, CaseKind::Audit);
-    let (codes, _) =
-        w.block(vec![w.reveal(
-            &cheat,
-            vec![cheat.tokens.clone(), cheat.commitment.clone()],
-        )]);
+    let (codes, _) = w.block(vec![w.reveal_honestly(&cheat)]);
     assert_eq!(codes, vec![Some("reveal_units_mismatch".into())]);
     let p = inference::params(&w.c.overlay()).unwrap();
     let end = w.c.time_ms + p.reveal_window_ms + 2_000;

@@ -181,13 +181,7 @@ impl Watcher {
                 json!({"event": "downloading", "model": model, "content_hash": hash}),
                 format!("downloading {model} ({hash}) from the node"),
             );
-            let bytes = self
-                .client
-                .get_bytes(&format!("/api/artifacts/{}", hash.to_hex()))?;
-            let got = Hash(*blake3::hash(&bytes).as_bytes());
-            if got != hash {
-                bail!("model {model}: the node served a file hashing to {got}, registered {hash}");
-            }
+            let bytes = self.download(model, hash)?;
             let tmp = path.with_extension("tmp");
             std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
             std::fs::rename(&tmp, &path)?;
@@ -333,16 +327,20 @@ impl Watcher {
 
     /// The registered file of a canonical model, fetched once and checked against its hash.
     fn model_file(&mut self, model: &ModelRef) -> Result<Option<(Hash, Vec<u8>)>> {
-        let info = self.client.get(&format!("/api/models/{model}"))?;
-        let spec = &info["spec"];
-        if spec["format"] != "opal_quant" {
+        let (format, hash) = self.format(model)?;
+        if format != "opal_quant" {
             return Ok(None);
         }
-        let hash = Hash::from_hex(spec["content_hash"].as_str().unwrap_or_default())
-            .map_err(|e| anyhow!("model {model}: content hash: {e}"))?;
         if let Some(f) = self.files.get(&hash) {
             return Ok(Some((hash, f.clone())));
         }
+        let bytes = self.download(model, hash)?;
+        self.files.insert(hash, bytes.clone());
+        Ok(Some((hash, bytes)))
+    }
+
+    /// A model's registered file from the node's artifact store, checked against its hash.
+    fn download(&self, model: &ModelRef, hash: Hash) -> Result<Vec<u8>> {
         let bytes = self
             .client
             .get_bytes(&format!("/api/artifacts/{}", hash.to_hex()))?;
@@ -350,8 +348,7 @@ impl Watcher {
         if got != hash {
             bail!("model {model}: the node served a file hashing to {got}, registered {hash}");
         }
-        self.files.insert(hash, bytes.clone());
-        Ok(Some((hash, bytes)))
+        Ok(bytes)
     }
 
     fn pass(&mut self, audits: AuditScope, opts: &TxOpts) -> Result<()> {
