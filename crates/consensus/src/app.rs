@@ -38,6 +38,8 @@ pub(crate) struct App<E: BlockExecutor> {
     timeouts: LinearTimeouts,
     target_time: Option<Duration>,
     current_height: Height,
+    /// The round the engine last started at `current_height`.
+    current_round: u32,
     reassembler: Reassembler,
     pending: BTreeMap<(Height, u32, [u8; 32]), AssembledBlock>,
     committed: watch::Sender<Height>,
@@ -78,6 +80,7 @@ impl<E: BlockExecutor> App<E> {
             timeouts: linear(timeouts),
             target_time: (!timeouts.commit.is_zero()).then_some(timeouts.commit),
             current_height: 0,
+            current_round: 0,
             reassembler: Reassembler::new(),
             pending: BTreeMap::new(),
             committed,
@@ -107,6 +110,7 @@ impl<E: BlockExecutor> App<E> {
 
     fn enter_height(&mut self, height: Height) -> Result<(), ConsensusError> {
         self.current_height = height;
+        self.current_round = 0;
         self.reassembler.prune_below(height);
         self.pending.retain(|(h, _, _), _| *h >= height);
         self.store.prune_through(height.saturating_sub(1))?;
@@ -167,6 +171,7 @@ impl<E: BlockExecutor> App<E> {
                 if h != self.current_height {
                     self.enter_height(h)?;
                 }
+                self.current_round = round.as_u32().unwrap_or(0);
                 // Blocks that arrived before this height started.
                 let early: Vec<_> = self
                     .pending
@@ -292,7 +297,18 @@ impl<E: BlockExecutor> App<E> {
             AppMsg::VerifyVoteExtensions {
                 extensions, reply, ..
             } => {
-                let verdicts = extensions.into_iter().map(|(a, _)| (a, Ok(()))).collect();
+                // Opal's votes carry no extensions (`ExtendVote` answers none): one that does
+                // comes from a modified or Byzantine node and is refused, never passed on.
+                if !extensions.is_empty() {
+                    warn!(
+                        n = extensions.len(),
+                        "refusing vote extensions (Opal uses none)"
+                    );
+                }
+                let verdicts = extensions
+                    .into_iter()
+                    .map(|(a, x)| (a, crate::vote_extension_verdict(Some(&x))))
+                    .collect();
                 let _ = reply.send(verdicts);
             }
 
@@ -486,7 +502,18 @@ impl<E: BlockExecutor> App<E> {
             );
             return Ok(None);
         }
-        let valid = match self.executor.verify_block(h, &b.block) {
+        // The prevote check (with the local clock) applies to proposals of the current or a
+        // later round. A block of an earlier round reaches us late (restreamed for a
+        // re-proposal, or after we moved on): we prevote in the current round only, so it can
+        // be decided only with votes of validators that judged it in its own round; it is
+        // checked against committed state, as a synced block is.
+        let verdict = if r < self.current_round {
+            self.executor.verify_block(h, &b.block)
+        } else {
+            self.executor
+                .verify_proposal(h, r, b.init.pol_round, &b.block)
+        };
+        let valid = match verdict {
             Ok(()) => true,
             Err(reason) => {
                 warn!(height = h, round = r, %reason, "proposed block is invalid");

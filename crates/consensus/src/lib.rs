@@ -45,6 +45,7 @@ mod node;
 pub mod signing;
 mod store;
 mod streaming;
+pub mod time;
 
 pub use cert::CertificateError;
 pub use node::{start, ConsensusHandle};
@@ -85,6 +86,18 @@ pub fn value_id(block: &[u8]) -> Hash32 {
     *blake3::hash(block).as_bytes()
 }
 
+/// Opal's votes carry no extensions (its `ExtendVote` answers none), so any extension that
+/// arrives, on a live precommit or inside a synced certificate, comes from a modified node and
+/// is refused. The simulator applies the same rule.
+pub fn vote_extension_verdict<X>(
+    extension: Option<&X>,
+) -> Result<(), malachitebft_core_consensus::VoteExtensionError> {
+    match extension {
+        None => Ok(()),
+        Some(_) => Err(malachitebft_core_consensus::VoteExtensionError::InvalidVoteExtension),
+    }
+}
+
 /// The ed25519 public key of a 32-byte secret seed.
 pub fn public_key_from_seed(seed: &[u8; 32]) -> [u8; 32] {
     signing::OpalSigner::new(*seed, "").address().0
@@ -99,8 +112,24 @@ pub trait BlockExecutor: Send + 'static {
     /// Proposer: build the block for (height, round); at most [`MAX_BLOCK_BYTES`].
     /// It reaps the mempool.
     fn build_block(&mut self, height: Height, round: u32, proposer: [u8; 32]) -> Vec<u8>;
-    /// Non-proposer: check a proposed block before voting. Err(reason) => vote nil.
+    /// Check a block as a function of committed state only (no local clock): used for blocks
+    /// that arrive through value sync, and by [`BlockExecutor::verify_proposal`].
+    /// Err(reason) => the block is invalid.
     fn verify_block(&self, height: Height, block: &[u8]) -> Result<(), String>;
+    /// Non-proposer: check a block proposed in `round` before prevoting for it. `pol_round` is
+    /// the proposal's proof-of-lock round (a re-proposal of a block that already had a polka).
+    /// The place for checks against the local clock ([`time::check_timely`] on fresh
+    /// proposals). Err(reason) => vote nil. The default is [`BlockExecutor::verify_block`].
+    fn verify_proposal(
+        &self,
+        height: Height,
+        round: u32,
+        pol_round: Option<u32>,
+        block: &[u8],
+    ) -> Result<(), String> {
+        let _ = (round, pol_round);
+        self.verify_block(height, block)
+    }
     /// Execute and durably commit a decided block with its certificate, in one atomic write.
     /// Idempotent: if `height <= last_committed()` it must return Ok without re-applying.
     fn commit(
@@ -147,6 +176,16 @@ impl Timeouts {
             precommit_delta: Duration::from_millis(250),
             commit: Duration::from_millis(500),
         }
+    }
+}
+
+#[cfg(test)]
+mod extension_tests {
+    #[test]
+    fn vote_extensions_are_refused() {
+        assert!(super::vote_extension_verdict::<Vec<u8>>(None).is_ok());
+        assert!(super::vote_extension_verdict(Some(&vec![1u8, 2, 3])).is_err());
+        assert!(super::vote_extension_verdict(Some(&Vec::<u8>::new())).is_err());
     }
 }
 

@@ -645,3 +645,63 @@ fn a_caller_can_buy_a_higher_audit_rate() {
         .collect();
     assert_eq!(opened, vec![a.receipt.request_id()]);
 }
+
+/// The ledger executes whatever block time consensus decided: reveal windows and challenge
+/// deadlines are block-time deadlines. This is the hazard BFT time closes
+/// (docs/adr/0002-bft-time.md): one block three hours ahead ends the reveal window before an
+/// honest node could possibly reveal, and the node is convicted as withholding.
+#[test]
+fn a_three_hour_time_jump_would_convict_an_honest_node() {
+    let mut w = world(21, |_| {});
+    let a = w.serve(Tier::Replay, Escalation::default(), false);
+    w.settle(&[&a]);
+    // The next proposer writes a time three hours ahead (the old rule, "after the parent",
+    // accepted it).
+    w.c.time_ms += 3 * 3_600_000;
+    let (_, ev) = w.block(vec![]);
+    assert_eq!(convictions(&ev), 1);
+    assert_eq!(w.verdict(&a), Some(Outcome::Withheld));
+    // Revealing in the very next block is too late.
+    let (codes, _) = w.block(vec![w.reveal_tx(&a, 0)]);
+    assert_ne!(codes, vec![None]);
+}
+
+/// Under BFT time a committed block is at most `precision` ahead of an honest clock
+/// (`opal_consensus::time::TimeBounds::default().precision_ms`, 500 ms; the simulator test
+/// `crates/sim/tests/time.rs` shows the bound holds against a Byzantine proposer). A proposer
+/// that pushes every block it makes to the limit cannot close a window early: an honest node
+/// that reveals within a few seconds of true time is never convicted.
+#[test]
+fn within_the_bft_time_bound_an_honest_node_always_reveals_in_time() {
+    const PRECISION_MS: u64 = 500;
+    let mut w = world(22, |_| {});
+    let window = opal_ledger::InferenceParams::default().reveal_window_ms;
+    assert!(
+        window > 10 * PRECISION_MS,
+        "windows must dwarf the clock precision"
+    );
+    let mut true_ms = w.c.time_ms;
+    let mut served = vec![];
+    for round in 0..8u64 {
+        let a = w.serve(Tier::Replay, Escalation::default(), false);
+        // Settled in a block whose proposer is Byzantine every other round and pushes its time
+        // to the bound; the next block (honest or not) carries the reveal.
+        true_ms += 1_000;
+        w.c.time_ms = true_ms + if round % 2 == 0 { PRECISION_MS } else { 0 } - 1_000;
+        w.settle(&[&a]);
+        true_ms += 2_000;
+        let t = (true_ms + PRECISION_MS).max(w.c.time_ms + 1);
+        w.c.time_ms = t - 1_000;
+        let (codes, ev) = w.block(vec![w.reveal_tx(&a, 0)]);
+        assert_eq!(codes, vec![None], "round {round}");
+        assert_eq!(convictions(&ev), 0);
+        true_ms = true_ms.max(w.c.time_ms);
+        served.push(a);
+    }
+    w.c.advance_time_to(
+        w.c.time_ms + 2 * opal_ledger::InferenceParams::default().challenge_window_ms,
+    );
+    for a in &served {
+        assert_eq!(w.verdict(a), Some(Outcome::Paid));
+    }
+}

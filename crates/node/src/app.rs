@@ -2,6 +2,7 @@
 
 use crate::mempool::{Mempool, SenderState};
 use crate::records::{self, StoredBlock, TxLocation};
+use opal_consensus::time::TimeBounds;
 use opal_consensus::{BlockExecutor, CommitCertificate, Height, Validator};
 use opal_ledger::{components::accounts, exec, invariants, Params};
 use opal_state::{Overlay, Snapshot, Store};
@@ -111,6 +112,19 @@ pub struct OpalApp {
     pub shared: Arc<Shared>,
     /// This validator's key: also the account that reports misbehaviour it observes.
     pub reporter: Option<opal_types::SecretKey>,
+    /// This validator's clock (ms since the Unix epoch): the time it proposes, and what a fresh
+    /// proposal's time is checked against. Injected so tests and the simulator can drive it.
+    pub clock: Clock,
+    /// How far a fresh proposal's time may be from [`OpalApp::clock`] (docs/adr/0002-bft-time.md).
+    pub time_bounds: TimeBounds,
+}
+
+/// A clock in milliseconds since the Unix epoch.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The machine's clock.
+pub fn system_clock() -> Clock {
+    Arc::new(now_ms)
 }
 
 /// Turn the engine's evidence (borsh `opal_consensus::codec::Evidence`) into ledger evidence.
@@ -165,6 +179,16 @@ fn now_ms() -> u64 {
 }
 
 impl OpalApp {
+    /// A validator's app with the machine's clock and the default time bounds.
+    pub fn new(shared: Arc<Shared>, reporter: Option<opal_types::SecretKey>) -> Self {
+        Self {
+            shared,
+            reporter,
+            clock: system_clock(),
+            time_bounds: TimeBounds::default(),
+        }
+    }
+
     fn latest(&self) -> Height {
         self.shared.store.latest_version().unwrap_or(0)
     }
@@ -180,7 +204,8 @@ impl OpalApp {
         }
         let (parent_hash, parent_time) = sh.parent_of(&snap, height)?;
         let candidates = sh.mempool.lock().reap(sh.params.max_block_txs as usize);
-        let time_ms = now_ms().max(parent_time + 1);
+        let time_ms = opal_consensus::time::proposal_time((self.clock)(), parent_time)
+            .ok_or_else(|| format!("the parent's time {parent_time} leaves no room for a block"))?;
         let ctx = opal_ledger::BlockCtx {
             chain_id: sh.chain_id.clone(),
             height,
@@ -330,15 +355,10 @@ impl OpalApp {
         if h.prev_state_root != Hash(snap.root()) {
             return Err("wrong previous state root".into());
         }
-        // Only the parent's time bounds it: verification must be a function of committed state
-        // (blocks arriving through sync are verified long after they were made), never of the
-        // local clock. A bound on future times needs BFT time (median of voters' clocks): not done.
-        if h.time_ms <= parent_time {
-            return Err(format!(
-                "block time {} is not after its parent's {parent_time}",
-                h.time_ms
-            ));
-        }
+        // Only the parent's time bounds it here: this check is a function of committed state
+        // (blocks arriving through sync are verified long after they were made). Fresh
+        // proposals are also checked against the local clock, in `verify_proposal`.
+        opal_consensus::time::check_monotonic(h.time_ms, parent_time).map_err(|e| e.to_string())?;
         if h.tx_count as usize != block.txs.len() || h.tx_root != Block::tx_root(&block.txs) {
             return Err("transaction root or count does not match".into());
         }
@@ -410,6 +430,33 @@ impl BlockExecutor for OpalApp {
 
     fn verify_block(&self, height: Height, block: &[u8]) -> Result<(), String> {
         self.try_verify(height, block)
+    }
+
+    /// A fresh proposal (no proof-of-lock round) must also be timely by this validator's clock,
+    /// so that a Byzantine proposer cannot move block time (and with it every reveal window and
+    /// challenge deadline) beyond the bounds of [`TimeBounds`].
+    fn verify_proposal(
+        &self,
+        height: Height,
+        round: u32,
+        pol_round: Option<u32>,
+        block: &[u8],
+    ) -> Result<(), String> {
+        self.try_verify(height, block)?;
+        if pol_round.is_some() {
+            return Ok(());
+        }
+        let b = Block::from_bytes(block).map_err(|e| format!("block does not decode: {e}"))?;
+        let snap = self.shared.snapshot()?;
+        let (_, parent_time) = self.shared.parent_of(&snap, height)?;
+        opal_consensus::time::check_timely(
+            b.header.time_ms,
+            parent_time,
+            (self.clock)(),
+            round,
+            &self.time_bounds,
+        )
+        .map_err(|e| e.to_string())
     }
 
     fn commit(

@@ -163,10 +163,7 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
             },
             chain_id: genesis.chain_id.clone(),
         },
-        OpalApp {
-            shared: shared.clone(),
-            reporter: Some(key.clone()),
-        },
+        OpalApp::new(shared.clone(), Some(key.clone())),
     )
     .await?;
     let background: Vec<tokio::task::JoinHandle<()>> = match &inference {

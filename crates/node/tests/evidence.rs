@@ -107,10 +107,7 @@ fn engine_evidence_becomes_a_signed_transaction_in_the_mempool() {
         check_invariants: true,
         metrics: Default::default(),
     });
-    let mut app = OpalApp {
-        shared: shared.clone(),
-        reporter: Some(validator.clone()),
-    };
+    let mut app = OpalApp::new(shared.clone(), Some(validator.clone()));
 
     let offender = SecretKey::from_seed([4; 32]);
     let vote = |value: u8| {

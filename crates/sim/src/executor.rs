@@ -3,6 +3,7 @@
 //! committed chain. It is the node's "disk": it survives a simulated crash.
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use opal_consensus::time::{check_monotonic, check_timely, proposal_time, TimeBounds};
 use opal_consensus::{value_id, BlockExecutor, CommitCertificate, Hash32, Height, Validator};
 
 /// A simulated block: enough to make blocks distinct and chained.
@@ -15,6 +16,8 @@ pub struct SimBlock {
     pub round: u32,
     /// Distinguishes blocks a (Byzantine) proposer builds for one slot.
     pub payload: u64,
+    /// The proposer's clock when it built the block (simulated ms), as in Opal's header.
+    pub time_ms: u64,
 }
 
 /// In-memory executor: committed blocks with their certificates, and reported evidence.
@@ -25,6 +28,13 @@ pub struct MemExecutor {
     /// Evidence reports from the consensus layer (borsh of `opal_consensus::codec::Evidence`).
     pub evidence: Vec<Vec<u8>>,
     built: u64,
+    /// The validator's clock (simulated ms), set by the world before each call.
+    pub now_ms: u64,
+    /// How far ahead of the true time this validator writes block times (a Byzantine
+    /// proposer pushing time forward; 0 for honest ones).
+    pub clock_ahead_ms: u64,
+    /// The bounds of `opal_consensus::time::check_timely` for fresh proposals.
+    pub time_bounds: TimeBounds,
 }
 
 impl MemExecutor {
@@ -35,6 +45,9 @@ impl MemExecutor {
             blocks: Vec::new(),
             evidence: Vec::new(),
             built: 0,
+            now_ms: 0,
+            clock_ahead_ms: 0,
+            time_bounds: TimeBounds::default(),
         }
     }
 
@@ -44,6 +57,17 @@ impl MemExecutor {
             .last()
             .map(|(b, _)| value_id(b))
             .unwrap_or([0; 32])
+    }
+
+    /// Time written in the committed block at `height` (0 at genesis).
+    pub fn time_at(&self, height: Height) -> u64 {
+        height
+            .checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.blocks.get(i))
+            .and_then(|(b, _)| borsh::from_slice::<SimBlock>(b).ok())
+            .map(|b| b.time_ms)
+            .unwrap_or(0)
     }
 
     /// `value_id` of the committed block at `height`.
@@ -60,12 +84,15 @@ impl MemExecutor {
         proposer: [u8; 32],
         payload: u64,
     ) -> Vec<u8> {
+        let parent_ms = self.time_at(height.saturating_sub(1));
         let b = SimBlock {
             height,
             parent: self.tip_id(),
             proposer,
             round,
             payload,
+            time_ms: proposal_time(self.now_ms.saturating_add(self.clock_ahead_ms), parent_ms)
+                .unwrap_or(u64::MAX),
         };
         borsh::to_vec(&b).unwrap_or_default()
     }
@@ -91,13 +118,40 @@ impl BlockExecutor for MemExecutor {
         if b.height != height {
             return Err(format!("block says height {} for slot {height}", b.height));
         }
-        if height == self.last_committed() + 1 && b.parent != self.tip_id() {
-            return Err("block does not extend the committed chain".into());
+        if height == self.last_committed() + 1 {
+            if b.parent != self.tip_id() {
+                return Err("block does not extend the committed chain".into());
+            }
+            check_monotonic(b.time_ms, self.time_at(height - 1)).map_err(|e| e.to_string())?;
         }
         if !self.validators.iter().any(|v| v.public_key == b.proposer) {
             return Err("proposer is not a validator".into());
         }
         Ok(())
+    }
+
+    /// As Opal's node: a fresh proposal must also be timely by this validator's clock.
+    fn verify_proposal(
+        &self,
+        height: Height,
+        round: u32,
+        pol_round: Option<u32>,
+        block: &[u8],
+    ) -> Result<(), String> {
+        self.verify_block(height, block)?;
+        if pol_round.is_some() || height != self.last_committed() + 1 {
+            return Ok(());
+        }
+        let b: SimBlock =
+            borsh::from_slice(block).map_err(|e| format!("undecodable block: {e}"))?;
+        check_timely(
+            b.time_ms,
+            self.time_at(height - 1),
+            self.now_ms,
+            round,
+            &self.time_bounds,
+        )
+        .map_err(|e| e.to_string())
     }
 
     fn commit(

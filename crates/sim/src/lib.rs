@@ -66,6 +66,9 @@ pub enum Byzantine {
     /// validators commit different blocks: the tests use that to show the agreement check
     /// catches a fork.
     SplitBrain,
+    /// Otherwise honest, but writes block times `ahead_ms` ahead of the true time into the
+    /// blocks it proposes (trying to close reveal windows and challenge deadlines early).
+    FutureTime { ahead_ms: u64 },
 }
 
 /// One simulation run.
@@ -94,6 +97,8 @@ pub struct SimConfig {
     pub allowed_down_at_end: Vec<usize>,
     /// Validators start at random times in `[0, start_jitter_ms]`.
     pub start_jitter_ms: u64,
+    /// The proposal-time bounds every validator applies (`opal_consensus::time`).
+    pub time_bounds: opal_consensus::time::TimeBounds,
 }
 
 impl SimConfig {
@@ -115,6 +120,7 @@ impl SimConfig {
             },
             allowed_down_at_end: Vec::new(),
             start_jitter_ms: 20,
+            time_bounds: Default::default(),
         }
     }
 }
@@ -146,6 +152,10 @@ pub struct SimReport {
     pub chain: Vec<[u8; 32]>,
     /// Evidence reports (borsh `opal_consensus::codec::Evidence`) from honest validators.
     pub evidence: Vec<(usize, Vec<u8>)>,
+    /// The time written in each committed block of `chain`.
+    pub block_times: Vec<u64>,
+    /// When each block of `chain` was first committed by an honest validator (simulated ms).
+    pub commit_times: Vec<u64>,
     /// Consensus public key of each validator.
     pub public_keys: Vec<[u8; 32]>,
     pub stats: SimStats,

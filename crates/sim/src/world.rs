@@ -200,6 +200,8 @@ struct Node {
     timers: BTreeMap<(u8, i64), u64>,
     timer_gen: u64,
     current_height: u64,
+    /// The round the core last started at `current_height`.
+    current_round: u32,
     pending: BTreeMap<(u64, u32, [u8; 32]), AssembledBlock>,
     peer_tips: BTreeMap<usize, u64>,
     sync_inflight: Option<u64>,
@@ -393,7 +395,9 @@ fn handle_effect(
             r.resume_with(ready(verifier.verify_round_certificate(&ctx, &c, &vs, th)))
         }
         Effect::ExtendVote(_, _, _, _, r) => r.resume_with(None),
-        Effect::VerifyVoteExtension(_, _, _, _, _, _, r) => r.resume_with(Ok(())),
+        Effect::VerifyVoteExtension(_, _, _, _, x, _, r) => {
+            r.resume_with(opal_consensus::vote_extension_verdict(Some(&x)))
+        }
         Effect::WalAppend(h, entry, r) => {
             out.push(Action::Wal(h.0, entry));
             r.resume_with(())
@@ -415,6 +419,8 @@ struct World {
     group: Vec<usize>,
     loss: f64,
     decided: BTreeMap<u64, ([u8; 32], usize)>,
+    /// When an honest validator first committed each height (simulated ms).
+    first_commit_ms: BTreeMap<u64, u64>,
     stats: SimStats,
     trace: VecDeque<String>,
     failure: Option<(FailureKind, String)>,
@@ -465,13 +471,23 @@ impl World {
                     timers: BTreeMap::new(),
                     timer_gen: 0,
                     current_height: 0,
+                    current_round: 0,
                     pending: BTreeMap::new(),
                     peer_tips: BTreeMap::new(),
                     sync_inflight: None,
                     sync_buffer: BTreeMap::new(),
                     replaying: false,
                     alt_blocks: BTreeMap::new(),
-                    exec: MemExecutor::new(CHAIN_ID, validators.clone()),
+                    exec: {
+                        let mut e = MemExecutor::new(CHAIN_ID, validators.clone());
+                        e.time_bounds = cfg.time_bounds;
+                        if let Some((_, Byzantine::FutureTime { ahead_ms })) =
+                            cfg.byzantine.iter().find(|(b, _)| *b == i)
+                        {
+                            e.clock_ahead_ms = *ahead_ms;
+                        }
+                        e
+                    },
                     undecided: Vec::new(),
                     wal: (0, Vec::new()),
                 }
@@ -489,6 +505,7 @@ impl World {
             nodes,
             validators,
             decided: BTreeMap::new(),
+            first_commit_ms: BTreeMap::new(),
             stats: SimStats::default(),
             trace: VecDeque::new(),
             failure: None,
@@ -645,6 +662,12 @@ impl World {
             seed: self.cfg.seed,
             sim_ms: self.now,
             heights: self.nodes.iter().map(|n| n.exec.last_committed()).collect(),
+            block_times: (1..=top)
+                .map(|h| self.nodes[longest].exec.time_at(h))
+                .collect(),
+            commit_times: (1..=top)
+                .map(|h| self.first_commit_ms.get(&h).copied().unwrap_or(0))
+                .collect(),
             chain,
             evidence,
             public_keys: self.validators.iter().map(|v| v.public_key).collect(),
@@ -874,6 +897,7 @@ impl World {
         };
         let n = &mut self.nodes[i];
         n.current_height = height;
+        n.current_round = 0;
         n.pending.retain(|(h, _, _), _| *h >= height);
         n.undecided.retain(|b| b.height >= height);
         n.alt_blocks.retain(|(h, _), _| *h >= height);
@@ -1016,6 +1040,9 @@ impl World {
             self.stats.max_round = r;
         }
         self.note(format!("v{i} round {h}/{r}"));
+        if self.nodes[i].current_height == h {
+            self.nodes[i].current_round = r;
+        }
         // Blocks that arrived before this height started.
         let early: Vec<_> = self.nodes[i]
             .pending
@@ -1057,6 +1084,7 @@ impl World {
                     && b.parts_signature.is_some()
             })
             .cloned();
+        n.exec.now_ms = self.now;
         let stored = match existing {
             Some(b) => b,
             None => {
@@ -1067,7 +1095,11 @@ impl World {
             }
         };
         let mut extra = None;
-        if n.byzantine.is_some() && !n.alt_blocks.contains_key(&(h, r)) {
+        let two_blocks = matches!(
+            n.byzantine,
+            Some(Byzantine::Equivocate | Byzantine::SplitBrain)
+        );
+        if two_blocks && !n.alt_blocks.contains_key(&(h, r)) {
             let payload = 1_000_000 + self.rng.below(1_000_000);
             let block = n.exec.build_with_payload(h, r, address.0, payload);
             let b = sign_block(&n.signer, h, r, block);
@@ -1099,7 +1131,7 @@ impl World {
         let conflicting = match self.nodes[i].byzantine {
             Some(Byzantine::Equivocate) => self.conflicting(i, &m),
             Some(Byzantine::SplitBrain) => return self.split_brain(i, m, a),
-            None => None,
+            Some(Byzantine::FutureTime { .. }) | None => None,
         };
         let Some(b) = conflicting else {
             self.broadcast(i, Msg::Consensus(a));
@@ -1299,7 +1331,22 @@ impl World {
         if same_round.len() >= MAX_PROPOSALS_PER_ROUND {
             return None;
         }
-        let valid = n.exec.verify_block(h, &b.block).is_ok();
+        n.exec.now_ms = self.now;
+        // As the app: the clock check for the current (or a later) round only.
+        let verdict = if r < n.current_round {
+            n.exec.verify_block(h, &b.block)
+        } else {
+            n.exec.verify_proposal(h, r, b.init.pol_round, &b.block)
+        };
+        let valid = match verdict {
+            Ok(()) => true,
+            Err(why) => {
+                let line = format!("v{i} refuses the proposal at {h}/{r}: {why}");
+                self.note(line);
+                false
+            }
+        };
+        let n = &mut self.nodes[i];
         let s = StoredBlock {
             height: h,
             round: r,
@@ -1358,6 +1405,7 @@ impl World {
                         Some(_) => {}
                         None => {
                             self.decided.insert(h, (id, i));
+                            self.first_commit_ms.insert(h, self.now);
                         }
                     }
                 }
@@ -1462,6 +1510,7 @@ impl World {
             return;
         }
         let n = &mut self.nodes[i];
+        n.exec.now_ms = self.now;
         let valid = n.exec.verify_block(h, &block).is_ok();
         let s = StoredBlock {
             height: h,
