@@ -35,6 +35,20 @@ pub enum CanonicalError {
     Exec(String),
 }
 
+impl CanonicalError {
+    /// A stable code for the kind of failure. Consensus decisions use this, never the message
+    /// text (which may change with a library's wording, and is no part of the protocol).
+    pub fn code(&self) -> &'static str {
+        match self {
+            CanonicalError::Model(_) => "model",
+            CanonicalError::TooCostly { .. } => "too_costly",
+            CanonicalError::InputCount(_) => "input_count",
+            CanonicalError::Input(_) => "input",
+            CanonicalError::Exec(_) => "exec",
+        }
+    }
+}
+
 /// Decode and validate a model file (bounded; never panics on garbage).
 pub fn load_model(bytes: &[u8]) -> Result<QuantModel, CanonicalError> {
     QuantModel::from_file_bytes(bytes).map_err(|e| CanonicalError::Model(e.to_string()))
@@ -180,6 +194,19 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failure_codes_ignore_the_message_text() {
+        use crate::components::verification::failed_run_hash;
+        let a = CanonicalError::Exec("overflow in layer 2".into());
+        let b = CanonicalError::Exec("a reworded message from a newer library".into());
+        assert_eq!(a.code(), "exec");
+        assert_eq!(failed_run_hash(&a), failed_run_hash(&b));
+        assert_ne!(
+            failed_run_hash(&a),
+            failed_run_hash(&CanonicalError::Input("x".into()))
+        );
+    }
 
     #[test]
     fn parses_and_rejects() {

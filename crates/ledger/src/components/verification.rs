@@ -568,9 +568,19 @@ fn reexecute(
             Ok(Err(TxError::ReplayTooCostly { needed, limit }))
         }
         // The registered model could not run on the inputs the caller signed: the node
-        // answered something that is not this model's output.
-        Err(e) => Ok(Ok(Hash::of(Domain::TensorList, e.to_string().as_bytes()))),
+        // answered something that is not this model's output. The stand-in hash depends only
+        // on the typed failure code, never on an error message's text.
+        Err(e) => Ok(Ok(failed_run_hash(&e))),
     }
+}
+
+/// What a re-execution that failed with `e` "outputs": a hash no tensor list has, fixed by
+/// the failure's code alone (`opal/replay-failed/<code>`).
+pub fn failed_run_hash(e: &canonical::CanonicalError) -> Hash {
+    Hash::of(
+        Domain::TensorList,
+        format!("opal/replay-failed/{}", e.code()).as_bytes(),
+    )
 }
 
 fn bps_of(a: Amount, bps: u32) -> Amount {
