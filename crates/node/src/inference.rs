@@ -50,6 +50,28 @@ pub fn tensors_hash(tensors: &[Tensor]) -> Hash {
     Hash::of_parts(Domain::TensorList, &parts)
 }
 
+/// `OPAL_FAULT_WRONG_OUTPUT_BPS`: the share of requests (basis points) a test node answers
+/// wrongly on purpose. Read only in builds with the `fault-injection` feature (the test
+/// suite's); a release build ignores the variable and says so.
+#[cfg(feature = "fault-injection")]
+fn fault_injection_from_env() -> Option<u32> {
+    let bps = std::env::var("OPAL_FAULT_WRONG_OUTPUT_BPS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok());
+    if let Some(bps) = bps {
+        tracing::warn!(bps, "FAULT INJECTION: this node answers wrong outputs on purpose (OPAL_FAULT_WRONG_OUTPUT_BPS)");
+    }
+    bps
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn fault_injection_from_env() -> Option<u32> {
+    if std::env::var_os("OPAL_FAULT_WRONG_OUTPUT_BPS").is_some() {
+        tracing::warn!("OPAL_FAULT_WRONG_OUTPUT_BPS is ignored: this build has no fault injection (the `fault-injection` feature is for tests)");
+    }
+    None
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -314,12 +336,7 @@ impl InferenceService {
         for d in [&reveal_dir, &proofs_dir] {
             std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
         }
-        let fault_wrong_output_bps = std::env::var("OPAL_FAULT_WRONG_OUTPUT_BPS")
-            .ok()
-            .and_then(|v| v.parse::<u32>().ok());
-        if let Some(bps) = fault_wrong_output_bps {
-            tracing::warn!(bps, "FAULT INJECTION: this node answers wrong outputs on purpose (OPAL_FAULT_WRONG_OUTPUT_BPS)");
-        }
+        let fault_wrong_output_bps = fault_injection_from_env();
         let mut pending = Pending::default();
         if pending_path.exists() {
             let text = std::fs::read_to_string(&pending_path)
@@ -739,9 +756,10 @@ impl InferenceService {
         std::fs::rename(&tmp, &path)
     }
 
-    /// Fault injection for tests of the verification machinery (`OPAL_FAULT_WRONG_OUTPUT_BPS`):
-    /// whether this node answers request `id` wrongly on purpose (a deterministic fraction of
-    /// requests, decided by the id). Always false in a normal node.
+    /// Fault injection for tests of the verification machinery (`OPAL_FAULT_WRONG_OUTPUT_BPS`,
+    /// only in builds with the `fault-injection` feature): whether this node answers request
+    /// `id` wrongly on purpose (a deterministic fraction of requests, decided by the id).
+    /// Always false in a normal build.
     pub fn fault_wrong_output(&self, id: &Hash) -> bool {
         self.fault_wrong_output_bps.is_some_and(|bps| {
             u64::from_le_bytes(id.0[..8].try_into().expect("8 bytes")) % 10_000 < bps as u64

@@ -289,6 +289,58 @@ fn receipt_json(env: &ReceiptEnvelope, outputs: &[Tensor]) -> Value {
     })
 }
 
+/// The readable fields of a receipt file (as `receipt_json` here and the node's LLM receipt
+/// write them) that copy signed values, and which of those present in `file` differ from the
+/// envelope. `unit_price` is not signed; it must at least multiply with the signed units to the
+/// signed price. Only `model_id` (the OpenAI name the caller used) is left unchecked.
+fn readable_field_mismatches(file: &Value, env: &ReceiptEnvelope) -> Vec<String> {
+    let b = &env.receipt.body;
+    let req = &b.request.request;
+    let signed: [(&str, Value); 16] = [
+        ("format", json!("opal-receipt")),
+        ("version", json!(env.version)),
+        ("request_id", json!(env.receipt.request_id())),
+        ("receipt_id", json!(env.receipt.id())),
+        ("model", json!(req.model)),
+        ("model_hash", json!(req.model_hash)),
+        ("tier", json!(req.tier)),
+        ("caller", json!(b.request.caller_address())),
+        ("node", json!(req.node)),
+        ("grant_id", json!(b.request.grant.as_ref().map(|g| g.id()))),
+        ("price", json!(b.price)),
+        ("units", json!(b.units)),
+        ("max_price", json!(req.max_price)),
+        ("height", json!(b.height)),
+        ("input_hash", json!(req.input_hash)),
+        ("output_hash", json!(b.output_hash)),
+    ];
+    let mut bad: Vec<String> = signed
+        .iter()
+        .filter(|(k, want)| file.get(*k).is_some_and(|got| got != want))
+        .map(|(k, _)| k.to_string())
+        .collect();
+    if let Some(got) = file.get("attachments") {
+        let want: Vec<Value> = env
+            .attachments
+            .iter()
+            .map(|a| json!({"tier": a.tier, "version": a.version, "bytes": a.bytes.len()}))
+            .collect();
+        if got != &json!(want) {
+            bad.push("attachments".into());
+        }
+    }
+    if let Some(up) = file.get("unit_price") {
+        let consistent = serde_json::from_value::<Amount>(up.clone())
+            .ok()
+            .and_then(|u| u.0.checked_mul(u128::from(b.units)))
+            == Some(b.price.0);
+        if !consistent {
+            bad.push("unit_price".into());
+        }
+    }
+    bad
+}
+
 pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
     let text =
         std::fs::read(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?;
@@ -315,6 +367,21 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
         sig.err().map(|e| e.to_string()).unwrap_or_default(),
     ));
     let r = &env.receipt;
+    // Readable copies of signed fields must say what the envelope says: a file whose "model" or
+    // "price" was edited is not a valid receipt of that model or price.
+    let mismatched = readable_field_mismatches(&file, &env);
+    checks.push((
+        "readable fields agree with the signed envelope".into(),
+        mismatched.is_empty(),
+        if mismatched.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "differs from the signed envelope: {}",
+                mismatched.join(", ")
+            )
+        },
+    ));
     // The readable copy of the outputs, or --outputs, must hash to the signed output hash.
     let outputs_v = match &a.outputs {
         Some(p) => Some(

@@ -150,6 +150,27 @@ fn infer_pay_settle_and_verify_the_demo_model() {
     std::fs::write(&bad, serde_json::to_vec(&f).unwrap()).unwrap();
     let (code, out, _) = cli(&["verify", bad.to_str().unwrap()]);
     assert_eq!(code, 3, "{out}");
+    // Readable copies of signed fields edited in the file (a new user changing "model" and
+    // "price" in a saved receipt used to get VALID): INVALID, naming the fields.
+    for (field, value) in [
+        ("model", json!("digits-q@1")),
+        ("price", json!("1")),
+        ("tier", json!("zk")),
+        ("input_hash", json!(Hash::ZERO)),
+    ] {
+        let mut f: Value =
+            serde_json::from_str(&std::fs::read_to_string(&receipt).unwrap()).unwrap();
+        assert!(f.get(field).is_some(), "the receipt file has {field}");
+        f[field] = value;
+        std::fs::write(&bad, serde_json::to_vec(&f).unwrap()).unwrap();
+        let (code, out, _) = cli(&["verify", bad.to_str().unwrap()]);
+        assert_eq!(code, 3, "edited {field} accepted: {out}");
+        assert!(out.contains("INVALID"), "{out}");
+        assert!(
+            out.contains(&format!("differs from the signed envelope: {field}")),
+            "{out}"
+        );
+    }
 
     // Bad requests straight to the node's API: refused with typed errors, never charged.
     let carol = SecretKey::from_hex(

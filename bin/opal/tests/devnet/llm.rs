@@ -540,6 +540,10 @@ fn openai_client_chat_stream_completions_receipts_settle_and_errors() {
 /// its activation commitment is the true generation's). The caller asked for disputes
 /// (`opal_dispute`); the node reveals; `opal node watch` with the validator's key finds the
 /// activation check failing, disputes the result and votes it invalid; the node is convicted.
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs a build with fault injection: cargo test --features opal/fault-injection"
+)]
 #[test]
 fn a_lying_llm_node_is_disputed_and_convicted_by_the_validators_vote() {
     let gguf = match model_file() {

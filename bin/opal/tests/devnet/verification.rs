@@ -11,6 +11,10 @@ use std::collections::HashMap;
 
 use std::time::{Duration, Instant};
 
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs a build with fault injection: cargo test --features opal/fault-injection"
+)]
 #[test]
 fn a_lying_replay_node_is_caught_by_a_watcher_and_honest_results_are_paid() {
     let dir = tempfile::tempdir().unwrap();
