@@ -363,6 +363,24 @@ pub struct VerifyArgs {
     /// it, --node supplies the key published on chain for the model's weight commitment.
     #[arg(long)]
     pub model_file: Option<PathBuf>,
+    /// Check settlement as a light client, trusting only this genesis file (its validator set
+    /// and state root): every block used is checked against its commit certificate. With
+    /// --node the node supplies the bytes; without it, the portable proof saved in the receipt
+    /// file (--save-portable) is checked offline.
+    #[arg(long, value_name = "GENESIS_FILE")]
+    pub genesis: Option<PathBuf>,
+    /// Like --genesis, but start from a block you trust (with --node): HEIGHT:HASH, e.g. from
+    /// `opal query block latest` on a node of your own.
+    #[arg(long, value_name = "HEIGHT:HASH")]
+    pub trust: Option<String>,
+    /// How long a trusted state stays trusted, in seconds (default: the chain's unbonding time
+    /// from --genesis, 7 days with --trust; 0: never expires).
+    #[arg(long, value_name = "SECS")]
+    pub trusting_period: Option<u64>,
+    /// Write the receipt file with its portable settlement proof (state proof, blocks,
+    /// certificates, validator sets) to this path, for offline checks with --genesis.
+    #[arg(long, value_name = "FILE")]
+    pub save_portable: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

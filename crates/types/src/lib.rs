@@ -22,6 +22,7 @@ pub mod merkle;
 pub mod receipt;
 pub mod registry;
 pub mod tx;
+pub mod validator;
 
 pub use amount::{Amount, AmountError};
 pub use block::{Block, BlockHeader};

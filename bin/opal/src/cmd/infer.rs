@@ -341,6 +341,35 @@ fn readable_field_mismatches(file: &Value, env: &ReceiptEnvelope) -> Vec<String>
     bad
 }
 
+/// Whether the settled record proven under `root` (state after `height`) is this receipt's.
+fn settled_record(
+    bytes: Option<&[u8]>,
+    r: &opal_types::Receipt,
+    root: Hash,
+    height: u64,
+) -> (bool, String) {
+    match bytes {
+        None => (
+            false,
+            format!("not settled as of height {height} (proof of absence checked against {root})"),
+        ),
+        Some(b) => match borsh::from_slice::<Settled>(b) {
+            Err(e) => (false, format!("settled record unreadable: {e}")),
+            Ok(rec) if rec.receipt_id != r.id() => (
+                false,
+                format!(
+                    "a different receipt {} was settled for this request",
+                    rec.receipt_id
+                ),
+            ),
+            Ok(rec) if rec.output_hash != r.body.output_hash || rec.price != r.body.price => {
+                (false, "the settled record differs from the receipt".into())
+            }
+            Ok(rec) => (true, format!("settled in block {}", rec.height)),
+        },
+    }
+}
+
 pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
     let text =
         std::fs::read(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?;
@@ -500,56 +529,142 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
         ));
     }
     let mut settled = Value::Null;
-    if let Some(node) = &a.node {
+    let mut trusted = Value::Null;
+    // A light-client failure (forged root, short certificate, ...) decides the exit code.
+    let mut light_failure: Option<opal_verify::LightError> = None;
+    let trust_start = match (&a.genesis, &a.trust) {
+        (Some(_), Some(_)) => bail!("give either --genesis or --trust, not both"),
+        (Some(g), None) => {
+            let (t, unbonding_ms) = crate::cmd::light::trust_genesis(g)?;
+            Some((t, unbonding_ms))
+        }
+        (None, Some(spec)) => {
+            let node = a
+                .node
+                .as_deref()
+                .ok_or_else(|| anyhow!("--trust needs --node (the checkpoint is fetched)"))?;
+            let t = crate::cmd::light::trust_checkpoint(&Client::new(node)?, spec)?;
+            Some((t, 7 * 24 * 3_600_000))
+        }
+        (None, None) => None,
+    };
+    let light_opts = trust_start.as_ref().map(|(_, default_ms)| {
+        let period_ms = match a.trusting_period {
+            Some(0) => None,
+            Some(secs) => Some(secs.saturating_mul(1_000)),
+            None => Some(*default_ms),
+        };
+        opal_verify::Options::new(now_ms(), period_ms)
+    });
+    let settled_key = opal_ledger::keys::inference::settled(&r.request_id());
+    let portable_in_file: Option<opal_verify::Portable> = match file.get("portable") {
+        Some(p) => Some(
+            serde_json::from_value(p.clone())
+                .map_err(|e| anyhow!("the receipt file's portable proof is malformed: {e}"))?,
+        ),
+        None => None,
+    };
+    let mut portable_out = None;
+    if let (Some((t, _)), Some(opts)) = (&trust_start, &light_opts) {
+        trusted = crate::cmd::light::describe_trust(t);
+        if opts.trusting_period_ms.is_none() {
+            eprintln!("warning: --trusting-period 0: the trust start never expires (validators that unbonded since could sign a forged chain)");
+        }
+        let outcome = match (&a.node, &portable_in_file) {
+            (Some(node), _) => {
+                crate::cmd::light::prove_via_light_client(&Client::new(node)?, t, &settled_key, opts)?
+            }
+            (None, Some(p)) if p.state.key == settled_key => {
+                p.verify(t, opts).map(|v| (p.clone(), v))
+            }
+            (None, Some(_)) => bail!("the portable proof in the file is about another key"),
+            (None, None) => bail!(
+                "--genesis/--trust check settlement: give --node, or a receipt file saved with --save-portable"
+            ),
+        };
+        match outcome {
+            Ok((portable, v)) => {
+                let (ok, why) =
+                    settled_record(v.value.as_deref(), r, v.state_root, v.certified_by - 1);
+                if ok {
+                    settled = json!({"proof_height": v.certified_by - 1, "state_root": v.state_root, "certified_by_block": v.certified_by, "light_client_path": v.path});
+                }
+                checks.push((
+                    format!(
+                        "settled on chain (light client: block {} certified by more than 2/3 of its validators, trusted from {}; Merkle proof against its state root)",
+                        v.certified_by,
+                        match &v.trusted.source {
+                            opal_verify::light::TrustSource::Genesis { .. } => "the genesis file".to_string(),
+                            opal_verify::light::TrustSource::Checkpoint { height, .. } => format!("checkpoint {height}"),
+                        }
+                    ),
+                    ok,
+                    why,
+                ));
+                portable_out = Some(portable);
+            }
+            Err(e) => {
+                checks.push((
+                    "settled on chain (light client)".into(),
+                    false,
+                    format!("{}: {e}", e.code()),
+                ));
+                light_failure = Some(e);
+            }
+        }
+    } else if let Some(node) = &a.node {
+        // No trust start: the node is trusted for its state root. Said so in the output.
+        trusted = json!({"source": {"kind": "node", "url": node}, "note": "the state root is the node's word; pass --genesis or --trust for a light-client check"});
         let c = Client::new(node)?;
         let id = r.request_id();
         let v = c.get(&format!("/api/receipts/{id}?prove=true"))?;
         let root = s(&v, "state_root");
-        let proven = crate::cmd::query::check_proof(&v, &root);
-        let (ok, why) = match proven {
+        let (ok, why) = match crate::cmd::query::check_proof(&v, &root) {
             Err(e) => (false, e.to_string()),
-            Ok(None) => (
-                false,
-                format!(
-                    "not settled as of height {} (proof of absence checked)",
-                    s(&v, "height")
-                ),
+            Ok(bytes) => settled_record(
+                bytes.as_deref(),
+                r,
+                Hash::from_hex(&root).unwrap_or(Hash::ZERO),
+                s(&v, "height").parse().unwrap_or(0),
             ),
-            Ok(Some(bytes)) => match borsh::from_slice::<Settled>(&bytes) {
-                Err(e) => (false, format!("settled record unreadable: {e}")),
-                Ok(rec) if rec.receipt_id != r.id() => (
-                    false,
-                    format!(
-                        "a different receipt {} was settled for this request",
-                        rec.receipt_id
-                    ),
-                ),
-                Ok(rec) if rec.output_hash != r.body.output_hash || rec.price != r.body.price => {
-                    (false, "the settled record differs from the receipt".into())
-                }
-                Ok(rec) => {
-                    settled = json!({"height": rec.height, "proof_height": v["height"], "state_root": root});
-                    (true, String::new())
-                }
-            },
         };
+        if ok {
+            settled = json!({"proof_height": v["height"], "state_root": root});
+        }
         checks.push((
             format!(
-                "settled on chain (Merkle proof against the state root at height {})",
+                "settled on chain (Merkle proof against the node's state root at height {}; not certified: no --genesis or --trust)",
                 s(&v, "height")
             ),
             ok,
             why,
         ));
         // The root the proof was checked against must be the committed block's.
-        if let Ok(b) = c.get(&format!("/api/blocks/{}", s(&v, "height"))) {
-            let same = s(&b, "state_root") == root;
-            checks.push((
-                "proof root is the committed block's state root".into(),
-                same,
-                String::new(),
-            ));
-        }
+        let same = c
+            .get(&format!("/api/blocks/{}", s(&v, "height")))
+            .map(|b| s(&b, "state_root") == root);
+        checks.push((
+            "proof root is the committed block's state root (as the node reports it)".into(),
+            matches!(same, Ok(true)),
+            match same {
+                Ok(true) => String::new(),
+                Ok(false) => "the node reports another root for that block".into(),
+                Err(e) => format!("could not read the block: {e:#}"),
+            },
+        ));
+    }
+    if let Some(out_path) = &a.save_portable {
+        let Some(p) = &portable_out else {
+            bail!("--save-portable needs a light-client check that succeeded (--node with --genesis or --trust)");
+        };
+        let mut f = file.clone();
+        f["portable"] = serde_json::to_value(p)?;
+        crate::output::write_file(out_path, &serde_json::to_vec_pretty(&f)?)?;
+        eprintln!(
+            "saved the receipt with its portable settlement proof to {} (check it offline: opal verify {} --genesis GENESIS)",
+            out_path.display(),
+            out_path.display()
+        );
     }
     let mut verification = Value::Null;
     if let Some(node) = &a.node {
@@ -593,6 +708,7 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
         "tier": r.body.request.request.tier,
         "price": r.body.price,
         "settled": settled,
+        "trusted": trusted,
         "checks": checks.iter().map(|(what, ok, why)| json!({"check": what, "ok": ok, "detail": why})).collect::<Vec<_>>(),
     });
     print(out, &v, || {
@@ -621,6 +737,9 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
         });
         lines.join("\n")
     });
+    if let Some(e) = &light_failure {
+        std::process::exit(crate::cmd::light::exit_code(e));
+    }
     if !all_ok {
         std::process::exit(3);
     }

@@ -1,6 +1,7 @@
 mod devnet;
 mod infer;
 mod keys;
+pub(crate) mod light;
 pub(crate) mod llm;
 mod model;
 mod node;

@@ -4,6 +4,7 @@ mod bad_inputs;
 mod common;
 mod crash;
 mod inference;
+mod light;
 mod llm;
 mod staking;
 mod transfers;

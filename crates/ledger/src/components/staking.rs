@@ -40,14 +40,8 @@ pub struct ValidatorInfo {
     pub created_height: u64,
 }
 
-/// A member of the consensus validator set.
-#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-pub struct ActiveValidator {
-    pub name: String,
-    pub operator: Address,
-    pub public_key: PublicKey,
-    pub power: u64,
-}
+/// A member of the consensus validator set (in `opal-types`, so light clients decode it too).
+pub use opal_types::validator::ActiveValidator;
 
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

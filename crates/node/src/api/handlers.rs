@@ -28,7 +28,7 @@ pub async fn index() -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "openapi": "/openapi.json",
         "endpoints": ["/api/status", "/api/txs", "/api/txs/{hash}", "/api/accounts/{address}",
-                      "/api/blocks/latest", "/api/blocks/{height}", "/api/state/{key}", "/api/validators", "/api/models", "/api/models/{model}", "/api/models/{model}/lineage",
+                      "/api/blocks/latest", "/api/blocks/{height}", "/api/light/{height}", "/api/state/{key}", "/api/validators", "/api/models", "/api/models/{model}", "/api/models/{model}/lineage",
                       "/api/datasets/{name}", "/api/services", "/api/escrows/{caller}/{node}", "/api/receipts/{request_id}",
                       "/api/events", "/metrics"],
     }))
@@ -344,6 +344,45 @@ pub async fn latest_block(State(sh): S) -> ApiResult {
         return Err(ApiError::not_found("no block committed yet"));
     }
     block_json(&sh, h)
+}
+
+/// What a light client needs to check block `height` itself (`opal_verify::light`): the
+/// block bytes, its commit certificate, and the validator set that voted on it (the state
+/// value `validators` after block `height - 1`) with its Merkle proof against the header's
+/// `prev_state_root`. Nothing in it is to be trusted: every part is checked by the client.
+pub async fn light_block(State(sh): S, Path(height): Path<String>) -> ApiResult {
+    let h: u64 = height.parse().map_err(|_| {
+        ApiError::bad_request(
+            "malformed_height",
+            format!("{height:?} is not a block height"),
+        )
+    })?;
+    if h == 0 {
+        return Err(ApiError::bad_request(
+            "malformed_height",
+            "height 0 is the genesis: it has no block",
+        ));
+    }
+    let snap = sh.snapshot().map_err(internal)?;
+    let sb = sh
+        .stored_block(&snap, h)
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no block at height {h}")))?;
+    let before = sh.store.snapshot_at(h - 1).map_err(internal)?;
+    let (value, proof) = before
+        .get_with_proof(opal_ledger::keys::VALIDATORS)
+        .map_err(internal)?;
+    let validators =
+        value.ok_or_else(|| internal(format!("no validator set in the state after {}", h - 1)))?;
+    let lb = opal_verify::LightBlock {
+        block: sb.block_bytes,
+        certificate: sb.certificate,
+        validators,
+        validators_proof: proof.to_bytes(),
+    };
+    let mut v = serde_json::to_value(&lb).map_err(internal)?;
+    v["height"] = json!(h);
+    Ok(Json(v))
 }
 
 pub async fn state_value(

@@ -36,6 +36,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/accounts/{address}", get(handlers::account))
         .route("/api/blocks/latest", get(handlers::latest_block))
         .route("/api/blocks/{height}", get(handlers::block))
+        .route("/api/light/{height}", get(handlers::light_block))
         .route("/api/state/{key}", get(handlers::state_value))
         .route("/api/validators", get(handlers::validators))
         .route("/api/models", get(registry::models))

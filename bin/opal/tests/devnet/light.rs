@@ -1,0 +1,231 @@
+//! `opal verify --genesis`: settlement checked as a light client against a real devnet, and
+//! against a lying node (an HTTP proxy in front of the devnet that rewrites what it serves):
+//! a forged state value, a hidden settlement, a short certificate and a certificate signed by
+//! a key outside the validator set are each caught with their own exit code. The portable
+//! proof saved in the receipt file verifies offline with only the genesis file.
+
+use crate::common::*;
+use opal_verify::light::{Certificate, LightBlock};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How the proxy lies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Lie {
+    Honest,
+    /// Another value for every proven state key (a forged settled record).
+    ForgedValue,
+    /// The settled record hidden: "absent", with a proof of absence from the genesis state.
+    HiddenSettlement,
+    /// Every certificate stripped of its signatures but one fewer than needed (here: all).
+    ShortCertificate,
+    /// Every certificate signature replaced by one from a key outside the validator set.
+    OutsideSigner,
+}
+
+/// A one-thread HTTP/1.1 proxy to `upstream` that applies `lie` to JSON replies. Bounded: it
+/// serves until the test ends (the thread is detached; the listener is on loopback).
+fn proxy(upstream: String, lie: Arc<Mutex<Lie>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(10_000) {
+            let Ok(conn) = conn else { continue };
+            let _ = serve(conn, &upstream, *lie.lock().unwrap());
+        }
+    });
+    url
+}
+
+fn serve(mut conn: TcpStream, upstream: &str, lie: Lie) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or("/").to_string(),
+    );
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        if h.trim().is_empty() {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; len.min(1 << 24)];
+    reader.read_exact(&mut body)?;
+    let req = match method {
+        "POST" => http()
+            .post(format!("{upstream}{path}"))
+            .header("content-type", "application/json")
+            .body(body),
+        _ => http().get(format!("{upstream}{path}")),
+    };
+    let resp = req.send().map_err(std::io::Error::other)?;
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().map_err(std::io::Error::other)?.to_vec();
+    let out = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(v) => serde_json::to_vec(&rewrite(upstream, &path, v, lie)).unwrap(),
+        Err(_) => bytes,
+    };
+    write!(
+        conn,
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        out.len()
+    )?;
+    conn.write_all(&out)
+}
+
+fn rewrite(upstream: &str, path: &str, mut v: Value, lie: Lie) -> Value {
+    if path.starts_with("/api/state/") && v["value"].is_string() {
+        match lie {
+            Lie::ForgedValue => v["value"] = Value::String(hex::encode(b"forged record")),
+            Lie::HiddenSettlement => {
+                // A real proof of absence, from the state before anything settled.
+                let key = path["/api/state/".len()..].split('?').next().unwrap();
+                let (_, old) =
+                    get(upstream, &format!("/api/state/{key}?prove=true&height=1")).unwrap();
+                v["value"] = Value::Null;
+                v["proof"] = old["proof"].clone();
+            }
+            _ => {}
+        }
+    }
+    if path.starts_with("/api/light/") {
+        let mut lb: LightBlock = serde_json::from_value(v.clone()).unwrap();
+        let mut cert: Certificate = borsh::from_slice(&lb.certificate).unwrap();
+        match lie {
+            Lie::ShortCertificate => cert.signatures.clear(),
+            Lie::OutsideSigner => {
+                let k = opal_types::SecretKey::from_seed([77; 32]);
+                for (pk, sig) in cert.signatures.iter_mut() {
+                    *pk = k.public_key().0;
+                    *sig = k.sign(b"anything").0.to_vec();
+                }
+            }
+            _ => return v,
+        }
+        lb.certificate = borsh::to_vec(&cert).unwrap();
+        let h = v["height"].clone();
+        v = serde_json::to_value(&lb).unwrap();
+        v["height"] = h;
+    }
+    v
+}
+
+#[test]
+fn a_settled_receipt_verifies_as_a_light_client_and_a_lying_node_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let net = Devnet::start(&home);
+    let url = net.url.clone();
+    let genesis = home.join("genesis.json");
+    let g = genesis.to_str().unwrap();
+    wait_for("the demo service", Duration::from_secs(60), || {
+        let (code, v) = get(&url, "/api/models/digits").ok()?;
+        (code == 200 && !v["services"].as_array()?.is_empty()).then_some(())
+    });
+    let receipt = dir.path().join("receipt.json");
+    let (code, out, err) = infer_cli(&home, &url, "digits", "signed", "100000", &receipt);
+    assert_eq!(code, 0, "infer: {err} {out}");
+    let r = receipt.to_str().unwrap();
+    let portable = dir.path().join("portable.json");
+    let p = portable.to_str().unwrap();
+
+    // Honest node: VALID, trusted from the genesis file, portable proof saved.
+    let v = wait_for(
+        "settlement, light-client checked",
+        Duration::from_secs(60),
+        || {
+            let (code, out, _) = cli(&[
+                "verify",
+                r,
+                "--node",
+                &url,
+                "--genesis",
+                g,
+                "--trusting-period",
+                "86400",
+                "--save-portable",
+                p,
+                "-o",
+                "json",
+            ]);
+            (code == 0).then(|| serde_json::from_str::<Value>(&out).unwrap())
+        },
+    );
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["trusted"]["source"]["kind"], "genesis", "{v}");
+    assert!(v["trusted"]["validator_set_hash"].is_string(), "{v}");
+    let checks = v["checks"].to_string();
+    assert!(checks.contains("light client"), "{checks}");
+
+    // Offline, with only the genesis file.
+    let (code, out, err) = cli(&["verify", p, "--genesis", g, "--trusting-period", "86400"]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(
+        out.contains("VALID") && out.contains("light client"),
+        "{out}"
+    );
+    // The portable proof with a forged settled record: refused offline (state_proof, 26).
+    let mut f: Value = serde_json::from_str(&std::fs::read_to_string(&portable).unwrap()).unwrap();
+    f["portable"]["state"]["value"] = Value::String(hex::encode(b"forged"));
+    let bad = dir.path().join("bad-portable.json");
+    std::fs::write(&bad, serde_json::to_vec(&f).unwrap()).unwrap();
+    let (code, out, _) = cli(&[
+        "verify",
+        bad.to_str().unwrap(),
+        "--genesis",
+        g,
+        "--trusting-period",
+        "86400",
+    ]);
+    assert_eq!(code, 26, "{out}");
+    // Trust from genesis expires with the chain's unbonding time (60 s in the devnet).
+    std::thread::sleep(Duration::from_millis(100));
+    let (code, out, _) = cli(&["verify", p, "--genesis", g, "--trusting-period", "1"]);
+    assert_eq!(code, 24, "trust_expired: {out}");
+
+    // A lying node, each lie with its own exit code.
+    let lie = Arc::new(Mutex::new(Lie::Honest));
+    let liar = proxy(url.clone(), lie.clone());
+    for (how, exit, code_name) in [
+        (Lie::Honest, 0, ""),
+        (Lie::ForgedValue, 26, "state_proof"),
+        (Lie::HiddenSettlement, 26, "state_proof"),
+        (Lie::ShortCertificate, 19, "insufficient_power"),
+        (Lie::OutsideSigner, 16, "unknown_signer"),
+    ] {
+        *lie.lock().unwrap() = how;
+        let (code, out, err) = cli(&[
+            "verify",
+            r,
+            "--node",
+            &liar,
+            "--genesis",
+            g,
+            "--trusting-period",
+            "86400",
+        ]);
+        assert_eq!(code, exit, "{how:?}: {out} {err}");
+        assert!(out.contains(code_name), "{how:?}: {out}");
+        if exit != 0 {
+            assert!(out.contains("INVALID"), "{how:?}: {out}");
+        }
+    }
+    // Without a trust start the forged record passes for the node's word: the output says
+    // so, which is why --genesis exists.
+    *lie.lock().unwrap() = Lie::Honest;
+    let (code, out, _) = cli(&["verify", r, "--node", &liar]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("not certified"), "{out}");
+}
