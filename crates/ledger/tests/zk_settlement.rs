@@ -12,9 +12,9 @@ use opal_ledger::components::{inference, verification, zk};
 use opal_ledger::events::Event;
 use opal_quant::QuantModel;
 use opal_types::receipt::{tensor_list_hash, InferenceRequest, ReceiptBody, ZkEvidence};
+use opal_types::registry;
 use opal_types::*;
 use opal_zk::api::{self, Setup};
-use opal_types::registry;
 
 fn owner() -> SecretKey {
     key(2)
@@ -392,7 +392,8 @@ fn a_key_made_from_another_file_never_settles_for_a_model() {
         salt: 0,
     };
     // Publishing B's key, which only A names: refused.
-    let t = w.c.tx(&owner(), 0, Action::PublishZkKey { key: vk_b.clone() });
+    let t =
+        w.c.tx(&owner(), 0, Action::PublishZkKey { key: vk_b.clone() });
     assert_eq!(
         w.c.run(vec![t]),
         vec![Some("zk_key_file_mismatch".to_string())]
@@ -413,7 +414,8 @@ fn a_key_made_from_another_file_never_settles_for_a_model() {
         },
     );
     assert_eq!(w.c.run(vec![t]), vec![None]);
-    let t = w.c.tx(&other, 0, Action::PublishZkKey { key: vk_b.clone() });
+    let t =
+        w.c.tx(&other, 0, Action::PublishZkKey { key: vk_b.clone() });
     assert_eq!(w.c.run(vec![t]), vec![None]);
     // A's receipt with B's valid proof: refused before the proof is checked, nothing paid.
     let (code, _) = w.settle_proved(&node(), &r, ev);
