@@ -141,10 +141,9 @@ pub enum TxError {
     NotZkModel { model: String },
     #[error("the verifying key {id} of model {model} is not published on chain; publish it with `opal model publish-zk-key`")]
     ZkKeyMissing { model: String, id: Hash },
-    #[error("the zk verifying key {id} was made from the model file {key_file}, but {model} is registered with content hash {content_hash}")]
+    #[error("the zk verifying key named by {model} was made from the model file {key_file}, but {model} is registered with content hash {content_hash}")]
     ZkKeyFileMismatch {
         model: String,
-        id: Hash,
         key_file: Hash,
         content_hash: Hash,
     },

@@ -216,15 +216,16 @@ pub fn register_model(
     // A weight commitment is the id of a zk verifying key; once that key is published, it must
     // have been made from this file.
     if let Some(id) = &spec.weight_commitment {
-        if let Some(key_file) = super::zk::published_file_hash(s, id)? {
-            if key_file != spec.content_hash {
+        match super::zk::published_file_hash(s, id)? {
+            Some(Ok(key_file)) if key_file != spec.content_hash => {
                 return Ok(Err(super::zk::file_mismatch(
                     &me,
-                    *id,
                     key_file,
                     spec.content_hash,
                 )));
             }
+            Some(Err(e)) => return Ok(Err(e)),
+            _ => {}
         }
     }
     let owner = name.map(|n| n.owner).unwrap_or(*sender);

@@ -66,31 +66,39 @@ pub(crate) fn add_user(s: &mut Overlay, id: &Hash, m: &ModelRef) {
     super::write(s, &user_key(id, m), m);
 }
 
+/// The refusal for a stored key that no longer decodes: a key of an older format (version 2
+/// had no file hash) published before an upgrade. A transaction naming it is refused; it
+/// must not halt the chain as a node fault would.
+fn outdated(id: &Hash, e: opal_zk::ZkError) -> TxError {
+    TxError::ZkKeyInvalid {
+        reason: format!(
+            "the published key {id} no longer decodes ({e}); register a new model version with a key made now"
+        ),
+    }
+}
+
 /// The model file hash a published key `id` names (read from its header: the key was fully
-/// checked when it was published), if the key is published.
-pub fn published_file_hash(s: &Overlay, id: &Hash) -> Result<Option<Hash>, LedgerError> {
+/// checked when it was published): `None` if the key is not published, `Some(Err)` if its
+/// stored bytes are of an older format.
+pub fn published_file_hash(
+    s: &Overlay,
+    id: &Hash,
+) -> Result<Option<Result<Hash, TxError>>, LedgerError> {
     let Some(bytes) = key_bytes(s, id)? else {
         return Ok(None);
     };
-    VerifyingKey::file_hash_of(&bytes)
-        .map(|h| Some(Hash(h)))
-        .map_err(|e| LedgerError::Corrupt {
-            key: format!("zk/key/{id}"),
-            reason: format!("a stored verifying key has no readable file hash: {e}"),
-        })
+    Ok(Some(
+        VerifyingKey::file_hash_of(&bytes)
+            .map(Hash)
+            .map_err(|e| outdated(id, e)),
+    ))
 }
 
 /// The refusal for model `model` (content hash `content_hash`) named with a key made from
 /// `key_file`.
-pub(crate) fn file_mismatch(
-    model: &ModelRef,
-    id: Hash,
-    key_file: Hash,
-    content_hash: Hash,
-) -> TxError {
+pub(crate) fn file_mismatch(model: &ModelRef, key_file: Hash, content_hash: Hash) -> TxError {
     TxError::ZkKeyFileMismatch {
         model: model.to_string(),
-        id,
         key_file,
         content_hash,
     }
@@ -132,17 +140,18 @@ fn decode_cached(id: Hash, bytes: &[u8]) -> Result<Arc<VerifyingKey>, opal_zk::Z
     Ok(k)
 }
 
-/// The published verifying key `id`, decoded.
-pub fn verifying_key(s: &Overlay, id: &Hash) -> Result<Option<Arc<VerifyingKey>>, LedgerError> {
+/// The published verifying key `id`, decoded: `None` if it is not published, `Some(Err)` if
+/// its stored bytes no longer decode (a key of an older format, `zk_key_invalid`).
+pub fn verifying_key(
+    s: &Overlay,
+    id: &Hash,
+) -> Result<Option<Result<Arc<VerifyingKey>, TxError>>, LedgerError> {
     let Some(bytes) = key_bytes(s, id)? else {
         return Ok(None);
     };
-    decode_cached(*id, &bytes)
-        .map(Some)
-        .map_err(|e| LedgerError::Corrupt {
-            key: format!("zk/key/{id}"),
-            reason: format!("a stored verifying key no longer decodes: {e}"),
-        })
+    Ok(Some(
+        decode_cached(*id, &bytes).map_err(|e| outdated(id, e)),
+    ))
 }
 
 /// `Action::PublishZkKey`.
@@ -196,7 +205,7 @@ pub fn publish_key(
             mismatch = None;
             break;
         }
-        mismatch.get_or_insert_with(|| file_mismatch(&m, id, key_file, info.spec.content_hash));
+        mismatch.get_or_insert_with(|| file_mismatch(&m, key_file, info.spec.content_hash));
     }
     if let Some(e) = mismatch {
         return Ok(Err(e));
@@ -278,11 +287,15 @@ pub fn settle_proved(
             model: req.model.to_string(),
         }));
     };
-    let Some(vk) = verifying_key(s, &id)? else {
-        return Ok(Err(TxError::ZkKeyMissing {
-            model: req.model.to_string(),
-            id,
-        }));
+    let vk = match verifying_key(s, &id)? {
+        None => {
+            return Ok(Err(TxError::ZkKeyMissing {
+                model: req.model.to_string(),
+                id,
+            }))
+        }
+        Some(Err(e)) => return Ok(Err(e)),
+        Some(Ok(vk)) => vk,
     };
     // The key must have been made from the file the receipt's model is registered as: a key
     // of another model proves that model's outputs, not these.
@@ -290,7 +303,6 @@ pub fn settle_proved(
     if key_file != info.spec.content_hash {
         return Ok(Err(file_mismatch(
             &req.model,
-            id,
             key_file,
             info.spec.content_hash,
         )));
@@ -318,5 +330,35 @@ pub fn settle_proved(
             reason_code: e.code().into(),
             reason: e.to_string(),
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key stored before the format change (version 2, no file hash) is refused with a
+    /// transaction error wherever it is read, never reported as a node fault.
+    #[test]
+    fn a_stored_key_of_an_older_format_is_a_tx_error() {
+        let mut s = Overlay::empty();
+        let id = Hash([7; 32]);
+        assert!(published_file_hash(&s, &id).unwrap().is_none());
+        assert!(verifying_key(&s, &id).unwrap().is_none());
+        let mut old = b"OPALZKVK".to_vec();
+        old.extend_from_slice(&2u16.to_le_bytes());
+        old.extend_from_slice(&[0; 64]);
+        s.put(key_key(&id), old);
+        for r in [
+            published_file_hash(&s, &id).unwrap().map(|r| r.map(|_| ())),
+            verifying_key(&s, &id).unwrap().map(|r| r.map(|_| ())),
+        ] {
+            match r {
+                Some(Err(TxError::ZkKeyInvalid { reason })) => {
+                    assert!(reason.contains("unsupported version 2"), "{reason}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }
