@@ -471,3 +471,56 @@ fn a_stray_registration_cannot_block_a_key() {
     let (code, _) = w.settle_proved(&node(), &r, ev);
     assert_eq!(code, None);
 }
+
+/// The gap that remains (docs/zk.md section 6): a key that names A's file but commits to B's
+/// weights is accepted on chain, and proofs of B bound to A's file hash settle as A's. Nothing
+/// on chain re-derives the key; whoever holds A does (`api::key_for_file`) and sees that the
+/// registered key is not A's. This test pins both halves, so that an on-chain fraud proof
+/// changes it on purpose.
+#[test]
+fn known_gap_a_key_claiming_the_file_with_other_weights_is_caught_off_chain_only() {
+    let file_a = demo_model_file();
+    let hash_a = *blake3::hash(&file_a).as_bytes();
+    let (_, model_b) = other_model();
+    // B's key with A's file hash written over its own (bytes 10..42 of format version 3).
+    let mut forged = api::verifying_key(&api::setup(&model_b).unwrap()).to_bytes();
+    forged[10..42].copy_from_slice(&hash_a);
+    let fk = api::VerifyingKey::from_bytes(&forged).unwrap();
+    assert_eq!(fk.file_hash(), hash_a);
+    let id_forged = Hash(*blake3::hash(&forged).as_bytes());
+    let mut c = TestChain::with_genesis(genesis());
+    offer_demo_model(
+        &mut c,
+        [&owner(), &node(), &caller()],
+        &file_a,
+        vec![Tier::Signed, Tier::Zk],
+        Some(id_forged),
+        500_000,
+    );
+    let mut w = World {
+        c,
+        setup: api::setup(&model_b).unwrap(),
+        model: model_b.clone(),
+        file: file_a.clone(),
+        vk: forged.clone(),
+        salt: 0,
+    };
+    w.publish();
+    // The node proves B under the forged key's file hash.
+    let (r, mut ev) = w.serve(Tier::Zk, &digit(11));
+    let (pm, reg) = opal_zk::v2::register(&model_b).unwrap();
+    assert_eq!(&reg, fk.registered());
+    let q = canonical::quantized_input(&model_b, &ev.inputs).unwrap();
+    let (_, proof) =
+        opal_zk::v2::prove_with_progress(&pm, &reg, &hash_a, &q, None, &mut |_| {}).unwrap();
+    ev.proof = proof;
+    let (code, _) = w.settle_proved(&node(), &r, ev);
+    assert_eq!(
+        code, None,
+        "the gap is closed: update docs/zk.md and this test"
+    );
+    // Anyone holding A re-derives A's key: it is not the registered one.
+    let derived = api::key_for_file(&file_a).unwrap();
+    assert_eq!(derived.file_hash(), hash_a);
+    assert_ne!(Hash(derived.id()), id_forged);
+}
