@@ -359,8 +359,10 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub llm_model: Option<PathBuf>,
     /// The .opalq file of a zk receipt's model: checks the attached proof offline against the
-    /// verifying key derived from it (the file must hash to the receipt's model hash). Without
-    /// it, --node supplies the key published on chain for the model's weight commitment.
+    /// verifying key derived from it (the file must hash to the receipt's model hash; with
+    /// --node too, that key's id must be the model's registered weight commitment). Without
+    /// it, --node supplies the key published on chain for the model's weight commitment, which
+    /// must name the receipt's model file.
     #[arg(long)]
     pub model_file: Option<PathBuf>,
     /// Check settlement as a light client, trusting only this genesis file (its validator set

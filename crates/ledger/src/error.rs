@@ -141,6 +141,12 @@ pub enum TxError {
     NotZkModel { model: String },
     #[error("the verifying key {id} of model {model} is not published on chain; publish it with `opal model publish-zk-key`")]
     ZkKeyMissing { model: String, id: Hash },
+    #[error("the zk verifying key named by {model} was made from the model file {key_file}, but {model} is registered with content hash {content_hash}")]
+    ZkKeyFileMismatch {
+        model: String,
+        key_file: Hash,
+        content_hash: Hash,
+    },
     #[error("the zk proof does not verify: {reason}")]
     ProofInvalid { reason: String },
     #[error("the receipt was not paid ({reason_code}): {reason}")]

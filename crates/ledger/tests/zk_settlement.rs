@@ -12,6 +12,7 @@ use opal_ledger::components::{inference, verification, zk};
 use opal_ledger::events::Event;
 use opal_quant::QuantModel;
 use opal_types::receipt::{tensor_list_hash, InferenceRequest, ReceiptBody, ZkEvidence};
+use opal_types::registry;
 use opal_types::*;
 use opal_zk::api::{self, Setup};
 
@@ -318,4 +319,208 @@ fn no_payment_without_a_valid_proof() {
     assert_eq!(code, None);
     assert!(w.settled(&r));
     assert_eq!(escrow(&w).0, before.0 - 200);
+}
+
+/// Model B: the demo model with one weight changed (a cheaper or worse model is the same
+/// attack: what matters is that its file is not the registered one).
+fn other_model() -> (Vec<u8>, QuantModel) {
+    use opal_quant::Layer;
+    let mut m = canonical::load_model(&demo_model_file()).unwrap();
+    let w = m
+        .layers
+        .iter_mut()
+        .find_map(|l| match l {
+            Layer::Dense(d) => Some(&mut d.weights),
+            Layer::Conv2d(c) => Some(&mut c.weights),
+            _ => None,
+        })
+        .expect("a linear layer");
+    w[0] = if w[0] == 0 { 1 } else { 0 };
+    m.validate().unwrap();
+    (m.to_file_bytes(), m)
+}
+
+fn zk_spec(name: &str, version: u32, file: &[u8], key_id: Hash) -> registry::ModelSpec {
+    use registry::{Licence, ModelFormat, ModelSpec};
+    ModelSpec {
+        name: name.into(),
+        version,
+        parent: None,
+        parent_bps: 0,
+        datasets: vec![],
+        content_hash: Hash(*blake3::hash(file).as_bytes()),
+        size: file.len() as u64,
+        format: ModelFormat::OpalQuant,
+        input_schema: "[]".into(),
+        output_schema: "[]".into(),
+        price: Amount(100),
+        licence: Licence::Open,
+        tiers: vec![Tier::Signed, Tier::Zk],
+        weight_commitment: Some(key_id),
+    }
+}
+
+/// The attack: the owner registers file A (the demo model, its content hash in the registry)
+/// with the verifying key of another model B, so that B's proofs would settle as A's. The key
+/// names the file it was made from; the ledger compares that with the registry when the key is
+/// published, when a model is registered against a published key and when a proof settles.
+#[test]
+fn a_key_made_from_another_file_never_settles_for_a_model() {
+    let file_a = demo_model_file();
+    let (file_b, model_b) = other_model();
+    assert_ne!(file_a, file_b);
+    let setup_b = api::setup(&model_b).unwrap();
+    let vk_b = api::verifying_key(&setup_b).to_bytes();
+    let id_b = Hash(*blake3::hash(&vk_b).as_bytes());
+    // digits-q@1 is file A, registered with B's key id.
+    let mut c = TestChain::with_genesis(genesis());
+    offer_demo_model(
+        &mut c,
+        [&owner(), &node(), &caller()],
+        &file_a,
+        vec![Tier::Signed, Tier::Zk],
+        Some(id_b),
+        500_000,
+    );
+    // The node serves A's requests with B and B's setup, and signs A's model hash.
+    let mut w = World {
+        c,
+        model: model_b,
+        file: file_a.clone(),
+        setup: setup_b,
+        vk: vk_b.clone(),
+        salt: 0,
+    };
+    // Publishing B's key, which only A names: refused.
+    let t =
+        w.c.tx(&owner(), 0, Action::PublishZkKey { key: vk_b.clone() });
+    assert_eq!(
+        w.c.run(vec![t]),
+        vec![Some("zk_key_file_mismatch".to_string())]
+    );
+    assert!(zk::key_bytes(&w.c.overlay(), &id_b).unwrap().is_none());
+    let (r, ev) = w.serve(Tier::Zk, &digit(9));
+    let (code, _) = w.settle_proved(&node(), &r, ev.clone());
+    assert_eq!(code.as_deref(), Some("zk_key_missing"));
+
+    // B is registered honestly under its own name (by someone else) and its key published:
+    // the key is B's, and A's registration cannot use it.
+    let other = key(1);
+    let t = w.c.tx(
+        &other,
+        0,
+        Action::RegisterModel {
+            spec: zk_spec("cheap", 1, &file_b, id_b),
+        },
+    );
+    assert_eq!(w.c.run(vec![t]), vec![None]);
+    let t =
+        w.c.tx(&other, 0, Action::PublishZkKey { key: vk_b.clone() });
+    assert_eq!(w.c.run(vec![t]), vec![None]);
+    // A's receipt with B's valid proof: refused before the proof is checked, nothing paid.
+    let (code, _) = w.settle_proved(&node(), &r, ev);
+    assert_eq!(code.as_deref(), Some("zk_key_file_mismatch"));
+    assert!(!w.settled(&r));
+    // A new version of A registered against B's (now published) key: refused.
+    let t = w.c.tx(
+        &owner(),
+        0,
+        Action::RegisterModel {
+            spec: zk_spec("digits-q", 2, &file_a, id_b),
+        },
+    );
+    assert_eq!(
+        w.c.run(vec![t]),
+        vec![Some("zk_key_file_mismatch".to_string())]
+    );
+    // A's own key is accepted for A: version 2 with it registers, and its key publishes.
+    let vk_a = api::verifying_key(&api::setup(&canonical::load_model(&file_a).unwrap()).unwrap())
+        .to_bytes();
+    let id_a = Hash(*blake3::hash(&vk_a).as_bytes());
+    let t = w.c.tx(
+        &owner(),
+        0,
+        Action::RegisterModel {
+            spec: zk_spec("digits-q", 2, &file_a, id_a),
+        },
+    );
+    assert_eq!(w.c.run(vec![t]), vec![None]);
+    let t = w.c.tx(&owner(), 0, Action::PublishZkKey { key: vk_a });
+    assert_eq!(w.c.run(vec![t]), vec![None]);
+}
+
+/// Someone who registers a model against another model's key id before that key is published
+/// cannot block its publication: the key is refused only when no model it is named by is the
+/// file it was made from.
+#[test]
+fn a_stray_registration_cannot_block_a_key() {
+    let mut w = world();
+    let (file_b, _) = other_model();
+    let id_a = Hash(*blake3::hash(&w.vk).as_bytes());
+    let other = key(1);
+    let t = w.c.tx(
+        &other,
+        0,
+        Action::RegisterModel {
+            spec: zk_spec("squatter", 1, &file_b, id_a),
+        },
+    );
+    assert_eq!(w.c.run(vec![t]), vec![None]);
+    w.publish();
+    let (r, ev) = w.serve(Tier::Zk, &digit(10));
+    let (code, _) = w.settle_proved(&node(), &r, ev);
+    assert_eq!(code, None);
+}
+
+/// The gap that remains (docs/zk.md section 6): a key that names A's file but commits to B's
+/// weights is accepted on chain, and proofs of B bound to A's file hash settle as A's. Nothing
+/// on chain re-derives the key; whoever holds A does (`api::key_for_file`) and sees that the
+/// registered key is not A's. This test pins both halves, so that an on-chain fraud proof
+/// changes it on purpose.
+#[test]
+fn known_gap_a_key_claiming_the_file_with_other_weights_is_caught_off_chain_only() {
+    let file_a = demo_model_file();
+    let hash_a = *blake3::hash(&file_a).as_bytes();
+    let (_, model_b) = other_model();
+    // B's key with A's file hash written over its own (bytes 10..42 of format version 3).
+    let mut forged = api::verifying_key(&api::setup(&model_b).unwrap()).to_bytes();
+    forged[10..42].copy_from_slice(&hash_a);
+    let fk = api::VerifyingKey::from_bytes(&forged).unwrap();
+    assert_eq!(fk.file_hash(), hash_a);
+    let id_forged = Hash(*blake3::hash(&forged).as_bytes());
+    let mut c = TestChain::with_genesis(genesis());
+    offer_demo_model(
+        &mut c,
+        [&owner(), &node(), &caller()],
+        &file_a,
+        vec![Tier::Signed, Tier::Zk],
+        Some(id_forged),
+        500_000,
+    );
+    let mut w = World {
+        c,
+        setup: api::setup(&model_b).unwrap(),
+        model: model_b.clone(),
+        file: file_a.clone(),
+        vk: forged.clone(),
+        salt: 0,
+    };
+    w.publish();
+    // The node proves B under the forged key's file hash.
+    let (r, mut ev) = w.serve(Tier::Zk, &digit(11));
+    let (pm, reg) = opal_zk::v2::register(&model_b).unwrap();
+    assert_eq!(&reg, fk.registered());
+    let q = canonical::quantized_input(&model_b, &ev.inputs).unwrap();
+    let (_, proof) =
+        opal_zk::v2::prove_with_progress(&pm, &reg, &hash_a, &q, None, &mut |_| {}).unwrap();
+    ev.proof = proof;
+    let (code, _) = w.settle_proved(&node(), &r, ev);
+    assert_eq!(
+        code, None,
+        "the gap is closed: update docs/zk.md and this test"
+    );
+    // Anyone holding A re-derives A's key: it is not the registered one.
+    let derived = api::key_for_file(&file_a).unwrap();
+    assert_eq!(derived.file_hash(), hash_a);
+    assert_ne!(Hash(derived.id()), id_forged);
 }

@@ -45,7 +45,9 @@ for m in $MODELS; do
   if [ -f "$d/calib.json" ]; then prove+=(--calib "$d/calib.json"); fi
   run "$m" setup+prove 0 "${prove[@]}"
   for r in $(seq 1 "$REPS"); do run "$m" prove "$r" "${prove[@]}"; done
-  for r in $(seq 1 "$REPS"); do run "$m" verify "$r" "$OPAL" "${SUB[@]}" verify "$out"; done
+  # verify names the registered model it checks (here: the one this setup made)
+  id=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["registered_model_id"])' "$out/setup.json")
+  for r in $(seq 1 "$REPS"); do run "$m" verify "$r" "$OPAL" "${SUB[@]}" verify "$out" --model-id "$id"; done
 done
 
 # Summary: medians of the in-process timings and of the per-process peak RSS.

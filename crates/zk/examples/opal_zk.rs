@@ -13,6 +13,12 @@ fn main() {
     let cli = Cli::parse();
     if let Err(e) = opal_zk::cli::run(cli.cmd) {
         eprintln!("error: {e:#}");
-        std::process::exit(1);
+        // Same exit statuses as `opal zk`: 4 for a proof of another model than --model-id.
+        let mismatch = e.downcast_ref::<opal_zk::cli::IdMismatch>().is_some();
+        std::process::exit(if mismatch {
+            opal_zk::cli::EXIT_ID_MISMATCH
+        } else {
+            1
+        });
     }
 }

@@ -4,12 +4,18 @@
 //!   The [`Setup`] is prover-side data the node keeps ([`Setup::to_bytes`] stores the model and
 //!   the registration; [`Setup::from_bytes`] recomputes the commitments and checks they
 //!   reproduce the stored ones).
-//! - [`verifying_key`]: what a verifier needs — the circuit description (the model structure
-//!   without weights), the weight commitments and the weight-range proof. Its
+//! - [`verifying_key`]: what a verifier needs — the hash of the model file the key was made
+//!   from ([`VerifyingKey::file_hash`]: plain BLAKE3 of the canonical `.opalq` bytes, the content
+//!   hash the registry stores for the model version), the circuit description (the model
+//!   structure without weights), the weight commitments and the weight-range proof. Its
 //!   [`VerifyingKey::id`] (plain BLAKE3 of [`VerifyingKey::to_bytes`]) is what the registry
 //!   stores as the model's weight commitment. [`VerifyingKey::from_bytes`] is bounded and
-//!   checks the weight-range proof, so a decoded key is always a checked one.
-//! - [`prove`]: `(output, proof)` for one quantized input, with progress in `[0, 1]`.
+//!   checks the weight-range proof, so a decoded key is always a checked one. Nothing in a key
+//!   proves that its commitments are those of the file it names: whoever holds the file
+//!   re-derives the key ([`key_for_file`]) and compares ids (docs/zk.md section 6).
+//! - [`prove`]: `(output, proof)` for one quantized input, with progress in `[0, 1]`. The key's
+//!   file hash is absorbed into the proof's transcript, so a proof made under one key never
+//!   verifies under a key naming another file.
 //! - [`verify`]: checks a proof against a key, input and output. The proof length is computed
 //!   from the key and checked before any proof byte is read; the key's verification cost was
 //!   bounded when it was decoded ([`crate::v2::MAX_VERIFIER_WORK`]).
@@ -30,7 +36,8 @@ pub const MAX_PROOF_BYTES: usize = 256 << 20;
 
 const VK_MAGIC: [u8; 8] = *b"OPALZKVK";
 const SETUP_MAGIC: [u8; 8] = *b"OPALZKSU";
-const VERSION: u16 = 2;
+/// Version of the verifying-key and setup encodings: 3 added the model file hash (2 had none).
+pub const VERSION: u16 = 3;
 
 /// Prover-side data kept by the node (one per model).
 pub struct Setup {
@@ -41,21 +48,39 @@ pub struct Setup {
 /// What a verifier needs for a model; see the module documentation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VerifyingKey {
+    file_hash: [u8; 32],
     registered: RegisteredModel,
     registration_proof: Vec<u8>,
 }
 
-/// Commits to the model's weights and proves they are in their declared ranges.
+/// BLAKE3 of the model's canonical `.opalq` file ([`QuantModel::to_file_bytes`]). `.opalq`
+/// decoding accepts only the canonical encoding, so for a model loaded from a file this is the
+/// hash of that file: the content hash the registry stores for it.
+pub fn model_file_hash(model: &QuantModel) -> [u8; 32] {
+    *blake3::hash(&model.to_file_bytes()).as_bytes()
+}
+
+/// Commits to the model's weights and proves they are in their declared ranges; the key names
+/// the model's file ([`model_file_hash`]).
 pub fn setup(model: &QuantModel) -> Result<Setup, ZkError> {
     let (prover, registered) = v2::register(model)?;
     let registration_proof = v2::prove_registration(&prover, &registered)?;
     Ok(Setup {
-        prover,
         vk: VerifyingKey {
+            file_hash: model_file_hash(&prover.model),
             registered,
             registration_proof,
         },
+        prover,
     })
+}
+
+/// The verifying key of a `.opalq` model file, re-derived from the file (what anyone holding
+/// the file compares, by id, with a published key or a registered weight commitment). The
+/// file must be a valid canonical model; its key's file hash is the file's BLAKE3.
+pub fn key_for_file(file: &[u8]) -> Result<VerifyingKey, ZkError> {
+    let model = QuantModel::from_file_bytes(file).map_err(|e| ZkError::Model(e.to_string()))?;
+    Ok(setup(&model)?.vk)
 }
 
 /// The verifying key of a setup.
@@ -76,7 +101,14 @@ pub fn prove(
             "the model is not the one this setup was made for".into(),
         ));
     }
-    v2::prove_with_progress(&setup.prover, &setup.vk.registered, input, None, progress)
+    v2::prove_with_progress(
+        &setup.prover,
+        &setup.vk.registered,
+        &setup.vk.file_hash,
+        input,
+        None,
+        progress,
+    )
 }
 
 /// Verifies `proof` for `output = model(input)` against `vk`.
@@ -92,7 +124,7 @@ pub fn verify(
             got: proof.len(),
         });
     }
-    v2::verify(&vk.registered, input, output, proof)
+    v2::verify_bound(&vk.registered, &vk.file_hash, input, output, proof)
 }
 
 fn put(out: &mut Vec<u8>, b: &[u8]) {
@@ -125,6 +157,15 @@ impl<'a> Fields<'a> {
         self.0 = &self.0[4 + len..];
         Ok(f)
     }
+    fn hash(&mut self, what: &'static str) -> Result<[u8; 32], ZkError> {
+        let h: [u8; 32] = self
+            .0
+            .get(..32)
+            .and_then(|x| x.try_into().ok())
+            .ok_or_else(|| ZkError::Model(format!("{what}: truncated")))?;
+        self.0 = &self.0[32..];
+        Ok(h)
+    }
     fn end(&self, what: &'static str) -> Result<(), ZkError> {
         if self.0.is_empty() {
             Ok(())
@@ -135,11 +176,13 @@ impl<'a> Fields<'a> {
 }
 
 impl VerifyingKey {
-    /// `"OPALZKVK" || u16 LE version (2) || u32 LE len || registered model (structure + weight
-    /// commitments, [`RegisteredModel::to_bytes`]) || u32 LE len || weight-range proof`.
+    /// `"OPALZKVK" || u16 LE version (3) || model file hash (32 bytes) || u32 LE len ||
+    /// registered model (structure + weight commitments, [`RegisteredModel::to_bytes`]) ||
+    /// u32 LE len || weight-range proof`.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = VK_MAGIC.to_vec();
         out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&self.file_hash);
         put(&mut out, &self.registered.to_bytes());
         put(&mut out, &self.registration_proof);
         out
@@ -155,15 +198,29 @@ impl VerifyingKey {
             )));
         }
         let mut f = Fields::header(b, &VK_MAGIC, "verifying key")?;
+        let file_hash = f.hash("verifying key")?;
         let registered = RegisteredModel::from_bytes(f.next("verifying key")?)?;
         let registration_proof = f.next("verifying key")?.to_vec();
         f.end("verifying key")?;
         v2::registered_shape(&registered)?;
         v2::verify_registration(&registered, &registration_proof)?;
         Ok(Self {
+            file_hash,
             registered,
             registration_proof,
         })
+    }
+
+    /// The model file hash of an encoded key, read from its header without checking the rest
+    /// (for bytes already checked by [`from_bytes`](Self::from_bytes), e.g. a key published on
+    /// chain). Bounded; never panics.
+    pub fn file_hash_of(b: &[u8]) -> Result<[u8; 32], ZkError> {
+        Fields::header(b, &VK_MAGIC, "verifying key")?.hash("verifying key")
+    }
+
+    /// BLAKE3 of the model file this key was made from (see the module documentation).
+    pub fn file_hash(&self) -> [u8; 32] {
+        self.file_hash
     }
 
     /// Plain BLAKE3 of [`to_bytes`](Self::to_bytes): the id the registry stores as the model's
@@ -194,7 +251,7 @@ impl VerifyingKey {
 }
 
 impl Setup {
-    /// `"OPALZKSU" || u16 LE version (2) || u32 LE len || .opalq model file || u32 LE len ||
+    /// `"OPALZKSU" || u16 LE version (3) || u32 LE len || .opalq model file || u32 LE len ||
     /// verifying key bytes`. The commitment data is not stored; [`from_bytes`](Self::from_bytes)
     /// recomputes it.
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -207,7 +264,7 @@ impl Setup {
 
     /// Decodes a stored setup: decodes and validates the model, recommits to its weights and
     /// requires the result to be exactly the stored registered model; checks the stored
-    /// verifying key (weight-range proof included).
+    /// verifying key (weight-range proof included) and that it names this model's file.
     pub fn from_bytes(b: &[u8]) -> Result<Self, ZkError> {
         if b.len() > MAX_SETUP_BYTES {
             return Err(ZkError::Model(format!(
@@ -216,10 +273,16 @@ impl Setup {
             )));
         }
         let mut f = Fields::header(b, &SETUP_MAGIC, "setup")?;
-        let model = QuantModel::from_file_bytes(f.next("setup")?)
-            .map_err(|e| ZkError::Model(format!("setup: {e}")))?;
+        let file = f.next("setup")?;
+        let model =
+            QuantModel::from_file_bytes(file).map_err(|e| ZkError::Model(format!("setup: {e}")))?;
         let vk = VerifyingKey::from_bytes(f.next("setup")?)?;
         f.end("setup")?;
+        if vk.file_hash != *blake3::hash(file).as_bytes() {
+            return Err(ZkError::Model(
+                "setup: the verifying key names another model file".into(),
+            ));
+        }
         let (prover, registered) = v2::register(&model)?;
         if registered != vk.registered {
             return Err(ZkError::Model(

@@ -5,8 +5,11 @@
 //! (registration) and keeps the result in DIR; later runs with the same ONNX file reuse it. It
 //! then proves one inference and writes `statement.json` (quantized input and output) and
 //! `proof.bin`. `verify DIR` checks `proof.bin` against `registered.bin` (weights stripped, weight
-//! commitments) and `statement.json`. Both print one JSON object with timings and sizes as the
-//! last line of stdout; `verify` exits non-zero unless the proof is valid.
+//! commitments) and `statement.json`, for the registered-model id the caller names
+//! (`--model-id`, required: the id the caller trusts, e.g. the registry's); a directory for
+//! another model is refused with [`IdMismatch`] (the binary exits with [`EXIT_ID_MISMATCH`]).
+//! Both print one JSON object with timings and sizes as the last line of stdout; `verify` exits
+//! non-zero unless the proof is valid.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -23,12 +26,39 @@ pub const MAX_FILE: u64 = 256 << 20;
 /// Largest ONNX / input file the prover reads.
 pub const MAX_INPUT_FILE: u64 = 1 << 30;
 
+/// Exit status of `opal zk verify` when the directory is not for the `--model-id` it was asked
+/// to verify (1: any other failure, an invalid proof included; 2: usage).
+pub const EXIT_ID_MISMATCH: i32 = 4;
+
+/// `verify`: the directory's registered model, or the id its statement claims, is not the one
+/// the caller named. Returned inside the `anyhow::Error` (downcast to tell it apart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdMismatch {
+    /// What did not match: `"registered.bin"` or `"statement.json"`.
+    pub what: &'static str,
+    pub expected: String,
+    pub got: String,
+}
+
+impl std::fmt::Display for IdMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "model id mismatch: {} is for registered model {}, not the expected {}",
+            self.what, self.got, self.expected
+        )
+    }
+}
+
+impl std::error::Error for IdMismatch {}
+
 #[derive(Subcommand, Debug)]
 pub enum ZkCmd {
     /// Prove `output = model(input)` for an ONNX model; setup (quantization, weight commitment)
     /// is made on first use and kept in DIR.
     Prove(ProveArgs),
-    /// Verify the proof in DIR; exit status 0 only for a valid proof.
+    /// Verify the proof in DIR for the registered model --model-id; exit status 0 only for a
+    /// valid proof of that model, 4 if DIR is for another model, 1 for any other failure.
     Verify(VerifyArgs),
 }
 
@@ -59,9 +89,11 @@ pub struct ProveArgs {
 pub struct VerifyArgs {
     /// Directory written by `opal zk prove`.
     pub dir: PathBuf,
-    /// Require this registered-model id (hex), e.g. the one stored in the registry.
-    #[arg(long)]
-    pub model_id: Option<String>,
+    /// The registered-model id (64 hex digits) the proof must be for, e.g. the one stored in
+    /// the registry or `registered_model_id` in DIR/setup.json from a setup you made. Required:
+    /// a proof is only meaningful for a model you name. Another model's directory exits 4.
+    #[arg(long, value_name = "HEX")]
+    pub model_id: String,
 }
 
 /// Runs a subcommand. `Ok(())` means success (for `verify`: a valid proof); errors carry the
@@ -336,15 +368,23 @@ struct Verified {
 }
 
 fn verify_dir(a: &VerifyArgs) -> Result<Verified> {
+    let want = a.model_id.trim().to_ascii_lowercase();
+    if want.len() != 64 || !want.bytes().all(|c| c.is_ascii_hexdigit()) {
+        bail!(
+            "--model-id {:?}: expected a registered-model id of 64 hex digits",
+            a.model_id
+        );
+    }
     let reg = RegisteredModel::from_bytes(&read_bounded(&a.dir.join("registered.bin"), MAX_FILE)?)
         .context("decoding registered.bin")?;
-    if let Some(want) = &a.model_id {
-        if !want.eq_ignore_ascii_case(&hex(&reg.id())) {
-            bail!(
-                "registered model id {} is not the expected {want}",
-                hex(&reg.id())
-            );
+    let got = hex(&reg.id());
+    if got != want {
+        return Err(IdMismatch {
+            what: "registered.bin",
+            expected: want,
+            got,
         }
+        .into());
     }
     // The registration proof: the committed weights are in their declared ranges.
     let t = Instant::now();
@@ -354,6 +394,19 @@ fn verify_dir(a: &VerifyArgs) -> Result<Verified> {
     let registration_verify_s = t.elapsed().as_secs_f64();
     let st: Value = serde_json::from_slice(&read_bounded(&a.dir.join("statement.json"), MAX_FILE)?)
         .context("parsing statement.json")?;
+    // The statement names the model it is about; it must be the same one.
+    let claimed = st["registered_model_id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("statement.json: no registered_model_id"))?
+        .to_ascii_lowercase();
+    if claimed != want {
+        return Err(IdMismatch {
+            what: "statement.json",
+            expected: want,
+            got: claimed,
+        }
+        .into());
+    }
     let ints = |k: &str| -> Result<Vec<i64>> {
         st[k]
             .as_array()
@@ -415,6 +468,7 @@ fn verify_cmd(a: &VerifyArgs) -> Result<()> {
                     "ok": false,
                     "valid": false,
                     "error": format!("{e:#}"),
+                    "model_id_mismatch": e.downcast_ref::<IdMismatch>().is_some(),
                     "total_s": t.elapsed().as_secs_f64(),
                     "peak_rss_bytes": peak_rss_bytes(),
                 })

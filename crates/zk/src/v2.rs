@@ -17,8 +17,9 @@
 //!   input (a convolution over a committed input adds a gather sum-check over im2col); each
 //!   Requant layer turns a claim on `y` into claims on its committed limbs and a claim on its
 //!   input `a`. All claims on `T` are batched into one opening by a final sum-check.
-//! - Fiat-Shamir: protocol id, registered-model id (structure + weight commitments), input and
-//!   output are absorbed first, then the witness root, then every prover message in order.
+//! - Fiat-Shamir: protocol id, registered-model id (structure + weight commitments), the model
+//!   file hash the verifying key commits to ([`UNBOUND`] for proofs made outside a key), input
+//!   and output are absorbed first, then the witness root, then every prover message in order.
 //! - Not zero-knowledge (see docs/zk.md, "What is hidden").
 
 use crate::error::ZkError;
@@ -34,7 +35,13 @@ use p3_field::{Field, PrimeCharacteristicRing};
 pub use crate::committed::RegisteredModel;
 
 pub const PROTOCOL: &[u8] =
-    b"opal-zk/committed-witness/v2;field=goldilocks^2;hash=blake3;pcs=ligero-rs4-q256;limbs=8";
+    b"opal-zk/committed-witness/v2;field=goldilocks^2;hash=blake3;pcs=ligero-rs4-q256;limbs=8;file-hash";
+
+/// The model-file hash absorbed by [`prove`] and [`verify`], which are not tied to a verifying
+/// key (the `opal zk` scripted interface and tests). A proof made under a key
+/// ([`crate::api`]) absorbs the key's file hash instead, so it never verifies under a key with
+/// another file hash, nor here.
+pub const UNBOUND: [u8; 32] = [0; 32];
 
 /// Limb width of the witness table (every entry of `T` is range-checked to `[0, 2^LIMB)`).
 pub const LIMB: usize = 8;
@@ -921,19 +928,21 @@ pub fn prove_with_hook(
     input: &[i64],
     hook: Option<WitnessHook>,
 ) -> Result<(Vec<i64>, Vec<u8>), ZkError> {
-    prove_with_progress(pm, reg, input, hook, &mut |_| {})
+    prove_with_progress(pm, reg, &UNBOUND, input, hook, &mut |_| {})
 }
 
 /// [`prove`] reporting progress in `[0, 1]` (after execution, the witness commitment, the
-/// range proof, each layer of the chain, the product checks and the batch opening).
+/// range proof, each layer of the chain, the product checks and the batch opening), with
+/// `file_hash` (the model file hash of the verifying key, or [`UNBOUND`]) in the transcript.
 pub fn prove_with_progress(
     pm: &ProverModel,
     reg: &RegisteredModel,
+    file_hash: &[u8; 32],
     input: &[i64],
     hook: Option<WitnessHook>,
     progress: &mut dyn FnMut(f32),
 ) -> Result<(Vec<i64>, Vec<u8>), ZkError> {
-    prove_inner(pm, reg, input, hook, None, progress)
+    prove_inner(pm, reg, file_hash, input, hook, None, progress)
 }
 
 /// A cheating-prover hook for MaxPool soundness tests: called with (pool index, the pool's
@@ -948,7 +957,7 @@ pub fn prove_with_pool_hook(
     input: &[i64],
     pool_hook: PoolHook,
 ) -> Result<(Vec<i64>, Vec<u8>), ZkError> {
-    prove_inner(pm, reg, input, None, Some(pool_hook), &mut |_| {})
+    prove_inner(pm, reg, &UNBOUND, input, None, Some(pool_hook), &mut |_| {})
 }
 
 /// Re-executes `model.layers[k + 1..]` on a changed value `k + 1` (test hooks only).
@@ -988,6 +997,7 @@ fn reexecute_after(
 fn prove_inner(
     pm: &ProverModel,
     reg: &RegisteredModel,
+    file_hash: &[u8; 32],
     input: &[i64],
     hook: Option<WitnessHook>,
     pool_hook: Option<PoolHook>,
@@ -1056,7 +1066,7 @@ fn prove_inner(
     }
     let output = trace.output().to_vec();
     progress(0.05);
-    let mut t = bind(reg, input, &output);
+    let mut t = bind(reg, file_hash, input, &output);
     if sh.witness_vars > 0 {
         let tf: Vec<F> = table.iter().map(|v| f_from_i64(*v)).collect();
         let c = pcs::commit(&tf)?;
@@ -1353,9 +1363,10 @@ fn prove_inner(
     Ok((output, out))
 }
 
-fn bind(reg: &RegisteredModel, input: &[i64], output: &[i64]) -> Transcript {
+fn bind(reg: &RegisteredModel, file_hash: &[u8; 32], input: &[i64], output: &[i64]) -> Transcript {
     let mut t = Transcript::new(PROTOCOL);
     t.absorb(b"registered-model-id", &reg.id());
+    t.absorb(b"model-file-hash", file_hash);
     t.absorb_i64s(b"input", input);
     t.absorb_i64s(b"output", output);
     t
@@ -1366,9 +1377,22 @@ fn bind(reg: &RegisteredModel, input: &[i64], output: &[i64]) -> Transcript {
 
 /// Verifies `proof` (bytes) for `output = model(input)` against the registered model. The
 /// exact proof length is computed from the registered structure and checked before any byte is
-/// read; input and output lengths and ranges are checked against the structure.
+/// read; input and output lengths and ranges are checked against the structure. The proof
+/// must have been made with [`UNBOUND`] as its file hash ([`verify_bound`] for a key's).
 pub fn verify(
     reg: &RegisteredModel,
+    input: &[i64],
+    output: &[i64],
+    proof: &[u8],
+) -> Result<(), ZkError> {
+    verify_bound(reg, &UNBOUND, input, output, proof)
+}
+
+/// [`verify`] for a proof bound to `file_hash` (the model file hash a verifying key commits
+/// to): a proof made with another file hash is rejected (its Fiat-Shamir challenges differ).
+pub fn verify_bound(
+    reg: &RegisteredModel,
+    file_hash: &[u8; 32],
     input: &[i64],
     output: &[i64],
     proof: &[u8],
@@ -1407,7 +1431,7 @@ pub fn verify(
         });
     }
     let mut rd = Reader { b: proof, off: 0 };
-    let mut t = bind(reg, input, output);
+    let mut t = bind(reg, file_hash, input, output);
     let mut wroot = None;
     let mut claims: Vec<TClaim> = Vec::new();
     if sh.witness_vars > 0 {

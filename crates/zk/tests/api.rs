@@ -70,7 +70,8 @@ fn tampered_keys_and_setups_are_refused() {
     assert!(api::VerifyingKey::from_bytes(&longer).is_err());
     // Flip a bit in a commitment root, and in the registration proof: both refused.
     let reg_len = api::verifying_key(&setup).registered().to_bytes().len();
-    for pos in [14 + reg_len - 5, vk.len() - 40] {
+    // Header: magic (8), version (2), file hash (32), then u32 length + registered model.
+    for pos in [46 + reg_len - 5, vk.len() - 40] {
         let mut v = vk.clone();
         v[pos] ^= 1;
         assert!(api::VerifyingKey::from_bytes(&v).is_err(), "flip at {pos}");
@@ -83,7 +84,7 @@ fn tampered_keys_and_setups_are_refused() {
     // A setup whose model does not match its key.
     let (other, _) = common::mlp(14, &[16, 6, 3]);
     let mut mixed = b"OPALZKSU".to_vec();
-    mixed.extend_from_slice(&2u16.to_le_bytes());
+    mixed.extend_from_slice(&api::VERSION.to_le_bytes());
     let mf = other.to_file_bytes();
     mixed.extend_from_slice(&(mf.len() as u32).to_le_bytes());
     mixed.extend_from_slice(&mf);
@@ -92,17 +93,94 @@ fn tampered_keys_and_setups_are_refused() {
     assert!(api::Setup::from_bytes(&mixed).is_err());
 }
 
+#[test]
+fn keys_name_their_model_file_and_proofs_are_bound_to_it() {
+    let (model, x) = common::mlp(17, &[16, 6, 3]);
+    let file = model.to_file_bytes();
+    let setup = api::setup(&model).unwrap();
+    let vk = api::verifying_key(&setup);
+    assert_eq!(vk.file_hash(), *blake3::hash(&file).as_bytes());
+    assert_eq!(api::model_file_hash(&model), vk.file_hash());
+    // Anyone holding the file re-derives the same key.
+    assert_eq!(api::key_for_file(&file).unwrap(), vk);
+    assert!(matches!(
+        api::key_for_file(&file[..file.len() - 1]),
+        Err(ZkError::Model(_))
+    ));
+    let bytes = vk.to_bytes();
+    assert_eq!(api::VERSION, 3);
+    assert_eq!(&bytes[8..10], &3u16.to_le_bytes());
+    assert_eq!(
+        api::VerifyingKey::file_hash_of(&bytes).unwrap(),
+        vk.file_hash()
+    );
+    assert!(matches!(
+        api::VerifyingKey::file_hash_of(&bytes[..41]),
+        Err(ZkError::Model(_))
+    ));
+    let (y, proof) = api::prove(&model, &setup, &x, &mut |_| {}).unwrap();
+    api::verify(&vk, &x, &y, &proof).unwrap();
+
+    // The same commitments and range proof under another file hash: the key still decodes
+    // (nothing in it proves which file it was made from; the ledger compares the hash with the
+    // registry, a holder of the file re-derives the key), but it is another key, and the
+    // proof made under the real key does not verify under it.
+    let mut forged = bytes.clone();
+    forged[10] ^= 1;
+    let fk = api::VerifyingKey::from_bytes(&forged).unwrap();
+    assert_ne!(fk.id(), vk.id());
+    assert_ne!(fk.file_hash(), vk.file_hash());
+    assert_ne!(api::key_for_file(&file).unwrap().id(), fk.id());
+    let r = api::verify(&fk, &x, &y, &proof);
+    assert!(
+        matches!(&r, Err(e) if !matches!(e, ZkError::ProofLength { .. })),
+        "{r:?}"
+    );
+    // A proof not made under a key (v2's unbound transcript) does not verify under the key.
+    let (pm, reg) = opal_zk::v2::register(&model).unwrap();
+    let (y2, unbound) = opal_zk::v2::prove(&pm, &reg, &x).unwrap();
+    assert_eq!(y2, y);
+    opal_zk::v2::verify(&reg, &x, &y, &unbound).unwrap();
+    assert!(api::verify(&vk, &x, &y, &unbound).is_err());
+    assert!(opal_zk::v2::verify(&reg, &x, &y, &proof).is_err());
+
+    // A setup whose key names another file is refused.
+    let mut mixed = b"OPALZKSU".to_vec();
+    mixed.extend_from_slice(&api::VERSION.to_le_bytes());
+    mixed.extend_from_slice(&(file.len() as u32).to_le_bytes());
+    mixed.extend_from_slice(&file);
+    mixed.extend_from_slice(&(forged.len() as u32).to_le_bytes());
+    mixed.extend_from_slice(&forged);
+    assert!(matches!(
+        api::Setup::from_bytes(&mixed),
+        Err(ZkError::Model(m)) if m.contains("another model file")
+    ));
+    // A version-2 key (no file hash) is refused, not misread.
+    let mut old = bytes.clone();
+    old[8..10].copy_from_slice(&2u16.to_le_bytes());
+    assert!(matches!(
+        api::VerifyingKey::from_bytes(&old),
+        Err(ZkError::Model(m)) if m.contains("unsupported version 2")
+    ));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
     fn hostile_key_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..300), flip in any::<usize>()) {
-        let _ = api::VerifyingKey::from_bytes(&b);
-        let mut v = b"OPALZKVK".to_vec();
-        v.extend_from_slice(&2u16.to_le_bytes());
-        v.extend_from_slice(&b);
-        let _ = api::VerifyingKey::from_bytes(&v);
-        let _ = api::Setup::from_bytes(&v);
-        let _ = flip;
+        // None of these is a key or a setup: each is refused with a typed error.
+        prop_assert!(matches!(api::VerifyingKey::from_bytes(&b), Err(ZkError::Model(_))));
+        for version in [2u16, api::VERSION] {
+            let mut v = b"OPALZKVK".to_vec();
+            v.extend_from_slice(&version.to_le_bytes());
+            v.extend_from_slice(&b);
+            prop_assert!(api::VerifyingKey::from_bytes(&v).is_err());
+            prop_assert!(matches!(api::Setup::from_bytes(&v), Err(ZkError::Model(_))));
+            if let Some(i) = v.len().checked_sub(1).map(|n| flip % (n + 1)) {
+                v[i] ^= 1;
+                prop_assert!(api::VerifyingKey::from_bytes(&v).is_err());
+            }
+        }
     }
 }
 

@@ -91,5 +91,26 @@ fn frozen_digests_v2() {
 const EXPECTED_V2: [&str; 3] = [
     "bcff14573f2551caafea328921d18744b6cd776ac45d8d6e5e7ce0176f864bbf",
     "b81d735094cc012c2d4862d5a2062062e36729fc60aa4d187d5fbc79911ceaf2",
-    "6e2927327a1149891a8a04ad95d6ad2f4854a98e2edd4137aff2bf1370701c9e",
+    "737d1e3bea7f56422db5dcfea490cf8f90c240837e607c33483e8e437d36344e",
+];
+
+/// The verifying-key encoding (format version 3: with the model file hash) and a key-bound
+/// proof are frozen: the key id is what the registry stores, so a silent change would strand
+/// every registered zk model. A deliberate change bumps `api::VERSION` and updates these.
+#[test]
+fn frozen_key_v3() {
+    let (m, x) = integer_model();
+    let setup = opal_zk::api::setup(&m).unwrap();
+    let vk = opal_zk::api::verifying_key(&setup);
+    assert_eq!(vk.file_hash(), *blake3::hash(&m.to_file_bytes()).as_bytes());
+    let (y, p) = opal_zk::api::prove(&m, &setup, &x, &mut |_| {}).unwrap();
+    opal_zk::api::verify(&vk, &x, &y, &p).unwrap();
+    let got = [hex(&vk.file_hash()), hex(&vk.id()), digest(&p)];
+    assert_eq!(got, EXPECTED_KEY_V3, "{got:?}");
+}
+
+const EXPECTED_KEY_V3: [&str; 3] = [
+    "7d8528b0d42c1cb60e94da8648392303c2e215ea70327d7766676a53c7857e47",
+    "4d1213c29ec68f981a5c59392085f3f211a06831f0f2e2e63a67e996b0de01e4",
+    "5dc92a181719d7396b7a2985a7f6cf3a0067ad0eedc29e332295f86af83d2104",
 ];

@@ -175,24 +175,44 @@ proptest! {
         let (model, x) = common::mlp(6, &[8, 4, 2]);
         let (pm, reg) = v2::register(&model).unwrap();
         let (y, proof) = v2::prove(&pm, &reg, &x).unwrap();
-        let _ = v2::verify(&reg, &x, &y, &noise);
-        let _ = v2::verify(&reg, &x, &y, &proof[..cut.index(proof.len())]);
+        // Noise of another length is refused on its length before any byte is read; noise of
+        // the right length (never drawn in practice) must still be refused.
+        let r = v2::verify(&reg, &x, &y, &noise);
+        if noise.len() != proof.len() {
+            prop_assert!(matches!(r, Err(ZkError::ProofLength { .. })), "{r:?}");
+        } else {
+            prop_assert!(r.is_err());
+        }
+        let cut_at = cut.index(proof.len());
+        let r = v2::verify(&reg, &x, &y, &proof[..cut_at]);
+        prop_assert!(
+            matches!(r, Err(ZkError::ProofLength { expected, got }) if expected == proof.len() && got == cut_at),
+            "{r:?}"
+        );
         let mut bad = proof.clone();
         for (i, v) in &flips {
             let i = i.index(bad.len());
             bad[i] ^= v | 1;
         }
         prop_assert!(v2::verify(&reg, &x, &y, &bad).is_err());
-        let _ = v2::RegisteredModel::from_bytes(&noise);
+        // Noise is not a registered model (a u32 length prefix that fits and a model that
+        // validates are out of reach of random bytes); a truncated encoding is refused.
+        prop_assert!(matches!(v2::RegisteredModel::from_bytes(&noise), Err(ZkError::Model(_))));
         let rb = reg.to_bytes();
-        let _ = v2::RegisteredModel::from_bytes(&rb[..cut.index(rb.len())]);
+        prop_assert!(matches!(
+            v2::RegisteredModel::from_bytes(&rb[..cut.index(rb.len())]),
+            Err(ZkError::Model(_))
+        ));
         let mut rbad = rb.clone();
         let (i, v) = flips[0];
         let i = i.index(rbad.len());
         rbad[i] ^= v | 1;
+        // A flipped byte that still decodes is another registered model (the encoding is
+        // canonical): the proof made for ours must not verify under it.
         if let Ok(r2) = v2::RegisteredModel::from_bytes(&rbad) {
-            let _ = v2::proof_len(&r2);
-            let _ = v2::verify(&r2, &x, &y, &proof);
+            let _ = v2::proof_len(&r2); // only that it does not panic
+            prop_assert!(r2 != reg, "a flipped encoding decoded to the same model");
+            prop_assert!(v2::verify(&r2, &x, &y, &proof).is_err());
         }
     }
 }

@@ -748,8 +748,10 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
 
 /// Check a `zk` attachment: its inputs and outputs must hash to what the receipt signed, and its
 /// proof must verify against the model's verifying key: derived from `model_file` (which must
-/// hash to the receipt's model hash), or fetched from `node` (the key published on chain whose
-/// id is the model's registered weight commitment). Returns what the proof was checked against.
+/// hash to the receipt's model hash; with `node` too, the derived key's id must be the
+/// registered weight commitment), or fetched from `node` (the key published on chain whose id
+/// is the model's registered weight commitment; it must name the receipt's model file). Returns
+/// what the proof was checked against.
 fn check_zk(
     r: &opal_types::Receipt,
     att: Option<&opal_types::receipt::Attachment>,
@@ -779,10 +781,24 @@ fn check_zk(
                     path.display()
                 );
             }
-            let m = opal_ledger::canonical::load_model(&bytes)?;
-            let setup = opal_zk::api::setup(&m).map_err(|e| anyhow!("zk setup: {e}"))?;
-            let vk = opal_zk::api::verifying_key(&setup);
+            // The key re-derived from the file names the file (its hash is the receipt's).
+            let vk = opal_zk::api::key_for_file(&bytes).map_err(|e| anyhow!("zk setup: {e}"))?;
             let id = Hash(vk.id());
+            if let Some(node) = node {
+                // The registered weight commitment must be this file's key: a commitment to
+                // another key would settle another model's proofs as this one's.
+                let c = Client::new(node)?;
+                let m = c.get(&format!("/api/models/{}", req.model))?;
+                let wc = Hash::from_hex(&s(&m["spec"], "weight_commitment"))
+                    .map_err(|_| anyhow!("model {} has no zk weight commitment", req.model))?;
+                if wc != id {
+                    bail!(
+                        "model {} is registered with the zk key {wc}, but the key of {} is {id}: the registered key is not this file's",
+                        req.model,
+                        path.display()
+                    );
+                }
+            }
             (vk, format!("the key derived from {} ({id})", path.display()))
         }
         (None, Some(node)) => {
@@ -797,6 +813,14 @@ fn check_zk(
             }
             let vk = opal_zk::api::VerifyingKey::from_bytes(&bytes)
                 .map_err(|e| anyhow!("the published key is invalid: {e}"))?;
+            let key_file = Hash(vk.file_hash());
+            if key_file != req.model_hash {
+                bail!(
+                    "the published key {id} was made from the model file {key_file}, not the receipt's model {} ({})",
+                    req.model,
+                    req.model_hash
+                );
+            }
             (vk, format!("the key published on chain for the weight commitment ({id})"))
         }
         (None, None) => bail!(

@@ -21,7 +21,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Query(q) => query::run(q, cli.output),
         Command::Node(n) => node::run(n, cli.output),
         Command::Testnet(a) => testnet::run(a, cli.output),
-        Command::Zk(z) => opal_zk::cli::run(z),
+        Command::Zk(z) => opal_zk::cli::run(z).inspect_err(|e| {
+            // A proof directory for another model than the one named has its own exit status.
+            if e.downcast_ref::<opal_zk::cli::IdMismatch>().is_some() {
+                eprintln!("error: {e:#}");
+                std::process::exit(opal_zk::cli::EXIT_ID_MISMATCH);
+            }
+        }),
         Command::Model(m) => model::run_model(m, cli.output),
         Command::Dataset(d) => model::run_dataset(d, cli.output),
         Command::Infer(a) => infer::run_infer(a, cli.output),

@@ -69,6 +69,20 @@ fn a_zk_receipt_is_proved_verified_offline_and_settled_by_proof() {
     let (code, v) = verify(&receipt, &["--node", &url]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["valid"], true);
+    // With the file and the node: the key re-derived from the file is the registered one (the
+    // published key names the receipt's model file).
+    let (code, v) = verify(&receipt, &["--model-file", model_file, "--node", &url]);
+    assert_eq!(code, 0, "{v}");
+    assert!(
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["check"] == "zk proof of the output"
+                && c["ok"] == true
+                && c["detail"].as_str().is_some_and(|d| d.contains(&wc))),
+        "{v}"
+    );
 
     // A receipt whose proof was tampered with fails, offline and online.
     let mut file: Value = serde_json::from_slice(&std::fs::read(&receipt).unwrap()).unwrap();

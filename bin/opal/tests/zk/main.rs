@@ -1,7 +1,8 @@
 //! `opal zk prove` / `opal zk verify` through the real binary: a small ONNX MLP and a small
 //! ONNX CNN (hand-encoded protobuf, same op layout as shared/bench/zkml/build_models.py) are
 //! proven and verified; the setup is reused on the second run; tampered proof, statement,
-//! registered-model and registration files make `verify` exit non-zero with a clear message.
+//! registered-model and registration files make `verify` exit non-zero with a clear message;
+//! `verify` needs the registered-model id and exits 4 for a directory of another model.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -123,8 +124,25 @@ fn prove(dir: &Path) -> Value {
     last_json(&o)
 }
 
+/// The registered-model id of the setup in `dir/proof` (what the verifier names).
+fn setup_id(dir: &Path) -> String {
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("proof/setup.json")).unwrap()).unwrap();
+    v["registered_model_id"].as_str().unwrap().to_string()
+}
+
+fn verify_as(dir: &Path, id: &str) -> Output {
+    opal(&[
+        "zk",
+        "verify",
+        dir.join("proof").to_str().unwrap(),
+        "--model-id",
+        id,
+    ])
+}
+
 fn verify(dir: &Path) -> (bool, Value, String) {
-    let o = opal(&["zk", "verify", dir.join("proof").to_str().unwrap()]);
+    let o = verify_as(dir, &setup_id(dir));
     (
         o.status.success(),
         last_json(&o),
@@ -200,15 +218,35 @@ fn check_model(onnx: Vec<u8>, input_len: usize) {
     assert!(!ok && err.contains("registration proof rejected"), "{err}");
     std::fs::write(&rpath, &good_rp).unwrap();
 
-    // Pinning the wrong registered-model id fails.
-    let o = opal(&[
-        "zk",
-        "verify",
-        dir.join("proof").to_str().unwrap(),
-        "--model-id",
-        "00",
-    ]);
-    assert!(!o.status.success());
+    // The id is required: without it, a usage error (exit 2) and nothing verified.
+    let o = opal(&["zk", "verify", dir.join("proof").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--model-id"));
+    // Another model's id: refused with its own exit status and a clear message.
+    let other = "ab".repeat(32);
+    let o = verify_as(dir, &other);
+    assert_eq!(o.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("model id mismatch") && err.contains(&other) && err.contains(&setup_id(dir)),
+        "{err}"
+    );
+    let v = last_json(&o);
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["model_id_mismatch"], true);
+    // A malformed id is an ordinary failure (exit 1), not a mismatch.
+    let o = verify_as(dir, "00");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("64 hex digits"));
+    // A statement claiming another model, verified as ours: a mismatch too.
+    let st = std::fs::read_to_string(&st_path).unwrap();
+    let mut s: Value = serde_json::from_str(&st).unwrap();
+    s["registered_model_id"] = Value::from(other.clone());
+    std::fs::write(&st_path, s.to_string()).unwrap();
+    let o = verify_as(dir, &setup_id(dir));
+    assert_eq!(o.status.code(), Some(4));
+    std::fs::write(&st_path, &st).unwrap();
+    assert!(verify(dir).0);
 }
 
 #[test]

@@ -213,6 +213,21 @@ pub fn register_model(
             &format!("dataset {}", d.dataset)
         ));
     }
+    // A weight commitment is the id of a zk verifying key; once that key is published, it must
+    // have been made from this file.
+    if let Some(id) = &spec.weight_commitment {
+        match super::zk::published_file_hash(s, id)? {
+            Some(Ok(key_file)) if key_file != spec.content_hash => {
+                return Ok(Err(super::zk::file_mismatch(
+                    &me,
+                    key_file,
+                    spec.content_hash,
+                )));
+            }
+            Some(Err(e)) => return Ok(Err(e)),
+            _ => {}
+        }
+    }
     let owner = name.map(|n| n.owner).unwrap_or(*sender);
     write(
         s,
@@ -237,6 +252,9 @@ pub fn register_model(
     }
     for d in &spec.datasets {
         write(s, &k::dataset_user(&d.dataset, &me), &());
+    }
+    if let Some(id) = &spec.weight_commitment {
+        super::zk::add_user(s, id, &me);
     }
     events.push(Event::ModelRegistered {
         model: me,

@@ -1,10 +1,18 @@
 //! The `zk` tier on chain: published verifying keys and proved settlement (docs/zk.md section 6).
 //!
 //! A model offered in the `zk` tier registers, as its `weight_commitment`, the id of its opal-zk
-//! verifying key (the BLAKE3 hash of the key's bytes; the key holds the model's structure, the
-//! Merkle roots of its weight commitments and the proof that the weights are in range). Anyone
-//! publishes the key once (`PublishZkKey`): the ledger decodes it with its bounds, checks its
-//! weight-range proof and keeps its bytes under `zk/key/<id>`.
+//! verifying key (the BLAKE3 hash of the key's bytes; the key holds the hash of the model file
+//! it was made from, the model's structure, the Merkle roots of its weight commitments and the
+//! proof that the weights are in range). Anyone publishes the key once (`PublishZkKey`): the
+//! ledger decodes it with its bounds, checks its weight-range proof and keeps its bytes under
+//! `zk/key/<id>`.
+//!
+//! A key is tied to the registered file by its file hash, compared with the content hash of
+//! the model versions that name it (`zk_key_file_mismatch` otherwise): when a model is
+//! registered against a published key, when a key is published (refused unless at least one of
+//! the model versions that name it, if any, is its file: a stray registration cannot block an
+//! honest key) and when a proof settles (the receipt's model must be the key's file). Whether
+//! the key's commitments are those of that file is not checked on chain (docs/zk.md section 6).
 //!
 //! The node that served a `zk` request settles it with `SettleProved { receipt, evidence }`:
 //! every validator checks that the evidence's inputs and outputs hash to what the receipt
@@ -22,7 +30,7 @@ use crate::error::{LedgerError, TxError};
 use crate::events::Event;
 use opal_state::Overlay;
 use opal_types::receipt::{tensor_list_hash, ZkEvidence};
-use opal_types::{Address, Hash, Receipt, Tier};
+use opal_types::{Address, Hash, ModelRef, Receipt, Tier};
 use opal_zk::api::VerifyingKey;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -35,6 +43,65 @@ const EVIDENCE_OVERHEAD: usize = 64 * 1024;
 /// `zk/key/<id>`: the bytes of a published verifying key.
 pub fn key_key(id: &Hash) -> Vec<u8> {
     [b"zk/key/".as_slice(), &id.0].concat()
+}
+
+/// `zk/users/<id>`: the model versions registered with weight commitment `id`, one entry each
+/// (`zk/users/<id><name>/<version BE>`, value: borsh `ModelRef`).
+pub fn users_prefix(id: &Hash) -> Vec<u8> {
+    [b"zk/users/".as_slice(), &id.0].concat()
+}
+
+fn user_key(id: &Hash, m: &ModelRef) -> Vec<u8> {
+    [
+        users_prefix(id).as_slice(),
+        m.name.as_bytes(),
+        b"/",
+        &m.version.to_be_bytes(),
+    ]
+    .concat()
+}
+
+/// Records that model version `m` names key `id` (called when it is registered).
+pub(crate) fn add_user(s: &mut Overlay, id: &Hash, m: &ModelRef) {
+    super::write(s, &user_key(id, m), m);
+}
+
+/// The refusal for a stored key that no longer decodes: a key of an older format (version 2
+/// had no file hash) published before an upgrade. A transaction naming it is refused; it
+/// must not halt the chain as a node fault would.
+fn outdated(id: &Hash, e: opal_zk::ZkError) -> TxError {
+    TxError::ZkKeyInvalid {
+        reason: format!(
+            "the published key {id} no longer decodes ({e}); register a new model version with a key made now"
+        ),
+    }
+}
+
+/// The model file hash a published key `id` names (read from its header: the key was fully
+/// checked when it was published): `None` if the key is not published, `Some(Err)` if its
+/// stored bytes are of an older format.
+pub fn published_file_hash(
+    s: &Overlay,
+    id: &Hash,
+) -> Result<Option<Result<Hash, TxError>>, LedgerError> {
+    let Some(bytes) = key_bytes(s, id)? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        VerifyingKey::file_hash_of(&bytes)
+            .map(Hash)
+            .map_err(|e| outdated(id, e)),
+    ))
+}
+
+/// The refusal for model `model` (content hash `content_hash`) named with a key made from
+/// `key_file`.
+pub(crate) fn file_mismatch(model: &ModelRef, key_file: Hash, content_hash: Hash) -> TxError {
+    TxError::ZkKeyFileMismatch {
+        model: model.to_string(),
+        key_file,
+        content_hash,
+    }
 }
 
 /// The published bytes of verifying key `id`, if any.
@@ -73,17 +140,18 @@ fn decode_cached(id: Hash, bytes: &[u8]) -> Result<Arc<VerifyingKey>, opal_zk::Z
     Ok(k)
 }
 
-/// The published verifying key `id`, decoded.
-pub fn verifying_key(s: &Overlay, id: &Hash) -> Result<Option<Arc<VerifyingKey>>, LedgerError> {
+/// The published verifying key `id`, decoded: `None` if it is not published, `Some(Err)` if
+/// its stored bytes no longer decode (a key of an older format, `zk_key_invalid`).
+pub fn verifying_key(
+    s: &Overlay,
+    id: &Hash,
+) -> Result<Option<Result<Arc<VerifyingKey>, TxError>>, LedgerError> {
     let Some(bytes) = key_bytes(s, id)? else {
         return Ok(None);
     };
-    decode_cached(*id, &bytes)
-        .map(Some)
-        .map_err(|e| LedgerError::Corrupt {
-            key: format!("zk/key/{id}"),
-            reason: format!("a stored verifying key no longer decodes: {e}"),
-        })
+    Ok(Some(
+        decode_cached(*id, &bytes).map_err(|e| outdated(id, e)),
+    ))
 }
 
 /// `Action::PublishZkKey`.
@@ -116,6 +184,31 @@ pub fn publish_key(
     let limit = crate::exec::params(s)?.max_evidence_tx_bytes as usize;
     if proof_bytes.saturating_add(EVIDENCE_OVERHEAD) > limit {
         return Ok(Err(TxError::ProofTooLargeForChain { proof_bytes, limit }));
+    }
+    // The key must be the key of a model that names it: refused when every model version that
+    // names it was registered with another file (none naming it is fine: registration checks
+    // against the published key).
+    let key_file = Hash(vk.file_hash());
+    let mut mismatch = None;
+    for (k, v) in s.prefix(&users_prefix(&id))? {
+        let m: ModelRef =
+            opal_types::decode("zk key user", &v, 1024).map_err(|e| LedgerError::Corrupt {
+                key: String::from_utf8_lossy(&k).into_owned(),
+                reason: e.to_string(),
+            })?;
+        let Some(info) = registry::model(s, &m)? else {
+            return Err(LedgerError::Invariant(format!(
+                "zk key {id} is named by {m}, which is not registered"
+            )));
+        };
+        if info.spec.content_hash == key_file {
+            mismatch = None;
+            break;
+        }
+        mismatch.get_or_insert_with(|| file_mismatch(&m, key_file, info.spec.content_hash));
+    }
+    if let Some(e) = mismatch {
+        return Ok(Err(e));
     }
     s.put(key_key(&id), key.to_vec());
     events.push(Event::ZkKeyPublished {
@@ -194,12 +287,26 @@ pub fn settle_proved(
             model: req.model.to_string(),
         }));
     };
-    let Some(vk) = verifying_key(s, &id)? else {
-        return Ok(Err(TxError::ZkKeyMissing {
-            model: req.model.to_string(),
-            id,
-        }));
+    let vk = match verifying_key(s, &id)? {
+        None => {
+            return Ok(Err(TxError::ZkKeyMissing {
+                model: req.model.to_string(),
+                id,
+            }))
+        }
+        Some(Err(e)) => return Ok(Err(e)),
+        Some(Ok(vk)) => vk,
     };
+    // The key must have been made from the file the receipt's model is registered as: a key
+    // of another model proves that model's outputs, not these.
+    let key_file = Hash(vk.file_hash());
+    if key_file != info.spec.content_hash {
+        return Ok(Err(file_mismatch(
+            &req.model,
+            key_file,
+            info.spec.content_hash,
+        )));
+    }
     let checked = canonical::quantized_input(&vk.registered().structure, &ev.inputs)
         .and_then(|x| canonical::parse_output(&ev.outputs).map(|y| (x, y)))
         .map_err(|e| e.to_string())
@@ -223,5 +330,35 @@ pub fn settle_proved(
             reason_code: e.code().into(),
             reason: e.to_string(),
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key stored before the format change (version 2, no file hash) is refused with a
+    /// transaction error wherever it is read, never reported as a node fault.
+    #[test]
+    fn a_stored_key_of_an_older_format_is_a_tx_error() {
+        let mut s = Overlay::empty();
+        let id = Hash([7; 32]);
+        assert!(published_file_hash(&s, &id).unwrap().is_none());
+        assert!(verifying_key(&s, &id).unwrap().is_none());
+        let mut old = b"OPALZKVK".to_vec();
+        old.extend_from_slice(&2u16.to_le_bytes());
+        old.extend_from_slice(&[0; 64]);
+        s.put(key_key(&id), old);
+        for r in [
+            published_file_hash(&s, &id).unwrap().map(|r| r.map(|_| ())),
+            verifying_key(&s, &id).unwrap().map(|r| r.map(|_| ())),
+        ] {
+            match r {
+                Some(Err(TxError::ZkKeyInvalid { reason })) => {
+                    assert!(reason.contains("unsupported version 2"), "{reason}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }

@@ -13,7 +13,11 @@ static FIX: OnceLock<common::Fixture> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
     let f = FIX.get_or_init(common::fixture);
-    let _ = v2::verify(&f.reg, &f.input, &f.output, data);
+    let r = v2::verify(&f.reg, &f.input, &f.output, data);
+    assert!(
+        r.is_err() || data == f.proof.as_slice(),
+        "bytes other than the honest proof were accepted"
+    );
     if data.len() < 4 {
         return;
     }
