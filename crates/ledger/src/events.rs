@@ -231,6 +231,17 @@ pub enum Event {
         request_id: Hash,
         key: Hash,
     },
+    // Appended last: block results store events in borsh, by variant index.
+    /// A case nobody can decide (re-executing the model costs `needed`, over `limit`): the
+    /// challenger's bond returned, a held price refunded to the caller, nobody slashed.
+    CaseUndecidable {
+        request_id: Hash,
+        node: Address,
+        needed: u64,
+        limit: u64,
+        bond_returned: Amount,
+        refund: Amount,
+    },
 }
 
 /// One credit made by a settlement.

@@ -705,3 +705,66 @@ fn within_the_bft_time_bound_an_honest_node_always_reveals_in_time() {
         assert_eq!(w.verdict(a), Some(Outcome::Paid));
     }
 }
+
+/// A dispute nobody can decide (the registered canonical model costs more to re-execute than a
+/// block allows) must never cost the challenger its bond. It used to: `Resolve` failed with
+/// `replay_too_costly`, the dispute lapsed, and the bond was lost. Now whoever holds the file
+/// resolves it as `undecidable`: the bond goes back, the caller is refunded (the node offered
+/// `replay` for a model the chain cannot re-execute), nobody is slashed.
+#[test]
+fn an_undecidable_dispute_returns_the_challengers_bond() {
+    let mut w = world(23, |p| p.max_replay_cost = 10);
+    let a = w.serve(Tier::Replay, Escalation::default(), true);
+    w.settle(&[&a]);
+    let (codes, _) = w.block(vec![w.reveal_tx(&a, 0)]);
+    assert_eq!(codes, vec![None]);
+    let challenger0 = w.c.balance(&watcher());
+    let caller0 = w.c.balance(&caller());
+    let bond0 = w.bond();
+    let challenge = w.c.tx(
+        &watcher(),
+        0,
+        Action::Challenge {
+            request_id: a.receipt.request_id(),
+            claimed_output_hash: Hash([9; 32]),
+            model: None,
+        },
+    );
+    let (codes, _) = w.block(vec![challenge]);
+    assert_eq!(codes, vec![None]);
+    // The challenger itself resolves with the model file: nobody can re-execute it in a block.
+    let resolve = w.c.tx(
+        &watcher(),
+        0,
+        Action::Resolve {
+            request_id: a.receipt.request_id(),
+            model: w.file.clone(),
+        },
+    );
+    let (codes, ev) = w.block(vec![resolve]);
+    assert_eq!(
+        codes,
+        vec![None],
+        "the resolve decides the case as undecidable"
+    );
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, Event::CaseUndecidable { .. })));
+    assert_eq!(w.verdict(&a), Some(Outcome::Undecidable));
+    let fee = opal_ledger::Params::default().min_fee.0 * 2;
+    assert_eq!(
+        w.c.balance(&watcher()).0,
+        challenger0.0 - fee,
+        "the bond came back; only the two fees were spent"
+    );
+    assert_eq!(
+        w.c.balance(&caller()).0,
+        caller0.0 + 200,
+        "the caller is refunded"
+    );
+    assert_eq!(w.bond(), bond0, "nobody is slashed without a decision");
+    assert!(w.case(&a).is_none());
+    // Long after, nothing more happens (no lapse takes the bond).
+    w.c.advance_time_to(w.c.time_ms + 200_000);
+    assert_eq!(w.c.balance(&watcher()).0, challenger0.0 - fee);
+}

@@ -341,31 +341,40 @@ fn readable_field_mismatches(file: &Value, env: &ReceiptEnvelope) -> Vec<String>
     bad
 }
 
-/// Whether the settled record proven under `root` (state after `height`) is this receipt's.
+/// Whether the settled record proven under `root` (state after `height`) is this receipt's;
+/// the detail, and the height of the block that settled it.
 fn settled_record(
     bytes: Option<&[u8]>,
     r: &opal_types::Receipt,
     root: Hash,
     height: u64,
-) -> (bool, String) {
+) -> (bool, String, Option<u64>) {
     match bytes {
         None => (
             false,
             format!("not settled as of height {height} (proof of absence checked against {root})"),
+            None,
         ),
         Some(b) => match borsh::from_slice::<Settled>(b) {
-            Err(e) => (false, format!("settled record unreadable: {e}")),
+            Err(e) => (false, format!("settled record unreadable: {e}"), None),
             Ok(rec) if rec.receipt_id != r.id() => (
                 false,
                 format!(
                     "a different receipt {} was settled for this request",
                     rec.receipt_id
                 ),
+                None,
             ),
-            Ok(rec) if rec.output_hash != r.body.output_hash || rec.price != r.body.price => {
-                (false, "the settled record differs from the receipt".into())
-            }
-            Ok(rec) => (true, format!("settled in block {}", rec.height)),
+            Ok(rec) if rec.output_hash != r.body.output_hash || rec.price != r.body.price => (
+                false,
+                "the settled record differs from the receipt".into(),
+                None,
+            ),
+            Ok(rec) => (
+                true,
+                format!("settled in block {}", rec.height),
+                Some(rec.height),
+            ),
         },
     }
 }
@@ -584,10 +593,10 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
         };
         match outcome {
             Ok((portable, v)) => {
-                let (ok, why) =
+                let (ok, why, at) =
                     settled_record(v.value.as_deref(), r, v.state_root, v.certified_by - 1);
                 if ok {
-                    settled = json!({"proof_height": v.certified_by - 1, "state_root": v.state_root, "certified_by_block": v.certified_by, "light_client_path": v.path});
+                    settled = json!({"height": at, "proof_height": v.certified_by - 1, "state_root": v.state_root, "certified_by_block": v.certified_by, "light_client_path": v.path});
                 }
                 checks.push((
                     format!(
@@ -619,8 +628,8 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
         let id = r.request_id();
         let v = c.get(&format!("/api/receipts/{id}?prove=true"))?;
         let root = s(&v, "state_root");
-        let (ok, why) = match crate::cmd::query::check_proof(&v, &root) {
-            Err(e) => (false, e.to_string()),
+        let (ok, why, at) = match crate::cmd::query::check_proof(&v, &root) {
+            Err(e) => (false, e.to_string(), None),
             Ok(bytes) => settled_record(
                 bytes.as_deref(),
                 r,
@@ -629,7 +638,7 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
             ),
         };
         if ok {
-            settled = json!({"proof_height": v["height"], "state_root": root});
+            settled = json!({"height": at, "proof_height": v["height"], "state_root": root});
         }
         checks.push((
             format!(
@@ -673,14 +682,14 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
         let v = c.get(&format!("/api/cases/{}", r.request_id()))?;
         let outcome = v["verdict"]["outcome"].as_str().map(str::to_string);
         if let Some(o) = &outcome {
-            let ok = !matches!(o.as_str(), "fraud" | "withheld");
+            let ok = !matches!(o.as_str(), "fraud" | "withheld" | "undecidable");
             checks.push((
                 format!("verification case closed: {o}"),
                 ok,
-                if ok {
-                    String::new()
-                } else {
-                    "the node was convicted for this receipt; it was not (or no longer) paid".into()
+                match o.as_str() {
+                    "undecidable" => "nobody could re-execute the model in a block: the caller was refunded, the node not paid".into(),
+                    _ if !ok => "the node was convicted for this receipt; it was not (or no longer) paid".into(),
+                    _ => String::new(),
                 },
             ));
         }

@@ -365,6 +365,26 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
             .map(|t| t.parse::<Tier>().map_err(|e| anyhow!("--tiers: {e}")))
             .collect::<Result<Vec<_>>>()?
     };
+    // A re-execution tier is only honest if the chain can re-execute the model in a block:
+    // otherwise no dispute about it could be decided (they would close `undecidable`, the
+    // caller refunded). Checked here, where the file is.
+    let mut tiers = tiers;
+    if format == ModelFormat::OpalQuant && tiers.contains(&Tier::Replay) {
+        let bytes =
+            std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+        let needed = opal_ledger::canonical::cost(&opal_ledger::canonical::load_model(&bytes)?);
+        let status = c.get("/api/status")?;
+        if let Some(limit) = status["inference_params"]["max_replay_cost"].as_u64() {
+            if needed > limit {
+                if a.tiers.is_empty() {
+                    eprintln!("note: not offering `replay`: re-executing this model costs {needed} operations, the chain allows {limit} per block");
+                    tiers.retain(|t| *t != Tier::Replay);
+                } else {
+                    bail!("--tiers replay: re-executing this model costs {needed} operations and the chain allows {limit} per block, so no dispute about it could be decided; register it with --tiers signed (or zk)");
+                }
+            }
+        }
+    }
     // The zk tier needs the weight commitment: the id of the model's opal-zk verifying key
     // (the weights committed once; every proof is checked against it).
     let zk_key = if tiers.contains(&Tier::Zk) {

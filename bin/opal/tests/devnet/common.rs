@@ -258,6 +258,49 @@ pub fn http() -> &'static reqwest::blocking::Client {
     })
 }
 
+/// POST `len` bytes of JSON whitespace to `path` and return the status the server answers. A
+/// server that refuses an oversized body answers (413) and closes before the body is all sent;
+/// a client that writes the whole body first then sees a broken pipe or a reset, and the reply
+/// may be lost. So the reply is read on one thread while the body is written on another, and
+/// write errors after the reply are expected.
+pub fn post_oversized(base: &str, path: &str, len: usize) -> u16 {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://").to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut writer = conn.try_clone().unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n"
+    );
+    let sender = std::thread::spawn(move || {
+        let _ = writer.write_all(head.as_bytes());
+        let chunk = vec![b' '; 64 << 10];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            if writer.write_all(&chunk[..n]).is_err() {
+                return; // the server answered and closed: expected
+            }
+            left -= n;
+        }
+    });
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Read until the status line is complete (or the connection ends).
+    while !reply.windows(2).any(|w| w == b"\r\n") {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = sender.join();
+    let line = String::from_utf8_lossy(&reply);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status from {base}{path}: {line:?}"))
+}
+
 pub fn get(base: &str, path: &str) -> reqwest::Result<(u16, Value)> {
     let r = http().get(format!("{base}{path}")).send()?;
     let code = r.status().as_u16();

@@ -321,13 +321,7 @@ fn infer_pay_settle_and_verify_the_demo_model() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
-    let r = http()
-        .post(format!("{url}/api/infer"))
-        .header("content-type", "application/json")
-        .body(vec![b' '; 9 << 20])
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 413);
+    assert_eq!(post_oversized(&url, "/api/infer", 9 << 20), 413);
 
     // Only the one good direct request (and the CLI's) is charged.
     let escrow_after = wait_for(

@@ -164,6 +164,10 @@ pub enum Outcome {
     Fraud,
     /// The node did not reveal in time.
     Withheld,
+    /// Nobody can decide: the registered model costs more to re-execute than a block allows.
+    /// The challenger's bond goes back, a held price goes back to the caller, nobody is
+    /// slashed (the node offered a re-execution tier for a model the chain cannot re-execute).
+    Undecidable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
@@ -709,6 +713,41 @@ fn convict(
     Ok(())
 }
 
+/// Close a case nobody can decide (the model file, checked against its registered hash, needs
+/// `needed` operations, over the block's `limit`): no one loses what they staked on a decision.
+fn undecidable(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    c: &Case,
+    needed: u64,
+    limit: u64,
+    events: &mut Vec<Event>,
+) -> Result<(), LedgerError> {
+    if let Some(d) = &c.dispute {
+        sub_held(s, d.bond)?;
+        credit(s, &d.challenger, d.bond)?;
+    }
+    let refund = match c.kind {
+        CaseKind::Held => {
+            sub_held(s, c.price)?;
+            credit(s, &c.caller, c.price)?;
+            c.price
+        }
+        // A signed receipt was paid when it settled; its audit just closes.
+        CaseKind::Audit => Amount::ZERO,
+    };
+    close_case(s, ctx, c, Outcome::Undecidable);
+    events.push(Event::CaseUndecidable {
+        request_id: c.request_id,
+        node: c.node,
+        needed,
+        limit,
+        bond_returned: c.dispute.as_ref().map(|d| d.bond).unwrap_or_default(),
+        refund,
+    });
+    Ok(())
+}
+
 /// `Action::Challenge`.
 pub fn challenge(
     s: &mut Overlay,
@@ -754,7 +793,14 @@ pub fn challenge(
     }
     match model_file {
         Some(file) => {
-            let truth = tx_try!(reexecute(s, &p, &c, file)?);
+            let truth = match reexecute(s, &p, &c, file)? {
+                Ok(t) => t,
+                Err(TxError::ReplayTooCostly { needed, limit }) => {
+                    undecidable(s, ctx, &c, needed, limit, events)?;
+                    return Ok(Ok(()));
+                }
+                Err(e) => return Ok(Err(e)),
+            };
             if truth != *claimed {
                 return Ok(Err(TxError::WrongClaim {
                     reason: if truth == c.output_hash {
@@ -809,7 +855,14 @@ pub fn resolve(
     if c.kind == CaseKind::Held && c.dispute.is_none() {
         return Ok(Err(TxError::NothingToResolve));
     }
-    let truth = tx_try!(reexecute(s, &p, &c, model_file)?);
+    let truth = match reexecute(s, &p, &c, model_file)? {
+        Ok(t) => t,
+        Err(TxError::ReplayTooCostly { needed, limit }) => {
+            undecidable(s, ctx, &c, needed, limit, events)?;
+            return Ok(Ok(()));
+        }
+        Err(e) => return Ok(Err(e)),
+    };
     let node_right = truth == c.output_hash;
     match (&c.kind, &c.dispute) {
         (CaseKind::Audit, _) => {

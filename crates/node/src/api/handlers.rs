@@ -78,6 +78,8 @@ pub async fn status(State(sh): S) -> ApiResult {
         "validator": sh.validator,
         "mempool_size": sh.mempool.lock().len(),
         "total_supply": supply,
+        "inference_params": opal_ledger::components::inference::params(&Overlay::new(snap.clone()))
+            .map_err(internal)?,
         // Where the supply that is not in accounts sits (the supply invariant from outside).
         "pools": {
             "fees": read_amount(&snap, opal_ledger::keys::fees::POOL)?,
