@@ -242,6 +242,20 @@ pub enum Event {
         bond_returned: Amount,
         refund: Amount,
     },
+    /// An audit its assigned auditors let lapse went to new auditors; each that missed it lost
+    /// (part of) `audit_fee` of its stake.
+    AuditReassigned {
+        request_id: Hash,
+        node: Address,
+        missed: Vec<(Address, Amount)>,
+        auditors: Vec<Address>,
+        resolve_by_ms: u64,
+    },
+    /// The auditors of an audit that finally lapsed, and what each lost.
+    AuditorsPenalized {
+        request_id: Hash,
+        missed: Vec<(Address, Amount)>,
+    },
 }
 
 /// One credit made by a settlement.

@@ -159,6 +159,11 @@ pub mod inference {
         [CASE_PREFIX, &request_id.0].concat()
     }
     /// How a case ended (`verification::Verdict`).
+    /// Auditors an open audit had before it was reassigned (`Vec<Address>`).
+    pub fn past_auditors(request_id: &Hash) -> Vec<u8> {
+        [b"infer/audited_by/".as_slice(), &request_id.0].concat()
+    }
+
     pub fn verdict(request_id: &Hash) -> Vec<u8> {
         [b"infer/verdict/".as_slice(), &request_id.0].concat()
     }

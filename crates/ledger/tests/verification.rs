@@ -45,8 +45,13 @@ const NODE_BOND: u128 = 500_000;
 /// Genesis with `tweak` applied; the owner registers the canonical demo model (signed + replay,
 /// price 100), the node bonds and offers it (fee 90), the caller funds an escrow of 600,000.
 fn world(seed: u64, tweak: impl FnOnce(&mut opal_ledger::InferenceParams)) -> World {
+    world_with(seed, |g| tweak(&mut g.inference))
+}
+
+/// As [`world`], with any change to the genesis (more validators, ...).
+fn world_with(seed: u64, tweak: impl FnOnce(&mut opal_ledger::Genesis)) -> World {
     let mut g = genesis();
-    tweak(&mut g.inference);
+    tweak(&mut g);
     let mut c = TestChain::with_genesis(g);
     let file = demo_model_file();
     let model = canonical::load_model(&file).unwrap();
@@ -767,4 +772,136 @@ fn an_undecidable_dispute_returns_the_challengers_bond() {
     // Long after, nothing more happens (no lapse takes the bond).
     w.c.advance_time_to(w.c.time_ms + 200_000);
     assert_eq!(w.c.balance(&watcher()).0, challenger0.0 - fee);
+}
+
+/// Three validators (keys 100..103, equal stake) and every signed receipt audited.
+fn auditors_world(seed: u64) -> World {
+    world_with(seed, |g| {
+        g.inference.audit_bps = 10_000;
+        g.validators = (100..103u8)
+            .map(|i| opal_ledger::GenesisValidator {
+                name: format!("v{i}"),
+                public_key: key(i).public_key(),
+                operator: None,
+                stake: Amount(10_000_000),
+            })
+            .collect();
+    })
+}
+
+fn treasury(w: &World) -> u128 {
+    w.c.overlay()
+        .get(opal_ledger::keys::TREASURY)
+        .unwrap()
+        .map(|b| borsh::from_slice::<Amount>(&b).unwrap().0)
+        .unwrap_or_default()
+}
+
+fn stake(w: &World, operator: &Address) -> u128 {
+    staking::validator(&w.c.overlay(), operator)
+        .unwrap()
+        .unwrap()
+        .tokens
+        .0
+}
+
+/// An assigned auditor that does nothing used to let the audit lapse as if it had passed. Now
+/// each auditor that let it lapse loses the audit fee from its stake and the audit goes to
+/// validators not yet asked, who can still catch the lie; after `MAX_AUDIT_REASSIGN`
+/// reassignments (or when nobody is left) it lapses.
+#[test]
+fn a_lapsed_audit_goes_to_other_auditors_and_the_idle_ones_pay() {
+    let mut w = auditors_world(24);
+    let fee = opal_ledger::InferenceParams::default().audit_fee.0;
+    let a = w.serve(Tier::Signed, Escalation::default(), true);
+    w.settle(&[&a]);
+    let (_, ev) = w.block(vec![]);
+    let first: Vec<Address> = ev
+        .iter()
+        .find_map(|e| match e {
+            Event::AuditOpened { auditors, .. } => Some(auditors.clone()),
+            _ => None,
+        })
+        .expect("the audit opened");
+    assert_eq!(first.len(), 2);
+    let (codes, _) = w.block(vec![w.reveal_tx(&a, 0)]);
+    assert_eq!(codes, vec![None]);
+    let before: Vec<u128> = first.iter().map(|o| stake(&w, o)).collect();
+    let treasury0 = treasury(&w);
+    // Nobody resolves in time.
+    let end = w.case(&a).unwrap().deadline_ms;
+    let mut reassigned = None;
+    while w.c.time_ms <= end {
+        let (_, ev) = w.block(vec![]);
+        for e in ev {
+            if let Event::AuditReassigned {
+                auditors, missed, ..
+            } = e
+            {
+                reassigned = Some((auditors, missed));
+            }
+        }
+    }
+    let (second, missed) = reassigned.expect("the lapsed audit was reassigned");
+    assert_eq!(missed.iter().map(|(o, _)| *o).collect::<Vec<_>>(), first);
+    assert!(missed.iter().all(|(_, amount)| amount.0 == fee));
+    for (o, b) in first.iter().zip(&before) {
+        assert_eq!(
+            stake(&w, o),
+            b - fee,
+            "an idle auditor pays the fee it did not earn"
+        );
+    }
+    assert!(treasury(&w) >= treasury0 + 2 * fee);
+    assert_eq!(second.len(), 1, "only the validator not asked yet is left");
+    assert!(!first.contains(&second[0]));
+    let c = w.case(&a).expect("still open");
+    assert_eq!(c.reassigned, 1);
+    assert_eq!(c.auditors, second);
+    // The new auditor does its job and catches the lie.
+    let resolve = w.c.tx(
+        &watcher(),
+        0,
+        Action::Resolve {
+            request_id: a.receipt.request_id(),
+            model: w.file.clone(),
+        },
+    );
+    let (codes, ev) = w.block(vec![resolve]);
+    assert_eq!(codes, vec![None]);
+    assert_eq!(convictions(&ev), 1);
+    assert_eq!(w.verdict(&a), Some(Outcome::Fraud));
+}
+
+#[test]
+fn an_audit_nobody_ever_resolves_lapses_after_the_reassignments() {
+    let mut w = auditors_world(25);
+    let a = w.serve(Tier::Signed, Escalation::default(), false);
+    w.settle(&[&a]);
+    w.block(vec![]);
+    let (codes, _) = w.block(vec![w.reveal_tx(&a, 0)]);
+    assert_eq!(codes, vec![None]);
+    let mut events = vec![];
+    for _ in 0..400 {
+        if w.case(&a).is_none() {
+            break;
+        }
+        let (_, ev) = w.block(vec![]);
+        events.extend(ev);
+    }
+    assert_eq!(w.verdict(&a), Some(Outcome::AuditLapsed));
+    let reassigned = events
+        .iter()
+        .filter(|e| matches!(e, Event::AuditReassigned { .. }))
+        .count();
+    // Three validators, two asked first: one reassignment, then nobody is left.
+    assert_eq!(reassigned, 1);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::AuditorsPenalized { .. })));
+    // Every validator was asked once and paid once.
+    let fee = opal_ledger::InferenceParams::default().audit_fee.0;
+    for i in 100..103u8 {
+        assert_eq!(stake(&w, &key(i).address()), 10_000_000 - fee, "v{i}");
+    }
 }

@@ -98,6 +98,28 @@ pub fn active_set(s: &Overlay) -> Result<Vec<ActiveValidator>, LedgerError> {
     Ok(read(s, keys::VALIDATORS)?.unwrap_or_default())
 }
 
+/// Take up to `amount` of a validator's bonded tokens for a missed duty (an audit assigned to
+/// it that nobody resolved in time); no jail. Returns what was taken: the caller credits it
+/// (to the treasury), so no value is created or destroyed.
+pub fn penalize(
+    s: &mut Overlay,
+    operator: &Address,
+    amount: Amount,
+) -> Result<Amount, LedgerError> {
+    let Some(mut v) = validator(s, operator)? else {
+        return Ok(Amount::ZERO);
+    };
+    let take = if v.tokens < amount { v.tokens } else { amount };
+    if take == Amount::ZERO {
+        return Ok(take);
+    }
+    v.tokens = Amount(v.tokens.0 - take.0);
+    sub_pool(s, k::BONDED_POOL, take)?;
+    write(s, &k::validator(operator), &v);
+    mark_set_dirty(s);
+    Ok(take)
+}
+
 pub fn delegation_shares(
     s: &Overlay,
     validator: &Address,

@@ -118,7 +118,16 @@ pub struct Case {
     /// Votes cast so far (committee cases).
     #[serde(default)]
     pub votes: Vec<CastVote>,
+    /// How many times this audit went to new auditors because the assigned ones did not
+    /// resolve it in time (at most [`MAX_AUDIT_REASSIGN`]).
+    #[serde(default)]
+    pub reassigned: u32,
 }
+
+/// An audit whose assigned auditors let it lapse goes to others this many times before it
+/// closes `audit_lapsed`. Each auditor that let it lapse loses `audit_fee` of its stake (the
+/// fee it did not earn) to the treasury.
+pub const MAX_AUDIT_REASSIGN: u32 = 2;
 
 /// One committee member's vote on an LLM case.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
@@ -275,6 +284,7 @@ fn move_deadline(s: &mut Overlay, c: &mut Case, deadline_ms: u64) {
 
 fn close_case(s: &mut Overlay, ctx: &BlockCtx, c: &Case, outcome: Outcome) {
     s.delete(k::case(&c.request_id));
+    s.delete(k::past_auditors(&c.request_id));
     s.delete(k::due(c.deadline_ms, &c.request_id));
     write(
         s,
@@ -327,6 +337,7 @@ pub(crate) fn hold(
         auditors: vec![],
         powers: vec![],
         votes: vec![],
+        reassigned: 0,
     };
     put_case(s, &c);
     events.push(Event::ReceiptHeld {
@@ -356,7 +367,18 @@ pub fn audit_draw(parent_hash: &Hash, request_id: &Hash) -> (u32, Hash) {
 
 /// Pick up to `n` distinct validators, each draw weighted by power, from `seed`.
 fn pick_auditors(s: &Overlay, seed: &Hash, n: usize) -> Result<Vec<Address>, LedgerError> {
+    pick_auditors_except(s, seed, n, &[])
+}
+
+/// As [`pick_auditors`], never picking one of `except`.
+fn pick_auditors_except(
+    s: &Overlay,
+    seed: &Hash,
+    n: usize,
+    except: &[Address],
+) -> Result<Vec<Address>, LedgerError> {
     let mut set = staking::active_set(s)?;
+    set.retain(|v| !except.contains(&v.operator));
     let mut out = Vec::new();
     let mut i: u64 = 0;
     while out.len() < n && !set.is_empty() {
@@ -446,6 +468,7 @@ pub fn begin_block(
             auditors: auditors.clone(),
             powers,
             votes: vec![],
+            reassigned: 0,
         };
         put_case(s, &c);
         events.push(Event::AuditOpened {
@@ -1073,6 +1096,9 @@ pub fn end_block(
                 // Nobody re-executed in time: the challenger did not prove its claim.
                 dispute_lost(s, ctx, &c, d, events)?;
             }
+            (CaseKind::Audit, _) if c.powers.is_empty() => {
+                lapsed_audit(s, ctx, &p, c, events)?;
+            }
             (CaseKind::Audit, _) => {
                 close_case(s, ctx, &c, Outcome::AuditLapsed);
                 events.push(Event::AuditLapsed {
@@ -1083,6 +1109,84 @@ pub fn end_block(
         }
     }
     Ok(())
+}
+
+/// A revealed re-execution audit that its assigned auditors did not resolve in time: each of
+/// them loses `audit_fee` of its stake to the treasury, and the audit goes to validators not
+/// yet assigned to it (up to [`MAX_AUDIT_REASSIGN`] times; then, or when nobody is left, it
+/// closes `audit_lapsed`). A lapse no longer counts as a pass handed out for free.
+fn lapsed_audit(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    p: &InferenceParams,
+    mut c: Case,
+    events: &mut Vec<Event>,
+) -> Result<(), LedgerError> {
+    let mut missed = Vec::new();
+    for a in &c.auditors {
+        let took = staking::penalize(s, a, p.audit_fee)?;
+        credit_treasury(s, took)?;
+        missed.push((*a, took));
+    }
+    let all_before: Vec<Address> = c.auditors.clone();
+    let fresh = if c.reassigned < MAX_AUDIT_REASSIGN {
+        let seed = Hash::of_parts(
+            Domain::AuditSeed,
+            &[
+                &c.request_id.0,
+                b"reassign",
+                &(c.reassigned + 1).to_le_bytes(),
+            ],
+        );
+        let mut except = all_before.clone();
+        except.extend(c.previous_auditors(s)?);
+        pick_auditors_except(s, &seed, p.audit_committee as usize, &except)?
+    } else {
+        vec![]
+    };
+    if fresh.is_empty() {
+        close_case(s, ctx, &c, Outcome::AuditLapsed);
+        events.push(Event::AuditLapsed {
+            request_id: c.request_id,
+            node: c.node,
+        });
+        if !missed.is_empty() {
+            events.push(Event::AuditorsPenalized {
+                request_id: c.request_id,
+                missed,
+            });
+        }
+        return Ok(());
+    }
+    remember_auditors(s, &c.request_id, &all_before)?;
+    c.reassigned += 1;
+    c.auditors = fresh.clone();
+    let until = ctx.time_ms.saturating_add(p.challenge_window_ms);
+    move_deadline(s, &mut c, until);
+    events.push(Event::AuditReassigned {
+        request_id: c.request_id,
+        node: c.node,
+        missed,
+        auditors: fresh,
+        resolve_by_ms: until,
+    });
+    Ok(())
+}
+
+/// Auditors an audit had before its last reassignment (`infer/audited_by/<id>`), so a
+/// reassignment never goes back to one that already let it lapse.
+fn remember_auditors(s: &mut Overlay, id: &Hash, add: &[Address]) -> Result<(), LedgerError> {
+    let key = k::past_auditors(id);
+    let mut all: Vec<Address> = read(s, &key)?.unwrap_or_default();
+    all.extend_from_slice(add);
+    write(s, &key, &all);
+    Ok(())
+}
+
+impl Case {
+    fn previous_auditors(&self, s: &Overlay) -> Result<Vec<Address>, LedgerError> {
+        Ok(read(s, &k::past_auditors(&self.request_id))?.unwrap_or_default())
+    }
 }
 
 /// Held pool = held prices of open held cases + locked challenge bonds.
