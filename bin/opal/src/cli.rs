@@ -491,6 +491,10 @@ pub enum TxCmd {
         /// The validator's consensus public key (hex), or a node key file (node_key.json).
         #[arg(long)]
         consensus_key: String,
+        /// The validator's VRF key (hex, as `opal node init` prints it); not needed when
+        /// --consensus-key is a node key file.
+        #[arg(long)]
+        vrf_key: Option<String>,
         #[arg(long)]
         name: String,
         #[arg(long)]

@@ -64,6 +64,7 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
             public_key: validator.public_key(),
             operator: None,
             stake: Amount(1_000_000_000_000),
+            vrf_key: validator.vrf_public_key(),
         }],
     };
     home.write_genesis(&genesis)?;

@@ -56,6 +56,7 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
             public_key: proposer.public_key(),
             operator: None,
             stake: Amount(1_000_000_000_000),
+            vrf_key: proposer.vrf_public_key(),
         }],
     };
     let params = genesis.params.clone();
@@ -122,6 +123,7 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
             tx_root: Block::tx_root(&txs),
             tx_count: txs.len() as u32,
             proposer: proposer.public_key(),
+            beacon: proposer.vrf_beacon(CHAIN_ID, height),
         };
         let block = Block { header, txs };
         let t1 = Instant::now();

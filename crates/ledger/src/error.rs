@@ -169,4 +169,8 @@ pub enum LedgerError {
     Genesis(String),
     #[error("invariant violated: {0}")]
     Invariant(String),
+    /// A decided block that breaks a rule every honest validator checks before voting (its
+    /// audit beacon): only reachable if more than a third of the power is Byzantine.
+    #[error("invalid block: {0}")]
+    InvalidBlock(String),
 }

@@ -7,7 +7,7 @@ use crate::events::Event;
 use crate::keys;
 use crate::params::Params;
 use opal_state::Overlay;
-use opal_types::{Action, Block, Hash, Transaction};
+use opal_types::{Action, Block, BlockHeader, Hash, Transaction};
 use serde::{Deserialize, Serialize};
 
 /// What happened to one transaction of a block.
@@ -137,7 +137,19 @@ fn deliver_tx(
             consensus_key,
             name,
             amount,
-        } => staking::create_validator(s, ctx, &sender, *consensus_key, name, *amount, ev)?,
+            vrf_key,
+        } => staking::create_validator(
+            s,
+            ctx,
+            &sender,
+            staking::ValidatorKeys {
+                consensus: *consensus_key,
+                vrf: *vrf_key,
+            },
+            name,
+            *amount,
+            ev,
+        )?,
         Action::Delegate { validator, amount } => {
             staking::delegate(s, &sender, validator, *amount, ev)?
         }
@@ -218,6 +230,25 @@ fn signatures_ok(txs: &[Transaction]) -> Vec<bool> {
         .collect()
 }
 
+/// The verified randomness of a block's beacon: the proposer must be in the active set (the
+/// state before the block) and its VRF proof valid for this chain and height. `Err(reason)`
+/// for a block no honest validator votes for.
+pub fn beacon(s: &Overlay, header: &BlockHeader) -> Result<Result<Hash, String>, LedgerError> {
+    let set = validators(s)?;
+    let Some(v) = set.iter().find(|v| v.public_key == header.proposer) else {
+        return Ok(Err(format!(
+            "proposer {} is not in the validator set",
+            header.proposer
+        )));
+    };
+    let chain_id = chain_id(s)?;
+    Ok(header
+        .beacon
+        .verify(&v.vrf_key, &chain_id, header.height)
+        .map(Hash)
+        .map_err(|e| format!("audit beacon: {e}")))
+}
+
 /// Execute a decided block on `s`: begin-block, each transaction in its own fork, end-block.
 /// Header checks (height, parent, time) are the caller's job; this is only the state transition.
 pub fn execute_block(s: &mut Overlay, block: &Block) -> Result<BlockResult, LedgerError> {
@@ -228,10 +259,11 @@ pub fn execute_block(s: &mut Overlay, block: &Block) -> Result<BlockResult, Ledg
         height: block.header.height,
         time_ms: block.header.time_ms,
     };
+    let beacon = beacon(s, &block.header)?.map_err(LedgerError::InvalidBlock)?;
     // Begin-block, in component order (only fees has a begin-block duty today).
     fees::begin_block(s)?;
     let mut begin_events = Vec::new();
-    verification::begin_block(s, &ctx, &block.header.parent_hash, &mut begin_events)?;
+    verification::begin_block(s, &ctx, &beacon, &mut begin_events)?;
     let sig_ok = signatures_ok(&block.txs);
     let mut result = BlockResult {
         events: begin_events,

@@ -39,6 +39,8 @@ pub struct GenesisValidator {
     #[serde(default)]
     pub operator: Option<Address>,
     pub stake: Amount,
+    /// The VRF key of the consensus key's holder (`opal node init` prints it).
+    pub vrf_key: opal_types::vrf::VrfPublicKey,
 }
 
 impl GenesisValidator {

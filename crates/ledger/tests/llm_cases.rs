@@ -67,6 +67,7 @@ fn world() -> World {
             public_key: validator(i).public_key(),
             operator: None,
             stake: Amount(if i == 0 { 4_000_000 } else { 3_000_000 }),
+            vrf_key: validator(i).vrf_public_key(),
         })
         .collect();
     for i in 0..3 {

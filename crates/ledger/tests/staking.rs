@@ -65,6 +65,7 @@ fn create(c: &mut TestChain, stake: u128) {
             consensus_key: key(51).public_key(),
             name: "v1".into(),
             amount: Amount(stake),
+            vrf_key: key(51).vrf_public_key(),
         },
     );
     assert_eq!(c.run(vec![tx]), vec![None]);
@@ -357,6 +358,7 @@ fn bad_staking_inputs_are_refused_and_change_nothing() {
                 consensus_key: ck(52),
                 name: "small".into(),
                 amount: Amount(MIN - 1),
+                vrf_key: key(52).vrf_public_key(),
             },
         ),
         c.tx(
@@ -366,6 +368,7 @@ fn bad_staking_inputs_are_refused_and_change_nothing() {
                 consensus_key: ck(51),
                 name: "dup key".into(),
                 amount: Amount(MIN),
+                vrf_key: key(51).vrf_public_key(),
             },
         ),
         c.tx(
@@ -375,6 +378,7 @@ fn bad_staking_inputs_are_refused_and_change_nothing() {
                 consensus_key: ck(53),
                 name: "again".into(),
                 amount: Amount(MIN),
+                vrf_key: key(53).vrf_public_key(),
             },
         ),
         c.tx(
@@ -384,6 +388,7 @@ fn bad_staking_inputs_are_refused_and_change_nothing() {
                 consensus_key: ck(54),
                 name: "".into(),
                 amount: Amount(MIN),
+                vrf_key: key(54).vrf_public_key(),
             },
         ),
         c.tx(

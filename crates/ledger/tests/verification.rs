@@ -784,6 +784,7 @@ fn auditors_world(seed: u64) -> World {
                 public_key: key(i).public_key(),
                 operator: None,
                 stake: Amount(10_000_000),
+                vrf_key: key(i).vrf_public_key(),
             })
             .collect();
     })
@@ -904,4 +905,131 @@ fn an_audit_nobody_ever_resolves_lapses_after_the_reassignments() {
     for i in 100..103u8 {
         assert_eq!(stake(&w, &key(i).address()), 10_000_000 - fee, "v{i}");
     }
+}
+
+/// Execute, without committing, the settlement block of `served` and the block after it,
+/// with the proposer's free choices varied (`variant`: time shift and an extra transfer in
+/// either block); return the request ids the second block audits.
+fn audited_under_variant(w: &World, served: &[&Served], variant: u64) -> Vec<Hash> {
+    let proposer = w.c.next_proposer();
+    let mut o = w.c.overlay();
+    let mut parent = w.c.parent;
+    let mut audited = vec![];
+    for step in 0..2u64 {
+        let height = w.c.height + 1 + step;
+        let mut txs = vec![];
+        if step == 0 {
+            txs.push(w.c.tx(
+                &node(),
+                0,
+                Action::SettleReceipts {
+                    receipts: served.iter().map(|s| s.receipt.clone()).collect(),
+                },
+            ));
+        }
+        if (variant >> step) & 1 == 1 {
+            // An extra transaction the proposer may include or leave out.
+            txs.push(w.c.transfer(
+                &owner(),
+                &caller(),
+                1 + variant as u128,
+                w.c.nonce(&owner()),
+            ));
+        }
+        let header = BlockHeader {
+            chain_id: w.c.chain_id.clone(),
+            height,
+            // Any time inside the BFT-time window.
+            time_ms: w.c.time_ms + 1_000 * (step + 1) + (variant * 37) % 400,
+            parent_hash: parent,
+            prev_state_root: Hash([0; 32]),
+            tx_root: Block::tx_root(&txs),
+            tx_count: txs.len() as u32,
+            proposer: proposer.public_key(),
+            // A fresh proof each time (proofs are randomized); the output is the same.
+            beacon: proposer.vrf_beacon(&w.c.chain_id, height),
+        };
+        parent = header.hash();
+        let r = opal_ledger::execute_block(&mut o, &Block { header, txs }).unwrap();
+        if step == 1 {
+            audited = r
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::AuditOpened { request_id, .. } => Some(*request_id),
+                    _ => None,
+                })
+                .collect();
+        }
+    }
+    audited
+}
+
+/// The audit draw used the hash of the settlement block, which its proposer chooses: trying
+/// block variants changed which receipts were audited (the grinding attack, shown below with
+/// the old seed). The draw now uses the next block's VRF beacon, which no variant of either
+/// block changes (docs/adr/0003-audit-beacon.md).
+#[test]
+fn block_variants_cannot_steer_the_audit_draw() {
+    let mut w = world(26, |p| p.audit_bps = 5_000);
+    let served: Vec<Served> = (0..24)
+        .map(|_| w.serve(Tier::Signed, Escalation::default(), false))
+        .collect();
+    let refs: Vec<&Served> = served.iter().collect();
+    let first = audited_under_variant(&w, &refs, 0);
+    assert!(
+        !first.is_empty() && first.len() < served.len(),
+        "{}",
+        first.len()
+    );
+    for variant in 1..16 {
+        assert_eq!(
+            audited_under_variant(&w, &refs, variant),
+            first,
+            "variant {variant} changed the audit draw"
+        );
+    }
+    // With the old seed (the settlement block's hash) the same variants steer the draw.
+    let old_draw = |parent: Hash| -> Vec<Hash> {
+        served
+            .iter()
+            .map(|s| s.receipt.request_id())
+            .filter(|id| verification::audit_draw(&parent, id).0 < 5_000)
+            .collect()
+    };
+    let distinct: std::collections::BTreeSet<Vec<Hash>> = (0..16u64)
+        .map(|v| old_draw(Hash::of(Domain::BlockHeader, &v.to_le_bytes())))
+        .collect();
+    assert!(distinct.len() > 8, "block hashes steer the old draw");
+    // A beacon made for another height or by another key is refused by the ledger.
+    let proposer = w.c.next_proposer();
+    let mut header = BlockHeader {
+        chain_id: w.c.chain_id.clone(),
+        height: w.c.height + 1,
+        time_ms: w.c.time_ms + 1_000,
+        parent_hash: w.c.parent,
+        prev_state_root: Hash([0; 32]),
+        tx_root: Block::tx_root(&[]),
+        tx_count: 0,
+        proposer: proposer.public_key(),
+        beacon: proposer.vrf_beacon(&w.c.chain_id, w.c.height + 2),
+    };
+    let o = w.c.overlay();
+    assert!(opal_ledger::exec::beacon(&o, &header).unwrap().is_err());
+    header.beacon = key(77).vrf_beacon(&w.c.chain_id, w.c.height + 1);
+    assert!(opal_ledger::exec::beacon(&o, &header).unwrap().is_err());
+    header.beacon = proposer.vrf_beacon(&w.c.chain_id, w.c.height + 1);
+    assert!(opal_ledger::exec::beacon(&o, &header).unwrap().is_ok());
+    let mut o = w.c.overlay();
+    header.beacon = key(77).vrf_beacon(&w.c.chain_id, w.c.height + 1);
+    assert!(matches!(
+        opal_ledger::execute_block(
+            &mut o,
+            &Block {
+                header,
+                txs: vec![]
+            }
+        ),
+        Err(opal_ledger::LedgerError::InvalidBlock(_))
+    ));
 }

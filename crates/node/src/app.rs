@@ -110,7 +110,8 @@ impl Shared {
 
 pub struct OpalApp {
     pub shared: Arc<Shared>,
-    /// This validator's key: also the account that reports misbehaviour it observes.
+    /// This validator's key: it writes the audit beacon of the blocks it proposes, and its
+    /// account reports misbehaviour it observes.
     pub reporter: Option<opal_types::SecretKey>,
     /// This validator's clock (ms since the Unix epoch): the time it proposes, and what a fresh
     /// proposal's time is checked against. Injected so tests and the simulator can drive it.
@@ -189,6 +190,17 @@ impl OpalApp {
         }
     }
 
+    /// The key that writes the audit beacon of the blocks this validator proposes.
+    fn beacon_key(&self, proposer: [u8; 32]) -> Result<&opal_types::SecretKey, String> {
+        match &self.reporter {
+            Some(k) if k.public_key().0 == proposer => Ok(k),
+            _ => Err(
+                "this node holds no key for the proposer: it cannot write the block's audit beacon"
+                    .into(),
+            ),
+        }
+    }
+
     fn latest(&self) -> Height {
         self.shared.store.latest_version().unwrap_or(0)
     }
@@ -225,6 +237,7 @@ impl OpalApp {
             tx_root: Block::tx_root(&txs),
             tx_count: txs.len() as u32,
             proposer: PublicKey(proposer),
+            beacon: self.beacon_key(proposer)?.vrf_beacon(&sh.chain_id, height),
         };
         Ok(Block { header, txs }.to_bytes())
     }
@@ -355,6 +368,8 @@ impl OpalApp {
         if h.prev_state_root != Hash(snap.root()) {
             return Err("wrong previous state root".into());
         }
+        // The proposer's VRF beacon (the audit randomness), against its registered VRF key.
+        opal_ledger::exec::beacon(&Overlay::new(snap.clone()), h).map_err(|e| e.to_string())??;
         // Only the parent's time bounds it here: this check is a function of committed state
         // (blocks arriving through sync are verified long after they were made). Fresh
         // proposals are also checked against the local clock, in `verify_proposal`.

@@ -42,6 +42,7 @@ fn node(genesis_time_ms: u64) -> Node {
             public_key: key.public_key(),
             operator: None,
             stake: Amount(10_000_000),
+            vrf_key: key.vrf_public_key(),
         }],
     };
     let mut o = opal_state::Overlay::new(store.snapshot().unwrap());
@@ -61,7 +62,7 @@ fn node(genesis_time_ms: u64) -> Node {
         metrics: Default::default(),
     });
     let clock = Arc::new(AtomicU64::new(genesis_time_ms.saturating_add(1_000)));
-    let mut app = OpalApp::new(shared, None);
+    let mut app = OpalApp::new(shared, Some(key.clone()));
     let c = clock.clone();
     app.clock = Arc::new(move || c.load(Ordering::SeqCst));
     app.time_bounds = TimeBounds {

@@ -89,6 +89,7 @@ fn engine_evidence_becomes_a_signed_transaction_in_the_mempool() {
             public_key: validator.public_key(),
             operator: None,
             stake: Amount(10_000_000),
+            vrf_key: validator.vrf_public_key(),
         }],
     };
     let mut o = opal_state::Overlay::new(store.snapshot().unwrap());

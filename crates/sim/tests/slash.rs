@@ -19,11 +19,11 @@ struct Chain {
     height: u64,
     time_ms: u64,
     parent: Hash,
-    proposer: PublicKey,
+    proposer: SecretKey,
 }
 
 impl Chain {
-    fn new(g: &Genesis, proposer: PublicKey) -> Self {
+    fn new(g: &Genesis, proposer: SecretKey) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("state.redb")).unwrap();
         let mut o = Overlay::new(store.snapshot().unwrap());
@@ -56,7 +56,8 @@ impl Chain {
             prev_state_root: Hash(self.store.snapshot().unwrap().root()),
             tx_root: Block::tx_root(&txs),
             tx_count: txs.len() as u32,
-            proposer: self.proposer,
+            proposer: self.proposer.public_key(),
+            beacon: self.proposer.vrf_beacon("opal-sim", self.height),
         };
         let block = Block { header, txs };
         let mut o = self.overlay();
@@ -70,6 +71,14 @@ impl Chain {
     }
 }
 
+/// The secret key of simulated validator `i` (as `opal_sim` derives it).
+fn sim_key(i: usize) -> SecretKey {
+    SecretKey::from_seed(blake3::derive_key(
+        "opal-sim validator key v1",
+        &(i as u64).to_le_bytes(),
+    ))
+}
+
 fn genesis(keys: &[[u8; 32]], reporter: Address) -> Genesis {
     let to = |v: serde_json::Result<serde_json::Value>| v.unwrap();
     let validators: Vec<serde_json::Value> = keys
@@ -80,6 +89,7 @@ fn genesis(keys: &[[u8; 32]], reporter: Address) -> Genesis {
                 "name": format!("sim{i}"),
                 "public_key": to(serde_json::to_value(PublicKey(*k))),
                 "stake": to(serde_json::to_value(Amount(STAKE))),
+                "vrf_key": to(serde_json::to_value(sim_key(i).vrf_public_key())),
             })
         })
         .collect();
@@ -121,7 +131,9 @@ fn simulated_equivocation_is_slashed_on_chain() {
 
     let reporter = SecretKey::from_seed([9; 32]);
     let g = genesis(&report.public_keys, reporter.address());
-    let mut chain = Chain::new(&g, PublicKey(report.public_keys[(byz + 1) % 4]));
+    let proposer = sim_key((byz + 1) % 4);
+    assert_eq!(proposer.public_key().0, report.public_keys[(byz + 1) % 4]);
+    let mut chain = Chain::new(&g, proposer);
     let operator = offender.address();
     let before = staking::validator(&chain.overlay(), &operator)
         .unwrap()

@@ -9,6 +9,7 @@ use crate::encoding::{decode, encode, DecodeError};
 use crate::hash::{Domain, Hash};
 use crate::merkle;
 use crate::tx::Transaction;
+use crate::vrf::VrfBeacon;
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,9 @@ pub struct BlockHeader {
     pub tx_root: Hash,
     pub tx_count: u32,
     pub proposer: PublicKey,
+    /// The proposer's VRF over (chain id, height): the audit randomness no block variant
+    /// changes (docs/adr/0003-audit-beacon.md).
+    pub beacon: VrfBeacon,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]

@@ -23,6 +23,7 @@ pub mod receipt;
 pub mod registry;
 pub mod tx;
 pub mod validator;
+pub mod vrf;
 
 pub use amount::{Amount, AmountError};
 pub use block::{Block, BlockHeader};

@@ -27,6 +27,8 @@ pub enum Action {
         consensus_key: PublicKey,
         name: String,
         amount: Amount,
+        /// The VRF key of the consensus key's holder (`SecretKey::vrf_public_key`).
+        vrf_key: crate::vrf::VrfPublicKey,
     },
     /// Delegate `amount` to the validator operated by `validator`.
     Delegate { validator: Address, amount: Amount },

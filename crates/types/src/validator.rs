@@ -1,6 +1,7 @@
 //! The consensus validator set as the ledger stores it (state key `validators`): shared by the
 //! ledger, which writes it, and light clients, which read it with a Merkle proof.
 
+use crate::vrf::VrfPublicKey;
 use crate::{Address, PublicKey};
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
@@ -12,4 +13,6 @@ pub struct ActiveValidator {
     pub operator: Address,
     pub public_key: PublicKey,
     pub power: u64,
+    /// Its VRF key: what the beacon in the headers it proposes is checked against.
+    pub vrf_key: VrfPublicKey,
 }

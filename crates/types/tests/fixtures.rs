@@ -37,6 +37,11 @@ fn sample_header() -> BlockHeader {
         tx_root: Block::tx_root(std::slice::from_ref(&tx)),
         tx_count: 1,
         proposer: SecretKey::from_seed([9u8; 32]).public_key(),
+        // Fixed bytes: the fixture pins the encoding (a real proof is randomized).
+        beacon: opal_types::vrf::VrfBeacon {
+            preout: [0x5a; 32],
+            proof: vec![0xa5; 64],
+        },
     }
 }
 

@@ -31,6 +31,7 @@ fn main() {
                 operator: k.address(),
                 public_key: k.public_key(),
                 power: 10,
+                vrf_key: k.vrf_public_key(),
             })
             .collect();
         let dir = tempfile::tempdir().unwrap();
@@ -51,6 +52,7 @@ fn main() {
             tx_root: Block::tx_root(&[]),
             tx_count: 0,
             proposer: set[0].public_key,
+            beacon: keys[0].vrf_beacon("bench", 1),
         };
         let block = Block {
             header,

@@ -19,12 +19,20 @@ fn key(i: u8) -> SecretKey {
     SecretKey::from_seed([i; 32])
 }
 
+fn key_of(pk: &opal_types::PublicKey) -> SecretKey {
+    (0..=255u8)
+        .map(key)
+        .find(|k| k.public_key() == *pk)
+        .unwrap()
+}
+
 fn member(i: u8, power: u64) -> ActiveValidator {
     ActiveValidator {
         name: format!("v{i}"),
         operator: key(i).address(),
         public_key: key(i).public_key(),
         power,
+        vrf_key: key(i).vrf_public_key(),
     }
 }
 
@@ -93,6 +101,7 @@ impl Chain {
                     tx_root: Block::tx_root(&[]),
                     tx_count: 0,
                     proposer: sets[h as usize - 1][0].public_key,
+                    beacon: key_of(&sets[h as usize - 1][0].public_key).vrf_beacon(CHAIN, h),
                 };
                 parent = header.hash();
                 blocks.push(

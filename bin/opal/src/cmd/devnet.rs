@@ -131,6 +131,7 @@ fn init_home(home: &Home, a: &DevnetArgs) -> Result<()> {
             public_key: validator.public_key(),
             operator: None,
             stake: Amount(VALIDATOR_STAKE),
+            vrf_key: validator.vrf_public_key(),
         }],
     };
     home.write_genesis(&genesis)?;

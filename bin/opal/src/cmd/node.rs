@@ -127,6 +127,7 @@ fn init(a: NodeInitArgs, out: Output) -> Result<()> {
         "home": home.root,
         "moniker": a.moniker,
         "public_key": key.public_key().to_hex(),
+        "vrf_key": hex::encode(key.vrf_public_key().0),
         "address": key.address().to_string(),
         "node_key": home.node_key_path(),
         "config": home.config_path(),
@@ -136,12 +137,13 @@ fn init(a: NodeInitArgs, out: Output) -> Result<()> {
     });
     output::print(out, &v, || {
         format!(
-            "Created node home {}\n  moniker     {}\n  public key  {}\n  address     {}\n  p2p         {}\n  API         {}\n\
-             Next: list this public key as a validator in the chain's genesis.json (name, public_key, stake),\n\
+            "Created node home {}\n  moniker     {}\n  public key  {}\n  VRF key     {}\n  address     {}\n  p2p         {}\n  API         {}\n\
+             Next: list this public key as a validator in the chain's genesis.json (name, public_key, vrf_key, stake),\n\
              copy that genesis.json to {}, set `peers` in {} and run\n  opal node start --home {}",
             home.root.display(),
             a.moniker,
             key.public_key().to_hex(),
+            hex::encode(key.vrf_public_key().0),
             key.address(),
             a.p2p_addr,
             a.api_addr,

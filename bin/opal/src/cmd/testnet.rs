@@ -314,6 +314,7 @@ fn init(root: &Path, n: usize, accounts: usize, ports: &[(u16, u16)]) -> Result<
                 public_key: k.public_key(),
                 operator: None,
                 stake: Amount(VALIDATOR_STAKE),
+                vrf_key: k.vrf_public_key(),
             })
             .collect(),
     };

@@ -23,14 +23,26 @@ fn role(r: RoleArg) -> Role {
 }
 
 /// A consensus key given as hex, or read from a node key file.
-fn consensus_key(v: &str) -> Result<PublicKey> {
+/// The consensus key and its VRF key: from a node key file, or hex with `--vrf-key`.
+fn consensus_key(v: &str, vrf: Option<&str>) -> Result<(PublicKey, opal_types::vrf::VrfPublicKey)> {
     let p = std::path::Path::new(v);
     if p.is_file() {
-        let k = opal_node::home::KeyFile::read(p)?;
-        return PublicKey::from_hex(&k.public_key).map_err(|e| anyhow!("{}: {e}", p.display()));
+        let k = opal_node::home::KeyFile::read(p)?
+            .secret()
+            .map_err(|e| anyhow!("{}: {e}", p.display()))?;
+        return Ok((k.public_key(), k.vrf_public_key()));
     }
-    PublicKey::from_hex(v)
-        .map_err(|e| anyhow!("--consensus-key: {e} (give 64 hex digits or a node_key.json path)"))
+    let pk = PublicKey::from_hex(v).map_err(|e| {
+        anyhow!("--consensus-key: {e} (give 64 hex digits or a node_key.json path)")
+    })?;
+    let vrf = vrf.ok_or_else(|| {
+        anyhow!("--vrf-key is needed with a hex --consensus-key (`opal node init` prints it), or give the node_key.json path")
+    })?;
+    let b: [u8; 32] = hex::decode(vrf)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| anyhow!("--vrf-key: expected 64 hex digits"))?;
+    Ok((pk, opal_types::vrf::VrfPublicKey(b)))
 }
 
 pub fn run(cmd: TxCmd, out: Output) -> Result<()> {
@@ -49,16 +61,19 @@ pub fn run(cmd: TxCmd, out: Output) -> Result<()> {
         }
         TxCmd::CreateValidator {
             consensus_key: ck,
+            vrf_key,
             name,
             amount: a,
             opts,
         } => {
             let a = amount("amount", &a)?;
+            let (ck, vrf_key) = consensus_key(&ck, vrf_key.as_deref())?;
             (
                 Action::CreateValidator {
-                    consensus_key: consensus_key(&ck)?,
+                    consensus_key: ck,
                     name: name.clone(),
                     amount: a,
+                    vrf_key,
                 },
                 opts,
                 format!("validator {name:?} with {a} bonded"),

@@ -267,7 +267,8 @@ pub fn post_oversized(base: &str, path: &str, len: usize) -> u16 {
     use std::io::{Read, Write};
     let addr = base.trim_start_matches("http://").to_string();
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut writer = conn.try_clone().unwrap();
     let head = format!(
         "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n"

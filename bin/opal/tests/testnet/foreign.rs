@@ -91,6 +91,7 @@ fn a_foreign_chain_node_cannot_affect_the_testnet() {
             public_key: key,
             operator: None,
             stake: Amount(1_000_000_000_000),
+            vrf_key: serde_json::from_value(v["vrf_key"].clone()).unwrap(),
         }],
     };
     std::fs::write(home.join("genesis.json"), genesis.to_json()).unwrap();

@@ -52,6 +52,7 @@ fn node_init_homes_with_a_shared_genesis_form_a_network() {
             public_key: PublicKey::from_hex(v["public_key"].as_str().unwrap()).unwrap(),
             operator: None,
             stake: Amount(1_000_000_000_000),
+            vrf_key: serde_json::from_value(v["vrf_key"].clone()).unwrap(),
         });
     }
     let genesis = Genesis {

@@ -38,6 +38,8 @@ pub struct ValidatorInfo {
     pub jailed: bool,
     pub jailed_until_ms: u64,
     pub created_height: u64,
+    /// Checked against the beacon of every block it proposes.
+    pub vrf_key: opal_types::vrf::VrfPublicKey,
 }
 
 /// A member of the consensus validator set (in `opal-types`, so light clients decode it too).
@@ -194,6 +196,7 @@ pub fn genesis_validator(s: &mut Overlay, g: &GenesisValidator) -> Result<(), Le
         jailed: false,
         jailed_until_ms: 0,
         created_height: 0,
+        vrf_key: g.vrf_key,
     };
     write(s, &k::validator(&operator), &v);
     write(s, &k::by_consensus_key(&g.public_key), &operator);
@@ -210,15 +213,25 @@ fn valid_name(name: &str) -> Result<(), TxError> {
     Ok(())
 }
 
+/// The keys a new validator registers: its consensus key and the VRF key of the same holder.
+pub struct ValidatorKeys {
+    pub consensus: PublicKey,
+    pub vrf: opal_types::vrf::VrfPublicKey,
+}
+
 pub fn create_validator(
     s: &mut Overlay,
     ctx: &BlockCtx,
     operator: &Address,
-    consensus_key: PublicKey,
+    keys: ValidatorKeys,
     name: &str,
     amount: Amount,
     events: &mut Vec<Event>,
 ) -> TxResult {
+    let ValidatorKeys {
+        consensus: consensus_key,
+        vrf: vrf_key,
+    } = keys;
     let p = params(s)?;
     tx_try!(valid_name(name));
     if validator(s, operator)?.is_some() {
@@ -246,6 +259,7 @@ pub fn create_validator(
         jailed: false,
         jailed_until_ms: 0,
         created_height: ctx.height,
+        vrf_key,
     };
     write(s, &k::validator(operator), &v);
     write(s, &k::by_consensus_key(&consensus_key), operator);
@@ -681,6 +695,7 @@ pub fn update_validator_set(
             operator: v.operator,
             public_key: v.consensus_key,
             power: u64::try_from(v.tokens.0 / p.power_reduction.0.max(1)).unwrap_or(u64::MAX),
+            vrf_key: v.vrf_key,
         })
         .filter(|v| v.power > 0)
         .collect();

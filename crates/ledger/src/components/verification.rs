@@ -358,9 +358,10 @@ pub(crate) fn enqueue_audit(s: &mut Overlay, ctx: &BlockCtx, cand: &AuditCandida
     write(s, &k::audit_queue(ctx.height, &cand.request_id), cand);
 }
 
-/// The audit draw for one receipt: a number in `0..10000` from the seed.
-pub fn audit_draw(parent_hash: &Hash, request_id: &Hash) -> (u32, Hash) {
-    let seed = Hash::of_parts(Domain::AuditSeed, &[&parent_hash.0, &request_id.0]);
+/// The audit draw for one receipt: a number in `0..10000` from the block's beacon (the
+/// proposer's verified VRF output, docs/adr/0003-audit-beacon.md) and the request id.
+pub fn audit_draw(beacon: &Hash, request_id: &Hash) -> (u32, Hash) {
+    let seed = Hash::of_parts(Domain::AuditSeed, &[&beacon.0, &request_id.0]);
     let x = u64::from_le_bytes(seed.0[..8].try_into().expect("8 bytes"));
     ((x % BPS as u64) as u32, seed)
 }
@@ -420,12 +421,13 @@ fn case_check(s: &Overlay, c: &Case) -> Result<Option<CheckBy>, LedgerError> {
     Ok(check_by(info.spec.format, c.tier))
 }
 
-/// Begin-block: draw audits for the receipts paid in earlier blocks, with this block's parent
-/// hash (unknown to anyone when those receipts were answered and submitted).
+/// Begin-block: draw audits for the receipts paid in earlier blocks, with this block's beacon
+/// (unknown to anyone when those receipts were answered and submitted, and the same for every
+/// variant of this block its proposer could try).
 pub fn begin_block(
     s: &mut Overlay,
     ctx: &BlockCtx,
-    parent_hash: &Hash,
+    beacon: &Hash,
     events: &mut Vec<Event>,
 ) -> Result<(), LedgerError> {
     let p = super::inference::params(s)?;
@@ -439,7 +441,7 @@ pub fn begin_block(
         }
         s.delete(key);
         let cand: AuditCandidate = borsh::from_slice(&v).map_err(|e| corrupt(&e.to_string()))?;
-        let (draw, seed) = audit_draw(parent_hash, &cand.request_id);
+        let (draw, seed) = audit_draw(beacon, &cand.request_id);
         if draw >= cand.rate_bps || case(s, &cand.request_id)?.is_some() {
             continue;
         }

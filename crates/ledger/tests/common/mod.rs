@@ -38,6 +38,7 @@ pub fn genesis() -> Genesis {
             public_key: key(100).public_key(),
             operator: None,
             stake: Amount(10_000_000),
+            vrf_key: key(100).vrf_public_key(),
         }],
     }
 }
@@ -86,10 +87,28 @@ impl TestChain {
         self.store.snapshot().unwrap().root()
     }
 
+    /// The key that proposes the next block: `proposer` while it is in the active set, else
+    /// the first member of the set among the test keys `key(0..=255)` (its VRF beacon must
+    /// verify against a validator's registered key).
+    pub fn next_proposer(&self) -> SecretKey {
+        let set = opal_ledger::components::staking::active_set(&self.overlay()).unwrap();
+        if set
+            .iter()
+            .any(|v| v.public_key == self.proposer.public_key())
+        {
+            return self.proposer.clone();
+        }
+        (0..=255u8)
+            .map(key)
+            .find(|k| set.iter().any(|v| v.public_key == k.public_key()))
+            .expect("a test key in the validator set")
+    }
+
     /// Execute and commit one block; check the supply invariant.
     pub fn block(&mut self, txs: Vec<Transaction>) -> BlockResult {
         self.height += 1;
         self.time_ms += 1_000;
+        let proposer = self.next_proposer();
         let header = BlockHeader {
             chain_id: self.chain_id.clone(),
             height: self.height,
@@ -98,7 +117,8 @@ impl TestChain {
             prev_state_root: Hash(self.root()),
             tx_root: Block::tx_root(&txs),
             tx_count: txs.len() as u32,
-            proposer: self.proposer.public_key(),
+            proposer: proposer.public_key(),
+            beacon: proposer.vrf_beacon(&self.chain_id, self.height),
         };
         let block = Block { header, txs };
         let mut o = self.overlay();
