@@ -355,9 +355,18 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub input: Option<PathBuf>,
     /// The GGUF file of an LLM receipt's model: checks the `activations` tier's commitment by
-    /// recomputing the activations (the file must hash to the receipt's model hash).
+    /// recomputing the activations (the file must hash to the receipt's model hash), with the
+    /// chain's commitment parameters (read from --node, else the defaults), and that generation
+    /// stopped where it had to (first end-of-turn token, first stop sequence, or max_tokens).
     #[arg(long)]
     pub llm_model: Option<PathBuf>,
+    /// Positions per commitment chunk to require, overriding the chain's (--node) or the
+    /// default (32), e.g. offline for a chain whose parameters changed.
+    #[arg(long)]
+    pub llm_commit_chunk: Option<u32>,
+    /// Activations per commitment chunk to require, overriding the chain's or the default (128).
+    #[arg(long)]
+    pub llm_commit_top_k: Option<u32>,
     /// The .opalq file of a zk receipt's model: checks the attached proof offline against the
     /// verifying key derived from it (the file must hash to the receipt's model hash; with
     /// --node too, that key's id must be the model's registered weight commitment). Without

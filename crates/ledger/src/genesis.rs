@@ -126,6 +126,17 @@ impl Genesis {
         if self.params.max_evidence_tx_bytes > self.params.max_block_bytes {
             return bad("inference: max_evidence_tx_bytes must fit in a block".into());
         }
+        let llm_range = 1..=crate::params::MAX_LLM_COMMIT_PARAM;
+        if !llm_range.contains(&self.params.llm_commit_chunk)
+            || !llm_range.contains(&self.params.llm_commit_top_k)
+        {
+            return bad(format!(
+                "llm_commit_chunk {} and llm_commit_top_k {} must be in 1..={}",
+                self.params.llm_commit_chunk,
+                self.params.llm_commit_top_k,
+                crate::params::MAX_LLM_COMMIT_PARAM
+            ));
+        }
         let mut seen = BTreeSet::new();
         for a in &self.accounts {
             if !seen.insert(a.address) {

@@ -26,10 +26,32 @@ pub struct Params {
     /// model file), in canonical bytes.
     #[serde(default = "default_evidence_tx_bytes")]
     pub max_evidence_tx_bytes: u32,
+    /// Positions per chunk of an LLM reply's activation commitment (`activations` tier). The
+    /// serving node commits with it and every verifier (`opal node watch`, `opal verify`)
+    /// requires it: a commitment made with another is invalid, so a node cannot choose
+    /// parameters that check almost nothing (docs/llm.md).
+    #[serde(default = "default_llm_commit_chunk")]
+    pub llm_commit_chunk: u32,
+    /// Activations committed per chunk of an LLM reply (as `llm_commit_chunk`, fixed by the
+    /// chain, never by the node).
+    #[serde(default = "default_llm_commit_top_k")]
+    pub llm_commit_top_k: u32,
 }
 
 fn default_evidence_tx_bytes() -> u32 {
     1 << 20
+}
+
+/// Largest `llm_commit_chunk` / `llm_commit_top_k` (what an activation commitment can carry,
+/// `opal_llm::MAX_COMMIT_PARAM`).
+pub const MAX_LLM_COMMIT_PARAM: u32 = 4096;
+
+fn default_llm_commit_chunk() -> u32 {
+    32
+}
+
+fn default_llm_commit_top_k() -> u32 {
+    128
 }
 
 impl Default for Params {
@@ -40,6 +62,8 @@ impl Default for Params {
             max_block_txs: 5_000,
             max_block_bytes: 3 * 1024 * 1024,
             max_evidence_tx_bytes: default_evidence_tx_bytes(),
+            llm_commit_chunk: default_llm_commit_chunk(),
+            llm_commit_top_k: default_llm_commit_top_k(),
         }
     }
 }

@@ -36,6 +36,11 @@ fn outsider() -> SecretKey {
 
 const GGUF: &[u8] = b"stand-in bytes for a GGUF file: the ledger only hashes them";
 
+const AUDITED: Escalation = Escalation {
+    audit_bps: 10_000,
+    dispute: false,
+};
+
 fn model_ref() -> ModelRef {
     ModelRef::new("smollm2-135m", 1)
 }
@@ -73,7 +78,7 @@ fn world() -> World {
     for i in 0..3 {
         g.accounts.push(opal_ledger::GenesisAccount {
             address: validator(i).address(),
-            balance: Amount(1_000),
+            balance: Amount(10_000), // the fees of a few votes
         });
     }
     let mut c = TestChain::with_genesis(g);
@@ -134,20 +139,31 @@ fn world() -> World {
 
 impl World {
     fn serve(&mut self, tier: Tier, escalation: Escalation) -> Served {
-        self.salt += 1;
         let input = LlmInput {
             model: model_ref(),
-            prompt_tokens: vec![1, 2, 3, self.salt as u32],
+            prompt_tokens: vec![1, 2, 3, self.salt as u32 + 1],
             max_tokens: 8,
-            seed: self.salt,
+            seed: self.salt + 1,
             temperature: 0.7,
             top_p: 0.9,
             top_k: 40,
             repetition_penalty: 1.1,
             stop: vec![],
         };
-        let tokens = vec![10u32, 11, 12];
-        let commitment = format!("commitment {}", self.salt).into_bytes();
+        let commitment = format!("commitment {}", self.salt + 1).into_bytes();
+        self.serve_reply(tier, escalation, input, vec![10u32, 11, 12], commitment)
+    }
+
+    /// A receipt for this reply, billed one unit per prompt and output token.
+    fn serve_reply(
+        &mut self,
+        tier: Tier,
+        escalation: Escalation,
+        input: LlmInput,
+        tokens: Vec<u32>,
+        commitment: Vec<u8>,
+    ) -> Served {
+        self.salt += 1;
         let with = (tier == Tier::Activations).then_some(commitment.as_slice());
         let req = InferenceRequest {
             chain_id: self.c.chain_id.clone(),
@@ -264,13 +280,12 @@ impl World {
 
     /// Serve an audited activations receipt, settle it and let the next block draw it.
     fn audited(&mut self) -> Served {
-        let s = self.serve(
-            Tier::Activations,
-            Escalation {
-                audit_bps: 10_000,
-                dispute: false,
-            },
-        );
+        let s = self.serve(Tier::Activations, AUDITED);
+        self.draw(s)
+    }
+
+    /// Settle an audited receipt and let the next block draw it.
+    fn draw(&mut self, s: Served) -> Served {
         assert_eq!(self.settle(&s), None);
         let (_, ev) = self.block(vec![]);
         assert!(
@@ -634,4 +649,185 @@ fn signed_llm_receipts_are_neither_audited_nor_disputable() {
     // No vote on a request that has no case.
     let (codes, _) = w.block(vec![w.vote(&validator(0), &d, true)]);
     assert_eq!(codes, vec![Some("no_case".into())]);
+}
+
+/// The real SmolLM2 GGUF (`OPAL_SMOLLM2_GGUF`, else `scripts/fetch-smollm2`); `None` skips the
+/// test loudly (in CI, `CI=true`, a missing model fails it).
+fn real_model() -> Option<opal_llm::LlmModel> {
+    let path = match std::env::var("OPAL_SMOLLM2_GGUF") {
+        Ok(p) => Some(std::path::PathBuf::from(p)),
+        Err(_) => std::process::Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../scripts/fetch-smollm2"
+            ))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().into()),
+    }
+    .filter(|p: &std::path::PathBuf| p.is_file());
+    match path {
+        Some(p) => Some(opal_llm::LlmModel::load(&p).expect("load SmolLM2")),
+        None if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+            panic!("CI: the SmolLM2 GGUF is required (OPAL_SMOLLM2_GGUF or scripts/fetch-smollm2)")
+        }
+        None => {
+            eprintln!("SKIPPING: no SmolLM2 GGUF (set OPAL_SMOLLM2_GGUF)");
+            None
+        }
+    }
+}
+
+/// A validator's vote on an LLM case, from the data the node revealed on chain: the whole
+/// off-chain check (`opal_llm::verify_reply`, what `opal node watch` runs) with the chain's
+/// commitment parameters, read from the chain's `Params`.
+fn validator_check(w: &World, m: &opal_llm::LlmModel, s: &Served) -> Result<(), String> {
+    let case = w.case(s).expect("open case");
+    let rev = case.revealed.expect("revealed");
+    let input = LlmInput::from_bytes(&rev.inputs[0]).map_err(|e| e.to_string())?;
+    let tokens = llm::tokens_from_bytes(&rev.outputs[0]).map_err(|e| e.to_string())?;
+    let c =
+        opal_llm::ActivationCommitment::from_bytes(&rev.outputs[1]).map_err(|e| e.to_string())?;
+    let p = opal_ledger::exec::params(&w.c.overlay()).unwrap();
+    let params = opal_llm::CommitParams {
+        chunk_size: p.llm_commit_chunk,
+        top_k: p.llm_commit_top_k,
+    };
+    let spec = opal_llm::ReplySpec {
+        prompt_tokens: &input.prompt_tokens,
+        sampling: opal_llm::SamplingParams {
+            seed: input.seed,
+            temperature: input.temperature,
+            top_p: input.top_p,
+            top_k: input.top_k as usize,
+            repetition_penalty: input.repetition_penalty,
+        },
+        max_tokens: input.max_tokens as usize,
+        stop: &input.stop,
+    };
+    opal_llm::verify_reply(m, &spec, &tokens, &c, &params)
+        .map(|_| ())
+        .map_err(|e| format!("{}: {e}", e.code()))
+}
+
+/// A node that samples on past the end-of-turn token and bills the padding (each padded token
+/// is a unit of price and royalties): its tokens and commitment are the model's own, its
+/// reveal matches what it signed and the units it billed, but the validators' check finds where
+/// generation had to stop, votes it invalid, and the committee convicts it. The honest reply to
+/// the same request passes. Real model, real commitments, the chain's parameters.
+#[test]
+fn a_reply_padded_past_its_end_and_billed_is_convicted_by_the_committee() {
+    let Some(m) = real_model() else { return };
+    let mut w = world();
+    let p = opal_ledger::exec::params(&w.c.overlay()).unwrap();
+    let text = m
+        .apply_chat_template(&[opal_llm::ChatMessage::new(
+            "user",
+            "Say hello in three words.",
+        )])
+        .unwrap();
+    let input = LlmInput {
+        model: model_ref(),
+        prompt_tokens: m.tokenize(&text).unwrap(),
+        max_tokens: 64,
+        seed: 3,
+        temperature: 0.7,
+        top_p: 0.9,
+        top_k: 40,
+        repetition_penalty: 1.1,
+        stop: vec![],
+    };
+    let req = opal_llm::GenerateRequest {
+        prompt_tokens: input.prompt_tokens.clone(),
+        max_tokens: input.max_tokens as usize,
+        sampling: opal_llm::SamplingParams {
+            seed: input.seed,
+            temperature: input.temperature,
+            top_p: input.top_p,
+            top_k: input.top_k as usize,
+            repetition_penalty: input.repetition_penalty,
+        },
+        stop: vec![],
+        // The node commits with the chain's parameters.
+        commit_activations: Some(opal_llm::CommitParams {
+            chunk_size: p.llm_commit_chunk,
+            top_k: p.llm_commit_top_k,
+        }),
+    };
+    let honest = m.generate(&req, &mut |_| true).unwrap();
+    let padded = m.generate_past_end(&req).unwrap();
+    assert!(
+        honest.tokens.len() < padded.tokens.len(),
+        "the honest reply ends by itself"
+    );
+
+    for (g, node_honest) in [(honest, true), (padded, false)] {
+        let bond_before = w.bond();
+        let s = w.serve_reply(
+            Tier::Activations,
+            AUDITED,
+            input.clone(),
+            g.tokens.clone(),
+            g.commitment.as_ref().unwrap().to_bytes(),
+        );
+        assert_eq!(
+            s.receipt.body.units as usize,
+            input.prompt_tokens.len() + g.tokens.len(),
+            "every sampled token is billed"
+        );
+        let s = w.draw(s);
+        // The reveal is exactly what the node signed and billed: the ledger accepts it.
+        let (codes, _) = w.block(vec![w.reveal_honestly(&s)]);
+        assert_eq!(codes, vec![None]);
+        let verdict = validator_check(&w, &m, &s);
+        if node_honest {
+            assert_eq!(verdict, Ok(()));
+        } else {
+            let why = verdict.clone().expect_err("padding accepted");
+            assert!(why.starts_with("sampled_past_end"), "{why}");
+        }
+        let valid = verdict.is_ok();
+        let votes: Vec<_> = (0..3).map(|i| w.vote(&validator(i), &s, valid)).collect();
+        let (codes, _) = w.block(votes);
+        assert_eq!(codes[..2], [None, None]);
+        if node_honest {
+            assert_eq!(w.verdict(&s), Some(Outcome::AuditPassed));
+            assert_eq!(w.bond(), bond_before);
+        } else {
+            assert_eq!(w.verdict(&s), Some(Outcome::Fraud));
+            assert!(w.bond() < bond_before, "slashed");
+        }
+    }
+}
+
+/// The chain fixes the LLM commitment parameters (today's defaults 32 / 128), in genesis: a
+/// genesis JSON without them gets the defaults, out-of-range values are refused, and the
+/// stored `Params` carry them (what the serving node and the verifiers read).
+#[test]
+fn the_chain_fixes_the_llm_commitment_parameters() {
+    let p = opal_ledger::Params::default();
+    assert_eq!((p.llm_commit_chunk, p.llm_commit_top_k), (32, 128));
+    let mut json: serde_json::Value = serde_json::from_str(&genesis().to_json()).unwrap();
+    let params = json["params"].as_object_mut().unwrap();
+    params.remove("llm_commit_chunk");
+    params.remove("llm_commit_top_k");
+    let g = opal_ledger::Genesis::from_json(&json.to_string()).unwrap();
+    assert_eq!(g.params, p);
+    for (chunk, k) in [(0, 128), (32, 0), (4097, 128), (32, 4097)] {
+        let mut g = genesis();
+        g.params.llm_commit_chunk = chunk;
+        g.params.llm_commit_top_k = k;
+        assert!(g.validate().is_err(), "{chunk}/{k} accepted");
+    }
+    let mut g = genesis();
+    g.params.llm_commit_chunk = 64;
+    g.params.llm_commit_top_k = 256;
+    g.validate().unwrap();
+    let c = TestChain::with_genesis(g);
+    let stored = opal_ledger::exec::params(&c.overlay()).unwrap();
+    assert_eq!(
+        (stored.llm_commit_chunk, stored.llm_commit_top_k),
+        (64, 256)
+    );
 }

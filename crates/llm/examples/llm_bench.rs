@@ -152,13 +152,13 @@ fn main() {
                 ..Default::default()
             },
             stop: vec![],
-            commit_activations: false,
+            commit_activations: None,
         };
         let t = Instant::now();
         let a = m.generate(&r, &mut |_| true).unwrap();
         gen_plain.push(t.elapsed().as_secs_f64() / a.tokens.len() as f64);
         let rc = GenerateRequest {
-            commit_activations: true,
+            commit_activations: Some(opal_llm::CommitParams::DEFAULT),
             ..r.clone()
         };
         let t = Instant::now();
@@ -168,8 +168,14 @@ fn main() {
         let c = b.commitment.unwrap();
         sizes.push((c.to_bytes().len(), b.tokens.len(), c.chunks.len()));
         let t = Instant::now();
-        let rep = opal_llm::verify_activations(&m, &r.prompt_tokens, &b.tokens, &c)
-            .expect("honest verifies");
+        let rep = opal_llm::verify_activations(
+            &m,
+            &r.prompt_tokens,
+            &b.tokens,
+            &c,
+            &opal_llm::CommitParams::DEFAULT,
+        )
+        .expect("honest verifies");
         verify.push(t.elapsed().as_secs_f64() / b.tokens.len() as f64);
         assert!(rep.passed);
         ntok += b.tokens.len();
@@ -401,7 +407,7 @@ fn detect(m: &LlmModel, path: &std::path::Path, n: usize) {
             }
         },
         stop: vec![],
-        commit_activations: true,
+        commit_activations: Some(opal_llm::CommitParams::DEFAULT),
     };
     // tokens after the user message in the chat template
     let tail = m.tokenize("<|im_end|>\n<|im_start|>assistant\n").unwrap();
@@ -434,8 +440,24 @@ fn detect(m: &LlmModel, path: &std::path::Path, n: usize) {
         let c = g.commitment.clone().unwrap();
         let inspect =
             |v: &LlmModel, p: &[u32], t: &[u32], c: &opal_llm::ActivationCommitment| Reports {
-                toploc: inspect_activations(v, p, t, c, &VerifyTolerance::toploc()).unwrap(),
-                strict: inspect_activations(v, p, t, c, &VerifyTolerance::strict_f32()).unwrap(),
+                toploc: inspect_activations(
+                    v,
+                    p,
+                    t,
+                    c,
+                    &opal_llm::CommitParams::DEFAULT,
+                    &VerifyTolerance::toploc(),
+                )
+                .unwrap(),
+                strict: inspect_activations(
+                    v,
+                    p,
+                    t,
+                    c,
+                    &opal_llm::CommitParams::DEFAULT,
+                    &VerifyTolerance::strict_f32(),
+                )
+                .unwrap(),
             };
         let rep = inspect(m, &r.prompt_tokens, &g.tokens, &c);
         honest.add(&rep, greedy);

@@ -6,7 +6,7 @@
 //! prefill pass.
 //!
 //! ```no_run
-//! use opal_llm::{ChatMessage, GenerateRequest, LlmModel, SamplingParams, verify_activations};
+//! use opal_llm::{ChatMessage, CommitParams, GenerateRequest, LlmModel, SamplingParams, verify_activations};
 //! let model = LlmModel::load(std::path::Path::new("SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap();
 //! let prompt = model.apply_chat_template(&[ChatMessage::new("user", "Hi!")]).unwrap();
 //! let req = GenerateRequest {
@@ -14,10 +14,12 @@
 //!     max_tokens: 64,
 //!     sampling: SamplingParams { seed: 7, ..Default::default() },
 //!     stop: vec![],
-//!     commit_activations: true,
+//!     // the chain's parameters (ledger `Params::llm_commit_chunk` / `llm_commit_top_k`)
+//!     commit_activations: Some(CommitParams::DEFAULT),
 //! };
 //! let gen = model.generate(&req, &mut |ev| { print!("{}", ev.text); true }).unwrap();
-//! let report = verify_activations(&model, &req.prompt_tokens, &gen.tokens, gen.commitment.as_ref().unwrap()).unwrap();
+//! let report = verify_activations(&model, &req.prompt_tokens, &gen.tokens,
+//!     gen.commitment.as_ref().unwrap(), &CommitParams::DEFAULT).unwrap();
 //! assert!(report.passed);
 //! ```
 //!
@@ -57,10 +59,50 @@ pub use model::KvCache;
 pub use sampling::{draw, SamplingParams, SamplingTolerance, TokenCheck, REPEAT_WINDOW};
 pub use template::ChatMessage;
 
-/// Positions per committed chunk.
+/// Positions per committed chunk: the default of the chain's `llm_commit_chunk`.
 pub const CHUNK_SIZE: usize = 32;
-/// Activations committed per chunk.
+/// Activations committed per chunk: the default of the chain's `llm_commit_top_k`.
 pub const TOP_K: usize = 128;
+/// Largest chunk size and top-k a commitment may use.
+pub const MAX_COMMIT_PARAM: u32 = 4096;
+
+/// The chunk size and top-k of an activation commitment. **The verifier's, not the node's**: a
+/// node that chose them could commit `top_k = 1, chunk_size = 4096` and have almost nothing
+/// checked, so the chain fixes them (ledger `Params::llm_commit_chunk` / `llm_commit_top_k`),
+/// the serving node commits with them, and [`verify_activations`] refuses a commitment made with
+/// others ([`VerifyError::CommitParams`]) even when it is internally consistent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitParams {
+    pub chunk_size: u32,
+    pub top_k: u32,
+}
+
+impl CommitParams {
+    /// Today's chain defaults: 32 positions per chunk, 128 activations per chunk.
+    pub const DEFAULT: CommitParams = CommitParams {
+        chunk_size: CHUNK_SIZE as u32,
+        top_k: TOP_K as u32,
+    };
+
+    /// Both in `1..=MAX_COMMIT_PARAM`.
+    pub fn validate(&self) -> Result<(), String> {
+        let ok = |v: u32| (1..=MAX_COMMIT_PARAM).contains(&v);
+        if ok(self.chunk_size) && ok(self.top_k) {
+            Ok(())
+        } else {
+            Err(format!(
+                "chunk_size {} / top_k {} out of range 1..={MAX_COMMIT_PARAM}",
+                self.chunk_size, self.top_k
+            ))
+        }
+    }
+}
+
+impl Default for CommitParams {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
 /// Upper bound accepted by [`ActivationCommitment::from_bytes`].
 pub const MAX_COMMITMENT_BYTES: usize = 4 << 20;
 const COMMITMENT_VERSION: u8 = 1;
@@ -114,8 +156,9 @@ pub struct GenerateRequest {
     pub sampling: SamplingParams,
     /// Stop sequences, matched on the decoded text.
     pub stop: Vec<String>,
-    /// Build an [`ActivationCommitment`] while generating.
-    pub commit_activations: bool,
+    /// Build an [`ActivationCommitment`] with these parameters while generating (a serving
+    /// node passes the chain's; the verifier refuses any other).
+    pub commit_activations: Option<CommitParams>,
 }
 
 /// One streamed token.
@@ -189,6 +232,15 @@ impl ActivationCommitment {
         Ok(c)
     }
 
+    /// The chunk size and top-k this commitment claims (a verifier compares them with its own,
+    /// never uses them).
+    pub fn params(&self) -> CommitParams {
+        CommitParams {
+            chunk_size: self.chunk_size,
+            top_k: self.top_k,
+        }
+    }
+
     /// Structural checks (version, sizes, chunk count).
     pub fn validate(&self) -> Result<(), VerifyError> {
         let bad = |m: String| Err(VerifyError::Malformed(m));
@@ -198,11 +250,8 @@ impl ActivationCommitment {
                 self.version
             ));
         }
-        if self.chunk_size == 0 || self.chunk_size > 4096 || self.top_k == 0 || self.top_k > 4096 {
-            return bad(format!(
-                "chunk_size {} / top_k {} out of range",
-                self.chunk_size, self.top_k
-            ));
+        if let Err(e) = self.params().validate() {
+            return bad(e);
         }
         if let Err(e) = self.sampling.validate() {
             return bad(format!("sampling params: {e}"));
@@ -247,8 +296,80 @@ pub enum VerifyError {
         token: u32,
         check: TokenCheck,
     },
+    /// The commitment was made with another chunk size or top-k than the chain's (the
+    /// verifier's): refused even if it is internally consistent.
+    #[error(
+        "the commitment uses chunk size {committed_chunk_size} and top-k {committed_top_k}; the chain requires {chunk_size} and {top_k}"
+    )]
+    CommitParams {
+        committed_chunk_size: u32,
+        committed_top_k: u32,
+        chunk_size: u32,
+        top_k: u32,
+    },
+    /// The commitment names other sampling parameters or another seed than the signed input.
+    #[error("the commitment was made with other sampling parameters ({committed:?}) than the signed input ({signed:?})")]
+    SamplingParams {
+        committed: SamplingParams,
+        signed: SamplingParams,
+    },
+    /// Tokens were sampled (and billed) after generation had to stop: after the first
+    /// end-of-turn token, after the first occurrence of a stop sequence, or past `max_tokens`.
+    #[error("generation had to stop after {stopped_at} output tokens ({end}), but {output_len} were sampled and billed")]
+    PastEnd {
+        stopped_at: usize,
+        end: StopReason,
+        output_len: usize,
+    },
+    /// Generation stopped before an end-of-turn token, a stop sequence or `max_tokens`.
+    #[error("generation stopped after {output_len} output tokens without an end-of-turn token, a stop sequence or max_tokens ({max_tokens})")]
+    NoEnd {
+        output_len: usize,
+        max_tokens: usize,
+    },
     #[error(transparent)]
     Model(#[from] LlmError),
+}
+
+impl VerifyError {
+    /// A stable, machine-readable name of the reason (`opal node watch` and `opal verify`
+    /// print it).
+    pub fn code(&self) -> &'static str {
+        match self {
+            VerifyError::Malformed(_) => "malformed_commitment",
+            VerifyError::PromptLength { .. } => "prompt_length",
+            VerifyError::OutputLength { .. } => "output_length",
+            VerifyError::ActivationMismatch { .. } => "activation_mismatch",
+            VerifyError::TokenMismatch { .. } => "token_mismatch",
+            VerifyError::CommitParams { .. } => "commit_params",
+            VerifyError::SamplingParams { .. } => "sampling_params",
+            VerifyError::PastEnd { .. } => "sampled_past_end",
+            VerifyError::NoEnd { .. } => "stopped_early",
+            VerifyError::Model(_) => "model",
+        }
+    }
+}
+
+/// Where a generation legitimately ends (the first of these, checked in this order at every
+/// sampled token, as [`LlmModel::generate`] does).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopReason {
+    /// The decoded text contains this stop sequence (its first occurrence).
+    StopSequence(String),
+    /// An end-of-turn token ([`LlmModel::end_token_ids`]).
+    EndToken(u32),
+    /// `max_tokens` (clamped to the room left in the context) tokens were sampled.
+    MaxTokens(usize),
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::StopSequence(s) => write!(f, "stop sequence {s:?}"),
+            StopReason::EndToken(t) => write!(f, "end-of-turn token {t}"),
+            StopReason::MaxTokens(n) => write!(f, "max_tokens {n}"),
+        }
+    }
 }
 
 /// Tolerances of [`verify_activations_with`]. `Default` is [`VerifyTolerance::toploc`] (kept for
@@ -578,7 +699,29 @@ impl LlmModel {
         req: &GenerateRequest,
         on_token: &mut dyn FnMut(&TokenEvent) -> bool,
     ) -> Result<Generation, LlmError> {
+        self.generate_impl(req, on_token, false)
+    }
+
+    /// **Attack facility for tests, never used by the node**: generates like
+    /// [`LlmModel::generate`] but does not stop at end-of-turn tokens or stop sequences, only at
+    /// `max_tokens`: what a node that pads its replies (to bill more tokens) would run. Its
+    /// tokens and commitment are internally consistent; [`verify_reply`] refuses them with
+    /// [`VerifyError::PastEnd`].
+    #[doc(hidden)]
+    pub fn generate_past_end(&self, req: &GenerateRequest) -> Result<Generation, LlmError> {
+        self.generate_impl(req, &mut |_| true, true)
+    }
+
+    fn generate_impl(
+        &self,
+        req: &GenerateRequest,
+        on_token: &mut dyn FnMut(&TokenEvent) -> bool,
+        past_end: bool,
+    ) -> Result<Generation, LlmError> {
         req.sampling.validate().map_err(LlmError::BadRequest)?;
+        if let Some(cp) = &req.commit_activations {
+            cp.validate().map_err(LlmError::BadRequest)?;
+        }
         let prompt = &req.prompt_tokens;
         if prompt.is_empty() {
             return Err(LlmError::BadRequest("empty prompt".into()));
@@ -592,27 +735,25 @@ impl LlmModel {
             });
         }
         let max_new = req.max_tokens.min(ctx - prompt.len());
-        let stops: Vec<&str> = req
-            .stop
-            .iter()
-            .map(|s| s.as_str())
-            .filter(|s| !s.is_empty())
-            .collect();
+        let mut scan = EndScan::new(self, max_new, &req.stop);
+        if past_end {
+            scan.stops.clear();
+        }
+        let stops = scan.stops.clone();
 
         let mut cache = self.llama.new_cache();
         let hidden = self.llama.prefill_hidden(prompt, &mut cache)?;
-        let mut committer = if req.commit_activations {
-            Some(Committer::new(
+        let mut committer = match req.commit_activations {
+            Some(cp) => Some(Committer::new(
                 model::to_host_rows(&hidden)?,
                 self.info.hidden_size,
-            ))
-        } else {
-            None
+                cp,
+            )),
+            None => None,
         };
         let mut logits = self.llama.last_logits(&hidden)?;
         let mut history = prompt.clone();
         let mut tokens = Vec::new();
-        let mut bytes = Vec::new();
         let mut emitted = 0usize; // bytes of `text` already streamed
         let mut text = String::new();
         let mut finish = FinishReason::Length;
@@ -620,29 +761,33 @@ impl LlmModel {
             let t = sampling::sample(&mut logits, &history, &req.sampling, step as u64);
             tokens.push(t);
             history.push(t);
-            let end_token = self.tokenizer.end_ids.contains(&t);
-            if !end_token {
-                bytes.extend_from_slice(&self.tokenizer.decode_bytes(&[t])?);
-            }
-            let last_step = step + 1 == max_new;
             // Decide what text is final and what may be released.
-            let (cur, complete) = utf8_text(&bytes);
-            let stop_at = stops.iter().filter_map(|s| cur.find(s)).min();
-            let (release_to, done) = if let Some(p) = stop_at {
-                finish = FinishReason::Stop;
-                text = cur[..p].to_string();
-                (p, true)
-            } else if end_token || last_step {
-                if end_token {
-                    finish = FinishReason::Stop;
+            let (cur, end) = scan.push(t)?;
+            let end = match end {
+                Some(StopReason::EndToken(_)) if past_end => {
+                    (scan.step >= max_new).then_some(StopReason::MaxTokens(max_new))
                 }
-                text = String::from_utf8_lossy(&bytes).into_owned();
-                (text.len(), true)
-            } else {
-                let _ = complete;
-                let hold = held_back(&cur, &stops);
-                text = cur.clone();
-                (cur.len() - hold, false)
+                e => e,
+            };
+            let (release_to, done) = match end {
+                Some(StopReason::StopSequence(_)) => {
+                    finish = FinishReason::Stop;
+                    let p = scan.stop_at.unwrap_or(cur.len());
+                    text = cur[..p].to_string();
+                    (p, true)
+                }
+                Some(e) => {
+                    if matches!(e, StopReason::EndToken(_)) {
+                        finish = FinishReason::Stop;
+                    }
+                    text = String::from_utf8_lossy(&scan.bytes).into_owned();
+                    (text.len(), true)
+                }
+                None => {
+                    let hold = held_back(&cur, &stops);
+                    text = cur.clone();
+                    (cur.len() - hold, false)
+                }
             };
             let delta = if release_to > emitted {
                 text[emitted..release_to].to_string()
@@ -677,6 +822,113 @@ impl LlmModel {
             commitment,
         })
     }
+}
+
+/// Where a generation must end, token by token: shared by [`LlmModel::generate`] (which stops
+/// there) and [`check_stop`] (which refuses a reply that went on, or ended elsewhere), so the
+/// two cannot disagree.
+struct EndScan<'a> {
+    model: &'a LlmModel,
+    max_new: usize,
+    stops: Vec<&'a str>,
+    /// Decoded bytes of the non-control tokens so far.
+    bytes: Vec<u8>,
+    /// Byte offset of the first stop sequence in the text, once found.
+    stop_at: Option<usize>,
+    step: usize,
+}
+
+impl<'a> EndScan<'a> {
+    fn new(model: &'a LlmModel, max_new: usize, stop: &'a [String]) -> Self {
+        EndScan {
+            model,
+            max_new,
+            stops: stop
+                .iter()
+                .map(|s| s.as_str())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            bytes: Vec::new(),
+            stop_at: None,
+            step: 0,
+        }
+    }
+
+    /// Feeds the next sampled token: the complete-UTF-8 text so far, and whether generation
+    /// ends with this token (a stop sequence in the text, else an end-of-turn token, else
+    /// `max_tokens` reached).
+    fn push(&mut self, t: u32) -> Result<(String, Option<StopReason>), LlmError> {
+        self.step += 1;
+        let end_token = self.model.tokenizer.end_ids.contains(&t);
+        if !end_token {
+            self.bytes
+                .extend_from_slice(&self.model.tokenizer.decode_bytes(&[t])?);
+        }
+        let (cur, _) = utf8_text(&self.bytes);
+        let found = self
+            .stops
+            .iter()
+            .filter_map(|s| cur.find(s).map(|p| (p, *s)))
+            .min_by_key(|(p, _)| *p);
+        let end = if let Some((p, s)) = found {
+            self.stop_at = Some(p);
+            Some(StopReason::StopSequence(s.to_string()))
+        } else if end_token {
+            Some(StopReason::EndToken(t))
+        } else if self.step >= self.max_new {
+            Some(StopReason::MaxTokens(self.max_new))
+        } else {
+            None
+        };
+        Ok((cur, end))
+    }
+}
+
+/// Checks where a reply's generation stopped, from what the caller signed (`max_tokens`, the
+/// stop sequences) and the verifier's own model (its end-of-turn tokens, its context length):
+/// the output must end at its first end-of-turn token, at the first occurrence of a stop
+/// sequence, or at exactly `max_tokens` (clamped to the room the context leaves after the
+/// prompt), as [`LlmModel::generate`] stops. Tokens after that point are padding, billed for
+/// nothing ([`VerifyError::PastEnd`]); an output that ends before any of them is
+/// [`VerifyError::NoEnd`]. Returns why it ended. No model pass (cheap).
+pub fn check_stop(
+    model: &LlmModel,
+    prompt_len: usize,
+    output: &[u32],
+    max_tokens: usize,
+    stop: &[String],
+) -> Result<StopReason, VerifyError> {
+    model.check_tokens(output)?;
+    let max_new = max_tokens.min(model.info.context_length.saturating_sub(prompt_len));
+    let n = output.len();
+    if max_new == 0 {
+        return if n == 0 {
+            Ok(StopReason::MaxTokens(0))
+        } else {
+            Err(VerifyError::PastEnd {
+                stopped_at: 0,
+                end: StopReason::MaxTokens(0),
+                output_len: n,
+            })
+        };
+    }
+    let mut scan = EndScan::new(model, max_new, stop);
+    for (i, &t) in output.iter().enumerate() {
+        if let (_, Some(end)) = scan.push(t)? {
+            if i + 1 < n {
+                return Err(VerifyError::PastEnd {
+                    stopped_at: i + 1,
+                    end,
+                    output_len: n,
+                });
+            }
+            return Ok(end);
+        }
+    }
+    Err(VerifyError::NoEnd {
+        output_len: n,
+        max_tokens: max_new,
+    })
 }
 
 /// Text of the complete UTF-8 prefix of `bytes` (a trailing incomplete sequence is left out).
@@ -725,24 +977,30 @@ fn held_back(text: &str, stops: &[&str]) -> usize {
 /// Collects hidden-state rows during generation and commits every full chunk.
 struct Committer {
     hidden: usize,
+    params: CommitParams,
     prompt_chunk: ChunkCommit,
     pending: Vec<f32>,
     chunks: Vec<ChunkCommit>,
 }
 
 impl Committer {
-    fn new(prompt_rows: Vec<f32>, hidden: usize) -> Self {
+    fn new(prompt_rows: Vec<f32>, hidden: usize, params: CommitParams) -> Self {
+        let k = params.top_k as usize;
         Committer {
             hidden,
-            prompt_chunk: ChunkCommit::build(&prompt_rows, TOP_K),
-            pending: Vec::with_capacity(CHUNK_SIZE * hidden),
+            params,
+            prompt_chunk: ChunkCommit::build(&prompt_rows, k),
+            pending: Vec::with_capacity(params.chunk_size as usize * hidden),
             chunks: Vec::new(),
         }
     }
     fn push(&mut self, row: &[f32]) {
         self.pending.extend_from_slice(row);
-        if self.pending.len() == CHUNK_SIZE * self.hidden {
-            self.chunks.push(ChunkCommit::build(&self.pending, TOP_K));
+        if self.pending.len() == self.params.chunk_size as usize * self.hidden {
+            self.chunks.push(ChunkCommit::build(
+                &self.pending,
+                self.params.top_k as usize,
+            ));
             self.pending.clear();
         }
     }
@@ -753,15 +1011,18 @@ impl Committer {
         sampling: SamplingParams,
     ) -> ActivationCommitment {
         if !self.pending.is_empty() {
-            self.chunks.push(ChunkCommit::build(&self.pending, TOP_K));
+            self.chunks.push(ChunkCommit::build(
+                &self.pending,
+                self.params.top_k as usize,
+            ));
         }
         let mut chunks = vec![self.prompt_chunk];
         chunks.extend(self.chunks);
         ActivationCommitment {
             version: COMMITMENT_VERSION,
             sampling,
-            chunk_size: CHUNK_SIZE as u32,
-            top_k: TOP_K as u32,
+            chunk_size: self.params.chunk_size,
+            top_k: self.params.top_k,
             prompt_len: prompt_len as u32,
             output_len: output_len as u32,
             chunks,
@@ -769,21 +1030,85 @@ impl Committer {
     }
 }
 
+/// What the caller signed that determines a reply (an `LlmInput` of `opal-types`): the prompt,
+/// the sampling parameters and seed, `max_tokens` and the stop sequences.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplySpec<'a> {
+    pub prompt_tokens: &'a [u32],
+    pub sampling: SamplingParams,
+    pub max_tokens: usize,
+    pub stop: &'a [String],
+}
+
+/// The whole check of an `activations` reply (what `opal verify --llm-model` and a validator
+/// voting on an LLM case run), against the caller's signed `spec` and the chain's commitment
+/// `params`, never against anything the node chose: the commitment was made with `params`
+/// ([`VerifyError::CommitParams`]) and with exactly the signed sampling parameters and seed
+/// ([`VerifyError::SamplingParams`]); generation stopped where it had to ([`check_stop`]:
+/// [`VerifyError::PastEnd`], [`VerifyError::NoEnd`]); then [`verify_activations`] (one prefill
+/// pass, the verifier's policy tolerance). Cheap checks first.
+pub fn verify_reply(
+    model: &LlmModel,
+    spec: &ReplySpec,
+    output: &[u32],
+    commitment: &ActivationCommitment,
+    params: &CommitParams,
+) -> Result<VerifyReport, VerifyError> {
+    commitment.validate()?;
+    check_params(commitment, params)?;
+    let (a, b) = (&commitment.sampling, &spec.sampling);
+    let same = a.seed == b.seed
+        && a.temperature.to_bits() == b.temperature.to_bits()
+        && a.top_p.to_bits() == b.top_p.to_bits()
+        && a.top_k == b.top_k
+        && a.repetition_penalty.to_bits() == b.repetition_penalty.to_bits();
+    if !same {
+        return Err(VerifyError::SamplingParams {
+            committed: *a,
+            signed: *b,
+        });
+    }
+    check_stop(
+        model,
+        spec.prompt_tokens.len(),
+        output,
+        spec.max_tokens,
+        spec.stop,
+    )?;
+    verify_activations(model, spec.prompt_tokens, output, commitment, params)
+}
+
+fn check_params(c: &ActivationCommitment, params: &CommitParams) -> Result<(), VerifyError> {
+    if c.params() != *params {
+        return Err(VerifyError::CommitParams {
+            committed_chunk_size: c.chunk_size,
+            committed_top_k: c.top_k,
+            chunk_size: params.chunk_size,
+            top_k: params.top_k,
+        });
+    }
+    params.validate().map_err(VerifyError::Malformed)
+}
+
 /// Verifies a commitment with the verifier's policy tolerance,
 /// [`VerifyTolerance::for_model`]`(model.info())` (strict on f32 weights, TOPLOC's on the
 /// quantized kernels): one prefill pass over `prompt ++ output[..n-1]`, then every chunk's
-/// activations and every output token's sampling.
+/// activations and every output token's sampling. `params` are the verifier's (the chain's):
+/// a commitment made with another chunk size or top-k is [`VerifyError::CommitParams`]. This
+/// checks the commitment only; [`verify_reply`] also checks it against the signed request.
 pub fn verify_activations(
     model: &LlmModel,
     prompt_tokens: &[u32],
     output_tokens: &[u32],
     commitment: &ActivationCommitment,
+    params: &CommitParams,
 ) -> Result<VerifyReport, VerifyError> {
     verify_activations_with(
         model,
         prompt_tokens,
         output_tokens,
         commitment,
+        params,
         &VerifyTolerance::for_model(model.info()),
     )
 }
@@ -795,9 +1120,10 @@ pub fn verify_activations_with(
     prompt_tokens: &[u32],
     output_tokens: &[u32],
     commitment: &ActivationCommitment,
+    params: &CommitParams,
     tol: &VerifyTolerance,
 ) -> Result<VerifyReport, VerifyError> {
-    let report = inspect_activations(model, prompt_tokens, output_tokens, commitment, tol)?;
+    let report = inspect_activations(model, prompt_tokens, output_tokens, commitment, params, tol)?;
     match report.first_failure(tol, output_tokens) {
         Some(e) => Err(e),
         None => Ok(report),
@@ -805,15 +1131,18 @@ pub fn verify_activations_with(
 }
 
 /// Measures everything (all chunks, all tokens) without stopping at the first failure; `passed`
-/// says whether all of it is within `tol`. Structural problems are still errors.
+/// says whether all of it is within `tol`. Structural problems, and a commitment made with other
+/// parameters than `params`, are still errors.
 pub fn inspect_activations(
     model: &LlmModel,
     prompt: &[u32],
     output: &[u32],
     c: &ActivationCommitment,
+    params: &CommitParams,
     tol: &VerifyTolerance,
 ) -> Result<VerifyReport, VerifyError> {
     c.validate()?;
+    check_params(c, params)?;
     if c.prompt_len as usize != prompt.len() {
         return Err(VerifyError::PromptLength {
             committed: c.prompt_len as usize,
@@ -839,8 +1168,9 @@ pub fn inspect_activations(
     let hidden_t = model.llama.prefill_hidden(&seq, &mut cache)?;
     let hidden = model::to_host_rows(&hidden_t)?;
     let h = model.info.hidden_size;
-    let cs = c.chunk_size as usize;
-    let k = c.top_k as usize;
+    // The verifier's parameters (equal to the commitment's, checked above).
+    let cs = params.chunk_size as usize;
+    let k = params.top_k as usize;
 
     let mut chunks = Vec::with_capacity(c.chunks.len());
     chunks.push(c.chunks[0].compare(&hidden[..p * h], k));
@@ -931,6 +1261,61 @@ mod tests {
         assert!(s.max_median_mantissa_diff < t.max_median_mantissa_diff);
         let (s, t) = (SamplingTolerance::STRICT_F32, SamplingTolerance::DEFAULT);
         assert!(s.cdf < t.cdf && s.logit < t.logit);
+    }
+
+    #[test]
+    fn commit_params_are_bounded_and_named_by_the_commitment() {
+        assert_eq!(CommitParams::default(), CommitParams::DEFAULT);
+        assert_eq!(
+            (
+                CommitParams::DEFAULT.chunk_size,
+                CommitParams::DEFAULT.top_k
+            ),
+            (32, 128)
+        );
+        assert!(CommitParams::DEFAULT.validate().is_ok());
+        for (c, k) in [
+            (0, 128),
+            (32, 0),
+            (MAX_COMMIT_PARAM + 1, 128),
+            (32, u32::MAX),
+        ] {
+            assert!(CommitParams {
+                chunk_size: c,
+                top_k: k
+            }
+            .validate()
+            .is_err());
+        }
+        let c = ActivationCommitment {
+            version: 1,
+            sampling: SamplingParams::default(),
+            chunk_size: 4096,
+            top_k: 1,
+            prompt_len: 5,
+            output_len: 3,
+            chunks: vec![
+                ChunkCommit {
+                    modulus: 7,
+                    coeffs: vec![1]
+                };
+                2
+            ],
+        };
+        // Structurally valid (the node's choice), but it names its own parameters: the
+        // verifier compares them with the chain's.
+        let c = ActivationCommitment::from_bytes(&c.to_bytes()).unwrap();
+        assert_ne!(c.params(), CommitParams::DEFAULT);
+        assert_eq!(
+            check_params(&c, &CommitParams::DEFAULT),
+            Err(VerifyError::CommitParams {
+                committed_chunk_size: 4096,
+                committed_top_k: 1,
+                chunk_size: 32,
+                top_k: 128
+            })
+        );
+        assert_eq!(check_params(&c, &c.params()).map_err(|e| e.code()), Ok(()));
     }
 
     #[test]

@@ -12,7 +12,7 @@ fn req(prompt: Vec<u32>, max_tokens: usize, sampling: SamplingParams) -> Generat
         max_tokens,
         sampling,
         stop: vec![],
-        commit_activations: false,
+        commit_activations: None,
     }
 }
 

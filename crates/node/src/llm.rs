@@ -43,7 +43,9 @@
 use crate::inference::{InferenceService, ServeError};
 use opal_artifacts::ArtifactHash;
 use opal_ledger::components::{inference, registry};
-use opal_llm::{ChatMessage, FinishReason, GenerateRequest, LlmError, LlmModel, SamplingParams};
+use opal_llm::{
+    ChatMessage, CommitParams, FinishReason, GenerateRequest, LlmError, LlmModel, SamplingParams,
+};
 use opal_state::Overlay;
 use opal_types::receipt::{
     Attachment, Escalation, InferenceRequest, ReceiptBody, ReceiptEnvelope, SignedGrant,
@@ -773,12 +775,34 @@ impl LlmService {
                 repetition_penalty: p.input.repetition_penalty,
             },
             stop: p.input.stop.clone(),
-            commit_activations: activations,
+            // The chain's commitment parameters: verifiers require exactly these.
+            commit_activations: activations.then(|| {
+                let params = &self.inf.shared().params;
+                CommitParams {
+                    chunk_size: params.llm_commit_chunk,
+                    top_k: params.llm_commit_top_k,
+                }
+            }),
         };
         let t0 = Instant::now();
+        // A checkable reply must end where generation ends (an end-of-turn token, a stop
+        // sequence or max_tokens; verifiers refuse a reply cut short). So when the client of an
+        // `activations` call goes away, the generation runs on, unstreamed, to its end, and the
+        // receipt bills what was generated (within the max_tokens the caller signed and
+        // reserved). Other tiers stop at once.
+        let mut client_gone = false;
         let mut gen = p
             .model
-            .generate(&req, &mut |ev| on_token(&ev.text))
+            .generate(&req, &mut |ev| {
+                if client_gone {
+                    return true;
+                }
+                if on_token(&ev.text) {
+                    return true;
+                }
+                client_gone = true;
+                activations
+            })
             .map_err(LlmServeError::from_llm)?;
         if self.inf.fault_wrong_output(&p.request.id()) && gen.tokens.len() >= 2 {
             // Fault injection (tests only): bill and sign a changed middle token.

@@ -494,11 +494,28 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
         .iter()
         .find(|x| x.tier == opal_types::Tier::Activations);
     if let (Some(att), Some(path)) = (commitment, &a.llm_model) {
-        let (ok, why) =
-            match check_activations(&file, &r.body.request.request.model_hash, &att.bytes, path) {
-                Ok(()) => (true, String::new()),
-                Err(e) => (false, format!("{e:#}")),
-            };
+        // The chain's commitment parameters, never the commitment's: from --node's chain, or
+        // the defaults, either overridden by --llm-commit-chunk / --llm-commit-top-k.
+        let mut params = match &a.node {
+            Some(node) => chain_commit_params(&Client::new(node)?)?,
+            None => commit_params(&opal_ledger::Params::default()),
+        };
+        if let Some(v) = a.llm_commit_chunk {
+            params.chunk_size = v;
+        }
+        if let Some(v) = a.llm_commit_top_k {
+            params.top_k = v;
+        }
+        let (ok, why) = match check_activations(
+            &file,
+            &r.body.request.request.model_hash,
+            &att.bytes,
+            path,
+            &params,
+        ) {
+            Ok(()) => (true, String::new()),
+            Err(e) => (false, format!("{e:#}")),
+        };
         checks.push((
             "activation commitment recomputed from the model".into(),
             ok,
@@ -848,8 +865,14 @@ fn check_zk(
 }
 
 /// Check an `activations` attachment: the GGUF at `path` must be the receipt's model, and the
-/// commitment must match activations recomputed over the receipt's prompt and output tokens.
-fn check_activations(file: &Value, model_hash: &Hash, bytes: &[u8], path: &Path) -> Result<()> {
+/// reply must pass [`check_llm_output`] with the commitment parameters `params` (the chain's).
+fn check_activations(
+    file: &Value,
+    model_hash: &Hash,
+    bytes: &[u8],
+    path: &Path,
+    params: &opal_llm::CommitParams,
+) -> Result<()> {
     let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if Hash(*opal_artifacts::ArtifactHash::of_bytes(&data).as_bytes()) != *model_hash {
         bail!(
@@ -863,42 +886,54 @@ fn check_activations(file: &Value, model_hash: &Hash, bytes: &[u8], path: &Path)
     let output: Vec<u32> = serde_json::from_value(file["output_tokens"].clone())
         .context("the receipt file has no readable output_tokens")?;
     let model = opal_llm::LlmModel::load(path).map_err(|e| anyhow!("loading the model: {e}"))?;
-    check_llm_output(&model, &input, &output, bytes)
+    check_llm_output(&model, &input, &output, bytes, params)
+        .map_err(|e| anyhow!("{}: {e}", e.code()))
+}
+
+/// The commitment parameters a chain requires (its `Params::llm_commit_chunk` /
+/// `llm_commit_top_k`).
+pub fn commit_params(p: &opal_ledger::Params) -> opal_llm::CommitParams {
+    opal_llm::CommitParams {
+        chunk_size: p.llm_commit_chunk,
+        top_k: p.llm_commit_top_k,
+    }
+}
+
+/// The commitment parameters of the chain a node serves, from its `/api/status`.
+pub fn chain_commit_params(c: &Client) -> Result<opal_llm::CommitParams> {
+    let status = c.get("/api/status")?;
+    let p: opal_ledger::Params = serde_json::from_value(status["params"].clone())
+        .context("the node's status has no readable params")?;
+    Ok(commit_params(&p))
 }
 
 /// The off-chain check of an `activations` reply (what `opal verify --llm-model` and a
-/// validator voting on an LLM case run): the commitment decodes, was made with exactly the
-/// sampling parameters and seed the caller's signed input names, the output respects
-/// `max_tokens`, and the committed activations and sampled tokens match the model within the
-/// tolerance (`opal_llm::verify_activations`, docs/llm.md).
+/// validator voting on an LLM case run; `opal_llm::verify_reply`): the commitment decodes, was
+/// made with the chain's commitment parameters `params` (never the ones it names) and with
+/// exactly the sampling parameters and seed of the caller's signed input, generation stopped
+/// where it had to (the first end-of-turn token, the first stop sequence, or exactly
+/// `max_tokens`: tokens sampled and billed past that are padding), and the committed
+/// activations and sampled tokens match the model within the verifier's tolerance
+/// (docs/llm.md).
 pub fn check_llm_output(
     model: &opal_llm::LlmModel,
     input: &opal_types::llm::LlmInput,
     output: &[u32],
     commitment: &[u8],
-) -> Result<()> {
-    let c = opal_llm::ActivationCommitment::from_bytes(commitment)
-        .map_err(|e| anyhow!("the commitment is malformed: {e}"))?;
-    let s = &c.sampling;
-    let same = s.seed == input.seed
-        && s.temperature.to_bits() == input.temperature.to_bits()
-        && s.top_p.to_bits() == input.top_p.to_bits()
-        && s.top_k as u64 == input.top_k as u64
-        && s.repetition_penalty.to_bits() == input.repetition_penalty.to_bits();
-    if !same {
-        bail!(
-            "the commitment was made with other sampling parameters ({s:?}) than the signed input (seed {}, temperature {}, top_p {}, top_k {}, repetition penalty {})",
-            input.seed, input.temperature, input.top_p, input.top_k, input.repetition_penalty
-        );
-    }
-    if output.len() > input.max_tokens as usize {
-        bail!(
-            "{} output tokens, more than the signed max_tokens {}",
-            output.len(),
-            input.max_tokens
-        );
-    }
-    opal_llm::verify_activations(model, &input.prompt_tokens, output, &c)
-        .map(|_| ())
-        .map_err(|e| anyhow!("{e}"))
+    params: &opal_llm::CommitParams,
+) -> std::result::Result<(), opal_llm::VerifyError> {
+    let c = opal_llm::ActivationCommitment::from_bytes(commitment)?;
+    let spec = opal_llm::ReplySpec {
+        prompt_tokens: &input.prompt_tokens,
+        sampling: opal_llm::SamplingParams {
+            seed: input.seed,
+            temperature: input.temperature,
+            top_p: input.top_p,
+            top_k: input.top_k as usize,
+            repetition_penalty: input.repetition_penalty,
+        },
+        max_tokens: input.max_tokens as usize,
+        stop: &input.stop,
+    };
+    opal_llm::verify_reply(model, &spec, output, &c, params).map(|_| ())
 }

@@ -78,6 +78,16 @@ struct Watcher {
     model_cache: PathBuf,
 }
 
+/// Marks a check that failed on the verifier's side (not a verdict on the node).
+#[derive(Debug)]
+struct VerifierFailed;
+
+impl std::fmt::Display for VerifierFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the verifier itself failed")
+    }
+}
+
 fn emit(out: Output, v: Value, text: String) {
     match out {
         Output::Json => println!("{v}"),
@@ -214,8 +224,11 @@ impl Watcher {
         };
         let (inputs, outputs) = (hexes("inputs")?, hexes("outputs")?);
         let m = self.llm(model, hash)?;
+        // The commitment parameters are the chain's (read from it at every check, so a
+        // governance change applies), never the commitment's.
+        let params = crate::cmd::infer::chain_commit_params(&self.client)?;
         // The ledger checked the reveal against the signed hashes; what is left is whether the
-        // output is this model's.
+        // output is this model's, and where its generation stopped.
         let verdict = (|| -> Result<()> {
             let [input] = inputs.as_slice() else {
                 bail!("the reveal does not have one input");
@@ -227,8 +240,21 @@ impl Watcher {
                 .map_err(|e| anyhow!("the revealed input is malformed: {e}"))?;
             let tokens = opal_types::llm::tokens_from_bytes(tokens)
                 .map_err(|e| anyhow!("the revealed tokens are malformed: {e}"))?;
-            crate::cmd::infer::check_llm_output(&m, &input, &tokens, commitment)
+            match crate::cmd::infer::check_llm_output(&m, &input, &tokens, commitment, &params) {
+                Ok(()) => Ok(()),
+                // The verifier's own failure (its backend, its disk) says nothing about the
+                // node: no vote on it (the pass fails and is retried).
+                Err(opal_llm::VerifyError::Model(
+                    e @ (opal_llm::LlmError::Backend(_) | opal_llm::LlmError::Io(_)),
+                )) => Err(anyhow!("{e}").context(VerifierFailed)),
+                Err(e) => bail!("{}: {e}", e.code()),
+            }
         })();
+        if let Err(e) = &verdict {
+            if e.downcast_ref::<VerifierFailed>().is_some() {
+                return Err(anyhow!("checking {id}: {e:#}"));
+            }
+        }
         let r = match verdict {
             Ok(()) => (true, String::new()),
             Err(e) => (false, format!("{e:#}")),
