@@ -344,7 +344,9 @@ impl OpalApp {
         Ok(root)
     }
 
-    fn try_verify(&self, height: Height, bytes: &[u8]) -> Result<(), String> {
+    /// The checks on committed state; returns the block's time and its parent's (for the
+    /// clock check of a fresh proposal).
+    fn try_verify(&self, height: Height, bytes: &[u8]) -> Result<(u64, u64), String> {
         let sh = &self.shared;
         let block = Block::from_bytes(bytes).map_err(|e| format!("block does not decode: {e}"))?;
         let h = &block.header;
@@ -396,7 +398,7 @@ impl OpalApp {
             exec::check_tx_stateless(t, len, &sh.chain_id, &sh.params, false)
                 .map_err(|e| e.to_string())?;
         }
-        Ok(())
+        Ok((h.time_ms, parent_time))
     }
 }
 
@@ -444,7 +446,7 @@ impl BlockExecutor for OpalApp {
     }
 
     fn verify_block(&self, height: Height, block: &[u8]) -> Result<(), String> {
-        self.try_verify(height, block)
+        self.try_verify(height, block).map(|_| ())
     }
 
     /// A fresh proposal (no proof-of-lock round) must also be timely by this validator's clock,
@@ -457,15 +459,12 @@ impl BlockExecutor for OpalApp {
         pol_round: Option<u32>,
         block: &[u8],
     ) -> Result<(), String> {
-        self.try_verify(height, block)?;
+        let (time_ms, parent_time) = self.try_verify(height, block)?;
         if pol_round.is_some() {
             return Ok(());
         }
-        let b = Block::from_bytes(block).map_err(|e| format!("block does not decode: {e}"))?;
-        let snap = self.shared.snapshot()?;
-        let (_, parent_time) = self.shared.parent_of(&snap, height)?;
         opal_consensus::time::check_timely(
-            b.header.time_ms,
+            time_ms,
             parent_time,
             (self.clock)(),
             round,

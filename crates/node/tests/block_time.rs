@@ -4,12 +4,12 @@
 //! value sync with its certificate is checked against committed state only; time arithmetic
 //! never wraps.
 
+mod common;
+
 use opal_consensus::time::TimeBounds;
 use opal_consensus::{BlockExecutor, CommitCertificate};
-use opal_ledger::{Genesis, GenesisAccount, GenesisValidator};
-use opal_node::app::{OpalApp, Shared};
-use opal_node::mempool::{Mempool, MempoolLimits};
-use opal_types::{Amount, Block, SecretKey};
+use opal_node::app::OpalApp;
+use opal_types::{Block, SecretKey};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -24,45 +24,9 @@ struct Node {
 }
 
 fn node(genesis_time_ms: u64) -> Node {
-    let dir = tempfile::tempdir().unwrap();
-    let store = opal_state::Store::open(&dir.path().join("s.redb")).unwrap();
     let key = SecretKey::from_seed([1; 32]);
-    let genesis = Genesis {
-        chain_id: "c".into(),
-        genesis_time_ms,
-        params: Default::default(),
-        staking: Default::default(),
-        inference: Default::default(),
-        accounts: vec![GenesisAccount {
-            address: key.address(),
-            balance: Amount(1_000_000),
-        }],
-        validators: vec![GenesisValidator {
-            name: "v".into(),
-            public_key: key.public_key(),
-            operator: None,
-            stake: Amount(10_000_000),
-            vrf_key: key.vrf_public_key(),
-        }],
-    };
-    let mut o = opal_state::Overlay::new(store.snapshot().unwrap());
-    genesis.apply(&mut o).unwrap();
-    store
-        .commit(0, o.into_writes(), Default::default())
-        .unwrap();
-    let shared = Arc::new(Shared {
-        store,
-        mempool: parking_lot::Mutex::new(Mempool::new(MempoolLimits::default())),
-        events: tokio::sync::broadcast::channel(16).0,
-        height: tokio::sync::watch::channel(0).0,
-        chain_id: "c".into(),
-        params: Default::default(),
-        validator: key.public_key(),
-        check_invariants: true,
-        metrics: Default::default(),
-    });
+    let (dir, mut app) = common::one_validator_app(&key, genesis_time_ms);
     let clock = Arc::new(AtomicU64::new(genesis_time_ms.saturating_add(1_000)));
-    let mut app = OpalApp::new(shared, Some(key.clone()));
     let c = clock.clone();
     app.clock = Arc::new(move || c.load(Ordering::SeqCst));
     app.time_bounds = TimeBounds {

@@ -1,6 +1,8 @@
 //! The ledger checks double-sign evidence with its own copy of the vote sign-bytes; these tests
 //! pin it to the consensus engine's definition, and check the engine-to-ledger conversion.
 
+mod common;
+
 use opal_consensus::codec::{Evidence, WSignedVote, WVote};
 use opal_types::evidence::{VoteEvidence, PRECOMMIT};
 use opal_types::{PublicKey, SecretKey, Signature};
@@ -65,50 +67,11 @@ fn engine_evidence_converts_and_validates() {
 #[test]
 fn engine_evidence_becomes_a_signed_transaction_in_the_mempool() {
     use opal_consensus::BlockExecutor;
-    use opal_ledger::{Genesis, GenesisAccount, GenesisValidator};
-    use opal_node::app::{OpalApp, Shared};
-    use opal_node::mempool::{Mempool, MempoolLimits};
-    use opal_types::{Action, Amount};
-    use std::sync::Arc;
+    use opal_types::Action;
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = opal_state::Store::open(&dir.path().join("s.redb")).unwrap();
     let validator = SecretKey::from_seed([1; 32]);
-    let genesis = Genesis {
-        chain_id: "c".into(),
-        genesis_time_ms: 0,
-        params: Default::default(),
-        staking: Default::default(),
-        inference: Default::default(),
-        accounts: vec![GenesisAccount {
-            address: validator.address(),
-            balance: Amount(1_000_000),
-        }],
-        validators: vec![GenesisValidator {
-            name: "v".into(),
-            public_key: validator.public_key(),
-            operator: None,
-            stake: Amount(10_000_000),
-            vrf_key: validator.vrf_public_key(),
-        }],
-    };
-    let mut o = opal_state::Overlay::new(store.snapshot().unwrap());
-    genesis.apply(&mut o).unwrap();
-    store
-        .commit(0, o.into_writes(), Default::default())
-        .unwrap();
-    let shared = Arc::new(Shared {
-        store,
-        mempool: parking_lot::Mutex::new(Mempool::new(MempoolLimits::default())),
-        events: tokio::sync::broadcast::channel(16).0,
-        height: tokio::sync::watch::channel(0).0,
-        chain_id: "c".into(),
-        params: Default::default(),
-        validator: validator.public_key(),
-        check_invariants: true,
-        metrics: Default::default(),
-    });
-    let mut app = OpalApp::new(shared.clone(), Some(validator.clone()));
+    let (_dir, mut app) = common::one_validator_app(&validator, 0);
+    let shared = app.shared.clone();
 
     let offender = SecretKey::from_seed([4; 32]);
     let vote = |value: u8| {

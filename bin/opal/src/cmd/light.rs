@@ -94,25 +94,8 @@ pub fn trust_checkpoint(c: &Client, spec: &str) -> Result<TrustedState> {
             header.hash()
         );
     }
-    // The set that voted on the checkpoint, proven against the checkpoint's own header.
-    let trusted = TrustedState {
-        chain_id: header.chain_id.clone(),
-        height: height.saturating_sub(1),
-        block_hash: header.parent_hash,
-        time_ms: 0,
-        validators: vec![],
-        genesis_root: None,
-        source: TrustSource::Checkpoint {
-            height,
-            block_hash: hash,
-        },
-    };
-    let set: Vec<opal_types::validator::ActiveValidator> = opal_types::decode(
-        "validator set",
-        &lb.validators,
-        opal_verify::light::MAX_SET_BYTES,
-    )
-    .map_err(|e| anyhow!("{e}"))?;
+    // The set that voted on the checkpoint, proven against the checkpoint's own header, and
+    // the checkpoint's certificate by that set.
     opal_state::StateProof::from_bytes(&lb.validators_proof)
         .and_then(|p| {
             p.verify(
@@ -122,25 +105,24 @@ pub fn trust_checkpoint(c: &Client, spec: &str) -> Result<TrustedState> {
             )
         })
         .map_err(|e| anyhow!("the checkpoint's validator set does not verify: {e}"))?;
-    opal_verify::light::verify_certificate(
-        &trusted.chain_id,
-        height,
-        &lb.block,
-        &opal_types::decode(
-            "certificate",
-            &lb.certificate,
-            opal_verify::light::MAX_SET_BYTES,
-        )
-        .map_err(|e| anyhow!("{e}"))?,
-        &set,
-    )
-    .map_err(|e| anyhow!("the checkpoint's certificate does not verify: {e}"))?;
+    let limit = opal_verify::light::MAX_SET_BYTES;
+    let validators: Vec<opal_types::validator::ActiveValidator> =
+        opal_types::decode("validator set", &lb.validators, limit).map_err(|e| anyhow!("{e}"))?;
+    let cert =
+        opal_types::decode("certificate", &lb.certificate, limit).map_err(|e| anyhow!("{e}"))?;
+    opal_verify::light::verify_certificate(&header.chain_id, height, &lb.block, &cert, &validators)
+        .map_err(|e| anyhow!("the checkpoint's certificate does not verify: {e}"))?;
     Ok(TrustedState {
+        chain_id: header.chain_id.clone(),
         height,
         block_hash: hash,
         time_ms: header.time_ms,
-        validators: set,
-        ..trusted
+        validators,
+        genesis_root: None,
+        source: TrustSource::Checkpoint {
+            height,
+            block_hash: hash,
+        },
     })
 }
 

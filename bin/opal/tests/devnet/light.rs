@@ -6,6 +6,7 @@
 
 use crate::common::*;
 use opal_verify::light::{Certificate, LightBlock};
+use opal_types::Hash;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -222,6 +223,17 @@ fn a_settled_receipt_verifies_as_a_light_client_and_a_lying_node_is_caught() {
             assert!(out.contains("INVALID"), "{how:?}: {out}");
         }
     }
+    // A checkpoint instead of the genesis: block 2 by its hash; a wrong hash is refused.
+    let (_, b2) = get(&url, "/api/blocks/2").unwrap();
+    let spec = format!("2:{}", b2["hash"].as_str().unwrap());
+    let (code, out, err) = cli(&["verify", r, "--node", &url, "--trust", &spec]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.contains("checkpoint 2"), "{out}");
+    let wrong = format!("2:{}", Hash::ZERO);
+    let (code, _, err) = cli(&["verify", r, "--node", &url, "--trust", &wrong]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not the trusted"), "{err}");
+
     // Without a trust start the forged record passes for the node's word: the output says
     // so, which is why --genesis exists.
     *lie.lock().unwrap() = Lie::Honest;

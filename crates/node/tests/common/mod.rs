@@ -1,0 +1,50 @@
+//! A one-validator `OpalApp` over a real store, for the node's tests.
+#![allow(dead_code)]
+
+use opal_ledger::{Genesis, GenesisAccount, GenesisValidator};
+use opal_node::app::{OpalApp, Shared};
+use opal_node::mempool::{Mempool, MempoolLimits};
+use opal_types::{Amount, SecretKey};
+use std::sync::Arc;
+
+/// Chain `c` at genesis time `genesis_time_ms`, with `key` its only validator (stake 10M,
+/// balance 1M); the app holds `key` (it proposes and reports evidence with it).
+pub fn one_validator_app(key: &SecretKey, genesis_time_ms: u64) -> (tempfile::TempDir, OpalApp) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = opal_state::Store::open(&dir.path().join("s.redb")).unwrap();
+    let genesis = Genesis {
+        chain_id: "c".into(),
+        genesis_time_ms,
+        params: Default::default(),
+        staking: Default::default(),
+        inference: Default::default(),
+        accounts: vec![GenesisAccount {
+            address: key.address(),
+            balance: Amount(1_000_000),
+        }],
+        validators: vec![GenesisValidator {
+            name: "v".into(),
+            public_key: key.public_key(),
+            operator: None,
+            stake: Amount(10_000_000),
+            vrf_key: key.vrf_public_key(),
+        }],
+    };
+    let mut o = opal_state::Overlay::new(store.snapshot().unwrap());
+    genesis.apply(&mut o).unwrap();
+    store
+        .commit(0, o.into_writes(), Default::default())
+        .unwrap();
+    let shared = Arc::new(Shared {
+        store,
+        mempool: parking_lot::Mutex::new(Mempool::new(MempoolLimits::default())),
+        events: tokio::sync::broadcast::channel(16).0,
+        height: tokio::sync::watch::channel(0).0,
+        chain_id: "c".into(),
+        params: Default::default(),
+        validator: key.public_key(),
+        check_invariants: true,
+        metrics: Default::default(),
+    });
+    (dir, OpalApp::new(shared, Some(key.clone())))
+}
