@@ -188,3 +188,17 @@ pub mod inference {
         [b"infer/grant/".as_slice(), &grant_id.0].concat()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Light clients (`opal_verify::settlement`) prove settlement under the same key the
+    /// ledger writes it to.
+    #[test]
+    fn the_verifier_proves_the_settled_key_the_ledger_writes() {
+        let id = opal_types::Hash([9; 32]);
+        assert_eq!(
+            super::inference::settled(&id),
+            opal_verify::settlement::settled_key(&id)
+        );
+    }
+}

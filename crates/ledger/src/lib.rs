@@ -15,7 +15,8 @@
 //!   balances plus module pools equals it. Only the rules may change it (none do yet: fees move
 //!   value to the block proposer, they do not burn it).
 
-pub mod canonical;
+/// Canonical execution lives with the verifiers (`opal_verify::canonical`); re-exported here.
+pub use opal_verify::canonical;
 pub mod components;
 pub mod error;
 pub mod events;

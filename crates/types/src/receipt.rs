@@ -471,6 +471,23 @@ mod hex_bytes {
     }
 }
 
+/// The record of a paid receipt, kept by the ledger under `infer/settled/<request id>` (the key
+/// `opal_verify::settlement::settled_key` builds). A light client proves it against a certified
+/// state root to learn that a receipt was paid, once, for what it says.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Settled {
+    /// Hash of the signed receipt that was paid.
+    pub receipt_id: Hash,
+    pub caller: Address,
+    pub node: Address,
+    pub model: ModelRef,
+    pub tier: Tier,
+    pub price: Amount,
+    pub output_hash: Hash,
+    /// Height of the block that settled it.
+    pub height: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ mod node;
 pub(crate) mod query;
 mod testnet;
 pub(crate) mod tx;
+pub(crate) mod verify;
 pub(crate) mod watch;
 
 use crate::cli::{Cli, Command};
@@ -31,7 +32,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Model(m) => model::run_model(m, cli.output),
         Command::Dataset(d) => model::run_dataset(d, cli.output),
         Command::Infer(a) => infer::run_infer(a, cli.output),
-        Command::Verify(a) => infer::run_verify(a, cli.output),
+        Command::Verify(a) => verify::run_verify(a, cli.output),
         Command::Llm(l) => llm::run(l, cli.output),
     }
 }

@@ -22,8 +22,6 @@ use crate::client::Client;
 use crate::cmd::tx::send;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
-use opal_ledger::canonical::{self, ExecOptions};
-use opal_types::receipt::tensor_list_hash;
 use opal_types::{Action, Address, Hash, ModelRef};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -226,7 +224,7 @@ impl Watcher {
         let m = self.llm(model, hash)?;
         // The commitment parameters are the chain's (read from it at every check, so a
         // governance change applies), never the commitment's.
-        let params = crate::cmd::infer::chain_commit_params(&self.client)?;
+        let params = crate::cmd::verify::chain_commit_params(&self.client)?;
         // The ledger checked the reveal against the signed hashes; what is left is whether the
         // output is this model's, and where its generation stopped.
         let verdict = (|| -> Result<()> {
@@ -240,13 +238,13 @@ impl Watcher {
                 .map_err(|e| anyhow!("the revealed input is malformed: {e}"))?;
             let tokens = opal_types::llm::tokens_from_bytes(tokens)
                 .map_err(|e| anyhow!("the revealed tokens are malformed: {e}"))?;
-            match crate::cmd::infer::check_llm_output(&m, &input, &tokens, commitment, &params) {
+            match opal_verify::activations::verify(&m, &input, &tokens, commitment, &params) {
                 Ok(()) => Ok(()),
                 // The verifier's own failure (its backend, its disk) says nothing about the
                 // node: no vote on it (the pass fails and is retried).
-                Err(opal_llm::VerifyError::Model(
-                    e @ (opal_llm::LlmError::Backend(_) | opal_llm::LlmError::Io(_)),
-                )) => Err(anyhow!("{e}").context(VerifierFailed)),
+                Err(e) if opal_verify::activations::is_verifier_fault(&e) => {
+                    Err(anyhow!("{e}").context(VerifierFailed))
+                }
                 Err(e) => bail!("{}: {e}", e.code()),
             }
         })();
@@ -427,14 +425,16 @@ impl Watcher {
                 .collect::<Result<_, _>>()?;
             let claimed = Hash::from_hex(c["output_hash"].as_str().unwrap_or_default())
                 .map_err(|e| anyhow!("output hash: {e}"))?;
-            let m = canonical::load_model(&file)?;
-            let truth = match canonical::run(&m, &inputs, u64::MAX, ExecOptions::default()) {
-                Ok(o) => tensor_list_hash(&o),
+            // The ledger's own re-execution (opal_verify::replay): a model that cannot run on
+            // the signed inputs "outputs" the stand-in hash the chain convicts with, so a node
+            // that answered such a request anyway is challenged.
+            let truth = match opal_verify::replay::reexecution_hash(&file, &inputs, u64::MAX) {
+                Ok(h) => h,
                 Err(e) => {
                     emit(
                         self.out,
-                        json!({"event": "cannot_execute", "request_id": id, "error": e.to_string()}),
-                        format!("{id}: cannot re-execute: {e}"),
+                        json!({"event": "cannot_execute", "request_id": id, "error": format!("{e:?}")}),
+                        format!("{id}: cannot re-execute: {e:?}"),
                     );
                     self.handled.insert(id);
                     continue;

@@ -5,8 +5,8 @@
 //! proof saved in the receipt file verifies offline with only the genesis file.
 
 use crate::common::*;
-use opal_verify::light::{Certificate, LightBlock};
 use opal_types::Hash;
+use opal_verify::light::{Certificate, LightBlock};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

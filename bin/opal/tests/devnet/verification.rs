@@ -128,6 +128,37 @@ fn a_lying_replay_node_is_caught_by_a_watcher_and_honest_results_are_paid() {
         let v: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["valid"], honest, "{v}");
         assert_eq!(code, if honest { 0 } else { 3 });
+        // Offline, without any node: the caller re-executes the model file on its input
+        // (opal_verify::replay, the function the ledger convicted with) and reaches the same
+        // verdict.
+        let model_path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../models/digits/model.opalq"
+        );
+        let input = home.join("demo/digits-input.json");
+        let (code, out, err) = cli(&[
+            "verify",
+            receipt.to_str().unwrap(),
+            "--model-file",
+            model_path,
+            "--input",
+            input.to_str().unwrap(),
+            "-o",
+            "json",
+        ]);
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+        let replay = v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "replay")
+            .unwrap_or_else(|| panic!("no re-execution check: {v}"));
+        assert_eq!(replay["ok"], honest, "{v}");
+        if !honest {
+            assert_eq!(replay["code"], "output_differs", "{v}");
+        }
+        assert_eq!(v["valid"], honest, "{v}");
+        assert_eq!(code, if honest { 0 } else { 3 });
     }
     // The liar was slashed (its whole minimum bond, so the role bond is gone) and jailed.
     let inference: Value =

@@ -49,20 +49,8 @@ pub struct Escrow {
     pub unlock_ms: Option<u64>,
 }
 
-/// The record of a paid receipt, kept under `infer/settled/<request id>`.
-#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-pub struct Settled {
-    /// Hash of the signed receipt that was paid.
-    pub receipt_id: Hash,
-    pub caller: Address,
-    pub node: Address,
-    pub model: ModelRef,
-    pub tier: Tier,
-    pub price: Amount,
-    pub output_hash: Hash,
-    /// Height of the block that settled it.
-    pub height: u64,
-}
+/// The record of a paid receipt (its type lives in `opal-types`, where light clients read it).
+pub use opal_types::receipt::Settled;
 
 pub fn params(s: &Overlay) -> Result<InferenceParams, LedgerError> {
     Ok(read(s, k::PARAMS)?.unwrap_or_default())

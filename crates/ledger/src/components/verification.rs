@@ -32,7 +32,6 @@
 use super::inference::{pay_out, Settled};
 use super::staking::BlockCtx;
 use super::{accounts, read, registry, staking, write};
-use crate::canonical::{self, ExecOptions};
 use crate::error::{LedgerError, TxError};
 use crate::events::{Event, Payout};
 use crate::keys::{self, inference as k};
@@ -589,28 +588,18 @@ fn reexecute(
     let Some(rev) = &c.revealed else {
         return Ok(Err(TxError::NotRevealed));
     };
-    let out = canonical::load_model(model_file)
-        .and_then(|m| canonical::run(&m, &rev.inputs, p.max_replay_cost, ExecOptions::default()));
-    match out {
-        Ok(outputs) => Ok(Ok(tensor_list_hash(&outputs))),
-        Err(canonical::CanonicalError::TooCostly { needed, limit }) => {
+    // The same re-execution `opal verify --model-file` and the watcher run: a model that cannot
+    // run on the inputs the caller signed "outputs" a stand-in hash fixed by the failure's
+    // typed code alone, which no honest answer has.
+    match opal_verify::replay::reexecution_hash(model_file, &rev.inputs, p.max_replay_cost) {
+        Ok(h) => Ok(Ok(h)),
+        Err(opal_verify::replay::TooCostly { needed, limit }) => {
             Ok(Err(TxError::ReplayTooCostly { needed, limit }))
         }
-        // The registered model could not run on the inputs the caller signed: the node
-        // answered something that is not this model's output. The stand-in hash depends only
-        // on the typed failure code, never on an error message's text.
-        Err(e) => Ok(Ok(failed_run_hash(&e))),
     }
 }
 
-/// What a re-execution that failed with `e` "outputs": a hash no tensor list has, fixed by
-/// the failure's code alone (`opal/replay-failed/<code>`).
-pub fn failed_run_hash(e: &canonical::CanonicalError) -> Hash {
-    Hash::of(
-        Domain::TensorList,
-        format!("opal/replay-failed/{}", e.code()).as_bytes(),
-    )
-}
+pub use opal_verify::replay::failed_run_hash;
 
 fn bps_of(a: Amount, bps: u32) -> Amount {
     Amount(a.0.saturating_mul(bps as u128) / BPS as u128)

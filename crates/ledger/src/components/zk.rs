@@ -25,7 +25,6 @@
 use super::inference::{self, settle_one};
 use super::staking::BlockCtx;
 use super::{registry, verification};
-use crate::canonical;
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
 use opal_state::Overlay;
@@ -299,19 +298,23 @@ pub fn settle_proved(
     };
     // The key must have been made from the file the receipt's model is registered as: a key
     // of another model proves that model's outputs, not these.
-    let key_file = Hash(vk.file_hash());
-    if key_file != info.spec.content_hash {
+    if let Err(opal_verify::zk::ZkCheckError::KeyNotTheModels { key_file, .. }) =
+        opal_verify::zk::check_key_names_model(&vk, &info.spec.content_hash)
+    {
         return Ok(Err(file_mismatch(
             &req.model,
             key_file,
             info.spec.content_hash,
         )));
     }
-    let checked = canonical::quantized_input(&vk.registered().structure, &ev.inputs)
-        .and_then(|x| canonical::parse_output(&ev.outputs).map(|y| (x, y)))
-        .map_err(|e| e.to_string())
-        .and_then(|(x, y)| opal_zk::api::verify(&vk, &x, &y, &ev.proof).map_err(|e| e.to_string()));
-    if let Err(reason) = checked {
+    // The proof itself, by the same verifier `opal verify` runs (the tensors were checked
+    // against the signed hashes above).
+    if let Err(e) = opal_verify::zk::check_proof(ev, &vk) {
+        let reason = match e {
+            opal_verify::zk::ZkCheckError::Canonical(c) => c.to_string(),
+            opal_verify::zk::ZkCheckError::Invalid(m) => m,
+            other => other.to_string(),
+        };
         return Ok(Err(TxError::ProofInvalid { reason }));
     }
     let mut fork = s.fork();

@@ -1,6 +1,7 @@
 //! Canonical re-execution of a quantized model (`ModelFormat::OpalQuant`): the one function the
-//! inference node uses to answer `replay`-tier and auditable requests and the ledger uses to
-//! settle disputes and audits. Same bytes in, same bytes out, on every machine.
+//! inference node uses to answer `replay`-tier and auditable requests, the ledger uses to
+//! settle disputes and audits (through [`crate::replay`]), and `opal verify` and the watcher
+//! use to check a result themselves. Same bytes in, same bytes out, on every machine.
 //!
 //! Inputs and outputs travel as tensors in their canonical encoding (`opal_infer::Tensor`,
 //! version 1: `[1, dtype tag, rank]`, each dimension as `u64` little-endian, then the elements
@@ -197,7 +198,7 @@ mod tests {
 
     #[test]
     fn failure_codes_ignore_the_message_text() {
-        use crate::components::verification::failed_run_hash;
+        use crate::replay::failed_run_hash;
         let a = CanonicalError::Exec("overflow in layer 2".into());
         let b = CanonicalError::Exec("a reworded message from a newer library".into());
         assert_eq!(a.code(), "exec");
