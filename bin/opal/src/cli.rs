@@ -314,7 +314,7 @@ pub struct InferArgs {
     #[arg(long, default_value_t = 0)]
     pub audit_bps: u32,
     /// Escalation: hold the payment for the challenge window so the result can be disputed
-    /// (canonical models only).
+    /// (canonical models, decided by re-execution; float ONNX models, decided by the committee).
     #[arg(long)]
     pub dispute: bool,
     /// The caller's key (pays from its escrow with the node).

@@ -22,7 +22,7 @@
 
 use crate::app::{sender_state, Shared};
 use opal_artifacts::{ArtifactHash, ArtifactStore};
-use opal_infer::{ModelCache, Tensor};
+use opal_infer::{ModelCache, Tensor, TensorData};
 use opal_ledger::canonical;
 use opal_ledger::components::{inference, registry, verification};
 use opal_state::Overlay;
@@ -62,6 +62,19 @@ fn fault_injection_from_env() -> Option<u32> {
         tracing::warn!(bps, "FAULT INJECTION: this node answers wrong outputs on purpose (OPAL_FAULT_WRONG_OUTPUT_BPS)");
     }
     bps
+}
+
+/// A wrong answer for fault injection: every float shifted by 0.5, every integer by 1 (far
+/// beyond any committee's tolerance).
+fn wrong_on_purpose(t: Tensor) -> Tensor {
+    let shape = t.shape().to_vec();
+    let data = match t.into_data() {
+        TensorData::F32(v) => TensorData::F32(v.into_iter().map(|x| x + 0.5).collect()),
+        TensorData::I64(v) => TensorData::I64(v.into_iter().map(|x| x.wrapping_add(1)).collect()),
+        TensorData::I32(v) => TensorData::I32(v.into_iter().map(|x| x.wrapping_add(1)).collect()),
+        TensorData::U8(v) => TensorData::U8(v.into_iter().map(|x| x.wrapping_add(1)).collect()),
+    };
+    Tensor::new(shape, data).expect("same shape and length")
 }
 
 #[cfg(not(feature = "fault-injection"))]
@@ -577,7 +590,17 @@ impl InferenceService {
             let (outputs, reveal) = self.run_canonical(&sr, &ah, &content_hex, &inputs)?;
             (outputs, Some(reveal))
         } else {
-            (self.run_onnx(&ah, &content_hex, &inputs)?, None)
+            // A float model's result is audited by the validators' committee, which re-runs
+            // it within a tolerance: the node keeps what it would reveal, as for canonical ones.
+            let mut outputs = self.run_onnx(&ah, &content_hex, &inputs)?;
+            if self.fault_wrong_output(&sr.id()) {
+                outputs = outputs.into_iter().map(wrong_on_purpose).collect();
+            }
+            let reveal = Reveal {
+                inputs: inputs.iter().map(Tensor::canonical_bytes).collect(),
+                outputs: outputs.iter().map(Tensor::canonical_bytes).collect(),
+            };
+            (outputs, Some(reveal))
         };
         let compute_ms = t0.elapsed().as_secs_f64() * 1e3;
         if let Some(r) = &reveal {

@@ -68,7 +68,10 @@ fn main() {
     json.insert("envelope".into(), hex::encode(env.to_bytes()).into());
     let text = serde_json::to_vec(&json).unwrap();
     let proposer = SecretKey::from_seed([3; 32]);
-    let (vrf_key, beacon) = (proposer.vrf_public_key(), proposer.vrf_beacon("opal-bench", 7));
+    let (vrf_key, beacon) = (
+        proposer.vrf_public_key(),
+        proposer.vrf_beacon("opal-bench", 7),
+    );
 
     println!("| check | where it runs | median of {reps} |");
     println!("|---|---|---|");
@@ -77,7 +80,9 @@ fn main() {
     });
     println!("| VRF audit beacon (schnorrkel) | every block, prevote and execution | {us:.1} µs |");
     let us = median_us(reps, || env.verify().unwrap());
-    println!("| envelope signatures (2 × ed25519, the baseline) | every settled receipt | {us:.1} µs |");
+    println!(
+        "| envelope signatures (2 × ed25519, the baseline) | every settled receipt | {us:.1} µs |"
+    );
     let us = median_us(reps, || {
         let rf = ReceiptFile::parse(&text).unwrap();
         assert!(rf.readable_mismatches().is_empty());

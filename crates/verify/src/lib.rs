@@ -19,6 +19,7 @@
 //!     from the model with the chain's parameters.
 //!   - [`zk`]: the attached proof under a key made from the receipt's model file.
 //!   - [`tee`]: the slot enclave attestation (issue 17) will fill; fails today.
+//! * [`float`]: the committee's comparison of a float (ONNX) model's outputs within a tolerance.
 //! * [`settlement`]: the ledger's record that a receipt was paid, once, for what it says.
 //! * [`light`]: light-client verification. A block is accepted only with a commit certificate
 //!   signed by more than two thirds of the voting power of the validator set at its height,
@@ -32,6 +33,7 @@
 pub mod activations;
 pub mod canonical;
 pub mod file;
+pub mod float;
 pub mod light;
 pub mod replay;
 pub mod report;

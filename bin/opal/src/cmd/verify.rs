@@ -103,14 +103,18 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
         Some(p) => Some(json_file(p)?),
         None => rf.outputs().cloned(),
     };
+    let mut claimed_outputs = None;
     if let Some(ov) = outputs_v {
         let label = "outputs match the signed output hash";
         match tensor_bytes(&ov) {
-            Ok(o) => rep.record(
-                "outputs",
-                label,
-                ok(opal_verify::signed::check_outputs(r, &o)),
-            ),
+            Ok(o) => {
+                rep.record(
+                    "outputs",
+                    label,
+                    ok(opal_verify::signed::check_outputs(r, &o)),
+                );
+                claimed_outputs = Some(o);
+            }
             Err(e) => rep.record(
                 "outputs",
                 label,
@@ -187,12 +191,18 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
                 }),
             );
         } else if req.tier != Tier::Zk {
-            bail!(
-                "{} is not a canonical (.opalq) model: re-execution needs one",
-                a.model_file
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
+            // A float (ONNX) model: re-run with tract and compared within the tolerance the
+            // validators' committee audits with.
+            let t0 = Instant::now();
+            rep.record(
+                "float_rerun",
+                "re-ran the model on the input (tract, within the committee's tolerance)",
+                float_rerun(r, mf, inputs, claimed_outputs.as_deref()).map(|()| {
+                    format!(
+                        "outputs agree, in {:.1} ms",
+                        t0.elapsed().as_secs_f64() * 1e3
+                    )
+                }),
             );
         }
     }
@@ -485,6 +495,56 @@ fn check_settlement(
         );
     }
     Ok(light_failure)
+}
+
+/// Re-run a float (ONNX) model file on the signed inputs with tract and compare with the
+/// claimed outputs within `opal_verify::float::ONNX_TOLERANCE` (what a committee member of an
+/// audit runs, `opal node watch`).
+fn float_rerun(
+    r: &Receipt,
+    model_file: &[u8],
+    inputs: &[Vec<u8>],
+    claimed: Option<&[Vec<u8>]>,
+) -> std::result::Result<(), CliFailure> {
+    let got = Hash(*blake3::hash(model_file).as_bytes());
+    if got != r.body.request.request.model_hash {
+        return Err(CliFailure(
+            "wrong_model_file",
+            format!(
+                "the model file hashes to {got}, the receipt's model is {}",
+                r.body.request.request.model_hash
+            ),
+        ));
+    }
+    let claimed = claimed.ok_or_else(|| {
+        CliFailure(
+            "no_outputs",
+            "the receipt file has no readable outputs to compare (give --outputs)".into(),
+        )
+    })?;
+    let m = opal_infer::PreparedModel::load(model_file, &opal_infer::Limits::default())
+        .map_err(|e| CliFailure("model", format!("the model file does not load: {e}")))?;
+    let decode = |b: &Vec<u8>| {
+        Tensor::from_canonical_bytes(b).map_err(|e| CliFailure("unreadable", e.to_string()))
+    };
+    let ins = inputs
+        .iter()
+        .map(decode)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let outs = claimed
+        .iter()
+        .map(decode)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let truth = m.run(&ins).map_err(|e| {
+        CliFailure(
+            "output_differs",
+            format!("the model does not run on the signed inputs: {e}"),
+        )
+    })?;
+    let a: Vec<_> = outs.iter().map(crate::cmd::watch::float_values).collect();
+    let b: Vec<_> = truth.iter().map(crate::cmd::watch::float_values).collect();
+    opal_verify::float::outputs_agree(&a, &b, opal_verify::float::ONNX_TOLERANCE)
+        .map_err(|e| CliFailure(e.code(), e.to_string()))
 }
 
 /// The verifying key a zk receipt is checked against, and where it came from: derived from the

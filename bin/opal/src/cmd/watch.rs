@@ -7,11 +7,14 @@
 //! - an audit assigned to this account (or any audit with `--audits all`): post `Resolve`, paid
 //!   `audit_fee` when it passes, the reward when it convicts.
 //!
-//! LLM receipts of the `activations` tier (GGUF models) cannot be re-executed inside a block;
-//! every active validator checks them off chain and votes (docs/verification.md, "LLM cases"):
+//! LLM receipts of the `activations` tier (GGUF models) and `signed` receipts of float ONNX
+//! models cannot be re-executed bit-exactly inside a block; every active validator checks them
+//! off chain and votes (docs/verification.md, "LLM cases" and "Float models"):
 //! - an audit or a disputed held result on whose committee the --from account sits: download
-//!   the registered GGUF (checked against its content hash, cached in --model-cache), run the
-//!   activation check (`opal verify --llm-model` runs the same), post `CommitteeVote`;
+//!   the registered model (checked against its content hash; GGUFs cached in --model-cache),
+//!   run the activation check (`opal verify --llm-model` runs the same) or re-run the ONNX
+//!   model with tract and compare within `opal_verify::float::ONNX_TOLERANCE`, post
+//!   `CommitteeVote`;
 //! - a held, undisputed result that fails the check: dispute it (`Challenge` without a model,
 //!   locking the challenge bond), then vote on it once the dispute is open.
 //!
@@ -69,11 +72,47 @@ struct Watcher {
     /// Registered format of each model seen (`opal_quant`, `gguf`, ...).
     formats: HashMap<ModelRef, (String, Hash)>,
     llms: HashMap<Hash, std::sync::Arc<opal_llm::LlmModel>>,
+    onnx_models: HashMap<Hash, std::sync::Arc<opal_infer::PreparedModel>>,
     /// LLM cases already checked: whether the output passed, and why not.
     checked: HashMap<Hash, (bool, String)>,
     /// Held LLM results this watcher disputed (not disputed twice).
     disputed: HashSet<Hash>,
     model_cache: PathBuf,
+}
+
+/// How a committee case is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Committee {
+    /// An LLM reply's activation commitment, recomputed (`opal_verify::activations`).
+    Activations,
+    /// A float ONNX model re-run with tract, outputs compared within
+    /// `opal_verify::float::ONNX_TOLERANCE`.
+    Float,
+}
+
+impl Committee {
+    fn check_name(self) -> &'static str {
+        match self {
+            Committee::Activations => "activation check",
+            Committee::Float => "re-run within tolerance",
+        }
+    }
+}
+
+/// Elements of a tensor for the float comparison.
+pub(crate) fn float_values(t: &opal_infer::Tensor) -> opal_verify::float::TensorValues {
+    use opal_infer::TensorData;
+    use opal_verify::float::Values;
+    let values = match t.data() {
+        TensorData::F32(v) => Values::Float(v.clone()),
+        TensorData::I64(v) => Values::Int(v.clone()),
+        TensorData::I32(v) => Values::Int(v.iter().map(|&x| x as i64).collect()),
+        TensorData::U8(v) => Values::Int(v.iter().map(|&x| x as i64).collect()),
+    };
+    opal_verify::float::TensorValues {
+        shape: t.shape().to_vec(),
+        values,
+    }
 }
 
 /// Marks a check that failed on the verifier's side (not a verdict on the node).
@@ -119,6 +158,7 @@ pub fn run(a: WatchArgs, out: Output) -> Result<()> {
         out,
         formats: HashMap::new(),
         llms: HashMap::new(),
+        onnx_models: HashMap::new(),
         checked: HashMap::new(),
         disputed: HashSet::new(),
         model_cache: a.model_cache.clone().unwrap_or_else(|| {
@@ -201,6 +241,74 @@ impl Watcher {
         Ok(m)
     }
 
+    /// A registered float ONNX model, prepared once (downloaded and checked against its hash).
+    fn onnx(
+        &mut self,
+        model: &ModelRef,
+        hash: Hash,
+    ) -> Result<std::sync::Arc<opal_infer::PreparedModel>> {
+        if let Some(m) = self.onnx_models.get(&hash) {
+            return Ok(m.clone());
+        }
+        let bytes = self.download(model, hash)?;
+        let m = std::sync::Arc::new(
+            opal_infer::PreparedModel::load(&bytes, &opal_infer::Limits::default())
+                .map_err(|e| anyhow!("loading {model}: {e}").context(VerifierFailed))?,
+        );
+        self.onnx_models.insert(hash, m.clone());
+        Ok(m)
+    }
+
+    /// Check a float ONNX case's revealed data (once per case): re-run the registered model on
+    /// the revealed inputs (which the ledger checked against the caller's signed hash) and
+    /// compare with the revealed outputs (checked against the node's) within the tolerance.
+    fn check_float_case(
+        &mut self,
+        c: &Value,
+        id: Hash,
+        model: &ModelRef,
+        hash: Hash,
+    ) -> Result<(bool, String)> {
+        use opal_infer::Tensor;
+        if let Some(r) = self.checked.get(&id) {
+            return Ok(r.clone());
+        }
+        let m = self.onnx(model, hash)?;
+        let tensors = |k: &str| -> Result<Vec<Tensor>, String> {
+            c["revealed"][k]
+                .as_array()
+                .ok_or_else(|| format!("no revealed {k}"))?
+                .iter()
+                .map(|x| {
+                    let b = hex::decode(x.as_str().unwrap_or_default())
+                        .map_err(|e| format!("revealed {k}: {e}"))?;
+                    Tensor::from_canonical_bytes(&b).map_err(|e| format!("revealed {k}: {e}"))
+                })
+                .collect()
+        };
+        let verdict = (|| -> Result<(), String> {
+            let inputs = tensors("inputs")?;
+            let claimed = tensors("outputs")?;
+            // A model that cannot run on the signed inputs has no output the node could have
+            // answered honestly.
+            let truth = m
+                .run(&inputs)
+                .map_err(|e| format!("the model does not run on the signed inputs: {e}"))?;
+            let (a, b): (Vec<_>, Vec<_>) = (
+                claimed.iter().map(float_values).collect(),
+                truth.iter().map(float_values).collect(),
+            );
+            opal_verify::float::outputs_agree(&a, &b, opal_verify::float::ONNX_TOLERANCE)
+                .map_err(|e| format!("{}: {e}", opal_verify::Failure::code(&e)))
+        })();
+        let r = match verdict {
+            Ok(()) => (true, String::new()),
+            Err(why) => (false, why),
+        };
+        self.checked.insert(id, r.clone());
+        Ok(r)
+    }
+
     /// Check an LLM case's revealed data (once per case).
     fn check_llm_case(
         &mut self,
@@ -261,17 +369,21 @@ impl Watcher {
         Ok(r)
     }
 
-    /// An LLM (`activations`) case: check it if this account has something to do, then vote
-    /// or dispute. Returns true once nothing is left to do for it.
-    fn llm_case(
+    /// A committee case (an LLM `activations` receipt, a float ONNX `signed` one): check it if
+    /// this account has something to do, then vote or dispute. Returns true once nothing is
+    /// left to do for it.
+    #[allow(clippy::too_many_arguments)]
+    fn committee_case(
         &mut self,
         c: &Value,
         id: Hash,
         model: &ModelRef,
         hash: Hash,
+        how: Committee,
         audits: AuditScope,
         opts: &TxOpts,
     ) -> Result<bool> {
+        let check = how.check_name();
         let kind = c["kind"].as_str().unwrap_or_default().to_string();
         let disputed = !c["dispute"].is_null();
         let me = self.me.to_string();
@@ -293,7 +405,10 @@ impl Watcher {
             let waiting = kind == "held" && !disputed && self.disputed.contains(&id);
             return Ok(!waiting);
         }
-        let (valid, why) = self.check_llm_case(c, id, model, hash)?;
+        let (valid, why) = match how {
+            Committee::Activations => self.check_llm_case(c, id, model, hash)?,
+            Committee::Float => self.check_float_case(c, id, model, hash)?,
+        };
         if vote_due {
             let sent = send(
                 Action::CommitteeVote {
@@ -307,7 +422,7 @@ impl Watcher {
                 json!({"event": "vote", "request_id": id, "model": model, "kind": kind,
                        "valid": valid, "reason": why, "tx": sent.hash}),
                 format!(
-                    "{id} ({model}, {kind}): activation check {} -> vote tx {}",
+                    "{id} ({model}, {kind}): {check} {} -> vote tx {}",
                     if valid {
                         "passed".to_string()
                     } else {
@@ -323,7 +438,7 @@ impl Watcher {
             emit(
                 self.out,
                 json!({"event": "verified", "request_id": id, "model": model}),
-                format!("{id} ({model}): activation check passed"),
+                format!("{id} ({model}): {check} passed"),
             );
             return Ok(true);
         }
@@ -340,7 +455,7 @@ impl Watcher {
             self.out,
             json!({"event": "dispute", "request_id": id, "model": model, "reason": why, "tx": sent.hash}),
             format!(
-                "{id} ({model}): activation check FAILED ({why}) -> dispute tx {}",
+                "{id} ({model}): {check} FAILED ({why}) -> dispute tx {}",
                 sent.hash
             ),
         );
@@ -391,10 +506,19 @@ impl Watcher {
                 continue;
             }
             let (format, hash) = self.format(&model)?;
-            if format == "gguf" {
-                if c["tier"] != "activations"
-                    || self.llm_case(&c, id, &model, hash, audits, opts)?
-                {
+            // Committee cases: LLM `activations` receipts and `signed` receipts of float ONNX
+            // models (opal_ledger's `check_by`).
+            let committee = match format.as_str() {
+                "gguf" => Some(Committee::Activations),
+                "onnx" => Some(Committee::Float),
+                _ => None,
+            };
+            if let Some(how) = committee {
+                let tier_ok = match how {
+                    Committee::Activations => c["tier"] == "activations",
+                    Committee::Float => c["tier"] == "signed",
+                };
+                if !tier_ok || self.committee_case(&c, id, &model, hash, how, audits, opts)? {
                     self.handled.insert(id);
                 }
                 continue;

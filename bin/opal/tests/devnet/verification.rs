@@ -177,3 +177,142 @@ fn a_lying_replay_node_is_caught_by_a_watcher_and_honest_results_are_paid() {
     let jail_key = [b"infer/jail/".as_slice(), &node.0].concat();
     assert!(!state(jail_key).is_null(), "the node is jailed");
 }
+
+/// Issue 14, item 7: `signed` receipts of the float ONNX demo model (`digits`, run by tract)
+/// were never checked. Now a receipt the caller asks to be audited is drawn, the node reveals
+/// its tensors, and `opal node watch` with the validator's key re-runs the model with tract,
+/// compares within the tolerance (`opal_verify::float`) and votes; the single devnet validator
+/// holds all the power, so its vote decides. The node lies on half the requests (fault
+/// injection, decided by request id): each lie is convicted, each honest answer passes.
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs a build with fault injection: cargo test --features opal/fault-injection"
+)]
+#[test]
+fn a_lying_node_serving_a_float_model_is_audited_and_convicted_by_the_committee() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let net = Devnet::start_with_env(&home, &[("OPAL_FAULT_WRONG_OUTPUT_BPS", "5000")]);
+    let url = net.url.clone();
+    wait_for("the float demo model", Duration::from_secs(60), || {
+        let (code, v) = get(&url, "/api/models/digits").ok()?;
+        (code == 200 && !v["services"].as_array()?.is_empty()).then_some(())
+    });
+    let lie = |id: &str| {
+        let b = hex::decode(id).unwrap();
+        u64::from_le_bytes(b[..8].try_into().unwrap()) % 10_000 < 5_000
+    };
+    let input = home.join("demo/digits-input.json");
+    let carol = home.join("keys/carol.json");
+    let mut ids: Vec<(String, bool, std::path::PathBuf)> = vec![];
+    let mut i = 0;
+    while ids.len() < 2 || ids.iter().all(|x| x.1) || ids.iter().all(|x| !x.1) {
+        assert!(i < 30, "30 requests without both honest and wrong answers");
+        let receipt = dir.path().join(format!("float-{i}.json"));
+        let (code, out, err) = cli(&[
+            "infer",
+            "digits",
+            "--input",
+            input.to_str().unwrap(),
+            "--audit-bps",
+            "10000",
+            "--from",
+            carol.to_str().unwrap(),
+            "--deposit",
+            "500000",
+            "--receipt",
+            receipt.to_str().unwrap(),
+            "--node",
+            &url,
+            "-o",
+            "json",
+        ]);
+        assert_eq!(code, 0, "infer: {err} {out}");
+        let r: Value = serde_json::from_str(&out).unwrap();
+        let id = r["request_id"].as_str().unwrap().to_string();
+        let l = lie(&id);
+        ids.push((id, l, receipt));
+        i += 1;
+    }
+    // Each is settled, drawn for audit (probability 1) and revealed by the node.
+    for (id, _, _) in &ids {
+        wait_for(
+            "the audit and the node's reveal",
+            Duration::from_secs(60),
+            || {
+                let (_, v) = get(&url, &format!("/api/cases/{id}")).ok()?;
+                (v["case"]["kind"] == "audit" && !v["case"]["revealed"].is_null()).then_some(())
+            },
+        );
+    }
+    // The validator's watcher re-runs each with tract and votes.
+    let mut votes: HashMap<String, bool> = HashMap::new();
+    let start = Instant::now();
+    while votes.len() < ids.len() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "votes: {votes:?}"
+        );
+        let (code, out, err) = cli(&[
+            "node",
+            "watch",
+            "--once",
+            "--models",
+            "digits@1",
+            "--from",
+            home.join("node_key.json").to_str().unwrap(),
+            "--node",
+            &url,
+            "-o",
+            "json",
+        ]);
+        assert_eq!(code, 0, "watch: {err} {out}");
+        for line in out.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            if v["event"] == "vote" {
+                votes.insert(
+                    v["request_id"].as_str().unwrap().into(),
+                    v["valid"].as_bool().unwrap(),
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for (id, lied, receipt) in &ids {
+        assert_eq!(votes[id], !lied, "{id}: {votes:?}");
+        // The caller reaches the same verdict alone: `opal verify` re-runs the ONNX file on its
+        // input with tract and compares within the same tolerance.
+        let model_path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../models/digits/model.onnx"
+        );
+        let (code, out, err) = cli(&[
+            "verify",
+            receipt.to_str().unwrap(),
+            "--model-file",
+            model_path,
+            "--input",
+            input.to_str().unwrap(),
+            "-o",
+            "json",
+        ]);
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+        let rerun = v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "float_rerun")
+            .unwrap_or_else(|| panic!("no float re-run check: {v}"));
+        assert_eq!(rerun["ok"], !lied, "{v}");
+        assert_eq!(code, if *lied { 3 } else { 0 }, "{v}");
+        let outcome = wait_for("the committee's verdict", Duration::from_secs(30), || {
+            let (_, v) = get(&url, &format!("/api/cases/{id}")).ok()?;
+            v["verdict"]["outcome"].as_str().map(str::to_string)
+        });
+        assert_eq!(
+            outcome,
+            if *lied { "fraud" } else { "audit_passed" },
+            "{id}"
+        );
+    }
+}

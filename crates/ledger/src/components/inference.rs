@@ -452,7 +452,8 @@ pub(crate) fn settle_one(
     // A proved result is final: it is neither held for disputes nor audited.
     let held = req.tier == Tier::Replay || (req.escalation.dispute && !proved);
     // Re-executable (canonical models) or checked by the validators' committee (LLM
-    // `activations` receipts): such results can be held for disputes and audited.
+    // `activations` receipts, `signed` receipts of float ONNX models): such results can be
+    // held for disputes and audited.
     let checkable = verification::check_by(info.spec.format, req.tier).is_some();
     if held && !checkable {
         return Ok(Err(SettleError::NotReexecutable(req.model.to_string())));

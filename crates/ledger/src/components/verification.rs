@@ -141,9 +141,10 @@ pub enum CheckBy {
     /// Every validator re-executes the canonical model inside block execution (`Resolve`,
     /// fraud-proof `Challenge`): the output is a pure function of the bytes.
     Reexecution,
-    /// The activation commitment of an LLM reply is checked off chain by every validator (one
-    /// prefill, within a tolerance: not bit-exact, so not inside block execution); each posts a
-    /// `CommitteeVote` and more than two thirds of the voting power decides.
+    /// Checked off chain by every validator, within a tolerance (not bit-exact, so not inside
+    /// block execution): an LLM reply's activation commitment (one prefill), or a float ONNX
+    /// model's outputs re-run with tract (`opal_verify::float`). Each posts a `CommitteeVote`
+    /// and more than two thirds of the voting power decides.
     Committee,
 }
 
@@ -152,6 +153,7 @@ pub fn check_by(format: ModelFormat, tier: Tier) -> Option<CheckBy> {
     match (format, tier) {
         (ModelFormat::OpalQuant, _) => Some(CheckBy::Reexecution),
         (ModelFormat::Gguf, Tier::Activations) => Some(CheckBy::Committee),
+        (ModelFormat::Onnx, Tier::Signed) => Some(CheckBy::Committee),
         _ => None,
     }
 }
@@ -414,10 +416,15 @@ fn committee(s: &Overlay) -> Result<(Vec<Address>, Vec<u64>), LedgerError> {
 
 /// How a case is checked (from its model's registered format and its tier).
 fn case_check(s: &Overlay, c: &Case) -> Result<Option<CheckBy>, LedgerError> {
+    Ok(check_by(case_format(s, c)?, c.tier))
+}
+
+/// The registered format of a case's model.
+fn case_format(s: &Overlay, c: &Case) -> Result<ModelFormat, LedgerError> {
     let Some(info) = registry::model(s, &c.model)? else {
         return Err(corrupt("case names a model that is not registered"));
     };
-    Ok(check_by(info.spec.format, c.tier))
+    Ok(info.spec.format)
 }
 
 /// Begin-block: draw audits for the receipts paid in earlier blocks, with this block's beacon
@@ -517,8 +524,9 @@ pub fn reveal(
             limit: p.max_reveal_bytes as usize,
         }));
     }
-    let by_committee = case_check(s, &c)? == Some(CheckBy::Committee);
-    let (input_hash, output_hash) = if by_committee {
+    // An LLM reveal is the input, the tokens and the commitment; any other is tensors.
+    let llm = case_format(s, &c)? == ModelFormat::Gguf;
+    let (input_hash, output_hash) = if llm {
         tx_try!(opal_types::llm::reveal_hashes(inputs, outputs, true)
             .map_err(|what| TxError::RevealMismatch { what }))
     } else {
@@ -534,7 +542,7 @@ pub fn reveal(
             what: "outputs".into(),
         }));
     }
-    if by_committee {
+    if llm {
         // The units the node billed (royalties were paid per unit) must be the tokens it
         // revealed: a node that under-counts cannot reveal, and is convicted as withholding.
         let counted = opal_types::llm::LlmInput::from_bytes(&inputs[0])

@@ -1,0 +1,366 @@
+//! `signed` receipts of float ONNX models through the verification machinery (issue 14, item
+//! 7): before, such receipts were never checked, so a node could answer anything for a float
+//! model and be paid. Now they are audited like any receipt, disputable when the caller asks,
+//! revealed as tensors (checked against both signed hashes), and decided by the validators'
+//! committee, whose members re-run the model with tract off chain and compare within a
+//! tolerance (`opal_verify::float`, run by `opal node watch`); here the test plays the
+//! validators. On a real store, with the supply invariant checked after every block.
+
+mod common;
+
+use common::{genesis, key, TestChain};
+use opal_ledger::components::staking;
+use opal_ledger::components::verification::{self, CaseKind, Outcome};
+use opal_ledger::events::Event;
+use opal_ledger::GenesisValidator;
+use opal_types::receipt::{tensor_list_hash, Escalation, InferenceRequest, ReceiptBody};
+use opal_types::registry::{Licence, ModelFormat, ModelSpec, ServiceOffer, ServiceSpec};
+use opal_types::*;
+
+fn owner() -> SecretKey {
+    key(2)
+}
+fn caller() -> SecretKey {
+    key(3)
+}
+fn node() -> SecretKey {
+    key(4)
+}
+/// Validator operators, with powers 4, 3 and 3 (two thirds of 10 needs 7).
+fn validator(i: usize) -> SecretKey {
+    key(100 + i as u8)
+}
+fn outsider() -> SecretKey {
+    key(1)
+}
+
+fn onnx_file() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/digits/model.onnx"
+    ))
+    .unwrap()
+}
+
+fn model_ref() -> ModelRef {
+    ModelRef::new("digits", 1)
+}
+
+fn tensor(v: &[f32]) -> Vec<u8> {
+    opal_ledger::canonical::f32_tensor_bytes(&[1, v.len() as u64], v)
+}
+
+struct World {
+    c: TestChain,
+    salt: u64,
+}
+
+struct Served {
+    receipt: Receipt,
+    inputs: Vec<Vec<u8>>,
+    outputs: Vec<Vec<u8>>,
+}
+
+impl Served {
+    fn id(&self) -> Hash {
+        self.receipt.request_id()
+    }
+}
+
+fn world() -> World {
+    let mut g = genesis();
+    g.validators = (0..3)
+        .map(|i| GenesisValidator {
+            name: format!("v{i}"),
+            public_key: validator(i).public_key(),
+            operator: None,
+            stake: Amount(if i == 0 { 4_000_000 } else { 3_000_000 }),
+            vrf_key: validator(i).vrf_public_key(),
+        })
+        .collect();
+    for i in 0..3 {
+        g.accounts.push(opal_ledger::GenesisAccount {
+            address: validator(i).address(),
+            balance: Amount(10_000),
+        });
+    }
+    let mut c = TestChain::with_genesis(g);
+    c.proposer = validator(0);
+    let file = onnx_file();
+    let spec = ModelSpec {
+        name: "digits".into(),
+        version: 1,
+        parent: None,
+        parent_bps: 0,
+        datasets: vec![],
+        content_hash: Hash(*blake3::hash(&file).as_bytes()),
+        size: file.len() as u64,
+        format: ModelFormat::Onnx,
+        input_schema: "[]".into(),
+        output_schema: "[]".into(),
+        price: Amount(1),
+        licence: Licence::Open,
+        tiers: vec![Tier::Signed],
+        weight_commitment: None,
+    };
+    let r = c.run(vec![
+        c.tx(&owner(), 0, Action::RegisterModel { spec }),
+        c.tx(
+            &node(),
+            0,
+            Action::BondRole {
+                role: Role::InferenceNode,
+                amount: Amount(500_000),
+            },
+        ),
+        c.tx(
+            &caller(),
+            0,
+            Action::FundEscrow {
+                node: node().address(),
+                amount: Amount(600_000),
+            },
+        ),
+    ]);
+    assert_eq!(r, vec![None, None, None]);
+    let r = c.run(vec![c.tx(
+        &node(),
+        0,
+        Action::DeclareService {
+            spec: ServiceSpec {
+                endpoint: "http://127.0.0.1:9000".into(),
+                offers: vec![ServiceOffer {
+                    model: model_ref(),
+                    tiers: vec![Tier::Signed],
+                    fee: Amount(1),
+                }],
+            },
+        },
+    )]);
+    assert_eq!(r, vec![None]);
+    World { c, salt: 0 }
+}
+
+impl World {
+    fn serve(&mut self, escalation: Escalation) -> Served {
+        self.salt += 1;
+        let inputs = vec![tensor(&[self.salt as f32; 64])];
+        let outputs = vec![tensor(&[0.1, 0.9])];
+        let req = InferenceRequest {
+            chain_id: self.c.chain_id.clone(),
+            node: node().address(),
+            model: model_ref(),
+            model_hash: Hash(*blake3::hash(&onnx_file()).as_bytes()),
+            input_hash: tensor_list_hash(&inputs),
+            tier: Tier::Signed,
+            max_price: Amount(1_000),
+            commercial: false,
+            salt: self.salt,
+            expires_ms: self.c.time_ms + 600_000,
+            escalation,
+        };
+        let receipt = ReceiptBody {
+            request: req.sign(&caller()),
+            output_hash: tensor_list_hash(&outputs),
+            price: Amount(300),
+            units: 1,
+            height: self.c.height,
+            node_key: node().public_key(),
+        }
+        .sign(&node());
+        Served {
+            receipt,
+            inputs,
+            outputs,
+        }
+    }
+
+    fn block(&mut self, txs: Vec<Transaction>) -> (Vec<Option<String>>, Vec<Event>) {
+        let r = self.c.block(txs);
+        let mut ev = r.events;
+        let mut codes = vec![];
+        for t in r.txs {
+            codes.push(t.code);
+            ev.extend(t.events);
+        }
+        (codes, ev)
+    }
+
+    fn settle(&mut self, s: &Served) -> Option<String> {
+        let tx = self.c.tx(
+            &node(),
+            0,
+            Action::SettleReceipts {
+                receipts: vec![s.receipt.clone()],
+            },
+        );
+        let (codes, ev) = self.block(vec![tx]);
+        assert_eq!(codes, vec![None]);
+        ev.iter().find_map(|e| match e {
+            Event::ReceiptRejected { code, .. } => Some(code.clone()),
+            _ => None,
+        })
+    }
+
+    fn reveal(&self, s: &Served, inputs: Vec<Vec<u8>>, outputs: Vec<Vec<u8>>) -> Transaction {
+        self.c.tx(
+            &node(),
+            0,
+            Action::RevealData {
+                request_id: s.id(),
+                inputs,
+                outputs,
+            },
+        )
+    }
+
+    fn vote(&self, who: &SecretKey, s: &Served, valid: bool) -> Transaction {
+        self.c.tx(
+            who,
+            0,
+            Action::CommitteeVote {
+                request_id: s.id(),
+                valid,
+            },
+        )
+    }
+
+    fn case(&self, s: &Served) -> Option<verification::Case> {
+        verification::case(&self.c.overlay(), &s.id()).unwrap()
+    }
+
+    fn verdict(&self, s: &Served) -> Option<Outcome> {
+        verification::verdict(&self.c.overlay(), &s.id())
+            .unwrap()
+            .map(|v| v.outcome)
+    }
+
+    fn bond(&self) -> Amount {
+        staking::role_bond(&self.c.overlay(), Role::InferenceNode, &node().address()).unwrap()
+    }
+
+    fn audited(&mut self) -> Served {
+        let s = self.serve(Escalation {
+            audit_bps: 10_000,
+            dispute: false,
+        });
+        assert_eq!(self.settle(&s), None);
+        let (_, ev) = self.block(vec![]);
+        assert!(
+            ev.iter().any(
+                |e| matches!(e, Event::AuditOpened { request_id, .. } if *request_id == s.id())
+            ),
+            "a signed receipt of a float model is drawn for audit: {ev:?}"
+        );
+        s
+    }
+}
+
+#[test]
+fn a_float_models_signed_receipt_is_audited_by_the_committee_and_a_lie_is_convicted() {
+    let mut w = world();
+    let s = w.audited();
+    let c = w.case(&s).unwrap();
+    assert_eq!(c.kind, CaseKind::Audit);
+    assert_eq!(c.auditors.len(), 3, "the committee is the whole active set");
+    // The reveal is tensors, and must be exactly what the caller and the node signed.
+    let (codes, _) = w.block(vec![w.reveal(
+        &s,
+        s.inputs.clone(),
+        vec![tensor(&[0.2, 0.8])],
+    )]);
+    assert_eq!(codes, vec![Some("reveal_mismatch".into())]);
+    let (codes, _) = w.block(vec![w.reveal(
+        &s,
+        vec![tensor(&[9.0; 64])],
+        s.outputs.clone(),
+    )]);
+    assert_eq!(codes, vec![Some("reveal_mismatch".into())]);
+    let (codes, _) = w.block(vec![w.reveal(&s, s.inputs.clone(), s.outputs.clone())]);
+    assert_eq!(codes, vec![None]);
+    // Not bit-exact, so never decided by in-block re-execution.
+    let (codes, _) = w.block(vec![w.c.tx(
+        &outsider(),
+        0,
+        Action::Resolve {
+            request_id: s.id(),
+            model: onnx_file(),
+        },
+    )]);
+    assert_eq!(codes, vec![Some("not_reexecutable".into())]);
+    let (codes, _) = w.block(vec![w.vote(&outsider(), &s, false)]);
+    assert_eq!(codes, vec![Some("not_on_committee".into())]);
+    // The members re-ran the model and found other outputs: 4 + 3 of 10 convicts.
+    let caller_before = w.c.balance(&caller());
+    let (codes, ev) = w.block(vec![
+        w.vote(&validator(0), &s, false),
+        w.vote(&validator(1), &s, false),
+    ]);
+    assert_eq!(codes, vec![None, None]);
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            Event::NodeConvicted {
+                outcome: Outcome::Fraud,
+                ..
+            }
+        )),
+        "{ev:?}"
+    );
+    assert_eq!(w.verdict(&s), Some(Outcome::Fraud));
+    assert!(w.bond() < Amount(500_000));
+    assert_eq!(w.c.balance(&caller()).0, caller_before.0 + 300);
+}
+
+#[test]
+fn an_honest_float_result_passes_and_a_disputed_one_is_decided_by_the_committee() {
+    let mut w = world();
+    let s = w.audited();
+    let (codes, _) = w.block(vec![w.reveal(&s, s.inputs.clone(), s.outputs.clone())]);
+    assert_eq!(codes, vec![None]);
+    let (codes, _) = w.block(vec![
+        w.vote(&validator(0), &s, true),
+        w.vote(&validator(2), &s, true),
+    ]);
+    assert_eq!(codes, vec![None, None]);
+    assert_eq!(w.verdict(&s), Some(Outcome::AuditPassed));
+    assert_eq!(w.bond(), Amount(500_000));
+
+    // A caller that asked to hold the price can dispute; the committee decides.
+    let d = w.serve(Escalation {
+        audit_bps: 0,
+        dispute: true,
+    });
+    assert_eq!(w.settle(&d), None, "a float model's result can now be held");
+    assert_eq!(w.case(&d).unwrap().kind, CaseKind::Held);
+    let (codes, _) = w.block(vec![w.reveal(&d, d.inputs.clone(), d.outputs.clone())]);
+    assert_eq!(codes, vec![None]);
+    let (codes, _) = w.block(vec![w.c.tx(
+        &outsider(),
+        0,
+        Action::Challenge {
+            request_id: d.id(),
+            claimed_output_hash: Hash::ZERO,
+            model: None,
+        },
+    )]);
+    assert_eq!(codes, vec![None]);
+    let (codes, _) = w.block(vec![
+        w.vote(&validator(0), &d, false),
+        w.vote(&validator(1), &d, false),
+    ]);
+    assert_eq!(codes, vec![None, None]);
+    assert_eq!(w.verdict(&d), Some(Outcome::Fraud));
+    verification::check_held_pool(&w.c.overlay()).unwrap();
+}
+
+#[test]
+fn a_float_audit_the_node_never_reveals_is_withheld() {
+    let mut w = world();
+    let p = opal_ledger::components::inference::params(&w.c.overlay()).unwrap();
+    let s = w.audited();
+    let end = w.c.time_ms + p.reveal_window_ms + 2_000;
+    w.c.advance_time_to(end);
+    assert_eq!(w.verdict(&s), Some(Outcome::Withheld));
+    assert!(w.bond() < Amount(500_000));
+}
