@@ -351,7 +351,9 @@ pub struct VerifyArgs {
     /// Also check that these outputs (JSON, as `opal infer` prints them) match the receipt.
     #[arg(long)]
     pub outputs: Option<PathBuf>,
-    /// Also check that this input file matches the receipt.
+    /// Also check that this input file matches the receipt. With --model-file too, the model
+    /// is run on it and its output compared with the receipt's: re-executed bit-exactly for a
+    /// canonical .opalq model, re-run with tract within the committee's tolerance for ONNX.
     #[arg(long)]
     pub input: Option<PathBuf>,
     /// The GGUF file of an LLM receipt's model: checks the `activations` tier's commitment by
@@ -367,7 +369,8 @@ pub struct VerifyArgs {
     /// Activations per commitment chunk to require, overriding the chain's or the default (128).
     #[arg(long)]
     pub llm_commit_top_k: Option<u32>,
-    /// The .opalq file of a zk receipt's model: checks the attached proof offline against the
+    /// The receipt's model file. With --input: the model is run on the input (see --input).
+    /// For a zk receipt (.opalq): checks the attached proof offline against the
     /// verifying key derived from it (the file must hash to the receipt's model hash; with
     /// --node too, that key's id must be the model's registered weight commitment). Without
     /// it, --node supplies the key published on chain for the model's weight commitment, which
