@@ -8,13 +8,12 @@
 
 mod common;
 
-use common::{genesis, key, TestChain};
+use common::{committee_genesis, digit_tensor, key, offer_model, TestChain};
 use opal_ledger::components::staking;
 use opal_ledger::components::verification::{self, CaseKind, Outcome};
 use opal_ledger::events::Event;
-use opal_ledger::GenesisValidator;
 use opal_types::receipt::{tensor_list_hash, Escalation, InferenceRequest, ReceiptBody};
-use opal_types::registry::{Licence, ModelFormat, ModelSpec, ServiceOffer, ServiceSpec};
+use opal_types::registry::{Licence, ModelFormat, ModelSpec};
 use opal_types::*;
 
 fn owner() -> SecretKey {
@@ -46,10 +45,6 @@ fn model_ref() -> ModelRef {
     ModelRef::new("digits", 1)
 }
 
-fn tensor(v: &[f32]) -> Vec<u8> {
-    opal_ledger::canonical::f32_tensor_bytes(&[1, v.len() as u64], v)
-}
-
 struct World {
     c: TestChain,
     salt: u64,
@@ -68,22 +63,7 @@ impl Served {
 }
 
 fn world() -> World {
-    let mut g = genesis();
-    g.validators = (0..3)
-        .map(|i| GenesisValidator {
-            name: format!("v{i}"),
-            public_key: validator(i).public_key(),
-            operator: None,
-            stake: Amount(if i == 0 { 4_000_000 } else { 3_000_000 }),
-            vrf_key: validator(i).vrf_public_key(),
-        })
-        .collect();
-    for i in 0..3 {
-        g.accounts.push(opal_ledger::GenesisAccount {
-            address: validator(i).address(),
-            balance: Amount(10_000),
-        });
-    }
+    let g = committee_genesis([&validator(0), &validator(1), &validator(2)]);
     let mut c = TestChain::with_genesis(g);
     c.proposer = validator(0);
     let file = onnx_file();
@@ -103,49 +83,15 @@ fn world() -> World {
         tiers: vec![Tier::Signed],
         weight_commitment: None,
     };
-    let r = c.run(vec![
-        c.tx(&owner(), 0, Action::RegisterModel { spec }),
-        c.tx(
-            &node(),
-            0,
-            Action::BondRole {
-                role: Role::InferenceNode,
-                amount: Amount(500_000),
-            },
-        ),
-        c.tx(
-            &caller(),
-            0,
-            Action::FundEscrow {
-                node: node().address(),
-                amount: Amount(600_000),
-            },
-        ),
-    ]);
-    assert_eq!(r, vec![None, None, None]);
-    let r = c.run(vec![c.tx(
-        &node(),
-        0,
-        Action::DeclareService {
-            spec: ServiceSpec {
-                endpoint: "http://127.0.0.1:9000".into(),
-                offers: vec![ServiceOffer {
-                    model: model_ref(),
-                    tiers: vec![Tier::Signed],
-                    fee: Amount(1),
-                }],
-            },
-        },
-    )]);
-    assert_eq!(r, vec![None]);
+    offer_model(&mut c, [&owner(), &node(), &caller()], spec, 500_000, 1);
     World { c, salt: 0 }
 }
 
 impl World {
     fn serve(&mut self, escalation: Escalation) -> Served {
         self.salt += 1;
-        let inputs = vec![tensor(&[self.salt as f32; 64])];
-        let outputs = vec![tensor(&[0.1, 0.9])];
+        let inputs = vec![digit_tensor(&[self.salt as f32; 64])];
+        let outputs = vec![digit_tensor(&[0.1, 0.9])];
         let req = InferenceRequest {
             chain_id: self.c.chain_id.clone(),
             node: node().address(),
@@ -267,12 +213,12 @@ fn a_float_models_signed_receipt_is_audited_by_the_committee_and_a_lie_is_convic
     let (codes, _) = w.block(vec![w.reveal(
         &s,
         s.inputs.clone(),
-        vec![tensor(&[0.2, 0.8])],
+        vec![digit_tensor(&[0.2, 0.8])],
     )]);
     assert_eq!(codes, vec![Some("reveal_mismatch".into())]);
     let (codes, _) = w.block(vec![w.reveal(
         &s,
-        vec![tensor(&[9.0; 64])],
+        vec![digit_tensor(&[9.0; 64])],
         s.outputs.clone(),
     )]);
     assert_eq!(codes, vec![Some("reveal_mismatch".into())]);

@@ -7,14 +7,13 @@
 
 mod common;
 
-use common::{genesis, key, TestChain};
+use common::{committee_genesis, genesis, key, offer_model, TestChain};
 use opal_ledger::components::verification::{self, CaseKind, Outcome};
 use opal_ledger::components::{inference, staking};
 use opal_ledger::events::Event;
-use opal_ledger::GenesisValidator;
 use opal_types::llm::{self, LlmInput};
 use opal_types::receipt::{Escalation, InferenceRequest, ReceiptBody};
-use opal_types::registry::{Licence, ModelFormat, ModelSpec, ServiceOffer, ServiceSpec};
+use opal_types::registry::{Licence, ModelFormat, ModelSpec};
 use opal_types::*;
 
 fn owner() -> SecretKey {
@@ -65,22 +64,7 @@ impl Served {
 }
 
 fn world() -> World {
-    let mut g = genesis();
-    g.validators = (0..3)
-        .map(|i| GenesisValidator {
-            name: format!("v{i}"),
-            public_key: validator(i).public_key(),
-            operator: None,
-            stake: Amount(if i == 0 { 4_000_000 } else { 3_000_000 }),
-            vrf_key: validator(i).vrf_public_key(),
-        })
-        .collect();
-    for i in 0..3 {
-        g.accounts.push(opal_ledger::GenesisAccount {
-            address: validator(i).address(),
-            balance: Amount(10_000), // the fees of a few votes
-        });
-    }
+    let g = committee_genesis([&validator(0), &validator(1), &validator(2)]);
     let mut c = TestChain::with_genesis(g);
     c.proposer = validator(0);
     let spec = ModelSpec {
@@ -99,41 +83,7 @@ fn world() -> World {
         tiers: vec![Tier::Signed, Tier::Activations],
         weight_commitment: None,
     };
-    let r = c.run(vec![
-        c.tx(&owner(), 0, Action::RegisterModel { spec }),
-        c.tx(
-            &node(),
-            0,
-            Action::BondRole {
-                role: Role::InferenceNode,
-                amount: Amount(500_000),
-            },
-        ),
-        c.tx(
-            &caller(),
-            0,
-            Action::FundEscrow {
-                node: node().address(),
-                amount: Amount(600_000),
-            },
-        ),
-    ]);
-    assert_eq!(r, vec![None, None, None]);
-    let r = c.run(vec![c.tx(
-        &node(),
-        0,
-        Action::DeclareService {
-            spec: ServiceSpec {
-                endpoint: "http://127.0.0.1:9000".into(),
-                offers: vec![ServiceOffer {
-                    model: model_ref(),
-                    tiers: vec![Tier::Signed, Tier::Activations],
-                    fee: Amount(1),
-                }],
-            },
-        },
-    )]);
-    assert_eq!(r, vec![None]);
+    offer_model(&mut c, [&owner(), &node(), &caller()], spec, 500_000, 1);
     World { c, salt: 0 }
 }
 

@@ -87,9 +87,4 @@ impl Report {
     pub fn valid(&self) -> bool {
         !self.checks.is_empty() && self.checks.iter().all(|c| c.ok)
     }
-
-    /// The first failed check, if any.
-    pub fn first_failure(&self) -> Option<&Check> {
-        self.checks.iter().find(|c| !c.ok)
-    }
 }

@@ -45,20 +45,8 @@ fn json_file(path: &Path) -> Result<Value> {
     serde_json::from_slice(&read(path)?).with_context(|| format!("{} is not JSON", path.display()))
 }
 
-/// A check whose data could not even be read: failed with the reason.
-struct Unreadable(String);
-impl std::fmt::Display for Unreadable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl Failure for Unreadable {
-    fn code(&self) -> &'static str {
-        "unreadable"
-    }
-}
-
-/// A check the CLI ran around a verifier (fetching a key or a model): its failure as text.
+/// A check the CLI ran around a verifier (reading its data, fetching a key or a model): its
+/// failure code and text.
 struct CliFailure(&'static str, String);
 impl std::fmt::Display for CliFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,7 +106,7 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
             Err(e) => rep.record(
                 "outputs",
                 label,
-                Err::<String, _>(Unreadable(format!("{e:#}"))),
+                Err::<String, _>(CliFailure("unreadable", format!("{e:#}"))),
             ),
         }
     }
@@ -172,7 +160,7 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
             Err(e) => rep.record(
                 "inputs",
                 label,
-                Err::<String, _>(Unreadable(format!("{e:#}"))),
+                Err::<String, _>(CliFailure("unreadable", format!("{e:#}"))),
             ),
         }
     }
@@ -524,27 +512,51 @@ fn float_rerun(
     })?;
     let m = opal_infer::PreparedModel::load(model_file, &opal_infer::Limits::default())
         .map_err(|e| CliFailure("model", format!("the model file does not load: {e}")))?;
-    let decode = |b: &Vec<u8>| {
-        Tensor::from_canonical_bytes(b).map_err(|e| CliFailure("unreadable", e.to_string()))
+    rerun_float(&m, inputs, claimed).map_err(|(code, why)| CliFailure(code, why))
+}
+
+/// Re-run a float model on inputs (canonical tensor bytes) and compare with the claimed
+/// outputs within `opal_verify::float::ONNX_TOLERANCE`: what a committee member checks
+/// (`opal node watch`) and `opal verify --model-file M.onnx` runs. A model that does not run
+/// on the inputs has no output a node could have answered honestly. Err: (code, why).
+pub(crate) fn rerun_float(
+    m: &opal_infer::PreparedModel,
+    inputs: &[Vec<u8>],
+    claimed: &[Vec<u8>],
+) -> std::result::Result<(), (&'static str, String)> {
+    let decode = |what: &str, ts: &[Vec<u8>]| {
+        ts.iter()
+            .map(|b| Tensor::from_canonical_bytes(b))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| ("unreadable", format!("{what}: {e}")))
     };
-    let ins = inputs
-        .iter()
-        .map(decode)
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    let outs = claimed
-        .iter()
-        .map(decode)
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let (ins, outs) = (decode("inputs", inputs)?, decode("outputs", claimed)?);
     let truth = m.run(&ins).map_err(|e| {
-        CliFailure(
+        (
             "output_differs",
             format!("the model does not run on the signed inputs: {e}"),
         )
     })?;
-    let a: Vec<_> = outs.iter().map(crate::cmd::watch::float_values).collect();
-    let b: Vec<_> = truth.iter().map(crate::cmd::watch::float_values).collect();
+    let a: Vec<_> = outs.iter().map(float_values).collect();
+    let b: Vec<_> = truth.iter().map(float_values).collect();
     opal_verify::float::outputs_agree(&a, &b, opal_verify::float::ONNX_TOLERANCE)
-        .map_err(|e| CliFailure(e.code(), e.to_string()))
+        .map_err(|e| (e.code(), e.to_string()))
+}
+
+/// Elements of a tensor for the float comparison.
+fn float_values(t: &Tensor) -> opal_verify::float::TensorValues {
+    use opal_infer::TensorData;
+    use opal_verify::float::Values;
+    let values = match t.data() {
+        TensorData::F32(v) => Values::Float(v.clone()),
+        TensorData::I64(v) => Values::Int(v.clone()),
+        TensorData::I32(v) => Values::Int(v.iter().map(|&x| x as i64).collect()),
+        TensorData::U8(v) => Values::Int(v.iter().map(|&x| x as i64).collect()),
+    };
+    opal_verify::float::TensorValues {
+        shape: t.shape().to_vec(),
+        values,
+    }
 }
 
 /// The verifying key a zk receipt is checked against, and where it came from: derived from the

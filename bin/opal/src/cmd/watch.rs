@@ -99,22 +99,6 @@ impl Committee {
     }
 }
 
-/// Elements of a tensor for the float comparison.
-pub(crate) fn float_values(t: &opal_infer::Tensor) -> opal_verify::float::TensorValues {
-    use opal_infer::TensorData;
-    use opal_verify::float::Values;
-    let values = match t.data() {
-        TensorData::F32(v) => Values::Float(v.clone()),
-        TensorData::I64(v) => Values::Int(v.clone()),
-        TensorData::I32(v) => Values::Int(v.iter().map(|&x| x as i64).collect()),
-        TensorData::U8(v) => Values::Int(v.iter().map(|&x| x as i64).collect()),
-    };
-    opal_verify::float::TensorValues {
-        shape: t.shape().to_vec(),
-        values,
-    }
-}
-
 /// Marks a check that failed on the verifier's side (not a verdict on the node).
 #[derive(Debug)]
 struct VerifierFailed;
@@ -269,38 +253,26 @@ impl Watcher {
         model: &ModelRef,
         hash: Hash,
     ) -> Result<(bool, String)> {
-        use opal_infer::Tensor;
         if let Some(r) = self.checked.get(&id) {
             return Ok(r.clone());
         }
         let m = self.onnx(model, hash)?;
-        let tensors = |k: &str| -> Result<Vec<Tensor>, String> {
+        let hexes = |k: &str| -> std::result::Result<Vec<Vec<u8>>, String> {
             c["revealed"][k]
                 .as_array()
                 .ok_or_else(|| format!("no revealed {k}"))?
                 .iter()
                 .map(|x| {
-                    let b = hex::decode(x.as_str().unwrap_or_default())
-                        .map_err(|e| format!("revealed {k}: {e}"))?;
-                    Tensor::from_canonical_bytes(&b).map_err(|e| format!("revealed {k}: {e}"))
+                    hex::decode(x.as_str().unwrap_or_default())
+                        .map_err(|e| format!("revealed {k}: {e}"))
                 })
                 .collect()
         };
-        let verdict = (|| -> Result<(), String> {
-            let inputs = tensors("inputs")?;
-            let claimed = tensors("outputs")?;
-            // A model that cannot run on the signed inputs has no output the node could have
-            // answered honestly.
-            let truth = m
-                .run(&inputs)
-                .map_err(|e| format!("the model does not run on the signed inputs: {e}"))?;
-            let (a, b): (Vec<_>, Vec<_>) = (
-                claimed.iter().map(float_values).collect(),
-                truth.iter().map(float_values).collect(),
-            );
-            opal_verify::float::outputs_agree(&a, &b, opal_verify::float::ONNX_TOLERANCE)
-                .map_err(|e| format!("{}: {e}", opal_verify::Failure::code(&e)))
-        })();
+        let verdict = hexes("inputs").and_then(|i| {
+            let o = hexes("outputs")?;
+            crate::cmd::verify::rerun_float(&m, &i, &o)
+                .map_err(|(code, why)| format!("{code}: {why}"))
+        });
         let r = match verdict {
             Ok(()) => (true, String::new()),
             Err(why) => (false, why),

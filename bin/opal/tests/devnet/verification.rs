@@ -11,6 +11,43 @@ use std::collections::HashMap;
 
 use std::time::{Duration, Instant};
 
+/// Whether the fault-injected node (`OPAL_FAULT_WRONG_OUTPUT_BPS=5000`) lies on this request:
+/// its draw is by request id (the first 8 bytes, little endian, mod 10000, below 5000).
+fn lies(id: &str) -> bool {
+    let b = hex::decode(id).unwrap();
+    u64::from_le_bytes(b[..8].try_into().unwrap()) % 10_000 < 5_000
+}
+
+/// `opal verify RECEIPT --model-file models/digits/MODEL --input INPUT -o json`, without any
+/// node: its exit code, its JSON, and its check `check_id` (which must be there).
+fn verify_offline(
+    receipt: &std::path::Path,
+    model: &str,
+    input: &std::path::Path,
+    check_id: &str,
+) -> (i32, Value, Value) {
+    let model_path = format!("{}/../../models/digits/{model}", env!("CARGO_MANIFEST_DIR"));
+    let (code, out, err) = cli(&[
+        "verify",
+        receipt.to_str().unwrap(),
+        "--model-file",
+        &model_path,
+        "--input",
+        input.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    let check = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == check_id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no check {check_id}: {v}"));
+    (code, v, check)
+}
+
 #[cfg_attr(
     not(feature = "fault-injection"),
     ignore = "needs a build with fault injection: cargo test --features opal/fault-injection"
@@ -45,10 +82,6 @@ fn a_lying_replay_node_is_caught_by_a_watcher_and_honest_results_are_paid() {
     // knows which answers are lies and does not depend on luck for having both.
     let mut receipts = vec![];
     let mut predicted: HashMap<String, bool> = HashMap::new();
-    let lie = |id: &str| {
-        let b = hex::decode(id).unwrap();
-        u64::from_le_bytes(b[..8].try_into().unwrap()) % 10_000 < 5_000
-    };
     let mut i = 0;
     while receipts.len() < 6 || predicted.values().all(|l| *l) || predicted.values().all(|l| !*l) {
         assert!(i < 40, "40 requests without both honest and wrong answers");
@@ -57,7 +90,7 @@ fn a_lying_replay_node_is_caught_by_a_watcher_and_honest_results_are_paid() {
         assert_eq!(code, 0, "infer: {err} {out}");
         let r: Value = serde_json::from_str(&out).unwrap();
         let id = r["request_id"].as_str().unwrap().to_string();
-        predicted.insert(id.clone(), lie(&id));
+        predicted.insert(id.clone(), lies(&id));
         receipts.push((id, receipt));
         i += 1;
     }
@@ -131,28 +164,8 @@ fn a_lying_replay_node_is_caught_by_a_watcher_and_honest_results_are_paid() {
         // Offline, without any node: the caller re-executes the model file on its input
         // (opal_verify::replay, the function the ledger convicted with) and reaches the same
         // verdict.
-        let model_path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../models/digits/model.opalq"
-        );
         let input = home.join("demo/digits-input.json");
-        let (code, out, err) = cli(&[
-            "verify",
-            receipt.to_str().unwrap(),
-            "--model-file",
-            model_path,
-            "--input",
-            input.to_str().unwrap(),
-            "-o",
-            "json",
-        ]);
-        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
-        let replay = v["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == "replay")
-            .unwrap_or_else(|| panic!("no re-execution check: {v}"));
+        let (code, v, replay) = verify_offline(receipt, "model.opalq", &input, "replay");
         assert_eq!(replay["ok"], honest, "{v}");
         if !honest {
             assert_eq!(replay["code"], "output_differs", "{v}");
@@ -198,10 +211,6 @@ fn a_lying_node_serving_a_float_model_is_audited_and_convicted_by_the_committee(
         let (code, v) = get(&url, "/api/models/digits").ok()?;
         (code == 200 && !v["services"].as_array()?.is_empty()).then_some(())
     });
-    let lie = |id: &str| {
-        let b = hex::decode(id).unwrap();
-        u64::from_le_bytes(b[..8].try_into().unwrap()) % 10_000 < 5_000
-    };
     let input = home.join("demo/digits-input.json");
     let carol = home.join("keys/carol.json");
     let mut ids: Vec<(String, bool, std::path::PathBuf)> = vec![];
@@ -230,7 +239,7 @@ fn a_lying_node_serving_a_float_model_is_audited_and_convicted_by_the_committee(
         assert_eq!(code, 0, "infer: {err} {out}");
         let r: Value = serde_json::from_str(&out).unwrap();
         let id = r["request_id"].as_str().unwrap().to_string();
-        let l = lie(&id);
+        let l = lies(&id);
         ids.push((id, l, receipt));
         i += 1;
     }
@@ -282,27 +291,7 @@ fn a_lying_node_serving_a_float_model_is_audited_and_convicted_by_the_committee(
         assert_eq!(votes[id], !lied, "{id}: {votes:?}");
         // The caller reaches the same verdict alone: `opal verify` re-runs the ONNX file on its
         // input with tract and compares within the same tolerance.
-        let model_path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../models/digits/model.onnx"
-        );
-        let (code, out, err) = cli(&[
-            "verify",
-            receipt.to_str().unwrap(),
-            "--model-file",
-            model_path,
-            "--input",
-            input.to_str().unwrap(),
-            "-o",
-            "json",
-        ]);
-        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
-        let rerun = v["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == "float_rerun")
-            .unwrap_or_else(|| panic!("no float re-run check: {v}"));
+        let (code, v, rerun) = verify_offline(receipt, "model.onnx", &input, "float_rerun");
         assert_eq!(rerun["ok"], !lied, "{v}");
         assert_eq!(code, if *lied { 3 } else { 0 }, "{v}");
         let outcome = wait_for("the committee's verdict", Duration::from_secs(30), || {

@@ -193,13 +193,13 @@ pub fn digit_tensor(v: &[f32]) -> Vec<u8> {
 /// tiers (fee 90); `caller` funds an escrow of 600,000 with `node`. Asserts every step applied.
 pub fn offer_demo_model(
     c: &mut TestChain,
-    [owner, node, caller]: [&SecretKey; 3],
+    parties: [&SecretKey; 3],
     file: &[u8],
     tiers: Vec<Tier>,
     weight_commitment: Option<Hash>,
     node_bond: u128,
 ) {
-    use opal_types::registry::{Licence, ModelFormat, ModelSpec, ServiceOffer, ServiceSpec};
+    use opal_types::registry::{Licence, ModelFormat, ModelSpec};
     let spec = ModelSpec {
         name: "digits-q".into(),
         version: 1,
@@ -213,9 +213,24 @@ pub fn offer_demo_model(
         output_schema: "[]".into(),
         price: Amount(100),
         licence: Licence::Open,
-        tiers: tiers.clone(),
+        tiers,
         weight_commitment,
     };
+    offer_model(c, parties, spec, node_bond, 90);
+}
+
+/// `owner` registers `spec`; `node` bonds `node_bond` as an inference node and offers the model
+/// in the spec's tiers for `fee`; `caller` funds an escrow of 600,000 with `node`. Asserts every
+/// step applied.
+pub fn offer_model(
+    c: &mut TestChain,
+    [owner, node, caller]: [&SecretKey; 3],
+    spec: opal_types::registry::ModelSpec,
+    node_bond: u128,
+    fee: u128,
+) {
+    use opal_types::registry::{ServiceOffer, ServiceSpec};
+    let (model, tiers) = (ModelRef::new(&spec.name, spec.version), spec.tiers.clone());
     let r = c.run(vec![
         c.tx(owner, 0, Action::RegisterModel { spec }),
         c.tx(
@@ -243,12 +258,37 @@ pub fn offer_demo_model(
             spec: ServiceSpec {
                 endpoint: "http://127.0.0.1:9000".into(),
                 offers: vec![ServiceOffer {
-                    model: ModelRef::new("digits-q", 1),
+                    model,
                     tiers,
-                    fee: Amount(90),
+                    fee: Amount(fee),
                 }],
             },
         },
     )]);
     assert_eq!(r, vec![None]);
+}
+
+/// The test genesis with three validators whose operators are `validators`, staking 4, 3 and
+/// 3 million (two thirds of the power needs the first and one other), each with the fees of a
+/// few votes.
+pub fn committee_genesis(validators: [&SecretKey; 3]) -> Genesis {
+    let mut g = genesis();
+    g.validators = validators
+        .iter()
+        .enumerate()
+        .map(|(i, v)| GenesisValidator {
+            name: format!("v{i}"),
+            public_key: v.public_key(),
+            operator: None,
+            stake: Amount(if i == 0 { 4_000_000 } else { 3_000_000 }),
+            vrf_key: v.vrf_public_key(),
+        })
+        .collect();
+    for v in validators {
+        g.accounts.push(GenesisAccount {
+            address: v.address(),
+            balance: Amount(10_000),
+        });
+    }
+    g
 }
