@@ -356,10 +356,11 @@ pub struct VerifyArgs {
     /// canonical .opalq model, re-run with tract within the committee's tolerance for ONNX.
     #[arg(long)]
     pub input: Option<PathBuf>,
-    /// The GGUF file of an LLM receipt's model: checks the `activations` tier's commitment by
-    /// recomputing the activations (the file must hash to the receipt's model hash), with the
-    /// chain's commitment parameters (read from --node, else the defaults), and that generation
-    /// stopped where it had to (first end-of-turn token, first stop sequence, or max_tokens).
+    /// The GGUF file of an LLM receipt's model (it must hash to the receipt's model hash):
+    /// checks that generation stopped where it had to (first end-of-turn token, first stop
+    /// sequence, or max_tokens) and that every token follows from the model's logits with the
+    /// signed sampling and seed; for `activations`, also the commitment, recomputed with the
+    /// chain's commitment parameters (read from --node, else the defaults).
     #[arg(long)]
     pub llm_model: Option<PathBuf>,
     /// Positions per commitment chunk to require, overriding the chain's (--node) or the

@@ -572,22 +572,41 @@ fn llm_royalties_are_per_token_and_a_node_that_under_bills_them_cannot_reveal() 
     assert_eq!(w.verdict(&cheat), Some(Outcome::Withheld));
 }
 
+/// A `signed` LLM receipt carries no commitment, yet it is checked: drawn for audit (or held
+/// for disputes when the caller asked), revealed as exactly the signed input and tokens (no
+/// commitment), and decided by the validators' committee, which re-checks every token against
+/// the model (`opal_verify::activations::verify_signed`).
 #[test]
-fn signed_llm_receipts_are_neither_audited_nor_disputable() {
+fn signed_llm_receipts_are_audited_and_disputable_by_the_committee() {
     let mut w = world();
-    // No commitment, nothing to check: a `signed` LLM receipt is not drawn for audit...
-    let s = w.serve(
-        Tier::Signed,
-        Escalation {
-            audit_bps: 10_000,
-            dispute: false,
-        },
-    );
-    assert_eq!(w.settle(&s), None);
-    let (_, ev) = w.block(vec![]);
-    assert!(!ev.iter().any(|e| matches!(e, Event::AuditOpened { .. })));
-    assert!(w.case(&s).is_none());
-    // ... and cannot be held for disputes.
+    let s = w.serve(Tier::Signed, AUDITED);
+    let s = w.draw(s);
+    let c = w.case(&s).unwrap();
+    assert_eq!(c.kind, CaseKind::Audit);
+    assert_eq!(c.auditors.len(), 3, "the committee is the active set");
+    // The reveal is the input and the tokens: a commitment is not part of a signed reply.
+    for outputs in [
+        vec![s.tokens.clone(), s.commitment.clone()],
+        vec![llm::tokens_to_bytes(&[10, 11])],
+        vec![],
+    ] {
+        let (codes, _) = w.block(vec![w.reveal(&s, outputs)]);
+        assert_eq!(codes, vec![Some("reveal_mismatch".into())]);
+    }
+    let (codes, _) = w.block(vec![w.reveal(&s, vec![s.tokens.clone()])]);
+    assert_eq!(codes, vec![None]);
+    let bond_before = w.bond();
+    let (codes, _) = w.block(vec![
+        w.vote(&validator(0), &s, false),
+        w.vote(&validator(1), &s, false),
+    ]);
+    assert_eq!(codes, vec![None, None]);
+    assert_eq!(w.verdict(&s), Some(Outcome::Fraud));
+    assert!(w.bond() < bond_before, "slashed");
+
+    // A signed receipt the caller asked to hold for disputes is held, and a dispute goes to
+    // the committee (a fraud proof would need re-execution, which an LLM has not).
+    let mut w = world();
     let d = w.serve(
         Tier::Signed,
         Escalation {
@@ -595,10 +614,21 @@ fn signed_llm_receipts_are_neither_audited_nor_disputable() {
             dispute: true,
         },
     );
-    assert_eq!(w.settle(&d), Some("not_reexecutable".into()));
-    // No vote on a request that has no case.
-    let (codes, _) = w.block(vec![w.vote(&validator(0), &d, true)]);
-    assert_eq!(codes, vec![Some("no_case".into())]);
+    assert_eq!(w.settle(&d), None);
+    assert_eq!(w.case(&d).unwrap().kind, CaseKind::Held);
+    let (codes, _) = w.block(vec![w.reveal(&d, vec![d.tokens.clone()])]);
+    assert_eq!(codes, vec![None]);
+    let (codes, _) = w.block(vec![w.challenge(&d, Some(GGUF.to_vec()))]);
+    assert_eq!(codes, vec![Some("not_reexecutable".into())]);
+    let (codes, _) = w.block(vec![w.challenge(&d, None)]);
+    assert_eq!(codes, vec![None]);
+    let (codes, _) = w.block(vec![
+        w.vote(&validator(0), &d, true),
+        w.vote(&validator(2), &d, true),
+    ]);
+    assert_eq!(codes, vec![None, None]);
+    assert_eq!(w.verdict(&d), Some(Outcome::Paid));
+    verification::check_held_pool(&w.c.overlay()).unwrap();
 }
 
 /// The real SmolLM2 GGUF (`OPAL_SMOLLM2_GGUF`, else `scripts/fetch-smollm2`); `None` skips the
@@ -630,15 +660,14 @@ fn real_model() -> Option<opal_llm::LlmModel> {
 }
 
 /// A validator's vote on an LLM case, from the data the node revealed on chain: the whole
-/// off-chain check (`opal_llm::verify_reply`, what `opal node watch` runs) with the chain's
-/// commitment parameters, read from the chain's `Params`.
+/// off-chain check (what `opal node watch` runs): `opal_llm::verify_reply` with the chain's
+/// commitment parameters, read from the chain's `Params`, for an `activations` reply, and
+/// `opal_llm::verify_tokens` for a `signed` one.
 fn validator_check(w: &World, m: &opal_llm::LlmModel, s: &Served) -> Result<(), String> {
     let case = w.case(s).expect("open case");
     let rev = case.revealed.expect("revealed");
     let input = LlmInput::from_bytes(&rev.inputs[0]).map_err(|e| e.to_string())?;
     let tokens = llm::tokens_from_bytes(&rev.outputs[0]).map_err(|e| e.to_string())?;
-    let c =
-        opal_llm::ActivationCommitment::from_bytes(&rev.outputs[1]).map_err(|e| e.to_string())?;
     let p = opal_ledger::exec::params(&w.c.overlay()).unwrap();
     let params = opal_llm::CommitParams {
         chunk_size: p.llm_commit_chunk,
@@ -646,19 +675,112 @@ fn validator_check(w: &World, m: &opal_llm::LlmModel, s: &Served) -> Result<(), 
     };
     let spec = opal_llm::ReplySpec {
         prompt_tokens: &input.prompt_tokens,
-        sampling: opal_llm::SamplingParams {
-            seed: input.seed,
-            temperature: input.temperature,
-            top_p: input.top_p,
-            top_k: input.top_k as usize,
-            repetition_penalty: input.repetition_penalty,
-        },
+        sampling: sampling_of(&input),
         max_tokens: input.max_tokens as usize,
         stop: &input.stop,
     };
-    opal_llm::verify_reply(m, &spec, &tokens, &c, &params)
+    let checked = match rev.outputs.get(1) {
+        Some(c) => {
+            let c = opal_llm::ActivationCommitment::from_bytes(c).map_err(|e| e.to_string())?;
+            opal_llm::verify_reply(m, &spec, &tokens, &c, &params)
+        }
+        None => opal_llm::verify_tokens(m, &spec, &tokens),
+    };
+    checked
         .map(|_| ())
         .map_err(|e| format!("{}: {e}", e.code()))
+}
+
+fn sampling_of(input: &LlmInput) -> opal_llm::SamplingParams {
+    opal_llm::SamplingParams {
+        seed: input.seed,
+        temperature: input.temperature,
+        top_p: input.top_p,
+        top_k: input.top_k as usize,
+        repetition_penalty: input.repetition_penalty,
+    }
+}
+
+/// The request every real-model test sends: a short chat turn, sampled at temperature 0.7.
+fn chat_input(m: &opal_llm::LlmModel, seed: u64) -> LlmInput {
+    let text = m
+        .apply_chat_template(&[opal_llm::ChatMessage::new(
+            "user",
+            "Say hello in three words.",
+        )])
+        .unwrap();
+    LlmInput {
+        model: model_ref(),
+        prompt_tokens: m.tokenize(&text).unwrap(),
+        max_tokens: 64,
+        seed,
+        temperature: 0.7,
+        top_p: 0.9,
+        top_k: 40,
+        repetition_penalty: 1.1,
+        stop: vec![],
+    }
+}
+
+/// Signed LLM replies checked by their tokens alone, on the real model: the honest reply
+/// passes and stands; one sampled with another seed than the caller signed, one with a token
+/// changed, and one padded past its end each fail the validators' check and are convicted.
+#[test]
+fn a_signed_llm_reply_that_is_not_the_models_is_convicted_by_the_committee() {
+    let Some(m) = real_model() else { return };
+    let input = chat_input(&m, 5);
+    let req = |seed: u64| opal_llm::GenerateRequest {
+        prompt_tokens: input.prompt_tokens.clone(),
+        max_tokens: input.max_tokens as usize,
+        sampling: opal_llm::SamplingParams {
+            seed,
+            ..sampling_of(&input)
+        },
+        stop: vec![],
+        commit_activations: None,
+    };
+    let honest = m.generate(&req(5), &mut |_| true).unwrap().tokens;
+    let other_seed = m.generate(&req(6), &mut |_| true).unwrap().tokens;
+    assert_ne!(honest, other_seed, "another seed samples another reply");
+    let mut changed = honest.clone();
+    let mid = changed.len() / 2;
+    changed[mid] = (changed[mid] + 1) % m.info().vocab_size as u32;
+    let padded = m.generate_past_end(&req(5)).unwrap().tokens;
+    let cases = [
+        (honest, None),
+        (other_seed, Some("token_mismatch")),
+        (changed, Some("token_mismatch")),
+        (padded, Some("sampled_past_end")),
+    ];
+    for (tokens, failure) in cases {
+        let mut w = world();
+        let bond_before = w.bond();
+        let s = w.serve_reply(Tier::Signed, AUDITED, input.clone(), tokens, vec![]);
+        let s = w.draw(s);
+        let (codes, _) = w.block(vec![w.reveal(&s, vec![s.tokens.clone()])]);
+        assert_eq!(codes, vec![None]);
+        let verdict = validator_check(&w, &m, &s);
+        match failure {
+            None => assert_eq!(verdict, Ok(())),
+            Some(code) => {
+                let why = verdict
+                    .clone()
+                    .expect_err("accepted a reply not the model's");
+                assert!(why.starts_with(code), "expected {code}, got {why}");
+            }
+        }
+        let valid = verdict.is_ok();
+        let votes: Vec<_> = (0..3).map(|i| w.vote(&validator(i), &s, valid)).collect();
+        let (codes, _) = w.block(votes);
+        assert_eq!(codes[..2], [None, None]);
+        if valid {
+            assert_eq!(w.verdict(&s), Some(Outcome::AuditPassed));
+            assert_eq!(w.bond(), bond_before);
+        } else {
+            assert_eq!(w.verdict(&s), Some(Outcome::Fraud));
+            assert!(w.bond() < bond_before, "slashed");
+        }
+    }
 }
 
 /// A node that samples on past the end-of-turn token and bills the padding (each padded token
@@ -671,33 +793,11 @@ fn a_reply_padded_past_its_end_and_billed_is_convicted_by_the_committee() {
     let Some(m) = real_model() else { return };
     let mut w = world();
     let p = opal_ledger::exec::params(&w.c.overlay()).unwrap();
-    let text = m
-        .apply_chat_template(&[opal_llm::ChatMessage::new(
-            "user",
-            "Say hello in three words.",
-        )])
-        .unwrap();
-    let input = LlmInput {
-        model: model_ref(),
-        prompt_tokens: m.tokenize(&text).unwrap(),
-        max_tokens: 64,
-        seed: 3,
-        temperature: 0.7,
-        top_p: 0.9,
-        top_k: 40,
-        repetition_penalty: 1.1,
-        stop: vec![],
-    };
+    let input = chat_input(&m, 3);
     let req = opal_llm::GenerateRequest {
         prompt_tokens: input.prompt_tokens.clone(),
         max_tokens: input.max_tokens as usize,
-        sampling: opal_llm::SamplingParams {
-            seed: input.seed,
-            temperature: input.temperature,
-            top_p: input.top_p,
-            top_k: input.top_k as usize,
-            repetition_penalty: input.repetition_penalty,
-        },
+        sampling: sampling_of(&input),
         stop: vec![],
         // The node commits with the chain's parameters.
         commit_activations: Some(opal_llm::CommitParams {

@@ -282,6 +282,10 @@ impl ActivationCommitment {
 pub enum VerifyError {
     #[error("malformed commitment: {0}")]
     Malformed(String),
+    /// The signed request itself cannot have been served (no prompt, invalid sampling
+    /// parameters): a reply to it is no reply of the model's.
+    #[error("the signed request is invalid: {0}")]
+    Request(String),
     #[error("prompt length {given} differs from the committed {committed}")]
     PromptLength { committed: usize, given: usize },
     #[error("output length {given} differs from the committed {committed}")]
@@ -337,6 +341,7 @@ impl VerifyError {
     pub fn code(&self) -> &'static str {
         match self {
             VerifyError::Malformed(_) => "malformed_commitment",
+            VerifyError::Request(_) => "invalid_request",
             VerifyError::PromptLength { .. } => "prompt_length",
             VerifyError::OutputLength { .. } => "output_length",
             VerifyError::ActivationMismatch { .. } => "activation_mismatch",
@@ -1180,6 +1185,30 @@ pub fn inspect_activations(
         chunks.push(ch.compare(&hidden[start * h..end * h], k));
     }
 
+    let (tokens, wrong_seed) = token_checks(model, prompt, output, &hidden_t, &c.sampling, tol)?;
+    let mut report = VerifyReport {
+        passed: false,
+        chunks,
+        tokens,
+        wrong_seed_pass_probability: wrong_seed,
+        prefill_tokens: seq.len(),
+    };
+    report.passed = report.first_failure(tol, output).is_none();
+    Ok(report)
+}
+
+/// Every output token re-checked against the verifier's logits (teacher-forced: row `p - 1 + j`
+/// of the prefill over `prompt ++ output[..n-1]`), the history, the signed sampling parameters
+/// and seed. Returns the checks and the probability that a wrong seed would pass them.
+fn token_checks(
+    model: &LlmModel,
+    prompt: &[u32],
+    output: &[u32],
+    hidden_t: &candle_core::Tensor,
+    sampling: &SamplingParams,
+    tol: &VerifyTolerance,
+) -> Result<(Vec<TokenCheck>, f64), VerifyError> {
+    let (p, n) = (prompt.len(), output.len());
     let mut tokens = Vec::with_capacity(n);
     let mut wrong_seed = 1.0f64;
     if n > 0 {
@@ -1192,21 +1221,68 @@ pub fn inspect_activations(
         for (j, &t) in output.iter().enumerate() {
             let mut row = logits[j * v..(j + 1) * v].to_vec();
             let chk =
-                sampling::check_token(&mut row, &history, &c.sampling, j as u64, t, &tol.sampling);
+                sampling::check_token(&mut row, &history, sampling, j as u64, t, &tol.sampling);
             wrong_seed *= chk.pass_probability;
             tokens.push(chk);
             history.push(t);
         }
     }
+    Ok((tokens, wrong_seed))
+}
+
+/// The check of a `signed` reply, which carries no commitment: generation stopped where it had
+/// to ([`check_stop`]), and every output token follows from the verifier's own logits, the
+/// signed sampling parameters and seed, within the verifier's policy tolerance (one prefill
+/// pass over `prompt ++ output[..n-1]`, as [`verify_activations`] runs). Weaker than
+/// `activations` in one way only: nothing pins the hidden states, so a model that samples the
+/// same tokens from the same seed passes (docs/verification.md). The returned report has no
+/// chunks.
+pub fn verify_tokens(
+    model: &LlmModel,
+    spec: &ReplySpec,
+    output: &[u32],
+) -> Result<VerifyReport, VerifyError> {
+    verify_tokens_with(
+        model,
+        spec,
+        output,
+        &VerifyTolerance::for_model(model.info()),
+    )
+}
+
+/// [`verify_tokens`] with explicit tolerances (tests; never a tolerance chosen by the node).
+pub fn verify_tokens_with(
+    model: &LlmModel,
+    spec: &ReplySpec,
+    output: &[u32],
+    tol: &VerifyTolerance,
+) -> Result<VerifyReport, VerifyError> {
+    spec.sampling.validate().map_err(VerifyError::Request)?;
+    let prompt = spec.prompt_tokens;
+    if prompt.is_empty() {
+        return Err(VerifyError::Request("empty prompt".into()));
+    }
+    model.check_tokens(prompt)?;
+    check_stop(model, prompt.len(), output, spec.max_tokens, spec.stop)?;
+    let mut seq = prompt.to_vec();
+    seq.extend_from_slice(&output[..output.len().saturating_sub(1)]);
+    let mut cache = model.llama.new_cache();
+    let hidden_t = model.llama.prefill_hidden(&seq, &mut cache)?;
+    let (tokens, wrong_seed) = token_checks(model, prompt, output, &hidden_t, &spec.sampling, tol)?;
     let mut report = VerifyReport {
         passed: false,
-        chunks,
+        chunks: Vec::new(),
         tokens,
         wrong_seed_pass_probability: wrong_seed,
         prefill_tokens: seq.len(),
     };
-    report.passed = report.first_failure(tol, output).is_none();
-    Ok(report)
+    match report.first_failure(tol, output) {
+        Some(e) => Err(e),
+        None => {
+            report.passed = true;
+            Ok(report)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -570,17 +570,6 @@ impl LlmService {
                 ),
             ));
         }
-        if ask.escalation != Escalation::default() && ask.tier != Tier::Activations {
-            return Err(LlmServeError::invalid(
-                Some(if ask.escalation.dispute {
-                    "opal_dispute"
-                } else {
-                    "opal_audit_bps"
-                }),
-                Some("tier_not_checkable"),
-                "Audits and disputes check the activation commitment: ask for `opal_tier: \"activations\"`.",
-            ));
-        }
         let caller = grant.caller.address();
         r.spec
             .licence
@@ -828,15 +817,14 @@ impl LlmService {
         } else {
             None
         };
-        if let Some(c) = &commitment {
-            // What the node must reveal if the receipt is audited or disputed; durable before
-            // the receipt exists.
-            let reveal = (
-                vec![p.input.to_bytes()],
-                vec![opal_types::llm::tokens_to_bytes(&gen.tokens), c.clone()],
-            );
+        {
+            // What the node must reveal if the receipt is audited or disputed (both tiers are
+            // checked by the validators' committee): the signed input, the tokens and, for
+            // `activations`, the commitment. Durable before the receipt exists.
+            let mut outputs = vec![opal_types::llm::tokens_to_bytes(&gen.tokens)];
+            outputs.extend(commitment.clone());
             self.inf
-                .store_reveal_data(&p.request.id(), reveal.0, reveal.1)
+                .store_reveal_data(&p.request.id(), vec![p.input.to_bytes()], outputs)
                 .map_err(|e| {
                     LlmServeError::internal(format!("cannot persist the reveal data: {e}"))
                 })?;

@@ -1,7 +1,8 @@
 //! The `activations` tier's verifier (feature `activations`, which links the LLM engine): an
 //! LLM reply's activation commitment recomputed from the model, with the chain's commitment
 //! parameters, never the ones the commitment names. `opal verify --llm-model` and a validator
-//! voting on an LLM case (`opal node watch`) both call [`verify`].
+//! voting on an LLM case (`opal node watch`) both call [`verify`]; a `signed` LLM reply, which
+//! has no commitment, is checked by its tokens alone ([`verify_signed`]).
 //!
 //! What the caller's side checks first (no model needed) is in [`crate::signed`]: the reply's
 //! input, tokens and commitment are the signed ones, and the billed units are its tokens.
@@ -41,7 +42,24 @@ pub fn verify(
     params: &CommitParams,
 ) -> Result<(), VerifyError> {
     let c = ActivationCommitment::from_bytes(commitment)?;
-    let spec = ReplySpec {
+    opal_llm::verify_reply(model, &spec(input), output, &c, params).map(|_| ())
+}
+
+/// The off-chain check of a `signed` LLM reply (no commitment), what a validator voting on a
+/// signed LLM case runs: generation stopped where it had to, and every sampled token follows
+/// from `model`'s logits with the caller's signed sampling parameters and seed, within the
+/// verifier's tolerance ([`opal_llm::verify_tokens`]).
+pub fn verify_signed(
+    model: &LlmModel,
+    input: &LlmInput,
+    output: &[u32],
+) -> Result<(), VerifyError> {
+    opal_llm::verify_tokens(model, &spec(input), output).map(|_| ())
+}
+
+/// What the caller signed that determines the reply.
+fn spec(input: &LlmInput) -> ReplySpec<'_> {
+    ReplySpec {
         prompt_tokens: &input.prompt_tokens,
         sampling: SamplingParams {
             seed: input.seed,
@@ -52,6 +70,5 @@ pub fn verify(
         },
         max_tokens: input.max_tokens as usize,
         stop: &input.stop,
-    };
-    opal_llm::verify_reply(model, &spec, output, &c, params).map(|_| ())
+    }
 }

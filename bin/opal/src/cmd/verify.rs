@@ -197,21 +197,30 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
 
     // The tier's own evidence.
     let commitment = env.attachments.iter().find(|x| x.tier == Tier::Activations);
-    if let (Some(att), Some(path)) = (commitment, &a.llm_model) {
+    let is_llm = matches!(llm_input, Ok(Some(_)));
+    if let (Some(path), true) = (&a.llm_model, commitment.is_some() || is_llm) {
         let params = llm_params(&a)?;
-        let outcome = check_activations(
+        let outcome = check_llm(
             &llm_input,
             &output_tokens,
             req.model_hash,
-            &att.bytes,
+            commitment.map(|att| att.bytes.as_slice()),
             path,
             &params,
         );
-        rep.record(
-            "activations",
-            "activation commitment recomputed from the model",
-            ok(outcome),
-        );
+        match commitment {
+            Some(_) => rep.record(
+                "activations",
+                "activation commitment recomputed from the model",
+                ok(outcome),
+            ),
+            // A `signed` LLM reply: its tokens, re-checked against the model's logits.
+            None => rep.record(
+                "llm_tokens",
+                "every token follows from the model, the signed sampling and seed",
+                ok(outcome),
+            ),
+        }
     }
     let zk_att = env.attachments.iter().find(|x| x.tier == Tier::Zk);
     if req.tier == Tier::Zk || zk_att.is_some() {
@@ -620,12 +629,13 @@ fn zk_key(
     }
 }
 
-/// The `activations` check with the GGUF at `path` (which must be the receipt's model).
-fn check_activations(
+/// The check of an LLM reply with the GGUF at `path` (which must be the receipt's model): its
+/// activation commitment when it has one (`activations`), else its tokens alone (`signed`).
+fn check_llm(
     input: &std::result::Result<Option<opal_types::llm::LlmInput>, opal_verify::file::FileError>,
     output: &std::result::Result<Option<Vec<u32>>, opal_verify::file::FileError>,
     model_hash: Hash,
-    commitment: &[u8],
+    commitment: Option<&[u8]>,
     path: &Path,
     params: &opal_llm::CommitParams,
 ) -> std::result::Result<(), CliFailure> {
@@ -648,7 +658,11 @@ fn check_activations(
     };
     let model = opal_llm::LlmModel::load(path)
         .map_err(|e| CliFailure("model", format!("loading the model: {e}")))?;
-    opal_verify::activations::verify(&model, input, output, commitment, params).map_err(|e| {
+    match commitment {
+        Some(c) => opal_verify::activations::verify(&model, input, output, c, params),
+        None => opal_verify::activations::verify_signed(&model, input, output),
+    }
+    .map_err(|e| {
         CliFailure(
             opal_llm::VerifyError::code(&e),
             format!("{}: {e}", e.code()),

@@ -85,6 +85,9 @@ struct Watcher {
 enum Committee {
     /// An LLM reply's activation commitment, recomputed (`opal_verify::activations`).
     Activations,
+    /// A `signed` LLM reply's tokens, re-checked against the model's logits
+    /// (`opal_verify::activations::verify_signed`).
+    LlmTokens,
     /// A float ONNX model re-run with tract, outputs compared within
     /// `opal_verify::float::ONNX_TOLERANCE`.
     Float,
@@ -94,6 +97,7 @@ impl Committee {
     fn check_name(self) -> &'static str {
         match self {
             Committee::Activations => "activation check",
+            Committee::LlmTokens => "token check",
             Committee::Float => "re-run within tolerance",
         }
     }
@@ -311,14 +315,22 @@ impl Watcher {
             let [input] = inputs.as_slice() else {
                 bail!("the reveal does not have one input");
             };
-            let [tokens, commitment] = outputs.as_slice() else {
-                bail!("the reveal does not have tokens and a commitment");
+            let (tokens, commitment) = match outputs.as_slice() {
+                [t] => (t, None),
+                [t, c] => (t, Some(c)),
+                _ => bail!("the reveal does not have tokens (and a commitment)"),
             };
             let input = opal_types::llm::LlmInput::from_bytes(input)
                 .map_err(|e| anyhow!("the revealed input is malformed: {e}"))?;
             let tokens = opal_types::llm::tokens_from_bytes(tokens)
                 .map_err(|e| anyhow!("the revealed tokens are malformed: {e}"))?;
-            match opal_verify::activations::verify(&m, &input, &tokens, commitment, &params) {
+            // The ledger checked the reveal's shape against the case's tier: a commitment for
+            // `activations`, none for `signed`.
+            let checked = match commitment {
+                Some(c) => opal_verify::activations::verify(&m, &input, &tokens, c, &params),
+                None => opal_verify::activations::verify_signed(&m, &input, &tokens),
+            };
+            match checked {
                 Ok(()) => Ok(()),
                 // The verifier's own failure (its backend, its disk) says nothing about the
                 // node: no vote on it (the pass fails and is retried).
@@ -341,9 +353,9 @@ impl Watcher {
         Ok(r)
     }
 
-    /// A committee case (an LLM `activations` receipt, a float ONNX `signed` one): check it if
-    /// this account has something to do, then vote or dispute. Returns true once nothing is
-    /// left to do for it.
+    /// A committee case (an LLM `activations` or `signed` receipt, a float ONNX `signed` one):
+    /// check it if this account has something to do, then vote or dispute. Returns true once
+    /// nothing is left to do for it.
     #[allow(clippy::too_many_arguments)]
     fn committee_case(
         &mut self,
@@ -378,7 +390,9 @@ impl Watcher {
             return Ok(!waiting);
         }
         let (valid, why) = match how {
-            Committee::Activations => self.check_llm_case(c, id, model, hash)?,
+            Committee::Activations | Committee::LlmTokens => {
+                self.check_llm_case(c, id, model, hash)?
+            }
             Committee::Float => self.check_float_case(c, id, model, hash)?,
         };
         if vote_due {
@@ -478,19 +492,21 @@ impl Watcher {
                 continue;
             }
             let (format, hash) = self.format(&model)?;
-            // Committee cases: LLM `activations` receipts and `signed` receipts of float ONNX
-            // models (opal_ledger's `check_by`).
-            let committee = match format.as_str() {
-                "gguf" => Some(Committee::Activations),
-                "onnx" => Some(Committee::Float),
+            // Committee cases: LLM `activations` and `signed` receipts, `signed` receipts of
+            // float ONNX models (opal_ledger's `check_by`).
+            let tier = c["tier"].as_str().unwrap_or_default();
+            let committee = match (format.as_str(), tier) {
+                ("gguf", "activations") => Some(Some(Committee::Activations)),
+                ("gguf", "signed") => Some(Some(Committee::LlmTokens)),
+                ("onnx", "signed") => Some(Some(Committee::Float)),
+                ("gguf" | "onnx", _) => Some(None),
                 _ => None,
             };
             if let Some(how) = committee {
-                let tier_ok = match how {
-                    Committee::Activations => c["tier"] == "activations",
-                    Committee::Float => c["tier"] == "signed",
-                };
-                if !tier_ok || self.committee_case(&c, id, &model, hash, how, audits, opts)? {
+                let tier_ok = how.is_some();
+                if !tier_ok
+                    || self.committee_case(&c, id, &model, hash, how.unwrap(), audits, opts)?
+                {
                     self.handled.insert(id);
                 }
                 continue;

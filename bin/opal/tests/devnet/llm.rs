@@ -347,12 +347,6 @@ fn openai_client_chat_stream_completions_receipts_settle_and_errors() {
     };
     expect("unknown_model", 404, Some("model_not_found"), Some("model"));
     expect(
-        "dispute_needs_activations",
-        400,
-        Some("tier_not_checkable"),
-        Some("opal_dispute"),
-    );
-    expect(
         "audit_bps_out_of_range",
         400,
         Some("invalid_value"),
@@ -499,17 +493,63 @@ fn openai_client_chat_stream_completions_receipts_settle_and_errors() {
             .len(),
         2
     );
-    let seen = watch_until(&home, &url, &gguf, Duration::from_secs(120), |v| {
-        v["event"] == "vote" && v["request_id"] == act_id.as_str()
+    // The signed call asked for a certain audit too: its reveal is the input and the tokens
+    // alone, and the watcher checks every token against the model.
+    let sa = &r["cases"]["signed_audited"];
+    assert_eq!(sa["tier"], "signed", "{sa}");
+    let sa_id = sa["request_id"].as_str().unwrap().to_string();
+    let sa_case = wait_for("the signed audit", Duration::from_secs(60), || {
+        let (_, v) = get(&url, &format!("/api/cases/{sa_id}")).ok()?;
+        (!v["case"]["revealed"].is_null()).then_some(v)
     });
-    let vote = seen.last().cloned();
-    let vote = vote.expect("the watcher voted");
-    assert_eq!(vote["valid"], true, "{vote}");
-    let verdict = wait_for("the audit verdict", Duration::from_secs(30), || {
-        let (_, v) = get(&url, &format!("/api/cases/{act_id}")).ok()?;
-        v["verdict"]["outcome"].as_str().map(str::to_string)
+    assert_eq!(sa_case["case"]["kind"], "audit", "{sa_case}");
+    assert_eq!(
+        sa_case["case"]["revealed"]["outputs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{sa_case}"
+    );
+    let mut pending: std::collections::HashSet<String> =
+        [act_id.clone(), sa_id.clone()].into_iter().collect();
+    let seen = watch_until(&home, &url, &gguf, Duration::from_secs(180), |v| {
+        if v["event"] == "vote" {
+            pending.remove(v["request_id"].as_str().unwrap_or_default());
+        }
+        pending.is_empty()
     });
-    assert_eq!(verdict, "audit_passed");
+    for id in [&act_id, &sa_id] {
+        let vote = seen
+            .iter()
+            .find(|v| v["event"] == "vote" && v["request_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("the watcher voted on {id}: {seen:?}"));
+        assert_eq!(vote["valid"], true, "{vote}");
+        let verdict = wait_for("the audit verdict", Duration::from_secs(30), || {
+            let (_, v) = get(&url, &format!("/api/cases/{id}")).ok()?;
+            v["verdict"]["outcome"].as_str().map(str::to_string)
+        });
+        assert_eq!(verdict, "audit_passed", "{id}");
+    }
+    // Offline, the same token check: `opal verify --llm-model` on the signed receipt.
+    let (code, out, err) = cli(&[
+        "verify",
+        sa["file"].as_str().unwrap(),
+        "--llm-model",
+        gguf.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 0, "opal verify signed LLM: {out} {err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == "llm_tokens" && c["ok"] == true),
+        "{v}"
+    );
     let premium = opal_ledger::components::inference::audit_premium(
         &opal_ledger::InferenceParams::default(),
         10_000,
@@ -527,7 +567,7 @@ fn openai_client_chat_stream_completions_receipts_settle_and_errors() {
     // The activations receipt settled (it was audited), with its audit premium.
     let (_, settled) = get(&url, &format!("/api/receipts/{act_id}")).unwrap();
     assert_eq!(settled["settled"], true, "{settled}");
-    total += num(&act["price"]) + premium.0;
+    total += num(&act["price"]) + num(&sa["price"]) + 2 * premium.0;
     let escrow1 = escrow(&url, &caller, &node);
     assert_eq!(
         escrow0 - escrow1,
@@ -538,8 +578,9 @@ fn openai_client_chat_stream_completions_receipts_settle_and_errors() {
 
 /// A lying LLM node (fault injection: every reply bills and signs a changed middle token, while
 /// its activation commitment is the true generation's). The caller asked for disputes
-/// (`opal_dispute`); the node reveals; `opal node watch` with the validator's key finds the
-/// activation check failing, disputes the result and votes it invalid; the node is convicted.
+/// (`opal_dispute`), once under `activations` and once under `signed`; the node reveals;
+/// `opal node watch` with the validator's key finds the check failing (the commitment's, the
+/// tokens' alone), disputes each result and votes it invalid; the node is convicted twice.
 #[cfg_attr(
     not(feature = "fault-injection"),
     ignore = "needs a build with fault injection: cargo test --features opal/fault-injection"
@@ -568,45 +609,66 @@ fn a_lying_llm_node_is_disputed_and_convicted_by_the_validators_vote() {
         (code == 200 && listed && home.join("demo/llm-api-key").exists()).then_some(())
     });
     let api_key = std::fs::read_to_string(home.join("demo/llm-api-key")).unwrap();
-    let r = http()
-        .post(format!("{url}/v1/chat/completions"))
-        .bearer_auth(api_key.trim())
-        .json(&serde_json::json!({
+    // One call per checked tier, each held for disputes: `activations` (its commitment is the
+    // true generation's, its tokens are not) and `signed` (no commitment: the tokens alone).
+    let ask = |tier: Option<&str>| {
+        let mut body = serde_json::json!({
             "model": "smollm2-135m",
             "messages": [{"role": "user", "content": "Name three colours."}],
             "max_tokens": 12,
             "temperature": 0,
-            "opal_tier": "activations",
             "opal_dispute": true,
-        }))
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let reply: Value = r.json().unwrap();
-    let id = reply["opal_receipt"]["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    // The watcher starts at once: it acts once the result is settled (held) and revealed.
-    let seen = watch_until(&home, &url, &gguf, Duration::from_secs(120), |v| {
-        v["event"] == "vote" && v["request_id"] == id.as_str()
-    });
-    let of = |e: &str| {
-        seen.iter()
-            .find(|v| v["event"] == e && v["request_id"] == id.as_str())
-            .cloned()
+        });
+        if let Some(t) = tier {
+            body["opal_tier"] = t.into();
+        }
+        let r = http()
+            .post(format!("{url}/v1/chat/completions"))
+            .bearer_auth(api_key.trim())
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let reply: Value = r.json().unwrap();
+        reply["opal_receipt"]["request_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
-    let (disputed, vote) = (of("dispute"), of("vote"));
-    let disputed = disputed.expect("the watcher disputed the result");
-    assert!(
-        disputed["reason"].as_str().unwrap().contains("match"),
-        "{disputed}"
-    );
-    let vote = vote.expect("the watcher voted");
-    assert_eq!(vote["valid"], false, "{vote}");
-    let verdict = wait_for("the verdict", Duration::from_secs(30), || {
-        let (_, v) = get(&url, &format!("/api/cases/{id}")).ok()?;
-        v["verdict"]["outcome"].as_str().map(str::to_string)
+    let ids = [ask(Some("activations")), ask(None)];
+    // Both are settled (held) before the watcher starts, so the first conviction's jail does
+    // not stop the second from settling.
+    for id in &ids {
+        wait_for("the held result", Duration::from_secs(60), || {
+            let (_, v) = get(&url, &format!("/api/cases/{id}")).ok()?;
+            (!v["case"].is_null()).then_some(())
+        });
+    }
+    let mut pending: std::collections::HashSet<String> = ids.iter().cloned().collect();
+    let seen = watch_until(&home, &url, &gguf, Duration::from_secs(180), |v| {
+        if v["event"] == "vote" {
+            pending.remove(v["request_id"].as_str().unwrap_or_default());
+        }
+        pending.is_empty()
     });
-    assert_eq!(verdict, "fraud");
+    for id in &ids {
+        let of = |e: &str| {
+            seen.iter()
+                .find(|v| v["event"] == e && v["request_id"] == id.as_str())
+                .cloned()
+        };
+        let (disputed, vote) = (of("dispute"), of("vote"));
+        let disputed = disputed.expect("the watcher disputed the result");
+        assert!(
+            disputed["reason"].as_str().unwrap().contains("match"),
+            "{disputed}"
+        );
+        let vote = vote.expect("the watcher voted");
+        assert_eq!(vote["valid"], false, "{vote}");
+        let verdict = wait_for("the verdict", Duration::from_secs(30), || {
+            let (_, v) = get(&url, &format!("/api/cases/{id}")).ok()?;
+            v["verdict"]["outcome"].as_str().map(str::to_string)
+        });
+        assert_eq!(verdict, "fraud", "{id}");
+    }
 }

@@ -172,6 +172,24 @@ report["cases"]["activations"] = {
     "file": save("activations", a_receipt),
 }
 
+# 6b. A `signed` call asking for a certain audit: no commitment, yet the validators check it
+# (every token against the model's logits).
+sa = client.chat.completions.create(
+    model=model,
+    messages=[{"role": "user", "content": "Say hello."}],
+    max_tokens=6,
+    temperature=0.7,
+    seed=11,
+    extra_body={"opal_audit_bps": 10000},
+)
+sa_receipt = extra(sa, "opal_receipt")
+report["cases"]["signed_audited"] = {
+    "tier": sa_receipt["tier"],
+    "request_id": sa_receipt["request_id"],
+    "price": sa_receipt["price"],
+    "file": save("signed_audited", sa_receipt),
+}
+
 # 7. The model list.
 report["models"] = [m.id for m in client.models.list().data]
 
@@ -195,12 +213,6 @@ def expect_error(name, fn):
 
 
 msg = [{"role": "user", "content": "hi"}]
-expect_error(
-    "dispute_needs_activations",
-    lambda: client.chat.completions.create(
-        model=model, messages=msg, max_tokens=2, extra_body={"opal_dispute": True}
-    ),
-)
 expect_error(
     "audit_bps_out_of_range",
     lambda: client.chat.completions.create(

@@ -110,7 +110,7 @@ pub struct Case {
     pub dispute: Option<Dispute>,
     /// Validators assigned to re-execute (audits) or, for a committee case, its voters.
     pub auditors: Vec<Address>,
-    /// Committee cases (LLM `activations` receipts): the voting power of each of `auditors`
+    /// Committee cases ([`CheckBy::Committee`]): the voting power of each of `auditors`
     /// (the active validator set when the audit or the dispute opened). Empty otherwise.
     #[serde(default)]
     pub powers: Vec<u64>,
@@ -142,7 +142,8 @@ pub enum CheckBy {
     /// fraud-proof `Challenge`): the output is a pure function of the bytes.
     Reexecution,
     /// Checked off chain by every validator, within a tolerance (not bit-exact, so not inside
-    /// block execution): an LLM reply's activation commitment (one prefill), or a float ONNX
+    /// block execution): an LLM reply's activation commitment and tokens (one prefill), a
+    /// `signed` LLM reply's tokens alone (the same prefill), or a float ONNX
     /// model's outputs re-run with tract (`opal_verify::float`). Each posts a `CommitteeVote`
     /// and more than two thirds of the voting power decides.
     Committee,
@@ -152,7 +153,7 @@ pub enum CheckBy {
 pub fn check_by(format: ModelFormat, tier: Tier) -> Option<CheckBy> {
     match (format, tier) {
         (ModelFormat::OpalQuant, _) => Some(CheckBy::Reexecution),
-        (ModelFormat::Gguf, Tier::Activations) => Some(CheckBy::Committee),
+        (ModelFormat::Gguf, Tier::Activations | Tier::Signed) => Some(CheckBy::Committee),
         (ModelFormat::Onnx, Tier::Signed) => Some(CheckBy::Committee),
         _ => None,
     }
@@ -524,11 +525,15 @@ pub fn reveal(
             limit: p.max_reveal_bytes as usize,
         }));
     }
-    // An LLM reveal is the input, the tokens and the commitment; any other is tensors.
+    // An LLM reveal is the input, the tokens and (`activations`) the commitment; any other is
+    // tensors.
     let llm = case_format(s, &c)? == ModelFormat::Gguf;
     let (input_hash, output_hash) = if llm {
-        tx_try!(opal_types::llm::reveal_hashes(inputs, outputs, true)
-            .map_err(|what| TxError::RevealMismatch { what }))
+        let with_commitment = c.tier == Tier::Activations;
+        tx_try!(
+            opal_types::llm::reveal_hashes(inputs, outputs, with_commitment)
+                .map_err(|what| TxError::RevealMismatch { what })
+        )
     } else {
         (tensor_list_hash(inputs), tensor_list_hash(outputs))
     };
