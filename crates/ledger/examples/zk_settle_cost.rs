@@ -1,5 +1,6 @@
 //! What the `zk` tier costs each validator for the demo model `digits-q`: once per key,
-//! decoding a published verifying key (`PublishZkKey`, which checks its weight-range proof);
+//! decoding a published verifying key (`PublishZkKey`, which checks its weight-range proof) and
+//! checking it against the model file sent with it (its commitments recomputed from the file);
 //! per settled receipt (`SettleProved`), the evidence checks: tensor hashes, the input's
 //! integer mapping, the output's parsing and the proof's verification. Also prints the node's
 //! side for reference (setup once, proving per request) and the sizes.
@@ -40,6 +41,12 @@ fn main() {
         std::hint::black_box(vk);
     }
     let vk = api::VerifyingKey::from_bytes(&key).unwrap();
+    let mut bind = Vec::new();
+    for _ in 0..n.clamp(1, 50) {
+        let t = Instant::now();
+        api::check_key_for_file(&vk, &file).unwrap();
+        bind.push(t.elapsed().as_secs_f64() * 1e3);
+    }
 
     let x: Vec<f32> = (0..64).map(|i| (i % 17) as f32).collect();
     let inputs = vec![canonical::f32_tensor_bytes(&[1, 64], &x)];
@@ -66,11 +73,13 @@ fn main() {
         verify.push(t.elapsed().as_secs_f64() * 1e3);
     }
     println!(
-        "{{\"iterations\": {n}, \"key_bytes\": {}, \"proof_bytes\": {}, \"node_setup_ms\": {setup_ms:.1}, \"node_prove_p50_ms\": {:.2}, \"key_decode_p50_ms\": {:.2}, \"settle_check_p50_ms\": {:.2}, \"settle_check_p99_ms\": {:.2}, \"soundness_bits\": {:.1}}}",
+        "{{\"iterations\": {n}, \"key_bytes\": {}, \"proof_bytes\": {}, \"node_setup_ms\": {setup_ms:.1}, \"node_prove_p50_ms\": {:.2}, \"key_decode_p50_ms\": {:.2}, \"key_file_check_p50_ms\": {:.2}, \"model_file_bytes\": {}, \"settle_check_p50_ms\": {:.2}, \"settle_check_p99_ms\": {:.2}, \"soundness_bits\": {:.1}}}",
         key.len(),
         proof.len(),
         pct(prove, 50),
         pct(decode, 50),
+        pct(bind, 50),
+        file.len(),
         pct(verify.clone(), 50),
         pct(verify, 99),
         vk.soundness_bits().unwrap()

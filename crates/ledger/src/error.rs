@@ -139,7 +139,7 @@ pub enum TxError {
     NotZkReceipt { tier: String },
     #[error("model {model} has no zk weight commitment")]
     NotZkModel { model: String },
-    #[error("the verifying key {id} of model {model} is not published on chain; publish it with `opal model publish-zk-key`")]
+    #[error("the verifying key {id} of model {model} is not published on chain; `opal model register` publishes it, and so does the serving node at its first zk request")]
     ZkKeyMissing { model: String, id: Hash },
     #[error("the zk verifying key named by {model} was made from the model file {key_file}, but {model} is registered with content hash {content_hash}")]
     ZkKeyFileMismatch {
@@ -147,6 +147,9 @@ pub enum TxError {
         key_file: Hash,
         content_hash: Hash,
     },
+    /// The published key is not the key of the model file sent with it.
+    #[error("the zk verifying key is not the key of the model file sent with it: {reason}")]
+    ZkKeyNotOfFile { reason: String },
     #[error("the zk proof does not verify: {reason}")]
     ProofInvalid { reason: String },
     #[error("the receipt was not paid ({reason_code}): {reason}")]

@@ -195,7 +195,7 @@ fn deliver_tx(
         Action::Resolve { request_id, model } => {
             verification::resolve(s, ctx, &sender, request_id, model, ev)?
         }
-        Action::PublishZkKey { key } => zk::publish_key(s, &sender, key, ev)?,
+        Action::PublishZkKey { key, model } => zk::publish_key(s, &sender, key, model, ev)?,
         Action::SettleProved { receipt, evidence } => {
             zk::settle_proved(s, ctx, &sender, receipt, evidence, ev)?
         }

@@ -115,6 +115,7 @@ impl World {
             0,
             Action::PublishZkKey {
                 key: self.vk.clone(),
+                model: self.file.clone(),
             },
         );
         assert_eq!(self.c.run(vec![t]), vec![None]);
@@ -233,7 +234,14 @@ fn keys_are_checked_when_published_and_needed_to_settle() {
         w.vk[..w.vk.len() / 2].to_vec(),
         flipped,
     ] {
-        let t = w.c.tx(&owner(), 0, Action::PublishZkKey { key: bad });
+        let t = w.c.tx(
+            &owner(),
+            0,
+            Action::PublishZkKey {
+                key: bad,
+                model: w.file.clone(),
+            },
+        );
         assert_eq!(w.c.run(vec![t]), vec![Some("zk_key_invalid".to_string())]);
     }
     w.publish();
@@ -242,8 +250,14 @@ fn keys_are_checked_when_published_and_needed_to_settle() {
             .unwrap()
             .is_some()
     );
-    let t =
-        w.c.tx(&caller(), 0, Action::PublishZkKey { key: w.vk.clone() });
+    let t = w.c.tx(
+        &caller(),
+        0,
+        Action::PublishZkKey {
+            key: w.vk.clone(),
+            model: w.file.clone(),
+        },
+    );
     assert_eq!(w.c.run(vec![t]), vec![Some("zk_key_exists".to_string())]);
     let (code, _) = w.settle_proved(&node(), &r, ev);
     assert_eq!(code, None);
@@ -392,8 +406,14 @@ fn a_key_made_from_another_file_never_settles_for_a_model() {
         salt: 0,
     };
     // Publishing B's key, which only A names: refused.
-    let t =
-        w.c.tx(&owner(), 0, Action::PublishZkKey { key: vk_b.clone() });
+    let t = w.c.tx(
+        &owner(),
+        0,
+        Action::PublishZkKey {
+            key: vk_b.clone(),
+            model: file_b.clone(),
+        },
+    );
     assert_eq!(
         w.c.run(vec![t]),
         vec![Some("zk_key_file_mismatch".to_string())]
@@ -414,8 +434,14 @@ fn a_key_made_from_another_file_never_settles_for_a_model() {
         },
     );
     assert_eq!(w.c.run(vec![t]), vec![None]);
-    let t =
-        w.c.tx(&other, 0, Action::PublishZkKey { key: vk_b.clone() });
+    let t = w.c.tx(
+        &other,
+        0,
+        Action::PublishZkKey {
+            key: vk_b.clone(),
+            model: file_b.clone(),
+        },
+    );
     assert_eq!(w.c.run(vec![t]), vec![None]);
     // A's receipt with B's valid proof: refused before the proof is checked, nothing paid.
     let (code, _) = w.settle_proved(&node(), &r, ev);
@@ -445,7 +471,14 @@ fn a_key_made_from_another_file_never_settles_for_a_model() {
         },
     );
     assert_eq!(w.c.run(vec![t]), vec![None]);
-    let t = w.c.tx(&owner(), 0, Action::PublishZkKey { key: vk_a });
+    let t = w.c.tx(
+        &owner(),
+        0,
+        Action::PublishZkKey {
+            key: vk_a,
+            model: file_a,
+        },
+    );
     assert_eq!(w.c.run(vec![t]), vec![None]);
 }
 
@@ -472,16 +505,16 @@ fn a_stray_registration_cannot_block_a_key() {
     assert_eq!(code, None);
 }
 
-/// The gap that remains (docs/zk.md section 6): a key that names A's file but commits to B's
-/// weights is accepted on chain, and proofs of B bound to A's file hash settle as A's. Nothing
-/// on chain re-derives the key; whoever holds A does (`api::key_for_file`) and sees that the
-/// registered key is not A's. This test pins both halves, so that an on-chain fraud proof
-/// changes it on purpose.
+/// The attack that hides in the key itself: a key that names A's file but commits to B's
+/// weights (B's key with A's file hash written over its own). It decodes, its weight-range
+/// proof is B's and valid, and its file hash matches A's registration, so only recomputing
+/// the commitments from A's file shows it is not A's key: publication is refused, with A's
+/// file or with any other, and B's proofs never settle as A's.
 #[test]
-fn known_gap_a_key_claiming_the_file_with_other_weights_is_caught_off_chain_only() {
+fn a_key_claiming_the_file_with_other_weights_is_refused_at_publication() {
     let file_a = demo_model_file();
     let hash_a = *blake3::hash(&file_a).as_bytes();
-    let (_, model_b) = other_model();
+    let (file_b, model_b) = other_model();
     // B's key with A's file hash written over its own (bytes 10..42 of format version 3).
     let mut forged = api::verifying_key(&api::setup(&model_b).unwrap()).to_bytes();
     forged[10..42].copy_from_slice(&hash_a);
@@ -505,8 +538,34 @@ fn known_gap_a_key_claiming_the_file_with_other_weights_is_caught_off_chain_only
         vk: forged.clone(),
         salt: 0,
     };
-    w.publish();
-    // The node proves B under the forged key's file hash.
+    let publish = |w: &mut World, model: Vec<u8>| {
+        let t = w.c.tx(
+            &owner(),
+            0,
+            Action::PublishZkKey {
+                key: forged.clone(),
+                model,
+            },
+        );
+        w.c.run(vec![t])
+    };
+    // With A's file: the file is the one named, but its commitments are not the key's.
+    assert_eq!(
+        publish(&mut w, file_a.clone()),
+        vec![Some("zk_key_not_of_file".to_string())]
+    );
+    // With B's file (whose weights it does commit to): not the file the key names.
+    assert_eq!(
+        publish(&mut w, file_b),
+        vec![Some("zk_key_not_of_file".to_string())]
+    );
+    // With garbage: refused, nothing stored.
+    assert_eq!(
+        publish(&mut w, b"not a model".to_vec()),
+        vec![Some("zk_key_not_of_file".to_string())]
+    );
+    assert!(zk::key_bytes(&w.c.overlay(), &id_forged).unwrap().is_none());
+    // The node proves B under the forged key's file hash: nothing to settle against.
     let (r, mut ev) = w.serve(Tier::Zk, &digit(11));
     let (pm, reg) = opal_zk::v2::register(&model_b).unwrap();
     assert_eq!(&reg, fk.registered());
@@ -515,12 +574,17 @@ fn known_gap_a_key_claiming_the_file_with_other_weights_is_caught_off_chain_only
         opal_zk::v2::prove_with_progress(&pm, &reg, &hash_a, &q, None, &mut |_| {}).unwrap();
     ev.proof = proof;
     let (code, _) = w.settle_proved(&node(), &r, ev);
-    assert_eq!(
-        code, None,
-        "the gap is closed: update docs/zk.md and this test"
+    assert_eq!(code.as_deref(), Some("zk_key_missing"));
+    assert!(!w.settled(&r));
+    // A's own key, with A's file, publishes.
+    let vk_a = api::key_for_file(&file_a).unwrap().to_bytes();
+    let t = w.c.tx(
+        &owner(),
+        0,
+        Action::PublishZkKey {
+            key: vk_a,
+            model: file_a,
+        },
     );
-    // Anyone holding A re-derives A's key: it is not the registered one.
-    let derived = api::key_for_file(&file_a).unwrap();
-    assert_eq!(derived.file_hash(), hash_a);
-    assert_ne!(Hash(derived.id()), id_forged);
+    assert_eq!(w.c.run(vec![t]), vec![None]);
 }

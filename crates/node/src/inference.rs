@@ -1050,10 +1050,12 @@ impl InferenceService {
         let z = ArtifactHash::from_hex(content_hex)
             .map_err(|e| ServeError::Internal(e.to_string()))
             .and_then(|ah| self.zk_model(&ah, content_hex, wc));
-        match z
-            .map_err(|e| e.to_string())
-            .and_then(|z| self.submit_action(Action::PublishZkKey { key: z.key.clone() }))
-        {
+        match z.map_err(|e| e.to_string()).and_then(|z| {
+            self.submit_action(Action::PublishZkKey {
+                key: z.key.clone(),
+                model: z.model.to_file_bytes(),
+            })
+        }) {
             Ok(tx) => {
                 tracing::info!(key = %wc, tx = %tx, "publishing the model's zk verifying key")
             }

@@ -84,11 +84,15 @@ pub enum Action {
     /// Settle an open audit or dispute by deterministic re-execution of the registered model
     /// (every validator runs it). Anyone may post it; the resolver is paid the audit fee.
     Resolve { request_id: Hash, model: Vec<u8> },
-    /// Publish an opal-zk verifying key (`opal_zk::api::VerifyingKey` bytes). The ledger checks
-    /// it (bounded decoding, weight-range proof) and stores it under its id, the BLAKE3 hash of
-    /// the bytes, which is what a `zk`-tier model registers as its `weight_commitment`. Anyone
-    /// may publish a key; publishing the same key twice is refused.
-    PublishZkKey { key: Vec<u8> },
+    /// Publish an opal-zk verifying key (`opal_zk::api::VerifyingKey` bytes) with the `.opalq`
+    /// model file it was made from. The ledger checks the key (bounded decoding, weight-range
+    /// proof) and that it is that file's key: the file hashes to the key's file hash, and
+    /// committing to the file's weights gives exactly the key's registered structure and
+    /// commitments (`opal_zk::api::check_key_for_file`). It stores the key (not the file) under
+    /// its id, the BLAKE3 hash of the key's bytes, which is what a `zk`-tier model registers
+    /// as its `weight_commitment`. Anyone may publish a key; publishing the same key twice is
+    /// refused.
+    PublishZkKey { key: Vec<u8>, model: Vec<u8> },
     /// Settle one `zk`-tier receipt with its proof (signer = the node that served it). Every
     /// validator verifies the proof against the model's published verifying key before the
     /// receipt may pay.

@@ -83,6 +83,32 @@ pub fn key_for_file(file: &[u8]) -> Result<VerifyingKey, ZkError> {
     Ok(setup(&model)?.vk)
 }
 
+/// Checks that `vk` is the key of the `.opalq` model file `file`, as a validator does when the
+/// key is published: the file hashes to the key's file hash, and committing to the file's
+/// weights (no proving: the commitments alone) gives exactly the key's registered structure and
+/// weight commitments. A key that names one file but commits to another model's weights fails
+/// here. Deterministic; costs one commitment of the weights (less than [`setup`]).
+pub fn check_key_for_file(vk: &VerifyingKey, file: &[u8]) -> Result<(), ZkError> {
+    if *blake3::hash(file).as_bytes() != vk.file_hash {
+        return Err(ZkError::Model(
+            "the file does not hash to the key's file hash".into(),
+        ));
+    }
+    let model = QuantModel::from_file_bytes(file).map_err(|e| ZkError::Model(e.to_string()))?;
+    let (_, registered) = v2::register(&model)?;
+    if registered.structure != vk.registered.structure {
+        return Err(ZkError::Model(
+            "the key's model structure is not the file's".into(),
+        ));
+    }
+    if registered.weights != vk.registered.weights {
+        return Err(ZkError::Model(
+            "the key's weight commitments are not those of the file's weights".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The verifying key of a setup.
 pub fn verifying_key(s: &Setup) -> VerifyingKey {
     s.vk.clone()

@@ -486,7 +486,14 @@ async fn bootstrap_demo(
         )
         .await?;
         // The key validators check its proofs against.
-        run(&owner, Action::PublishZkKey { key: zk_key }).await?;
+        run(
+            &owner,
+            Action::PublishZkKey {
+                key: zk_key,
+                model: DEMO_QMODEL.to_vec(),
+            },
+        )
+        .await?;
     }
     let endpoint = format!("http://{api}");
     let declared = registry::service(&state()?, &node)?;

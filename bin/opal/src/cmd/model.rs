@@ -397,11 +397,15 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
             std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
         let m = opal_ledger::canonical::load_model(&bytes)?;
         let setup = opal_zk::api::setup(&m).map_err(|e| anyhow!("zk setup: {e}"))?;
-        Some(opal_zk::api::verifying_key(&setup).to_bytes())
+        // The key is published with the file it was made from (the ledger recomputes the
+        // key's commitments from it).
+        Some((opal_zk::api::verifying_key(&setup).to_bytes(), bytes))
     } else {
         None
     };
-    let weight_commitment = zk_key.as_ref().map(|k| Hash(*blake3::hash(k).as_bytes()));
+    let weight_commitment = zk_key
+        .as_ref()
+        .map(|(k, _)| Hash(*blake3::hash(k).as_bytes()));
     let spec = ModelSpec {
         name: a.name.clone(),
         version,
@@ -441,12 +445,12 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
     )?;
     // The ledger checks zk proofs against the published verifying key: publish it unless
     // someone already has (the serving node would publish it too, at its first zk request).
-    if let (Some(key), Some(id)) = (zk_key, weight_commitment) {
+    if let (Some((key, model)), Some(id)) = (zk_key, weight_commitment) {
         let c = Client::new(&a.opts.node.node)?;
         let (status, _) = c.get_raw(&format!("/api/zk/keys/{id}"))?;
         if status == 404 {
             submit(
-                Action::PublishZkKey { key },
+                Action::PublishZkKey { key, model },
                 a.opts,
                 &format!("publication of the zk verifying key {id} of {m}"),
                 out,

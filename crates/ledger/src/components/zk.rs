@@ -3,16 +3,18 @@
 //! A model offered in the `zk` tier registers, as its `weight_commitment`, the id of its opal-zk
 //! verifying key (the BLAKE3 hash of the key's bytes; the key holds the hash of the model file
 //! it was made from, the model's structure, the Merkle roots of its weight commitments and the
-//! proof that the weights are in range). Anyone publishes the key once (`PublishZkKey`): the
-//! ledger decodes it with its bounds, checks its weight-range proof and keeps its bytes under
-//! `zk/key/<id>`.
+//! proof that the weights are in range). Anyone publishes the key once (`PublishZkKey`, with
+//! the model file): the ledger decodes it with its bounds, checks its weight-range proof,
+//! recomputes the structure and weight commitments from the file (`zk_key_not_of_file` unless
+//! they are the key's) and keeps the key's bytes under `zk/key/<id>`.
 //!
 //! A key is tied to the registered file by its file hash, compared with the content hash of
 //! the model versions that name it (`zk_key_file_mismatch` otherwise): when a model is
 //! registered against a published key, when a key is published (refused unless at least one of
 //! the model versions that name it, if any, is its file: a stray registration cannot block an
-//! honest key) and when a proof settles (the receipt's model must be the key's file). Whether
-//! the key's commitments are those of that file is not checked on chain (docs/zk.md section 6).
+//! honest key) and when a proof settles (the receipt's model must be the key's file). Since the
+//! key's commitments were recomputed from that file at publication, a proof that verifies
+//! under the key is a proof about the registered file's weights.
 //!
 //! The node that served a `zk` request settles it with `SettleProved { receipt, evidence }`:
 //! every validator checks that the evidence's inputs and outputs hash to what the receipt
@@ -158,6 +160,7 @@ pub fn publish_key(
     s: &mut Overlay,
     sender: &Address,
     key: &[u8],
+    model_file: &[u8],
     events: &mut Vec<Event>,
 ) -> TxResult {
     let id = Hash(*blake3::hash(key).as_bytes());
@@ -208,6 +211,14 @@ pub fn publish_key(
     }
     if let Some(e) = mismatch {
         return Ok(Err(e));
+    }
+    // The key must be the file's own: its structure and weight commitments recomputed from the
+    // file it names. Otherwise a key naming A's file could commit to a cheaper model B, and B's
+    // proofs would settle as A's.
+    if let Err(e) = opal_zk::api::check_key_for_file(&vk, model_file) {
+        return Ok(Err(TxError::ZkKeyNotOfFile {
+            reason: e.to_string(),
+        }));
     }
     s.put(key_key(&id), key.to_vec());
     events.push(Event::ZkKeyPublished {
