@@ -123,6 +123,9 @@ pub enum TxError {
     NotRevealed,
     #[error("re-execution would cost {needed} operations, the limit is {limit}")]
     ReplayTooCostly { needed: u64, limit: u64 },
+    /// Re-executing the registered file costs more than its registration's `replay_cost`.
+    #[error("the model file costs {needed} operations to re-execute; its registration declared {declared}")]
+    ReplayCostMisdeclared { declared: u64, needed: u64 },
     #[error("cannot challenge: {reason}")]
     NotChallengeable { reason: String },
     #[error("wrong claimed output: {reason}")]

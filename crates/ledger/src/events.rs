@@ -242,6 +242,13 @@ pub enum Event {
         bond_returned: Amount,
         refund: Amount,
     },
+    /// Re-executing a model version's registered file showed it costs more than its
+    /// registration's `replay_cost`: its results are no longer held for disputes or audited.
+    ReplayCostMisdeclared {
+        model: ModelRef,
+        declared: u64,
+        needed: u64,
+    },
     /// An audit its assigned auditors let lapse went to new auditors; each that missed it lost
     /// (part of) `audit_fee` of its stake.
     AuditReassigned {

@@ -98,6 +98,17 @@ pub mod registry {
     pub fn model(m: &ModelRef) -> Vec<u8> {
         [model_versions(&m.name).as_slice(), &m.version.to_be_bytes()].concat()
     }
+    /// Present when re-executing the model version's file showed it costs more than its
+    /// registration's `replay_cost` declared (value: borsh `(declared, needed)`).
+    pub fn replay_misdeclared(m: &ModelRef) -> Vec<u8> {
+        [
+            b"registry/misdeclared/".as_slice(),
+            m.name.as_bytes(),
+            b"/",
+            &m.version.to_be_bytes(),
+        ]
+        .concat()
+    }
     /// Children of a model in the lineage graph (models fine-tuned from it).
     pub fn children(parent: &ModelRef) -> Vec<u8> {
         [

@@ -82,6 +82,7 @@ fn world() -> World {
         licence: Licence::Open,
         tiers: vec![Tier::Signed],
         weight_commitment: None,
+        replay_cost: None,
     };
     offer_model(&mut c, [&owner(), &node(), &caller()], spec, 500_000, 1);
     World { c, salt: 0 }

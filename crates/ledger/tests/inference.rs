@@ -54,6 +54,7 @@ fn model_spec(name: &str, version: u32) -> ModelSpec {
         licence: Licence::Open,
         tiers: vec![Tier::Signed, Tier::Tee],
         weight_commitment: None,
+        replay_cost: None,
     }
 }
 

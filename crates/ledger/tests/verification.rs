@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{demo_model_file, digit_tensor, genesis, key, offer_demo_model, TestChain};
+use common::{
+    demo_model_file, demo_spec, digit_tensor, genesis, key, offer_model, replay_cost_of, TestChain,
+};
 use opal_ledger::canonical::{self, ExecOptions};
 use opal_ledger::components::verification::{self, CaseKind, Outcome};
 use opal_ledger::components::{inference, staking};
@@ -50,19 +52,23 @@ fn world(seed: u64, tweak: impl FnOnce(&mut opal_ledger::InferenceParams)) -> Wo
 
 /// As [`world`], with any change to the genesis (more validators, ...).
 fn world_with(seed: u64, tweak: impl FnOnce(&mut opal_ledger::Genesis)) -> World {
+    world_registering(seed, tweak, |_| {})
+}
+
+/// As [`world_with`], with a change to the demo model's registration.
+fn world_registering(
+    seed: u64,
+    tweak: impl FnOnce(&mut opal_ledger::Genesis),
+    register: impl FnOnce(&mut opal_types::registry::ModelSpec),
+) -> World {
     let mut g = genesis();
     tweak(&mut g);
     let mut c = TestChain::with_genesis(g);
     let file = demo_model_file();
     let model = canonical::load_model(&file).unwrap();
-    offer_demo_model(
-        &mut c,
-        [&owner(), &node(), &caller()],
-        &file,
-        vec![Tier::Signed, Tier::Replay],
-        None,
-        NODE_BOND,
-    );
+    let mut spec = demo_spec(&file, vec![Tier::Signed, Tier::Replay], None);
+    register(&mut spec);
+    offer_model(&mut c, [&owner(), &node(), &caller()], spec, NODE_BOND, 90);
     World {
         c,
         model,
@@ -711,14 +717,66 @@ fn within_the_bft_time_bound_an_honest_node_always_reveals_in_time() {
     }
 }
 
-/// A dispute nobody can decide (the registered canonical model costs more to re-execute than a
-/// block allows) must never cost the challenger its bond. It used to: `Resolve` failed with
-/// `replay_too_costly`, the dispute lapsed, and the bond was lost. Now whoever holds the file
-/// resolves it as `undecidable`: the bond goes back, the caller is refunded (the node offered
-/// `replay` for a model the chain cannot re-execute), nobody is slashed.
+/// `replay` is refused at registration for a model whose declared re-execution cost is over
+/// the chain's `max_replay_cost` (or not declared): no dispute the chain accepts is one it
+/// cannot decide.
 #[test]
-fn an_undecidable_dispute_returns_the_challengers_bond() {
-    let mut w = world(23, |p| p.max_replay_cost = 10);
+fn replay_is_refused_for_a_model_the_chain_cannot_re_execute() {
+    let file = demo_model_file();
+    let cost = replay_cost_of(&file).unwrap();
+    let mut c = TestChain::with_genesis({
+        let mut g = genesis();
+        g.inference.max_replay_cost = cost - 1;
+        g
+    });
+    let register = |c: &mut TestChain, spec| {
+        let t = c.tx(&owner(), 0, Action::RegisterModel { spec });
+        c.run(vec![t])
+    };
+    let spec = demo_spec(&file, vec![Tier::Signed, Tier::Replay], None);
+    assert_eq!(spec.replay_cost, Some(cost));
+    assert_eq!(
+        register(&mut c, spec.clone()),
+        vec![Some("replay_too_costly".to_string())]
+    );
+    let undeclared = opal_types::registry::ModelSpec {
+        replay_cost: None,
+        ..spec.clone()
+    };
+    assert_eq!(
+        register(&mut c, undeclared),
+        vec![Some("invalid_spec".to_string())]
+    );
+    // Without `replay` it registers; a result the caller asks to hold for disputes is then
+    // refused at settlement (nobody could decide the dispute), not accepted and left undecided.
+    let mut w = world_registering(
+        5,
+        |g| g.inference.max_replay_cost = cost - 1,
+        |s| s.tiers = vec![Tier::Signed],
+    );
+    let held = w.serve(
+        Tier::Signed,
+        Escalation {
+            audit_bps: 0,
+            dispute: true,
+        },
+        false,
+    );
+    let rejected = w.settle(&[&held]).into_iter().find_map(|e| match e {
+        Event::ReceiptRejected { code, .. } => Some(code),
+        _ => None,
+    });
+    assert_eq!(rejected.as_deref(), Some("not_reexecutable"));
+}
+
+/// A registration that understates its file's cost cannot make a challenger lose its bond:
+/// the first re-execution (any `Resolve` or fraud proof with the registered file) measures
+/// the true cost, closes the case `undecidable` (bond back, caller refunded, nobody slashed)
+/// and marks the registration misdeclared, after which none of the model's results is held
+/// for disputes or audited.
+#[test]
+fn an_understated_replay_cost_makes_the_dispute_undecidable_and_returns_the_bond() {
+    let mut w = world_registering(23, |_| {}, |s| s.replay_cost = Some(1));
     let a = w.serve(Tier::Replay, Escalation::default(), true);
     w.settle(&[&a]);
     let (codes, _) = w.block(vec![w.reveal_tx(&a, 0)]);
@@ -737,7 +795,7 @@ fn an_undecidable_dispute_returns_the_challengers_bond() {
     );
     let (codes, _) = w.block(vec![challenge]);
     assert_eq!(codes, vec![None]);
-    // The challenger itself resolves with the model file: nobody can re-execute it in a block.
+    // The challenger itself resolves with the model file: it costs more than declared.
     let resolve = w.c.tx(
         &watcher(),
         0,
@@ -755,6 +813,11 @@ fn an_undecidable_dispute_returns_the_challengers_bond() {
     assert!(ev
         .iter()
         .any(|e| matches!(e, Event::CaseUndecidable { .. })));
+    let needed = replay_cost_of(&w.file).unwrap();
+    assert!(ev.iter().any(|e| matches!(
+        e,
+        Event::ReplayCostMisdeclared { declared: 1, needed: n, .. } if *n == needed
+    )));
     assert_eq!(w.verdict(&a), Some(Outcome::Undecidable));
     let fee = opal_ledger::Params::default().min_fee.0 * 2;
     assert_eq!(
@@ -772,6 +835,13 @@ fn an_undecidable_dispute_returns_the_challengers_bond() {
     // Long after, nothing more happens (no lapse takes the bond).
     w.c.advance_time_to(w.c.time_ms + 200_000);
     assert_eq!(w.c.balance(&watcher()).0, challenger0.0 - fee);
+    // The registration is marked: a new `replay` result (always held) is refused.
+    let b = w.serve(Tier::Replay, Escalation::default(), false);
+    let rejected = w.settle(&[&b]).into_iter().find_map(|e| match e {
+        Event::ReceiptRejected { code, .. } => Some(code),
+        _ => None,
+    });
+    assert_eq!(rejected.as_deref(), Some("not_reexecutable"));
 }
 
 /// Three validators (keys 100..103, equal stake) and every signed receipt audited.

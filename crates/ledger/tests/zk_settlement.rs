@@ -371,6 +371,7 @@ fn zk_spec(name: &str, version: u32, file: &[u8], key_id: Hash) -> registry::Mod
         licence: Licence::Open,
         tiers: vec![Tier::Signed, Tier::Zk],
         weight_commitment: Some(key_id),
+        replay_cost: common::replay_cost_of(file),
     }
 }
 

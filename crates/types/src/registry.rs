@@ -285,6 +285,15 @@ pub struct ModelSpec {
     pub tiers: Vec<Tier>,
     /// Commitment to the quantized weights, for the `zk` tier.
     pub weight_commitment: Option<Hash>,
+    /// What re-executing the file on chain costs, in the canonical interpreter's operations
+    /// (`opal_verify::canonical::cost`, measured from the file by whoever registers it):
+    /// required for `replay`, and for any `opal_quant` receipt to be held for disputes or
+    /// audited by re-execution. The ledger refuses `replay` when it exceeds the chain's
+    /// `max_replay_cost`, so every dispute it accepts can be decided in a block; a file found
+    /// to cost more when it is re-executed marks the registration as misdeclared (no more
+    /// disputes or audits of it). Only for `opal_quant`.
+    #[serde(default)]
+    pub replay_cost: Option<u64>,
 }
 
 impl ModelSpec {
@@ -346,6 +355,16 @@ impl ModelSpec {
             return Err(
                 "the replay tier needs a canonical quantized model (format opal_quant): \
                  only it re-executes bit-exactly on every machine"
+                    .into(),
+            );
+        }
+        if self.replay_cost.is_some() && self.format != ModelFormat::OpalQuant {
+            return Err("replay_cost is only for canonical models (format opal_quant)".into());
+        }
+        if self.tiers.contains(&Tier::Replay) && self.replay_cost.is_none() {
+            return Err(
+                "the replay tier needs the model's replay_cost (its re-execution cost, \
+                 measured from the file: `opal model register` does)"
                     .into(),
             );
         }
@@ -472,12 +491,14 @@ mod tests {
             licence: Licence::Open,
             tiers: vec![Tier::Signed],
             weight_commitment: None,
+            replay_cost: None,
         };
         assert!(spec.check().is_ok());
         let with = |format, tiers: Vec<Tier>, wc: Option<Hash>| ModelSpec {
             format,
             tiers,
             weight_commitment: wc,
+            replay_cost: (format == ModelFormat::OpalQuant).then_some(10),
             ..spec.clone()
         };
         assert!(with(ModelFormat::Onnx, vec![Tier::Replay], None)
@@ -486,6 +507,17 @@ mod tests {
         assert!(with(ModelFormat::OpalQuant, vec![Tier::Replay], None)
             .check()
             .is_ok());
+        // `replay` needs the declared cost; only canonical models declare one.
+        let undeclared = ModelSpec {
+            replay_cost: None,
+            ..with(ModelFormat::OpalQuant, vec![Tier::Replay], None)
+        };
+        assert!(undeclared.check().unwrap_err().contains("replay_cost"));
+        let onnx_cost = ModelSpec {
+            replay_cost: Some(1),
+            ..spec.clone()
+        };
+        assert!(onnx_cost.check().is_err());
         assert!(with(ModelFormat::OpalQuant, vec![Tier::Zk], None)
             .check()
             .is_err());

@@ -444,6 +444,7 @@ async fn bootstrap_demo(
                     licence: Licence::Open,
                     tiers: vec![Tier::Signed],
                     weight_commitment: None,
+                    replay_cost: None,
                 },
             },
         )
@@ -481,6 +482,7 @@ async fn bootstrap_demo(
                     licence: Licence::Open,
                     tiers: vec![Tier::Signed, Tier::Replay, Tier::Zk],
                     weight_commitment: Some(weight_commitment),
+                    replay_cost: Some(opal_ledger::canonical::cost(&qm)),
                 },
             },
         )
@@ -729,6 +731,7 @@ async fn bootstrap_llm(
                     licence: Licence::Open,
                     tiers: vec![Tier::Signed, Tier::Activations],
                     weight_commitment: None,
+                    replay_cost: None,
                 },
             },
         )

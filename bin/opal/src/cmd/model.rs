@@ -366,13 +366,20 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
             .collect::<Result<Vec<_>>>()?
     };
     // A re-execution tier is only honest if the chain can re-execute the model in a block:
-    // otherwise no dispute about it could be decided (they would close `undecidable`, the
-    // caller refunded). Checked here, where the file is.
+    // otherwise no dispute about it could be decided. The registration carries the cost,
+    // measured here from the file, and the chain refuses `replay` above its limit (and treats
+    // a file found to cost more than declared as misdeclared).
     let mut tiers = tiers;
-    if format == ModelFormat::OpalQuant && tiers.contains(&Tier::Replay) {
+    let replay_cost = if format == ModelFormat::OpalQuant {
         let bytes =
             std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
-        let needed = opal_ledger::canonical::cost(&opal_ledger::canonical::load_model(&bytes)?);
+        Some(opal_ledger::canonical::cost(
+            &opal_ledger::canonical::load_model(&bytes)?,
+        ))
+    } else {
+        None
+    };
+    if let (Some(needed), true) = (replay_cost, tiers.contains(&Tier::Replay)) {
         let status = c.get("/api/status")?;
         if let Some(limit) = status["inference_params"]["max_replay_cost"].as_u64() {
             if needed > limit {
@@ -428,6 +435,7 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
         licence: parse_licence(&a.licence)?,
         tiers,
         weight_commitment,
+        replay_cost,
     };
     spec.check().map_err(|e| anyhow!("{e}"))?;
     if !a.no_upload {

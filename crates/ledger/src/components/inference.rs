@@ -454,7 +454,7 @@ pub(crate) fn settle_one(
     // Re-executable (canonical models) or checked by the validators' committee (LLM
     // `activations` receipts, `signed` receipts of float ONNX models): such results can be
     // held for disputes and audited.
-    let checkable = verification::check_by(info.spec.format, req.tier).is_some();
+    let checkable = verification::checker(s, &req.model, &info.spec, req.tier)?.is_some();
     if held && !checkable {
         return Ok(Err(SettleError::NotReexecutable(req.model.to_string())));
     }

@@ -78,6 +78,12 @@ pub fn model(s: &Overlay, m: &ModelRef) -> Result<Option<ModelInfo>, LedgerError
     read(s, &k::model(m))
 }
 
+/// `(declared, needed)` when re-executing `m`'s file showed it costs more than its
+/// registration declared.
+pub fn replay_misdeclared(s: &Overlay, m: &ModelRef) -> Result<Option<(u64, u64)>, LedgerError> {
+    read(s, &k::replay_misdeclared(m))
+}
+
 pub fn service(s: &Overlay, node: &Address) -> Result<Option<ServiceInfo>, LedgerError> {
     read(s, &k::service(node))
 }
@@ -161,6 +167,14 @@ pub fn register_model(
     tx_try!(spec
         .check()
         .map_err(|reason| TxError::InvalidSpec { reason }));
+    // `replay` only for a model whose disputes can be decided in a block.
+    if spec.tiers.contains(&opal_types::Tier::Replay) {
+        let limit = super::inference::params(s)?.max_replay_cost;
+        let needed = spec.replay_cost.unwrap_or(u64::MAX);
+        if needed > limit {
+            return Ok(Err(TxError::ReplayTooCostly { needed, limit }));
+        }
+    }
     let name = name_info(s, &spec.name)?;
     let expected = match &name {
         None => 1,

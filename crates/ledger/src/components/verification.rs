@@ -159,6 +159,26 @@ pub fn check_by(format: ModelFormat, tier: Tier) -> Option<CheckBy> {
     }
 }
 
+/// How a new result of `model` under `tier` can be checked, now: [`check_by`], except that
+/// re-execution needs the registration's declared `replay_cost` within the chain's
+/// `max_replay_cost` and not shown false (a result that could not be decided in a block is
+/// neither held for disputes nor audited).
+pub fn checker(
+    s: &Overlay,
+    model: &ModelRef,
+    spec: &opal_types::registry::ModelSpec,
+    tier: Tier,
+) -> Result<Option<CheckBy>, LedgerError> {
+    let by = check_by(spec.format, tier);
+    if by != Some(CheckBy::Reexecution) {
+        return Ok(by);
+    }
+    let limit = super::inference::params(s)?.max_replay_cost;
+    let decidable = spec.replay_cost.is_some_and(|c| c <= limit)
+        && registry::replay_misdeclared(s, model)?.is_none();
+    Ok(decidable.then_some(CheckBy::Reexecution))
+}
+
 /// How a case ended, under `infer/verdict/<request id>`.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
@@ -601,6 +621,14 @@ fn reexecute(
     let Some(rev) = &c.revealed else {
         return Ok(Err(TxError::NotRevealed));
     };
+    // The registration declared what the file costs; the file (the registered one) says.
+    if let Ok(m) = opal_verify::canonical::load_model(model_file) {
+        let needed = opal_verify::canonical::cost(&m);
+        let declared = info.spec.replay_cost.unwrap_or(0);
+        if needed > declared {
+            return Ok(Err(TxError::ReplayCostMisdeclared { declared, needed }));
+        }
+    }
     // The same re-execution `opal verify --model-file` and the watcher run: a model that cannot
     // run on the inputs the caller signed "outputs" a stand-in hash fixed by the failure's
     // typed code alone, which no honest answer has.
@@ -740,6 +768,40 @@ fn convict(
     Ok(())
 }
 
+/// A re-execution that did not give a verdict: a file too costly for a block, or costlier than
+/// its registration declared, closes the case undecidable (and a misdeclared registration is
+/// marked: none of its results is held or audited again); any other refusal stands.
+fn cannot_decide(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    p: &InferenceParams,
+    c: &Case,
+    e: TxError,
+    events: &mut Vec<Event>,
+) -> TxResult {
+    match e {
+        TxError::ReplayTooCostly { needed, limit } => {
+            undecidable(s, ctx, c, needed, limit, events)?;
+            Ok(Ok(()))
+        }
+        TxError::ReplayCostMisdeclared { declared, needed } => {
+            write(
+                s,
+                &keys::registry::replay_misdeclared(&c.model),
+                &(declared, needed),
+            );
+            events.push(Event::ReplayCostMisdeclared {
+                model: c.model.clone(),
+                declared,
+                needed,
+            });
+            undecidable(s, ctx, c, needed, p.max_replay_cost, events)?;
+            Ok(Ok(()))
+        }
+        e => Ok(Err(e)),
+    }
+}
+
 /// Close a case nobody can decide (the model file, checked against its registered hash, needs
 /// `needed` operations, over the block's `limit`): no one loses what they staked on a decision.
 fn undecidable(
@@ -822,11 +884,7 @@ pub fn challenge(
         Some(file) => {
             let truth = match reexecute(s, &p, &c, file)? {
                 Ok(t) => t,
-                Err(TxError::ReplayTooCostly { needed, limit }) => {
-                    undecidable(s, ctx, &c, needed, limit, events)?;
-                    return Ok(Ok(()));
-                }
-                Err(e) => return Ok(Err(e)),
+                Err(e) => return cannot_decide(s, ctx, &p, &c, e, events),
             };
             if truth != *claimed {
                 return Ok(Err(TxError::WrongClaim {
@@ -884,11 +942,7 @@ pub fn resolve(
     }
     let truth = match reexecute(s, &p, &c, model_file)? {
         Ok(t) => t,
-        Err(TxError::ReplayTooCostly { needed, limit }) => {
-            undecidable(s, ctx, &c, needed, limit, events)?;
-            return Ok(Ok(()));
-        }
-        Err(e) => return Ok(Err(e)),
+        Err(e) => return cannot_decide(s, ctx, &p, &c, e, events),
     };
     let node_right = truth == c.output_hash;
     match (&c.kind, &c.dispute) {

@@ -199,8 +199,31 @@ pub fn offer_demo_model(
     weight_commitment: Option<Hash>,
     node_bond: u128,
 ) {
+    offer_model(
+        c,
+        parties,
+        demo_spec(file, tiers, weight_commitment),
+        node_bond,
+        90,
+    );
+}
+
+/// What a canonical model file costs to re-execute (`canonical::cost`), as `opal model
+/// register` measures it for the registration's `replay_cost`.
+pub fn replay_cost_of(file: &[u8]) -> Option<u64> {
+    let m = opal_ledger::canonical::load_model(file).ok()?;
+    Some(opal_ledger::canonical::cost(&m))
+}
+
+/// The registration of the demo model file as `digits-q@1` (opal_quant, price 100, in `tiers`,
+/// with `weight_commitment` and the file's true `replay_cost`).
+pub fn demo_spec(
+    file: &[u8],
+    tiers: Vec<Tier>,
+    weight_commitment: Option<Hash>,
+) -> opal_types::registry::ModelSpec {
     use opal_types::registry::{Licence, ModelFormat, ModelSpec};
-    let spec = ModelSpec {
+    ModelSpec {
         name: "digits-q".into(),
         version: 1,
         parent: None,
@@ -215,8 +238,8 @@ pub fn offer_demo_model(
         licence: Licence::Open,
         tiers,
         weight_commitment,
-    };
-    offer_model(c, parties, spec, node_bond, 90);
+        replay_cost: replay_cost_of(file),
+    }
 }
 
 /// `owner` registers `spec`; `node` bonds `node_bond` as an inference node and offers the model
