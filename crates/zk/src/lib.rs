@@ -12,7 +12,7 @@
 //!   needs a circuit chosen after seeing the hash; here the statement is hashed first).
 //! - Linear layers: matrix-vector sum-check ([`dense`], built on [`sumcheck`]); convolutions
 //!   by im2col ([`conv`]).
-//! - [`v2`] (what `opal zk` runs, through the [`proof`] facade and [`cli`]): weights committed
+//! - [`v2`] (what `opal zk` runs, through the [`proof`] facade and `cli`, behind the `cli` feature): weights committed
 //!   once at registration (with a proof that they are in range), every intermediate value
 //!   committed per proof as 8-bit limbs (Ligero, [`pcs`]); requantization, ReLU and saturation
 //!   proven by logUp range checks ([`logup`]), a rounding identity at random points and a
@@ -25,6 +25,7 @@
 //!   model before any byte is read; field elements must be canonical; nothing panics.
 
 pub mod api;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod committed;
 pub mod conv;
