@@ -47,10 +47,7 @@ pub struct BlockResult {
 }
 
 pub fn params(s: &Overlay) -> Result<Params, LedgerError> {
-    read(s, keys::PARAMS)?.ok_or_else(|| LedgerError::Corrupt {
-        key: "params".into(),
-        reason: "missing (genesis not applied?)".into(),
-    })
+    crate::components::required(s, keys::PARAMS, "params")
 }
 
 pub fn chain_id(s: &Overlay) -> Result<String, LedgerError> {

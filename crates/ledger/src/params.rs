@@ -1,5 +1,7 @@
 //! Chain parameters, set in genesis (governance will change them later).
 
+use crate::error::LedgerError;
+use opal_state::Overlay;
 use opal_types::Amount;
 use serde::{Deserialize, Serialize};
 
@@ -193,4 +195,10 @@ impl Default for InferenceParams {
             audit_committee: 2,
         }
     }
+}
+
+/// The inference parameters in state (written by genesis; missing is corruption). Read by
+/// settlement, verification and the registry alike, so it sits below all of them.
+pub fn inference(s: &Overlay) -> Result<InferenceParams, LedgerError> {
+    crate::components::required(s, crate::keys::inference::PARAMS, "inference params")
 }

@@ -44,6 +44,18 @@ impl Amount {
             })
     }
 
+    /// `self × bps / 10_000`, rounded down: the one basis-point rule of the ledger (shares,
+    /// slashes, rewards). Overflow is an error, never saturation.
+    pub fn checked_bps(self, bps: u32) -> Result<Amount, AmountError> {
+        self.0
+            .checked_mul(bps as u128)
+            .map(|v| Amount(v / 10_000))
+            .ok_or(AmountError::Overflow {
+                a: self.0,
+                b: bps as u128,
+            })
+    }
+
     pub fn is_zero(self) -> bool {
         self.0 == 0
     }

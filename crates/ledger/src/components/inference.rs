@@ -17,8 +17,9 @@
 //! division rounds down and every remainder goes to a named party, so the credits always add up
 //! to the price exactly.
 
-use super::staking::BlockCtx;
+use super::payout::pay_out;
 use super::{accounts, read, registry, verification, write};
+use super::{BlockCtx, TxResult};
 use crate::error::{LedgerError, TxError};
 use crate::events::{Event, Payout};
 use crate::keys::{self, inference as k};
@@ -26,19 +27,8 @@ use crate::params::InferenceParams;
 use borsh::{BorshDeserialize, BorshSerialize};
 use opal_state::Overlay;
 use opal_types::registry::{ModelFormat, BPS};
-use opal_types::{Address, Amount, Hash, ModelRef, Receipt, Tier};
+use opal_types::{Address, Amount, Hash, Receipt, Tier};
 use serde::{Deserialize, Serialize};
-
-type TxResult = Result<Result<(), TxError>, LedgerError>;
-
-macro_rules! tx_try {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        }
-    };
-}
 
 #[derive(
     Debug, Clone, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
@@ -53,7 +43,7 @@ pub struct Escrow {
 pub use opal_types::receipt::Settled;
 
 pub fn params(s: &Overlay) -> Result<InferenceParams, LedgerError> {
-    Ok(read(s, k::PARAMS)?.unwrap_or_default())
+    crate::params::inference(s)
 }
 
 pub fn escrow(s: &Overlay, caller: &Address, node: &Address) -> Result<Escrow, LedgerError> {
@@ -263,9 +253,7 @@ impl SettleError {
 }
 
 fn mul_bps(a: Amount, bps: u32) -> Result<Amount, SettleError> {
-    a.0.checked_mul(bps as u128)
-        .map(|v| Amount(v / BPS as u128))
-        .ok_or(SettleError::Overflow)
+    a.checked_bps(bps).map_err(|_| SettleError::Overflow)
 }
 
 fn sub(a: Amount, b: Amount) -> Result<Amount, SettleError> {
@@ -590,37 +578,6 @@ pub(crate) fn settle_one(
         payouts,
     });
     Ok(Ok(()))
-}
-
-/// Credit a settled price's payouts and count the call on the model. The payouts add up to
-/// `price` (see [`split`]), which the caller has already taken out of an escrow or the held pool.
-pub(crate) fn pay_out(
-    s: &mut Overlay,
-    model: &ModelRef,
-    price: Amount,
-    payouts: &[Payout],
-) -> Result<(), LedgerError> {
-    for pay in payouts {
-        if pay.amount.is_zero() {
-            continue;
-        }
-        match pay.to {
-            Some(to) => accounts::credit(s, &to, pay.amount)?
-                .map_err(|e| LedgerError::Invariant(format!("payout: {e}")))?,
-            None => {
-                let t: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
-                let t = t
-                    .checked_add(pay.amount)
-                    .map_err(|e| LedgerError::Invariant(format!("treasury: {e}")))?;
-                write(s, keys::TREASURY, &t);
-            }
-        }
-    }
-    let mut info = registry::model(s, model)?.ok_or_else(|| corrupt("paid model vanished"))?;
-    info.calls = info.calls.saturating_add(1);
-    info.revenue = Amount(info.revenue.0.saturating_add(price.0));
-    registry::put_model(s, &info);
-    Ok(())
 }
 
 /// `Action::SettleReceipts`. The batch is refused as a whole only if it is empty, too large, or

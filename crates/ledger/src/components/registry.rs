@@ -12,6 +12,7 @@
 //!   registered models under tiers the model allows.
 
 use super::{read, staking, write};
+use super::{BlockCtx, TxResult};
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
 use crate::keys::registry as k;
@@ -20,19 +21,6 @@ use opal_state::Overlay;
 use opal_types::registry::{DatasetSpec, Licence, ModelSpec, ServiceSpec};
 use opal_types::{Address, Amount, ModelRef, Role};
 use serde::{Deserialize, Serialize};
-
-use super::staking::BlockCtx;
-
-type TxResult = Result<Result<(), TxError>, LedgerError>;
-
-macro_rules! tx_try {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        }
-    };
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct DatasetInfo {
@@ -169,7 +157,7 @@ pub fn register_model(
         .map_err(|reason| TxError::InvalidSpec { reason }));
     // `replay` only for a model whose disputes can be decided in a block.
     if spec.tiers.contains(&opal_types::Tier::Replay) {
-        let limit = super::inference::params(s)?.max_replay_cost;
+        let limit = crate::params::inference(s)?.max_replay_cost;
         let needed = spec.replay_cost.unwrap_or(u64::MAX);
         if needed > limit {
             return Ok(Err(TxError::ReplayTooCostly { needed, limit }));
@@ -230,9 +218,9 @@ pub fn register_model(
     // A weight commitment is the id of a zk verifying key; once that key is published, it must
     // have been made from this file.
     if let Some(id) = &spec.weight_commitment {
-        match super::zk::published_file_hash(s, id)? {
+        match super::zk_keys::published_file_hash(s, id)? {
             Some(Ok(key_file)) if key_file != spec.content_hash => {
-                return Ok(Err(super::zk::file_mismatch(
+                return Ok(Err(super::zk_keys::file_mismatch(
                     &me,
                     key_file,
                     spec.content_hash,
@@ -268,7 +256,7 @@ pub fn register_model(
         write(s, &k::dataset_user(&d.dataset, &me), &());
     }
     if let Some(id) = &spec.weight_commitment {
-        super::zk::add_user(s, id, &me);
+        super::zk_keys::add_user(s, id, &me);
     }
     events.push(Event::ModelRegistered {
         model: me,

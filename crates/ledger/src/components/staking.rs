@@ -7,6 +7,7 @@
 //! delegator loses the same fraction, in O(1). Integer division rounds toward the validator
 //! (a delegator may get up to one base unit less), never creating value.
 
+use super::TxResult;
 use super::{accounts, read, write};
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
@@ -18,13 +19,8 @@ use opal_state::Overlay;
 use opal_types::{Address, Amount, DoubleSignEvidence, PublicKey, Role};
 use serde::{Deserialize, Serialize};
 
-/// Where a block is being executed: what components need besides state.
-#[derive(Debug, Clone)]
-pub struct BlockCtx {
-    pub chain_id: String,
-    pub height: u64,
-    pub time_ms: u64,
-}
+/// Shared by every component ([`super::BlockCtx`]); re-exported here for older paths.
+pub use super::BlockCtx;
 
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct ValidatorInfo {
@@ -61,23 +57,12 @@ pub struct UnbondingEntry {
     pub completion_ms: u64,
 }
 
-type TxResult = Result<Result<(), TxError>, LedgerError>;
-
-macro_rules! tx_try {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        }
-    };
-}
-
 fn ovf<T>(v: Option<T>) -> Result<T, TxError> {
     v.ok_or(TxError::Overflow)
 }
 
 pub fn params(s: &Overlay) -> Result<StakingParams, LedgerError> {
-    Ok(read(s, k::PARAMS)?.unwrap_or_default())
+    super::required(s, k::PARAMS, "staking params")
 }
 
 pub fn validator(s: &Overlay, operator: &Address) -> Result<Option<ValidatorInfo>, LedgerError> {
@@ -551,7 +536,7 @@ pub fn unjail(
 }
 
 fn bps(amount: Amount, bps: u32) -> Result<Amount, TxError> {
-    Ok(Amount(ovf(amount.0.checked_mul(bps as u128))? / 10_000))
+    amount.checked_bps(bps).map_err(|_| TxError::Overflow)
 }
 
 /// Verify double-sign evidence and slash: the validator and the stake unbonding from it since

@@ -29,9 +29,9 @@
 //! (or at once when a dispute is resolved in the node's favour); a challenger who was wrong
 //! loses its bond to the node.
 
-use super::inference::{pay_out, Settled};
-use super::staking::BlockCtx;
+use super::payout::pay_out;
 use super::{accounts, read, registry, staking, write};
+use super::{BlockCtx, TxResult};
 use crate::error::{LedgerError, TxError};
 use crate::events::{Event, Payout};
 use crate::keys::{self, inference as k};
@@ -39,20 +39,10 @@ use crate::params::InferenceParams;
 use borsh::{BorshDeserialize, BorshSerialize};
 use opal_state::Overlay;
 use opal_types::receipt::tensor_list_hash;
+use opal_types::receipt::Settled;
 use opal_types::registry::{ModelFormat, BPS};
 use opal_types::{Address, Amount, Domain, Hash, ModelRef, Role, Tier};
 use serde::{Deserialize, Serialize};
-
-type TxResult = Result<Result<(), TxError>, LedgerError>;
-
-macro_rules! tx_try {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        }
-    };
-}
 
 /// Most tensors in one reveal (inputs or outputs).
 pub const MAX_REVEAL_TENSORS: usize = 16;
@@ -173,7 +163,7 @@ pub fn checker(
     if by != Some(CheckBy::Reexecution) {
         return Ok(by);
     }
-    let limit = super::inference::params(s)?.max_replay_cost;
+    let limit = crate::params::inference(s)?.max_replay_cost;
     let decidable = spec.replay_cost.is_some_and(|c| c <= limit)
         && registry::replay_misdeclared(s, model)?.is_none();
     Ok(decidable.then_some(CheckBy::Reexecution))
@@ -457,7 +447,7 @@ pub fn begin_block(
     beacon: &Hash,
     events: &mut Vec<Event>,
 ) -> Result<(), LedgerError> {
-    let p = super::inference::params(s)?;
+    let p = crate::params::inference(s)?;
     for (key, v) in s.prefix(k::AUDIT_QUEUE_PREFIX)? {
         let h = key
             .get(k::AUDIT_QUEUE_PREFIX.len()..k::AUDIT_QUEUE_PREFIX.len() + 8)
@@ -520,7 +510,7 @@ pub fn reveal(
     outputs: &[Vec<u8>],
     events: &mut Vec<Event>,
 ) -> TxResult {
-    let p = super::inference::params(s)?;
+    let p = crate::params::inference(s)?;
     let Some(mut c) = case(s, request_id)? else {
         return Ok(Err(no_case(s, request_id)?));
     };
@@ -642,10 +632,6 @@ fn reexecute(
 
 pub use opal_verify::replay::failed_run_hash;
 
-fn bps_of(a: Amount, bps: u32) -> Amount {
-    Amount(a.0.saturating_mul(bps as u128) / BPS as u128)
-}
-
 fn credit_treasury(s: &mut Overlay, a: Amount) -> Result<(), LedgerError> {
     if a.is_zero() {
         return Ok(());
@@ -730,7 +716,10 @@ fn convict(
 ) -> Result<(), LedgerError> {
     let slashed = staking::slash_role(s, Role::InferenceNode, &c.node, p.fraud_slash)?;
     let reward = if prover.is_some() {
-        bps_of(slashed, p.challenger_reward_bps)
+        // A slashed stake is part of the supply, far below u128::MAX / 10_000.
+        slashed
+            .checked_bps(p.challenger_reward_bps)
+            .map_err(|e| LedgerError::Invariant(format!("challenger reward: {e}")))?
     } else {
         Amount::ZERO
     };
@@ -847,7 +836,7 @@ pub fn challenge(
     model_file: Option<&[u8]>,
     events: &mut Vec<Event>,
 ) -> TxResult {
-    let p = super::inference::params(s)?;
+    let p = crate::params::inference(s)?;
     let Some(mut c) = case(s, request_id)? else {
         return Ok(Err(no_case(s, request_id)?));
     };
@@ -930,7 +919,7 @@ pub fn resolve(
     model_file: &[u8],
     events: &mut Vec<Event>,
 ) -> TxResult {
-    let p = super::inference::params(s)?;
+    let p = crate::params::inference(s)?;
     let Some(c) = case(s, request_id)? else {
         return Ok(Err(no_case(s, request_id)?));
     };
@@ -996,7 +985,7 @@ pub fn vote(
     valid: bool,
     events: &mut Vec<Event>,
 ) -> TxResult {
-    let p = super::inference::params(s)?;
+    let p = crate::params::inference(s)?;
     let Some(mut c) = case(s, request_id)? else {
         return Ok(Err(no_case(s, request_id)?));
     };
@@ -1106,7 +1095,7 @@ pub fn end_block(
     ctx: &BlockCtx,
     events: &mut Vec<Event>,
 ) -> Result<(), LedgerError> {
-    let p = super::inference::params(s)?;
+    let p = crate::params::inference(s)?;
     for (key, _) in s.prefix(k::DUE_PREFIX)?.into_iter().take(MAX_DUE_PER_BLOCK) {
         let off = k::DUE_PREFIX.len();
         let deadline = key

@@ -1,0 +1,44 @@
+//! Payouts: crediting a settled price's shares (accounts and the treasury). The layer below settlement ([`super::inference`]) and verification
+//! ([`super::verification`]), which both pay out, so that verification does not import
+//! settlement.
+
+use super::{accounts, read, registry, write};
+use crate::error::LedgerError;
+use crate::events::Payout;
+use crate::keys;
+use opal_state::Overlay;
+use opal_types::{Amount, ModelRef};
+
+/// Credit a settled price's payouts and count the call on the model. The payouts add up to
+/// `price` (see [`split`]), which the caller has already taken out of an escrow or the held pool.
+pub(crate) fn pay_out(
+    s: &mut Overlay,
+    model: &ModelRef,
+    price: Amount,
+    payouts: &[Payout],
+) -> Result<(), LedgerError> {
+    for pay in payouts {
+        if pay.amount.is_zero() {
+            continue;
+        }
+        match pay.to {
+            Some(to) => accounts::credit(s, &to, pay.amount)?
+                .map_err(|e| LedgerError::Invariant(format!("payout: {e}")))?,
+            None => {
+                let t: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
+                let t = t
+                    .checked_add(pay.amount)
+                    .map_err(|e| LedgerError::Invariant(format!("treasury: {e}")))?;
+                write(s, keys::TREASURY, &t);
+            }
+        }
+    }
+    let mut info = registry::model(s, model)?.ok_or_else(|| LedgerError::Corrupt {
+        key: format!("registry model {model}"),
+        reason: "paid model vanished".into(),
+    })?;
+    info.calls = info.calls.saturating_add(1);
+    info.revenue = Amount(info.revenue.0.saturating_add(price.0));
+    registry::put_model(s, &info);
+    Ok(())
+}
