@@ -229,6 +229,21 @@ impl World {
         staking::role_bond(&self.c.overlay(), Role::InferenceNode, &node().address()).unwrap()
     }
 
+    /// Every validator votes `valid` on an audit; the committee decides it: passed with the
+    /// node's bond untouched, or fraud with the node slashed.
+    fn all_vote(&mut self, s: &Served, valid: bool, bond_before: Amount) {
+        let votes: Vec<_> = (0..3).map(|i| self.vote(&validator(i), s, valid)).collect();
+        let (codes, _) = self.block(votes);
+        assert_eq!(codes[..2], [None, None]);
+        if valid {
+            assert_eq!(self.verdict(s), Some(Outcome::AuditPassed));
+            assert_eq!(self.bond(), bond_before);
+        } else {
+            assert_eq!(self.verdict(s), Some(Outcome::Fraud));
+            assert!(self.bond() < bond_before, "slashed");
+        }
+    }
+
     /// Serve an audited activations receipt, settle it and let the next block draw it.
     fn audited(&mut self) -> Served {
         let s = self.serve(Tier::Activations, AUDITED);
@@ -770,17 +785,7 @@ fn a_signed_llm_reply_that_is_not_the_models_is_convicted_by_the_committee() {
                 assert!(why.starts_with(code), "expected {code}, got {why}");
             }
         }
-        let valid = verdict.is_ok();
-        let votes: Vec<_> = (0..3).map(|i| w.vote(&validator(i), &s, valid)).collect();
-        let (codes, _) = w.block(votes);
-        assert_eq!(codes[..2], [None, None]);
-        if valid {
-            assert_eq!(w.verdict(&s), Some(Outcome::AuditPassed));
-            assert_eq!(w.bond(), bond_before);
-        } else {
-            assert_eq!(w.verdict(&s), Some(Outcome::Fraud));
-            assert!(w.bond() < bond_before, "slashed");
-        }
+        w.all_vote(&s, verdict.is_ok(), bond_before);
     }
 }
 
@@ -838,17 +843,7 @@ fn a_reply_padded_past_its_end_and_billed_is_convicted_by_the_committee() {
             let why = verdict.clone().expect_err("padding accepted");
             assert!(why.starts_with("sampled_past_end"), "{why}");
         }
-        let valid = verdict.is_ok();
-        let votes: Vec<_> = (0..3).map(|i| w.vote(&validator(i), &s, valid)).collect();
-        let (codes, _) = w.block(votes);
-        assert_eq!(codes[..2], [None, None]);
-        if node_honest {
-            assert_eq!(w.verdict(&s), Some(Outcome::AuditPassed));
-            assert_eq!(w.bond(), bond_before);
-        } else {
-            assert_eq!(w.verdict(&s), Some(Outcome::Fraud));
-            assert!(w.bond() < bond_before, "slashed");
-        }
+        w.all_vote(&s, node_honest, bond_before);
     }
 }
 
