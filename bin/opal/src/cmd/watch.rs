@@ -181,6 +181,18 @@ pub fn run(a: WatchArgs, out: Output) -> Result<()> {
     }
 }
 
+/// A case's revealed `inputs` or `outputs` (hex strings in the node's JSON), decoded.
+fn revealed(c: &Value, k: &str) -> std::result::Result<Vec<Vec<u8>>, String> {
+    c["revealed"][k]
+        .as_array()
+        .ok_or_else(|| format!("no revealed {k}"))?
+        .iter()
+        .map(|x| {
+            hex::decode(x.as_str().unwrap_or_default()).map_err(|e| format!("revealed {k}: {e}"))
+        })
+        .collect()
+}
+
 impl Watcher {
     /// The registered format and content hash of a model (asked once).
     fn format(&mut self, model: &ModelRef) -> Result<(String, Hash)> {
@@ -261,19 +273,8 @@ impl Watcher {
             return Ok(r.clone());
         }
         let m = self.onnx(model, hash)?;
-        let hexes = |k: &str| -> std::result::Result<Vec<Vec<u8>>, String> {
-            c["revealed"][k]
-                .as_array()
-                .ok_or_else(|| format!("no revealed {k}"))?
-                .iter()
-                .map(|x| {
-                    hex::decode(x.as_str().unwrap_or_default())
-                        .map_err(|e| format!("revealed {k}: {e}"))
-                })
-                .collect()
-        };
-        let verdict = hexes("inputs").and_then(|i| {
-            let o = hexes("outputs")?;
+        let verdict = revealed(c, "inputs").and_then(|i| {
+            let o = revealed(c, "outputs")?;
             crate::cmd::verify::rerun_float(&m, &i, &o)
                 .map_err(|(code, why)| format!("{code}: {why}"))
         });
@@ -296,15 +297,10 @@ impl Watcher {
         if let Some(r) = self.checked.get(&id) {
             return Ok(r.clone());
         }
-        let hexes = |k: &str| -> Result<Vec<Vec<u8>>> {
-            c["revealed"][k]
-                .as_array()
-                .with_context(|| format!("revealed {k}"))?
-                .iter()
-                .map(|x| hex::decode(x.as_str().unwrap_or_default()).map_err(Into::into))
-                .collect()
-        };
-        let (inputs, outputs) = (hexes("inputs")?, hexes("outputs")?);
+        let (inputs, outputs) = (
+            revealed(c, "inputs").map_err(anyhow::Error::msg)?,
+            revealed(c, "outputs").map_err(anyhow::Error::msg)?,
+        );
         let m = self.llm(model, hash)?;
         // The commitment parameters are the chain's (read from it at every check, so a
         // governance change applies), never the commitment's.

@@ -611,20 +611,19 @@ fn reexecute(
     let Some(rev) = &c.revealed else {
         return Ok(Err(TxError::NotRevealed));
     };
-    // The registration declared what the file costs; the file (the registered one) says.
-    if let Ok(m) = opal_verify::canonical::load_model(model_file) {
-        let needed = opal_verify::canonical::cost(&m);
-        let declared = info.spec.replay_cost.unwrap_or(0);
-        if needed > declared {
-            return Ok(Err(TxError::ReplayCostMisdeclared { declared, needed }));
-        }
-    }
     // The same re-execution `opal verify --model-file` and the watcher run: a model that cannot
     // run on the inputs the caller signed "outputs" a stand-in hash fixed by the failure's
     // typed code alone, which no honest answer has.
-    match opal_verify::replay::reexecution_hash(model_file, &rev.inputs, p.max_replay_cost) {
+    // It runs within the cost the registration declared (and the chain's limit): a file
+    // (the registered one) that needs more than declared shows the declaration false.
+    let declared = info.spec.replay_cost.unwrap_or(0);
+    let limit = p.max_replay_cost;
+    match opal_verify::replay::reexecution_hash(model_file, &rev.inputs, declared.min(limit)) {
         Ok(h) => Ok(Ok(h)),
-        Err(opal_verify::replay::TooCostly { needed, limit }) => {
+        Err(opal_verify::replay::TooCostly { needed, .. }) if needed > declared => {
+            Ok(Err(TxError::ReplayCostMisdeclared { declared, needed }))
+        }
+        Err(opal_verify::replay::TooCostly { needed, .. }) => {
             Ok(Err(TxError::ReplayTooCostly { needed, limit }))
         }
     }
