@@ -1,7 +1,6 @@
 //! `opal`: the command-line interface. This file only parses arguments and dispatches.
 
 mod cli;
-mod client;
 mod cmd;
 mod keyring;
 mod output;

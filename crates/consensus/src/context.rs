@@ -288,7 +288,7 @@ impl ValidatorSet {
     pub fn proposer_index(&self, height: u64, round: u32) -> usize {
         let n = self.validators.len();
         let mut hasher = blake3::Hasher::new();
-        hasher.update(b"opal/proposer/v1");
+        hasher.update(opal_domains::label::PROPOSER.as_bytes());
         hasher.update(&height.to_le_bytes());
         let digest = hasher.finalize();
         let mut seed = [0u8; 8];

@@ -33,6 +33,10 @@
 //! (wire/WAL formats), `streaming` (parts), `store` (undecided blocks), `app` (the `AppMsg`
 //! loop), `node` (engine wiring, [`start`], [`ConsensusHandle`]), `cert` (certificates).
 
+// No panics on the deterministic path: a fallible step returns an error (tests may unwrap).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(clippy::disallowed_types)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

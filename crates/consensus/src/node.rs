@@ -203,7 +203,7 @@ pub async fn start<E: BlockExecutor>(
 
     // The p2p identity is derived from (but not equal to) the consensus key; the engine's
     // validator proof binds the two.
-    let p2p_seed = blake3::derive_key("opal-consensus p2p identity v1", &config.signing_key);
+    let p2p_seed = blake3::derive_key(opal_domains::derive::P2P_IDENTITY, &config.signing_key);
     let keypair = Keypair::ed25519_from_bytes(p2p_seed)
         .map_err(|e| ConsensusError::Config(format!("p2p key: {e}")))?;
     let peer_id = keypair.public().to_peer_id().to_bytes();

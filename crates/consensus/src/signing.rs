@@ -74,7 +74,7 @@ fn to_vec<T: BorshSerialize>(t: &T) -> Vec<u8> {
 /// Bytes a validator signs for a prevote/precommit (the extension is signed separately).
 pub fn vote_sign_bytes(chain_id: &str, vote: &Vote) -> Vec<u8> {
     to_vec(&VoteSignBytes {
-        domain: "opal/vote/v1",
+        domain: opal_domains::label::VOTE,
         chain_id,
         vote_type: vote_type_byte(vote.vote_type),
         height: vote.height.0,
@@ -96,7 +96,7 @@ pub fn precommit_sign_bytes(
     validator: [u8; 32],
 ) -> Vec<u8> {
     to_vec(&VoteSignBytes {
-        domain: "opal/vote/v1",
+        domain: opal_domains::label::VOTE,
         chain_id,
         vote_type: vote_type_byte(VoteType::Precommit),
         height,
@@ -108,7 +108,7 @@ pub fn precommit_sign_bytes(
 
 pub fn proposal_sign_bytes(chain_id: &str, p: &Proposal) -> Vec<u8> {
     to_vec(&ProposalSignBytes {
-        domain: "opal/proposal/v1",
+        domain: opal_domains::label::PROPOSAL,
         chain_id,
         height: p.height.0,
         round: round_i64(p.round),
@@ -124,7 +124,7 @@ pub fn extension_sign_bytes(
     ext: &[u8],
 ) -> Vec<u8> {
     to_vec(&ExtensionSignBytes {
-        domain: "opal/vote-extension/v1",
+        domain: opal_domains::label::VOTE_EXTENSION,
         chain_id,
         height: scope.height.0,
         round: round_i64(scope.round),
@@ -137,7 +137,7 @@ pub fn extension_sign_bytes(
 /// Bytes the proposer signs over a streamed block (carried in the `Fin` part).
 pub fn parts_sign_bytes(chain_id: &str, init: &PartInit, block_hash: [u8; 32]) -> Vec<u8> {
     to_vec(&PartsSignBytes {
-        domain: "opal/block-parts/v1",
+        domain: opal_domains::label::BLOCK_PARTS,
         chain_id,
         init,
         block_hash,

@@ -164,7 +164,7 @@ impl Tensor {
     /// Version byte of the canonical encoding.
     pub const CANONICAL_VERSION: u8 = 1;
     /// BLAKE3 derive-key context of [`Tensor::hash`].
-    pub const HASH_CONTEXT: &'static str = "opal/tensor/v1";
+    pub const HASH_CONTEXT: &'static str = opal_domains::derive::TENSOR;
 
     /// A tensor from a shape and row-major data, checked for consistency and bounds.
     pub fn new(shape: Vec<usize>, data: TensorData) -> Result<Tensor, InferError> {

@@ -2,10 +2,8 @@
 //! results); `LedgerError` is a fault of the node or its state, never of a user's input.
 
 use opal_types::{Address, Amount, Hash};
-use serde::Serialize;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
-#[serde(tag = "code", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxError {
     #[error("transaction is {size} bytes, the limit is {limit}")]
     TooLarge { size: usize, limit: usize },
@@ -163,6 +161,82 @@ pub enum TxError {
     NotOnCommittee { voter: Address },
     #[error("{voter} has already voted on this case")]
     AlreadyVoted { voter: Address },
+}
+
+impl TxError {
+    /// The stable machine-readable code of this rejection (in block results and API errors).
+    /// Clients match on it, so a code never changes once released.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TxError::TooLarge { .. } => "too_large",
+            TxError::Malformed { .. } => "malformed",
+            TxError::WrongChain { .. } => "wrong_chain",
+            TxError::BadSignature => "bad_signature",
+            TxError::FeeTooLow { .. } => "fee_too_low",
+            TxError::BadNonce { .. } => "bad_nonce",
+            TxError::InsufficientFunds { .. } => "insufficient_funds",
+            TxError::ZeroAmount => "zero_amount",
+            TxError::Overflow => "overflow",
+            TxError::BelowMinimumStake { .. } => "below_minimum_stake",
+            TxError::UnknownValidator { .. } => "unknown_validator",
+            TxError::ValidatorExists { .. } => "validator_exists",
+            TxError::ConsensusKeyInUse => "consensus_key_in_use",
+            TxError::InsufficientStake { .. } => "insufficient_stake",
+            TxError::ValidatorWipedOut { .. } => "validator_wiped_out",
+            TxError::NotJailed => "not_jailed",
+            TxError::StillJailed { .. } => "still_jailed",
+            TxError::InvalidEvidence { .. } => "invalid_evidence",
+            TxError::EvidenceTooOld { .. } => "evidence_too_old",
+            TxError::DuplicateEvidence => "duplicate_evidence",
+            TxError::InvalidName { .. } => "invalid_name",
+            TxError::InvalidSpec { .. } => "invalid_spec",
+            TxError::DatasetExists { .. } => "dataset_exists",
+            TxError::UnknownDataset { .. } => "unknown_dataset",
+            TxError::UnknownModel { .. } => "unknown_model",
+            TxError::NotOwner { .. } => "not_owner",
+            TxError::BadVersion { .. } => "bad_version",
+            TxError::LicenceConflict { .. } => "licence_conflict",
+            TxError::ShareTooLow { .. } => "share_too_low",
+            TxError::NotInferenceNode { .. } => "not_inference_node",
+            TxError::TierNotAllowed { .. } => "tier_not_allowed",
+            TxError::EscrowClosing { .. } => "escrow_closing",
+            TxError::NoEscrow { .. } => "no_escrow",
+            TxError::EscrowNotClosed { .. } => "escrow_not_closed",
+            TxError::EscrowLocked { .. } => "escrow_locked",
+            TxError::TooManyReceipts { .. } => "too_many_receipts",
+            TxError::NotYourReceipt { .. } => "not_your_receipt",
+            TxError::EmptySettlement => "empty_settlement",
+            TxError::NoCase { .. } => "no_case",
+            TxError::CaseClosed { .. } => "case_closed",
+            TxError::NotYourCase { .. } => "not_your_case",
+            TxError::AlreadyRevealed => "already_revealed",
+            TxError::WindowClosed { .. } => "window_closed",
+            TxError::RevealTooLarge { .. } => "reveal_too_large",
+            TxError::RevealMismatch { .. } => "reveal_mismatch",
+            TxError::RevealUnitsMismatch { .. } => "reveal_units_mismatch",
+            TxError::NotReexecutable { .. } => "not_reexecutable",
+            TxError::WrongModelFile { .. } => "wrong_model_file",
+            TxError::NotRevealed => "not_revealed",
+            TxError::ReplayTooCostly { .. } => "replay_too_costly",
+            TxError::ReplayCostMisdeclared { .. } => "replay_cost_misdeclared",
+            TxError::NotChallengeable { .. } => "not_challengeable",
+            TxError::WrongClaim { .. } => "wrong_claim",
+            TxError::NothingToResolve => "nothing_to_resolve",
+            TxError::ZkKeyInvalid { .. } => "zk_key_invalid",
+            TxError::ZkKeyExists { .. } => "zk_key_exists",
+            TxError::ProofTooLargeForChain { .. } => "proof_too_large_for_chain",
+            TxError::NotZkReceipt { .. } => "not_zk_receipt",
+            TxError::NotZkModel { .. } => "not_zk_model",
+            TxError::ZkKeyMissing { .. } => "zk_key_missing",
+            TxError::ZkKeyFileMismatch { .. } => "zk_key_file_mismatch",
+            TxError::ZkKeyNotOfFile { .. } => "zk_key_not_of_file",
+            TxError::ProofInvalid { .. } => "proof_invalid",
+            TxError::SettlementRejected { .. } => "settlement_rejected",
+            TxError::NotCommitteeCase { .. } => "not_committee_case",
+            TxError::NotOnCommittee { .. } => "not_on_committee",
+            TxError::AlreadyVoted { .. } => "already_voted",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

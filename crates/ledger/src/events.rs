@@ -38,6 +38,7 @@ pub enum Event {
         delegator: Address,
         validator: Address,
         amount: Amount,
+        #[serde(deserialize_with = "u128_from_any")]
         shares: u128,
     },
     Undelegated {
@@ -282,4 +283,49 @@ pub struct Payout {
     /// `None` for the treasury.
     pub to: Option<Address>,
     pub amount: Amount,
+}
+
+/// Reads a `u128` written as a JSON number or a decimal string. serde's derive cannot read a
+/// `u128` inside an internally tagged enum (like [`Event`]) through its buffered content, so the
+/// field asks for "any" value and converts.
+fn u128_from_any<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = u128;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a non-negative integer")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u128, E> {
+            Ok(v.into())
+        }
+        fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<u128, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u128, E> {
+            u128::try_from(v).map_err(|_| E::custom("negative"))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<u128, E> {
+            v.parse().map_err(E::custom)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_with_u128_fields_read_back_from_json() {
+        let e = Event::Delegated {
+            delegator: Address([1; 20]),
+            validator: Address([2; 20]),
+            amount: Amount(5),
+            shares: 5_000_000_000_000,
+        };
+        let v = serde_json::to_value(vec![e.clone()]).unwrap();
+        assert_eq!(v[0]["shares"], 5_000_000_000_000u64);
+        let back: Vec<Event> = serde_json::from_value(v).unwrap();
+        assert_eq!(back, vec![e]);
+    }
 }

@@ -203,13 +203,6 @@ fn deliver_tx(
     Ok(r.map(|()| events))
 }
 
-fn code_of(e: &TxError) -> String {
-    serde_json::to_value(e)
-        .ok()
-        .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
-}
-
 /// Verify every transaction signature of a block, in one batch when all are valid.
 fn signatures_ok(txs: &[Transaction]) -> Vec<bool> {
     let digests: Vec<Hash> = txs.iter().map(|t| t.body.sign_digest()).collect();
@@ -257,7 +250,7 @@ pub fn execute_block(s: &mut Overlay, block: &Block) -> Result<BlockResult, Ledg
         time_ms: block.header.time_ms,
     };
     let beacon = beacon(s, &block.header)?.map_err(LedgerError::InvalidBlock)?;
-    // Begin-block, in component order (only fees has a begin-block duty today).
+    // Begin-block, in component order: fees, then verification (the audit draw).
     fees::begin_block(s)?;
     let mut begin_events = Vec::new();
     verification::begin_block(s, &ctx, &beacon, &mut begin_events)?;
@@ -292,7 +285,7 @@ pub fn execute_block(s: &mut Overlay, block: &Block) -> Result<BlockResult, Ledg
             },
             Err(e) => TxResult {
                 hash,
-                code: Some(code_of(&e)),
+                code: Some(e.code().to_string()),
                 error: Some(e.to_string()),
                 events: vec![],
             },

@@ -1,4 +1,5 @@
-//! Invariants that tests (and the node, in debug builds) check after every block.
+//! Invariants that tests (and the node, when its config sets `check_invariants`) check after
+//! every block.
 
 use crate::components::{accounts::Account, fees, inference, read, staking, verification};
 use crate::error::LedgerError;

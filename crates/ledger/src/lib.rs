@@ -4,16 +4,20 @@
 //! - Pure: every function here takes an [`opal_state::Overlay`] and data, and returns data. No
 //!   clock (block time comes from the header), no randomness, no I/O, no floating point, no
 //!   `HashMap` iteration. The node and the consensus engine drive it from outside.
-//! - Components ([`components`]) each own their state keys and are called in one fixed order:
-//!   `begin_block` for all, then for each transaction the stateless checks, the fee, and the
-//!   action's component; then `end_block` for all. Order: fees, then the action's component (accounts or staking);
-//!   end-block: fees, staking.
+//! - Components ([`components`]) each own their state keys and are called in one fixed order
+//!   (`exec::execute_block`): begin-block: fees, verification (the audit draw); then for each
+//!   transaction the stateless checks, the nonce, the fee and the action's component; then
+//!   end-block: fees, verification (cases past their deadline), staking.
 //! - A transaction runs in a fork of the block's overlay; if any step fails the fork is dropped,
 //!   so a rejected transaction changes nothing (not even its nonce), and its typed error is
 //!   recorded in the block's results.
 //! - Total supply is stored in state and checked by [`invariants::check_supply`]: the sum of all
 //!   balances plus module pools equals it. Only the rules may change it (none do yet: fees move
 //!   value to the block proposer, they do not burn it).
+
+// No panics on the deterministic path: a fallible step returns an error (tests may unwrap).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(clippy::disallowed_types)]
 
 /// Canonical execution lives with the verifiers (`opal_verify::canonical`); re-exported here.
 pub use opal_verify::canonical;

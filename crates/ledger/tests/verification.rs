@@ -204,7 +204,7 @@ fn run_audits(w: &mut World, n: usize, cheat_bps: u64) -> (usize, usize, usize, 
         served.push(w.serve(Tier::Signed, Escalation::default(), lie));
     }
     let cheats = served.iter().filter(|s| s.lied).count();
-    let by_id: std::collections::HashMap<Hash, usize> = served
+    let by_id: std::collections::BTreeMap<Hash, usize> = served
         .iter()
         .enumerate()
         .map(|(i, s)| (s.receipt.request_id(), i))

@@ -15,10 +15,7 @@ impl AdmitError {
     /// A stable machine-readable code.
     pub fn code(&self) -> String {
         match self {
-            AdmitError::Tx(e) => serde_json::to_value(e)
-                .ok()
-                .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_string))
-                .unwrap_or_else(|| "invalid_transaction".into()),
+            AdmitError::Tx(e) => e.code().into(),
             AdmitError::AlreadyKnown(_) => "already_known".into(),
             AdmitError::MempoolFull(_) => "mempool_full".into(),
         }

@@ -393,7 +393,7 @@ impl QuantModel {
 
     /// Domain-separated BLAKE3 of the canonical (borsh) encoding.
     pub fn model_id(&self) -> [u8; 32] {
-        let mut h = blake3::Hasher::new_derive_key("opal-quant/model/v1");
+        let mut h = blake3::Hasher::new_derive_key(opal_domains::derive::QUANT_MODEL);
         // Serialising a Vec-backed struct into a Vec cannot fail except on NaN metadata, which
         // we hash as its raw bits instead so this function is total.
         let mut buf = Vec::new();

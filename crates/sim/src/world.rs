@@ -440,8 +440,10 @@ impl World {
         let n = cfg.powers.len();
         let signers: Vec<OpalSigner> = (0..n)
             .map(|i| {
-                let seed =
-                    blake3::derive_key("opal-sim validator key v1", &(i as u64).to_le_bytes());
+                let seed = blake3::derive_key(
+                    opal_domains::derive::SIM_VALIDATOR_KEY,
+                    &(i as u64).to_le_bytes(),
+                );
                 OpalSigner::new(seed, CHAIN_ID)
             })
             .collect();

@@ -21,6 +21,10 @@
 //!   version stays readable and the file only grows. Preimages are never deleted (a deleted key
 //!   simply resolves to no value).
 
+// No panics on the deterministic path: a fallible step returns an error (tests may unwrap).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(clippy::disallowed_types)]
+
 mod error;
 mod overlay;
 mod proof;

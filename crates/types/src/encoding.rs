@@ -13,6 +13,7 @@ pub enum DecodeError {
 }
 
 /// Canonical bytes of `v`. Serializing these types into a Vec cannot fail.
+#[allow(clippy::expect_used)] // writing into a Vec has no I/O error, and Opal types have no failing fields
 pub fn encode<T: BorshSerialize>(v: &T) -> Vec<u8> {
     borsh::to_vec(v).expect("borsh serialization into a Vec is infallible for Opal types")
 }

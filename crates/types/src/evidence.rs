@@ -63,7 +63,7 @@ impl VoteEvidence {
     /// The exact bytes the consensus engine signs for this vote.
     pub fn sign_bytes(&self, chain_id: &str) -> Vec<u8> {
         crate::encode(&VoteSignBytes {
-            domain: "opal/vote/v1",
+            domain: opal_domains::label::VOTE,
             chain_id,
             vote_type: self.vote_type,
             height: self.height,

@@ -11,7 +11,7 @@ use std::fmt;
 pub struct Hash(pub [u8; 32]);
 
 /// The kinds of object Opal hashes or signs. Each has its own BLAKE3 derive-key context, so the
-/// same bytes hashed under two domains give unrelated digests.
+/// same bytes hashed under two domains give unrelated digests (registered in `opal-domains`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Domain {
     /// Transaction id: hash of the whole signed transaction.
@@ -48,21 +48,21 @@ pub enum Domain {
 impl Domain {
     pub const fn context(self) -> &'static str {
         match self {
-            Domain::TxId => "opal 2026 tx id v1",
-            Domain::TxSign => "opal 2026 tx sign v1",
-            Domain::BlockHeader => "opal 2026 block header v1",
-            Domain::MerkleLeaf => "opal 2026 merkle leaf v1",
-            Domain::MerkleNode => "opal 2026 merkle node v1",
-            Domain::Address => "opal 2026 address v1",
-            Domain::Evidence => "opal 2026 evidence v1",
-            Domain::RequestSign => "opal 2026 inference request sign v1",
-            Domain::RequestId => "opal 2026 inference request id v1",
-            Domain::ReceiptSign => "opal 2026 receipt sign v1",
-            Domain::ReceiptId => "opal 2026 receipt id v1",
-            Domain::TensorList => "opal 2026 tensor list v1",
-            Domain::GrantSign => "opal 2026 spend grant sign v1",
-            Domain::GrantId => "opal 2026 spend grant id v1",
-            Domain::AuditSeed => "opal 2026 audit seed v1",
+            Domain::TxId => opal_domains::derive::TX_ID,
+            Domain::TxSign => opal_domains::derive::TX_SIGN,
+            Domain::BlockHeader => opal_domains::derive::BLOCK_HEADER,
+            Domain::MerkleLeaf => opal_domains::derive::MERKLE_LEAF,
+            Domain::MerkleNode => opal_domains::derive::MERKLE_NODE,
+            Domain::Address => opal_domains::derive::ADDRESS,
+            Domain::Evidence => opal_domains::derive::EVIDENCE,
+            Domain::RequestSign => opal_domains::derive::REQUEST_SIGN,
+            Domain::RequestId => opal_domains::derive::REQUEST_ID,
+            Domain::ReceiptSign => opal_domains::derive::RECEIPT_SIGN,
+            Domain::ReceiptId => opal_domains::derive::RECEIPT_ID,
+            Domain::TensorList => opal_domains::derive::TENSOR_LIST,
+            Domain::GrantSign => opal_domains::derive::GRANT_SIGN,
+            Domain::GrantId => opal_domains::derive::GRANT_ID,
+            Domain::AuditSeed => opal_domains::derive::AUDIT_SEED,
         }
     }
 }
@@ -89,6 +89,19 @@ impl Hash {
 
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// The first 8 bytes as a little-endian integer (a draw from a seed).
+    pub fn le_u64(&self) -> u64 {
+        let [a, b, c, d, e, f, g, h, ..] = self.0;
+        u64::from_le_bytes([a, b, c, d, e, f, g, h])
+    }
+
+    /// The first 16 bytes as a little-endian integer (a draw from a seed).
+    pub fn le_u128(&self) -> u128 {
+        let mut x = [0u8; 16];
+        x.copy_from_slice(&self.0[..16]);
+        u128::from_le_bytes(x)
     }
 
     pub fn to_hex(&self) -> String {

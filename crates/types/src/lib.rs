@@ -11,6 +11,10 @@
 //!
 //! This crate has no I/O, no clock and no randomness except [`crypto::SecretKey::generate`].
 
+// No panics on the deterministic path: a fallible step returns an error (tests may unwrap).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(clippy::disallowed_types)]
+
 pub mod amount;
 pub mod block;
 pub mod crypto;

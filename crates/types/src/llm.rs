@@ -19,11 +19,11 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
 /// BLAKE3 derive-key context of an LLM request's input hash.
-pub const LLM_INPUT_CONTEXT: &str = "opal 2026 llm input v1";
+pub const LLM_INPUT_CONTEXT: &str = opal_domains::derive::LLM_INPUT;
 /// BLAKE3 derive-key context of an LLM reply's output hash (`signed` tier).
-pub const LLM_OUTPUT_CONTEXT: &str = "opal 2026 llm output v1";
+pub const LLM_OUTPUT_CONTEXT: &str = opal_domains::derive::LLM_OUTPUT;
 /// BLAKE3 derive-key context of an LLM reply's output hash with its activation commitment.
-pub const LLM_OUTPUT_ACTIVATIONS_CONTEXT: &str = "opal 2026 llm output activations v1";
+pub const LLM_OUTPUT_ACTIVATIONS_CONTEXT: &str = opal_domains::derive::LLM_OUTPUT_ACTIVATIONS;
 /// Decoding bound of a revealed `LlmInput` (a 64k-token prompt and the stop strings fit).
 pub const MAX_LLM_INPUT_BYTES: usize = 512 * 1024;
 /// Decoding bound of revealed output tokens.

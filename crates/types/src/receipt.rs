@@ -21,7 +21,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
 /// BLAKE3 derive-key context of one tensor's canonical bytes (`opal_infer::Tensor::hash`).
-pub const TENSOR_HASH_CONTEXT: &str = "opal/tensor/v1";
+pub const TENSOR_HASH_CONTEXT: &str = opal_domains::derive::TENSOR;
 
 /// The hash of a list of tensors given their canonical bytes, equal to the node's
 /// `tensors_hash` over the decoded tensors: each tensor's hash under

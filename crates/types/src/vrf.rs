@@ -11,9 +11,9 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
 /// The signing context (domain) of the beacon transcript.
-const CONTEXT: &[u8] = b"opal/audit-beacon/v1";
+const CONTEXT: &[u8] = opal_domains::label::AUDIT_BEACON.as_bytes();
 /// What the verified output is hashed with to give the beacon's randomness.
-const OUTPUT_LABEL: &[u8] = b"opal/audit-beacon/output/v1";
+const OUTPUT_LABEL: &[u8] = opal_domains::label::AUDIT_BEACON_OUTPUT.as_bytes();
 
 /// A validator's VRF public key (a compressed Ristretto point).
 #[derive(
@@ -76,8 +76,9 @@ fn transcript(chain_id: &str, height: u64) -> Vec<u8> {
     m
 }
 
+#[allow(clippy::expect_used)] // 32 bytes always make a mini secret key
 fn keypair(sk: &SecretKey) -> schnorrkel::Keypair {
-    let seed = blake3::derive_key("opal 2026 vrf key v1", &sk.seed());
+    let seed = blake3::derive_key(opal_domains::derive::VRF_KEY, &sk.seed());
     // 32 bytes always make a mini secret key; `expect` cannot fail.
     schnorrkel::MiniSecretKey::from_bytes(&seed)
         .expect("32-byte seed")

@@ -99,7 +99,7 @@ pub fn parse_f32_tensor(b: &[u8]) -> Result<Vec<f32>, CanonicalError> {
     }
     let mut count: u64 = 1;
     for d in b[3..dims_end].chunks_exact(8) {
-        let d = u64::from_le_bytes(d.try_into().expect("8 bytes"));
+        let d = d.iter().rev().fold(0u64, |x, &y| x << 8 | y as u64);
         count = count.checked_mul(d).ok_or_else(|| bad("shape overflows"))?;
     }
     let data = &b[dims_end..];
@@ -108,7 +108,7 @@ pub fn parse_f32_tensor(b: &[u8]) -> Result<Vec<f32>, CanonicalError> {
     }
     Ok(data
         .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect())
 }
 
@@ -159,14 +159,14 @@ pub fn parse_output(outputs: &[Vec<u8>]) -> Result<Vec<i64>, CanonicalError> {
     if b.len() < 11 || b[..3] != [CANONICAL_VERSION, TAG_I64, 1] {
         return Err(bad("not a canonical rank-1 i64 tensor"));
     }
-    let n = u64::from_le_bytes(b[3..11].try_into().expect("8 bytes"));
+    let n = b[3..11].iter().rev().fold(0u64, |x, &y| x << 8 | y as u64);
     let data = &b[11..];
     if n.checked_mul(8) != Some(data.len() as u64) {
         return Err(bad("element count does not match the shape"));
     }
     Ok(data
         .chunks_exact(8)
-        .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
         .collect())
 }
 

@@ -29,6 +29,10 @@
 //!   trusting period. A settlement proof is then checked against a certified state root.
 //! * [`report`]: the typed list of checks a tool ran over one receipt.
 
+// No panics on the deterministic path: a fallible step returns an error (tests may unwrap).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(clippy::disallowed_types)]
+
 #[cfg(feature = "activations")]
 pub mod activations;
 pub mod canonical;

@@ -75,7 +75,7 @@ fn reexecute(
 pub fn failed_run_hash(e: &CanonicalError) -> Hash {
     Hash::of(
         Domain::TensorList,
-        format!("opal/replay-failed/{}", e.code()).as_bytes(),
+        format!("{}{}", opal_domains::label::REPLAY_FAILED_PREFIX, e.code()).as_bytes(),
     )
 }
 

@@ -1,6 +1,7 @@
 //! The `zk` tier's verifier: the proof attached to a receipt, checked against a verifying key
-//! that is provably the receipt's model's. The ledger's `SettleProved` runs [`check_evidence`]
-//! (after its own size limits and registry lookups); `opal verify` runs [`verify`] with a key
+//! that is provably the receipt's model's. The ledger's `SettleProved` runs its own hash
+//! checks, then [`check_key_names_model`] and [`check_proof`] (after its size limits and
+//! registry lookups); `opal verify` runs [`verify`] with a key
 //! it derived from the model file itself ([`key_from_model_file`]) or fetched by its id
 //! ([`key_from_published`]).
 //!

@@ -14,8 +14,7 @@ use crate::transcript::Transcript;
 use crate::{conv, dense};
 use opal_quant::{requantize, Layer, QuantModel};
 
-pub const PROTOCOL: &[u8] =
-    b"opal-zk/mlp-committed-weights/v1;field=goldilocks^2;hash=blake3;pcs=ligero-rs4-q256";
+pub const PROTOCOL: &[u8] = opal_domains::label::ZK_MLP_COMMITTED_WEIGHTS.as_bytes();
 
 /// What a registry stores and a verifier needs: structure without weights + commitments.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,7 +26,7 @@ pub struct RegisteredModel {
 
 impl RegisteredModel {
     pub fn id(&self) -> [u8; 32] {
-        let mut h = blake3::Hasher::new_derive_key("opal-zk/registered-model/v1");
+        let mut h = blake3::Hasher::new_derive_key(opal_domains::derive::ZK_REGISTERED_MODEL);
         h.update(&self.structure.model_id());
         for c in &self.weights {
             h.update(&[c.n_vars]);

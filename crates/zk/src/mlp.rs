@@ -12,7 +12,7 @@ use crate::{conv, dense};
 use opal_quant::{requantize, Layer, QuantModel};
 
 /// Identifies the protocol and its parameters in the transcript.
-pub const PROTOCOL: &[u8] = b"opal-zk/mlp-clear-activations/v1;field=goldilocks^2;hash=blake3";
+pub const PROTOCOL: &[u8] = opal_domains::label::ZK_MLP_CLEAR_ACTIVATIONS.as_bytes();
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MlpProof {

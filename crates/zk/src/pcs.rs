@@ -71,7 +71,7 @@ fn query_point(n2: usize, q: usize) -> F {
 }
 
 fn leaf_hash(col: &[F]) -> Hash {
-    let mut h = blake3::Hasher::new_derive_key("opal-zk/pcs/leaf/v1");
+    let mut h = blake3::Hasher::new_derive_key(opal_domains::derive::ZK_PCS_LEAF);
     col.iter().for_each(|v| {
         h.update(&v.as_canonical_u64().to_le_bytes());
     });
@@ -79,7 +79,7 @@ fn leaf_hash(col: &[F]) -> Hash {
 }
 
 fn node_hash(l: &Hash, r: &Hash) -> Hash {
-    let mut h = blake3::Hasher::new_derive_key("opal-zk/pcs/node/v1");
+    let mut h = blake3::Hasher::new_derive_key(opal_domains::derive::ZK_PCS_NODE);
     h.update(l);
     h.update(r);
     *h.finalize().as_bytes()

@@ -6,7 +6,7 @@ pub use crate::v2::{ProverModel, RegisteredModel};
 use opal_quant::QuantModel;
 
 /// Short name of the protocol recorded in `setup.json` and the JSON reports.
-pub const PROTOCOL_NAME: &str = "opal-zk/v2";
+pub const PROTOCOL_NAME: &str = opal_domains::label::ZK_PROTOCOL_NAME;
 
 /// One-time setup: commits to the weights.
 pub fn register(model: &QuantModel) -> Result<(ProverModel, RegisteredModel), ZkError> {

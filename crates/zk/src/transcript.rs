@@ -5,7 +5,7 @@
 
 use crate::field::{ef_from_uniform, ef_to_bytes, EF};
 
-pub const DOMAIN: &str = "opal-zk/transcript/v1";
+pub const DOMAIN: &str = opal_domains::derive::ZK_TRANSCRIPT;
 
 #[derive(Clone)]
 pub struct Transcript {

@@ -34,8 +34,7 @@ use p3_field::{Field, PrimeCharacteristicRing};
 
 pub use crate::committed::RegisteredModel;
 
-pub const PROTOCOL: &[u8] =
-    b"opal-zk/committed-witness/v2;field=goldilocks^2;hash=blake3;pcs=ligero-rs4-q256;limbs=8;file-hash";
+pub const PROTOCOL: &[u8] = opal_domains::label::ZK_COMMITTED_WITNESS.as_bytes();
 
 /// The model-file hash absorbed by [`prove`] and [`verify`], which are not tied to a verifying
 /// key (the `opal zk` scripted interface and tests). A proof made under a key
@@ -1819,7 +1818,7 @@ pub fn soundness_bits(reg: &RegisteredModel) -> Result<f64, ZkError> {
 // Registration range proof: every committed weight is a signed `weight_bits` integer.
 
 pub const REGISTRATION_PROTOCOL: &[u8] =
-    b"opal-zk/registration-weight-range/v2;field=goldilocks^2;hash=blake3;pcs=ligero-rs4-q256";
+    opal_domains::label::ZK_REGISTRATION_WEIGHT_RANGE.as_bytes();
 
 fn weight_bits(l: &Layer) -> Option<usize> {
     match l {

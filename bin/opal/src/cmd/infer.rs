@@ -1,10 +1,10 @@
 //! `opal infer` (`opal verify` is in `verify.rs`).
 
 use crate::cli::{InferArgs, Output, TxOpts};
-use crate::client::Client;
 use crate::cmd::tx::send;
 use crate::keyring::resolve;
 use crate::output::{print, s};
+use opal_client::Client;
 
 use anyhow::{anyhow, bail, Context, Result};
 use opal_infer::{Tensor, TensorSpec};
@@ -101,8 +101,11 @@ pub fn run_infer(a: InferArgs, out: Output) -> Result<()> {
                 keyring: a.keyring.clone(),
             },
         )?;
-        if sent.value["ok"].as_bool() != Some(true) {
-            bail!("funding the escrow failed: {}", s(&sent.value, "error"));
+        if !sent.status.applied() {
+            bail!(
+                "funding the escrow failed: {}",
+                sent.status.error().unwrap_or("-")
+            );
         }
     }
 

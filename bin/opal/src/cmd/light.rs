@@ -5,9 +5,9 @@
 //! certificate, validator set with its proof) and a state proof. The result can be saved as a
 //! portable proof inside the receipt file and checked again offline with `--genesis`.
 
-use crate::client::Client;
 use crate::output::s;
 use anyhow::{anyhow, bail, Context, Result};
+use opal_client::Client;
 use opal_ledger::components::staking;
 use opal_ledger::Genesis;
 use opal_state::{Overlay, Store};

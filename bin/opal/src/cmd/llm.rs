@@ -6,12 +6,12 @@
 //! holds less than MAX.
 
 use crate::cli::{KeyringArg, NodeArg, Output, TxOpts};
-use crate::client::Client;
 use crate::cmd::tx::send;
 use crate::keyring::resolve;
 use crate::output::{print, s};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
+use opal_client::Client;
 use opal_types::{Action, Address, Amount, SpendGrant};
 use serde_json::json;
 
@@ -136,8 +136,11 @@ fn key(a: KeyArgs, out: Output) -> Result<()> {
                 },
             },
         )?;
-        if sent.value["ok"].as_bool() != Some(true) {
-            bail!("funding the escrow failed: {}", s(&sent.value, "error"));
+        if !sent.status.applied() {
+            bail!(
+                "funding the escrow failed: {}",
+                sent.status.error().unwrap_or("-")
+            );
         }
         funded = deposit;
     }

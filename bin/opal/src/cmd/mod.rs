@@ -6,7 +6,6 @@ pub(crate) mod llm;
 mod model;
 mod node;
 pub(crate) mod query;
-mod testnet;
 pub(crate) mod tx;
 pub(crate) mod verify;
 pub(crate) mod watch;
@@ -21,7 +20,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tx(t) => tx::run(t, cli.output),
         Command::Query(q) => query::run(q, cli.output),
         Command::Node(n) => node::run(n, cli.output),
-        Command::Testnet(a) => testnet::run(a, cli.output),
+        Command::Testnet(a) => devnet::run_testnet(a, cli.output),
         Command::Zk(z) => opal_zk::cli::run(z).inspect_err(|e| {
             // A proof directory for another model than the one named has its own exit status.
             if e.downcast_ref::<opal_zk::cli::IdMismatch>().is_some() {

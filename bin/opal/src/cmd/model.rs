@@ -1,10 +1,10 @@
 //! `opal model ...` and `opal dataset ...`.
 
 use crate::cli::{DatasetCmd, ModelCmd, ModelRegisterArgs, Output};
-use crate::client::Client;
 use crate::cmd::tx::submit;
 use crate::output::{print, s};
 use anyhow::{anyhow, bail, Context, Result};
+use opal_client::Client;
 use opal_types::registry::{DatasetShare, DatasetSpec, Licence, ModelFormat, ModelSpec, Tier};
 use opal_types::{Action, Amount, Hash, ModelRef};
 use serde_json::{json, Value};
@@ -334,7 +334,7 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
             match code {
                 404 => 1,
                 200 => v["spec"]["version"].as_u64().unwrap_or(0) as u32 + 1,
-                _ => bail!("{}", crate::client::describe_error(code, &v)),
+                _ => bail!("{}", opal_client::refused(code, &v)),
             }
         }
     };

@@ -34,25 +34,6 @@ pub fn run(cmd: NodeCmd, out: Output) -> Result<()> {
     }
 }
 
-/// Why a directory is not a node home that can start, or `None` when it can.
-pub fn missing_parts(home: &Home) -> Option<String> {
-    let mut missing = vec![];
-    for (p, what) in [
-        (home.config_path(), "config.toml"),
-        (home.genesis_path(), "genesis.json"),
-        (home.node_key_path(), "node_key.json"),
-    ] {
-        if !p.is_file() {
-            missing.push(what);
-        }
-    }
-    if missing.is_empty() {
-        None
-    } else {
-        Some(missing.join(", "))
-    }
-}
-
 fn start(
     home_dir: PathBuf,
     api_addr: Option<SocketAddr>,
@@ -67,7 +48,7 @@ fn start(
             home.root.display()
         );
     }
-    if let Some(missing) = missing_parts(&home) {
+    if let Some(missing) = opal_devnet::home::missing_parts(&home) {
         let hint = if home.node_key_path().is_file() && home.config_path().is_file() {
             "copy the chain's genesis.json into it (every validator of a chain uses the same file)"
         } else {

@@ -1,7 +1,7 @@
 use crate::cli::{Output, QueryCmd};
-use crate::client::Client;
 use crate::output::{print, s};
 use anyhow::{anyhow, bail, Context, Result};
+use opal_client::Client;
 use opal_ledger::components::accounts::Account;
 use opal_state::StateProof;
 use opal_types::{Address, Hash};
@@ -137,7 +137,7 @@ pub fn run(cmd: QueryCmd, out: Output) -> Result<()> {
         QueryCmd::Tx { hash, node } => {
             let (code, v) = Client::new(&node.node)?.get_raw(&format!("/api/txs/{hash}"))?;
             if code >= 400 && v.get("error").is_some() {
-                bail!("{}", crate::client::describe_error(code, &v));
+                bail!("{}", opal_client::refused(code, &v));
             }
             print(out, &v, || match v["status"].as_str() {
                 Some("committed") => format!(

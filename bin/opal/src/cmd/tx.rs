@@ -1,11 +1,12 @@
 use crate::cli::{Output, RoleArg, TxCmd, TxOpts};
-use crate::client::Client;
 use crate::keyring::resolve;
-use crate::output::{print, s};
+use crate::output::print;
 use anyhow::{anyhow, bail, Context, Result};
-use opal_types::{Action, Address, Amount, PublicKey, Role, TxBody};
-use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use opal_api::TxStatus;
+use opal_client::{Client, SendOptions, Sent};
+use opal_types::{Action, Address, Amount, PublicKey, Role};
+use serde_json::Value;
+use std::time::Duration;
 
 fn amount(flag: &str, v: &str) -> Result<Amount> {
     v.parse().map_err(|e| anyhow!("--{flag}: {e}"))
@@ -223,110 +224,42 @@ pub(crate) fn parse_offer(s: &str) -> Result<opal_types::registry::ServiceOffer>
 }
 
 /// Sign `action` with the chain's id, the signer's next nonce and the fee, submit it, and (unless
-/// --no-wait) wait for its block. Exits 2 if the chain refused it (rejected in its block, or
-/// dropped by the proposer because it no longer applies).
-/// What came of a submitted transaction.
-pub(crate) struct Sent {
-    /// The node's reply (`--no-wait`) or the committed transaction's status.
-    pub value: Value,
-    pub hash: String,
-    pub fee: Amount,
-    pub sender: Address,
-}
-
-/// Sign `action` with the chain's id, the signer's next nonce and the fee, submit it, and (unless
 /// --no-wait) wait for its block.
 pub(crate) fn send(action: Action, opts: &TxOpts) -> Result<Sent> {
     let key = resolve(&opts.from, &opts.keyring.keyring)?.secret()?;
-    let c = Client::new(&opts.node.node)?;
-    let status = c.get("/api/status")?;
-    let chain_id = status["chain_id"]
-        .as_str()
-        .context("status without chain_id")?
-        .to_string();
-    let fee: Amount = match &opts.fee {
-        Some(f) => amount("fee", f)?,
-        None => serde_json::from_value(status["params"]["min_fee"].clone())
-            .context("status without params.min_fee")?,
-    };
-    let acct = c.get(&format!("/api/accounts/{}", key.address()))?;
-    let nonce = acct["next_nonce"]
-        .as_u64()
-        .or(acct["nonce"].as_u64())
-        .context("account without nonce")?;
-    let tx = TxBody {
-        chain_id,
-        nonce,
-        fee,
-        action,
-    }
-    .sign(&key);
-    let r = c.post_json("/api/txs", &json!({"tx": hex::encode(tx.to_bytes())}))?;
-    let hash = s(&r, "hash");
-    let value = if opts.no_wait {
-        r
-    } else {
-        wait_committed(&c, &hash, Duration::from_secs(60))?
-    };
-    Ok(Sent {
-        value,
-        hash,
-        fee,
-        sender: key.address(),
-    })
+    let fee = opts.fee.as_deref().map(|f| amount("fee", f)).transpose()?;
+    let wait = (!opts.no_wait).then_some(Duration::from_secs(60));
+    Ok(Client::new(&opts.node.node)?.send(&key, action, &SendOptions { fee, wait })?)
 }
 
 /// [`send`], then print the outcome. Exits 2 if the chain refused it (rejected in its block, or
 /// dropped by the proposer because it no longer applies).
 pub(crate) fn submit(action: Action, opts: TxOpts, what: &str, out: Output) -> Result<Value> {
     let Sent {
-        value: v,
+        status,
         hash,
         fee,
         sender,
     } = send(action, &opts)?;
-    if opts.no_wait {
-        print(out, &v, || format!("submitted {hash} (pending)"));
-        return Ok(v);
-    }
-    print(out, &v, || {
-        if v["status"] == "dropped" {
-            format!(
-                "transaction {hash} was refused when the block was built: {}",
-                s(&v, "error")
-            )
-        } else if v["ok"].as_bool() == Some(true) {
-            format!(
-                "committed {hash} at height {}: {what} from {sender} (fee {fee})",
-                s(&v, "height"),
-            )
-        } else {
-            format!(
-                "transaction {hash} was included at height {} but rejected: {}",
-                s(&v, "height"),
-                s(&v, "error")
-            )
+    let v = serde_json::to_value(&status)?;
+    print(out, &v, || match &status {
+        TxStatus::Pending { .. } => format!("submitted {hash} (pending)"),
+        TxStatus::Dropped { error, .. } => {
+            format!("transaction {hash} was refused when the block was built: {error}")
         }
+        TxStatus::Committed {
+            height, ok: true, ..
+        } => {
+            format!("committed {hash} at height {height}: {what} from {sender} (fee {fee})")
+        }
+        TxStatus::Committed { height, error, .. } => format!(
+            "transaction {hash} was included at height {height} but rejected: {}",
+            error.as_deref().unwrap_or("-")
+        ),
+        TxStatus::Unknown { .. } => format!("transaction {hash} is unknown to the node"),
     });
-    if v["ok"].as_bool() != Some(true) {
+    if !opts.no_wait && !status.applied() {
         std::process::exit(2);
     }
     Ok(v)
-}
-
-pub(crate) fn wait_committed(c: &Client, hash: &str, timeout: Duration) -> Result<Value> {
-    let start = Instant::now();
-    loop {
-        let (code, v) = c.get_raw(&format!("/api/txs/{hash}"))?;
-        match v["status"].as_str() {
-            Some("committed") => return Ok(v),
-            Some("dropped") => return Ok(v),
-            _ if code >= 500 => bail!("{}", crate::client::describe_error(code, &v)),
-            _ => {}
-        }
-        if start.elapsed() > timeout {
-            bail!("transaction {hash} not committed after {}s; check later with `opal query tx {hash}`", timeout.as_secs());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }

@@ -2,8 +2,8 @@
 //! what a node serves, which is never trusted unless the output says so) and prints the report.
 
 use crate::cli::{Output, VerifyArgs};
-use crate::client::Client;
 use crate::output::{print, s};
+use opal_client::Client;
 
 use anyhow::{anyhow, bail, Context, Result};
 use opal_infer::Tensor;
@@ -12,6 +12,7 @@ use opal_types::{Hash, Tier};
 use opal_verify::light::TrustSource;
 use opal_verify::report::Failure;
 use opal_verify::{ReceiptFile, Report};
+use opal_watcher::checks::{chain_commit_params, commit_params, rerun_float};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -524,50 +525,6 @@ fn float_rerun(
     rerun_float(&m, inputs, claimed).map_err(|(code, why)| CliFailure(code, why))
 }
 
-/// Re-run a float model on inputs (canonical tensor bytes) and compare with the claimed
-/// outputs within `opal_verify::float::ONNX_TOLERANCE`: what a committee member checks
-/// (`opal node watch`) and `opal verify --model-file M.onnx` runs. A model that does not run
-/// on the inputs has no output a node could have answered honestly. Err: (code, why).
-pub(crate) fn rerun_float(
-    m: &opal_infer::PreparedModel,
-    inputs: &[Vec<u8>],
-    claimed: &[Vec<u8>],
-) -> std::result::Result<(), (&'static str, String)> {
-    let decode = |what: &str, ts: &[Vec<u8>]| {
-        ts.iter()
-            .map(|b| Tensor::from_canonical_bytes(b))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| ("unreadable", format!("{what}: {e}")))
-    };
-    let (ins, outs) = (decode("inputs", inputs)?, decode("outputs", claimed)?);
-    let truth = m.run(&ins).map_err(|e| {
-        (
-            "output_differs",
-            format!("the model does not run on the signed inputs: {e}"),
-        )
-    })?;
-    let a: Vec<_> = outs.iter().map(float_values).collect();
-    let b: Vec<_> = truth.iter().map(float_values).collect();
-    opal_verify::float::outputs_agree(&a, &b, opal_verify::float::ONNX_TOLERANCE)
-        .map_err(|e| (e.code(), e.to_string()))
-}
-
-/// Elements of a tensor for the float comparison.
-fn float_values(t: &Tensor) -> opal_verify::float::TensorValues {
-    use opal_infer::TensorData;
-    use opal_verify::float::Values;
-    let values = match t.data() {
-        TensorData::F32(v) => Values::Float(v.clone()),
-        TensorData::I64(v) => Values::Int(v.clone()),
-        TensorData::I32(v) => Values::Int(v.iter().map(|&x| x as i64).collect()),
-        TensorData::U8(v) => Values::Int(v.iter().map(|&x| x as i64).collect()),
-    };
-    opal_verify::float::TensorValues {
-        shape: t.shape().to_vec(),
-        values,
-    }
-}
-
 /// The verifying key a zk receipt is checked against, and where it came from: derived from the
 /// model file (`opal_verify::zk::key_from_model_file`; with `node` too, the derived key's id
 /// must be the registered weight commitment), or fetched from `node` by the registered weight
@@ -581,7 +538,7 @@ fn zk_key(
 ) -> std::result::Result<(opal_zk::api::VerifyingKey, String), CliFailure> {
     let req = &r.body.request.request;
     let fail = |e: opal_verify::zk::ZkCheckError| CliFailure(e.code(), e.to_string());
-    let net = |e: anyhow::Error| CliFailure("node", format!("{e:#}"));
+    let net = |e: opal_client::ClientError| CliFailure("node", e.to_string());
     let registered = |node: &str| -> std::result::Result<Hash, CliFailure> {
         let m = Client::new(node)
             .map_err(net)?
@@ -668,21 +625,4 @@ fn check_llm(
             format!("{}: {e}", e.code()),
         )
     })
-}
-
-/// The commitment parameters a chain requires (its `Params::llm_commit_chunk` /
-/// `llm_commit_top_k`).
-pub fn commit_params(p: &opal_ledger::Params) -> opal_llm::CommitParams {
-    opal_llm::CommitParams {
-        chunk_size: p.llm_commit_chunk,
-        top_k: p.llm_commit_top_k,
-    }
-}
-
-/// The commitment parameters of the chain a node serves, from its `/api/status`.
-pub fn chain_commit_params(c: &Client) -> Result<opal_llm::CommitParams> {
-    let status = c.get("/api/status")?;
-    let p: opal_ledger::Params = serde_json::from_value(status["params"].clone())
-        .context("the node's status has no readable params")?;
-    Ok(commit_params(&p))
 }

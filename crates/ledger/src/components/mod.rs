@@ -7,7 +7,7 @@
 //! always writes.
 
 /// Stop a transaction handler with the transaction's own error (`Ok(Err(e))`): the
-/// transaction fails, its fee is kept, the block goes on. Node faults use `?` instead.
+/// transaction fails (its fork is dropped: no fee, no nonce), the block goes on. Node faults use `?` instead.
 macro_rules! tx_try {
     ($e:expr) => {
         match $e {

@@ -374,7 +374,7 @@ pub(crate) fn enqueue_audit(s: &mut Overlay, ctx: &BlockCtx, cand: &AuditCandida
 /// proposer's verified VRF output, docs/adr/0003-audit-beacon.md) and the request id.
 pub fn audit_draw(beacon: &Hash, request_id: &Hash) -> (u32, Hash) {
     let seed = Hash::of_parts(Domain::AuditSeed, &[&beacon.0, &request_id.0]);
-    let x = u64::from_le_bytes(seed.0[..8].try_into().expect("8 bytes"));
+    let x = seed.le_u64();
     ((x % BPS as u64) as u32, seed)
 }
 
@@ -400,7 +400,7 @@ fn pick_auditors_except(
             break;
         }
         let h = Hash::of_parts(Domain::AuditSeed, &[&seed.0, &i.to_le_bytes()]);
-        let mut x = (u128::from_le_bytes(h.0[..16].try_into().expect("16 bytes"))) % total;
+        let mut x = h.le_u128() % total;
         let mut pick = 0;
         for (j, v) in set.iter().enumerate() {
             if x < v.power as u128 {
@@ -451,7 +451,8 @@ pub fn begin_block(
     for (key, v) in s.prefix(k::AUDIT_QUEUE_PREFIX)? {
         let h = key
             .get(k::AUDIT_QUEUE_PREFIX.len()..k::AUDIT_QUEUE_PREFIX.len() + 8)
-            .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
             .ok_or_else(|| corrupt("short audit queue key"))?;
         if h >= ctx.height {
             break;
@@ -1099,14 +1100,16 @@ pub fn end_block(
         let off = k::DUE_PREFIX.len();
         let deadline = key
             .get(off..off + 8)
-            .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
             .ok_or_else(|| corrupt("short due key"))?;
         if deadline >= ctx.time_ms {
             break;
         }
         let id = key
             .get(off + 8..off + 40)
-            .map(|b| Hash(b.try_into().expect("32 bytes")))
+            .and_then(|b| b.try_into().ok())
+            .map(Hash)
             .ok_or_else(|| corrupt("short due key"))?;
         let Some(c) = case(s, &id)? else {
             s.delete(key);

@@ -2,7 +2,6 @@ use crate::error::AdmitError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 /// An API error: an HTTP status, a stable machine-readable code and a message for people.
 #[derive(Debug)]
@@ -47,7 +46,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (
             self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
+            Json(opal_api::ErrorBody {
+                error: opal_api::ErrorDetail {
+                    code: self.code,
+                    message: self.message,
+                },
+            }),
         )
             .into_response()
     }

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::Json;
 use futures::Stream;
+use opal_api as api;
 use opal_ledger::{components::accounts, exec};
 use opal_state::Overlay;
 use opal_types::{Address, Hash, Transaction};
@@ -54,7 +55,7 @@ pub async fn openapi() -> Json<Value> {
     Json(super::openapi::document())
 }
 
-pub async fn status(State(sh): S) -> ApiResult {
+pub async fn status(State(sh): S) -> Result<Json<api::Status>, ApiError> {
     let snap = sh.snapshot().map_err(internal)?;
     let height = snap.version().unwrap_or(0);
     let (block_hash, time_ms) = match sh.stored_block(&snap, height).map_err(internal)? {
@@ -69,28 +70,27 @@ pub async fn status(State(sh): S) -> ApiResult {
         .map_err(internal)?
         .and_then(|b| borsh::from_slice(&b).ok())
         .unwrap_or_default();
-    Ok(Json(json!({
-        "chain_id": sh.chain_id,
-        "height": height,
-        "state_root": Hash(snap.root()),
-        "block_hash": block_hash,
-        "block_time_ms": time_ms,
-        "validator": sh.validator,
-        "mempool_size": sh.mempool.lock().len(),
-        "total_supply": supply,
-        "inference_params": opal_ledger::components::inference::params(&Overlay::new(snap.clone()))
+    Ok(Json(api::Status {
+        chain_id: sh.chain_id.clone(),
+        height,
+        state_root: Hash(snap.root()),
+        block_hash,
+        block_time_ms: time_ms,
+        validator: sh.validator,
+        mempool_size: sh.mempool.lock().len(),
+        total_supply: supply,
+        inference_params: opal_ledger::components::inference::params(&Overlay::new(snap.clone()))
             .map_err(internal)?,
-        // Where the supply that is not in accounts sits (the supply invariant from outside).
-        "pools": {
-            "fees": read_amount(&snap, opal_ledger::keys::fees::POOL)?,
-            "bonded": read_amount(&snap, opal_ledger::keys::staking::BONDED_POOL)?,
-            "unbonding": read_amount(&snap, opal_ledger::keys::staking::UNBONDING_POOL)?,
-            "treasury": read_amount(&snap, opal_ledger::keys::TREASURY)?,
-            "escrow": read_amount(&snap, opal_ledger::keys::inference::ESCROW_POOL)?,
-            "held": read_amount(&snap, opal_ledger::keys::inference::HELD_POOL)?,
+        pools: api::Pools {
+            fees: read_amount(&snap, opal_ledger::keys::fees::POOL)?,
+            bonded: read_amount(&snap, opal_ledger::keys::staking::BONDED_POOL)?,
+            unbonding: read_amount(&snap, opal_ledger::keys::staking::UNBONDING_POOL)?,
+            treasury: read_amount(&snap, opal_ledger::keys::TREASURY)?,
+            escrow: read_amount(&snap, opal_ledger::keys::inference::ESCROW_POOL)?,
+            held: read_amount(&snap, opal_ledger::keys::inference::HELD_POOL)?,
         },
-        "params": sh.params,
-    })))
+        params: sh.params.clone(),
+    }))
 }
 
 fn read_amount(snap: &opal_state::Snapshot, key: &[u8]) -> Result<opal_types::Amount, ApiError> {
@@ -101,18 +101,13 @@ fn read_amount(snap: &opal_state::Snapshot, key: &[u8]) -> Result<opal_types::Am
         .unwrap_or_default())
 }
 
-#[derive(Deserialize)]
-struct TxEnvelope {
-    tx: String,
-}
-
 /// Submit a transaction: `{"tx": "<hex of canonical bytes>"}` as JSON, or the raw canonical bytes
 /// with `Content-Type: application/octet-stream`.
 pub async fn submit_tx(
     State(sh): S,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<api::TxStatus>), ApiError> {
     let r = admit(&sh, headers, body);
     match &r {
         Ok(_) => {
@@ -127,7 +122,7 @@ fn admit(
     sh: &Shared,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<api::TxStatus>), ApiError> {
     let body = body.map_err(|r| {
         let status = r.status();
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -144,7 +139,7 @@ fn admit(
     let bytes: Vec<u8> = if is_binary {
         body.to_vec()
     } else {
-        let env: TxEnvelope = serde_json::from_slice(&body).map_err(|e| {
+        let env: api::SubmitTx = serde_json::from_slice(&body).map_err(|e| {
             ApiError::bad_request(
                 "malformed_json",
                 format!("expected {{\"tx\": \"<hex>\"}}: {e}"),
@@ -174,16 +169,13 @@ fn admit(
     let sender = sender_state(&snap, &tx.sender()).map_err(internal)?;
     let hash = mempool.admit(tx, bytes.len(), sender)?;
     drop(mempool);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"hash": hash, "status": "pending"})),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(api::TxStatus::Pending { hash })))
 }
 
 pub async fn tx_status(
     State(sh): S,
     Path(hash): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<api::TxStatus>), ApiError> {
     let h = Hash::from_hex(&hash).map_err(|e| ApiError::bad_request("malformed_hash", e))?;
     let snap = sh.snapshot().map_err(internal)?;
     if let Some(loc) = sh.tx_location(&snap, &h).map_err(internal)? {
@@ -198,28 +190,33 @@ pub async fn tx_status(
             .ok_or_else(|| internal("tx index out of range"))?;
         return Ok((
             StatusCode::OK,
-            Json(json!({
-                "hash": h, "status": "committed", "height": loc.height, "index": loc.index,
-                "ok": r.error.is_none(), "error": r.error, "code": r.code, "events": r.events,
-            })),
+            Json(api::TxStatus::Committed {
+                hash: h,
+                height: loc.height,
+                index: loc.index,
+                ok: r.error.is_none(),
+                error: r.error.clone(),
+                code: r.code.clone(),
+                events: r.events.clone(),
+            }),
         ));
     }
     let mp = sh.mempool.lock();
     if mp.contains(&h) {
-        return Ok((
-            StatusCode::OK,
-            Json(json!({"hash": h, "status": "pending"})),
-        ));
+        return Ok((StatusCode::OK, Json(api::TxStatus::Pending { hash: h })));
     }
     if let Some(reason) = mp.dropped_reason(&h) {
         return Ok((
             StatusCode::OK,
-            Json(json!({"hash": h, "status": "dropped", "error": reason})),
+            Json(api::TxStatus::Dropped {
+                hash: h,
+                error: reason.to_string(),
+            }),
         ));
     }
     Ok((
         StatusCode::NOT_FOUND,
-        Json(json!({"hash": h, "status": "unknown"})),
+        Json(api::TxStatus::Unknown { hash: h }),
     ))
 }
 
@@ -249,27 +246,33 @@ pub async fn account(
     State(sh): S,
     Path(addr): Path<String>,
     Query(q): Query<ProveQuery>,
-) -> ApiResult {
+) -> Result<Json<api::Account>, ApiError> {
     let a: Address = addr.parse().map_err(|e: opal_types::crypto::CryptoError| {
         ApiError::bad_request("malformed_address", e.to_string())
     })?;
     let snap = snapshot_at(&sh, q.height)?;
     let acct = accounts::get(&Overlay::new(snap.clone()), &a).map_err(internal)?;
-    let mut v = json!({
-        "address": a, "balance": acct.balance, "nonce": acct.nonce,
-        "height": snap.version().unwrap_or(0), "state_root": Hash(snap.root()),
-    });
+    let mut v = api::Account {
+        address: a,
+        balance: acct.balance,
+        nonce: acct.nonce,
+        height: snap.version().unwrap_or(0),
+        state_root: Hash(snap.root()),
+        next_nonce: None,
+        key: None,
+        value: None,
+        proof: None,
+    };
     if q.height.is_none() {
         // The nonce a new transaction should carry, counting this account's pending ones.
-        v["next_nonce"] =
-            json!(acct.nonce + sh.mempool.lock().pending_count(&a, acct.nonce) as u64);
+        v.next_nonce = Some(acct.nonce + sh.mempool.lock().pending_count(&a, acct.nonce) as u64);
     }
     if q.prove {
         let key = opal_ledger::keys::accounts::account(&a);
         let (value, proof) = snap.get_with_proof(&key).map_err(internal)?;
-        v["key"] = json!(hex::encode(&key));
-        v["value"] = json!(value.map(hex::encode));
-        v["proof"] = json!(hex::encode(proof.to_bytes()));
+        v.key = Some(hex::encode(&key));
+        v.value = Some(value.map(hex::encode));
+        v.proof = Some(hex::encode(proof.to_bytes()));
     }
     Ok(Json(v))
 }

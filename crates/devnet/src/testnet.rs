@@ -13,8 +13,7 @@
 //! SIGTERM (each finishes its block and closes its store) and waits for them. Run it again on the
 //! same home to resume the same chain.
 
-use crate::cli::{Output, TestnetArgs};
-use crate::keyring::home_dir;
+use crate::{now_ms, Output, DEV_BALANCE, DEV_NAMES};
 use anyhow::{anyhow, bail, Context, Result};
 use opal_ledger::{Genesis, GenesisAccount, GenesisValidator, Params};
 use opal_node::home::{write_atomic, KeyFile, NodeConfig};
@@ -27,16 +26,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const CHAIN_ID: &str = "opal-testnet";
-const DEV_NAMES: [&str; 8] = [
-    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
-];
-/// Each development account starts with 10^15 base units.
-const DEV_BALANCE: u128 = 1_000_000_000_000_000;
 /// Every validator's self-delegated stake: 10^12 base units, so equal voting power.
 const VALIDATOR_STAKE: u128 = 1_000_000_000_000;
-const DEFAULT_VALIDATORS: usize = 4;
-const MAX_VALIDATORS: usize = 32;
-const DEFAULT_BASE_PORT: u16 = 8800;
+pub const DEFAULT_VALIDATORS: usize = 4;
+pub const MAX_VALIDATORS: usize = 32;
+pub const DEFAULT_BASE_PORT: u16 = 8800;
 /// A validator that fails this soon after start is a configuration problem: stop everything.
 const EARLY_EXIT: Duration = Duration::from_secs(3);
 
@@ -59,11 +53,27 @@ struct Validator {
     public_key: String,
 }
 
-pub fn run(a: TestnetArgs, out: Output) -> Result<()> {
-    let root = a
-        .home
-        .clone()
-        .unwrap_or_else(|| home_dir().join(".opal").join("testnet"));
+/// How `opal testnet` runs.
+#[derive(Clone, Debug)]
+pub struct TestnetOptions {
+    /// Number of validators; `None`: 4, or the existing testnet's count.
+    pub validators: Option<usize>,
+    /// Home directory of the testnet.
+    pub home: PathBuf,
+    /// First port (validator i: API on BASE+2i, p2p on BASE+2i+1; 0 picks free ports); `None`:
+    /// the stored ports on resume, 8800 for a new testnet.
+    pub base_port: Option<u16>,
+    /// Funded development accounts created on first run.
+    pub accounts: usize,
+    /// Delete the home first and start a fresh chain.
+    pub reset: bool,
+    /// The `opal` executable each validator runs as `opal node start --home HOME/nodeI`.
+    pub exe: PathBuf,
+}
+
+/// `opal testnet`: create or resume the testnet, run its validators until a signal, stop them.
+pub fn run(a: TestnetOptions, out: Output) -> Result<()> {
+    let root = a.home.clone();
     // Absolute, so that testnet.json and the validators' command lines name it unambiguously.
     let root = std::path::absolute(&root)
         .with_context(|| format!("resolving the home directory {}", root.display()))?;
@@ -112,7 +122,7 @@ pub fn run(a: TestnetArgs, out: Output) -> Result<()> {
         }
     };
     check_ports_free(&validators)?;
-    serve(&root, validators, fresh, out)
+    serve(&root, validators, fresh, &a.exe, out)
 }
 
 /// Refuse to start a second set of processes on a home whose testnet still runs.
@@ -267,13 +277,6 @@ fn config_for(name: &str, ports: &[(u16, u16)], i: usize) -> NodeConfig {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Create the homes: keys first, then the shared genesis, then the configs (a home with a
 /// config is complete; node0's config is written last of all).
 fn init(root: &Path, n: usize, accounts: usize, ports: &[(u16, u16)]) -> Result<Vec<Validator>> {
@@ -350,7 +353,7 @@ fn load(root: &Path) -> Result<Vec<Validator>> {
     let mut genesis: Option<Genesis> = None;
     let mut out = vec![];
     for home in homes {
-        if let Some(missing) = super::node::missing_parts(&home) {
+        if let Some(missing) = crate::home::missing_parts(&home) {
             bail!(
                 "{} is incomplete (missing {missing}); repair it, or pass --reset to delete the \
                  whole testnet and start a new chain",
@@ -420,8 +423,7 @@ fn check_ports_free(vs: &[Validator]) -> Result<()> {
     Ok(())
 }
 
-fn spawn(v: &Validator) -> Result<Child> {
-    let exe = std::env::current_exe().context("finding the opal executable")?;
+fn spawn(v: &Validator, exe: &Path) -> Result<Child> {
     let log_path = v.home.root.join("node.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -499,10 +501,10 @@ fn log_tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(10)..].join("\n")
 }
 
-fn serve(root: &Path, vs: Vec<Validator>, fresh: bool, out: Output) -> Result<()> {
+fn serve(root: &Path, vs: Vec<Validator>, fresh: bool, exe: &Path, out: Output) -> Result<()> {
     let mut children: Vec<Option<Child>> = vec![];
     for v in &vs {
-        match spawn(v) {
+        match spawn(v, exe) {
             Ok(c) => children.push(Some(c)),
             Err(e) => {
                 stop_all(&vs, &mut children);

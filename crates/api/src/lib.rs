@@ -1,0 +1,223 @@
+//! The node API's wire types: what `opal-node` serves and `opal-client` reads back.
+//!
+//! Design: one serde type per request and reply, shared by both ends, so the node and its
+//! clients cannot drift apart on a field name. The JSON is the contract (docs/api.md); these
+//! types only name it. Replies are additive: a client ignores fields it does not know, and a new
+//! optional field is absent (not `null`) where an older node would not send it.
+//!
+//! Typed so far: errors, the status, accounts and transactions (submit and status). The other
+//! routes are still built with `serde_json::json!` in the node and read as `serde_json::Value`
+//! by the client (`Client::get`); each one moves here as it is touched.
+
+// No panics on the deterministic path: a fallible step returns an error (tests may unwrap).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(clippy::disallowed_types)]
+
+use opal_ledger::params::InferenceParams;
+use opal_ledger::{Event, Params};
+use opal_types::{Address, Amount, Hash, PublicKey};
+use serde::{Deserialize, Serialize};
+
+/// Every error reply: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable (`bad_nonce`, `too_large`, `not_found`, ...).
+    pub code: String,
+    /// For people; may change between versions.
+    pub message: String,
+}
+
+/// `GET /api/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub chain_id: String,
+    pub height: u64,
+    pub state_root: Hash,
+    /// `None` before the first block.
+    pub block_hash: Option<Hash>,
+    pub block_time_ms: Option<u64>,
+    /// This node's consensus key.
+    pub validator: PublicKey,
+    pub mempool_size: usize,
+    pub total_supply: Amount,
+    pub inference_params: InferenceParams,
+    /// Where the supply that is not in accounts sits (the supply invariant, from outside).
+    pub pools: Pools,
+    pub params: Params,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pools {
+    pub fees: Amount,
+    pub bonded: Amount,
+    pub unbonding: Amount,
+    pub treasury: Amount,
+    pub escrow: Amount,
+    pub held: Amount,
+}
+
+/// `GET /api/accounts/{address}[?prove=true][&height=H]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub address: Address,
+    pub balance: Amount,
+    /// The nonce of the last committed transaction's successor.
+    pub nonce: u64,
+    pub height: u64,
+    pub state_root: Hash,
+    /// The nonce a new transaction should carry, counting this account's pending ones (only at
+    /// the latest height).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_nonce: Option<u64>,
+    /// With `prove=true`: the state key, the value (hex) and the JMT proof (hex) against
+    /// `state_root`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
+}
+
+impl Account {
+    /// The nonce the next transaction from this account should carry.
+    pub fn usable_nonce(&self) -> u64 {
+        self.next_nonce.unwrap_or(self.nonce)
+    }
+}
+
+/// `POST /api/txs` as JSON (the raw bytes may also be posted as `application/octet-stream`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitTx {
+    /// Hex of the transaction's canonical bytes.
+    pub tx: String,
+}
+
+/// `POST /api/txs` accepted (202), and `GET /api/txs/{hash}` of every state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TxStatus {
+    /// In this node's mempool.
+    Pending { hash: Hash },
+    /// In a committed block: applied (`ok`) or rejected with `error` and its `code`.
+    Committed {
+        hash: Hash,
+        height: u64,
+        index: u32,
+        ok: bool,
+        error: Option<String>,
+        code: Option<String>,
+        events: Vec<Event>,
+    },
+    /// Removed by the proposer because it no longer applied (for example a stale nonce).
+    Dropped { hash: Hash, error: String },
+    /// Not known to this node (404).
+    Unknown { hash: Hash },
+}
+
+impl TxStatus {
+    pub fn hash(&self) -> Hash {
+        match self {
+            TxStatus::Pending { hash }
+            | TxStatus::Committed { hash, .. }
+            | TxStatus::Dropped { hash, .. }
+            | TxStatus::Unknown { hash } => *hash,
+        }
+    }
+
+    /// Whether the transaction reached a final state (committed or dropped).
+    pub fn is_final(&self) -> bool {
+        matches!(self, TxStatus::Committed { .. } | TxStatus::Dropped { .. })
+    }
+
+    /// Why it was rejected in its block or dropped, if it was.
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            TxStatus::Committed { error, .. } => error.as_deref(),
+            TxStatus::Dropped { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// Whether it was committed and applied.
+    pub fn applied(&self) -> bool {
+        matches!(self, TxStatus::Committed { ok: true, .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tx_status_json_is_the_documented_shape() {
+        let h = Hash([7; 32]);
+        let v = serde_json::to_value(TxStatus::Pending { hash: h }).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"status": "pending", "hash": h.to_hex()})
+        );
+        let v = serde_json::to_value(TxStatus::Committed {
+            hash: h,
+            height: 3,
+            index: 0,
+            ok: false,
+            error: Some("wrong nonce".into()),
+            code: Some("bad_nonce".into()),
+            events: vec![],
+        })
+        .unwrap();
+        assert_eq!(v["status"], "committed");
+        assert_eq!(v["code"], "bad_nonce");
+        let back: TxStatus = serde_json::from_value(v).unwrap();
+        assert!(back.is_final() && !back.applied());
+    }
+
+    #[test]
+    fn a_committed_status_with_events_reads_back() {
+        // Events carry a u128 (delegation shares) inside an internally tagged enum, itself
+        // inside the tagged status: the client must still read it.
+        let s = TxStatus::Committed {
+            hash: Hash([1; 32]),
+            height: 4,
+            index: 1,
+            ok: true,
+            error: None,
+            code: None,
+            events: vec![Event::Delegated {
+                delegator: Address([3; 20]),
+                validator: Address([4; 20]),
+                amount: Amount(7),
+                shares: 7_000_000,
+            }],
+        };
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<TxStatus>(&text).unwrap(), s);
+    }
+
+    #[test]
+    fn account_without_proof_has_no_proof_fields() {
+        let a = Account {
+            address: "opal0000000000000000000000000000000000000000"
+                .parse()
+                .unwrap(),
+            balance: Amount(5),
+            nonce: 2,
+            height: 9,
+            state_root: Hash::ZERO,
+            next_nonce: Some(4),
+            key: None,
+            value: None,
+            proof: None,
+        };
+        let v = serde_json::to_value(&a).unwrap();
+        assert!(v.get("proof").is_none() && v.get("key").is_none());
+        assert_eq!(a.usable_nonce(), 4);
+        assert_eq!(serde_json::from_value::<Account>(v).unwrap(), a);
+    }
+}

@@ -1,0 +1,333 @@
+//! A blocking client of the Opal node API, used by the CLI, the watcher, the devnet bootstrap,
+//! the tests and the benchmarks.
+//!
+//! Design: typed where the route is typed in `opal-api` ([`Client::status`], [`Client::account`],
+//! [`Client::submit`], [`Client::tx`], [`Client::send`]); the other routes are reached with
+//! [`Client::get`] and [`Client::post_json`] and read as JSON until they are typed. Every failure
+//! is a [`ClientError`]: the node unreachable, a reply that is not JSON, or the node's own refusal
+//! with its stable `code` ([`ClientError::Refused`]), which callers match on.
+
+use opal_api::{Account, ErrorBody, Status, SubmitTx, TxStatus};
+use opal_types::{Action, Address, Amount, Hash, SecretKey, Transaction, TxBody};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// The largest artifact [`Client::get_bytes`] accepts.
+pub const MAX_DOWNLOAD: u64 = 256 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("node URL {0:?} must start with http:// (for example http://127.0.0.1:8700)")]
+    BadUrl(String),
+    #[error(
+        "cannot reach the node at {base}: {reason}. Is it running? (start one with `opal devnet`)"
+    )]
+    Unreachable { base: String, reason: String },
+    #[error("the node replied {status} to {url} with non-JSON: {body}")]
+    NotJson {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    /// The node answered with an error reply.
+    #[error("the node refused ({status} {code}): {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("{url}: unexpected reply: {reason}")]
+    Unexpected { url: String, reason: String },
+    #[error("{url}: larger than {limit} bytes")]
+    TooLarge { url: String, limit: u64 },
+    #[error(
+        "transaction {hash} not committed after {secs}s; check later with `opal query tx {hash}`"
+    )]
+    NotCommitted { hash: Hash, secs: u64 },
+}
+
+impl ClientError {
+    /// The node's error code, when the node refused.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// How a transaction is sent: the fee (default: the chain's minimum) and whether to wait for
+/// its block.
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    pub fee: Option<Amount>,
+    pub wait: Option<Duration>,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        SendOptions {
+            fee: None,
+            wait: Some(Duration::from_secs(60)),
+        }
+    }
+}
+
+/// What came of a sent transaction.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub hash: Hash,
+    /// `Pending` when not waited for; otherwise `Committed` or `Dropped`.
+    pub status: TxStatus,
+    pub fee: Amount,
+    pub sender: Address,
+}
+
+pub struct Client {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Result<Client> {
+        let base = base.trim_end_matches('/').to_string();
+        if !base.starts_with("http://") && !base.starts_with("https://") {
+            return Err(ClientError::BadUrl(base));
+        }
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| ClientError::Unreachable {
+                base: base.clone(),
+                reason: format!("building the HTTP client: {e}"),
+            })?;
+        Ok(Client { base, http })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn unreachable(&self, e: impl std::fmt::Display) -> ClientError {
+        ClientError::Unreachable {
+            base: self.base.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn read(
+        &self,
+        url: &str,
+        r: reqwest::Result<reqwest::blocking::Response>,
+    ) -> Result<(u16, Value)> {
+        let r = r.map_err(|e| self.unreachable(e))?;
+        let status = r.status().as_u16();
+        let text = r.text().map_err(|e| self.unreachable(e))?;
+        let v = serde_json::from_str(&text).map_err(|_| ClientError::NotJson {
+            url: url.to_string(),
+            status,
+            body: text,
+        })?;
+        Ok((status, v))
+    }
+
+    /// GET `path` as JSON; an error reply becomes [`ClientError::Refused`].
+    pub fn get(&self, path: &str) -> Result<Value> {
+        let (status, v) = self.get_raw(path)?;
+        if status >= 400 {
+            return Err(refused(status, &v));
+        }
+        Ok(v)
+    }
+
+    /// GET `path` as JSON with its HTTP status, error replies included.
+    pub fn get_raw(&self, path: &str) -> Result<(u16, Value)> {
+        let url = format!("{}{}", self.base, path);
+        self.read(&url, self.http.get(&url).send())
+    }
+
+    /// GET `path` and decode it as `T`.
+    pub fn get_as<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        decode(&format!("{}{}", self.base, path), self.get(path)?)
+    }
+
+    /// GET `path` as raw bytes (an artifact), at most [`MAX_DOWNLOAD`] of them.
+    pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        let url = format!("{}{}", self.base, path);
+        let r = self
+            .http
+            .get(&url)
+            .send()
+            .map_err(|e| self.unreachable(e))?;
+        let status = r.status().as_u16();
+        if status >= 400 {
+            let text = r.text().unwrap_or_default();
+            let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            return Err(refused(status, &v));
+        }
+        if r.content_length().is_some_and(|n| n > MAX_DOWNLOAD) {
+            return Err(ClientError::TooLarge {
+                url,
+                limit: MAX_DOWNLOAD,
+            });
+        }
+        let b = r.bytes().map_err(|e| self.unreachable(e))?;
+        Ok(b.to_vec())
+    }
+
+    /// POST `body` as JSON to `path`; an error reply becomes [`ClientError::Refused`].
+    pub fn post_json(&self, path: &str, body: &impl serde::Serialize) -> Result<Value> {
+        let url = format!("{}{}", self.base, path);
+        let (status, v) = self.read(&url, self.http.post(&url).json(body).send())?;
+        if status >= 400 {
+            return Err(refused(status, &v));
+        }
+        Ok(v)
+    }
+
+    /// `GET /api/status`.
+    pub fn status(&self) -> Result<Status> {
+        self.get_as("/api/status")
+    }
+
+    /// `GET /api/accounts/{address}` at the latest height.
+    pub fn account(&self, a: &Address) -> Result<Account> {
+        self.get_as(&format!("/api/accounts/{a}"))
+    }
+
+    /// `POST /api/txs`: the node admitted the transaction to its mempool.
+    pub fn submit(&self, tx: &Transaction) -> Result<Hash> {
+        let v = self.post_json(
+            "/api/txs",
+            &SubmitTx {
+                tx: hex::encode(tx.to_bytes()),
+            },
+        )?;
+        let s: TxStatus = decode(&format!("{}/api/txs", self.base), v)?;
+        Ok(s.hash())
+    }
+
+    /// `GET /api/txs/{hash}`: pending, committed, dropped, or unknown to this node.
+    pub fn tx(&self, hash: &Hash) -> Result<TxStatus> {
+        let path = format!("/api/txs/{hash}");
+        let (status, v) = self.get_raw(&path)?;
+        if status >= 500 || (status >= 400 && status != 404) {
+            return Err(refused(status, &v));
+        }
+        decode(&format!("{}{path}", self.base), v)
+    }
+
+    /// Poll until `hash` is committed or dropped, for at most `timeout`.
+    pub fn wait_committed(&self, hash: &Hash, timeout: Duration) -> Result<TxStatus> {
+        let start = Instant::now();
+        loop {
+            let s = self.tx(hash)?;
+            if s.is_final() {
+                return Ok(s);
+            }
+            if start.elapsed() > timeout {
+                return Err(ClientError::NotCommitted {
+                    hash: *hash,
+                    secs: timeout.as_secs(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sign `action` with the chain's id, the signer's next nonce and the fee, submit it, and
+    /// (with `opts.wait`) wait for its block.
+    pub fn send(&self, key: &SecretKey, action: Action, opts: &SendOptions) -> Result<Sent> {
+        let status = self.status()?;
+        let fee = opts.fee.unwrap_or(status.params.min_fee);
+        let sender = key.address();
+        let nonce = self.account(&sender)?.usable_nonce();
+        let tx = TxBody {
+            chain_id: status.chain_id,
+            nonce,
+            fee,
+            action,
+        }
+        .sign(key);
+        let hash = self.submit(&tx)?;
+        let status = match opts.wait {
+            Some(t) => self.wait_committed(&hash, t)?,
+            None => TxStatus::Pending { hash },
+        };
+        Ok(Sent {
+            hash,
+            status,
+            fee,
+            sender,
+        })
+    }
+}
+
+fn decode<T: DeserializeOwned>(url: &str, v: Value) -> Result<T> {
+    serde_json::from_value(v).map_err(|e| ClientError::Unexpected {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The node's error reply as a [`ClientError::Refused`] (any JSON is accepted: a proxy's page
+/// becomes the message).
+pub fn refused(status: u16, v: &Value) -> ClientError {
+    match serde_json::from_value::<ErrorBody>(v.clone()) {
+        Ok(b) => ClientError::Refused {
+            status,
+            code: b.error.code,
+            message: b.error.message,
+        },
+        Err(_) => ClientError::Refused {
+            status,
+            code: "error".into(),
+            message: match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_keep_the_node_code() {
+        let v = serde_json::json!({"error": {"code": "bad_nonce", "message": "wrong nonce"}});
+        let e = refused(400, &v);
+        assert_eq!(e.code(), Some("bad_nonce"));
+        assert_eq!(
+            e.to_string(),
+            "the node refused (400 bad_nonce): wrong nonce"
+        );
+        let e = refused(502, &Value::String("bad gateway".into()));
+        assert_eq!(e.code(), Some("error"));
+        assert!(e.to_string().contains("bad gateway"));
+    }
+
+    #[test]
+    fn urls_must_be_http() {
+        assert!(matches!(
+            Client::new("127.0.0.1:8700"),
+            Err(ClientError::BadUrl(_))
+        ));
+        assert_eq!(Client::new("http://x:1/").unwrap().base(), "http://x:1");
+    }
+
+    #[test]
+    fn an_unreachable_node_is_a_clear_error() {
+        // Port 9 on localhost: nothing listens (discard), the connection is refused at once.
+        let e = Client::new("http://127.0.0.1:9")
+            .unwrap()
+            .status()
+            .unwrap_err();
+        assert!(matches!(e, ClientError::Unreachable { .. }), "{e}");
+        assert!(e.to_string().contains("Is it running?"));
+    }
+}

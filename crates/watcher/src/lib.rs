@@ -1,0 +1,72 @@
+//! The watcher role: the party that keeps inference nodes honest by checking their revealed
+//! results and acting on the chain (docs/verification.md, docs/architecture.md §4).
+//!
+//! Design: a [`Watcher`] is a loop over the node's open cases (`GET /api/cases`), driven by one
+//! account's key through the typed [`opal_client::Client`]. Canonical (`opal_quant`) results are
+//! re-executed with the ledger's own re-execution (`opal_verify::replay`), so a fraud proof the
+//! watcher posts is decided by the same bytes in the block; float ONNX and LLM results are
+//! re-checked off chain ([`checks`], `opal_verify::activations`) and voted on. A failure of the
+//! watcher itself ([`WatchError::Verifier`]) never becomes a vote. What the watcher does is
+//! reported as it happens through a [`Report`] callback: the binary prints it, tests collect it.
+
+pub mod checks;
+mod watch;
+
+pub use watch::Watcher;
+
+use opal_types::{Amount, ModelRef};
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+/// Which audits the watcher resolves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditScope {
+    /// Audits whose assigned auditors include the watcher's account (a validator's duty).
+    Mine,
+    /// Every open audit.
+    All,
+    /// None.
+    None,
+}
+
+/// What a watcher watches and how.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Only these models; `None`: every model.
+    pub models: Option<HashSet<ModelRef>>,
+    pub audits: AuditScope,
+    /// Where downloaded GGUF models are kept between runs.
+    pub model_cache: PathBuf,
+    /// The fee of each transaction; `None`: the chain's minimum.
+    pub fee: Option<Amount>,
+}
+
+impl Config {
+    /// The default model cache: `~/.cache/opal/watch`.
+    pub fn default_model_cache() -> PathBuf {
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir)
+            .join(".cache/opal/watch")
+    }
+}
+
+/// One thing the watcher did or saw: as JSON (`event` names it) and as a line for people.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub json: serde_json::Value,
+    pub text: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error(transparent)]
+    Client(#[from] opal_client::ClientError),
+    /// The node served something that does not fit the chain (a file with the wrong hash, a
+    /// malformed case).
+    #[error("{0}")]
+    Node(String),
+    /// The watcher's own failure (its backend, its disk): says nothing about the node.
+    #[error("the verifier itself failed: {0}")]
+    Verifier(String),
+}
