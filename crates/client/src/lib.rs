@@ -11,6 +11,7 @@ use opal_api::{Account, ErrorBody, Status, SubmitTx, TxStatus};
 use opal_types::{Action, Address, Amount, Hash, SecretKey, Transaction, TxBody};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 /// The largest artifact [`Client::get_bytes`] accepts.
@@ -125,13 +126,33 @@ impl Client {
     ) -> Result<(u16, Value)> {
         let r = r.map_err(|e| self.unreachable(e))?;
         let status = r.status().as_u16();
-        let text = r.text().map_err(|e| self.unreachable(e))?;
-        let v = serde_json::from_str(&text).map_err(|_| ClientError::NotJson {
+        let body = self.bounded(url, r, MAX_DOWNLOAD)?;
+        let v = serde_json::from_slice(&body).map_err(|_| ClientError::NotJson {
             url: url.to_string(),
             status,
-            body: text,
+            body: String::from_utf8_lossy(&body).into_owned(),
         })?;
         Ok((status, v))
+    }
+
+    /// A reply's body, refusing more than `limit` bytes whether or not the server announces a
+    /// length (a chunked reply of any size is cut off, not buffered).
+    fn bounded(&self, url: &str, r: reqwest::blocking::Response, limit: u64) -> Result<Vec<u8>> {
+        let too_large = || ClientError::TooLarge {
+            url: url.to_string(),
+            limit,
+        };
+        if r.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut b = Vec::new();
+        r.take(limit + 1)
+            .read_to_end(&mut b)
+            .map_err(|e| self.unreachable(e))?;
+        if b.len() as u64 > limit {
+            return Err(too_large());
+        }
+        Ok(b)
     }
 
     /// GET `path` as JSON; an error reply becomes [`ClientError::Refused`].
@@ -156,6 +177,12 @@ impl Client {
 
     /// GET `path` as raw bytes (an artifact), at most [`MAX_DOWNLOAD`] of them.
     pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        self.get_bytes_at_most(path, MAX_DOWNLOAD)
+    }
+
+    /// GET `path` as raw bytes, refusing more than `limit` of them whether or not the server
+    /// announces a length.
+    pub fn get_bytes_at_most(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
         let url = format!("{}{}", self.base, path);
         let r = self
             .http
@@ -164,18 +191,11 @@ impl Client {
             .map_err(|e| self.unreachable(e))?;
         let status = r.status().as_u16();
         if status >= 400 {
-            let text = r.text().unwrap_or_default();
+            let text = String::from_utf8_lossy(&self.bounded(&url, r, MAX_DOWNLOAD)?).into_owned();
             let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
             return Err(refused(status, &v));
         }
-        if r.content_length().is_some_and(|n| n > MAX_DOWNLOAD) {
-            return Err(ClientError::TooLarge {
-                url,
-                limit: MAX_DOWNLOAD,
-            });
-        }
-        let b = r.bytes().map_err(|e| self.unreachable(e))?;
-        Ok(b.to_vec())
+        self.bounded(&url, r, limit)
     }
 
     /// POST `body` as JSON to `path`; an error reply becomes [`ClientError::Refused`].
@@ -318,6 +338,33 @@ mod tests {
             Err(ClientError::BadUrl(_))
         ));
         assert_eq!(Client::new("http://x:1/").unwrap().base(), "http://x:1");
+    }
+
+    #[test]
+    fn a_download_without_a_length_is_still_bounded() {
+        use std::io::Write;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut req = [0u8; 1024];
+            let _ = std::io::Read::read(&mut s, &mut req);
+            // A chunked reply (no Content-Length) of 4 KiB.
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+            for _ in 0..4 {
+                let _ = s.write_all(b"400\r\n");
+                let _ = s.write_all(&[7u8; 1024]);
+                let _ = s.write_all(b"\r\n");
+            }
+            let _ = s.write_all(b"0\r\n\r\n");
+        });
+        let c = Client::new(&format!("http://{addr}")).unwrap();
+        let e = c.get_bytes_at_most("/big", 1024).unwrap_err();
+        assert!(
+            matches!(e, ClientError::TooLarge { limit: 1024, .. }),
+            "{e}"
+        );
+        server.join().unwrap();
     }
 
     #[test]

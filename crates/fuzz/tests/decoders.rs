@@ -15,14 +15,7 @@ fn fixture(name: &str) -> Vec<u8> {
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    hex_decode(text.trim())
-}
-
-fn hex_decode(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("fixture is hex"))
-        .collect()
+    hex::decode(text.trim()).expect("fixture is hex")
 }
 
 /// Decoding must be the inverse of encoding: what is accepted re-encodes to the same bytes.
@@ -132,7 +125,7 @@ fn receipt_envelopes_and_files() {
     report("receipt envelope", s);
     let file = format!(
         "{{\"envelope\": \"{}\", \"outputs\": []}}",
-        hex_encode(&env)
+        hex::encode(&env)
     )
     .into_bytes();
     let wrapped = format!("{{\"opal_receipt\": {}}}", String::from_utf8_lossy(&file)).into_bytes();
@@ -142,10 +135,6 @@ fn receipt_envelopes_and_files() {
         Ok(())
     });
     report("receipt file", s);
-}
-
-fn hex_encode(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[test]

@@ -123,30 +123,11 @@ impl World {
     }
 
     fn block(&mut self, txs: Vec<Transaction>) -> (Vec<Option<String>>, Vec<Event>) {
-        let r = self.c.block(txs);
-        let mut ev = r.events;
-        let mut codes = vec![];
-        for t in r.txs {
-            codes.push(t.code);
-            ev.extend(t.events);
-        }
-        (codes, ev)
+        self.c.block_outcome(txs)
     }
 
     fn settle(&mut self, s: &Served) -> Option<String> {
-        let tx = self.c.tx(
-            &node(),
-            0,
-            Action::SettleReceipts {
-                receipts: vec![s.receipt.clone()],
-            },
-        );
-        let (codes, ev) = self.block(vec![tx]);
-        assert_eq!(codes, vec![None]);
-        ev.iter().find_map(|e| match e {
-            Event::ReceiptRejected { code, .. } => Some(code.clone()),
-            _ => None,
-        })
+        self.c.settle_one(&node(), &s.receipt)
     }
 
     fn reveal(&self, s: &Served, inputs: Vec<Vec<u8>>, outputs: Vec<Vec<u8>>) -> Transaction {

@@ -164,14 +164,7 @@ impl World {
     }
 
     fn block(&mut self, txs: Vec<Transaction>) -> (Vec<Option<String>>, Vec<Event>) {
-        let r = self.c.block(txs);
-        let mut ev = r.events;
-        let mut codes = vec![];
-        for t in r.txs {
-            codes.push(t.code);
-            ev.extend(t.events);
-        }
-        (codes, ev)
+        self.c.block_outcome(txs)
     }
 
     fn bond(&self) -> Amount {

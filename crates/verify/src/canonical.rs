@@ -99,7 +99,7 @@ pub fn parse_f32_tensor(b: &[u8]) -> Result<Vec<f32>, CanonicalError> {
     }
     let mut count: u64 = 1;
     for d in b[3..dims_end].chunks_exact(8) {
-        let d = d.iter().rev().fold(0u64, |x, &y| x << 8 | y as u64);
+        let d = u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
         count = count.checked_mul(d).ok_or_else(|| bad("shape overflows"))?;
     }
     let data = &b[dims_end..];
@@ -159,7 +159,7 @@ pub fn parse_output(outputs: &[Vec<u8>]) -> Result<Vec<i64>, CanonicalError> {
     if b.len() < 11 || b[..3] != [CANONICAL_VERSION, TAG_I64, 1] {
         return Err(bad("not a canonical rank-1 i64 tensor"));
     }
-    let n = b[3..11].iter().rev().fold(0u64, |x, &y| x << 8 | y as u64);
+    let n = u64::from_le_bytes([b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10]]);
     let data = &b[11..];
     if n.checked_mul(8) != Some(data.len() as u64) {
         return Err(bad("element count does not match the shape"));

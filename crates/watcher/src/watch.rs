@@ -464,12 +464,19 @@ impl Watcher {
                 ("gguf" | "onnx", _) => Some(None),
                 _ => None,
             };
-            if let Some(how) = committee {
-                let tier_ok = how.is_some();
-                if !tier_ok || self.committee_case(&c, id, &model, hash, how.unwrap())? {
+            match committee {
+                // A tier no one can check for this format: nothing to do.
+                Some(None) => {
                     self.handled.insert(id);
+                    continue;
                 }
-                continue;
+                Some(Some(how)) => {
+                    if self.committee_case(&c, id, &model, hash, how)? {
+                        self.handled.insert(id);
+                    }
+                    continue;
+                }
+                None => {}
             }
             let kind = c["kind"].as_str().unwrap_or_default().to_string();
             let disputed = !c["dispute"].is_null();

@@ -4,9 +4,6 @@ use crate::cli::{DevnetArgs, Output};
 use crate::keyring::default_devnet_home;
 use anyhow::Result;
 use opal_devnet::DevnetOptions;
-use opal_types::SecretKey;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 
 pub fn run(a: DevnetArgs, out: Output) -> Result<()> {
     let opts = DevnetOptions {
@@ -19,14 +16,6 @@ pub fn run(a: DevnetArgs, out: Output) -> Result<()> {
         no_llm: a.no_llm,
     };
     opal_devnet::run(opts, devnet_output(out))
-}
-
-pub fn start_existing(
-    home: PathBuf,
-    api_addr: Option<SocketAddr>,
-    inference_key: Option<SecretKey>,
-) -> Result<()> {
-    opal_devnet::start_existing(home, api_addr, inference_key)
 }
 
 /// `opal testnet`: validators as `opal node start` processes of this same executable.

@@ -59,7 +59,7 @@ fn start(
             home.root.display()
         );
     }
-    super::devnet::start_existing(home_dir, api_addr, inference_key)
+    opal_devnet::start_existing(home_dir, api_addr, inference_key)
 }
 
 fn init(a: NodeInitArgs, out: Output) -> Result<()> {

@@ -8,7 +8,7 @@ use opal_types::{Action, Address, Amount, PublicKey, Role};
 use serde_json::Value;
 use std::time::Duration;
 
-fn amount(flag: &str, v: &str) -> Result<Amount> {
+pub(crate) fn amount(flag: &str, v: &str) -> Result<Amount> {
     v.parse().map_err(|e| anyhow!("--{flag}: {e}"))
 }
 

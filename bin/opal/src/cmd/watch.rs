@@ -60,7 +60,7 @@ pub fn run(a: WatchArgs, out: Output) -> Result<()> {
     let fee =
         a.tx.fee
             .as_deref()
-            .map(|f| f.parse().map_err(|e| anyhow!("--fee: {e}")))
+            .map(|f| crate::cmd::tx::amount("fee", f))
             .transpose()?;
     let config = Config {
         models,

@@ -166,6 +166,37 @@ impl TestChain {
         self.block(txs).txs.into_iter().map(|t| t.code).collect()
     }
 
+    /// Run one block: each transaction's error code (None = applied), and every event of the
+    /// block (begin- and end-block's first, then each transaction's) in order.
+    pub fn block_outcome(&mut self, txs: Vec<Transaction>) -> (Vec<Option<String>>, Vec<Event>) {
+        let r = self.block(txs);
+        let mut events = r.events;
+        let mut codes = vec![];
+        for t in r.txs {
+            codes.push(t.code);
+            events.extend(t.events);
+        }
+        (codes, events)
+    }
+
+    /// Settle one receipt from `node` in a block of its own: `None` if it was accepted, else
+    /// the code it was rejected with (the settlement transaction itself must apply).
+    pub fn settle_one(&mut self, node: &SecretKey, receipt: &receipt::Receipt) -> Option<String> {
+        let tx = self.tx(
+            node,
+            0,
+            Action::SettleReceipts {
+                receipts: vec![receipt.clone()],
+            },
+        );
+        let (codes, events) = self.block_outcome(vec![tx]);
+        assert_eq!(codes, vec![None], "the settlement transaction applies");
+        events.iter().find_map(|e| match e {
+            Event::ReceiptRejected { code, .. } => Some(code.clone()),
+            _ => None,
+        })
+    }
+
     /// Empty blocks until block time passes `ms`.
     pub fn advance_time_to(&mut self, ms: u64) {
         while self.time_ms < ms {
