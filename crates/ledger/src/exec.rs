@@ -1,9 +1,13 @@
-//! Block execution: the fixed order of components, per-transaction isolation, results.
+//! The app module: the components in their one fixed order ([`Ledger`]), the router from an
+//! action to its component ([`owner`]), per-transaction isolation and results.
 
 use crate::components::staking::{self, ActiveValidator, BlockCtx};
-use crate::components::{accounts, fees, inference, read, registry, verification, zk};
+use crate::components::{
+    accounts, fees, inference, read, registry, verification, zk, BlockFrame, Component,
+};
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
+use crate::genesis::Genesis;
 use crate::keys;
 use crate::params::Params;
 use opal_state::Overlay;
@@ -111,96 +115,225 @@ pub fn check_tx_stateless(
     Ok(())
 }
 
-/// Apply one transaction whose stateless checks passed: nonce, fee, then the action's component.
-/// On `Ok(Err(_))` the caller drops `s` (it is a fork).
-fn deliver_tx(
-    s: &mut Overlay,
-    ctx: &BlockCtx,
-    params: &Params,
-    tx: &Transaction,
-) -> Result<Result<Vec<Event>, TxError>, LedgerError> {
-    let sender = tx.sender();
-    let mut events = Vec::new();
-    if let Err(e) = accounts::use_nonce(s, &sender, tx.body.nonce)? {
-        return Ok(Err(e));
+/// The ledger: its components in their fixed call order, and what they cache between blocks
+/// (decoded zk keys; a pure function of state, so no two nodes can disagree because of it).
+/// Keep one for the life of a node; a fresh one gives the same results, only slower.
+pub struct Ledger {
+    components: [Box<dyn Component>; 7],
+}
+
+/// Index of each component in [`Ledger::components`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Fees = 0,
+    Accounts = 1,
+    Registry = 2,
+    Inference = 3,
+    Verification = 4,
+    Zk = 5,
+    Staking = 6,
+}
+
+/// The component an action is routed to. Exhaustive, so a new action does not compile until it
+/// has an owner.
+pub fn owner(action: &Action) -> Owner {
+    use Action as A;
+    match action {
+        A::Transfer { .. } => Owner::Accounts,
+        A::CreateValidator { .. }
+        | A::Delegate { .. }
+        | A::Undelegate { .. }
+        | A::BondRole { .. }
+        | A::UnbondRole { .. }
+        | A::Unjail
+        | A::SubmitEvidence { .. } => Owner::Staking,
+        A::RegisterDataset { .. }
+        | A::RegisterModel { .. }
+        | A::TransferModel { .. }
+        | A::DeclareService { .. } => Owner::Registry,
+        A::FundEscrow { .. }
+        | A::CloseEscrow { .. }
+        | A::WithdrawEscrow { .. }
+        | A::SettleReceipts { .. } => Owner::Inference,
+        A::RevealData { .. }
+        | A::Challenge { .. }
+        | A::Resolve { .. }
+        | A::CommitteeVote { .. } => Owner::Verification,
+        A::PublishZkKey { .. } | A::SettleProved { .. } => Owner::Zk,
     }
-    if let Err(e) = fees::charge(s, params, &sender, tx.body.fee, &mut events)? {
-        return Ok(Err(e));
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Self::new()
     }
-    let ev = &mut events;
-    let r = match &tx.body.action {
-        Action::Transfer { to, amount } => accounts::transfer(s, &sender, to, *amount, ev)?,
-        Action::CreateValidator {
-            consensus_key,
-            name,
-            amount,
-            vrf_key,
-        } => staking::create_validator(
-            s,
-            ctx,
-            &sender,
-            staking::ValidatorKeys {
-                consensus: *consensus_key,
-                vrf: *vrf_key,
-            },
-            name,
-            *amount,
-            ev,
-        )?,
-        Action::Delegate { validator, amount } => {
-            staking::delegate(s, &sender, validator, *amount, ev)?
+}
+
+impl Ledger {
+    /// The components in the order every hook is called: fees first (its pool must be empty
+    /// when a block begins and is paid out first when it ends), verification's audit draw at
+    /// begin-block, and staking last, so that end-block's validator set update sees the
+    /// slashes of verification's end-block. The order is consensus: changing it changes state.
+    pub fn new() -> Self {
+        Ledger {
+            components: [
+                Box::new(fees::Fees),
+                Box::new(accounts::Accounts),
+                Box::new(registry::Registry),
+                Box::new(inference::Inference),
+                Box::new(verification::Verification),
+                Box::new(zk::Zk::default()),
+                Box::new(staking::Staking),
+            ],
         }
-        Action::Undelegate { validator, amount } => {
-            staking::undelegate(s, ctx, &sender, validator, *amount, ev)?
+    }
+
+    /// The components, in call order.
+    pub fn components(&self) -> impl Iterator<Item = &dyn Component> {
+        self.components.iter().map(|c| c.as_ref())
+    }
+
+    /// Write the genesis state into `s`: the chain's own values, then each component's part.
+    pub fn init_chain(&self, s: &mut Overlay, genesis: &Genesis) -> Result<(), LedgerError> {
+        genesis.validate()?;
+        let supply = genesis.supply()?;
+        crate::components::write(s, keys::PARAMS, &genesis.params);
+        crate::components::write(s, keys::CHAIN_ID, &genesis.chain_id);
+        crate::components::write(s, keys::GENESIS_TIME, &genesis.genesis_time_ms);
+        crate::components::write(s, keys::SUPPLY, &supply);
+        for c in self.components() {
+            c.init_chain(s, genesis)?;
         }
-        Action::BondRole { role, amount } => staking::bond_role(s, &sender, *role, *amount, ev)?,
-        Action::UnbondRole { role, amount } => {
-            staking::unbond_role(s, ctx, &sender, *role, *amount, ev)?
+        Ok(())
+    }
+
+    /// Apply one transaction whose stateless checks passed: the ante steps (nonce, fee), then
+    /// the action's component. On `Ok(Err(_))` the caller drops `s` (it is a fork).
+    fn deliver_tx(
+        &self,
+        s: &mut Overlay,
+        ctx: &BlockCtx,
+        params: &Params,
+        tx: &Transaction,
+    ) -> Result<Result<Vec<Event>, TxError>, LedgerError> {
+        let sender = tx.sender();
+        let mut events = Vec::new();
+        if let Err(e) = accounts::use_nonce(s, &sender, tx.body.nonce)? {
+            return Ok(Err(e));
         }
-        Action::Unjail => staking::unjail(s, ctx, &sender, ev)?,
-        Action::SubmitEvidence { evidence } => {
-            staking::submit_evidence(s, ctx, &sender, evidence, ev)?
+        if let Err(e) = fees::charge(s, params, &sender, tx.body.fee, &mut events)? {
+            return Ok(Err(e));
         }
-        Action::RegisterDataset { spec } => registry::register_dataset(s, ctx, &sender, spec, ev)?,
-        Action::RegisterModel { spec } => registry::register_model(s, ctx, &sender, spec, ev)?,
-        Action::TransferModel { name, new_owner } => {
-            registry::transfer_model(s, &sender, name, new_owner, ev)?
+        let action = &tx.body.action;
+        let component = &self.components[owner(action) as usize];
+        let r = component.deliver_tx(s, ctx, &sender, action, &mut events)?;
+        Ok(r.map(|()| events))
+    }
+
+    /// Execute a decided block on `s`: begin-block, each transaction in its own fork,
+    /// end-block. Header checks (height, parent, time) are the caller's job; this is only the
+    /// state transition.
+    pub fn execute_block(
+        &self,
+        s: &mut Overlay,
+        block: &Block,
+    ) -> Result<BlockResult, LedgerError> {
+        let params = params(s)?;
+        let chain_id = chain_id(s)?;
+        let ctx = BlockCtx {
+            chain_id: chain_id.clone(),
+            height: block.header.height,
+            time_ms: block.header.time_ms,
+        };
+        let beacon = beacon(s, &block.header)?.map_err(LedgerError::InvalidBlock)?;
+        let frame = BlockFrame {
+            ctx: &ctx,
+            proposer: &block.header.proposer,
+            beacon: &beacon,
+        };
+        let mut result = BlockResult::default();
+        for c in self.components() {
+            c.begin_block(s, frame, &mut result.events)?;
         }
-        Action::DeclareService { spec } => registry::declare_service(s, ctx, &sender, spec, ev)?,
-        Action::FundEscrow { node, amount } => inference::fund(s, &sender, node, *amount, ev)?,
-        Action::CloseEscrow { node } => inference::close(s, ctx, &sender, node, ev)?,
-        Action::WithdrawEscrow { node } => inference::withdraw(s, ctx, &sender, node, ev)?,
-        Action::SettleReceipts { receipts } => inference::settle(s, ctx, &sender, receipts, ev)?,
-        Action::RevealData {
-            request_id,
-            inputs,
-            outputs,
-        } => verification::reveal(s, ctx, &sender, request_id, inputs, outputs, ev)?,
-        Action::Challenge {
-            request_id,
-            claimed_output_hash,
-            model,
-        } => verification::challenge(
-            s,
-            ctx,
-            &sender,
-            request_id,
-            claimed_output_hash,
-            model.as_deref(),
-            ev,
-        )?,
-        Action::Resolve { request_id, model } => {
-            verification::resolve(s, ctx, &sender, request_id, model, ev)?
+        let sig_ok = signatures_ok(&block.txs);
+        for (tx, sig_ok) in block.txs.iter().zip(sig_ok) {
+            let hash = tx.hash();
+            let len = opal_types::encode(tx).len();
+            let outcome = match check_tx_stateless(tx, len, &chain_id, &params, false) {
+                Err(e) => Err(e),
+                Ok(()) if !sig_ok => Err(TxError::BadSignature),
+                Ok(()) => {
+                    let mut fork = s.fork();
+                    match self.deliver_tx(&mut fork, &ctx, &params, tx)? {
+                        Ok(events) => {
+                            s.apply(fork);
+                            Ok(events)
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            result.txs.push(match outcome {
+                Ok(events) => TxResult {
+                    hash,
+                    error: None,
+                    code: None,
+                    events,
+                },
+                Err(e) => TxResult {
+                    hash,
+                    code: Some(e.code().to_string()),
+                    error: Some(e.to_string()),
+                    events: vec![],
+                },
+            });
         }
-        Action::PublishZkKey { key, model } => zk::publish_key(s, &sender, key, model, ev)?,
-        Action::SettleProved { receipt, evidence } => {
-            zk::settle_proved(s, ctx, &sender, receipt, evidence, ev)?
+        for c in self.components() {
+            c.end_block(s, frame, &mut result.events)?;
         }
-        Action::CommitteeVote { request_id, valid } => {
-            verification::vote(s, ctx, &sender, request_id, *valid, ev)?
+        Ok(result)
+    }
+
+    /// Choose transactions for a new block from `candidates` (in order), keeping those that
+    /// apply on top of the ones already chosen, within the block limits. Signatures must have
+    /// been checked at admission. Returns the chosen ones and the rejected ones with their
+    /// errors.
+    pub fn select_txs(
+        &self,
+        s: &Overlay,
+        ctx: &BlockCtx,
+        candidates: Vec<Transaction>,
+    ) -> Result<Selection, LedgerError> {
+        let params = params(s)?;
+        let chain_id = chain_id(s)?;
+        let mut scratch = s.fork();
+        let mut chosen = Vec::new();
+        let mut rejected = Vec::new();
+        let mut bytes = 0usize;
+        for tx in candidates {
+            if chosen.len() >= params.max_block_txs as usize {
+                break;
+            }
+            let len = opal_types::encode(&tx).len();
+            if bytes + len > params.max_block_bytes as usize {
+                break;
+            }
+            if let Err(e) = check_tx_stateless(&tx, len, &chain_id, &params, false) {
+                rejected.push((tx.hash(), e));
+                continue;
+            }
+            let mut fork = scratch.fork();
+            match self.deliver_tx(&mut fork, ctx, &params, &tx)? {
+                Ok(_) => {
+                    scratch.apply(fork);
+                    bytes += len;
+                    chosen.push(tx);
+                }
+                Err(e) => rejected.push((tx.hash(), e)),
+            }
         }
-    };
-    Ok(r.map(|()| events))
+        Ok((chosen, rejected))
+    }
 }
 
 /// Verify every transaction signature of a block, in one batch when all are valid.
@@ -239,102 +372,84 @@ pub fn beacon(s: &Overlay, header: &BlockHeader) -> Result<Result<Hash, String>,
         .map_err(|e| format!("audit beacon: {e}")))
 }
 
-/// Execute a decided block on `s`: begin-block, each transaction in its own fork, end-block.
-/// Header checks (height, parent, time) are the caller's job; this is only the state transition.
+/// Execute a decided block with a fresh [`Ledger`] (tests, tools; a node keeps one).
 pub fn execute_block(s: &mut Overlay, block: &Block) -> Result<BlockResult, LedgerError> {
-    let params = params(s)?;
-    let chain_id = chain_id(s)?;
-    let ctx = BlockCtx {
-        chain_id: chain_id.clone(),
-        height: block.header.height,
-        time_ms: block.header.time_ms,
-    };
-    let beacon = beacon(s, &block.header)?.map_err(LedgerError::InvalidBlock)?;
-    // Begin-block, in component order: fees, then verification (the audit draw).
-    fees::begin_block(s)?;
-    let mut begin_events = Vec::new();
-    verification::begin_block(s, &ctx, &beacon, &mut begin_events)?;
-    let sig_ok = signatures_ok(&block.txs);
-    let mut result = BlockResult {
-        events: begin_events,
-        ..BlockResult::default()
-    };
-    for (tx, sig_ok) in block.txs.iter().zip(sig_ok) {
-        let hash = tx.hash();
-        let len = opal_types::encode(tx).len();
-        let outcome = match check_tx_stateless(tx, len, &chain_id, &params, false) {
-            Err(e) => Err(e),
-            Ok(()) if !sig_ok => Err(TxError::BadSignature),
-            Ok(()) => {
-                let mut fork = s.fork();
-                match deliver_tx(&mut fork, &ctx, &params, tx)? {
-                    Ok(events) => {
-                        s.apply(fork);
-                        Ok(events)
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-        };
-        result.txs.push(match outcome {
-            Ok(events) => TxResult {
-                hash,
-                error: None,
-                code: None,
-                events,
-            },
-            Err(e) => TxResult {
-                hash,
-                code: Some(e.code().to_string()),
-                error: Some(e.to_string()),
-                events: vec![],
-            },
-        });
-    }
-    fees::end_block(s, &block.header.proposer, &mut result.events)?;
-    verification::end_block(s, &ctx, &mut result.events)?;
-    staking::end_block(s, &ctx, &mut result.events)?;
-    Ok(result)
+    Ledger::new().execute_block(s, block)
 }
 
 /// Transactions chosen for a block, and those refused with why.
 pub type Selection = (Vec<Transaction>, Vec<(Hash, TxError)>);
 
-/// Choose transactions for a new block from `candidates` (in order), keeping those that apply
-/// on top of the ones already chosen, within the block limits. Signatures must have been checked
-/// at admission. Returns the chosen ones and the rejected ones with their errors.
+/// [`Ledger::select_txs`] with a fresh [`Ledger`] (tests, tools; a node keeps one).
 pub fn select_txs(
     s: &Overlay,
     ctx: &BlockCtx,
     candidates: Vec<Transaction>,
 ) -> Result<Selection, LedgerError> {
-    let params = params(s)?;
-    let chain_id = chain_id(s)?;
-    let mut scratch = s.fork();
-    let mut chosen = Vec::new();
-    let mut rejected = Vec::new();
-    let mut bytes = 0usize;
-    for tx in candidates {
-        if chosen.len() >= params.max_block_txs as usize {
-            break;
-        }
-        let len = opal_types::encode(&tx).len();
-        if bytes + len > params.max_block_bytes as usize {
-            break;
-        }
-        if let Err(e) = check_tx_stateless(&tx, len, &chain_id, &params, false) {
-            rejected.push((tx.hash(), e));
-            continue;
-        }
-        let mut fork = scratch.fork();
-        match deliver_tx(&mut fork, ctx, &params, &tx)? {
-            Ok(_) => {
-                scratch.apply(fork);
-                bytes += len;
-                chosen.push(tx);
-            }
-            Err(e) => rejected.push((tx.hash(), e)),
+    Ledger::new().select_txs(s, ctx, candidates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The router's indices name the components they index, in the documented call order.
+    #[test]
+    fn owners_index_their_components_in_call_order() {
+        let ledger = Ledger::new();
+        let names: Vec<_> = ledger.components().map(|c| c.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "fees",
+                "accounts",
+                "registry",
+                "inference",
+                "verification",
+                "zk",
+                "staking"
+            ]
+        );
+        for (owner, name) in [
+            (Owner::Fees, "fees"),
+            (Owner::Accounts, "accounts"),
+            (Owner::Registry, "registry"),
+            (Owner::Inference, "inference"),
+            (Owner::Verification, "verification"),
+            (Owner::Zk, "zk"),
+            (Owner::Staking, "staking"),
+        ] {
+            assert_eq!(ledger.components[owner as usize].name(), name);
         }
     }
-    Ok((chosen, rejected))
+
+    /// A component handed an action it does not own reports a node fault; it never applies it.
+    #[test]
+    fn a_misrouted_action_is_a_node_fault_not_a_state_change() {
+        let ledger = Ledger::new();
+        let mut s = Overlay::empty();
+        let ctx = BlockCtx {
+            chain_id: "t".into(),
+            height: 1,
+            time_ms: 1,
+        };
+        let action = Action::Transfer {
+            to: opal_types::Address([1; 20]),
+            amount: opal_types::Amount::from(5u64),
+        };
+        assert_eq!(owner(&action), Owner::Accounts);
+        let staking = &ledger.components[Owner::Staking as usize];
+        let r = staking.deliver_tx(
+            &mut s,
+            &ctx,
+            &opal_types::Address([2; 20]),
+            &action,
+            &mut vec![],
+        );
+        match r {
+            Err(LedgerError::Invariant(m)) => assert!(m.contains("transfer"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(s.into_writes().is_empty());
+    }
 }

@@ -1,8 +1,6 @@
 //! Genesis: the chain's first state, read from a JSON file.
 
-use crate::components::{accounts, staking, write};
 use crate::error::LedgerError;
-use crate::keys;
 use crate::params::{InferenceParams, Params, StakingParams};
 use opal_state::Overlay;
 use opal_types::{Address, Amount, PublicKey};
@@ -150,41 +148,18 @@ impl Genesis {
         Ok(())
     }
 
-    /// Write the genesis state into `s`.
+    /// The total supply at genesis: every account's balance and every validator's stake.
+    pub fn supply(&self) -> Result<Amount, LedgerError> {
+        let balances = self.accounts.iter().map(|a| a.balance);
+        let stakes = self.validators.iter().map(|v| v.stake);
+        balances.chain(stakes).try_fold(Amount::ZERO, |sum, x| {
+            sum.checked_add(x)
+                .map_err(|e| LedgerError::Genesis(format!("total supply: {e}")))
+        })
+    }
+
+    /// Write the genesis state into `s` ([`crate::exec::Ledger::init_chain`]).
     pub fn apply(&self, s: &mut Overlay) -> Result<(), LedgerError> {
-        self.validate()?;
-        let mut supply = Amount::ZERO;
-        for a in &self.accounts {
-            supply = supply
-                .checked_add(a.balance)
-                .map_err(|e| LedgerError::Genesis(format!("total supply: {e}")))?;
-            accounts::set(
-                s,
-                &a.address,
-                &accounts::Account {
-                    balance: a.balance,
-                    nonce: 0,
-                },
-            );
-        }
-        write(s, keys::PARAMS, &self.params);
-        write(s, keys::CHAIN_ID, &self.chain_id);
-        write(s, keys::GENESIS_TIME, &self.genesis_time_ms);
-        write(s, keys::staking::PARAMS, &self.staking);
-        write(s, keys::inference::PARAMS, &self.inference);
-        for v in &self.validators {
-            supply = supply
-                .checked_add(v.stake)
-                .map_err(|e| LedgerError::Genesis(format!("total supply: {e}")))?;
-            staking::genesis_validator(s, v)?;
-        }
-        write(s, keys::SUPPLY, &supply);
-        staking::update_validator_set(s, &self.staking, &mut Vec::new())?;
-        if staking::active_set(s)?.is_empty() {
-            return Err(LedgerError::Genesis(
-                "no validator has any voting power (stake below power_reduction?)".into(),
-            ));
-        }
-        Ok(())
+        crate::exec::Ledger::new().init_chain(s, self)
     }
 }

@@ -213,3 +213,26 @@ mod tests {
         );
     }
 }
+
+/// The `zk` component's keys: published verifying keys and the model versions naming each.
+pub mod zk {
+    use opal_types::{Hash, ModelRef};
+    /// `zk/key/<id>`: the bytes of a published verifying key.
+    pub fn key(id: &Hash) -> Vec<u8> {
+        [b"zk/key/".as_slice(), &id.0].concat()
+    }
+    /// `zk/users/<id>`: the model versions registered with weight commitment `id`, one entry
+    /// each (`zk/users/<id><name>/<version BE>`, value: borsh `ModelRef`).
+    pub fn users_prefix(id: &Hash) -> Vec<u8> {
+        [b"zk/users/".as_slice(), &id.0].concat()
+    }
+    pub fn user(id: &Hash, m: &ModelRef) -> Vec<u8> {
+        [
+            users_prefix(id).as_slice(),
+            m.name.as_bytes(),
+            b"/",
+            &m.version.to_be_bytes(),
+        ]
+        .concat()
+    }
+}

@@ -4,10 +4,12 @@
 //! - Pure: every function here takes an [`opal_state::Overlay`] and data, and returns data. No
 //!   clock (block time comes from the header), no randomness, no I/O, no floating point, no
 //!   `HashMap` iteration. The node and the consensus engine drive it from outside.
-//! - Components ([`components`]) each own their state keys and are called in one fixed order
-//!   (`exec::execute_block`): begin-block: fees, verification (the audit draw); then for each
-//!   transaction the stateless checks, the nonce, the fee and the action's component; then
-//!   end-block: fees, verification (cases past their deadline), staking.
+//! - Components ([`components`]) each own their state keys and implement one trait
+//!   ([`components::Component`]: init-chain, begin-block, deliver-tx, end-block). The app
+//!   module ([`exec::Ledger`]) calls them in one fixed order: begin-block: fees, verification
+//!   (the audit draw); then for each transaction the stateless checks, the nonce, the fee and
+//!   the action's component ([`exec::owner`]); then end-block: fees, verification (cases past
+//!   their deadline), staking.
 //! - A transaction runs in a fork of the block's overlay; if any step fails the fork is dropped,
 //!   so a rejected transaction changes nothing (not even its nonce), and its typed error is
 //!   recorded in the block's results.
@@ -30,9 +32,10 @@ pub mod invariants;
 pub mod keys;
 pub mod params;
 
-pub use components::staking::{ActiveValidator, BlockCtx};
+pub use components::staking::ActiveValidator;
+pub use components::{BlockCtx, BlockFrame, Component, TxOutcome};
 pub use error::{LedgerError, TxError};
 pub use events::Event;
-pub use exec::{check_tx_stateless, execute_block, select_txs, BlockResult, TxResult};
+pub use exec::{check_tx_stateless, execute_block, select_txs, BlockResult, Ledger, TxResult};
 pub use genesis::{Genesis, GenesisAccount, GenesisValidator};
 pub use params::{InferenceParams, Params, StakingParams};

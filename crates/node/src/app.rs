@@ -118,6 +118,8 @@ pub struct OpalApp {
     pub clock: Clock,
     /// How far a fresh proposal's time may be from [`OpalApp::clock`] (docs/adr/0002-bft-time.md).
     pub time_bounds: TimeBounds,
+    /// The ledger's components, kept for the node's life (they cache decoded zk keys).
+    ledger: opal_ledger::Ledger,
 }
 
 /// A clock in milliseconds since the Unix epoch.
@@ -187,6 +189,7 @@ impl OpalApp {
             reporter,
             clock: system_clock(),
             time_bounds: TimeBounds::default(),
+            ledger: opal_ledger::Ledger::new(),
         }
     }
 
@@ -223,7 +226,9 @@ impl OpalApp {
             height,
             time_ms,
         };
-        let (txs, rejected) = exec::select_txs(&Overlay::new(snap.clone()), &ctx, candidates)
+        let (txs, rejected) = self
+            .ledger
+            .select_txs(&Overlay::new(snap.clone()), &ctx, candidates)
             .map_err(|e| e.to_string())?;
         if !rejected.is_empty() {
             sh.mempool.lock().drop_invalid(&rejected);
@@ -273,7 +278,10 @@ impl OpalApp {
         let started = std::time::Instant::now();
         let snap = sh.snapshot()?;
         let mut overlay = Overlay::new(snap);
-        let result = exec::execute_block(&mut overlay, &block).map_err(|e| e.to_string())?;
+        let result = self
+            .ledger
+            .execute_block(&mut overlay, &block)
+            .map_err(|e| e.to_string())?;
         if sh.check_invariants {
             invariants::check_supply(&overlay).map_err(|e| format!("height {height}: {e}"))?;
         }

@@ -108,6 +108,36 @@ pub enum Action {
 }
 
 /// Roles that stake without validating.
+impl Action {
+    /// The action's name in snake case (as its serde tag), for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Transfer { .. } => "transfer",
+            Action::CreateValidator { .. } => "create_validator",
+            Action::Delegate { .. } => "delegate",
+            Action::Undelegate { .. } => "undelegate",
+            Action::BondRole { .. } => "bond_role",
+            Action::UnbondRole { .. } => "unbond_role",
+            Action::Unjail => "unjail",
+            Action::SubmitEvidence { .. } => "submit_evidence",
+            Action::RegisterDataset { .. } => "register_dataset",
+            Action::RegisterModel { .. } => "register_model",
+            Action::TransferModel { .. } => "transfer_model",
+            Action::DeclareService { .. } => "declare_service",
+            Action::FundEscrow { .. } => "fund_escrow",
+            Action::CloseEscrow { .. } => "close_escrow",
+            Action::WithdrawEscrow { .. } => "withdraw_escrow",
+            Action::SettleReceipts { .. } => "settle_receipts",
+            Action::RevealData { .. } => "reveal_data",
+            Action::Challenge { .. } => "challenge",
+            Action::Resolve { .. } => "resolve",
+            Action::PublishZkKey { .. } => "publish_zk_key",
+            Action::SettleProved { .. } => "settle_proved",
+            Action::CommitteeVote { .. } => "committee_vote",
+        }
+    }
+}
+
 #[derive(
     Clone,
     Copy,

@@ -109,3 +109,41 @@ pub fn transfer(
     });
     Ok(Ok(()))
 }
+
+/// The `accounts` component ([`super::Component`]).
+pub struct Accounts;
+
+impl super::Component for Accounts {
+    fn name(&self) -> &'static str {
+        "accounts"
+    }
+
+    fn deliver_tx(
+        &self,
+        s: &mut Overlay,
+        _ctx: &super::BlockCtx,
+        sender: &opal_types::Address,
+        action: &opal_types::Action,
+        ev: &mut Vec<Event>,
+    ) -> super::TxOutcome {
+        use opal_types::Action as A;
+        match action {
+            A::Transfer { to, amount } => transfer(s, sender, to, *amount, ev),
+            other => super::not_routed_here(self.name(), other),
+        }
+    }
+
+    fn init_chain(&self, s: &mut Overlay, g: &crate::Genesis) -> Result<(), LedgerError> {
+        for a in &g.accounts {
+            set(
+                s,
+                &a.address,
+                &Account {
+                    balance: a.balance,
+                    nonce: 0,
+                },
+            );
+        }
+        Ok(())
+    }
+}

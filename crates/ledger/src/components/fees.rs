@@ -74,3 +74,43 @@ pub fn end_block(
     });
     Ok(())
 }
+
+/// The `fees` component ([`super::Component`]).
+pub struct Fees;
+
+impl super::Component for Fees {
+    fn name(&self) -> &'static str {
+        "fees"
+    }
+
+    fn begin_block(
+        &self,
+        s: &mut Overlay,
+        _b: super::BlockFrame<'_>,
+        _ev: &mut Vec<Event>,
+    ) -> Result<(), LedgerError> {
+        begin_block(s)
+    }
+
+    /// Fees are charged by the app module before routing (the ante step), so no action is
+    /// routed here.
+    fn deliver_tx(
+        &self,
+        _s: &mut Overlay,
+        _ctx: &super::BlockCtx,
+        _sender: &opal_types::Address,
+        action: &opal_types::Action,
+        _ev: &mut Vec<Event>,
+    ) -> super::TxOutcome {
+        super::not_routed_here(self.name(), action)
+    }
+
+    fn end_block(
+        &self,
+        s: &mut Overlay,
+        b: super::BlockFrame<'_>,
+        ev: &mut Vec<Event>,
+    ) -> Result<(), LedgerError> {
+        end_block(s, b.proposer, ev)
+    }
+}

@@ -19,7 +19,7 @@
 
 use super::payout::pay_out;
 use super::{accounts, read, registry, verification, write};
-use super::{BlockCtx, TxResult};
+use super::{BlockCtx, TxOutcome};
 use crate::error::{LedgerError, TxError};
 use crate::events::{Event, Payout};
 use crate::keys::{self, inference as k};
@@ -82,7 +82,7 @@ pub fn fund(
     node: &Address,
     amount: Amount,
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     if amount.is_zero() {
         return Ok(Err(TxError::ZeroAmount));
     }
@@ -113,7 +113,7 @@ pub fn close(
     caller: &Address,
     node: &Address,
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     let mut e = escrow(s, caller, node)?;
     if e.balance.is_zero() && e.unlock_ms.is_none() {
         return Ok(Err(TxError::NoEscrow { node: *node }));
@@ -139,7 +139,7 @@ pub fn withdraw(
     caller: &Address,
     node: &Address,
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     let e = escrow(s, caller, node)?;
     let Some(unlock_ms) = e.unlock_ms else {
         if e.balance.is_zero() {
@@ -589,7 +589,7 @@ pub fn settle(
     sender: &Address,
     receipts: &[Receipt],
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     let p = params(s)?;
     if receipts.is_empty() {
         return Ok(Err(TxError::EmptySettlement));
@@ -624,4 +624,36 @@ pub fn settle(
         }
     }
     Ok(Ok(()))
+}
+
+/// The `inference` component ([`super::Component`]).
+pub struct Inference;
+
+impl super::Component for Inference {
+    fn name(&self) -> &'static str {
+        "inference"
+    }
+
+    fn deliver_tx(
+        &self,
+        s: &mut Overlay,
+        ctx: &super::BlockCtx,
+        sender: &opal_types::Address,
+        action: &opal_types::Action,
+        ev: &mut Vec<Event>,
+    ) -> super::TxOutcome {
+        use opal_types::Action as A;
+        match action {
+            A::FundEscrow { node, amount } => fund(s, sender, node, *amount, ev),
+            A::CloseEscrow { node } => close(s, ctx, sender, node, ev),
+            A::WithdrawEscrow { node } => withdraw(s, ctx, sender, node, ev),
+            A::SettleReceipts { receipts } => settle(s, ctx, sender, receipts, ev),
+            other => super::not_routed_here(self.name(), other),
+        }
+    }
+
+    fn init_chain(&self, s: &mut Overlay, g: &crate::Genesis) -> Result<(), LedgerError> {
+        super::write(s, crate::keys::inference::PARAMS, &g.inference);
+        Ok(())
+    }
 }

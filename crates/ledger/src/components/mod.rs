@@ -1,10 +1,10 @@
-//! Ledger components, one per concern, each owning its state keys (built in [`crate::keys`]).
-//! The fixed call order is defined in [`crate::exec`]: fees, then the action's component; at
-//! the end of a block, fees then staking. Components import only those below them, with no
-//! cycles (docs/layout.md): accounts < staking < registry (with zk_keys) < payout <
-//! verification < inference (settlement) < zk. What they share is here: [`BlockCtx`],
-//! [`TxResult`] and `tx_try!`, [`read`] / [`write`], and [`required`] for values genesis
-//! always writes.
+//! Ledger components, one per concern, each owning its state keys (built in [`crate::keys`])
+//! and each a [`Component`]: init-chain, begin-block, deliver-tx, end-block. The fixed call
+//! order and the action router are in one app module, [`crate::exec`] ([`crate::exec::Ledger`]).
+//! Components import only those below them, with no cycles (docs/layout.md): accounts <
+//! staking < registry (with zk_keys) < payout < verification < inference (settlement) < zk.
+//! What they share is here: [`Component`], [`BlockCtx`] and [`BlockFrame`], [`TxOutcome`] and
+//! `tx_try!`, [`read`] / [`write`], and [`required`] for values genesis always writes.
 
 /// Stop a transaction handler with the transaction's own error (`Ok(Err(e))`): the
 /// transaction fails (its fork is dropped: no fee, no nonce), the block goes on. Node faults use `?` instead.
@@ -28,8 +28,11 @@ pub mod zk;
 pub mod zk_keys;
 
 use crate::error::{LedgerError, TxError};
+use crate::events::Event;
+use crate::genesis::Genesis;
 use borsh::{BorshDeserialize, BorshSerialize};
 use opal_state::Overlay;
+use opal_types::{Action, Address, Hash, PublicKey};
 
 /// Read and decode a typed value. State is written only by the ledger, so a value that fails to
 /// decode is corruption (a node fault), reported as such rather than panicking.
@@ -61,7 +64,7 @@ pub(crate) fn required<T: BorshDeserialize>(
 
 /// What a transaction handler returns: `Err` is a node fault (corrupt state, a broken
 /// invariant) that stops the block; `Ok(Err)` is the transaction's own failure.
-pub(crate) type TxResult = Result<Result<(), TxError>, LedgerError>;
+pub type TxOutcome = Result<Result<(), TxError>, LedgerError>;
 
 /// Where a block is being executed: what components need besides state.
 #[derive(Debug, Clone)]
@@ -73,4 +76,73 @@ pub struct BlockCtx {
 
 pub(crate) fn write<T: BorshSerialize>(s: &mut Overlay, key: &[u8], v: &T) {
     s.put(key.to_vec(), opal_types::encode(v));
+}
+
+/// What begin-block and end-block see besides the [`BlockCtx`]: the block's proposer and its
+/// verified audit beacon.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockFrame<'a> {
+    pub ctx: &'a BlockCtx,
+    pub proposer: &'a PublicKey,
+    pub beacon: &'a Hash,
+}
+
+/// One ledger component: a concern that owns its state keys and the actions routed to it.
+///
+/// The app module ([`crate::exec::Ledger`]) calls every component's hooks in one fixed order
+/// (the order of [`crate::exec::Ledger::components`]) and routes each action to exactly one
+/// component ([`crate::exec::owner`], an exhaustive match). A hook that returns `Err` is a node
+/// fault and stops the block; [`Component::deliver_tx`] returns the transaction's own failure
+/// as `Ok(Err(_))`, and the transaction's fork is then dropped.
+///
+/// Adding a component: a module here with its keys in [`crate::keys`], an impl of this trait,
+/// a place in [`crate::exec::Ledger::new`] and its actions' arms in [`crate::exec::owner`].
+pub trait Component: Send + Sync {
+    /// A short name, used in errors and by [`crate::exec::owner`].
+    fn name(&self) -> &'static str;
+
+    /// Write this component's part of the genesis state (after [`Genesis::validate`]).
+    fn init_chain(&self, _s: &mut Overlay, _genesis: &Genesis) -> Result<(), LedgerError> {
+        Ok(())
+    }
+
+    /// Before the block's transactions.
+    fn begin_block(
+        &self,
+        _s: &mut Overlay,
+        _b: BlockFrame<'_>,
+        _events: &mut Vec<Event>,
+    ) -> Result<(), LedgerError> {
+        Ok(())
+    }
+
+    /// Apply one action routed to this component, for `sender`, after the transaction's nonce
+    /// and fee were taken. Only actions [`crate::exec::owner`] routes here arrive.
+    fn deliver_tx(
+        &self,
+        s: &mut Overlay,
+        ctx: &BlockCtx,
+        sender: &Address,
+        action: &Action,
+        events: &mut Vec<Event>,
+    ) -> TxOutcome;
+
+    /// After the block's transactions.
+    fn end_block(
+        &self,
+        _s: &mut Overlay,
+        _b: BlockFrame<'_>,
+        _events: &mut Vec<Event>,
+    ) -> Result<(), LedgerError> {
+        Ok(())
+    }
+}
+
+/// The refusal of a component handed an action it does not own: a routing bug in
+/// [`crate::exec::owner`], reported as a node fault rather than applied anywhere.
+pub(crate) fn not_routed_here(component: &str, action: &Action) -> TxOutcome {
+    Err(LedgerError::Invariant(format!(
+        "action {} was routed to component {component}, which does not handle it",
+        action.name()
+    )))
 }

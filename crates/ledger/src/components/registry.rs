@@ -12,7 +12,7 @@
 //!   registered models under tiers the model allows.
 
 use super::{read, staking, write};
-use super::{BlockCtx, TxResult};
+use super::{BlockCtx, TxOutcome};
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
 use crate::keys::registry as k;
@@ -92,7 +92,7 @@ pub fn register_dataset(
     owner: &Address,
     spec: &DatasetSpec,
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     tx_try!(spec
         .check()
         .map_err(|reason| TxError::InvalidSpec { reason }));
@@ -151,7 +151,7 @@ pub fn register_model(
     sender: &Address,
     spec: &ModelSpec,
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     tx_try!(spec
         .check()
         .map_err(|reason| TxError::InvalidSpec { reason }));
@@ -275,7 +275,7 @@ pub fn transfer_model(
     name: &str,
     new_owner: &Address,
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     let Some(mut info) = name_info(s, name)? else {
         return Ok(Err(TxError::UnknownModel {
             model: name.to_string(),
@@ -317,7 +317,7 @@ pub fn declare_service(
     node: &Address,
     spec: &ServiceSpec,
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     tx_try!(spec
         .check()
         .map_err(|reason| TxError::InvalidSpec { reason }));
@@ -478,4 +478,31 @@ pub fn services(s: &Overlay) -> Result<Vec<ServiceInfo>, LedgerError> {
         })?);
     }
     Ok(out)
+}
+
+/// The `registry` component ([`super::Component`]).
+pub struct Registry;
+
+impl super::Component for Registry {
+    fn name(&self) -> &'static str {
+        "registry"
+    }
+
+    fn deliver_tx(
+        &self,
+        s: &mut Overlay,
+        ctx: &super::BlockCtx,
+        sender: &opal_types::Address,
+        action: &opal_types::Action,
+        ev: &mut Vec<Event>,
+    ) -> super::TxOutcome {
+        use opal_types::Action as A;
+        match action {
+            A::RegisterDataset { spec } => register_dataset(s, ctx, sender, spec, ev),
+            A::RegisterModel { spec } => register_model(s, ctx, sender, spec, ev),
+            A::TransferModel { name, new_owner } => transfer_model(s, sender, name, new_owner, ev),
+            A::DeclareService { spec } => declare_service(s, ctx, sender, spec, ev),
+            other => super::not_routed_here(self.name(), other),
+        }
+    }
 }

@@ -7,7 +7,7 @@
 //! delegator loses the same fraction, in O(1). Integer division rounds toward the validator
 //! (a delegator may get up to one base unit less), never creating value.
 
-use super::TxResult;
+use super::TxOutcome;
 use super::{accounts, read, write};
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
@@ -212,7 +212,7 @@ pub fn create_validator(
     name: &str,
     amount: Amount,
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     let ValidatorKeys {
         consensus: consensus_key,
         vrf: vrf_key,
@@ -263,7 +263,7 @@ pub fn delegate(
     op: &Address,
     amount: Amount,
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     if amount.is_zero() {
         return Ok(Err(TxError::ZeroAmount));
     }
@@ -342,7 +342,7 @@ pub fn undelegate(
     op: &Address,
     amount: Amount,
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     if amount.is_zero() {
         return Ok(Err(TxError::ZeroAmount));
     }
@@ -392,7 +392,7 @@ pub fn bond_role(
     role: Role,
     amount: Amount,
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     if amount.is_zero() {
         return Ok(Err(TxError::ZeroAmount));
     }
@@ -465,7 +465,7 @@ pub fn unbond_role(
     role: Role,
     amount: Amount,
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     if amount.is_zero() {
         return Ok(Err(TxError::ZeroAmount));
     }
@@ -505,7 +505,7 @@ pub fn unjail(
     ctx: &BlockCtx,
     operator: &Address,
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     let p = params(s)?;
     let Some(mut v) = validator(s, operator)? else {
         return Ok(Err(TxError::UnknownValidator {
@@ -548,7 +548,7 @@ pub fn submit_evidence(
     reporter: &Address,
     ev: &DoubleSignEvidence,
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     let p = params(s)?;
     if let Err(e) = ev.validate(&ctx.chain_id) {
         return Ok(Err(TxError::InvalidEvidence {
@@ -707,4 +707,75 @@ pub fn update_validator_set(
         write(s, keys::VALIDATORS, &set);
     }
     Ok(())
+}
+
+/// The `staking` component ([`super::Component`]).
+pub struct Staking;
+
+impl super::Component for Staking {
+    fn name(&self) -> &'static str {
+        "staking"
+    }
+
+    fn deliver_tx(
+        &self,
+        s: &mut Overlay,
+        ctx: &super::BlockCtx,
+        sender: &opal_types::Address,
+        action: &opal_types::Action,
+        ev: &mut Vec<Event>,
+    ) -> super::TxOutcome {
+        use opal_types::Action as A;
+        match action {
+            A::CreateValidator {
+                consensus_key,
+                name,
+                amount,
+                vrf_key,
+            } => create_validator(
+                s,
+                ctx,
+                sender,
+                ValidatorKeys {
+                    consensus: *consensus_key,
+                    vrf: *vrf_key,
+                },
+                name,
+                *amount,
+                ev,
+            ),
+            A::Delegate { validator, amount } => delegate(s, sender, validator, *amount, ev),
+            A::Undelegate { validator, amount } => {
+                undelegate(s, ctx, sender, validator, *amount, ev)
+            }
+            A::BondRole { role, amount } => bond_role(s, sender, *role, *amount, ev),
+            A::UnbondRole { role, amount } => unbond_role(s, ctx, sender, *role, *amount, ev),
+            A::Unjail => unjail(s, ctx, sender, ev),
+            A::SubmitEvidence { evidence } => submit_evidence(s, ctx, sender, evidence, ev),
+            other => super::not_routed_here(self.name(), other),
+        }
+    }
+
+    fn init_chain(&self, s: &mut Overlay, g: &crate::Genesis) -> Result<(), LedgerError> {
+        super::write(s, k::PARAMS, &g.staking);
+        for v in &g.validators {
+            genesis_validator(s, v)?;
+        }
+        update_validator_set(s, &g.staking, &mut Vec::new())?;
+        if active_set(s)?.is_empty() {
+            return Err(LedgerError::Genesis(
+                "no validator has any voting power (stake below power_reduction?)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn end_block(
+        &self,
+        s: &mut Overlay,
+        b: super::BlockFrame<'_>,
+        ev: &mut Vec<Event>,
+    ) -> Result<(), LedgerError> {
+        end_block(s, b.ctx, ev)
+    }
 }

@@ -31,7 +31,7 @@
 
 use super::payout::pay_out;
 use super::{accounts, read, registry, staking, write};
-use super::{BlockCtx, TxResult};
+use super::{BlockCtx, TxOutcome};
 use crate::error::{LedgerError, TxError};
 use crate::events::{Event, Payout};
 use crate::keys::{self, inference as k};
@@ -510,7 +510,7 @@ pub fn reveal(
     inputs: &[Vec<u8>],
     outputs: &[Vec<u8>],
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     let p = crate::params::inference(s)?;
     let Some(mut c) = case(s, request_id)? else {
         return Ok(Err(no_case(s, request_id)?));
@@ -767,7 +767,7 @@ fn cannot_decide(
     c: &Case,
     e: TxError,
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     match e {
         TxError::ReplayTooCostly { needed, limit } => {
             undecidable(s, ctx, c, needed, limit, events)?;
@@ -835,7 +835,7 @@ pub fn challenge(
     claimed: &Hash,
     model_file: Option<&[u8]>,
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     let p = crate::params::inference(s)?;
     let Some(mut c) = case(s, request_id)? else {
         return Ok(Err(no_case(s, request_id)?));
@@ -918,7 +918,7 @@ pub fn resolve(
     request_id: &Hash,
     model_file: &[u8],
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     let p = crate::params::inference(s)?;
     let Some(c) = case(s, request_id)? else {
         return Ok(Err(no_case(s, request_id)?));
@@ -984,7 +984,7 @@ pub fn vote(
     request_id: &Hash,
     valid: bool,
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     let p = crate::params::inference(s)?;
     let Some(mut c) = case(s, request_id)? else {
         return Ok(Err(no_case(s, request_id)?));
@@ -1268,5 +1268,66 @@ mod hex_list {
         v.into_iter()
             .map(|s| hex::decode(s).map_err(serde::de::Error::custom))
             .collect()
+    }
+}
+
+/// The `verification` component ([`super::Component`]).
+pub struct Verification;
+
+impl super::Component for Verification {
+    fn name(&self) -> &'static str {
+        "verification"
+    }
+
+    fn begin_block(
+        &self,
+        s: &mut Overlay,
+        b: super::BlockFrame<'_>,
+        ev: &mut Vec<Event>,
+    ) -> Result<(), LedgerError> {
+        begin_block(s, b.ctx, b.beacon, ev)
+    }
+
+    fn deliver_tx(
+        &self,
+        s: &mut Overlay,
+        ctx: &super::BlockCtx,
+        sender: &opal_types::Address,
+        action: &opal_types::Action,
+        ev: &mut Vec<Event>,
+    ) -> super::TxOutcome {
+        use opal_types::Action as A;
+        match action {
+            A::RevealData {
+                request_id,
+                inputs,
+                outputs,
+            } => reveal(s, ctx, sender, request_id, inputs, outputs, ev),
+            A::Challenge {
+                request_id,
+                claimed_output_hash,
+                model,
+            } => challenge(
+                s,
+                ctx,
+                sender,
+                request_id,
+                claimed_output_hash,
+                model.as_deref(),
+                ev,
+            ),
+            A::Resolve { request_id, model } => resolve(s, ctx, sender, request_id, model, ev),
+            A::CommitteeVote { request_id, valid } => vote(s, ctx, sender, request_id, *valid, ev),
+            other => super::not_routed_here(self.name(), other),
+        }
+    }
+
+    fn end_block(
+        &self,
+        s: &mut Overlay,
+        b: super::BlockFrame<'_>,
+        ev: &mut Vec<Event>,
+    ) -> Result<(), LedgerError> {
+        end_block(s, b.ctx, ev)
     }
 }

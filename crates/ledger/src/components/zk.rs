@@ -25,10 +25,9 @@
 //! `proof_required`.
 
 use super::inference::{self, settle_one};
-use super::zk_keys::decode_cached;
 pub use super::zk_keys::*;
 use super::{registry, verification};
-use super::{BlockCtx, TxResult};
+use super::{BlockCtx, TxOutcome};
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
 use opal_state::Overlay;
@@ -42,16 +41,17 @@ const EVIDENCE_OVERHEAD: usize = 64 * 1024;
 /// `Action::PublishZkKey`.
 pub fn publish_key(
     s: &mut Overlay,
+    keys: &KeyCache,
     sender: &Address,
     key: &[u8],
     model_file: &[u8],
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     let id = Hash(*blake3::hash(key).as_bytes());
     if key_bytes(s, &id)?.is_some() {
         return Ok(Err(TxError::ZkKeyExists { id }));
     }
-    let vk = match decode_cached(id, key) {
+    let vk = match keys.decode(id, key) {
         Ok(vk) => vk,
         Err(e) => {
             return Ok(Err(TxError::ZkKeyInvalid {
@@ -117,12 +117,13 @@ pub fn publish_key(
 /// `Action::SettleProved`: verify the proof, then settle the receipt like any other.
 pub fn settle_proved(
     s: &mut Overlay,
+    keys: &KeyCache,
     ctx: &BlockCtx,
     sender: &Address,
     r: &Receipt,
     ev: &ZkEvidence,
     events: &mut Vec<Event>,
-) -> TxResult {
+) -> TxOutcome {
     let p = inference::params(s)?;
     if r.node() != *sender {
         return Ok(Err(TxError::NotYourReceipt {
@@ -181,7 +182,7 @@ pub fn settle_proved(
             model: req.model.to_string(),
         }));
     };
-    let vk = match verifying_key(s, &id)? {
+    let vk = match verifying_key(s, keys, &id)? {
         None => {
             return Ok(Err(TxError::ZkKeyMissing {
                 model: req.model.to_string(),
@@ -231,6 +232,38 @@ pub fn settle_proved(
     }
 }
 
+/// The `zk` component ([`super::Component`]). It owns the decoded-key cache: decoding a key
+/// checks its weight-range proof (~1.5 ms for the demo model), so each published key is
+/// decoded once per [`crate::exec::Ledger`], not once per proof.
+#[derive(Default)]
+pub struct Zk {
+    keys: KeyCache,
+}
+
+impl super::Component for Zk {
+    fn name(&self) -> &'static str {
+        "zk"
+    }
+
+    fn deliver_tx(
+        &self,
+        s: &mut Overlay,
+        ctx: &super::BlockCtx,
+        sender: &opal_types::Address,
+        action: &opal_types::Action,
+        ev: &mut Vec<Event>,
+    ) -> super::TxOutcome {
+        use opal_types::Action as A;
+        match action {
+            A::PublishZkKey { key, model } => publish_key(s, &self.keys, sender, key, model, ev),
+            A::SettleProved { receipt, evidence } => {
+                settle_proved(s, &self.keys, ctx, sender, receipt, evidence, ev)
+            }
+            other => super::not_routed_here(self.name(), other),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,14 +275,18 @@ mod tests {
         let mut s = Overlay::empty();
         let id = Hash([7; 32]);
         assert!(published_file_hash(&s, &id).unwrap().is_none());
-        assert!(verifying_key(&s, &id).unwrap().is_none());
+        assert!(verifying_key(&s, &KeyCache::default(), &id)
+            .unwrap()
+            .is_none());
         let mut old = b"OPALZKVK".to_vec();
         old.extend_from_slice(&2u16.to_le_bytes());
         old.extend_from_slice(&[0; 64]);
         s.put(key_key(&id), old);
         for r in [
             published_file_hash(&s, &id).unwrap().map(|r| r.map(|_| ())),
-            verifying_key(&s, &id).unwrap().map(|r| r.map(|_| ())),
+            verifying_key(&s, &KeyCache::default(), &id)
+                .unwrap()
+                .map(|r| r.map(|_| ())),
         ] {
             match r {
                 Some(Err(TxError::ZkKeyInvalid { reason })) => {
