@@ -226,7 +226,12 @@ impl Ledger {
         }
         let action = &tx.body.action;
         let component = &self.components[owner(action) as usize];
-        let r = component.deliver_tx(s, ctx, &sender, action, &mut events)?;
+        let call = crate::components::TxCall {
+            ctx,
+            sender: &sender,
+            action,
+        };
+        let r = component.deliver_tx(s, call, &mut events)?;
         Ok(r.map(|()| events))
     }
 
@@ -439,13 +444,12 @@ mod tests {
         };
         assert_eq!(owner(&action), Owner::Accounts);
         let staking = &ledger.components[Owner::Staking as usize];
-        let r = staking.deliver_tx(
-            &mut s,
-            &ctx,
-            &opal_types::Address([2; 20]),
-            &action,
-            &mut vec![],
-        );
+        let call = crate::components::TxCall {
+            ctx: &ctx,
+            sender: &opal_types::Address([2; 20]),
+            action: &action,
+        };
+        let r = staking.deliver_tx(&mut s, call, &mut vec![]);
         match r {
             Err(LedgerError::Invariant(m)) => assert!(m.contains("transfer"), "{m}"),
             other => panic!("{other:?}"),

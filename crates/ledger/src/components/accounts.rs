@@ -121,11 +121,10 @@ impl super::Component for Accounts {
     fn deliver_tx(
         &self,
         s: &mut Overlay,
-        _ctx: &super::BlockCtx,
-        sender: &opal_types::Address,
-        action: &opal_types::Action,
+        tx: super::TxCall,
         ev: &mut Vec<Event>,
     ) -> super::TxOutcome {
+        let (sender, action) = (tx.sender, tx.action);
         use opal_types::Action as A;
         match action {
             A::Transfer { to, amount } => transfer(s, sender, to, *amount, ev),
@@ -133,7 +132,7 @@ impl super::Component for Accounts {
         }
     }
 
-    fn init_chain(&self, s: &mut Overlay, g: &crate::Genesis) -> Result<(), LedgerError> {
+    fn init_chain(&self, s: &mut Overlay, g: &crate::Genesis) -> super::Hook {
         for a in &g.accounts {
             set(
                 s,

@@ -86,9 +86,9 @@ impl super::Component for Fees {
     fn begin_block(
         &self,
         s: &mut Overlay,
-        _b: super::BlockFrame<'_>,
+        _b: super::BlockFrame,
         _ev: &mut Vec<Event>,
-    ) -> Result<(), LedgerError> {
+    ) -> super::Hook {
         begin_block(s)
     }
 
@@ -97,20 +97,14 @@ impl super::Component for Fees {
     fn deliver_tx(
         &self,
         _s: &mut Overlay,
-        _ctx: &super::BlockCtx,
-        _sender: &opal_types::Address,
-        action: &opal_types::Action,
+        tx: super::TxCall,
         _ev: &mut Vec<Event>,
     ) -> super::TxOutcome {
+        let action = tx.action;
         super::not_routed_here(self.name(), action)
     }
 
-    fn end_block(
-        &self,
-        s: &mut Overlay,
-        b: super::BlockFrame<'_>,
-        ev: &mut Vec<Event>,
-    ) -> Result<(), LedgerError> {
+    fn end_block(&self, s: &mut Overlay, b: super::BlockFrame, ev: &mut Vec<Event>) -> super::Hook {
         end_block(s, b.proposer, ev)
     }
 }

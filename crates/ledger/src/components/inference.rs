@@ -637,11 +637,10 @@ impl super::Component for Inference {
     fn deliver_tx(
         &self,
         s: &mut Overlay,
-        ctx: &super::BlockCtx,
-        sender: &opal_types::Address,
-        action: &opal_types::Action,
+        tx: super::TxCall,
         ev: &mut Vec<Event>,
     ) -> super::TxOutcome {
+        let (ctx, sender, action) = (tx.ctx, tx.sender, tx.action);
         use opal_types::Action as A;
         match action {
             A::FundEscrow { node, amount } => fund(s, sender, node, *amount, ev),
@@ -652,7 +651,7 @@ impl super::Component for Inference {
         }
     }
 
-    fn init_chain(&self, s: &mut Overlay, g: &crate::Genesis) -> Result<(), LedgerError> {
+    fn init_chain(&self, s: &mut Overlay, g: &crate::Genesis) -> super::Hook {
         super::write(s, crate::keys::inference::PARAMS, &g.inference);
         Ok(())
     }

@@ -87,6 +87,18 @@ pub struct BlockFrame<'a> {
     pub beacon: &'a Hash,
 }
 
+/// What a component's block hook returns: `Err` is a node fault that stops the block.
+pub type Hook = Result<(), LedgerError>;
+
+/// One transaction's action as the component it is routed to sees it: the block, the sender
+/// (whose nonce and fee were already taken) and the action.
+#[derive(Debug, Clone, Copy)]
+pub struct TxCall<'a> {
+    pub ctx: &'a BlockCtx,
+    pub sender: &'a Address,
+    pub action: &'a Action,
+}
+
 /// One ledger component: a concern that owns its state keys and the actions routed to it.
 ///
 /// The app module ([`crate::exec::Ledger`]) calls every component's hooks in one fixed order
@@ -102,38 +114,21 @@ pub trait Component: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// Write this component's part of the genesis state (after [`Genesis::validate`]).
-    fn init_chain(&self, _s: &mut Overlay, _genesis: &Genesis) -> Result<(), LedgerError> {
+    fn init_chain(&self, _s: &mut Overlay, _genesis: &Genesis) -> Hook {
         Ok(())
     }
 
     /// Before the block's transactions.
-    fn begin_block(
-        &self,
-        _s: &mut Overlay,
-        _b: BlockFrame<'_>,
-        _events: &mut Vec<Event>,
-    ) -> Result<(), LedgerError> {
+    fn begin_block(&self, _s: &mut Overlay, _b: BlockFrame, _events: &mut Vec<Event>) -> Hook {
         Ok(())
     }
 
-    /// Apply one action routed to this component, for `sender`, after the transaction's nonce
-    /// and fee were taken. Only actions [`crate::exec::owner`] routes here arrive.
-    fn deliver_tx(
-        &self,
-        s: &mut Overlay,
-        ctx: &BlockCtx,
-        sender: &Address,
-        action: &Action,
-        events: &mut Vec<Event>,
-    ) -> TxOutcome;
+    /// Apply one action routed to this component, after the transaction's nonce and fee were
+    /// taken. Only actions [`crate::exec::owner`] routes here arrive.
+    fn deliver_tx(&self, s: &mut Overlay, tx: TxCall, events: &mut Vec<Event>) -> TxOutcome;
 
     /// After the block's transactions.
-    fn end_block(
-        &self,
-        _s: &mut Overlay,
-        _b: BlockFrame<'_>,
-        _events: &mut Vec<Event>,
-    ) -> Result<(), LedgerError> {
+    fn end_block(&self, _s: &mut Overlay, _b: BlockFrame, _events: &mut Vec<Event>) -> Hook {
         Ok(())
     }
 }

@@ -491,11 +491,10 @@ impl super::Component for Registry {
     fn deliver_tx(
         &self,
         s: &mut Overlay,
-        ctx: &super::BlockCtx,
-        sender: &opal_types::Address,
-        action: &opal_types::Action,
+        tx: super::TxCall,
         ev: &mut Vec<Event>,
     ) -> super::TxOutcome {
+        let (ctx, sender, action) = (tx.ctx, tx.sender, tx.action);
         use opal_types::Action as A;
         match action {
             A::RegisterDataset { spec } => register_dataset(s, ctx, sender, spec, ev),

@@ -720,11 +720,10 @@ impl super::Component for Staking {
     fn deliver_tx(
         &self,
         s: &mut Overlay,
-        ctx: &super::BlockCtx,
-        sender: &opal_types::Address,
-        action: &opal_types::Action,
+        tx: super::TxCall,
         ev: &mut Vec<Event>,
     ) -> super::TxOutcome {
+        let (ctx, sender, action) = (tx.ctx, tx.sender, tx.action);
         use opal_types::Action as A;
         match action {
             A::CreateValidator {
@@ -756,7 +755,7 @@ impl super::Component for Staking {
         }
     }
 
-    fn init_chain(&self, s: &mut Overlay, g: &crate::Genesis) -> Result<(), LedgerError> {
+    fn init_chain(&self, s: &mut Overlay, g: &crate::Genesis) -> super::Hook {
         super::write(s, k::PARAMS, &g.staking);
         for v in &g.validators {
             genesis_validator(s, v)?;
@@ -770,12 +769,7 @@ impl super::Component for Staking {
         Ok(())
     }
 
-    fn end_block(
-        &self,
-        s: &mut Overlay,
-        b: super::BlockFrame<'_>,
-        ev: &mut Vec<Event>,
-    ) -> Result<(), LedgerError> {
+    fn end_block(&self, s: &mut Overlay, b: super::BlockFrame, ev: &mut Vec<Event>) -> super::Hook {
         end_block(s, b.ctx, ev)
     }
 }

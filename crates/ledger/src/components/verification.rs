@@ -1282,20 +1282,19 @@ impl super::Component for Verification {
     fn begin_block(
         &self,
         s: &mut Overlay,
-        b: super::BlockFrame<'_>,
+        b: super::BlockFrame,
         ev: &mut Vec<Event>,
-    ) -> Result<(), LedgerError> {
+    ) -> super::Hook {
         begin_block(s, b.ctx, b.beacon, ev)
     }
 
     fn deliver_tx(
         &self,
         s: &mut Overlay,
-        ctx: &super::BlockCtx,
-        sender: &opal_types::Address,
-        action: &opal_types::Action,
+        tx: super::TxCall,
         ev: &mut Vec<Event>,
     ) -> super::TxOutcome {
+        let (ctx, sender, action) = (tx.ctx, tx.sender, tx.action);
         use opal_types::Action as A;
         match action {
             A::RevealData {
@@ -1322,12 +1321,7 @@ impl super::Component for Verification {
         }
     }
 
-    fn end_block(
-        &self,
-        s: &mut Overlay,
-        b: super::BlockFrame<'_>,
-        ev: &mut Vec<Event>,
-    ) -> Result<(), LedgerError> {
+    fn end_block(&self, s: &mut Overlay, b: super::BlockFrame, ev: &mut Vec<Event>) -> super::Hook {
         end_block(s, b.ctx, ev)
     }
 }

@@ -248,11 +248,10 @@ impl super::Component for Zk {
     fn deliver_tx(
         &self,
         s: &mut Overlay,
-        ctx: &super::BlockCtx,
-        sender: &opal_types::Address,
-        action: &opal_types::Action,
+        tx: super::TxCall,
         ev: &mut Vec<Event>,
     ) -> super::TxOutcome {
+        let (ctx, sender, action) = (tx.ctx, tx.sender, tx.action);
         use opal_types::Action as A;
         match action {
             A::PublishZkKey { key, model } => publish_key(s, &self.keys, sender, key, model, ev),
