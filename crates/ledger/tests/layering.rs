@@ -62,30 +62,54 @@ fn ledger_components_import_each_other_without_cycles() {
         println!("{m} imports {deps:?}");
     }
     assert!(graph.len() >= 8, "found only {graph:?}");
-    // Depth-first search; a module met again on the current path is a cycle.
-    fn visit<'a>(
-        m: &'a str,
-        graph: &'a BTreeMap<&String, BTreeSet<String>>,
-        path: &mut Vec<&'a str>,
-        done: &mut BTreeSet<&'a str>,
-    ) {
+    if let Some(c) = cycle(&graph) {
+        panic!("import cycle: {}", c.join(" -> "));
+    }
+}
+
+/// A cycle of `graph`, if it has one (depth-first: a module met again on the current path).
+fn cycle(graph: &BTreeMap<&String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        m: &str,
+        graph: &BTreeMap<&String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
         if done.contains(m) {
-            return;
+            return None;
         }
-        if let Some(i) = path.iter().position(|p| *p == m) {
-            panic!("import cycle: {} -> {m}", path[i..].join(" -> "));
+        if let Some(i) = path.iter().position(|p| p == m) {
+            let mut c = path[i..].to_vec();
+            c.push(m.to_string());
+            return Some(c);
         }
-        path.push(m);
-        for d in &graph[&m.to_string()] {
-            visit(d, graph, path, done);
+        path.push(m.to_string());
+        for d in graph.get(&m.to_string()).into_iter().flatten() {
+            if let Some(c) = visit(d, graph, path, done) {
+                return Some(c);
+            }
         }
         path.pop();
-        done.insert(m);
+        done.insert(m.to_string());
+        None
     }
     let mut done = BTreeSet::new();
-    for m in graph.keys() {
-        visit(m, &graph, &mut Vec::new(), &mut done);
-    }
+    graph
+        .keys()
+        .find_map(|m| visit(m, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn the_cycle_finder_finds_a_cycle_and_only_a_cycle() {
+    let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+    let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    let mut g = BTreeMap::new();
+    g.insert(&names[0], set(&["b"]));
+    g.insert(&names[1], set(&["c"]));
+    g.insert(&names[2], set(&[]));
+    assert_eq!(cycle(&g), None);
+    g.insert(&names[2], set(&["a"]));
+    assert_eq!(cycle(&g).unwrap(), ["a", "b", "c", "a"]);
 }
 
 #[test]

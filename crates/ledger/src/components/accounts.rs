@@ -1,6 +1,7 @@
 //! Accounts and transfers: balances and nonces.
 
 use super::{read, write};
+use super::{TxCall, TxOutcome};
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
 use crate::keys;
@@ -118,12 +119,7 @@ impl super::Component for Accounts {
         "accounts"
     }
 
-    fn deliver_tx(
-        &self,
-        s: &mut Overlay,
-        tx: super::TxCall,
-        ev: &mut Vec<Event>,
-    ) -> super::TxOutcome {
+    fn deliver_tx(&self, s: &mut Overlay, tx: TxCall, ev: &mut Vec<Event>) -> TxOutcome {
         let (sender, action) = (tx.sender, tx.action);
         use opal_types::Action as A;
         match action {

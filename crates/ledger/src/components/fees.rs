@@ -2,6 +2,7 @@
 //! block's proposer. Value moves, none is created or burned.
 
 use super::{accounts, read, write};
+use super::{TxCall, TxOutcome};
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
 use crate::keys;
@@ -94,14 +95,8 @@ impl super::Component for Fees {
 
     /// Fees are charged by the app module before routing (the ante step), so no action is
     /// routed here.
-    fn deliver_tx(
-        &self,
-        _s: &mut Overlay,
-        tx: super::TxCall,
-        _ev: &mut Vec<Event>,
-    ) -> super::TxOutcome {
-        let action = tx.action;
-        super::not_routed_here(self.name(), action)
+    fn deliver_tx(&self, _s: &mut Overlay, tx: TxCall, _ev: &mut Vec<Event>) -> TxOutcome {
+        super::not_routed_here(self.name(), tx.action)
     }
 
     fn end_block(&self, s: &mut Overlay, b: super::BlockFrame, ev: &mut Vec<Event>) -> super::Hook {

@@ -12,7 +12,7 @@
 //!   registered models under tiers the model allows.
 
 use super::{read, staking, write};
-use super::{BlockCtx, TxOutcome};
+use super::{BlockCtx, TxCall, TxOutcome};
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
 use crate::keys::registry as k;
@@ -488,12 +488,7 @@ impl super::Component for Registry {
         "registry"
     }
 
-    fn deliver_tx(
-        &self,
-        s: &mut Overlay,
-        tx: super::TxCall,
-        ev: &mut Vec<Event>,
-    ) -> super::TxOutcome {
+    fn deliver_tx(&self, s: &mut Overlay, tx: TxCall, ev: &mut Vec<Event>) -> TxOutcome {
         let (ctx, sender, action) = (tx.ctx, tx.sender, tx.action);
         use opal_types::Action as A;
         match action {

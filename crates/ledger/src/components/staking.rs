@@ -7,8 +7,8 @@
 //! delegator loses the same fraction, in O(1). Integer division rounds toward the validator
 //! (a delegator may get up to one base unit less), never creating value.
 
-use super::TxOutcome;
 use super::{accounts, read, write};
+use super::{TxCall, TxOutcome};
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
 use crate::genesis::GenesisValidator;
@@ -717,12 +717,7 @@ impl super::Component for Staking {
         "staking"
     }
 
-    fn deliver_tx(
-        &self,
-        s: &mut Overlay,
-        tx: super::TxCall,
-        ev: &mut Vec<Event>,
-    ) -> super::TxOutcome {
+    fn deliver_tx(&self, s: &mut Overlay, tx: TxCall, ev: &mut Vec<Event>) -> TxOutcome {
         let (ctx, sender, action) = (tx.ctx, tx.sender, tx.action);
         use opal_types::Action as A;
         match action {

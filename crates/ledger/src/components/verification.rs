@@ -31,7 +31,7 @@
 
 use super::payout::pay_out;
 use super::{accounts, read, registry, staking, write};
-use super::{BlockCtx, TxOutcome};
+use super::{BlockCtx, TxCall, TxOutcome};
 use crate::error::{LedgerError, TxError};
 use crate::events::{Event, Payout};
 use crate::keys::{self, inference as k};
@@ -1288,12 +1288,7 @@ impl super::Component for Verification {
         begin_block(s, b.ctx, b.beacon, ev)
     }
 
-    fn deliver_tx(
-        &self,
-        s: &mut Overlay,
-        tx: super::TxCall,
-        ev: &mut Vec<Event>,
-    ) -> super::TxOutcome {
+    fn deliver_tx(&self, s: &mut Overlay, tx: TxCall, ev: &mut Vec<Event>) -> TxOutcome {
         let (ctx, sender, action) = (tx.ctx, tx.sender, tx.action);
         use opal_types::Action as A;
         match action {

@@ -27,7 +27,7 @@
 use super::inference::{self, settle_one};
 pub use super::zk_keys::*;
 use super::{registry, verification};
-use super::{BlockCtx, TxOutcome};
+use super::{BlockCtx, TxCall, TxOutcome};
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
 use opal_state::Overlay;
@@ -245,12 +245,7 @@ impl super::Component for Zk {
         "zk"
     }
 
-    fn deliver_tx(
-        &self,
-        s: &mut Overlay,
-        tx: super::TxCall,
-        ev: &mut Vec<Event>,
-    ) -> super::TxOutcome {
+    fn deliver_tx(&self, s: &mut Overlay, tx: TxCall, ev: &mut Vec<Event>) -> TxOutcome {
         let (ctx, sender, action) = (tx.ctx, tx.sender, tx.action);
         use opal_types::Action as A;
         match action {
