@@ -10,19 +10,13 @@
 //! node's own compute time, and settlement lag and rate.
 
 use opal_infer::Tensor;
+use opal_node::clock::now_ms;
 use opal_node::home::KeyFile;
 use opal_node::inference::tensors_hash;
 use opal_types::receipt::InferenceRequest;
 use opal_types::{Action, Amount, Hash, ModelRef, Tier, TxBody};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
+use std::time::{Duration, Instant};
 
 fn get(http: &reqwest::blocking::Client, url: &str) -> Value {
     http.get(url).send().unwrap().json().unwrap()

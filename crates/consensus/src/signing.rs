@@ -13,6 +13,7 @@ use malachitebft_signing::{Error as SigningError, Signer, VerificationResult, Ve
 use malachitebft_signing_ed25519::{PrivateKey, PublicKey, Signature};
 
 use crate::context::{Address, OpalContext, PartInit, Proposal, Vote};
+use opal_types::evidence::{PRECOMMIT, PREVOTE};
 
 fn round_i64(r: Round) -> i64 {
     r.as_i64()
@@ -20,20 +21,9 @@ fn round_i64(r: Round) -> i64 {
 
 fn vote_type_byte(t: VoteType) -> u8 {
     match t {
-        VoteType::Prevote => 1,
-        VoteType::Precommit => 2,
+        VoteType::Prevote => PREVOTE,
+        VoteType::Precommit => PRECOMMIT,
     }
-}
-
-#[derive(BorshSerialize)]
-struct VoteSignBytes<'a> {
-    domain: &'static str,
-    chain_id: &'a str,
-    vote_type: u8,
-    height: u64,
-    round: i64,
-    value: Option<[u8; 32]>,
-    validator: [u8; 32],
 }
 
 #[derive(BorshSerialize)]
@@ -73,18 +63,17 @@ fn to_vec<T: BorshSerialize>(t: &T) -> Vec<u8> {
 
 /// Bytes a validator signs for a prevote/precommit (the extension is signed separately).
 pub fn vote_sign_bytes(chain_id: &str, vote: &Vote) -> Vec<u8> {
-    to_vec(&VoteSignBytes {
-        domain: opal_domains::label::VOTE,
+    opal_types::evidence::vote_sign_bytes(
         chain_id,
-        vote_type: vote_type_byte(vote.vote_type),
-        height: vote.height.0,
-        round: round_i64(vote.round),
-        value: match vote.value {
+        vote_type_byte(vote.vote_type),
+        vote.height.0,
+        round_i64(vote.round),
+        match vote.value {
             NilOrVal::Nil => None,
             NilOrVal::Val(id) => Some(id.0),
         },
-        validator: vote.validator.0,
-    })
+        vote.validator.0,
+    )
 }
 
 /// Bytes a precommit for `value_id` signs; what a certificate signature covers.
@@ -95,15 +84,14 @@ pub fn precommit_sign_bytes(
     value_id: [u8; 32],
     validator: [u8; 32],
 ) -> Vec<u8> {
-    to_vec(&VoteSignBytes {
-        domain: opal_domains::label::VOTE,
+    opal_types::evidence::vote_sign_bytes(
         chain_id,
-        vote_type: vote_type_byte(VoteType::Precommit),
+        PRECOMMIT,
         height,
-        round: i64::from(round),
-        value: Some(value_id),
+        i64::from(round),
+        Some(value_id),
         validator,
-    })
+    )
 }
 
 pub fn proposal_sign_bytes(chain_id: &str, p: &Proposal) -> Vec<u8> {

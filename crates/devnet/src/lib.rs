@@ -84,9 +84,4 @@ pub enum Output {
 }
 
 /// Milliseconds since the Unix epoch (genesis times, grant expiry).
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use opal_node::clock::now_ms;

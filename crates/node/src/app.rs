@@ -1,5 +1,6 @@
 //! `OpalApp`: the ledger and its store behind the consensus engine's `BlockExecutor` trait.
 
+use crate::clock::now_ms;
 use crate::mempool::{Mempool, SenderState};
 use crate::records::{self, StoredBlock, TxLocation};
 use opal_consensus::time::TimeBounds;
@@ -172,13 +173,6 @@ pub fn evidence_from_engine(bytes: &[u8]) -> Result<Vec<opal_types::DoubleSignEv
             })
         })
         .collect()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl OpalApp {

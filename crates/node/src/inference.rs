@@ -21,6 +21,7 @@
 //! a restart is proved again from its reveal file.
 
 use crate::app::{sender_state, Shared};
+use crate::clock::now_ms;
 use opal_artifacts::{ArtifactHash, ArtifactStore};
 use opal_infer::{ModelCache, Tensor, TensorData};
 use opal_ledger::canonical;
@@ -35,7 +36,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Most input tensors per request.
 pub const MAX_INPUTS: usize = 16;
@@ -83,13 +84,6 @@ fn fault_injection_from_env() -> Option<u32> {
         tracing::warn!("OPAL_FAULT_WRONG_OUTPUT_BPS is ignored: this build has no fault injection (the `fault-injection` feature is for tests)");
     }
     None
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Why a request was not served. Each has a stable code and an HTTP status.

@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod app;
+pub mod clock;
 pub mod error;
 pub mod home;
 pub mod inference;

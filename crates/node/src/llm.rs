@@ -40,6 +40,7 @@
 //! `data/reveal/` until the ledger can no longer ask for it, and the reveal pass publishes it
 //! when a case opens. The validators check it off chain and vote (docs/verification.md).
 
+use crate::clock::now_ms;
 use crate::inference::{InferenceService, ServeError};
 use opal_artifacts::ArtifactHash;
 use opal_ledger::components::{inference, registry};
@@ -58,7 +59,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 pub use opal_types::llm::{LlmInput, LLM_INPUT_CONTEXT, LLM_OUTPUT_CONTEXT};
 /// Version of the `activations` attachment bytes (`opal_llm::ActivationCommitment::to_bytes`).
@@ -71,13 +72,6 @@ pub const DEFAULT_CHAT_MAX_TOKENS: u32 = 512;
 pub const DEFAULT_COMPLETION_MAX_TOKENS: u32 = 16;
 /// Most stop strings (OpenAI allows 4).
 pub const MAX_STOP: usize = 4;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 fn random_u64() -> u64 {
     use rand_core::RngCore;

@@ -59,18 +59,39 @@ struct VoteSignBytes<'a> {
     validator: [u8; 32],
 }
 
+/// The exact bytes a validator signs for a prevote or precommit (`vote_type` is [`PREVOTE`] or
+/// [`PRECOMMIT`]; `value` is `None` for a nil vote). The consensus engine signs these and
+/// evidence and certificates are checked against them: one definition for both.
+pub fn vote_sign_bytes(
+    chain_id: &str,
+    vote_type: u8,
+    height: u64,
+    round: i64,
+    value: Option<[u8; 32]>,
+    validator: [u8; 32],
+) -> Vec<u8> {
+    crate::encode(&VoteSignBytes {
+        domain: opal_domains::label::VOTE,
+        chain_id,
+        vote_type,
+        height,
+        round,
+        value,
+        validator,
+    })
+}
+
 impl VoteEvidence {
     /// The exact bytes the consensus engine signs for this vote.
     pub fn sign_bytes(&self, chain_id: &str) -> Vec<u8> {
-        crate::encode(&VoteSignBytes {
-            domain: opal_domains::label::VOTE,
+        vote_sign_bytes(
             chain_id,
-            vote_type: self.vote_type,
-            height: self.height,
-            round: self.round,
-            value: self.value,
-            validator: self.validator.0,
-        })
+            self.vote_type,
+            self.height,
+            self.round,
+            self.value,
+            self.validator.0,
+        )
     }
 
     pub fn verify(&self, chain_id: &str) -> Result<(), EvidenceError> {

@@ -4,64 +4,7 @@
 
 use opal_zk::cli::{run, IdMismatch, ProveArgs, VerifyArgs, ZkCmd};
 
-use opal_quant::onnx_writer::{field_bytes, ftensor as tensor, input_info, model};
-
-fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> Vec<u8> {
-    opal_quant::onnx_writer::node(op, inputs, outputs, &[])
-}
-
-/// Deterministic pseudo-random floats in [-1, 1).
-fn vals(seed: u64, n: usize, scale: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
-
-/// 24 -> 16 -> 8 -> 5 MLP: MatMul + Add + Relu, the last layer without Relu.
-fn mlp_onnx() -> Vec<u8> {
-    let dims = [24usize, 16, 8, 5];
-    let mut g = Vec::new();
-    let mut cur = "input".to_string();
-    for k in 0..3 {
-        let (w, b, mm) = (format!("W{k}"), format!("B{k}"), format!("mm{k}"));
-        let out = if k == 2 {
-            "output".into()
-        } else {
-            format!("fc{k}")
-        };
-        field_bytes(1, &node("MatMul", &[&cur, &w], &[&mm]), &mut g);
-        field_bytes(1, &node("Add", &[&mm, &b], &[&out]), &mut g);
-        let scale = (2.0 / dims[k] as f32).sqrt();
-        field_bytes(
-            5,
-            &tensor(
-                &w,
-                &[dims[k], dims[k + 1]],
-                &vals(k as u64 + 1, dims[k] * dims[k + 1], scale),
-            ),
-            &mut g,
-        );
-        field_bytes(
-            5,
-            &tensor(&b, &[dims[k + 1]], &vals(k as u64 + 10, dims[k + 1], 0.05)),
-            &mut g,
-        );
-        cur = out;
-        if k < 2 {
-            let r = format!("relu{k}");
-            field_bytes(1, &node("Relu", &[&cur], &[&r]), &mut g);
-            cur = r;
-        }
-    }
-    field_bytes(11, &input_info("input", &[1, 24]), &mut g);
-    model(g)
-}
+use opal_quant::onnx_writer::fixtures::{mlp_onnx, vals};
 
 #[test]
 fn prove_verify_reuse_and_reject() {

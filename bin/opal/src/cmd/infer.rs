@@ -5,6 +5,7 @@ use crate::cmd::tx::send;
 use crate::keyring::resolve;
 use crate::output::{print, s};
 use opal_client::Client;
+use opal_node::clock::now_ms;
 
 use anyhow::{anyhow, bail, Context, Result};
 use opal_infer::{Tensor, TensorSpec};
@@ -13,17 +14,10 @@ use opal_types::receipt::{InferenceRequest, ReceiptEnvelope, ZkEvidence, ZK_EVID
 use opal_types::{Action, Address, Amount, Hash, ModelRef, Tier};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// How long a request stays valid for the node.
 const REQUEST_TTL_MS: u64 = 5 * 60 * 1000;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// Read input tensors in any form `opal_infer::parse_inputs` accepts: a nested array, an object
 /// of named arrays (one per model input), a tensor object or a list of them, or

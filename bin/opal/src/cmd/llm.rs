@@ -12,6 +12,7 @@ use crate::output::{print, s};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use opal_client::Client;
+use opal_node::clock::now_ms;
 use opal_types::{Action, Address, Amount, SpendGrant};
 use serde_json::json;
 
@@ -67,13 +68,6 @@ pub fn parse_duration_ms(s: &str) -> Result<u64> {
     n.checked_mul(ms)
         .filter(|&v| v > 0)
         .ok_or_else(|| anyhow!("duration {s:?} is zero or too long"))
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 pub fn run(cmd: LlmCmd, out: Output) -> Result<()> {

@@ -4,6 +4,7 @@
 use crate::cli::{Output, VerifyArgs};
 use crate::output::{print, s};
 use opal_client::Client;
+use opal_node::clock::now_ms;
 
 use anyhow::{anyhow, bail, Context, Result};
 use opal_infer::Tensor;
@@ -15,14 +16,7 @@ use opal_verify::{ReceiptFile, Report};
 use opal_watcher::checks::{chain_commit_params, commit_params, rerun_float};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use std::time::Instant;
 
 fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))

@@ -5,6 +5,7 @@
 //! verify` checks it offline and with a Merkle proof; bad requests are refused and never charged.
 
 use crate::common::*;
+use opal_node::clock::now_ms;
 use opal_types::receipt::{InferenceRequest, ReceiptEnvelope};
 use opal_types::{Address, Hash, ModelRef, SecretKey, Tier};
 use serde_json::{json, Value};
@@ -20,13 +21,6 @@ fn json_cli(args: &[&str]) -> Value {
 fn treasury(url: &str) -> u128 {
     let (_, st) = get(url, "/api/status").unwrap();
     st["pools"]["treasury"].as_str().unwrap().parse().unwrap()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
 }
 
 #[test]
