@@ -63,7 +63,7 @@ pub enum Command {
     Infer(InferArgs),
     /// Check a receipt offline (signatures, hashes); with --node, also check that it was settled
     /// on chain, with a Merkle proof against a committed state root.
-    Verify(VerifyArgs),
+    Verify(crate::cmd::verify::VerifyArgs),
     /// LLMs behind a node's OpenAI-compatible API (`/v1`): `opal llm key` mints an API key.
     #[command(subcommand)]
     Llm(crate::cmd::llm::LlmCmd),
@@ -339,63 +339,6 @@ pub struct InferArgs {
     pub node: NodeArg,
     #[command(flatten)]
     pub keyring: KeyringArg,
-}
-
-#[derive(Args, Debug)]
-pub struct VerifyArgs {
-    /// A receipt file written by `opal infer`.
-    pub receipt: PathBuf,
-    /// Also check on this node that the receipt was settled (with a Merkle proof).
-    #[arg(long)]
-    pub node: Option<String>,
-    /// Also check that these outputs (JSON, as `opal infer` prints them) match the receipt.
-    #[arg(long)]
-    pub outputs: Option<PathBuf>,
-    /// Also check that this input file matches the receipt. With --model-file too, the model
-    /// is run on it and its output compared with the receipt's: re-executed bit-exactly for a
-    /// canonical .opalq model, re-run with tract within the committee's tolerance for ONNX.
-    #[arg(long)]
-    pub input: Option<PathBuf>,
-    /// The GGUF file of an LLM receipt's model (it must hash to the receipt's model hash):
-    /// checks that generation stopped where it had to (first end-of-turn token, first stop
-    /// sequence, or max_tokens) and that every token follows from the model's logits with the
-    /// signed sampling and seed; for `activations`, also the commitment, recomputed with the
-    /// chain's commitment parameters (read from --node, else the defaults).
-    #[arg(long)]
-    pub llm_model: Option<PathBuf>,
-    /// Positions per commitment chunk to require, overriding the chain's (--node) or the
-    /// default (32), e.g. offline for a chain whose parameters changed.
-    #[arg(long)]
-    pub llm_commit_chunk: Option<u32>,
-    /// Activations per commitment chunk to require, overriding the chain's or the default (128).
-    #[arg(long)]
-    pub llm_commit_top_k: Option<u32>,
-    /// The receipt's model file. With --input: the model is run on the input (see --input).
-    /// For a zk receipt (.opalq): checks the attached proof offline against the
-    /// verifying key derived from it (the file must hash to the receipt's model hash; with
-    /// --node too, that key's id must be the model's registered weight commitment). Without
-    /// it, --node supplies the key published on chain for the model's weight commitment, which
-    /// must name the receipt's model file.
-    #[arg(long)]
-    pub model_file: Option<PathBuf>,
-    /// Check settlement as a light client, trusting only this genesis file (its validator set
-    /// and state root): every block used is checked against its commit certificate. With
-    /// --node the node supplies the bytes; without it, the portable proof saved in the receipt
-    /// file (--save-portable) is checked offline.
-    #[arg(long, value_name = "GENESIS_FILE")]
-    pub genesis: Option<PathBuf>,
-    /// Like --genesis, but start from a block you trust (with --node): HEIGHT:HASH, e.g. from
-    /// `opal query block latest` on a node of your own.
-    #[arg(long, value_name = "HEIGHT:HASH")]
-    pub trust: Option<String>,
-    /// How long a trusted state stays trusted, in seconds (default: the chain's unbonding time
-    /// from --genesis, 7 days with --trust; 0: never expires).
-    #[arg(long, value_name = "SECS")]
-    pub trusting_period: Option<u64>,
-    /// Write the receipt file with its portable settlement proof (state proof, blocks,
-    /// certificates, validator sets) to this path, for offline checks with --genesis.
-    #[arg(long, value_name = "FILE")]
-    pub save_portable: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

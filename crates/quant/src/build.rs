@@ -33,14 +33,6 @@ impl Default for BuildConfig {
     }
 }
 
-/// Quantizes a float input with the model's input scale: round half away from zero, saturate.
-pub fn quantize_input(x: &[f32], scale: f64, bits: u8) -> Vec<i64> {
-    let hi = (1i64 << (bits - 1)) - 1;
-    x.iter()
-        .map(|v| ((*v as f64 / scale).round() as i64).clamp(-hi - 1, hi))
-        .collect()
-}
-
 fn qmax(bits: u8) -> f64 {
     ((1i64 << (bits - 1)) - 1) as f64
 }

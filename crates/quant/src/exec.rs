@@ -1,6 +1,14 @@
 use crate::model::{Add, Conv2d, Dense, Layer, MaxPool2d, QuantModel, Requant};
 use crate::QuantError;
 
+/// Quantizes a float input with the model's input scale: round half away from zero, saturate.
+pub fn quantize_input(x: &[f32], scale: f64, bits: u8) -> Vec<i64> {
+    let hi = (1i64 << (bits - 1)) - 1;
+    x.iter()
+        .map(|v| ((*v as f64 / scale).round() as i64).clamp(-hi - 1, hi))
+        .collect()
+}
+
 /// Every vector of one execution: `values[0]` is the input, `values[k + 1]` the output of layer
 /// `k`; the last entry is the model output. Provers use the whole trace as their witness.
 #[derive(Clone, Debug, PartialEq, Eq)]

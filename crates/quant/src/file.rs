@@ -11,7 +11,9 @@
 use borsh::BorshDeserialize;
 use thiserror::Error;
 
-use crate::{build, onnx, BuildConfig, QuantError, QuantModel};
+#[cfg(feature = "import")]
+use crate::{build, onnx, BuildConfig};
+use crate::{exec, QuantError, QuantModel};
 
 /// First 8 bytes of a model file.
 pub const FILE_MAGIC: [u8; 8] = *b"OPALQNT\0";
@@ -134,7 +136,7 @@ impl QuantModel {
                 what: format!("input_bits {} not in 2..=16", self.input_bits),
             });
         }
-        Ok(build::quantize_input(x, self.input_scale, self.input_bits))
+        Ok(exec::quantize_input(x, self.input_scale, self.input_bits))
     }
 
     /// Real value of each output integer: `y * output_scale` (descriptive; not canonical).
@@ -161,6 +163,7 @@ pub fn output_from_bytes(b: &[u8]) -> Option<Vec<i64>> {
     )
 }
 
+#[cfg(feature = "import")]
 /// One call from ONNX bytes to a quantized model: [`onnx::import_graph`] then
 /// [`build::build_graph`] with max-abs calibration on `calibration` (float input rows).
 pub fn quantize_onnx(

@@ -12,7 +12,8 @@
 //! - Floats appear only in the builder ([`build_mlp`]), which chooses scales by calibration, and
 //!   as descriptive metadata (`input_scale`, `output_scale`) that do not affect execution.
 //! - The canonical encoding is borsh; [`QuantModel::model_id`] is its domain-separated BLAKE3.
-//! - [`onnx::import_graph`] reads straight-line ONNX graphs (MatMul/Gemm/Conv/Add/Relu,
+//! - Behind the `import` feature (model owners' tools; validators and the ledger build
+//!   without it): [`onnx::import_graph`] reads straight-line ONNX graphs (MatMul/Gemm/Conv/Add/Relu,
 //!   Flatten/Reshape, AveragePool as a Conv, a Softmax/ArgMax head dropped) with a small bounded
 //!   protobuf reader (no ONNX runtime); [`build_graph`] quantizes them with scales calibrated on
 //!   sample inputs. MaxPool is not supported yet.
@@ -28,25 +29,35 @@
 //!
 //! The full specification is in `docs/zk.md` ("Quantized model semantics").
 
-mod build;
 mod error;
 mod exec;
 mod file;
 mod model;
-pub mod onnx;
-pub mod onnx_writer;
 mod parallel;
 mod rng;
 
+// Building models (ONNX import, calibration, the float reference, the test writer): what a
+// model owner runs, never a validator. Behind `import` so the ledger compiles without it.
+#[cfg(feature = "import")]
+mod build;
+#[cfg(feature = "import")]
+pub mod calib;
+#[cfg(feature = "import")]
+pub mod onnx;
+#[cfg(feature = "import")]
+pub mod onnx_writer;
+
+#[cfg(feature = "import")]
 pub use build::{
-    build_graph, build_mlp, quantize_input, BuildConfig, FloatConv, FloatDense, FloatGraph,
-    FloatLayer, FloatMaxPool,
+    build_graph, build_mlp, BuildConfig, FloatConv, FloatDense, FloatGraph, FloatLayer,
+    FloatMaxPool,
 };
 pub use error::QuantError;
-pub use exec::{requant_parts, requantize, Trace};
+pub use exec::{quantize_input, requant_parts, requantize, Trace};
+#[cfg(feature = "import")]
+pub use file::quantize_onnx;
 pub use file::{
-    argmax, output_bytes, output_from_bytes, quantize_onnx, FileError, FILE_MAGIC, FILE_VERSION,
-    MAX_FILE_BYTES,
+    argmax, output_bytes, output_from_bytes, FileError, FILE_MAGIC, FILE_VERSION, MAX_FILE_BYTES,
 };
 pub use model::{
     Add, Conv2d, Dense, Layer, MaxPool2d, QuantModel, Requant, ValueShape, MAX_ABS_VALUE, MAX_DIM,

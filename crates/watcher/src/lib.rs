@@ -8,8 +8,14 @@
 //! re-checked off chain ([`checks`], `opal_verify::activations`) and voted on. A failure of the
 //! watcher itself ([`WatchError::Verifier`]) never becomes a vote. What the watcher does is
 //! reported as it happens through a [`Report`] callback: the binary prints it, tests collect it.
+//!
+//! The same checks serve one holder of one receipt: [`receipt::check_receipt`] runs every check
+//! that applies to a receipt file (what `opal verify` prints), with settlement proven as a
+//! light client ([`light`]) from a trust start the holder chose.
 
 pub mod checks;
+pub mod light;
+pub mod receipt;
 mod watch;
 
 pub use watch::Watcher;
@@ -69,4 +75,24 @@ pub enum WatchError {
     /// The watcher's own failure (its backend, its disk): says nothing about the node.
     #[error("the verifier itself failed: {0}")]
     Verifier(String),
+}
+
+/// Why checking a receipt could not be carried out (a failed check is not an error: it is a
+/// finding in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The options given do not fit together, or a file given is not what it should be.
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Client(#[from] opal_client::ClientError),
+    /// The node sent bytes that cannot be read.
+    #[error("{0}")]
+    Malformed(String),
+    /// A state proof the node sent does not verify.
+    #[error("PROOF DOES NOT VERIFY {0}")]
+    ProofInvalid(String),
+    /// The checker's own failure (its scratch store).
+    #[error("{0}")]
+    Local(String),
 }

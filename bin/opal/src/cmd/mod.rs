@@ -1,7 +1,6 @@
 mod devnet;
 mod infer;
 mod keys;
-pub(crate) mod light;
 pub(crate) mod llm;
 mod model;
 mod node;

@@ -204,58 +204,15 @@ fn quantize_model(
     let onnx_bytes = read(onnx, 1 << 30)?;
     let csv = String::from_utf8(read(calibration, MAX_CSV_BYTES)?)
         .map_err(|_| anyhow!("{} is not UTF-8 text", calibration.display()))?;
-    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines
-        .next()
-        .ok_or_else(|| anyhow!("{} is empty", calibration.display()))?
-        .split(',')
-        .map(str::trim)
-        .collect();
-    let label = match label_column {
-        Some(name) => Some(
-            header
-                .iter()
-                .position(|h| *h == name)
-                .ok_or_else(|| anyhow!("--label-column {name}: no such column in the header"))?,
-        ),
-        None => header.iter().position(|h| *h == "label"),
-    };
-    if holdout_every == Some(0) {
-        bail!("--holdout-every must be at least 1");
-    }
-    let (mut calib, mut held) = (Vec::new(), Vec::new());
-    for (i, line) in lines.enumerate() {
-        let vals = line
-            .split(',')
-            .map(|v| v.trim().parse::<f32>())
-            .collect::<Result<Vec<f32>, _>>()
-            .map_err(|e| anyhow!("{} row {}: {e}", calibration.display(), i + 1))?;
-        if vals.len() != header.len() {
-            bail!(
-                "{} row {}: {} values, the header has {}",
-                calibration.display(),
-                i + 1,
-                vals.len(),
-                header.len()
-            );
-        }
-        let x: Vec<f32> = vals
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| Some(*k) != label)
-            .map(|(_, v)| *v)
-            .collect();
-        match holdout_every {
-            Some(n) if i % n == n - 1 => held.push((x, label.map(|l| vals[l]))),
-            _ => calib.push(x),
-        }
-    }
+    let cal = opal_quant::calib::Calibration::from_csv(&csv, label_column, holdout_every)
+        .map_err(|e| anyhow!("{}: {e}", calibration.display()))?;
+    let calib = &cal.rows;
     let cfg = opal_quant::BuildConfig {
         act_bits,
         weight_bits,
         ..Default::default()
     };
-    let model = opal_quant::quantize_onnx(&onnx_bytes, &calib, &cfg)
+    let model = opal_quant::quantize_onnx(&onnx_bytes, calib, &cfg)
         .map_err(|e| anyhow!("quantizing {}: {e}", onnx.display()))?;
     let graph = opal_quant::onnx::import_graph(&onnx_bytes)
         .map_err(|e| anyhow!("reading {}: {e}", onnx.display()))?;
@@ -275,27 +232,11 @@ fn quantize_model(
         "calibration_rows": calib.len(),
         "ignored_tail_ops": &graph.ignored_tail,
     });
-    let labelled: Vec<_> = held.iter().filter_map(|(x, l)| l.map(|l| (x, l))).collect();
-    if !labelled.is_empty() {
-        let (mut f_ok, mut q_ok, mut agree) = (0usize, 0usize, 0usize);
-        for (x, l) in &labelled {
-            let f = graph.forward(x);
-            let fl = f
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
-                .map(|(i, _)| i);
-            let q = model.input_from_f32(x).map_err(|e| anyhow!("{e}"))?;
-            let ql = opal_quant::argmax(&model.run(&q).map_err(|e| anyhow!("{e}"))?);
-            f_ok += (fl.map(|i| i as f32) == Some(*l)) as usize;
-            q_ok += (ql.map(|i| i as f32) == Some(*l)) as usize;
-            agree += (fl == ql) as usize;
-        }
-        let n = labelled.len() as f64;
-        v["holdout_rows"] = json!(labelled.len());
-        v["float_accuracy"] = json!(f_ok as f64 / n);
-        v["canonical_accuracy"] = json!(q_ok as f64 / n);
-        v["label_agreement"] = json!(agree as f64 / n);
+    if let Some(h) = cal.holdout(&graph, &model).map_err(|e| anyhow!("{e}"))? {
+        v["holdout_rows"] = json!(h.rows);
+        v["float_accuracy"] = json!(h.float_accuracy);
+        v["canonical_accuracy"] = json!(h.canonical_accuracy);
+        v["label_agreement"] = json!(h.label_agreement);
     }
     print(out, &v, || {
         let mut t = format!(

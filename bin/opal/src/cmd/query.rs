@@ -1,27 +1,15 @@
 use crate::cli::{Output, QueryCmd};
 use crate::output::{print, s};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use opal_client::Client;
 use opal_ledger::components::accounts::Account;
-use opal_state::StateProof;
 use opal_types::{Address, Hash};
 use serde_json::{json, Value};
 
 /// Check a proof returned by the node against a state root; returns the proven value.
-pub(crate) fn check_proof(v: &Value, root_hex: &str) -> Result<Option<Vec<u8>>> {
-    let key = hex::decode(s(v, "key")).context("proof reply: key is not hex")?;
-    let value = match &v["value"] {
-        Value::Null => None,
-        Value::String(h) => Some(hex::decode(h).context("proof reply: value is not hex")?),
-        _ => bail!("proof reply: bad value"),
-    };
-    let proof = StateProof::from_bytes(&hex::decode(s(v, "proof")).context("proof is not hex")?)
-        .map_err(|e| anyhow!("the node sent a malformed proof: {e}"))?;
+fn check_proof(v: &Value, root_hex: &str) -> Result<Option<Vec<u8>>> {
     let root = Hash::from_hex(root_hex).map_err(|e| anyhow!("bad state root: {e}"))?;
-    proof
-        .verify(&root.0, &key, value.as_deref())
-        .map_err(|e| anyhow!("PROOF DOES NOT VERIFY against state root {root_hex}: {e}"))?;
-    Ok(value)
+    Ok(opal_watcher::light::check_state_reply(v, &root)?)
 }
 
 fn block_root(c: &Client, height: u64) -> Result<Option<String>> {

@@ -3,6 +3,7 @@
 //! proven and verified; the setup is reused on the second run; tampered proof, statement,
 //! registered-model and registration files make `verify` exit non-zero with a clear message;
 //! `verify` needs the registered-model id and exits 4 for a directory of another model.
+//! `opal model quantize` builds the `.opalq` file the `replay` and `zk` tiers run.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -184,4 +185,79 @@ fn mlp_prove_verify_and_tamper() {
 #[test]
 fn cnn_prove_verify_and_tamper() {
     check_model(cnn_onnx(), 36);
+}
+
+/// `opal model quantize`: ONNX + calibration CSV -> `.opalq`, held-out rows scored. Labels are
+/// the float model's own top class, so its held-out accuracy is exactly 1; a malformed row is
+/// refused with its row number and nothing is written.
+#[test]
+fn model_quantize_calibrates_holds_out_and_refuses_bad_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let onnx = mlp_onnx();
+    std::fs::write(dir.join("model.onnx"), &onnx).unwrap();
+    let graph = opal_quant::onnx::import_graph(&onnx).unwrap();
+    let mut csv = (0..24)
+        .map(|i| format!("f{i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+        + ",label\n";
+    for r in 0..40u64 {
+        let x = vals(200 + r, 24, 1.0);
+        let y = graph.forward(&x);
+        let label = (0..y.len()).max_by(|a, b| y[*a].total_cmp(&y[*b])).unwrap();
+        let row: Vec<String> = x.iter().map(|v| v.to_string()).collect();
+        csv += &format!("{},{label}\n", row.join(","));
+    }
+    std::fs::write(dir.join("calib.csv"), &csv).unwrap();
+    let (m, c, q) = (
+        dir.join("model.onnx"),
+        dir.join("calib.csv"),
+        dir.join("m.opalq"),
+    );
+    let args = |calib: &Path| {
+        vec![
+            "-o".to_string(),
+            "json".into(),
+            "model".into(),
+            "quantize".into(),
+            "--onnx".into(),
+            m.display().to_string(),
+            "--calibration".into(),
+            calib.display().to_string(),
+            "--holdout-every".into(),
+            "4".into(),
+            "--out".into(),
+            q.display().to_string(),
+        ]
+    };
+    let a = args(&c);
+    let o = opal(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["calibration_rows"], 30, "{v}");
+    assert_eq!(v["holdout_rows"], 10, "{v}");
+    assert_eq!(v["float_accuracy"], 1.0, "{v}");
+    assert_eq!(v["input_len"], 24, "{v}");
+    assert_eq!(v["output_len"], 5, "{v}");
+    let model = opal_quant::QuantModel::from_file_bytes(&std::fs::read(&q).unwrap()).unwrap();
+    assert_eq!(
+        hex::encode(model.model_id()),
+        v["model_id"].as_str().unwrap()
+    );
+
+    std::fs::remove_file(&q).unwrap();
+    let bad = dir.join("bad.csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    let bad_csv = format!("{}\n{}\n{}\n1,2,x\n", lines[0], lines[1], lines[2]);
+    std::fs::write(&bad, bad_csv).unwrap();
+    let a = args(&bad);
+    let o = opal(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("row 3"), "{err}");
+    assert!(
+        !q.exists(),
+        "nothing is written for a refused calibration file"
+    );
 }

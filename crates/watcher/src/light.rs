@@ -1,0 +1,189 @@
+//! Settlement as a light client: the trust start comes from the user (a genesis file, or a
+//! block hash they trust); the node is asked only for bytes that `opal_verify::light` checks
+//! (light blocks: block, commit certificate, validator set with its proof; and a state proof).
+//! The result can be kept as a portable proof inside the receipt file and checked again
+//! offline from the genesis file alone.
+
+use crate::CheckError;
+use opal_client::Client;
+use opal_ledger::components::staking;
+use opal_ledger::Genesis;
+use opal_state::{Overlay, StateProof, Store};
+use opal_types::Hash;
+use opal_verify::light::{
+    verify_to, LightBlock, LightError, Options, Portable, SettlementProof, TrustSource,
+    TrustedState, Verified,
+};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+fn malformed(what: impl std::fmt::Display) -> CheckError {
+    CheckError::Malformed(what.to_string())
+}
+
+/// The trust start of a genesis file's text (`name` is how errors call it): its state root,
+/// validator set and time, computed by applying it as every validator did, and its unbonding
+/// time (the default trusting period).
+pub fn trust_genesis(name: &str, text: &str) -> Result<(TrustedState, u64), CheckError> {
+    let g = Genesis::from_json(text).map_err(|e| CheckError::Usage(format!("{name}: {e}")))?;
+    let local = |e: &dyn std::fmt::Display| CheckError::Local(format!("a scratch store: {e}"));
+    let dir = tempfile::tempdir().map_err(|e| local(&e))?;
+    let store = Store::open(&dir.path().join("genesis.redb")).map_err(|e| local(&e))?;
+    let mut o = Overlay::new(store.snapshot().map_err(|e| local(&e))?);
+    g.apply(&mut o)
+        .map_err(|e| CheckError::Usage(format!("applying {name}: {e}")))?;
+    let set = staking::active_set(&o).map_err(|e| local(&e))?;
+    let root = store
+        .commit(0, o.into_writes(), Default::default())
+        .map_err(|e| local(&e))?;
+    let file_hash = Hash(*blake3::hash(text.as_bytes()).as_bytes());
+    Ok((
+        TrustedState::genesis(&g.chain_id, g.genesis_time_ms, set, Hash(root), file_hash),
+        g.staking.unbonding_time_ms,
+    ))
+}
+
+fn fetch_light(c: &Client, h: u64) -> Result<LightBlock, String> {
+    let v = c
+        .get(&format!("/api/light/{h}"))
+        .map_err(|e| e.to_string())?;
+    serde_json::from_value(v).map_err(|e| format!("malformed light block: {e}"))
+}
+
+/// A checkpoint the user trusts, given as `HEIGHT:HASH`: block `height` with header hash
+/// `hash`, fetched from the node and checked against the hash (its validator set is proven
+/// against its own header, its certificate against that set).
+pub fn trust_checkpoint(c: &Client, spec: &str) -> Result<TrustedState, CheckError> {
+    let usage = |m: String| CheckError::Usage(m);
+    let (h, hash) = spec
+        .split_once(':')
+        .ok_or_else(|| usage(format!("--trust takes HEIGHT:HASH, got {spec:?}")))?;
+    let height: u64 = h
+        .parse()
+        .map_err(|_| usage(format!("--trust: {h:?} is not a height")))?;
+    let hash = Hash::from_hex(hash).map_err(|e| usage(format!("--trust: bad hash: {e}")))?;
+    let lb = fetch_light(c, height).map_err(malformed)?;
+    let header = lb.header().map_err(malformed)?;
+    if header.hash() != hash {
+        return Err(malformed(format!(
+            "the node's block {height} has hash {}, not the trusted {hash}",
+            header.hash()
+        )));
+    }
+    StateProof::from_bytes(&lb.validators_proof)
+        .and_then(|p| {
+            p.verify(
+                &header.prev_state_root.0,
+                opal_verify::light::VALIDATORS_KEY,
+                Some(&lb.validators),
+            )
+        })
+        .map_err(|e| {
+            malformed(format!(
+                "the checkpoint's validator set does not verify: {e}"
+            ))
+        })?;
+    let limit = opal_verify::light::MAX_SET_BYTES;
+    let validators: Vec<opal_types::validator::ActiveValidator> =
+        opal_types::decode("validator set", &lb.validators, limit).map_err(malformed)?;
+    let cert = opal_types::decode("certificate", &lb.certificate, limit).map_err(malformed)?;
+    opal_verify::light::verify_certificate(&header.chain_id, height, &lb.block, &cert, &validators)
+        .map_err(|e| malformed(format!("the checkpoint's certificate does not verify: {e}")))?;
+    Ok(TrustedState {
+        chain_id: header.chain_id.clone(),
+        height,
+        block_hash: hash,
+        time_ms: header.time_ms,
+        validators,
+        genesis_root: None,
+        source: TrustSource::Checkpoint {
+            height,
+            block_hash: hash,
+        },
+    })
+}
+
+fn hex_field(v: &Value, k: &str) -> Result<Vec<u8>, CheckError> {
+    v[k].as_str()
+        .and_then(|x| hex::decode(x).ok())
+        .ok_or_else(|| malformed(format!("the node's reply has no hex `{k}`")))
+}
+
+/// Prove with the node that `key` has its value (or is absent) in the state after the block
+/// before the latest, certify that state's root from `trusted`, and return the portable proof
+/// with what it established. The outer error is the node's or the caller's; the inner one is
+/// what the light client found.
+pub fn prove_via_light_client(
+    c: &Client,
+    trusted: &TrustedState,
+    key: &[u8],
+    opts: &Options,
+) -> Result<Result<(Portable, Verified), LightError>, CheckError> {
+    let latest = c.status()?.height;
+    if latest < 2 {
+        return Err(malformed(format!(
+            "the chain has no block to certify a state yet (height {latest})"
+        )));
+    }
+    // The state after `h` is certified by block `h + 1`, the latest committed.
+    let h = latest - 1;
+    let v = c.get(&format!(
+        "/api/state/{}?prove=true&height={h}",
+        hex::encode(key)
+    ))?;
+    let value = match &v["value"] {
+        Value::Null => None,
+        Value::String(_) => Some(hex_field(&v, "value")?),
+        _ => return Err(malformed("the node sent a malformed state value")),
+    };
+    let state = SettlementProof {
+        height: h,
+        key: key.to_vec(),
+        value,
+        proof: hex_field(&v, "proof")?,
+    };
+    let mut cache: BTreeMap<u64, LightBlock> = BTreeMap::new();
+    let mut fetch = |height: u64| {
+        let lb = fetch_light(c, height)?;
+        cache.insert(height, lb.clone());
+        Ok(lb)
+    };
+    let path = match verify_to(trusted, latest, &mut fetch, opts) {
+        Ok((_, path)) => path,
+        Err(e) => return Ok(Err(e)),
+    };
+    let portable = Portable {
+        state,
+        light_blocks: path.iter().filter_map(|h| cache.get(h).cloned()).collect(),
+    };
+    Ok(portable
+        .verify(trusted, opts)
+        .map(|v| (portable.clone(), v)))
+}
+
+/// Check a node's state-proof reply (`key`, `value`, `proof`, as `/api/state/{key}?prove=true`
+/// and `/api/receipts/{id}?prove=true` serve them) against `root`; the proven value.
+pub fn check_state_reply(v: &Value, root: &Hash) -> Result<Option<Vec<u8>>, CheckError> {
+    let key = hex_field(v, "key")?;
+    let value = match &v["value"] {
+        Value::Null => None,
+        Value::String(_) => Some(hex_field(v, "value")?),
+        _ => return Err(malformed("proof reply: bad value")),
+    };
+    let proof = StateProof::from_bytes(&hex_field(v, "proof")?)
+        .map_err(|e| malformed(format!("the node sent a malformed proof: {e}")))?;
+    proof
+        .verify(&root.0, &key, value.as_deref())
+        .map_err(|e| CheckError::ProofInvalid(format!("against state root {root}: {e}")))?;
+    Ok(value)
+}
+
+/// What the user trusted, for the output.
+pub fn describe_trust(t: &TrustedState) -> Value {
+    json!({
+        "source": t.source,
+        "height": t.height,
+        "validator_set_hash": t.validator_set_hash(),
+        "validators": t.validators.len(),
+    })
+}
