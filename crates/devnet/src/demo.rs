@@ -95,8 +95,7 @@ pub async fn bootstrap_demo(
     }
     let m = ModelRef::new(DEMO_MODEL_NAME, 1);
     if registry::model(&o, &m)?.is_none() {
-        let prepared = opal_infer::PreparedModel::load(DEMO_MODEL, &opal_infer::Limits::default())?;
-        let schema = prepared.schema();
+        let d = opal_owner::declare_bytes(DEMO_MODEL, ModelFormat::Onnx)?;
         run(
             &owner,
             Action::RegisterModel {
@@ -110,10 +109,10 @@ pub async fn bootstrap_demo(
                         bps: 2_000,
                     }],
                     content_hash: model_hash,
-                    size: DEMO_MODEL.len() as u64,
-                    format: ModelFormat::Onnx,
-                    input_schema: serde_json::to_string(&schema.inputs)?,
-                    output_schema: serde_json::to_string(&schema.outputs)?,
+                    size: d.size,
+                    format: d.format,
+                    input_schema: d.input_schema,
+                    output_schema: d.output_schema,
                     price: Amount(10_000),
                     licence: Licence::Open,
                     tiers: vec![Tier::Signed],
@@ -130,11 +129,9 @@ pub async fn bootstrap_demo(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mq = ModelRef::new(DEMO_QMODEL_NAME, 1);
     if registry::model(&state()?, &mq)?.is_none() {
-        let qm = opal_ledger::canonical::load_model(DEMO_QMODEL)?;
+        let d = opal_owner::declare_bytes(DEMO_QMODEL, ModelFormat::OpalQuant)?;
         // Its weights committed for the zk tier (the id of its opal-zk verifying key).
-        let setup = opal_zk::api::setup(&qm).map_err(|e| anyhow::anyhow!("zk setup: {e}"))?;
-        let zk_key = opal_zk::api::verifying_key(&setup).to_bytes();
-        let weight_commitment = Hash(*blake3::hash(&zk_key).as_bytes());
+        let zk = opal_owner::zk_key(DEMO_QMODEL)?;
         run(
             &owner,
             Action::RegisterModel {
@@ -148,15 +145,15 @@ pub async fn bootstrap_demo(
                         bps: 2_000,
                     }],
                     content_hash: Hash(*qh.as_bytes()),
-                    size: DEMO_QMODEL.len() as u64,
-                    format: ModelFormat::OpalQuant,
-                    input_schema: serde_json::json!([{"name": "input", "dtype": "f32", "shape": [1, qm.input_len]}]).to_string(),
-                    output_schema: serde_json::json!([{"name": "output", "dtype": "i64", "shape": [qm.output_len()]}]).to_string(),
+                    size: d.size,
+                    format: d.format,
+                    input_schema: d.input_schema,
+                    output_schema: d.output_schema,
                     price: Amount(10_000),
                     licence: Licence::Open,
                     tiers: vec![Tier::Signed, Tier::Replay, Tier::Zk],
-                    weight_commitment: Some(weight_commitment),
-                    replay_cost: Some(opal_ledger::canonical::cost(&qm)),
+                    weight_commitment: Some(zk.weight_commitment),
+                    replay_cost: d.replay_cost,
                 },
             },
         )
@@ -165,7 +162,7 @@ pub async fn bootstrap_demo(
         run(
             &owner,
             Action::PublishZkKey {
-                key: zk_key,
+                key: zk.key,
                 model: DEMO_QMODEL.to_vec(),
             },
         )

@@ -54,50 +54,6 @@ fn parse_licence(s: &str) -> Result<Licence> {
     s.parse().map_err(|e: String| anyhow!("--licence: {e}"))
 }
 
-/// The schema of a canonical model: one f32 input of `input_len` values, one i64 output of
-/// `output_len` integers (see docs/verification.md).
-fn quant_schema(file: &Path) -> Result<(String, String)> {
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let m = opal_ledger::canonical::load_model(&bytes)
-        .with_context(|| format!("{} is not a canonical model file", file.display()))?;
-    Ok((
-        serde_json::json!([{"name": "input", "dtype": "f32", "shape": [1, m.input_len]}])
-            .to_string(),
-        serde_json::json!([{"name": "output", "dtype": "i64", "shape": [m.output_len()]}])
-            .to_string(),
-    ))
-}
-
-fn format_of(file: &Path) -> Result<ModelFormat> {
-    match file
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("onnx") => Ok(ModelFormat::Onnx),
-        Some("gguf") => Ok(ModelFormat::Gguf),
-        Some("opalq") => Ok(ModelFormat::OpalQuant),
-        _ => bail!(
-            "{}: cannot tell the model format; the file must end in .onnx, .gguf or .opalq",
-            file.display()
-        ),
-    }
-}
-
-/// Input/output schema of an ONNX file, read by the runtime that will serve it (so a model the
-/// nodes cannot load is refused before it is registered).
-fn onnx_schema(file: &Path) -> Result<(String, String)> {
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let m = opal_infer::PreparedModel::load(&bytes, &opal_infer::Limits::default())
-        .map_err(|e| anyhow!("{} is not a model Opal can serve: {e}", file.display()))?;
-    let schema = m.schema();
-    Ok((
-        serde_json::to_string(&schema.inputs)?,
-        serde_json::to_string(&schema.outputs)?,
-    ))
-}
-
 pub fn run_model(cmd: ModelCmd, out: Output) -> Result<()> {
     match cmd {
         ModelCmd::Upload {
@@ -188,40 +144,19 @@ fn quantize_model(
     file: &Path,
     out: Output,
 ) -> Result<()> {
-    const MAX_CSV_BYTES: u64 = 1 << 30;
-    let read = |p: &Path, max: u64| -> Result<Vec<u8>> {
-        let len = std::fs::metadata(p)
-            .with_context(|| format!("reading {}", p.display()))?
-            .len();
-        if len > max {
-            bail!(
-                "{} is {len} bytes, more than the {max}-byte limit",
-                p.display()
-            );
-        }
-        std::fs::read(p).with_context(|| format!("reading {}", p.display()))
-    };
-    let onnx_bytes = read(onnx, 1 << 30)?;
-    let csv = String::from_utf8(read(calibration, MAX_CSV_BYTES)?)
+    let onnx_bytes = opal_owner::read_bounded(onnx, opal_owner::MAX_MODEL_BYTES)?;
+    let csv = String::from_utf8(opal_owner::read_bounded(calibration, 1 << 30)?)
         .map_err(|_| anyhow!("{} is not UTF-8 text", calibration.display()))?;
     let cal = opal_quant::calib::Calibration::from_csv(&csv, label_column, holdout_every)
         .map_err(|e| anyhow!("{}: {e}", calibration.display()))?;
-    let calib = &cal.rows;
-    let cfg = opal_quant::BuildConfig {
-        act_bits,
-        weight_bits,
-        ..Default::default()
-    };
-    let model = opal_quant::quantize_onnx(&onnx_bytes, calib, &cfg)
-        .map_err(|e| anyhow!("quantizing {}: {e}", onnx.display()))?;
-    let graph = opal_quant::onnx::import_graph(&onnx_bytes)
-        .map_err(|e| anyhow!("reading {}: {e}", onnx.display()))?;
+    let q = opal_owner::quantize(&onnx_bytes, &cal, act_bits, weight_bits)
+        .map_err(|e| anyhow!("{}: {e}", onnx.display()))?;
+    let model = &q.model;
     let bytes = model.to_file_bytes();
-    std::fs::write(file, &bytes).with_context(|| format!("writing {}", file.display()))?;
-    let (file_hash, _) = file_hash(file)?;
+    crate::output::write_file(file, &bytes)?;
     let mut v = json!({
         "out": file.display().to_string(),
-        "file_hash": file_hash,
+        "file_hash": Hash(*blake3::hash(&bytes).as_bytes()),
         "bytes": bytes.len(),
         "model_id": hex::encode(model.model_id()),
         "input_len": model.input_len,
@@ -229,10 +164,10 @@ fn quantize_model(
         "layers": model.layers.len(),
         "input_scale": model.input_scale,
         "output_scale": model.output_scale,
-        "calibration_rows": calib.len(),
-        "ignored_tail_ops": &graph.ignored_tail,
+        "calibration_rows": cal.rows.len(),
+        "ignored_tail_ops": &q.ignored_tail,
     });
-    if let Some(h) = cal.holdout(&graph, &model).map_err(|e| anyhow!("{e}"))? {
+    if let Some(h) = q.holdout {
         v["holdout_rows"] = json!(h.rows);
         v["float_accuracy"] = json!(h.float_accuracy);
         v["canonical_accuracy"] = json!(h.canonical_accuracy);
@@ -244,14 +179,12 @@ fn quantize_model(
             file.display(),
             bytes.len(),
             s(&v, "model_id"),
-            calib.len()
+            cal.rows.len()
         );
-        if let Some(a) = v["canonical_accuracy"].as_f64() {
+        if let Some(h) = q.holdout {
             t += &format!(
-                "\nheld-out rows {}: float accuracy {:.4}, canonical accuracy {a:.4}, agreement {:.4}",
-                v["holdout_rows"],
-                v["float_accuracy"].as_f64().unwrap_or(0.0),
-                v["label_agreement"].as_f64().unwrap_or(0.0)
+                "\nheld-out rows {}: float accuracy {:.4}, canonical accuracy {:.4}, agreement {:.4}",
+                h.rows, h.float_accuracy, h.canonical_accuracy, h.label_agreement
             );
         }
         t
@@ -260,13 +193,8 @@ fn quantize_model(
 }
 
 fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
-    let format = format_of(&a.file)?;
-    let (content_hash, size) = file_hash(&a.file)?;
-    let (input_schema, output_schema) = match format {
-        ModelFormat::Onnx => onnx_schema(&a.file)?,
-        ModelFormat::Gguf => ("[]".into(), "[]".into()),
-        ModelFormat::OpalQuant => quant_schema(&a.file)?,
-    };
+    let d = opal_owner::declare_file(&a.file)?;
+    let (format, content_hash) = (d.format, d.content_hash);
     let c = Client::new(&a.opts.node.node)?;
     let version = match a.version {
         Some(v) => v,
@@ -294,12 +222,8 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let tiers = if a.tiers.is_empty() {
-        // Only canonical models can be re-executed, so only they default to `replay` too.
-        match format {
-            ModelFormat::OpalQuant => vec![Tier::Signed, Tier::Replay],
-            _ => vec![Tier::Signed],
-        }
+    let mut tiers = if a.tiers.is_empty() {
+        opal_owner::default_tiers(format)
     } else {
         a.tiers
             .iter()
@@ -308,18 +232,9 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
     };
     // A re-execution tier is only honest if the chain can re-execute the model in a block:
     // otherwise no dispute about it could be decided. The registration carries the cost,
-    // measured here from the file, and the chain refuses `replay` above its limit (and treats
-    // a file found to cost more than declared as misdeclared).
-    let mut tiers = tiers;
-    let replay_cost = if format == ModelFormat::OpalQuant {
-        let bytes =
-            std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
-        Some(opal_ledger::canonical::cost(
-            &opal_ledger::canonical::load_model(&bytes)?,
-        ))
-    } else {
-        None
-    };
+    // measured from the file, and the chain refuses `replay` above its limit (and treats a
+    // file found to cost more than declared as misdeclared).
+    let replay_cost = d.replay_cost;
     if let (Some(needed), true) = (replay_cost, tiers.contains(&Tier::Replay)) {
         let status = c.get("/api/status")?;
         if let Some(limit) = status["inference_params"]["max_replay_cost"].as_u64() {
@@ -335,25 +250,21 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
     }
     // The zk tier needs the weight commitment: the id of the model's opal-zk verifying key
     // (the weights committed once; every proof is checked against it).
+    // The zk tier needs the weight commitment: the id of the model's opal-zk verifying key
+    // (the weights committed once; every proof is checked against it). The key is published
+    // with the file it was made from (the ledger recomputes the key's commitments from it).
     let zk_key = if tiers.contains(&Tier::Zk) {
         if format != ModelFormat::OpalQuant {
             bail!(
                 "--tiers zk needs a canonical .opalq model (make one with `opal model quantize`)"
             );
         }
-        let bytes =
-            std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
-        let m = opal_ledger::canonical::load_model(&bytes)?;
-        let setup = opal_zk::api::setup(&m).map_err(|e| anyhow!("zk setup: {e}"))?;
-        // The key is published with the file it was made from (the ledger recomputes the
-        // key's commitments from it).
-        Some((opal_zk::api::verifying_key(&setup).to_bytes(), bytes))
+        let bytes = opal_owner::read_bounded(&a.file, opal_owner::MAX_MODEL_BYTES)?;
+        Some((opal_owner::zk_key(&bytes)?, bytes))
     } else {
         None
     };
-    let weight_commitment = zk_key
-        .as_ref()
-        .map(|(k, _)| Hash(*blake3::hash(k).as_bytes()));
+    let weight_commitment = zk_key.as_ref().map(|(k, _)| k.weight_commitment);
     let spec = ModelSpec {
         name: a.name.clone(),
         version,
@@ -365,10 +276,10 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
         parent_bps: a.parent_share,
         datasets,
         content_hash,
-        size,
+        size: d.size,
         format,
-        input_schema,
-        output_schema,
+        input_schema: d.input_schema,
+        output_schema: d.output_schema,
         price: a
             .price
             .parse::<Amount>()
@@ -394,7 +305,8 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
     )?;
     // The ledger checks zk proofs against the published verifying key: publish it unless
     // someone already has (the serving node would publish it too, at its first zk request).
-    if let (Some((key, model)), Some(id)) = (zk_key, weight_commitment) {
+    if let Some((k, model)) = zk_key {
+        let (key, id) = (k.key, k.weight_commitment);
         let c = Client::new(&a.opts.node.node)?;
         let (status, _) = c.get_raw(&format!("/api/zk/keys/{id}"))?;
         if status == 404 {
