@@ -884,31 +884,12 @@ pub fn receipt_json(
     unit_price: Amount,
     model_id: &str,
 ) -> Value {
-    let b = &env.receipt.body;
-    json!({
-        "format": "opal-receipt",
-        "version": env.version,
-        "request_id": env.receipt.request_id(),
-        "receipt_id": env.receipt.id(),
-        "model": b.request.request.model,
-        "model_id": model_id,
-        "model_hash": b.request.request.model_hash,
-        "tier": b.request.request.tier,
-        "caller": b.request.caller_address(),
-        "node": b.request.request.node,
-        "grant_id": b.request.grant.as_ref().map(|g| g.id()),
-        "price": b.price,
-        "units": b.units,
-        "unit_price": unit_price,
-        "max_price": b.request.request.max_price,
-        "height": b.height,
-        "input_hash": b.request.request.input_hash,
-        "output_hash": b.output_hash,
-        "llm_input": input,
-        "output_tokens": output_tokens,
-        "attachments": env.attachments.iter().map(|a| json!({"tier": a.tier, "version": a.version, "bytes": a.bytes.len()})).collect::<Vec<_>>(),
-        "envelope": hex::encode(env.to_bytes()),
-    })
+    let mut v = opal_verify::file::receipt_file(env);
+    v.insert("model_id".into(), json!(model_id));
+    v.insert("unit_price".into(), json!(unit_price));
+    v.insert("llm_input".into(), json!(input));
+    v.insert("output_tokens".into(), json!(output_tokens));
+    Value::Object(v)
 }
 
 #[cfg(test)]

@@ -140,6 +140,31 @@ pub fn readable_fields(env: &ReceiptEnvelope) -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// The attachments' summary a receipt file carries (tier, version, size; the bytes are in the
+/// envelope).
+fn attachments_summary(env: &ReceiptEnvelope) -> Value {
+    let list: Vec<Value> = env
+        .attachments
+        .iter()
+        .map(|a| json!({"tier": a.tier, "version": a.version, "bytes": a.bytes.len()}))
+        .collect();
+    json!(list)
+}
+
+/// A receipt file for `env`, the one way every writer builds it (`opal infer`, the node's
+/// OpenAI replies): the readable fields, the attachments' summary and the envelope. A writer
+/// adds what its kind of request has (`outputs`; or `llm_input`, `output_tokens`, `unit_price`,
+/// `model_id`).
+pub fn receipt_file(env: &ReceiptEnvelope) -> serde_json::Map<String, Value> {
+    let mut v: serde_json::Map<String, Value> = readable_fields(env)
+        .into_iter()
+        .map(|(k, val)| (k.to_string(), val))
+        .collect();
+    v.insert("attachments".into(), attachments_summary(env));
+    v.insert("envelope".into(), json!(hex::encode(env.to_bytes())));
+    v
+}
+
 fn readable_mismatches(file: &Value, env: &ReceiptEnvelope) -> Vec<String> {
     let b = &env.receipt.body;
     let mut bad: Vec<String> = readable_fields(env)
@@ -148,12 +173,7 @@ fn readable_mismatches(file: &Value, env: &ReceiptEnvelope) -> Vec<String> {
         .map(|(k, _)| k.to_string())
         .collect();
     if let Some(got) = file.get("attachments") {
-        let want: Vec<Value> = env
-            .attachments
-            .iter()
-            .map(|a| json!({"tier": a.tier, "version": a.version, "bytes": a.bytes.len()}))
-            .collect();
-        if got != &json!(want) {
+        if got != &attachments_summary(env) {
             bad.push("attachments".into());
         }
     }

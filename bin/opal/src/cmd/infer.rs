@@ -263,15 +263,10 @@ fn describe_tensor(t: &Tensor) -> String {
     format!("{} {:?}: {short}", t.dtype().name(), t.shape())
 }
 
-/// The saved receipt file: the canonical envelope (what verification reads) plus readable
-/// copies of its signed fields (`opal_verify::file::readable_fields`, which `opal verify`
-/// holds the file to) and the outputs.
+/// The saved receipt file (`opal_verify::file::receipt_file`, which `opal verify` holds the
+/// file to) with the outputs.
 fn receipt_json(env: &ReceiptEnvelope, outputs: &[Tensor]) -> Value {
-    let mut v = serde_json::Map::new();
-    for (k, val) in opal_verify::file::readable_fields(env) {
-        v.insert(k.into(), val);
-    }
+    let mut v = opal_verify::file::receipt_file(env);
     v.insert("outputs".into(), json!(outputs));
-    v.insert("envelope".into(), json!(hex::encode(env.to_bytes())));
     Value::Object(v)
 }
