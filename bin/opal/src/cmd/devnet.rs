@@ -1,9 +1,12 @@
 //! `opal devnet` and `opal node start`: the devnet library (`opal-devnet`) as commands.
 
-use crate::cli::{DevnetArgs, Output};
+use crate::cli::Output;
 use crate::keyring::default_devnet_home;
 use anyhow::Result;
+use clap::Args;
 use opal_devnet::DevnetOptions;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 pub fn run(a: DevnetArgs, out: Output) -> Result<()> {
     let opts = DevnetOptions {
@@ -19,7 +22,7 @@ pub fn run(a: DevnetArgs, out: Output) -> Result<()> {
 }
 
 /// `opal testnet`: validators as `opal node start` processes of this same executable.
-pub fn run_testnet(a: crate::cli::TestnetArgs, out: Output) -> Result<()> {
+pub fn run_testnet(a: TestnetArgs, out: Output) -> Result<()> {
     use anyhow::Context;
     let opts = opal_devnet::testnet::TestnetOptions {
         validators: a.validators,
@@ -39,4 +42,52 @@ fn devnet_output(out: Output) -> opal_devnet::Output {
         Output::Text => opal_devnet::Output::Text,
         Output::Json => opal_devnet::Output::Json,
     }
+}
+
+#[derive(Args, Debug)]
+pub struct TestnetArgs {
+    /// Number of validators (separate processes) [default: 4, or the existing testnet's count].
+    #[arg(long)]
+    pub validators: Option<usize>,
+    /// Home directory of the testnet; holds node0..nodeN-1, keys/ and testnet.json
+    /// [default: ~/.opal/testnet].
+    #[arg(long)]
+    pub home: Option<PathBuf>,
+    /// First port: validator i serves its API on BASE+2i and consensus p2p on BASE+2i+1.
+    /// 0 picks free ports. On resume, the stored ports are kept unless this is given
+    /// [default: 8800 for a new testnet].
+    #[arg(long)]
+    pub base_port: Option<u16>,
+    /// Number of funded development accounts (key files in HOME/keys/) created on first run.
+    #[arg(long, default_value_t = 4)]
+    pub accounts: usize,
+    /// Delete the testnet's home first and start a fresh chain.
+    #[arg(long)]
+    pub reset: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DevnetArgs {
+    /// Home directory of the devnet [default: $OPAL_HOME or ~/.opal/devnet]
+    #[arg(long, env = "OPAL_HOME")]
+    pub home: Option<PathBuf>,
+    /// Address the HTTP API listens on.
+    #[arg(long, default_value = "127.0.0.1:8700")]
+    pub api_addr: SocketAddr,
+    /// Address consensus p2p listens on.
+    #[arg(long, default_value = "127.0.0.1:8701")]
+    pub p2p_addr: SocketAddr,
+    /// Number of funded development accounts created on first run.
+    #[arg(long, default_value_t = 4)]
+    pub accounts: usize,
+    /// Delete the devnet's home first and start a fresh chain.
+    #[arg(long)]
+    pub reset: bool,
+    /// Check the ledger invariants (total supply) after every block.
+    #[arg(long)]
+    pub check_invariants: bool,
+    /// Do not set up the demo LLM (smollm2-135m under /v1), e.g. when the model cannot be
+    /// fetched or is not needed.
+    #[arg(long)]
+    pub no_llm: bool,
 }

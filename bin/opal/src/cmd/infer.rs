@@ -1,11 +1,13 @@
 //! `opal infer` (`opal verify` is in `verify.rs`).
 
-use crate::cli::{InferArgs, Output, TxOpts};
+use crate::cli::{KeyringArg, NodeArg, Output, TxOpts};
 use crate::cmd::tx::send;
 use crate::keyring::resolve;
 use crate::output::{print, s};
+use clap::Args;
 use opal_client::Client;
 use opal_node::clock::now_ms;
+use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use opal_infer::{Tensor, TensorSpec};
@@ -269,4 +271,53 @@ fn receipt_json(env: &ReceiptEnvelope, outputs: &[Tensor]) -> Value {
     let mut v = opal_verify::file::receipt_file(env);
     v.insert("outputs".into(), json!(outputs));
     Value::Object(v)
+}
+
+#[derive(Args, Debug)]
+pub struct InferArgs {
+    /// NAME@VERSION, or NAME for the newest version.
+    pub model: String,
+    /// Input JSON: a nested array, an object of named arrays (one per model input), a tensor
+    /// {"dtype","shape","data"} or a list of them, or {"input_data": [[...]]}.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Verification tier: signed (paid now, randomly audited), replay (paid after a
+    /// challenge window) or zk (the node proves the result; paid once validators verify the
+    /// proof). replay and zk need a canonical opal_quant model.
+    #[arg(long, default_value = "signed")]
+    pub tier: String,
+    /// zk tier: how long to wait for the node's proof, with a progress bar, before saving the
+    /// receipt without it (seconds).
+    #[arg(long, default_value_t = 600)]
+    pub proof_timeout: u64,
+    /// Escalation: ask for this audit probability (basis points, up to 10000) instead of the
+    /// chain's base rate; the extra expected audit cost is charged from your escrow.
+    #[arg(long, default_value_t = 0)]
+    pub audit_bps: u32,
+    /// Escalation: hold the payment for the challenge window so the result can be disputed
+    /// (canonical models, decided by re-execution; float ONNX models, decided by the committee).
+    #[arg(long)]
+    pub dispute: bool,
+    /// The caller's key (pays from its escrow with the node).
+    #[arg(long)]
+    pub from: String,
+    /// Inference node API URL [default: the endpoint the serving node declared on chain].
+    #[arg(long)]
+    pub serve_url: Option<String>,
+    /// Most to pay for this inference [default: the quoted price].
+    #[arg(long)]
+    pub max_price: Option<String>,
+    /// Declare commercial use (refused by non-commercial licences).
+    #[arg(long)]
+    pub commercial: bool,
+    /// If the escrow with the node cannot cover the price, fund it with this much.
+    #[arg(long, default_value = "1000000")]
+    pub deposit: String,
+    /// Where to write the receipt [default: receipt-<request id prefix>.json].
+    #[arg(long, visible_alias = "receipt-out")]
+    pub receipt: Option<PathBuf>,
+    #[command(flatten)]
+    pub node: NodeArg,
+    #[command(flatten)]
+    pub keyring: KeyringArg,
 }

@@ -1,7 +1,8 @@
-use crate::cli::{KeysCmd, Output};
+use crate::cli::{KeyringArg, Output};
 use crate::keyring::{keyring_dir, resolve, valid_name};
 use crate::output::print;
 use anyhow::{bail, Result};
+use clap::Subcommand;
 use opal_node::home::KeyFile;
 use opal_types::SecretKey;
 use serde_json::json;
@@ -85,4 +86,28 @@ pub fn run(cmd: KeysCmd, out: Output) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCmd {
+    /// Create a new key and save it in the keyring.
+    New {
+        name: String,
+        #[command(flatten)]
+        keyring: KeyringArg,
+    },
+    /// List the keys in the keyring.
+    List {
+        #[command(flatten)]
+        keyring: KeyringArg,
+    },
+    /// Show a key's address and public key (the secret only with --secret).
+    Show {
+        /// A key name in the keyring, or the path of a key file.
+        key: String,
+        #[arg(long)]
+        secret: bool,
+        #[command(flatten)]
+        keyring: KeyringArg,
+    },
 }

@@ -1,9 +1,9 @@
-mod devnet;
-mod infer;
-mod keys;
+pub(crate) mod devnet;
+pub(crate) mod infer;
+pub(crate) mod keys;
 pub(crate) mod llm;
-mod model;
-mod node;
+pub(crate) mod model;
+pub(crate) mod node;
 pub(crate) mod query;
 pub(crate) mod tx;
 pub(crate) mod verify;

@@ -1,14 +1,16 @@
 //! `opal model ...` and `opal dataset ...`.
 
-use crate::cli::{DatasetCmd, ModelCmd, ModelRegisterArgs, Output};
+use crate::cli::{NodeArg, Output, TxOpts};
 use crate::cmd::tx::submit;
 use crate::output::{print, s};
 use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
 use opal_client::Client;
 use opal_types::registry::{DatasetShare, DatasetSpec, Licence, ModelFormat, ModelSpec, Tier};
 use opal_types::{Action, Amount, Hash, ModelRef};
 use serde_json::{json, Value};
 use std::path::Path;
+use std::path::PathBuf;
 
 /// BLAKE3 and size of a file (the content hash the registry and the artifact store use).
 pub(crate) fn file_hash(path: &Path) -> Result<(Hash, u64)> {
@@ -423,4 +425,137 @@ pub fn run_dataset(cmd: DatasetCmd, out: Output) -> Result<()> {
             Ok(())
         }
     }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCmd {
+    /// Upload a model (or any artifact) file to a node's content-addressed store, in resumable
+    /// chunks with a progress bar. Prints its BLAKE3 hash.
+    Upload {
+        file: PathBuf,
+        /// Chunk size in bytes.
+        #[arg(long, default_value_t = 1 << 20)]
+        chunk_size: usize,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Register a model version from its file: hash, size and (for ONNX) input/output schema are
+    /// read from the file, which is also uploaded to the node unless --no-upload.
+    Register(ModelRegisterArgs),
+    /// One model version (NAME@VERSION, or NAME for the newest), with the nodes serving it.
+    Show {
+        model: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Every registered model version.
+    List {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// A model's lineage: datasets, ancestors (fine-tuned from), descendants.
+    Lineage {
+        model: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Quantize an ONNX model into Opal's canonical integer model file (.opalq: the semantics
+    /// the `replay` tier re-executes and the `zk` tier proves), calibrating scales on the rows of
+    /// a CSV file (header row; every column but the label column is an input feature).
+    Quantize {
+        /// The float ONNX model.
+        #[arg(long)]
+        onnx: PathBuf,
+        /// CSV of calibration inputs (e.g. the model's registered data set).
+        #[arg(long)]
+        calibration: PathBuf,
+        /// Column to leave out of the features [default: `label` if the header has it].
+        #[arg(long)]
+        label_column: Option<String>,
+        /// Hold out rows i with i % N == N - 1 (not used for calibration; with a label column,
+        /// their float and canonical accuracy is reported). The digits demo split is 4.
+        #[arg(long)]
+        holdout_every: Option<usize>,
+        /// Bits of activations and input (2..=16).
+        #[arg(long, default_value_t = 8)]
+        act_bits: u8,
+        /// Bits of weights (2..=16).
+        #[arg(long, default_value_t = 8)]
+        weight_bits: u8,
+        /// Where to write the .opalq model file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Hand a model name (every version, and its future royalties) to another owner.
+    Transfer {
+        name: String,
+        /// The new owner's address.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ModelRegisterArgs {
+    /// The model file (.onnx or .gguf).
+    pub file: PathBuf,
+    /// Model name: lowercase letters, digits, '.', '_', '-'.
+    #[arg(long)]
+    pub name: String,
+    /// Version [default: 1 for a new name, else the newest + 1].
+    #[arg(long)]
+    pub version: Option<u32>,
+    /// Royalty per inference, in base units (split between owner, parent and datasets).
+    #[arg(long)]
+    pub price: String,
+    /// open, non-commercial, commercial:FEE, or allow:ADDR,ADDR,...
+    #[arg(long, default_value = "open")]
+    pub licence: String,
+    /// The model this one was fine-tuned from (NAME@VERSION).
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Share of royalties paid to the parent's owner, in basis points.
+    #[arg(long, default_value_t = 0)]
+    pub parent_share: u32,
+    /// A dataset it was trained on, with its royalty share: NAME:BPS (repeatable).
+    #[arg(long = "dataset")]
+    pub datasets: Vec<String>,
+    /// Tiers it may be served under, comma-separated [default: signed; signed,replay for a
+    /// canonical .opalq model, the only format the replay tier accepts].
+    #[arg(long, value_delimiter = ',')]
+    pub tiers: Vec<String>,
+    /// Register without uploading the file to the node.
+    #[arg(long)]
+    pub no_upload: bool,
+    #[command(flatten)]
+    pub opts: TxOpts,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DatasetCmd {
+    /// Register a dataset from its file (BLAKE3 hash and size are computed locally).
+    Register {
+        file: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// Terms for models trained on it: open, non-commercial, allow:ADDR,...
+        #[arg(long, default_value = "open")]
+        licence: String,
+        /// Least royalty share, in basis points, that a model naming it must pay it.
+        #[arg(long, default_value_t = 0)]
+        min_share: u32,
+        /// Also upload the file to the node's artifact store.
+        #[arg(long)]
+        upload: bool,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// A dataset and the models that name it.
+    Show {
+        name: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
 }

@@ -1,9 +1,10 @@
 //! `opal node init` (a validator key and a config, for an operator joining a network) and
 //! `opal node start` (run any complete home).
 
-use crate::cli::{NodeCmd, NodeInitArgs, Output};
+use crate::cli::{KeyringArg, Output};
 use crate::output;
 use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
 use opal_node::home::{KeyFile, NodeConfig};
 use opal_node::Home;
 use opal_types::SecretKey;
@@ -134,4 +135,68 @@ fn init(a: NodeInitArgs, out: Output) -> Result<()> {
         )
     });
     Ok(())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCmd {
+    /// Create a node home: a new validator key (node_key.json) and config.toml, no genesis.
+    ///
+    /// Prints the validator's public key and address: give them to whoever writes the chain's
+    /// genesis, put that genesis.json in the home, then run `opal node start`.
+    Init(NodeInitArgs),
+    /// Start the node whose home is given (created by `opal devnet`, `opal testnet`, or
+    /// `opal node init` plus a genesis.json).
+    Start {
+        /// Home directory of the node (config.toml, genesis.json, node_key.json, data/).
+        #[arg(long, env = "OPAL_HOME")]
+        home: PathBuf,
+        /// Override the API address of the home's config.toml.
+        #[arg(long)]
+        api_addr: Option<SocketAddr>,
+    },
+    /// Start the node whose home is given and serve inference with an account key that has
+    /// bonded the inference-node role (declare what it serves with `opal tx declare-service`).
+    Serve {
+        /// Home directory of the node.
+        #[arg(long, env = "OPAL_HOME")]
+        home: PathBuf,
+        /// The inference node's account key: a key name (keyring, then the home's keys) or the
+        /// path of a key file.
+        #[arg(long)]
+        key: String,
+        /// Override the API address of the home's config.toml.
+        #[arg(long)]
+        api_addr: Option<SocketAddr>,
+        #[command(flatten)]
+        keyring: KeyringArg,
+    },
+    /// Watch a node's open verification cases: re-execute revealed results of canonical
+    /// (opal_quant) models, post fraud proofs against wrong ones, resolve disputes and the
+    /// audits assigned to the --from account. Runs until stopped (or one pass with --once).
+    Watch(crate::cmd::watch::WatchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NodeInitArgs {
+    /// Home directory to create; must not already hold a node key.
+    #[arg(long)]
+    pub home: PathBuf,
+    /// A name for this node, shown in logs and in the genesis' validator list.
+    #[arg(long)]
+    pub moniker: String,
+    /// Address consensus p2p listens on.
+    #[arg(long, default_value = "0.0.0.0:26656")]
+    pub p2p_addr: SocketAddr,
+    /// Address the HTTP API listens on.
+    #[arg(long, default_value = "127.0.0.1:8700")]
+    pub api_addr: SocketAddr,
+    /// Persistent peers' p2p addresses (host:port), comma-separated or repeated.
+    #[arg(long, value_delimiter = ',')]
+    pub peers: Vec<SocketAddr>,
+    /// Use short consensus timeouts (for local test networks).
+    #[arg(long)]
+    pub dev_timeouts: bool,
+    /// Check the ledger invariants (total supply) after every block.
+    #[arg(long)]
+    pub check_invariants: bool,
 }

@@ -1,6 +1,7 @@
-use crate::cli::{Output, QueryCmd};
+use crate::cli::{NodeArg, Output};
 use crate::output::{print, s};
 use anyhow::{anyhow, bail, Result};
+use clap::Subcommand;
 use opal_client::Client;
 use opal_ledger::components::accounts::Account;
 use opal_types::{Address, Hash};
@@ -190,4 +191,50 @@ pub fn run(cmd: QueryCmd, out: Output) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueryCmd {
+    /// Chain id, height, state root, latest block.
+    Status {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Balance and nonce of an account; with --prove, fetch and check a Merkle proof of it
+    /// against the state root of the committed block at that height.
+    Account {
+        address: String,
+        #[arg(long)]
+        prove: bool,
+        #[arg(long)]
+        height: Option<u64>,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// A committed block, with its state root.
+    Block {
+        /// A height, or "latest".
+        height: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// A transaction's status and result.
+    Tx {
+        hash: String,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// All validators: stake, jail status, and the active consensus set with voting power.
+    Validators {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// A raw state value by hex key, with its proof checked against the state root.
+    State {
+        key: String,
+        #[arg(long)]
+        height: Option<u64>,
+        #[command(flatten)]
+        node: NodeArg,
+    },
 }

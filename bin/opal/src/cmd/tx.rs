@@ -1,11 +1,13 @@
-use crate::cli::{Output, RoleArg, TxCmd, TxOpts};
+use crate::cli::{Output, TxOpts};
 use crate::keyring::resolve;
 use crate::output::print;
 use anyhow::{anyhow, bail, Context, Result};
+use clap::{Subcommand, ValueEnum};
 use opal_api::TxStatus;
 use opal_client::{Client, SendOptions, Sent};
 use opal_types::{Action, Address, Amount, PublicKey, Role};
 use serde_json::Value;
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub(crate) fn amount(flag: &str, v: &str) -> Result<Amount> {
@@ -262,4 +264,127 @@ pub(crate) fn submit(action: Action, opts: TxOpts, what: &str, out: Output) -> R
         std::process::exit(2);
     }
     Ok(v)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    InferenceNode,
+    DataNode,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TxCmd {
+    /// Transfer tokens; waits until the transaction is committed unless --no-wait.
+    Transfer {
+        /// Recipient address (opal...).
+        #[arg(long)]
+        to: String,
+        /// Amount in base units.
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Become a validator operated by the signer, bonding AMOUNT as self-delegation.
+    /// It joins the validator set at the next epoch boundary if its stake is high enough.
+    CreateValidator {
+        /// The validator's consensus public key (hex), or a node key file (node_key.json).
+        #[arg(long)]
+        consensus_key: String,
+        /// The validator's VRF key (hex, as `opal node init` prints it); not needed when
+        /// --consensus-key is a node key file.
+        #[arg(long)]
+        vrf_key: Option<String>,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Delegate AMOUNT to the validator operated by VALIDATOR (an address).
+    Delegate {
+        #[arg(long)]
+        validator: String,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Start unbonding AMOUNT of a delegation; paid back after the unbonding time, slashable until then.
+    Undelegate {
+        #[arg(long)]
+        validator: String,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Bond stake for a non-validator role.
+    Bond {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Start unbonding stake from a role.
+    Unbond {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Bring the signer's jailed validator back after its jail time.
+    Unjail {
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Put AMOUNT in escrow with an inference node (pays for your requests to it).
+    EscrowFund {
+        /// The inference node's address.
+        #[arg(long)]
+        node_address: String,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Start closing your escrow with a node; withdraw the rest after the unlock delay.
+    EscrowClose {
+        #[arg(long)]
+        node_address: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Withdraw what is left of a closed escrow once it has unlocked.
+    EscrowWithdraw {
+        #[arg(long)]
+        node_address: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Declare the models this inference node serves (replaces an earlier declaration).
+    /// Needs the inference-node role bond (`opal tx bond --role inference-node`).
+    DeclareService {
+        /// The URL callers reach this node's API at.
+        #[arg(long)]
+        endpoint: String,
+        /// MODEL@VERSION:TIER[+TIER...]:FEE, repeatable (e.g. digits@1:signed:50).
+        #[arg(long = "offer", required = true)]
+        offers: Vec<String>,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Report a validator that signed two conflicting votes (a JSON file with fields `a` and `b`,
+    /// each a signed vote: vote_type, height, round, value, validator, signature).
+    Evidence {
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
 }
