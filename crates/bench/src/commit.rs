@@ -50,7 +50,7 @@ fn block(rng: &mut Rng, next: &mut u64, updates: u64, new: u64, version: u64) ->
     };
     if *next > 0 {
         for _ in 0..updates {
-            let id = rng.below(*next);
+            let id = rng.next_u64() % *next;
             put(id, rng);
         }
     }

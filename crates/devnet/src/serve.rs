@@ -198,16 +198,8 @@ fn print_banner(
 ) -> Result<()> {
     let genesis = home.read_genesis()?;
     let mut keys = vec![];
-    if let Ok(rd) = std::fs::read_dir(home.keys_dir()) {
-        let mut paths: Vec<_> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        paths.sort();
-        for p in paths {
-            keys.push((KeyFile::read(&p)?, p));
-        }
+    for (p, k) in KeyFile::read_dir(&home.keys_dir()) {
+        keys.push((k?, p));
     }
     let url = format!("http://{api}");
     if out == Output::Json {

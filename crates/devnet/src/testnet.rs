@@ -457,20 +457,13 @@ fn spawn(v: &Validator, exe: &Path) -> Result<Child> {
 }
 
 fn testnet_json(root: &Path, vs: &[Validator], pids: &[Option<u32>], running: bool) -> Value {
-    let mut accounts = vec![];
-    if let Ok(rd) = std::fs::read_dir(root.join("keys")) {
-        let mut paths: Vec<_> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        paths.sort();
-        for p in paths {
-            if let Ok(k) = KeyFile::read(&p) {
-                accounts.push(json!({"name": k.name, "address": k.address, "key_file": p}));
-            }
-        }
-    }
+    let accounts: Vec<Value> = KeyFile::read_dir(&root.join("keys"))
+        .into_iter()
+        .filter_map(|(p, k)| {
+            k.ok()
+                .map(|k| json!({"name": k.name, "address": k.address, "key_file": p}))
+        })
+        .collect();
     json!({
         "chain_id": CHAIN_ID,
         "home": root,

@@ -73,6 +73,27 @@ impl KeyFile {
             .map_err(|e| NodeError::Home(format!("key file {} is not valid: {e}", path.display())))
     }
 
+    /// The key files (`*.json`) in `dir`, each read, in file-name order; none if `dir` does
+    /// not exist. A file that does not read is returned with its error (callers skip or fail).
+    pub fn read_dir(dir: &Path) -> Vec<(PathBuf, Result<KeyFile, NodeError>)> {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return vec![];
+        };
+        let mut paths: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|p| {
+                let k = KeyFile::read(&p);
+                (p, k)
+            })
+            .collect()
+    }
+
     /// Write with owner-only permissions, atomically (write a temporary file, then rename).
     pub fn write(&self, path: &Path) -> Result<(), NodeError> {
         write_atomic(

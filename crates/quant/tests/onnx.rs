@@ -1,29 +1,10 @@
 //! ONNX import tests on hand-encoded protobuf (the same graph shape as
 //! shared/bench/zkml/build_models.py: MatMul(x, W[in,out]) + Add(B) + Relu, and Gemm).
 use opal_quant::onnx::import_mlp;
+use opal_quant::onnx_writer::{field_bytes, field_varint};
 use opal_quant::*;
 use proptest::prelude::*;
 
-fn varint(mut v: u64, out: &mut Vec<u8>) {
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
-}
-fn field_bytes(f: u64, data: &[u8], out: &mut Vec<u8>) {
-    varint(f << 3 | 2, out);
-    varint(data.len() as u64, out);
-    out.extend_from_slice(data);
-}
-fn field_varint(f: u64, v: u64, out: &mut Vec<u8>) {
-    varint(f << 3, out);
-    varint(v, out);
-}
 fn tensor(name: &str, dims: &[usize], vals: &[f32], raw: bool) -> Vec<u8> {
     let mut t = Vec::new();
     dims.iter().for_each(|d| field_varint(1, *d as u64, &mut t));

@@ -31,18 +31,10 @@ pub fn run(cmd: KeysCmd, out: Output) -> Result<()> {
         KeysCmd::List { keyring } => {
             let dir = keyring_dir(&keyring.keyring);
             let mut keys = vec![];
-            if let Ok(rd) = std::fs::read_dir(&dir) {
-                let mut paths: Vec<_> = rd
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                    .collect();
-                paths.sort();
-                for p in paths {
-                    match KeyFile::read(&p) {
-                        Ok(k) => keys.push(k),
-                        Err(e) => eprintln!("warning: skipping {}: {e}", p.display()),
-                    }
+            for (p, k) in KeyFile::read_dir(&dir) {
+                match k {
+                    Ok(k) => keys.push(k),
+                    Err(e) => eprintln!("warning: skipping {}: {e}", p.display()),
                 }
             }
             let v = json!(keys

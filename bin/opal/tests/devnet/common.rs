@@ -1,24 +1,12 @@
 //! Start and stop real devnet processes; sign and submit transactions over HTTP.
 
+pub use crate::support::{cli, free_port, opal_bin, signal, transfer};
 use opal_node::home::KeyFile;
-use opal_types::{Action, Address, Amount, SecretKey, Transaction, TxBody};
+use opal_types::{Address, Amount, SecretKey, Transaction};
 use serde_json::{json, Value};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub fn opal_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_opal")
-}
 
 pub struct Devnet {
     pub child: Option<Child>,
@@ -141,7 +129,7 @@ impl Devnet {
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            unsafe_sigterm(c.id());
+            signal("TERM", c.id());
             let start = Instant::now();
             loop {
                 if let Ok(Some(st)) = c.try_wait() {
@@ -242,12 +230,6 @@ impl Drop for Devnet {
     }
 }
 
-fn unsafe_sigterm(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-}
-
 pub fn http() -> &'static reqwest::blocking::Client {
     static C: std::sync::OnceLock<reqwest::blocking::Client> = std::sync::OnceLock::new();
     C.get_or_init(|| {
@@ -326,40 +308,6 @@ pub fn submit(base: &str, tx: &Transaction) -> (u16, Value) {
         json!({"tx": hex::encode(tx.to_bytes())})
             .to_string()
             .into_bytes(),
-    )
-}
-
-pub fn transfer(
-    chain_id: &str,
-    fee: Amount,
-    from: &SecretKey,
-    to: Address,
-    amount: u128,
-    nonce: u64,
-) -> Transaction {
-    TxBody {
-        chain_id: chain_id.into(),
-        nonce,
-        fee,
-        action: Action::Transfer {
-            to,
-            amount: Amount(amount),
-        },
-    }
-    .sign(from)
-}
-
-/// Run the `opal` CLI; returns (exit code, stdout, stderr).
-pub fn cli(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(opal_bin())
-        .args(args)
-        .env_remove("OPAL_HOME")
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
     )
 }
 

@@ -7,6 +7,8 @@ mod inference;
 mod light;
 mod llm;
 mod staking;
+#[path = "../support/mod.rs"]
+mod support;
 mod transfers;
 mod verification;
 mod zk;

@@ -1,16 +1,13 @@
 //! Drive a real `opal testnet` (N `opal node start` processes) over HTTP: start it in a temporary
 //! home with free ports, read testnet.json, kill and restart validators, compare their chains.
 
+pub use crate::support::{cli, opal_bin, signal, transfer};
 use opal_node::home::KeyFile;
-use opal_types::{Action, Address, Amount, SecretKey, Transaction, TxBody};
+use opal_types::{Address, Amount, SecretKey, Transaction};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-pub fn opal_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_opal")
-}
 
 #[derive(Debug, Clone)]
 #[allow(dead_code)] // p2p_addr: read for completeness of the testnet.json format
@@ -412,13 +409,6 @@ impl Drop for Testnet {
     }
 }
 
-pub fn signal(sig: &str, pid: u32) {
-    let _ = Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
-}
-
 fn tail(p: &Path) -> String {
     let s = std::fs::read_to_string(p).unwrap_or_default();
     let lines: Vec<&str> = s.lines().collect();
@@ -450,38 +440,4 @@ pub fn submit(base: &str, tx: &Transaction) -> (u16, Value) {
         .unwrap();
     let code = r.status().as_u16();
     (code, r.json().unwrap_or(Value::Null))
-}
-
-pub fn transfer(
-    chain_id: &str,
-    fee: Amount,
-    from: &SecretKey,
-    to: Address,
-    amount: u128,
-    nonce: u64,
-) -> Transaction {
-    TxBody {
-        chain_id: chain_id.into(),
-        nonce,
-        fee,
-        action: Action::Transfer {
-            to,
-            amount: Amount(amount),
-        },
-    }
-    .sign(from)
-}
-
-/// Run the `opal` CLI; returns (exit code, stdout, stderr).
-pub fn cli(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(opal_bin())
-        .args(args)
-        .env_remove("OPAL_HOME")
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
 }

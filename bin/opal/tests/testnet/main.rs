@@ -13,3 +13,5 @@ mod network;
 mod operator;
 mod partition;
 mod resume;
+#[path = "../support/mod.rs"]
+mod support;
