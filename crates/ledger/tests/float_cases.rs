@@ -8,23 +8,13 @@
 
 mod common;
 
-use common::{committee_genesis, digit_tensor, key, offer_model, TestChain};
-use opal_ledger::components::staking;
+use common::{caller, committee_genesis, digit_tensor, key, node, offer_model, owner, TestChain};
 use opal_ledger::components::verification::{self, CaseKind, Outcome};
 use opal_ledger::events::Event;
 use opal_types::receipt::{tensor_list_hash, Escalation, InferenceRequest, ReceiptBody};
 use opal_types::registry::{Licence, ModelFormat, ModelSpec};
 use opal_types::*;
 
-fn owner() -> SecretKey {
-    key(2)
-}
-fn caller() -> SecretKey {
-    key(3)
-}
-fn node() -> SecretKey {
-    key(4)
-}
 /// Validator operators, with powers 4, 3 and 3 (two thirds of 10 needs 7).
 fn validator(i: usize) -> SecretKey {
     key(100 + i as u8)
@@ -142,31 +132,6 @@ impl World {
         )
     }
 
-    fn vote(&self, who: &SecretKey, s: &Served, valid: bool) -> Transaction {
-        self.c.tx(
-            who,
-            0,
-            Action::CommitteeVote {
-                request_id: s.id(),
-                valid,
-            },
-        )
-    }
-
-    fn case(&self, s: &Served) -> Option<verification::Case> {
-        verification::case(&self.c.overlay(), &s.id()).unwrap()
-    }
-
-    fn verdict(&self, s: &Served) -> Option<Outcome> {
-        verification::verdict(&self.c.overlay(), &s.id())
-            .unwrap()
-            .map(|v| v.outcome)
-    }
-
-    fn bond(&self) -> Amount {
-        staking::role_bond(&self.c.overlay(), Role::InferenceNode, &node().address()).unwrap()
-    }
-
     fn audited(&mut self) -> Served {
         let s = self.serve(Escalation {
             audit_bps: 10_000,
@@ -188,7 +153,7 @@ impl World {
 fn a_float_models_signed_receipt_is_audited_by_the_committee_and_a_lie_is_convicted() {
     let mut w = world();
     let s = w.audited();
-    let c = w.case(&s).unwrap();
+    let c = w.c.case(&s.receipt.request_id()).unwrap();
     assert_eq!(c.kind, CaseKind::Audit);
     assert_eq!(c.auditors.len(), 3, "the committee is the whole active set");
     // The reveal is tensors, and must be exactly what the caller and the node signed.
@@ -216,13 +181,13 @@ fn a_float_models_signed_receipt_is_audited_by_the_committee_and_a_lie_is_convic
         },
     )]);
     assert_eq!(codes, vec![Some("not_reexecutable".into())]);
-    let (codes, _) = w.block(vec![w.vote(&outsider(), &s, false)]);
+    let (codes, _) = w.block(vec![w.c.vote(&outsider(), s.receipt.request_id(), false)]);
     assert_eq!(codes, vec![Some("not_on_committee".into())]);
     // The members re-ran the model and found other outputs: 4 + 3 of 10 convicts.
     let caller_before = w.c.balance(&caller());
     let (codes, ev) = w.block(vec![
-        w.vote(&validator(0), &s, false),
-        w.vote(&validator(1), &s, false),
+        w.c.vote(&validator(0), s.receipt.request_id(), false),
+        w.c.vote(&validator(1), s.receipt.request_id(), false),
     ]);
     assert_eq!(codes, vec![None, None]);
     assert!(
@@ -235,8 +200,8 @@ fn a_float_models_signed_receipt_is_audited_by_the_committee_and_a_lie_is_convic
         )),
         "{ev:?}"
     );
-    assert_eq!(w.verdict(&s), Some(Outcome::Fraud));
-    assert!(w.bond() < Amount(500_000));
+    assert_eq!(w.c.verdict(&s.receipt.request_id()), Some(Outcome::Fraud));
+    assert!(w.c.node_bond() < Amount(500_000));
     assert_eq!(w.c.balance(&caller()).0, caller_before.0 + 300);
 }
 
@@ -247,12 +212,15 @@ fn an_honest_float_result_passes_and_a_disputed_one_is_decided_by_the_committee(
     let (codes, _) = w.block(vec![w.reveal(&s, s.inputs.clone(), s.outputs.clone())]);
     assert_eq!(codes, vec![None]);
     let (codes, _) = w.block(vec![
-        w.vote(&validator(0), &s, true),
-        w.vote(&validator(2), &s, true),
+        w.c.vote(&validator(0), s.receipt.request_id(), true),
+        w.c.vote(&validator(2), s.receipt.request_id(), true),
     ]);
     assert_eq!(codes, vec![None, None]);
-    assert_eq!(w.verdict(&s), Some(Outcome::AuditPassed));
-    assert_eq!(w.bond(), Amount(500_000));
+    assert_eq!(
+        w.c.verdict(&s.receipt.request_id()),
+        Some(Outcome::AuditPassed)
+    );
+    assert_eq!(w.c.node_bond(), Amount(500_000));
 
     // A caller that asked to hold the price can dispute; the committee decides.
     let d = w.serve(Escalation {
@@ -260,7 +228,10 @@ fn an_honest_float_result_passes_and_a_disputed_one_is_decided_by_the_committee(
         dispute: true,
     });
     assert_eq!(w.settle(&d), None, "a float model's result can now be held");
-    assert_eq!(w.case(&d).unwrap().kind, CaseKind::Held);
+    assert_eq!(
+        w.c.case(&d.receipt.request_id()).unwrap().kind,
+        CaseKind::Held
+    );
     let (codes, _) = w.block(vec![w.reveal(&d, d.inputs.clone(), d.outputs.clone())]);
     assert_eq!(codes, vec![None]);
     let (codes, _) = w.block(vec![w.c.tx(
@@ -274,11 +245,11 @@ fn an_honest_float_result_passes_and_a_disputed_one_is_decided_by_the_committee(
     )]);
     assert_eq!(codes, vec![None]);
     let (codes, _) = w.block(vec![
-        w.vote(&validator(0), &d, false),
-        w.vote(&validator(1), &d, false),
+        w.c.vote(&validator(0), d.receipt.request_id(), false),
+        w.c.vote(&validator(1), d.receipt.request_id(), false),
     ]);
     assert_eq!(codes, vec![None, None]);
-    assert_eq!(w.verdict(&d), Some(Outcome::Fraud));
+    assert_eq!(w.c.verdict(&d.receipt.request_id()), Some(Outcome::Fraud));
     verification::check_held_pool(&w.c.overlay()).unwrap();
 }
 
@@ -289,6 +260,9 @@ fn a_float_audit_the_node_never_reveals_is_withheld() {
     let s = w.audited();
     let end = w.c.time_ms + p.reveal_window_ms + 2_000;
     w.c.advance_time_to(end);
-    assert_eq!(w.verdict(&s), Some(Outcome::Withheld));
-    assert!(w.bond() < Amount(500_000));
+    assert_eq!(
+        w.c.verdict(&s.receipt.request_id()),
+        Some(Outcome::Withheld)
+    );
+    assert!(w.c.node_bond() < Amount(500_000));
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{key, TestChain};
+use common::{caller, key, node, owner, TestChain};
 use opal_ledger::components::{inference, registry};
 use opal_ledger::events::Event;
 use opal_types::receipt::{InferenceRequest, ReceiptBody};
@@ -15,15 +15,6 @@ use opal_types::*;
 // Accounts: 1 dataset owner (and owner of the parent model), 2 model owner, 3 caller, 4 node.
 fn ds_owner() -> SecretKey {
     key(1)
-}
-fn owner() -> SecretKey {
-    key(2)
-}
-fn caller() -> SecretKey {
-    key(3)
-}
-fn node() -> SecretKey {
-    key(4)
 }
 
 const MODEL_HASH: Hash = Hash([7; 32]);

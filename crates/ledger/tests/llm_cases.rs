@@ -7,24 +7,15 @@
 
 mod common;
 
-use common::{committee_genesis, genesis, key, offer_model, TestChain};
+use common::{caller, committee_genesis, genesis, key, node, offer_model, owner, TestChain};
+use opal_ledger::components::inference;
 use opal_ledger::components::verification::{self, CaseKind, Outcome};
-use opal_ledger::components::{inference, staking};
 use opal_ledger::events::Event;
 use opal_types::llm::{self, LlmInput};
 use opal_types::receipt::{Escalation, InferenceRequest, ReceiptBody};
 use opal_types::registry::{Licence, ModelFormat, ModelSpec};
 use opal_types::*;
 
-fn owner() -> SecretKey {
-    key(2)
-}
-fn caller() -> SecretKey {
-    key(3)
-}
-fn node() -> SecretKey {
-    key(4)
-}
 /// Validator operators, with powers 4, 3 and 3 (two thirds of 10 needs 7).
 fn validator(i: usize) -> SecretKey {
     key(100 + i as u8)
@@ -185,43 +176,26 @@ impl World {
         )
     }
 
-    fn vote(&self, who: &SecretKey, s: &Served, valid: bool) -> Transaction {
-        self.c.tx(
-            who,
-            0,
-            Action::CommitteeVote {
-                request_id: s.id(),
-                valid,
-            },
-        )
-    }
-
-    fn case(&self, s: &Served) -> Option<verification::Case> {
-        verification::case(&self.c.overlay(), &s.id()).unwrap()
-    }
-
-    fn verdict(&self, s: &Served) -> Option<Outcome> {
-        verification::verdict(&self.c.overlay(), &s.id())
-            .unwrap()
-            .map(|v| v.outcome)
-    }
-
-    fn bond(&self) -> Amount {
-        staking::role_bond(&self.c.overlay(), Role::InferenceNode, &node().address()).unwrap()
-    }
-
     /// Every validator votes `valid` on an audit; the committee decides it: passed with the
     /// node's bond untouched, or fraud with the node slashed.
     fn all_vote(&mut self, s: &Served, valid: bool, bond_before: Amount) {
-        let votes: Vec<_> = (0..3).map(|i| self.vote(&validator(i), s, valid)).collect();
+        let votes: Vec<_> = (0..3)
+            .map(|i| self.c.vote(&validator(i), s.receipt.request_id(), valid))
+            .collect();
         let (codes, _) = self.block(votes);
         assert_eq!(codes[..2], [None, None]);
         if valid {
-            assert_eq!(self.verdict(s), Some(Outcome::AuditPassed));
-            assert_eq!(self.bond(), bond_before);
+            assert_eq!(
+                self.c.verdict(&s.receipt.request_id()),
+                Some(Outcome::AuditPassed)
+            );
+            assert_eq!(self.c.node_bond(), bond_before);
         } else {
-            assert_eq!(self.verdict(s), Some(Outcome::Fraud));
-            assert!(self.bond() < bond_before, "slashed");
+            assert_eq!(
+                self.c.verdict(&s.receipt.request_id()),
+                Some(Outcome::Fraud)
+            );
+            assert!(self.c.node_bond() < bond_before, "slashed");
         }
     }
 
@@ -249,7 +223,7 @@ impl World {
 fn an_llm_audit_is_revealed_checked_and_passed_by_two_thirds_of_the_validators() {
     let mut w = world();
     let s = w.audited();
-    let c = w.case(&s).unwrap();
+    let c = w.c.case(&s.receipt.request_id()).unwrap();
     assert_eq!(c.kind, CaseKind::Audit);
     // The committee is the whole active set, with its powers.
     let mut members: Vec<(Address, u64)> = c.auditors.iter().copied().zip(c.powers).collect();
@@ -271,7 +245,7 @@ fn an_llm_audit_is_revealed_checked_and_passed_by_two_thirds_of_the_validators()
     );
 
     // Nobody votes before the data is out; the node's reveal must be exactly what it signed.
-    let (codes, _) = w.block(vec![w.vote(&validator(0), &s, true)]);
+    let (codes, _) = w.block(vec![w.c.vote(&validator(0), s.receipt.request_id(), true)]);
     assert_eq!(codes, vec![Some("not_revealed".into())]);
     let bad = [
         vec![s.tokens.clone()], // the commitment left out
@@ -309,22 +283,22 @@ fn an_llm_audit_is_revealed_checked_and_passed_by_two_thirds_of_the_validators()
     )]);
     assert_eq!(codes, vec![Some("not_reexecutable".into())]);
     // Only committee members vote, once each.
-    let (codes, _) = w.block(vec![w.vote(&outsider(), &s, false)]);
+    let (codes, _) = w.block(vec![w.c.vote(&outsider(), s.receipt.request_id(), false)]);
     assert_eq!(codes, vec![Some("not_on_committee".into())]);
-    let (codes, ev) = w.block(vec![w.vote(&validator(0), &s, true)]);
+    let (codes, ev) = w.block(vec![w.c.vote(&validator(0), s.receipt.request_id(), true)]);
     assert_eq!(codes, vec![None]);
     assert!(!ev
         .iter()
         .any(|e| matches!(e, Event::CommitteeDecided { .. })));
     assert_eq!(
-        w.case(&s).unwrap().votes.len(),
+        w.c.case(&s.receipt.request_id()).unwrap().votes.len(),
         1,
         "4 of 10 does not decide"
     );
-    let (codes, _) = w.block(vec![w.vote(&validator(0), &s, false)]);
+    let (codes, _) = w.block(vec![w.c.vote(&validator(0), s.receipt.request_id(), false)]);
     assert_eq!(codes, vec![Some("already_voted".into())]);
     // 4 + 3 > two thirds of 10: passed; the majority shares the audit fee by power.
-    let (codes, ev) = w.block(vec![w.vote(&validator(1), &s, true)]);
+    let (codes, ev) = w.block(vec![w.c.vote(&validator(1), s.receipt.request_id(), true)]);
     assert_eq!(codes, vec![None]);
     let paid = ev
         .iter()
@@ -342,8 +316,11 @@ fn an_llm_audit_is_revealed_checked_and_passed_by_two_thirds_of_the_validators()
             _ => None,
         })
         .expect("decided");
-    assert_eq!(w.verdict(&s), Some(Outcome::AuditPassed));
-    assert!(w.case(&s).is_none());
+    assert_eq!(
+        w.c.verdict(&s.receipt.request_id()),
+        Some(Outcome::AuditPassed)
+    );
+    assert!(w.c.case(&s.receipt.request_id()).is_none());
     let audit_fee = inference::params(&w.c.overlay()).unwrap().audit_fee;
     let share = |i: usize| {
         paid.iter()
@@ -357,8 +334,8 @@ fn an_llm_audit_is_revealed_checked_and_passed_by_two_thirds_of_the_validators()
     // Shares by power, 4:3 (floor division).
     assert!((share(0) * 3).abs_diff(share(1) * 4) <= 7, "{paid:?}");
     // The node keeps its bond; a late vote finds the case closed.
-    assert_eq!(w.bond(), Amount(500_000));
-    let (codes, _) = w.block(vec![w.vote(&validator(2), &s, false)]);
+    assert_eq!(w.c.node_bond(), Amount(500_000));
+    let (codes, _) = w.block(vec![w.c.vote(&validator(2), s.receipt.request_id(), false)]);
     assert_eq!(codes, vec![Some("case_closed".into())]);
 }
 
@@ -371,8 +348,8 @@ fn a_committee_that_finds_the_commitment_invalid_convicts_the_node() {
     assert_eq!(codes, vec![None]);
     // 3 + 3 = 6 of 10 is not enough either way.
     let (codes, ev) = w.block(vec![
-        w.vote(&validator(1), &s, false),
-        w.vote(&validator(2), &s, false),
+        w.c.vote(&validator(1), s.receipt.request_id(), false),
+        w.c.vote(&validator(2), s.receipt.request_id(), false),
     ]);
     assert_eq!(codes, vec![None, None]);
     assert_eq!(
@@ -381,8 +358,8 @@ fn a_committee_that_finds_the_commitment_invalid_convicts_the_node() {
             .count(),
         2
     );
-    assert!(w.case(&s).is_some());
-    let (codes, ev) = w.block(vec![w.vote(&validator(0), &s, false)]);
+    assert!(w.c.case(&s.receipt.request_id()).is_some());
+    let (codes, ev) = w.block(vec![w.c.vote(&validator(0), s.receipt.request_id(), false)]);
     assert_eq!(codes, vec![None]);
     assert!(ev.iter().any(|e| matches!(
         e,
@@ -391,9 +368,9 @@ fn a_committee_that_finds_the_commitment_invalid_convicts_the_node() {
             ..
         }
     )));
-    assert_eq!(w.verdict(&s), Some(Outcome::Fraud));
+    assert_eq!(w.c.verdict(&s.receipt.request_id()), Some(Outcome::Fraud));
     // Slashed, jailed, the caller compensated for the price it paid.
-    assert!(w.bond() < Amount(500_000));
+    assert!(w.c.node_bond() < Amount(500_000));
     assert!(
         verification::jailed_until(&w.c.overlay(), &node().address(), w.c.time_ms)
             .unwrap()
@@ -415,11 +392,14 @@ fn a_disputed_llm_result_is_decided_by_the_committee_either_way() {
         };
         let s = w.serve(Tier::Activations, held);
         assert_eq!(w.settle(&s), None);
-        assert_eq!(w.case(&s).unwrap().kind, CaseKind::Held);
+        assert_eq!(
+            w.c.case(&s.receipt.request_id()).unwrap().kind,
+            CaseKind::Held
+        );
         let (codes, _) = w.block(vec![w.reveal_honestly(&s)]);
         assert_eq!(codes, vec![None]);
         // Nothing to vote on until someone disputes it; a fraud proof needs re-execution.
-        let (codes, _) = w.block(vec![w.vote(&validator(0), &s, false)]);
+        let (codes, _) = w.block(vec![w.c.vote(&validator(0), s.receipt.request_id(), false)]);
         assert_eq!(codes, vec![Some("not_committee_case".into())]);
         let (codes, _) = w.block(vec![w.challenge(&s, Some(GGUF.to_vec()))]);
         assert_eq!(codes, vec![Some("not_reexecutable".into())]);
@@ -427,7 +407,7 @@ fn a_disputed_llm_result_is_decided_by_the_committee_either_way() {
         let node_before = w.c.balance(&node());
         let (codes, _) = w.block(vec![w.challenge(&s, None)]);
         assert_eq!(codes, vec![None]);
-        let c = w.case(&s).unwrap();
+        let c = w.c.case(&s.receipt.request_id()).unwrap();
         assert_eq!(
             c.auditors.len(),
             3,
@@ -435,13 +415,13 @@ fn a_disputed_llm_result_is_decided_by_the_committee_either_way() {
         );
         let bond = c.dispute.unwrap().bond;
         let (codes, ev) = w.block(vec![
-            w.vote(&validator(0), &s, node_honest),
-            w.vote(&validator(2), &s, node_honest),
+            w.c.vote(&validator(0), s.receipt.request_id(), node_honest),
+            w.c.vote(&validator(2), s.receipt.request_id(), node_honest),
         ]);
         assert_eq!(codes, vec![None, None]);
         let min_fee = opal_ledger::Params::default().min_fee.0;
         if node_honest {
-            assert_eq!(w.verdict(&s), Some(Outcome::Paid));
+            assert_eq!(w.c.verdict(&s.receipt.request_id()), Some(Outcome::Paid));
             assert!(ev.iter().any(|e| matches!(e, Event::DisputeLost { .. })));
             assert!(ev.iter().any(|e| matches!(e, Event::ReceiptSettled { .. })));
             assert_eq!(
@@ -450,7 +430,7 @@ fn a_disputed_llm_result_is_decided_by_the_committee_either_way() {
             );
             assert!(w.c.balance(&node()).0 >= node_before.0 + bond.0);
         } else {
-            assert_eq!(w.verdict(&s), Some(Outcome::Fraud));
+            assert_eq!(w.c.verdict(&s.receipt.request_id()), Some(Outcome::Fraud));
             let reward = ev
                 .iter()
                 .find_map(|e| match e {
@@ -490,7 +470,7 @@ fn undecided_llm_cases_lapse_without_punishing_anyone() {
     let before = w.c.balance(&outsider());
     let (codes, _) = w.block(vec![w.challenge(&s, None)]);
     assert_eq!(codes, vec![None]);
-    let (codes, _) = w.block(vec![w.vote(&validator(0), &s, false)]);
+    let (codes, _) = w.block(vec![w.c.vote(&validator(0), s.receipt.request_id(), false)]);
     assert_eq!(codes, vec![None]);
     let mut lapsed = false;
     let end = w.c.time_ms + p.challenge_window_ms + 2_000;
@@ -499,23 +479,29 @@ fn undecided_llm_cases_lapse_without_punishing_anyone() {
         lapsed |= ev.iter().any(|e| matches!(e, Event::DisputeLapsed { .. }));
     }
     assert!(lapsed);
-    assert_eq!(w.verdict(&s), Some(Outcome::Paid));
+    assert_eq!(w.c.verdict(&s.receipt.request_id()), Some(Outcome::Paid));
     let min_fee = opal_ledger::Params::default().min_fee.0;
     assert_eq!(w.c.balance(&outsider()).0, before.0 - min_fee);
-    assert_eq!(w.bond(), Amount(500_000));
+    assert_eq!(w.c.node_bond(), Amount(500_000));
     // An audit nobody decides lapses.
     let a = w.audited();
     let (codes, _) = w.block(vec![w.reveal_honestly(&a)]);
     assert_eq!(codes, vec![None]);
     let end = w.c.time_ms + p.challenge_window_ms + 2_000;
     w.c.advance_time_to(end);
-    assert_eq!(w.verdict(&a), Some(Outcome::AuditLapsed));
+    assert_eq!(
+        w.c.verdict(&a.receipt.request_id()),
+        Some(Outcome::AuditLapsed)
+    );
     // An audit the node never reveals is a withheld result, punished like a lie.
     let b = w.audited();
     let end = w.c.time_ms + p.reveal_window_ms + 2_000;
     w.c.advance_time_to(end);
-    assert_eq!(w.verdict(&b), Some(Outcome::Withheld));
-    assert!(w.bond() < Amount(500_000));
+    assert_eq!(
+        w.c.verdict(&b.receipt.request_id()),
+        Some(Outcome::Withheld)
+    );
+    assert!(w.c.node_bond() < Amount(500_000));
 }
 
 #[test]
@@ -560,13 +546,19 @@ fn llm_royalties_are_per_token_and_a_node_that_under_bills_them_cannot_reveal() 
     cheat.receipt = body.sign(&node());
     assert_eq!(w.settle(&cheat), None);
     w.block(vec![]);
-    assert_eq!(w.case(&cheat).unwrap().kind, CaseKind::Audit);
+    assert_eq!(
+        w.c.case(&cheat.receipt.request_id()).unwrap().kind,
+        CaseKind::Audit
+    );
     let (codes, _) = w.block(vec![w.reveal_honestly(&cheat)]);
     assert_eq!(codes, vec![Some("reveal_units_mismatch".into())]);
     let p = inference::params(&w.c.overlay()).unwrap();
     let end = w.c.time_ms + p.reveal_window_ms + 2_000;
     w.c.advance_time_to(end);
-    assert_eq!(w.verdict(&cheat), Some(Outcome::Withheld));
+    assert_eq!(
+        w.c.verdict(&cheat.receipt.request_id()),
+        Some(Outcome::Withheld)
+    );
 }
 
 /// A `signed` LLM receipt carries no commitment, yet it is checked: drawn for audit (or held
@@ -578,7 +570,7 @@ fn signed_llm_receipts_are_audited_and_disputable_by_the_committee() {
     let mut w = world();
     let s = w.serve(Tier::Signed, AUDITED);
     let s = w.draw(s);
-    let c = w.case(&s).unwrap();
+    let c = w.c.case(&s.receipt.request_id()).unwrap();
     assert_eq!(c.kind, CaseKind::Audit);
     assert_eq!(c.auditors.len(), 3, "the committee is the active set");
     // The reveal is the input and the tokens: a commitment is not part of a signed reply.
@@ -592,14 +584,14 @@ fn signed_llm_receipts_are_audited_and_disputable_by_the_committee() {
     }
     let (codes, _) = w.block(vec![w.reveal(&s, vec![s.tokens.clone()])]);
     assert_eq!(codes, vec![None]);
-    let bond_before = w.bond();
+    let bond_before = w.c.node_bond();
     let (codes, _) = w.block(vec![
-        w.vote(&validator(0), &s, false),
-        w.vote(&validator(1), &s, false),
+        w.c.vote(&validator(0), s.receipt.request_id(), false),
+        w.c.vote(&validator(1), s.receipt.request_id(), false),
     ]);
     assert_eq!(codes, vec![None, None]);
-    assert_eq!(w.verdict(&s), Some(Outcome::Fraud));
-    assert!(w.bond() < bond_before, "slashed");
+    assert_eq!(w.c.verdict(&s.receipt.request_id()), Some(Outcome::Fraud));
+    assert!(w.c.node_bond() < bond_before, "slashed");
 
     // A signed receipt the caller asked to hold for disputes is held, and a dispute goes to
     // the committee (a fraud proof would need re-execution, which an LLM has not).
@@ -612,7 +604,10 @@ fn signed_llm_receipts_are_audited_and_disputable_by_the_committee() {
         },
     );
     assert_eq!(w.settle(&d), None);
-    assert_eq!(w.case(&d).unwrap().kind, CaseKind::Held);
+    assert_eq!(
+        w.c.case(&d.receipt.request_id()).unwrap().kind,
+        CaseKind::Held
+    );
     let (codes, _) = w.block(vec![w.reveal(&d, vec![d.tokens.clone()])]);
     assert_eq!(codes, vec![None]);
     let (codes, _) = w.block(vec![w.challenge(&d, Some(GGUF.to_vec()))]);
@@ -620,11 +615,11 @@ fn signed_llm_receipts_are_audited_and_disputable_by_the_committee() {
     let (codes, _) = w.block(vec![w.challenge(&d, None)]);
     assert_eq!(codes, vec![None]);
     let (codes, _) = w.block(vec![
-        w.vote(&validator(0), &d, true),
-        w.vote(&validator(2), &d, true),
+        w.c.vote(&validator(0), d.receipt.request_id(), true),
+        w.c.vote(&validator(2), d.receipt.request_id(), true),
     ]);
     assert_eq!(codes, vec![None, None]);
-    assert_eq!(w.verdict(&d), Some(Outcome::Paid));
+    assert_eq!(w.c.verdict(&d.receipt.request_id()), Some(Outcome::Paid));
     verification::check_held_pool(&w.c.overlay()).unwrap();
 }
 
@@ -661,7 +656,7 @@ fn real_model() -> Option<opal_llm::LlmModel> {
 /// commitment parameters, read from the chain's `Params`, for an `activations` reply, and
 /// `opal_llm::verify_tokens` for a `signed` one.
 fn validator_check(w: &World, m: &opal_llm::LlmModel, s: &Served) -> Result<(), String> {
-    let case = w.case(s).expect("open case");
+    let case = w.c.case(&s.receipt.request_id()).expect("open case");
     let rev = case.revealed.expect("revealed");
     let input = LlmInput::from_bytes(&rev.inputs[0]).map_err(|e| e.to_string())?;
     let tokens = llm::tokens_from_bytes(&rev.outputs[0]).map_err(|e| e.to_string())?;
@@ -751,7 +746,7 @@ fn a_signed_llm_reply_that_is_not_the_models_is_convicted_by_the_committee() {
     ];
     for (tokens, failure) in cases {
         let mut w = world();
-        let bond_before = w.bond();
+        let bond_before = w.c.node_bond();
         let s = w.serve_reply(Tier::Signed, AUDITED, input.clone(), tokens, vec![]);
         let s = w.draw(s);
         let (codes, _) = w.block(vec![w.reveal(&s, vec![s.tokens.clone()])]);
@@ -800,7 +795,7 @@ fn a_reply_padded_past_its_end_and_billed_is_convicted_by_the_committee() {
     );
 
     for (g, node_honest) in [(honest, true), (padded, false)] {
-        let bond_before = w.bond();
+        let bond_before = w.c.node_bond();
         let s = w.serve_reply(
             Tier::Activations,
             AUDITED,

@@ -6,7 +6,8 @@
 mod common;
 
 use common::{
-    demo_model_file, demo_spec, digit_tensor, genesis, key, offer_model, replay_cost_of, TestChain,
+    caller, demo_model_file, demo_spec, digit_tensor, genesis, key, node, offer_model, owner,
+    replay_cost_of, TestChain,
 };
 use opal_ledger::canonical::{self, ExecOptions};
 use opal_ledger::components::verification::{self, CaseKind, Outcome};
@@ -16,15 +17,6 @@ use opal_quant::{QuantModel, SplitMix64};
 use opal_types::receipt::{tensor_list_hash, Escalation, InferenceRequest, ReceiptBody};
 use opal_types::*;
 
-fn owner() -> SecretKey {
-    key(2)
-}
-fn caller() -> SecretKey {
-    key(3)
-}
-fn node() -> SecretKey {
-    key(4)
-}
 /// A watcher / resolver.
 fn watcher() -> SecretKey {
     key(1)
@@ -166,20 +158,6 @@ impl World {
     fn block(&mut self, txs: Vec<Transaction>) -> (Vec<Option<String>>, Vec<Event>) {
         self.c.block_outcome(txs)
     }
-
-    fn bond(&self) -> Amount {
-        staking::role_bond(&self.c.overlay(), Role::InferenceNode, &node().address()).unwrap()
-    }
-
-    fn case(&self, s: &Served) -> Option<verification::Case> {
-        verification::case(&self.c.overlay(), &s.receipt.request_id()).unwrap()
-    }
-
-    fn verdict(&self, s: &Served) -> Option<Outcome> {
-        verification::verdict(&self.c.overlay(), &s.receipt.request_id())
-            .unwrap()
-            .map(|v| v.outcome)
-    }
 }
 
 fn convictions(ev: &[Event]) -> usize {
@@ -251,7 +229,7 @@ fn run_audits(w: &mut World, n: usize, cheat_bps: u64) -> (usize, usize, usize, 
         }
         // Every audit got its verdict: passed exactly for the honest ones.
         for i in &opened {
-            let v = w.verdict(&served[*i]);
+            let v = w.c.verdict(&served[*i].receipt.request_id());
             if served[*i].lied {
                 assert_eq!(v, Some(Outcome::Fraud));
             } else {
@@ -274,7 +252,7 @@ fn a_cheating_node_is_caught_at_the_rate_the_analysis_predicts() {
         p.fraud_slash = Amount(1_000);
         p.jail_ms = 0;
     });
-    let bond0 = w.bond();
+    let bond0 = w.c.node_bond();
     let (audits, caught, cheats, _) = run_audits(&mut w, 640, 2_500);
     // Expected catches: cheats * p; binomial sd = sqrt(cheats p (1-p)). Accept +-4 sd.
     let expected = cheats as f64 * 0.2;
@@ -289,18 +267,18 @@ fn a_cheating_node_is_caught_at_the_rate_the_analysis_predicts() {
     let audit_expected = 640.0 * 0.2;
     let audit_sd = (640.0f64 * 0.2 * 0.8).sqrt();
     assert!((audits as f64 - audit_expected).abs() <= 4.0 * audit_sd);
-    assert_eq!(w.bond(), Amount(bond0.0 - 1_000 * caught as u128));
+    assert_eq!(w.c.node_bond(), Amount(bond0.0 - 1_000 * caught as u128));
 }
 
 #[test]
 fn an_honest_node_is_never_slashed() {
     for seed in 1..=4u64 {
         let mut w = world(seed * 1_000, |p| p.audit_bps = 5_000);
-        let bond0 = w.bond();
+        let bond0 = w.c.node_bond();
         let (audits, caught, cheats, _) = run_audits(&mut w, 256, 0);
         assert_eq!((cheats, caught), (0, 0));
         assert!(audits > 64, "only {audits} audits at p = 50%");
-        assert_eq!(w.bond(), bond0, "seed {seed}");
+        assert_eq!(w.c.node_bond(), bond0, "seed {seed}");
     }
 }
 
@@ -351,7 +329,7 @@ fn a_replay_result_is_held_then_paid_and_a_fraud_proof_refunds_the_caller() {
         tensor_list_hash(&out)
     };
     let watcher0 = w.c.balance(&watcher());
-    let bond0 = w.bond();
+    let bond0 = w.c.node_bond();
     let proof = w.c.tx(
         &watcher(),
         0,
@@ -369,13 +347,16 @@ fn a_replay_result_is_held_then_paid_and_a_fraud_proof_refunds_the_caller() {
     let reward = slashed * p.challenger_reward_bps as u128 / 10_000;
     let fee = opal_ledger::Params::default().min_fee.0;
     assert_eq!(w.c.balance(&watcher()).0, watcher0.0 + reward - fee);
-    assert_eq!(w.bond().0, bond0.0 - slashed);
+    assert_eq!(w.c.node_bond().0, bond0.0 - slashed);
     assert_eq!(
         w.c.balance(&caller()).0,
         caller0.0 + 200,
         "held price refunded"
     );
-    assert_eq!(w.verdict(&liar), Some(Outcome::Fraud));
+    assert_eq!(
+        w.c.verdict(&liar.receipt.request_id()),
+        Some(Outcome::Fraud)
+    );
 
     // The convicted node is jailed: new receipts do not settle.
     let later = w.serve(Tier::Signed, Escalation::default(), false);
@@ -386,9 +367,12 @@ fn a_replay_result_is_held_then_paid_and_a_fraud_proof_refunds_the_caller() {
     )));
 
     // The honest one is paid when its window ends; the liar's price never is.
-    let end = w.case(&honest).unwrap().deadline_ms;
+    let end = w.c.case(&honest.receipt.request_id()).unwrap().deadline_ms;
     w.c.advance_time_to(end + 1_001);
-    assert_eq!(w.verdict(&honest), Some(Outcome::Paid));
+    assert_eq!(
+        w.c.verdict(&honest.receipt.request_id()),
+        Some(Outcome::Paid)
+    );
     assert!(w.c.balance(&owner()).0 > owner0.0);
     let o = w.c.overlay();
     assert_eq!(verification::held_pool(&o).unwrap(), Amount::ZERO);
@@ -459,11 +443,11 @@ fn a_false_challenge_costs_the_challenger_its_bond() {
     let (codes, ev) = w.block(vec![resolve]);
     assert_eq!(codes, vec![None]);
     assert!(ev.iter().any(|e| matches!(e, Event::DisputeLost { .. })));
-    assert_eq!(w.verdict(&a), Some(Outcome::Paid));
+    assert_eq!(w.c.verdict(&a.receipt.request_id()), Some(Outcome::Paid));
     // Nobody resolves the second: when its window ends the bond goes to the node anyway.
-    let end = w.case(&b).unwrap().deadline_ms;
+    let end = w.c.case(&b.receipt.request_id()).unwrap().deadline_ms;
     w.c.advance_time_to(end + 1_001);
-    assert_eq!(w.verdict(&b), Some(Outcome::Paid));
+    assert_eq!(w.c.verdict(&b.receipt.request_id()), Some(Outcome::Paid));
     assert_eq!(w.c.balance(&watcher()).0, ch0 - 2 * bond - 2 * fee);
     // node: +2 bonds, +2 x 90 fee share, -fees of its reveal tx and resolve tx.
     assert_eq!(w.c.balance(&node()).0, node0 + 2 * bond + 2 * 90 - fee);
@@ -480,9 +464,9 @@ fn bad_challenges_and_reveals_are_rejected_without_state_change() {
         (
             w.c.balance(&watcher()),
             w.c.balance(&node()),
-            w.bond(),
-            w.case(&a),
-            w.case(&liar),
+            w.c.node_bond(),
+            w.c.case(&a.receipt.request_id()),
+            w.c.case(&liar.receipt.request_id()),
             verification::held_pool(&w.c.overlay()).unwrap(),
         )
     };
@@ -583,7 +567,7 @@ fn bad_challenges_and_reveals_are_rejected_without_state_change() {
         assert_eq!(snapshot(&w), before, "{code} changed state");
     }
     // After the window: the cases are closed and a challenge says so.
-    let end = w.case(&a).unwrap().deadline_ms;
+    let end = w.c.case(&a.receipt.request_id()).unwrap().deadline_ms;
     w.c.advance_time_to(end + 1_001);
     let before = snapshot(&w);
     let late = challenge(
@@ -597,7 +581,7 @@ fn bad_challenges_and_reveals_are_rejected_without_state_change() {
     assert_eq!(snapshot(&w), before);
     // Nobody challenged the liar in time: it was paid (the optimistic assumption's cost; the
     // watcher's job is to challenge within the window).
-    assert_eq!(w.verdict(&liar), Some(Outcome::Paid));
+    assert_eq!(w.c.verdict(&liar.receipt.request_id()), Some(Outcome::Paid));
 }
 
 #[test]
@@ -606,14 +590,17 @@ fn a_node_that_withholds_its_data_is_slashed_and_the_caller_refunded() {
     let a = w.serve(Tier::Replay, Escalation::default(), false);
     w.settle(&[&a]);
     let caller0 = w.c.balance(&caller());
-    let bond0 = w.bond();
-    let end = w.case(&a).unwrap().deadline_ms;
+    let bond0 = w.c.node_bond();
+    let end = w.c.case(&a.receipt.request_id()).unwrap().deadline_ms;
     w.c.advance_time_to(end + 1_001);
-    assert_eq!(w.verdict(&a), Some(Outcome::Withheld));
+    assert_eq!(
+        w.c.verdict(&a.receipt.request_id()),
+        Some(Outcome::Withheld)
+    );
     assert_eq!(w.c.balance(&caller()).0, caller0.0 + 200);
     let p = opal_ledger::InferenceParams::default();
-    assert_eq!(w.bond().0, bond0.0 - p.fraud_slash.0);
-    assert!(w.case(&a).is_none());
+    assert_eq!(w.c.node_bond().0, bond0.0 - p.fraud_slash.0);
+    assert!(w.c.case(&a.receipt.request_id()).is_none());
     let _ = CaseKind::Held;
 }
 
@@ -664,7 +651,10 @@ fn a_three_hour_time_jump_would_convict_an_honest_node() {
     w.c.time_ms += 3 * 3_600_000;
     let (_, ev) = w.block(vec![]);
     assert_eq!(convictions(&ev), 1);
-    assert_eq!(w.verdict(&a), Some(Outcome::Withheld));
+    assert_eq!(
+        w.c.verdict(&a.receipt.request_id()),
+        Some(Outcome::Withheld)
+    );
     // Revealing in the very next block is too late.
     let (codes, _) = w.block(vec![w.reveal_tx(&a, 0)]);
     assert_ne!(codes, vec![None]);
@@ -706,7 +696,7 @@ fn within_the_bft_time_bound_an_honest_node_always_reveals_in_time() {
         w.c.time_ms + 2 * opal_ledger::InferenceParams::default().challenge_window_ms,
     );
     for a in &served {
-        assert_eq!(w.verdict(a), Some(Outcome::Paid));
+        assert_eq!(w.c.verdict(&a.receipt.request_id()), Some(Outcome::Paid));
     }
 }
 
@@ -776,7 +766,7 @@ fn an_understated_replay_cost_makes_the_dispute_undecidable_and_returns_the_bond
     assert_eq!(codes, vec![None]);
     let challenger0 = w.c.balance(&watcher());
     let caller0 = w.c.balance(&caller());
-    let bond0 = w.bond();
+    let bond0 = w.c.node_bond();
     let challenge = w.c.tx(
         &watcher(),
         0,
@@ -811,7 +801,10 @@ fn an_understated_replay_cost_makes_the_dispute_undecidable_and_returns_the_bond
         e,
         Event::ReplayCostMisdeclared { declared: 1, needed: n, .. } if *n == needed
     )));
-    assert_eq!(w.verdict(&a), Some(Outcome::Undecidable));
+    assert_eq!(
+        w.c.verdict(&a.receipt.request_id()),
+        Some(Outcome::Undecidable)
+    );
     let fee = opal_ledger::Params::default().min_fee.0 * 2;
     assert_eq!(
         w.c.balance(&watcher()).0,
@@ -823,8 +816,12 @@ fn an_understated_replay_cost_makes_the_dispute_undecidable_and_returns_the_bond
         caller0.0 + 200,
         "the caller is refunded"
     );
-    assert_eq!(w.bond(), bond0, "nobody is slashed without a decision");
-    assert!(w.case(&a).is_none());
+    assert_eq!(
+        w.c.node_bond(),
+        bond0,
+        "nobody is slashed without a decision"
+    );
+    assert!(w.c.case(&a.receipt.request_id()).is_none());
     // Long after, nothing more happens (no lapse takes the bond).
     w.c.advance_time_to(w.c.time_ms + 200_000);
     assert_eq!(w.c.balance(&watcher()).0, challenger0.0 - fee);
@@ -893,7 +890,7 @@ fn a_lapsed_audit_goes_to_other_auditors_and_the_idle_ones_pay() {
     let before: Vec<u128> = first.iter().map(|o| stake(&w, o)).collect();
     let treasury0 = treasury(&w);
     // Nobody resolves in time.
-    let end = w.case(&a).unwrap().deadline_ms;
+    let end = w.c.case(&a.receipt.request_id()).unwrap().deadline_ms;
     let mut reassigned = None;
     while w.c.time_ms <= end {
         let (_, ev) = w.block(vec![]);
@@ -919,7 +916,7 @@ fn a_lapsed_audit_goes_to_other_auditors_and_the_idle_ones_pay() {
     assert!(treasury(&w) >= treasury0 + 2 * fee);
     assert_eq!(second.len(), 1, "only the validator not asked yet is left");
     assert!(!first.contains(&second[0]));
-    let c = w.case(&a).expect("still open");
+    let c = w.c.case(&a.receipt.request_id()).expect("still open");
     assert_eq!(c.reassigned, 1);
     assert_eq!(c.auditors, second);
     // The new auditor does its job and catches the lie.
@@ -934,7 +931,7 @@ fn a_lapsed_audit_goes_to_other_auditors_and_the_idle_ones_pay() {
     let (codes, ev) = w.block(vec![resolve]);
     assert_eq!(codes, vec![None]);
     assert_eq!(convictions(&ev), 1);
-    assert_eq!(w.verdict(&a), Some(Outcome::Fraud));
+    assert_eq!(w.c.verdict(&a.receipt.request_id()), Some(Outcome::Fraud));
 }
 
 #[test]
@@ -947,13 +944,16 @@ fn an_audit_nobody_ever_resolves_lapses_after_the_reassignments() {
     assert_eq!(codes, vec![None]);
     let mut events = vec![];
     for _ in 0..400 {
-        if w.case(&a).is_none() {
+        if w.c.case(&a.receipt.request_id()).is_none() {
             break;
         }
         let (_, ev) = w.block(vec![]);
         events.extend(ev);
     }
-    assert_eq!(w.verdict(&a), Some(Outcome::AuditLapsed));
+    assert_eq!(
+        w.c.verdict(&a.receipt.request_id()),
+        Some(Outcome::AuditLapsed)
+    );
     let reassigned = events
         .iter()
         .filter(|e| matches!(e, Event::AuditReassigned { .. }))

@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{demo_model_file, digit_tensor, genesis, key, offer_demo_model, TestChain};
+use common::{
+    caller, demo_model_file, digit_tensor, genesis, key, node, offer_demo_model, owner, TestChain,
+};
 use opal_ledger::canonical::{self, ExecOptions};
 use opal_ledger::components::{inference, verification, zk};
 use opal_ledger::events::Event;
@@ -15,16 +17,6 @@ use opal_types::receipt::{tensor_list_hash, InferenceRequest, ReceiptBody, ZkEvi
 use opal_types::registry;
 use opal_types::*;
 use opal_zk::api::{self, Setup};
-
-fn owner() -> SecretKey {
-    key(2)
-}
-fn caller() -> SecretKey {
-    key(3)
-}
-fn node() -> SecretKey {
-    key(4)
-}
 
 fn model_ref() -> ModelRef {
     ModelRef::new("digits-q", 1)

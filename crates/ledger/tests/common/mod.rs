@@ -20,6 +20,18 @@ pub fn key(i: u8) -> SecretKey {
     SecretKey::from_seed([i; 32])
 }
 
+/// The scenario tests' accounts: 1 a watcher (or a data-set owner), 2 the model owner, 3 the
+/// caller, 4 the inference node.
+pub fn owner() -> SecretKey {
+    key(2)
+}
+pub fn caller() -> SecretKey {
+    key(3)
+}
+pub fn node() -> SecretKey {
+    key(4)
+}
+
 pub fn genesis() -> Genesis {
     Genesis {
         chain_id: "test-chain".into(),
@@ -198,6 +210,29 @@ impl TestChain {
     }
 
     /// Empty blocks until block time passes `ms`.
+    /// The open verification case of a request.
+    pub fn case(&self, request_id: &Hash) -> Option<components::verification::Case> {
+        components::verification::case(&self.overlay(), request_id).unwrap()
+    }
+
+    /// How a request's verification case was closed.
+    pub fn verdict(&self, request_id: &Hash) -> Option<components::verification::Outcome> {
+        components::verification::verdict(&self.overlay(), request_id)
+            .unwrap()
+            .map(|v| v.outcome)
+    }
+
+    /// The inference role bond of [`node`].
+    pub fn node_bond(&self) -> Amount {
+        let o = self.overlay();
+        components::staking::role_bond(&o, Role::InferenceNode, &node().address()).unwrap()
+    }
+
+    /// A committee member's vote on a request's case.
+    pub fn vote(&self, who: &SecretKey, request_id: Hash, valid: bool) -> Transaction {
+        self.tx(who, 0, Action::CommitteeVote { request_id, valid })
+    }
+
     pub fn advance_time_to(&mut self, ms: u64) {
         while self.time_ms < ms {
             self.block(vec![]);
