@@ -109,6 +109,9 @@ pub fn public_key_from_seed(seed: &[u8; 32]) -> [u8; 32] {
 
 /// What the application implements. Called from the consensus loop (one call at a time).
 pub trait BlockExecutor: Send + 'static {
+    /// Why a block was refused or could not be committed; the engine logs it (a refused
+    /// proposal is a nil vote, a failed commit halts the node).
+    type Error: std::fmt::Display + Send + 'static;
     /// Height of the last committed block (0 if none). Called at start and restart.
     fn last_committed(&self) -> Height;
     /// The validator set that votes on `height` (from stake; constant in single-validator mode).
@@ -119,7 +122,7 @@ pub trait BlockExecutor: Send + 'static {
     /// Check a block as a function of committed state only (no local clock): used for blocks
     /// that arrive through value sync, and by [`BlockExecutor::verify_proposal`].
     /// Err(reason) => the block is invalid.
-    fn verify_block(&self, height: Height, block: &[u8]) -> Result<(), String>;
+    fn verify_block(&self, height: Height, block: &[u8]) -> Result<(), Self::Error>;
     /// Non-proposer: check a block proposed in `round` before prevoting for it. `pol_round` is
     /// the proposal's proof-of-lock round (a re-proposal of a block that already had a polka).
     /// The place for checks against the local clock ([`time::check_timely`] on fresh
@@ -130,7 +133,7 @@ pub trait BlockExecutor: Send + 'static {
         round: u32,
         pol_round: Option<u32>,
         block: &[u8],
-    ) -> Result<(), String> {
+    ) -> Result<(), Self::Error> {
         let _ = (round, pol_round);
         self.verify_block(height, block)
     }
@@ -141,7 +144,7 @@ pub trait BlockExecutor: Send + 'static {
         height: Height,
         block: &[u8],
         certificate: &CommitCertificate,
-    ) -> Result<Hash32, String>;
+    ) -> Result<Hash32, Self::Error>;
     /// For value sync: a committed block and its certificate, if still held.
     fn decided(&self, height: Height) -> Option<(Vec<u8>, CommitCertificate)>;
     /// Lowest height still held (for sync), usually 1.

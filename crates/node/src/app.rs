@@ -37,6 +37,58 @@ pub enum NodeEvent {
 }
 
 /// State shared between the consensus loop and the API.
+/// What went wrong in the app behind the consensus engine. The kind says whose fault it is: a
+/// block that breaks a rule ([`AppError::Invalid`], [`AppError::Untimely`]: vote nil, refuse it)
+/// or this node's own failure (its store, its records, its key: never a judgement on a block).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppError {
+    /// The block breaks a rule checked against committed state.
+    #[error("invalid block: {0}")]
+    Invalid(String),
+    /// A fresh proposal's time is too far from this validator's clock.
+    #[error("untimely proposal: {0}")]
+    Untimely(String),
+    /// The decided block could not be executed (a consensus fault or a bug: the node halts).
+    #[error("executing the block: {0}")]
+    Ledger(String),
+    /// The supply invariant failed after a block (`--check-invariants`).
+    #[error("invariant broken at height {height}: {reason}")]
+    Invariant { height: u64, reason: String },
+    /// This node's store failed.
+    #[error("store: {0}")]
+    Store(String),
+    /// A record in this node's store does not decode, or is missing.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+    /// The block cannot be built or committed here (wrong height, no key for the proposer).
+    #[error("{0}")]
+    Local(String),
+    /// Evidence from the engine that cannot be read.
+    #[error("evidence: {0}")]
+    Evidence(String),
+    /// A transaction this node submitted itself was refused.
+    #[error("{0}")]
+    Admit(String),
+}
+
+impl From<crate::error::AdmitError> for AppError {
+    fn from(e: crate::error::AdmitError) -> AppError {
+        AppError::Admit(e.to_string())
+    }
+}
+
+/// For the node's paths that still report failures as text (the inference service, local
+/// submission): the error's message.
+impl From<AppError> for String {
+    fn from(e: AppError) -> String {
+        e.to_string()
+    }
+}
+
+fn store_err(e: impl std::fmt::Display) -> AppError {
+    AppError::Store(e.to_string())
+}
+
 pub struct Shared {
     pub store: Store,
     pub mempool: Mutex<Mempool>,
@@ -50,42 +102,43 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn snapshot(&self) -> Result<Snapshot, String> {
-        self.store.snapshot().map_err(|e| e.to_string())
+    pub fn snapshot(&self) -> Result<Snapshot, AppError> {
+        self.store.snapshot().map_err(store_err)
     }
 
     pub fn stored_block(
         &self,
         snap: &Snapshot,
         height: u64,
-    ) -> Result<Option<StoredBlock>, String> {
+    ) -> Result<Option<StoredBlock>, AppError> {
         match snap
             .get_aux(&records::block_key(height))
-            .map_err(|e| e.to_string())?
+            .map_err(store_err)?
         {
             None => Ok(None),
             Some(b) => borsh::from_slice(&b)
                 .map(Some)
-                .map_err(|e| format!("corrupt block record at height {height}: {e}")),
+                .map_err(|e| AppError::Corrupt(format!("block record at height {height}: {e}"))),
         }
     }
 
-    pub fn tx_location(&self, snap: &Snapshot, h: &Hash) -> Result<Option<TxLocation>, String> {
-        match snap
-            .get_aux(&records::tx_key(h))
-            .map_err(|e| e.to_string())?
-        {
+    pub fn tx_location(&self, snap: &Snapshot, h: &Hash) -> Result<Option<TxLocation>, AppError> {
+        match snap.get_aux(&records::tx_key(h)).map_err(store_err)? {
             None => Ok(None),
             Some(b) => borsh::from_slice(&b)
                 .map(Some)
-                .map_err(|e| format!("corrupt tx index: {e}")),
+                .map_err(|e| AppError::Corrupt(format!("tx index: {e}"))),
         }
     }
 
-    fn header_of(&self, snap: &Snapshot, height: u64) -> Result<Option<BlockHeader>, String> {
+    fn header_of(&self, snap: &Snapshot, height: u64) -> Result<Option<BlockHeader>, AppError> {
         Ok(match self.stored_block(snap, height)? {
             None => None,
-            Some(sb) => Some(sb.block().map_err(|e| e.to_string())?.header),
+            Some(sb) => Some(
+                sb.block()
+                    .map_err(|e| AppError::Corrupt(e.to_string()))?
+                    .header,
+            ),
         })
     }
 
@@ -98,13 +151,13 @@ impl Shared {
     }
 
     /// Parent hash and time of the block before `height`.
-    fn parent_of(&self, snap: &Snapshot, height: u64) -> Result<(Hash, u64), String> {
+    fn parent_of(&self, snap: &Snapshot, height: u64) -> Result<(Hash, u64), AppError> {
         if height <= 1 {
             return Ok((Hash::ZERO, self.genesis_time(snap)));
         }
         let h = self
             .header_of(snap, height - 1)?
-            .ok_or_else(|| format!("block {} is missing from the store", height - 1))?;
+            .ok_or_else(|| AppError::Corrupt(format!("block {} is missing", height - 1)))?;
         Ok((h.hash(), h.time_ms))
     }
 }
@@ -133,13 +186,13 @@ pub fn system_clock() -> Clock {
 
 /// Turn the engine's evidence (borsh `opal_consensus::codec::Evidence`) into ledger evidence.
 /// Conflicting proposals are not slashable yet (only double votes are); they are logged.
-pub fn evidence_from_engine(bytes: &[u8]) -> Result<Vec<opal_types::DoubleSignEvidence>, String> {
+pub fn evidence_from_engine(bytes: &[u8]) -> Result<Vec<opal_types::DoubleSignEvidence>, AppError> {
     use opal_types::evidence::VoteEvidence;
     if bytes.len() > 1 << 20 {
-        return Err("evidence report over 1 MiB".into());
+        return Err(AppError::Evidence("report over 1 MiB".into()));
     }
     let ev: opal_consensus::codec::Evidence =
-        borsh::from_slice(bytes).map_err(|e| e.to_string())?;
+        borsh::from_slice(bytes).map_err(|e| AppError::Evidence(e.to_string()))?;
     if !ev.double_proposals.is_empty() {
         tracing::warn!(
             count = ev.double_proposals.len(),
@@ -149,11 +202,11 @@ pub fn evidence_from_engine(bytes: &[u8]) -> Result<Vec<opal_types::DoubleSignEv
     // The engine's wire form numbers vote types 0 (prevote) and 1 (precommit); the ledger's
     // sign bytes use PREVOTE and PRECOMMIT. Copying the number would make every real double
     // vote fail validation on chain.
-    let conv = |v: &opal_consensus::codec::WSignedVote| -> Result<VoteEvidence, String> {
+    let conv = |v: &opal_consensus::codec::WSignedVote| -> Result<VoteEvidence, AppError> {
         let vote_type = match v.vote.vote_type {
             0 => opal_types::evidence::PREVOTE,
             1 => opal_types::evidence::PRECOMMIT,
-            t => return Err(format!("unknown engine vote type {t}")),
+            t => return Err(AppError::Evidence(format!("unknown engine vote type {t}"))),
         };
         Ok(VoteEvidence {
             vote_type,
@@ -188,13 +241,13 @@ impl OpalApp {
     }
 
     /// The key that writes the audit beacon of the blocks this validator proposes.
-    fn beacon_key(&self, proposer: [u8; 32]) -> Result<&opal_types::SecretKey, String> {
+    fn beacon_key(&self, proposer: [u8; 32]) -> Result<&opal_types::SecretKey, AppError> {
         match &self.reporter {
             Some(k) if k.public_key().0 == proposer => Ok(k),
-            _ => Err(
+            _ => Err(AppError::Local(
                 "this node holds no key for the proposer: it cannot write the block's audit beacon"
                     .into(),
-            ),
+            )),
         }
     }
 
@@ -202,19 +255,23 @@ impl OpalApp {
         self.shared.store.latest_version().unwrap_or(0)
     }
 
-    fn try_build(&mut self, height: Height, proposer: [u8; 32]) -> Result<Vec<u8>, String> {
+    fn try_build(&mut self, height: Height, proposer: [u8; 32]) -> Result<Vec<u8>, AppError> {
         let sh = &self.shared;
         let snap = sh.snapshot()?;
         if snap.version() != Some(height - 1) {
-            return Err(format!(
+            return Err(AppError::Local(format!(
                 "asked to build height {height} but the store is at {:?}",
                 snap.version()
-            ));
+            )));
         }
         let (parent_hash, parent_time) = sh.parent_of(&snap, height)?;
         let candidates = sh.mempool.lock().reap(sh.params.max_block_txs as usize);
-        let time_ms = opal_consensus::time::proposal_time((self.clock)(), parent_time)
-            .ok_or_else(|| format!("the parent's time {parent_time} leaves no room for a block"))?;
+        let time_ms =
+            opal_consensus::time::proposal_time((self.clock)(), parent_time).ok_or_else(|| {
+                AppError::Local(format!(
+                    "the parent's time {parent_time} leaves no room for a block"
+                ))
+            })?;
         let ctx = opal_ledger::BlockCtx {
             chain_id: sh.chain_id.clone(),
             height,
@@ -223,7 +280,7 @@ impl OpalApp {
         let (txs, rejected) = self
             .ledger
             .select_txs(&Overlay::new(snap.clone()), &ctx, candidates)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| AppError::Ledger(e.to_string()))?;
         if !rejected.is_empty() {
             sh.mempool.lock().drop_invalid(&rejected);
         }
@@ -246,28 +303,24 @@ impl OpalApp {
         height: Height,
         bytes: &[u8],
         cert: &CommitCertificate,
-    ) -> Result<Hash, String> {
+    ) -> Result<Hash, AppError> {
         let sh = self.shared.clone();
         let latest = self.latest();
         if height <= latest {
-            return sh
-                .store
-                .root_at(height)
-                .map(Hash)
-                .map_err(|e| e.to_string());
+            return sh.store.root_at(height).map(Hash).map_err(store_err);
         }
         if height != latest + 1 {
-            return Err(format!(
+            return Err(AppError::Local(format!(
                 "cannot commit height {height}: the store is at {latest}"
-            ));
+            )));
         }
-        let block =
-            Block::from_bytes(bytes).map_err(|e| format!("decided block does not decode: {e}"))?;
+        let block = Block::from_bytes(bytes)
+            .map_err(|e| AppError::Invalid(format!("decided block does not decode: {e}")))?;
         if block.header.height != height {
-            return Err(format!(
+            return Err(AppError::Invalid(format!(
                 "decided block says height {}, expected {height}",
                 block.header.height
-            ));
+            )));
         }
         let started = std::time::Instant::now();
         let snap = sh.snapshot()?;
@@ -275,9 +328,12 @@ impl OpalApp {
         let result = self
             .ledger
             .execute_block(&mut overlay, &block)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| AppError::Ledger(e.to_string()))?;
         if sh.check_invariants {
-            invariants::check_supply(&overlay).map_err(|e| format!("height {height}: {e}"))?;
+            invariants::check_supply(&overlay).map_err(|e| AppError::Invariant {
+                height,
+                reason: e.to_string(),
+            })?;
         }
         let writes = overlay.into_writes();
         let mut aux = BTreeMap::new();
@@ -291,7 +347,7 @@ impl OpalApp {
         let stored = StoredBlock {
             block_bytes: bytes.to_vec(),
             result: result.clone(),
-            certificate: borsh::to_vec(cert).map_err(|e| e.to_string())?,
+            certificate: borsh::to_vec(cert).map_err(|e| AppError::Local(e.to_string()))?,
         };
         aux.insert(
             records::block_key(height),
@@ -300,7 +356,7 @@ impl OpalApp {
         let root = Hash(
             sh.store
                 .commit(height, writes, aux)
-                .map_err(|e| format!("store commit: {e}"))?,
+                .map_err(|e| store_err(format!("commit: {e}")))?,
         );
 
         // After the durable commit: mempool upkeep and notifications.
@@ -348,41 +404,49 @@ impl OpalApp {
 
     /// The checks on committed state; returns the block's time and its parent's (for the
     /// clock check of a fresh proposal).
-    fn try_verify(&self, height: Height, bytes: &[u8]) -> Result<(u64, u64), String> {
+    fn try_verify(&self, height: Height, bytes: &[u8]) -> Result<(u64, u64), AppError> {
         let sh = &self.shared;
-        let block = Block::from_bytes(bytes).map_err(|e| format!("block does not decode: {e}"))?;
+        let bad = AppError::Invalid;
+        let block =
+            Block::from_bytes(bytes).map_err(|e| bad(format!("block does not decode: {e}")))?;
         let h = &block.header;
         if h.chain_id != sh.chain_id {
-            return Err(format!("wrong chain id {:?}", h.chain_id));
+            return Err(bad(format!("wrong chain id {:?}", h.chain_id)));
         }
         if h.height != height {
-            return Err(format!("header height {} for height {height}", h.height));
+            return Err(bad(format!(
+                "header height {} for height {height}",
+                h.height
+            )));
         }
         let snap = sh.snapshot()?;
         if snap.version() != Some(height - 1) {
-            return Err(format!(
+            return Err(bad(format!(
                 "cannot verify height {height}: the store is at {:?}",
                 snap.version()
-            ));
+            )));
         }
         let (parent_hash, parent_time) = sh.parent_of(&snap, height)?;
         if h.parent_hash != parent_hash {
-            return Err("wrong parent hash".into());
+            return Err(bad("wrong parent hash".into()));
         }
         if h.prev_state_root != Hash(snap.root()) {
-            return Err("wrong previous state root".into());
+            return Err(bad("wrong previous state root".into()));
         }
         // The proposer's VRF beacon (the audit randomness), against its registered VRF key.
-        opal_ledger::exec::beacon(&Overlay::new(snap.clone()), h).map_err(|e| e.to_string())??;
+        opal_ledger::exec::beacon(&Overlay::new(snap.clone()), h)
+            .map_err(|e| AppError::Ledger(e.to_string()))?
+            .map_err(|e| bad(e.to_string()))?;
         // Only the parent's time bounds it here: this check is a function of committed state
         // (blocks arriving through sync are verified long after they were made). Fresh
         // proposals are also checked against the local clock, in `verify_proposal`.
-        opal_consensus::time::check_monotonic(h.time_ms, parent_time).map_err(|e| e.to_string())?;
+        opal_consensus::time::check_monotonic(h.time_ms, parent_time)
+            .map_err(|e| bad(e.to_string()))?;
         if h.tx_count as usize != block.txs.len() || h.tx_root != Block::tx_root(&block.txs) {
-            return Err("transaction root or count does not match".into());
+            return Err(bad("transaction root or count does not match".into()));
         }
         if block.txs.len() > sh.params.max_block_txs as usize {
-            return Err("too many transactions".into());
+            return Err(bad("too many transactions".into()));
         }
         let digests: Vec<Hash> = block.txs.iter().map(|t| t.body.sign_digest()).collect();
         if !block.txs.is_empty() {
@@ -393,18 +457,20 @@ impl OpalApp {
                     .zip(&digests)
                     .map(|(t, d)| (&t.signer, &d.0[..], &t.signature)),
             )
-            .map_err(|_| "a transaction signature is invalid".to_string())?;
+            .map_err(|_| bad("a transaction signature is invalid".into()))?;
         }
         for t in &block.txs {
             let len = opal_types::encode(t).len();
             exec::check_tx_stateless(t, len, &sh.chain_id, &sh.params, false)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| bad(e.to_string()))?;
         }
         Ok((h.time_ms, parent_time))
     }
 }
 
 impl BlockExecutor for OpalApp {
+    type Error = AppError;
+
     fn last_committed(&self) -> Height {
         self.latest()
     }
@@ -447,7 +513,7 @@ impl BlockExecutor for OpalApp {
         }
     }
 
-    fn verify_block(&self, height: Height, block: &[u8]) -> Result<(), String> {
+    fn verify_block(&self, height: Height, block: &[u8]) -> Result<(), AppError> {
         self.try_verify(height, block).map(|_| ())
     }
 
@@ -460,7 +526,7 @@ impl BlockExecutor for OpalApp {
         round: u32,
         pol_round: Option<u32>,
         block: &[u8],
-    ) -> Result<(), String> {
+    ) -> Result<(), AppError> {
         let (time_ms, parent_time) = self.try_verify(height, block)?;
         if pol_round.is_some() {
             return Ok(());
@@ -472,7 +538,7 @@ impl BlockExecutor for OpalApp {
             round,
             &self.time_bounds,
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| AppError::Untimely(e.to_string()))
     }
 
     fn commit(
@@ -480,7 +546,7 @@ impl BlockExecutor for OpalApp {
         height: Height,
         block: &[u8],
         certificate: &CommitCertificate,
-    ) -> Result<[u8; 32], String> {
+    ) -> Result<[u8; 32], AppError> {
         self.try_commit(height, block, certificate)
             .map(|h| h.0)
             .map_err(|e| {
@@ -519,7 +585,7 @@ impl BlockExecutor for OpalApp {
                 tracing::warn!("engine evidence does not validate: {e}");
                 continue;
             }
-            let result = (|| -> Result<opal_types::Hash, String> {
+            let result = (|| -> Result<opal_types::Hash, AppError> {
                 let mut mempool = sh.mempool.lock();
                 let snap = sh.snapshot()?;
                 let me = key.address();
@@ -535,7 +601,7 @@ impl BlockExecutor for OpalApp {
                 }
                 .sign(&key);
                 let len = opal_types::encode(&tx).len();
-                mempool.admit(tx, len, state).map_err(|e| e.to_string())
+                Ok(mempool.admit(tx, len, state)?)
             })();
             match result {
                 Ok(h) => {
@@ -550,8 +616,9 @@ impl BlockExecutor for OpalApp {
 }
 
 /// Sender state for mempool admission, from the latest committed state.
-pub fn sender_state(snap: &Snapshot, addr: &opal_types::Address) -> Result<SenderState, String> {
-    let a = accounts::get(&Overlay::new(snap.clone()), addr).map_err(|e| e.to_string())?;
+pub fn sender_state(snap: &Snapshot, addr: &opal_types::Address) -> Result<SenderState, AppError> {
+    let a = accounts::get(&Overlay::new(snap.clone()), addr)
+        .map_err(|e| AppError::Ledger(e.to_string()))?;
     Ok(SenderState {
         nonce: a.nonce,
         balance: a.balance,

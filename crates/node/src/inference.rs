@@ -455,7 +455,10 @@ impl InferenceService {
             });
         }
         let id = sr.id();
-        let snap = self.shared.snapshot().map_err(ServeError::Internal)?;
+        let snap = self
+            .shared
+            .snapshot()
+            .map_err(|e| ServeError::Internal(e.to_string()))?;
         let height = snap.version().unwrap_or(0);
         let o = Overlay::new(snap);
         let internal = |e: opal_ledger::LedgerError| ServeError::Internal(e.to_string());

@@ -8,6 +8,7 @@ mod common;
 
 use opal_consensus::time::TimeBounds;
 use opal_consensus::{BlockExecutor, CommitCertificate};
+use opal_node::app::AppError;
 use opal_node::app::OpalApp;
 use opal_types::{Block, SecretKey};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,7 +76,10 @@ fn a_proposal_hours_ahead_is_refused_and_an_honest_one_accepted() {
         "committed-state check alone cannot see it"
     );
     let err = n.app.verify_proposal(1, 0, None, &ahead).unwrap_err();
-    assert!(err.contains("ahead of this validator's clock"), "{err}");
+    assert!(
+        matches!(&err, AppError::Untimely(m) if m.contains("ahead of this validator's clock")),
+        "{err}"
+    );
     // In every round, not only the first.
     assert!(n.app.verify_proposal(1, 7, None, &ahead).is_err());
     // Just past the precision: refused; within it: accepted.
@@ -96,7 +100,10 @@ fn a_stale_time_is_refused_in_early_rounds() {
     // round-1 allowance (3.5 s).
     let stale = block_at(&mut n, 1, T0 + 57_000);
     let err = n.app.verify_proposal(1, 0, None, &stale).unwrap_err();
-    assert!(err.contains("behind this validator's clock"), "{err}");
+    assert!(
+        matches!(&err, AppError::Untimely(m) if m.contains("behind this validator's clock")),
+        "{err}"
+    );
     assert_eq!(n.app.verify_proposal(1, 1, None, &stale), Ok(()));
 }
 
@@ -120,7 +127,10 @@ fn time_arithmetic_never_wraps() {
     // A block at u64::MAX would make every later block impossible (parent + 1 overflows).
     let max = block_at(&mut n, 1, u64::MAX);
     let err = n.app.verify_block(1, &max).unwrap_err();
-    assert!(err.contains("no room"), "{err}");
+    assert!(
+        matches!(&err, AppError::Invalid(m) if m.contains("no room")),
+        "{err}"
+    );
     // Not after the parent (the genesis time).
     let same = block_at(&mut n, 1, T0);
     assert!(n.app.verify_block(1, &same).is_err());

@@ -99,6 +99,9 @@ impl MemExecutor {
 }
 
 impl BlockExecutor for MemExecutor {
+    /// The simulator's in-memory chain refuses a block with a reason for its trace.
+    type Error = String;
+
     fn last_committed(&self) -> Height {
         self.blocks.len() as Height
     }
@@ -112,7 +115,7 @@ impl BlockExecutor for MemExecutor {
         self.build_with_payload(height, round, proposer, self.built)
     }
 
-    fn verify_block(&self, height: Height, block: &[u8]) -> Result<(), String> {
+    fn verify_block(&self, height: Height, block: &[u8]) -> Result<(), Self::Error> {
         let b: SimBlock =
             borsh::from_slice(block).map_err(|e| format!("undecodable block: {e}"))?;
         if b.height != height {

@@ -78,6 +78,8 @@ impl CounterApp {
 }
 
 impl BlockExecutor for CounterApp {
+    type Error = String;
+
     fn last_committed(&self) -> Height {
         self.state.lock().unwrap().last
     }
