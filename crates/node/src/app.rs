@@ -585,24 +585,10 @@ impl BlockExecutor for OpalApp {
                 tracing::warn!("engine evidence does not validate: {e}");
                 continue;
             }
-            let result = (|| -> Result<opal_types::Hash, AppError> {
-                let mut mempool = sh.mempool.lock();
-                let snap = sh.snapshot()?;
-                let me = key.address();
-                let state = sender_state(&snap, &me)?;
-                let nonce = state.nonce + mempool.pending_count(&me, state.nonce) as u64;
-                let tx = opal_types::TxBody {
-                    chain_id: sh.chain_id.clone(),
-                    nonce,
-                    fee: sh.params.min_fee,
-                    action: opal_types::Action::SubmitEvidence {
-                        evidence: ev.clone(),
-                    },
-                }
-                .sign(&key);
-                let len = opal_types::encode(&tx).len();
-                Ok(mempool.admit(tx, len, state)?)
-            })();
+            let action = opal_types::Action::SubmitEvidence {
+                evidence: ev.clone(),
+            };
+            let result = crate::local::submit(sh, &key, action);
             match result {
                 Ok(h) => {
                     tracing::warn!(validator = %ev.a.validator, height = ev.a.height, tx = %h, "double signing observed; evidence submitted")

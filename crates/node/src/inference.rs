@@ -20,7 +20,7 @@
 //! validator verifies the proof before the node is paid. A receipt whose proof is missing after
 //! a restart is proved again from its reveal file.
 
-use crate::app::{sender_state, Shared};
+use crate::app::Shared;
 use crate::clock::now_ms;
 use opal_artifacts::{ArtifactHash, ArtifactStore};
 use opal_infer::{ModelCache, Tensor, TensorData};
@@ -29,7 +29,7 @@ use opal_ledger::components::{inference, registry, verification};
 use opal_state::Overlay;
 use opal_types::receipt::{ReceiptBody, ReceiptEnvelope, SignedRequest, ZkEvidence};
 use opal_types::registry::ModelFormat;
-use opal_types::{Action, Address, Amount, Domain, Hash, Receipt, SecretKey, Tier, TxBody};
+use opal_types::{Action, Address, Amount, Domain, Hash, Receipt, SecretKey, Tier};
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -1201,24 +1201,11 @@ impl InferenceService {
     }
 
     fn submit_action(&self, action: Action) -> Result<Hash, String> {
-        let sh = &self.shared;
-        let mut mempool = sh.mempool.lock();
-        let snap = sh.snapshot()?;
-        let state = sender_state(&snap, &self.address)?;
-        let nonce = state.nonce + mempool.pending_count(&self.address, state.nonce) as u64;
-        let tx = TxBody {
-            chain_id: sh.chain_id.clone(),
-            nonce,
-            fee: sh.params.min_fee,
-            action,
-        }
-        .sign(&self.key);
-        let len = opal_types::encode(&tx).len();
-        let n = match &tx.body.action {
+        let n = match &action {
             Action::SettleReceipts { receipts } => receipts.len(),
             _ => 0,
         };
-        let h = mempool.admit(tx, len, state).map_err(|e| e.to_string())?;
+        let h = crate::local::submit(&self.shared, &self.key, action).map_err(|e| e.to_string())?;
         if n > 0 {
             tracing::info!(tx = %h, receipts = n, "settlement submitted");
         }

@@ -1,14 +1,30 @@
 //! Submitting transactions from inside the node process (the devnet's demo setup, the
 //! inference service), with the same admission checks as the API.
 
-use crate::app::{sender_state, Shared};
+use crate::app::{sender_state, AppError, Shared};
 use opal_ledger::TxResult;
 use opal_types::{Action, Hash, SecretKey, TxBody};
 use std::time::{Duration, Instant};
 
+/// Why a transaction the node submitted itself did not land.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocalError {
+    /// It could not be signed or admitted (the store, or the mempool refused it).
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error("transaction {hash} not committed after {after:?}")]
+    Timeout { hash: Hash, after: Duration },
+    /// Its block is recorded but not readable.
+    #[error("the record of transaction {0} is missing or out of range")]
+    Missing(Hash),
+    /// The ledger executed it and refused it (its message).
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// Sign `action` with `key` at its next nonce (counting its pending transactions) and admit it
 /// to the mempool.
-pub fn submit(shared: &Shared, key: &SecretKey, action: Action) -> Result<Hash, String> {
+pub fn submit(shared: &Shared, key: &SecretKey, action: Action) -> Result<Hash, LocalError> {
     let mut mempool = shared.mempool.lock();
     let snap = shared.snapshot()?;
     let me = key.address();
@@ -22,29 +38,30 @@ pub fn submit(shared: &Shared, key: &SecretKey, action: Action) -> Result<Hash, 
     }
     .sign(key);
     let len = opal_types::encode(&tx).len();
-    mempool.admit(tx, len, state).map_err(|e| e.to_string())
+    Ok(mempool.admit(tx, len, state).map_err(AppError::from)?)
 }
 
 /// Wait until transaction `hash` is committed and return its result.
-pub async fn wait(shared: &Shared, hash: &Hash, timeout: Duration) -> Result<TxResult, String> {
+pub async fn wait(shared: &Shared, hash: &Hash, timeout: Duration) -> Result<TxResult, LocalError> {
     let start = Instant::now();
     loop {
         let snap = shared.snapshot()?;
         if let Some(loc) = shared.tx_location(&snap, hash)? {
             let sb = shared
                 .stored_block(&snap, loc.height)?
-                .ok_or_else(|| format!("block {} missing", loc.height))?;
+                .ok_or(LocalError::Missing(*hash))?;
             return sb
                 .result
                 .txs
                 .get(loc.index as usize)
                 .cloned()
-                .ok_or_else(|| "transaction index out of range".to_string());
+                .ok_or(LocalError::Missing(*hash));
         }
         if start.elapsed() > timeout {
-            return Err(format!(
-                "transaction {hash} not committed after {timeout:?}"
-            ));
+            return Err(LocalError::Timeout {
+                hash: *hash,
+                after: timeout,
+            });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -55,11 +72,11 @@ pub async fn submit_and_wait(
     shared: &Shared,
     key: &SecretKey,
     action: Action,
-) -> Result<TxResult, String> {
+) -> Result<TxResult, LocalError> {
     let h = submit(shared, key, action)?;
     let r = wait(shared, &h, Duration::from_secs(60)).await?;
     match &r.error {
-        Some(e) => Err(e.clone()),
+        Some(e) => Err(LocalError::Refused(e.clone())),
         None => Ok(r),
     }
 }
