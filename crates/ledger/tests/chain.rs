@@ -4,8 +4,7 @@
 use opal_ledger::*;
 use opal_types::*;
 
-mod common;
-use common::*;
+use opal_testkit::*;
 
 #[test]
 fn transfer_moves_value_and_pays_fee_to_proposer() {

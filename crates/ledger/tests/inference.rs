@@ -1,9 +1,8 @@
 //! Registry, escrow and settlement scenarios on a real store, with the supply invariant checked
 //! after every block (by `TestChain::block`).
 
-mod common;
 
-use common::{caller, key, node, owner, TestChain};
+use opal_testkit::{caller, key, node, owner, TestChain};
 use opal_ledger::components::{inference, registry};
 use opal_ledger::events::Event;
 use opal_types::receipt::{InferenceRequest, ReceiptBody};

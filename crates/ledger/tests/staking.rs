@@ -2,8 +2,7 @@
 //! validator set, supply conserved throughout (TestChain checks it after every block), and the
 //! bad inputs the issue names.
 
-mod common;
-use common::*;
+use opal_testkit::*;
 use opal_ledger::components::staking::{self, ValidatorInfo};
 use opal_ledger::*;
 use opal_types::evidence::{DoubleSignEvidence, VoteEvidence, PRECOMMIT, PREVOTE};

@@ -3,9 +3,8 @@
 //! slashing, and the bad inputs. The model is the real demo model (`models/digits/model.opalq`),
 //! executed canonically by the test (as an honest node or watcher would) and by the ledger.
 
-mod common;
 
-use common::{
+use opal_testkit::{
     caller, demo_model_file, demo_spec, digit_tensor, genesis, key, node, offer_model, owner,
     replay_cost_of, TestChain,
 };

@@ -4,9 +4,8 @@
 //! proof. The model is the real demo model (`models/digits/model.opalq`), proved by opal-zk as
 //! an inference node would.
 
-mod common;
 
-use common::{
+use opal_testkit::{
     caller, demo_model_file, digit_tensor, genesis, key, node, offer_demo_model, owner, TestChain,
 };
 use opal_ledger::canonical::{self, ExecOptions};
@@ -363,7 +362,7 @@ fn zk_spec(name: &str, version: u32, file: &[u8], key_id: Hash) -> registry::Mod
         licence: Licence::Open,
         tiers: vec![Tier::Signed, Tier::Zk],
         weight_commitment: Some(key_id),
-        replay_cost: common::replay_cost_of(file),
+        replay_cost: opal_testkit::replay_cost_of(file),
     }
 }
 

@@ -363,14 +363,64 @@ pub fn audit_premium(p: &InferenceParams, audit_bps: u32) -> Amount {
     Amount((p.audit_fee.0.saturating_mul(extra)).div_ceil(BPS as u128))
 }
 
-pub(crate) fn settle_one(
-    s: &mut Overlay,
-    ctx: &BlockCtx,
+/// What a request's receipt is checked against besides the state: the chain, the block's
+/// height and time (for a node about to serve, its latest committed state's height and its own
+/// clock), and the height the receipt will carry.
+#[derive(Debug, Clone, Copy)]
+pub struct Settlement<'a> {
+    pub chain_id: &'a str,
+    pub height: u64,
+    pub time_ms: u64,
+    pub receipt_height: u64,
+}
+
+/// What the same caller already owes the node for receipts served and not yet settled: in
+/// all, and under the request's spend grant. Zero on chain, where each receipt is settled on
+/// its own; a node about to serve counts its unsettled receipts, so that a caller cannot be
+/// served twice against one escrow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unsettled {
+    pub escrow: Amount,
+    pub grant: Amount,
+}
+
+/// What settling one request would do, when the ledger would pay it.
+#[derive(Debug, Clone)]
+pub struct Terms {
+    pub info: registry::ModelInfo,
+    /// Held for its challenge window (the `replay` tier, or a request that asked for disputes).
+    pub held: bool,
+    /// The result can be re-executed or checked by the validators' committee.
+    pub checkable: bool,
+    /// The credits of the price, in their fixed order.
+    pub payouts: Vec<Payout>,
+    /// The extra audit rate's cost the caller pays on top of the price.
+    pub premium: Amount,
+    /// `price + premium`, taken from the escrow.
+    pub charge: Amount,
+    /// The caller's escrow with the node, as the state holds it.
+    pub escrow: Escrow,
+    /// What the spend grant will have been charged in all after this receipt, if the request
+    /// carries one.
+    pub grant_total: Option<Amount>,
+}
+
+/// The settlement rule: whether the ledger pays the receipt of `sr`, charging `price` for
+/// `units` billable units, and what paying it does. Read-only: [`settle_one`] applies the
+/// terms, and an inference node calls the same function before it serves, so it never does
+/// work whose receipt the ledger would refuse. The checks run in one fixed order (the first
+/// failing one is the reason reported).
+#[allow(clippy::too_many_arguments)]
+pub fn terms(
+    s: &Overlay,
+    at: &Settlement,
     p: &InferenceParams,
-    r: &Receipt,
+    sr: &opal_types::receipt::SignedRequest,
+    price: Amount,
+    units: u64,
     proved: bool,
-    events: &mut Vec<Event>,
-) -> Result<Result<(), SettleError>, LedgerError> {
+    unsettled: Unsettled,
+) -> Result<Result<Terms, SettleError>, LedgerError> {
     macro_rules! st {
         ($e:expr) => {
             match $e {
@@ -379,31 +429,27 @@ pub(crate) fn settle_one(
             }
         };
     }
-    st!(r
-        .verify()
-        .map_err(|e| SettleError::InvalidReceipt(e.to_string())));
-    let req = &r.body.request.request;
-    if req.chain_id != ctx.chain_id {
+    let req = &sr.request;
+    if req.chain_id != at.chain_id {
         return Ok(Err(SettleError::WrongChain {
-            expected: ctx.chain_id.clone(),
+            expected: at.chain_id.to_string(),
             got: req.chain_id.clone(),
         }));
     }
-    let id = r.request_id();
-    if settled(s, &id)?.is_some() {
+    if settled(s, &sr.id())?.is_some() {
         return Ok(Err(SettleError::AlreadySettled));
     }
     let deadline_ms = req.expires_ms.saturating_add(p.settle_grace_ms);
-    if ctx.time_ms > deadline_ms {
+    if at.time_ms > deadline_ms {
         return Ok(Err(SettleError::Expired {
             expires_ms: req.expires_ms,
             deadline_ms,
         }));
     }
-    if r.body.height > ctx.height {
+    if at.receipt_height > at.height {
         return Ok(Err(SettleError::FutureHeight {
-            height: r.body.height,
-            current: ctx.height,
+            height: at.receipt_height,
+            current: at.height,
         }));
     }
     let Some(info) = registry::model(s, &req.model)? else {
@@ -446,7 +492,7 @@ pub(crate) fn settle_one(
     if held && !checkable {
         return Ok(Err(SettleError::NotReexecutable(req.model.to_string())));
     }
-    if let Some(until_ms) = verification::jailed_until(s, &req.node, ctx.time_ms)? {
+    if let Some(until_ms) = verification::jailed_until(s, &req.node, at.time_ms)? {
         return Ok(Err(SettleError::NodeJailed { until_ms }));
     }
     let node = req.node;
@@ -462,15 +508,13 @@ pub(crate) fn settle_one(
     if registry::check_inference_node(s, &node)?.is_err() {
         return Ok(Err(SettleError::NodeNotBonded));
     }
-    let caller = r.body.request.caller_address();
+    let caller = sr.caller_address();
     st!(info
         .spec
         .licence
         .permits(&caller, req.commercial)
         .map_err(SettleError::Licence));
-    let price = r.body.price;
     // Billable units: one per call, except LLM replies (one per prompt and completion token).
-    let units = r.body.units;
     if info.spec.format != ModelFormat::Gguf && units != 1 {
         return Ok(Err(SettleError::BadUnits {
             units,
@@ -487,25 +531,95 @@ pub(crate) fn settle_one(
     let charge = st!(price
         .checked_add(premium)
         .map_err(|_| SettleError::Overflow));
-    let mut e = escrow(s, &caller, &node)?;
-    if e.balance < charge {
+    let escrow = escrow(s, &caller, &node)?;
+    let have = Amount(escrow.balance.0.saturating_sub(unsettled.escrow.0));
+    if have < charge {
         return Ok(Err(SettleError::EscrowShort {
-            have: e.balance,
+            have,
             price: charge,
         }));
     }
-    if let Some(g) = &r.body.request.grant {
-        let key = k::grant_spent(&g.id());
-        let spent: Amount = read(s, &key)?.unwrap_or_default();
-        let total = st!(spent.checked_add(price).map_err(|_| SettleError::Overflow));
-        if total > g.grant.max_total {
-            return Ok(Err(SettleError::GrantExhausted {
-                max_total: g.grant.max_total,
-                spent,
-                price,
-            }));
+    let grant_total = match &sr.grant {
+        Some(g) => {
+            let spent = st!(grant_spent(s, &g.id())?
+                .checked_add(unsettled.grant)
+                .map_err(|_| SettleError::Overflow));
+            let total = st!(spent.checked_add(price).map_err(|_| SettleError::Overflow));
+            if total > g.grant.max_total {
+                return Ok(Err(SettleError::GrantExhausted {
+                    max_total: g.grant.max_total,
+                    spent,
+                    price,
+                }));
+            }
+            Some(total)
         }
-        write(s, &key, &total);
+        None => None,
+    };
+    Ok(Ok(Terms {
+        info,
+        held,
+        checkable,
+        payouts,
+        premium,
+        charge,
+        escrow,
+        grant_total,
+    }))
+}
+
+pub(crate) fn settle_one(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    p: &InferenceParams,
+    r: &Receipt,
+    proved: bool,
+    events: &mut Vec<Event>,
+) -> Result<Result<(), SettleError>, LedgerError> {
+    macro_rules! st {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(e) => return Ok(Err(e)),
+            }
+        };
+    }
+    st!(r
+        .verify()
+        .map_err(|e| SettleError::InvalidReceipt(e.to_string())));
+    let at = Settlement {
+        chain_id: &ctx.chain_id,
+        height: ctx.height,
+        time_ms: ctx.time_ms,
+        receipt_height: r.body.height,
+    };
+    let price = r.body.price;
+    let units = r.body.units;
+    let Terms {
+        info: _,
+        held,
+        checkable,
+        payouts,
+        premium,
+        charge,
+        escrow: mut e,
+        grant_total,
+    } = st!(terms(
+        s,
+        &at,
+        p,
+        &r.body.request,
+        price,
+        units,
+        proved,
+        Unsettled::default()
+    )?);
+    let req = &r.body.request.request;
+    let id = r.request_id();
+    let node = req.node;
+    let caller = r.body.request.caller_address();
+    if let (Some(g), Some(total)) = (&r.body.request.grant, grant_total) {
+        write(s, &k::grant_spent(&g.id()), &total);
     }
     // All checks passed: move the money.
     e.balance = Amount(e.balance.0 - charge.0);

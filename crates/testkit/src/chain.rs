@@ -1,11 +1,12 @@
-//! `TestChain`: blocks executed directly (no consensus) over a real on-disk store, with every
-//! ledger invariant checked after every block. Shared by the ledger's scenario tests.
-#![allow(dead_code)]
+//! [`TestChain`]: blocks executed directly (no consensus) over a real on-disk store, with the
+//! supply invariant checked after every block; the test accounts and genesis.
 
 use opal_ledger::*;
 use opal_state::{Overlay, Store};
 use opal_types::*;
 
+/// A chain under test: a real store, the last block's height, time and hash, and the key that
+/// proposes while it is a validator.
 pub struct TestChain {
     _dir: tempfile::TempDir,
     pub store: Store,
@@ -16,6 +17,7 @@ pub struct TestChain {
     pub chain_id: String,
 }
 
+/// Test key number `i` (seed `[i; 32]`); 100 is the genesis validator.
 pub fn key(i: u8) -> SecretKey {
     SecretKey::from_seed([i; 32])
 }
@@ -32,6 +34,7 @@ pub fn node() -> SecretKey {
     key(4)
 }
 
+/// Chain `test-chain` at time 1,000: accounts 1 to 4 with 1,000,000 each, validator `key(100)`.
 pub fn genesis() -> Genesis {
     Genesis {
         chain_id: "test-chain".into(),
@@ -55,11 +58,19 @@ pub fn genesis() -> Genesis {
     }
 }
 
+impl Default for TestChain {
+    fn default() -> TestChain {
+        TestChain::new()
+    }
+}
+
 impl TestChain {
+    /// A chain at [`genesis`].
     pub fn new() -> TestChain {
         TestChain::with_genesis(genesis())
     }
 
+    /// A chain at `g`, applied and committed at height 0 in a fresh temporary store.
     pub fn with_genesis(g: Genesis) -> TestChain {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("state.redb")).unwrap();
@@ -209,7 +220,6 @@ impl TestChain {
         })
     }
 
-    /// Empty blocks until block time passes `ms`.
     /// The open verification case of a request.
     pub fn case(&self, request_id: &Hash) -> Option<components::verification::Case> {
         components::verification::case(&self.overlay(), request_id).unwrap()
@@ -233,6 +243,7 @@ impl TestChain {
         self.tx(who, 0, Action::CommitteeVote { request_id, valid })
     }
 
+    /// Empty blocks until block time passes `ms`.
     pub fn advance_time_to(&mut self, ms: u64) {
         while self.time_ms < ms {
             self.block(vec![]);
@@ -240,144 +251,3 @@ impl TestChain {
     }
 }
 
-/// The bytes of the canonical demo model, `models/digits/model.opalq`.
-pub fn demo_model_file() -> Vec<u8> {
-    std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../models/digits/model.opalq"
-    ))
-    .expect("models/digits/model.opalq")
-}
-
-/// One digit for the demo model: a canonical `f32` tensor of shape `[1, 64]`.
-pub fn digit_tensor(v: &[f32]) -> Vec<u8> {
-    opal_ledger::canonical::f32_tensor_bytes(&[1, v.len() as u64], v)
-}
-
-/// `owner` registers the demo model file as `digits-q@1` (opal_quant, price 100, in `tiers`, with
-/// `weight_commitment`); `node` bonds `node_bond` as an inference node and offers it in the same
-/// tiers (fee 90); `caller` funds an escrow of 600,000 with `node`. Asserts every step applied.
-pub fn offer_demo_model(
-    c: &mut TestChain,
-    parties: [&SecretKey; 3],
-    file: &[u8],
-    tiers: Vec<Tier>,
-    weight_commitment: Option<Hash>,
-    node_bond: u128,
-) {
-    offer_model(
-        c,
-        parties,
-        demo_spec(file, tiers, weight_commitment),
-        node_bond,
-        90,
-    );
-}
-
-/// What a canonical model file costs to re-execute (`canonical::cost`), as `opal model
-/// register` measures it for the registration's `replay_cost`.
-pub fn replay_cost_of(file: &[u8]) -> Option<u64> {
-    let m = opal_ledger::canonical::load_model(file).ok()?;
-    Some(opal_ledger::canonical::cost(&m))
-}
-
-/// The registration of the demo model file as `digits-q@1` (opal_quant, price 100, in `tiers`,
-/// with `weight_commitment` and the file's true `replay_cost`).
-pub fn demo_spec(
-    file: &[u8],
-    tiers: Vec<Tier>,
-    weight_commitment: Option<Hash>,
-) -> opal_types::registry::ModelSpec {
-    use opal_types::registry::{Licence, ModelFormat, ModelSpec};
-    ModelSpec {
-        name: "digits-q".into(),
-        version: 1,
-        parent: None,
-        parent_bps: 0,
-        datasets: vec![],
-        content_hash: Hash(*blake3::hash(file).as_bytes()),
-        size: file.len() as u64,
-        format: ModelFormat::OpalQuant,
-        input_schema: "[]".into(),
-        output_schema: "[]".into(),
-        price: Amount(100),
-        licence: Licence::Open,
-        tiers,
-        weight_commitment,
-        replay_cost: replay_cost_of(file),
-    }
-}
-
-/// `owner` registers `spec`; `node` bonds `node_bond` as an inference node and offers the model
-/// in the spec's tiers for `fee`; `caller` funds an escrow of 600,000 with `node`. Asserts every
-/// step applied.
-pub fn offer_model(
-    c: &mut TestChain,
-    [owner, node, caller]: [&SecretKey; 3],
-    spec: opal_types::registry::ModelSpec,
-    node_bond: u128,
-    fee: u128,
-) {
-    use opal_types::registry::{ServiceOffer, ServiceSpec};
-    let (model, tiers) = (ModelRef::new(&spec.name, spec.version), spec.tiers.clone());
-    let r = c.run(vec![
-        c.tx(owner, 0, Action::RegisterModel { spec }),
-        c.tx(
-            node,
-            0,
-            Action::BondRole {
-                role: Role::InferenceNode,
-                amount: Amount(node_bond),
-            },
-        ),
-        c.tx(
-            caller,
-            0,
-            Action::FundEscrow {
-                node: node.address(),
-                amount: Amount(600_000),
-            },
-        ),
-    ]);
-    assert_eq!(r, vec![None, None, None]);
-    let r = c.run(vec![c.tx(
-        node,
-        0,
-        Action::DeclareService {
-            spec: ServiceSpec {
-                endpoint: "http://127.0.0.1:9000".into(),
-                offers: vec![ServiceOffer {
-                    model,
-                    tiers,
-                    fee: Amount(fee),
-                }],
-            },
-        },
-    )]);
-    assert_eq!(r, vec![None]);
-}
-
-/// The test genesis with three validators whose operators are `validators`, staking 4, 3 and
-/// 3 million (two thirds of the power needs the first and one other), each with the fees of a
-/// few votes.
-pub fn committee_genesis(validators: [&SecretKey; 3]) -> Genesis {
-    let mut g = genesis();
-    g.validators = validators
-        .iter()
-        .enumerate()
-        .map(|(i, v)| GenesisValidator {
-            name: format!("v{i}"),
-            public_key: v.public_key(),
-            operator: None,
-            stake: Amount(if i == 0 { 4_000_000 } else { 3_000_000 }),
-            vrf_key: v.vrf_public_key(),
-        })
-        .collect();
-    for v in validators {
-        g.accounts.push(GenesisAccount {
-            address: v.address(),
-            balance: Amount(10_000),
-        });
-    }
-    g
-}
