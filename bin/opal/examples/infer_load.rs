@@ -12,9 +12,9 @@
 use opal_infer::Tensor;
 use opal_node::clock::now_ms;
 use opal_node::home::KeyFile;
-use opal_node::inference::tensors_hash;
 use opal_types::receipt::InferenceRequest;
 use opal_types::{Action, Amount, Hash, ModelRef, Tier, TxBody};
+use opal_worker::tensors_hash;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 

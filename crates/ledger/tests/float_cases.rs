@@ -6,10 +6,11 @@
 //! tolerance (`opal_verify::float`, run by `opal node watch`); here the test plays the
 //! validators. On a real store, with the supply invariant checked after every block.
 
-
-use opal_testkit::{caller, committee_genesis, digit_tensor, key, node, offer_model, owner, TestChain};
 use opal_ledger::components::verification::{self, CaseKind, Outcome};
 use opal_ledger::events::Event;
+use opal_testkit::{
+    caller, committee_genesis, digit_tensor, key, node, offer_model, owner, TestChain,
+};
 use opal_types::receipt::{tensor_list_hash, Escalation, InferenceRequest, ReceiptBody};
 use opal_types::registry::{Licence, ModelFormat, ModelSpec};
 use opal_types::*;

@@ -1,10 +1,9 @@
 //! Registry, escrow and settlement scenarios on a real store, with the supply invariant checked
 //! after every block (by `TestChain::block`).
 
-
-use opal_testkit::{caller, key, node, owner, TestChain};
 use opal_ledger::components::{inference, registry};
 use opal_ledger::events::Event;
+use opal_testkit::{caller, key, node, owner, TestChain};
 use opal_types::receipt::{InferenceRequest, ReceiptBody};
 use opal_types::registry::{
     DatasetShare, DatasetSpec, Licence, ModelFormat, ModelSpec, ServiceOffer, ServiceSpec,

@@ -5,11 +5,10 @@
 //! power). The votes' content (the off-chain activation check) is what `opal node watch` runs
 //! with the real model; here the test plays the validators.
 
-
-use opal_testkit::{caller, committee_genesis, genesis, key, node, offer_model, owner, TestChain};
 use opal_ledger::components::inference;
 use opal_ledger::components::verification::{self, CaseKind, Outcome};
 use opal_ledger::events::Event;
+use opal_testkit::{caller, committee_genesis, genesis, key, node, offer_model, owner, TestChain};
 use opal_types::llm::{self, LlmInput};
 use opal_types::receipt::{Escalation, InferenceRequest, ReceiptBody};
 use opal_types::registry::{Licence, ModelFormat, ModelSpec};

@@ -2,9 +2,9 @@
 //! validator set, supply conserved throughout (TestChain checks it after every block), and the
 //! bad inputs the issue names.
 
-use opal_testkit::*;
 use opal_ledger::components::staking::{self, ValidatorInfo};
 use opal_ledger::*;
+use opal_testkit::*;
 use opal_types::evidence::{DoubleSignEvidence, VoteEvidence, PRECOMMIT, PREVOTE};
 use opal_types::*;
 

@@ -3,16 +3,15 @@
 //! slashing, and the bad inputs. The model is the real demo model (`models/digits/model.opalq`),
 //! executed canonically by the test (as an honest node or watcher would) and by the ledger.
 
-
-use opal_testkit::{
-    caller, demo_model_file, demo_spec, digit_tensor, genesis, key, node, offer_model, owner,
-    replay_cost_of, TestChain,
-};
 use opal_ledger::canonical::{self, ExecOptions};
 use opal_ledger::components::verification::{self, CaseKind, Outcome};
 use opal_ledger::components::{inference, staking};
 use opal_ledger::events::Event;
 use opal_quant::{QuantModel, SplitMix64};
+use opal_testkit::{
+    caller, demo_model_file, demo_spec, digit_tensor, genesis, key, node, offer_model, owner,
+    replay_cost_of, TestChain,
+};
 use opal_types::receipt::{tensor_list_hash, Escalation, InferenceRequest, ReceiptBody};
 use opal_types::*;
 

@@ -4,14 +4,13 @@
 //! proof. The model is the real demo model (`models/digits/model.opalq`), proved by opal-zk as
 //! an inference node would.
 
-
-use opal_testkit::{
-    caller, demo_model_file, digit_tensor, genesis, key, node, offer_demo_model, owner, TestChain,
-};
 use opal_ledger::canonical::{self, ExecOptions};
 use opal_ledger::components::{inference, verification, zk};
 use opal_ledger::events::Event;
 use opal_quant::QuantModel;
+use opal_testkit::{
+    caller, demo_model_file, digit_tensor, genesis, key, node, offer_demo_model, owner, TestChain,
+};
 use opal_types::receipt::{tensor_list_hash, InferenceRequest, ReceiptBody, ZkEvidence};
 use opal_types::registry;
 use opal_types::*;
@@ -346,23 +345,10 @@ fn other_model() -> (Vec<u8>, QuantModel) {
 }
 
 fn zk_spec(name: &str, version: u32, file: &[u8], key_id: Hash) -> registry::ModelSpec {
-    use registry::{Licence, ModelFormat, ModelSpec};
-    ModelSpec {
+    registry::ModelSpec {
         name: name.into(),
         version,
-        parent: None,
-        parent_bps: 0,
-        datasets: vec![],
-        content_hash: Hash(*blake3::hash(file).as_bytes()),
-        size: file.len() as u64,
-        format: ModelFormat::OpalQuant,
-        input_schema: "[]".into(),
-        output_schema: "[]".into(),
-        price: Amount(100),
-        licence: Licence::Open,
-        tiers: vec![Tier::Signed, Tier::Zk],
-        weight_commitment: Some(key_id),
-        replay_cost: opal_testkit::replay_cost_of(file),
+        ..opal_testkit::demo_spec(file, vec![Tier::Signed, Tier::Zk], Some(key_id))
     }
 }
 

@@ -12,6 +12,7 @@
 //!   size, chain id, fee, signature, nonce (allowing consecutive pending nonces per sender) and
 //!   balance against the pending spend of that sender.
 //! - [`home::Home`] is the on-disk layout of a node's directory (keys, genesis, config, data).
+//! - [`worker`] runs the inference-worker role (`opal-worker`) over this node's chain.
 //! - [`run::start_node`] starts everything and returns a handle that stops it cleanly.
 
 pub mod api;
@@ -19,13 +20,13 @@ pub mod app;
 pub mod clock;
 pub mod error;
 pub mod home;
-pub mod inference;
 pub mod llm;
 pub mod local;
 pub mod mempool;
 pub mod metrics;
 pub mod records;
 pub mod run;
+pub mod worker;
 
 pub use error::NodeError;
 pub use home::Home;

@@ -1,7 +1,7 @@
 //! The LLM side of the inference-node role: serve registered GGUF models (`opal-llm`, candle)
 //! behind the OpenAI-compatible API (`api::openai`), with an Opal receipt for every reply, paid
 //! per token from the caller's escrow under a spend grant, and settled by the same pending log
-//! and settlement loop as ONNX receipts (`crate::inference`).
+//! and settlement loop as ONNX receipts (`opal_worker`).
 //!
 //! Authorization: the OpenAI client cannot sign each request, so the caller's credential is the
 //! API key, a [`SignedGrant`] (`opal llm key`): the caller signs, once, "node N may charge my
@@ -40,8 +40,7 @@
 //! `data/reveal/` until the ledger can no longer ask for it, and the reveal pass publishes it
 //! when a case opens. The validators check it off chain and vote (docs/verification.md).
 
-use crate::clock::now_ms;
-use crate::inference::{InferenceService, ServeError};
+use crate::app::Shared;
 use opal_artifacts::ArtifactHash;
 use opal_ledger::components::{inference, registry};
 use opal_llm::{
@@ -54,6 +53,7 @@ use opal_types::receipt::{
 };
 use opal_types::registry::{ModelFormat, ModelSpec, ServiceOffer};
 use opal_types::{Address, Amount, Hash, ModelRef, Tier};
+use opal_worker::{InferenceService, ServeError};
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -186,7 +186,17 @@ impl From<ServeError> for LlmServeError {
                 param: None,
                 message: e.to_string(),
             },
-            other => LlmServeError::internal(other.to_string()),
+            other => LlmServeError {
+                status: other.status(),
+                kind: if other.status() >= 500 {
+                    "server_error"
+                } else {
+                    "invalid_request_error"
+                },
+                code: Some(other.code().into()),
+                param: None,
+                message: other.to_string(),
+            },
         }
     }
 }
@@ -316,6 +326,8 @@ type ModelSlot = Arc<Mutex<Option<Arc<LlmModel>>>>;
 
 pub struct LlmService {
     inf: Arc<InferenceService>,
+    /// The node's state (the chain's parameters, committed snapshots).
+    shared: Arc<Shared>,
     /// Loaded models by content hash; each slot's lock is held while that model loads, so a
     /// model is loaded once however many calls ask for it at the same time.
     models: Mutex<HashMap<Hash, ModelSlot>>,
@@ -325,13 +337,14 @@ pub struct LlmService {
 }
 
 impl LlmService {
-    pub fn new(inf: Arc<InferenceService>) -> Arc<LlmService> {
+    pub fn new(inf: Arc<InferenceService>, shared: Arc<Shared>) -> Arc<LlmService> {
         let n = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 4);
         Arc::new(LlmService {
             inf,
+            shared,
             models: Mutex::new(HashMap::new()),
             reserved: Mutex::new(Reserved::default()),
             slots: Arc::new(tokio::sync::Semaphore::new(n)),
@@ -348,11 +361,7 @@ impl LlmService {
     }
 
     fn state(&self) -> Result<(Overlay, u64), LlmServeError> {
-        let snap = self
-            .inf
-            .shared()
-            .snapshot()
-            .map_err(LlmServeError::internal)?;
+        let snap = self.shared.snapshot().map_err(LlmServeError::internal)?;
         let h = snap.version().unwrap_or(0);
         Ok((Overlay::new(snap), h))
     }
@@ -502,7 +511,7 @@ impl LlmService {
                 "Incorrect API key provided: the grant's signature does not verify ({e})."
             ))
         })?;
-        let chain = &self.inf.shared().chain_id;
+        let chain = &self.shared.chain_id;
         if &g.grant.chain_id != chain {
             return Err(LlmServeError::auth(format!(
                 "This API key is for chain {:?}; this node is on {chain:?}.",
@@ -516,7 +525,7 @@ impl LlmService {
                 self.node()
             )));
         }
-        if g.grant.expires_ms <= now_ms() {
+        if g.grant.expires_ms <= self.inf.clock().now_ms() {
             return Err(LlmServeError::auth(format!(
                 "This API key expired at {} (ms since the epoch); mint a new one with `opal llm key`.",
                 g.grant.expires_ms
@@ -638,6 +647,7 @@ impl LlmService {
             &inference::params(&o).map_err(internal)?,
             ask.escalation.audit_bps,
         );
+        // (The settlement rule below checks the same again, with every other condition.)
         let escrow = inference::escrow(&o, &caller, &self.node()).map_err(internal)?;
         if escrow.unlock_ms.is_some() {
             return Err(LlmServeError::quota(format!(
@@ -645,17 +655,22 @@ impl LlmService {
                 self.node()
             )));
         }
-        if self.inf.is_full() {
+        if self.inf.log().is_full() {
             return Err(LlmServeError::unavailable(
                 "busy",
                 "This node holds too many unsettled receipts; try again shortly.",
             ));
         }
         let gid = grant.id();
-        let owed = self.inf.owed_by(&o, &caller).map_err(internal)?;
+        let owed = self
+            .inf
+            .log()
+            .unsettled_sum(&o, &caller, |_| true)
+            .map_err(internal)?;
         let pending_under_grant = self
             .inf
-            .pending_sum(&o, &caller, |rc| {
+            .log()
+            .unsettled_sum(&o, &caller, |rc| {
                 rc.body.request.grant.as_ref().map(|g| g.id()) == Some(gid)
             })
             .map_err(internal)?;
@@ -713,7 +728,7 @@ impl LlmService {
             stop: ask.stop.clone(),
         };
         let request = InferenceRequest {
-            chain_id: self.inf.shared().chain_id.clone(),
+            chain_id: self.shared.chain_id.clone(),
             node: self.node(),
             model: r.model.clone(),
             model_hash: r.spec.content_hash,
@@ -722,10 +737,32 @@ impl LlmService {
             max_price,
             commercial: ask.commercial,
             salt: random_u64(),
-            expires_ms: (now_ms() + LLM_REQUEST_TTL_MS).min(grant.grant.expires_ms),
+            expires_ms: (self.inf.clock().now_ms() + LLM_REQUEST_TTL_MS)
+                .min(grant.grant.expires_ms),
             escalation: ask.escalation,
         }
         .under_grant(grant.clone());
+        // The ledger's settlement rule at the worst case (max_tokens generated, on top of what
+        // is unsettled and in flight): a call this node could not be paid for (it is jailed or
+        // unbonded, or its price does not cover what the owner and the treasury are owed) is
+        // not run.
+        let at = inference::Settlement {
+            chain_id: &self.shared.chain_id,
+            height,
+            time_ms: self.inf.clock().now_ms(),
+            receipt_height: height,
+        };
+        let unsettled = inference::Unsettled {
+            escrow: Amount(owed.0.saturating_add(held_caller)),
+            grant: Amount(pending_under_grant.0.saturating_add(held_grant)),
+        };
+        let units = (n_prompt + max_tokens as usize) as u64;
+        let p_inf = inference::params(&o).map_err(internal)?;
+        inference::terms(
+            &o, &at, &p_inf, &request, max_price, units, false, unsettled,
+        )
+        .map_err(internal)?
+        .map_err(|e| LlmServeError::from(ServeError::from_settle(e, request.id())))?;
         Ok(Prepared {
             id: r.id,
             model_ref: r.model,
@@ -760,7 +797,7 @@ impl LlmService {
             stop: p.input.stop.clone(),
             // The chain's commitment parameters: verifiers require exactly these.
             commit_activations: activations.then(|| {
-                let params = &self.inf.shared().params;
+                let params = &self.shared.params;
                 CommitParams {
                     chunk_size: params.llm_commit_chunk,
                     top_k: params.llm_commit_top_k,
@@ -841,7 +878,7 @@ impl LlmService {
                 bytes,
             });
         }
-        self.inf.record_receipt(&envelope)?;
+        self.inf.log().record(&envelope)?;
         let finish_reason = match gen.finish_reason {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",

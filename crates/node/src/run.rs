@@ -26,7 +26,7 @@ pub struct NodeHandle {
     /// The content-addressed artifact store every node keeps.
     pub artifacts: Arc<opal_artifacts::ArtifactStore>,
     /// The inference service, when this node serves inference.
-    pub inference: Option<Arc<crate::inference::InferenceService>>,
+    pub inference: Option<Arc<opal_worker::InferenceService>>,
     /// The LLM service (OpenAI-compatible API under `/v1`), with the inference service.
     pub llm: Option<Arc<crate::llm::LlmService>>,
     /// The inference service's settlement and artifact-sync tasks.
@@ -124,17 +124,21 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
     };
     let inference = match inference_key {
         Some(k) => Some(
-            crate::inference::InferenceService::open(
+            opal_worker::InferenceService::open(
                 k,
-                shared.clone(),
+                Arc::new(crate::worker::NodeChain(shared.clone())),
+                Arc::new(opal_worker::SystemClock),
                 artifacts.clone(),
                 home.data_dir(),
+                opal_worker::Options::from_env(),
             )
-            .map_err(NodeError::Home)?,
+            .map_err(|e| NodeError::Home(e.to_string()))?,
         ),
         None => None,
     };
-    let llm = inference.clone().map(crate::llm::LlmService::new);
+    let llm = inference
+        .clone()
+        .map(|svc| crate::llm::LlmService::new(svc, shared.clone()));
     let router = api::router(shared.clone())
         .merge(opal_artifacts::router(artifacts.clone()))
         .merge(api::inference_router(inference.clone()))
@@ -168,11 +172,12 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
     .await?;
     let background: Vec<tokio::task::JoinHandle<()>> = match &inference {
         Some(svc) => vec![
-            svc.spawn_artifact_sync(
+            crate::worker::spawn_artifact_sync(
+                svc.clone(),
                 std::time::Duration::from_secs(5),
                 config.artifact_peers.clone(),
             ),
-            svc.spawn_settlement(std::time::Duration::from_millis(500)),
+            crate::worker::spawn_settlement(svc.clone(), std::time::Duration::from_millis(500)),
         ],
         None => vec![],
     };

@@ -4,72 +4,12 @@
 //! are the simulated ones; the Byzantine validator is slashed and jailed and leaves the set.
 
 use opal_ledger::components::staking;
-use opal_ledger::{execute_block, invariants, Genesis};
+use opal_ledger::Genesis;
 use opal_sim::{run, seeds, Byzantine, SimConfig};
-use opal_state::{Overlay, Store};
-use opal_types::{
-    Action, Address, Amount, Block, BlockHeader, Hash, PublicKey, SecretKey, Transaction, TxBody,
-};
+use opal_testkit::TestChain;
+use opal_types::{Action, Address, Amount, PublicKey, SecretKey};
 
 const STAKE: u128 = 10_000_000;
-
-struct Chain {
-    _dir: tempfile::TempDir,
-    store: Store,
-    height: u64,
-    time_ms: u64,
-    parent: Hash,
-    proposer: SecretKey,
-}
-
-impl Chain {
-    fn new(g: &Genesis, proposer: SecretKey) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.redb")).unwrap();
-        let mut o = Overlay::new(store.snapshot().unwrap());
-        g.apply(&mut o).unwrap();
-        store
-            .commit(0, o.into_writes(), Default::default())
-            .unwrap();
-        Chain {
-            _dir: dir,
-            store,
-            height: 0,
-            time_ms: g.genesis_time_ms,
-            parent: Hash::ZERO,
-            proposer,
-        }
-    }
-
-    fn overlay(&self) -> Overlay {
-        Overlay::new(self.store.snapshot().unwrap())
-    }
-
-    fn block(&mut self, txs: Vec<Transaction>) -> opal_ledger::BlockResult {
-        self.height += 1;
-        self.time_ms += 1_000;
-        let header = BlockHeader {
-            chain_id: "opal-sim".into(),
-            height: self.height,
-            time_ms: self.time_ms,
-            parent_hash: self.parent,
-            prev_state_root: Hash(self.store.snapshot().unwrap().root()),
-            tx_root: Block::tx_root(&txs),
-            tx_count: txs.len() as u32,
-            proposer: self.proposer.public_key(),
-            beacon: self.proposer.vrf_beacon("opal-sim", self.height),
-        };
-        let block = Block { header, txs };
-        let mut o = self.overlay();
-        let result = execute_block(&mut o, &block).unwrap();
-        invariants::check_supply(&o).expect("supply is conserved");
-        self.store
-            .commit(self.height, o.into_writes(), Default::default())
-            .unwrap();
-        self.parent = block.hash();
-        result
-    }
-}
 
 /// The secret key of simulated validator `i` (as `opal_sim` derives it).
 fn sim_key(i: usize) -> SecretKey {
@@ -133,7 +73,8 @@ fn simulated_equivocation_is_slashed_on_chain() {
     let g = genesis(&report.public_keys, reporter.address());
     let proposer = sim_key((byz + 1) % 4);
     assert_eq!(proposer.public_key().0, report.public_keys[(byz + 1) % 4]);
-    let mut chain = Chain::new(&g, proposer);
+    let mut chain = TestChain::with_genesis(g);
+    chain.proposer = proposer;
     let operator = offender.address();
     let before = staking::validator(&chain.overlay(), &operator)
         .unwrap()
@@ -142,15 +83,13 @@ fn simulated_equivocation_is_slashed_on_chain() {
     while chain.height < ev.a.height {
         chain.block(vec![]);
     }
-    let tx = TxBody {
-        chain_id: "opal-sim".into(),
-        nonce: 0,
-        fee: g.params.min_fee,
-        action: Action::SubmitEvidence {
+    let tx = chain.tx(
+        &reporter,
+        0,
+        Action::SubmitEvidence {
             evidence: ev.clone(),
         },
-    }
-    .sign(&reporter);
+    );
     let r = chain.block(vec![tx]);
     assert_eq!(r.txs[0].code, None, "{:?}", r.txs[0].error);
 
@@ -171,13 +110,7 @@ fn simulated_equivocation_is_slashed_on_chain() {
     assert_eq!(set.len(), 3);
 
     // The same evidence again is refused.
-    let again = TxBody {
-        chain_id: "opal-sim".into(),
-        nonce: 1,
-        fee: g.params.min_fee,
-        action: Action::SubmitEvidence { evidence: ev },
-    }
-    .sign(&reporter);
+    let again = chain.tx(&reporter, 0, Action::SubmitEvidence { evidence: ev });
     let r = chain.block(vec![again]);
     assert_eq!(r.txs[0].code.as_deref(), Some("duplicate_evidence"));
 }

@@ -145,3 +145,22 @@ pub fn committee_genesis(validators: [&SecretKey; 3]) -> Genesis {
     }
     g
 }
+
+/// A `signed` request from [`crate::caller`] to [`crate::node`] for the demo model as
+/// [`offer_demo_model`] registers it (`digits-q@1`), unsigned: maximum price 1,000, expiring a
+/// minute after the chain's time, input hash `[1; 32]` (set the real one to run it).
+pub fn demo_request(c: &TestChain, salt: u64) -> receipt::InferenceRequest {
+    receipt::InferenceRequest {
+        chain_id: c.chain_id.clone(),
+        node: crate::node().address(),
+        model: ModelRef::new("digits-q", 1),
+        model_hash: Hash(*blake3::hash(&demo_model_file()).as_bytes()),
+        input_hash: Hash([1; 32]),
+        tier: Tier::Signed,
+        max_price: Amount(1_000),
+        commercial: false,
+        salt,
+        expires_ms: c.time_ms + 60_000,
+        escalation: Default::default(),
+    }
+}

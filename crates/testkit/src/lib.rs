@@ -15,6 +15,6 @@ pub mod seed;
 
 pub use chain::{caller, genesis, key, node, owner, TestChain};
 pub use fixtures::{
-    committee_genesis, demo_model_file, demo_spec, digit_tensor, offer_demo_model, offer_model,
-    replay_cost_of,
+    committee_genesis, demo_model_file, demo_request, demo_spec, digit_tensor, offer_demo_model,
+    offer_model, replay_cost_of,
 };

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use opal_infer::{Tensor, TensorSpec};
-use opal_node::inference::tensors_hash;
 use opal_types::receipt::{InferenceRequest, ReceiptEnvelope, ZkEvidence, ZK_EVIDENCE_VERSION};
 use opal_types::{Action, Address, Amount, Hash, ModelRef, Tier};
+use opal_worker::tensors_hash;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -3,7 +3,6 @@
 //! "inputs": [<tensor>, ...]}`.
 
 use super::error::ApiError;
-use crate::inference::InferenceService;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -12,6 +11,7 @@ use axum::Json;
 use opal_infer::Tensor;
 use opal_types::receipt::SignedRequest;
 use opal_types::Hash;
+use opal_worker::InferenceService;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;

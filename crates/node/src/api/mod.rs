@@ -58,7 +58,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
 }
 
 /// `POST /api/infer`: served when the node runs the inference role, otherwise a clear 404.
-pub fn inference_router(svc: Option<Arc<crate::inference::InferenceService>>) -> Router {
+pub fn inference_router(svc: Option<Arc<opal_worker::InferenceService>>) -> Router {
     Router::new()
         .route("/api/infer", post(infer::infer))
         .route("/api/proofs/{request_id}", get(infer::proof))
