@@ -9,6 +9,10 @@
 //! that will serve it (tract for ONNX, the canonical loader for `.opalq`), so a model no node
 //! can load is refused before it is registered.
 
+pub mod register;
+
+pub use register::{registration, Registration, Registry, Terms};
+
 use opal_quant::calib::{Calibration, Holdout};
 use opal_quant::{BuildConfig, QuantModel};
 use opal_types::registry::{ModelFormat, Tier};
@@ -38,6 +42,15 @@ pub enum OwnerError {
     ZkSetup(String),
     #[error("quantizing: {0}")]
     Quantize(String),
+    #[error("--tiers replay: re-executing this model costs {needed} operations and the chain allows {limit} per block, so no dispute about it could be decided; register it with --tiers signed (or zk)")]
+    ReplayTooCostly { needed: u64, limit: u64 },
+    #[error("--tiers zk needs a canonical .opalq model (make one with `opal model quantize`)")]
+    ZkNeedsCanonical,
+    #[error("the registration is not valid: {0}")]
+    Spec(String),
+    /// What the chain said when asked (the next version, the replay limit).
+    #[error("{0}")]
+    Chain(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OwnerError + '_ {

@@ -6,7 +6,7 @@ use crate::output::{print, s};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use opal_client::Client;
-use opal_types::registry::{DatasetShare, DatasetSpec, Licence, ModelFormat, ModelSpec, Tier};
+use opal_types::registry::{DatasetShare, DatasetSpec, Licence, Tier};
 use opal_types::{Action, Amount, Hash, ModelRef};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -194,21 +194,35 @@ fn quantize_model(
     Ok(())
 }
 
-fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
-    let d = opal_owner::declare_file(&a.file)?;
-    let (format, content_hash) = (d.format, d.content_hash);
-    let c = Client::new(&a.opts.node.node)?;
-    let version = match a.version {
-        Some(v) => v,
-        None => {
-            let (code, v) = c.get_raw(&format!("/api/models/{}", a.name))?;
-            match code {
-                404 => 1,
-                200 => v["spec"]["version"].as_u64().unwrap_or(0) as u32 + 1,
-                _ => bail!("{}", opal_client::refused(code, &v)),
-            }
+/// The chain, as a registration asks it.
+struct NodeRegistry(Client);
+
+impl opal_owner::Registry for NodeRegistry {
+    fn next_version(&mut self, name: &str) -> Result<u32, opal_owner::OwnerError> {
+        let chain = |e: opal_client::ClientError| opal_owner::OwnerError::Chain(e.to_string());
+        let (code, v) = self
+            .0
+            .get_raw(&format!("/api/models/{name}"))
+            .map_err(chain)?;
+        match code {
+            404 => Ok(1),
+            200 => Ok(v["spec"]["version"].as_u64().unwrap_or(0) as u32 + 1),
+            _ => Err(opal_owner::OwnerError::Chain(
+                opal_client::refused(code, &v).to_string(),
+            )),
         }
-    };
+    }
+
+    fn max_replay_cost(&mut self) -> Result<Option<u64>, opal_owner::OwnerError> {
+        let status = self
+            .0
+            .status()
+            .map_err(|e| opal_owner::OwnerError::Chain(e.to_string()))?;
+        Ok(Some(status.inference_params.max_replay_cost))
+    }
+}
+
+fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
     let datasets = a
         .datasets
         .iter()
@@ -224,52 +238,22 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut tiers = if a.tiers.is_empty() {
-        opal_owner::default_tiers(format)
-    } else {
-        a.tiers
-            .iter()
-            .map(|t| t.parse::<Tier>().map_err(|e| anyhow!("--tiers: {e}")))
-            .collect::<Result<Vec<_>>>()?
-    };
-    // A re-execution tier is only honest if the chain can re-execute the model in a block:
-    // otherwise no dispute about it could be decided. The registration carries the cost,
-    // measured from the file, and the chain refuses `replay` above its limit (and treats a
-    // file found to cost more than declared as misdeclared).
-    let replay_cost = d.replay_cost;
-    if let (Some(needed), true) = (replay_cost, tiers.contains(&Tier::Replay)) {
-        let status = c.get("/api/status")?;
-        if let Some(limit) = status["inference_params"]["max_replay_cost"].as_u64() {
-            if needed > limit {
-                if a.tiers.is_empty() {
-                    eprintln!("note: not offering `replay`: re-executing this model costs {needed} operations, the chain allows {limit} per block");
-                    tiers.retain(|t| *t != Tier::Replay);
-                } else {
-                    bail!("--tiers replay: re-executing this model costs {needed} operations and the chain allows {limit} per block, so no dispute about it could be decided; register it with --tiers signed (or zk)");
-                }
-            }
-        }
-    }
-    // The zk tier needs the weight commitment: the id of the model's opal-zk verifying key
-    // (the weights committed once; every proof is checked against it).
-    // The zk tier needs the weight commitment: the id of the model's opal-zk verifying key
-    // (the weights committed once; every proof is checked against it). The key is published
-    // with the file it was made from (the ledger recomputes the key's commitments from it).
-    let zk_key = if tiers.contains(&Tier::Zk) {
-        if format != ModelFormat::OpalQuant {
-            bail!(
-                "--tiers zk needs a canonical .opalq model (make one with `opal model quantize`)"
-            );
-        }
-        let bytes = opal_owner::read_bounded(&a.file, opal_owner::MAX_MODEL_BYTES)?;
-        Some((opal_owner::zk_key(&bytes)?, bytes))
-    } else {
-        None
-    };
-    let weight_commitment = zk_key.as_ref().map(|(k, _)| k.weight_commitment);
-    let spec = ModelSpec {
+    let tiers = (!a.tiers.is_empty())
+        .then(|| {
+            a.tiers
+                .iter()
+                .map(|t| t.parse::<Tier>().map_err(|e| anyhow!("--tiers: {e}")))
+                .collect::<Result<Vec<_>>>()
+        })
+        .transpose()?;
+    let terms = opal_owner::Terms {
         name: a.name.clone(),
-        version,
+        version: a.version,
+        price: a
+            .price
+            .parse::<Amount>()
+            .map_err(|e| anyhow!("--price: {e}"))?,
+        licence: parse_licence(&a.licence)?,
         parent: a
             .parent
             .as_deref()
@@ -277,43 +261,35 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
             .transpose()?,
         parent_bps: a.parent_share,
         datasets,
-        content_hash,
-        size: d.size,
-        format,
-        input_schema: d.input_schema,
-        output_schema: d.output_schema,
-        price: a
-            .price
-            .parse::<Amount>()
-            .map_err(|e| anyhow!("--price: {e}"))?,
-        licence: parse_licence(&a.licence)?,
         tiers,
-        weight_commitment,
-        replay_cost,
     };
-    spec.check().map_err(|e| anyhow!("{e}"))?;
+    let node = &a.opts.node.node;
+    let r = opal_owner::registration(&a.file, terms, &mut NodeRegistry(Client::new(node)?))?;
+    for n in &r.notes {
+        eprintln!("note: {n}");
+    }
+    let content_hash = r.spec.content_hash;
     if !a.no_upload {
-        let h = upload(&a.opts.node.node, &a.file, 1 << 20)?;
+        let h = upload(node, &a.file, 1 << 20)?;
         if h != content_hash {
             bail!("the file changed while it was being registered");
         }
     }
-    let m = spec.model_ref();
+    let m = r.spec.model_ref();
     submit(
-        Action::RegisterModel { spec },
+        Action::RegisterModel { spec: r.spec },
         a.opts.clone(),
         &format!("registration of model {m} ({content_hash})"),
         out,
     )?;
     // The ledger checks zk proofs against the published verifying key: publish it unless
     // someone already has (the serving node would publish it too, at its first zk request).
-    if let Some((k, model)) = zk_key {
-        let (key, id) = (k.key, k.weight_commitment);
-        let c = Client::new(&a.opts.node.node)?;
-        let (status, _) = c.get_raw(&format!("/api/zk/keys/{id}"))?;
+    if let Some((k, model)) = r.zk {
+        let id = k.weight_commitment;
+        let (status, _) = Client::new(node)?.get_raw(&format!("/api/zk/keys/{id}"))?;
         if status == 404 {
             submit(
-                Action::PublishZkKey { key, model },
+                Action::PublishZkKey { key: k.key, model },
                 a.opts,
                 &format!("publication of the zk verifying key {id} of {m}"),
                 out,
