@@ -9,12 +9,12 @@
 //! Prints one JSON line: latency percentiles (ms, client side, HTTP included), throughput, the
 //! node's own compute time, and settlement lag and rate.
 
+use opal_infer::tensors_hash;
 use opal_infer::Tensor;
 use opal_node::clock::now_ms;
 use opal_node::home::KeyFile;
 use opal_types::receipt::InferenceRequest;
 use opal_types::{Action, Amount, Hash, ModelRef, Tier, TxBody};
-use opal_worker::tensors_hash;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 

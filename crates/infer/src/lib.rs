@@ -37,3 +37,13 @@ pub use error::InferError;
 pub use input::parse_inputs;
 pub use model::{content_hash, Limits, ModelSchema, PreparedModel, TensorSpec};
 pub use tensor::{parse_input_data, DType, Tensor, TensorData};
+
+/// Hash of a list of tensors (the inputs or the outputs of one inference): each tensor's
+/// canonical hash, in order, under their own domain. Equal to
+/// `opal_types::receipt::tensor_list_hash` of their canonical bytes, computed without making
+/// them; a request's `input_hash` and a receipt's `output_hash` are this.
+pub fn tensors_hash(tensors: &[Tensor]) -> opal_types::Hash {
+    let hashes: Vec<[u8; 32]> = tensors.iter().map(|t| t.hash()).collect();
+    let parts: Vec<&[u8]> = hashes.iter().map(|h| h.as_slice()).collect();
+    opal_types::Hash::of_parts(opal_types::Domain::TensorList, &parts)
+}

@@ -316,3 +316,19 @@ fn input_data_format_is_reshaped_to_the_declared_shape() {
         parse_input_data(br#"{"input_data": [[]]}"#, &[spec(vec![None], DType::F32)]).unwrap_err();
     assert_eq!(e.code(), "input_shape");
 }
+
+#[test]
+fn the_list_hash_of_tensors_is_the_ledgers_hash_of_their_canonical_bytes() {
+    let a = Tensor::from_f32(vec![1, 2], vec![0.5, -1.0]).unwrap();
+    let b = Tensor::from_i64(vec![3], vec![1, 2, 3]).unwrap();
+    let list = [a.clone(), b.clone()];
+    assert_eq!(
+        opal_infer::tensors_hash(&list),
+        opal_types::receipt::tensor_list_hash(&[a.canonical_bytes(), b.canonical_bytes()])
+    );
+    assert_ne!(
+        opal_infer::tensors_hash(&list),
+        opal_infer::tensors_hash(&[b, a]),
+        "order counts"
+    );
+}

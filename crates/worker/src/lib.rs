@@ -41,13 +41,4 @@ pub use error::ServeError;
 pub use prover::ProofState;
 pub use service::{InferenceService, Options, Served, WorkerError, MAX_INPUTS};
 
-use opal_infer::Tensor;
-use opal_types::{Domain, Hash};
-
-/// Hash of a list of tensors (the inputs or the outputs of one inference): each tensor's
-/// canonical hash, in order, under their own domain.
-pub fn tensors_hash(tensors: &[Tensor]) -> Hash {
-    let hashes: Vec<[u8; 32]> = tensors.iter().map(|t| t.hash()).collect();
-    let parts: Vec<&[u8]> = hashes.iter().map(|h| h.as_slice()).collect();
-    Hash::of_parts(Domain::TensorList, &parts)
-}
+pub use opal_infer::tensors_hash;

@@ -116,7 +116,7 @@ impl World {
 
     fn request(&self, salt: u64, inputs: &[Tensor]) -> opal_types::SignedRequest {
         let mut req = opal_testkit::demo_request(&self.net.c.lock(), salt);
-        req.input_hash = opal_worker::tensors_hash(inputs);
+        req.input_hash = opal_infer::tensors_hash(inputs);
         req.sign(&caller())
     }
 }

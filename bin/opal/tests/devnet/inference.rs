@@ -178,7 +178,7 @@ fn infer_pay_settle_and_verify_the_demo_model() {
     let input = home.join("demo/digits-input.json");
     let tensor: Value = serde_json::from_str(&std::fs::read_to_string(&input).unwrap()).unwrap();
     let t = opal_infer::Tensor::from_json(tensor.to_string().as_bytes()).unwrap();
-    let input_hash = opal_worker::tensors_hash(std::slice::from_ref(&t));
+    let input_hash = opal_infer::tensors_hash(std::slice::from_ref(&t));
     let model_hash = Hash::from_hex(model["spec"]["content_hash"].as_str().unwrap()).unwrap();
     let req = |salt: u64| InferenceRequest {
         chain_id: chain_id.clone(),
@@ -287,7 +287,7 @@ fn infer_pay_settle_and_verify_the_demo_model() {
             {
                 let small = opal_infer::Tensor::from_f32(vec![1, 3], vec![1.0, 2.0, 3.0]).unwrap();
                 let mut r = req(12);
-                r.input_hash = opal_worker::tensors_hash(&[small]);
+                r.input_hash = opal_infer::tensors_hash(&[small]);
                 r.sign(&carol)
             },
             json!([{"dtype": "f32", "shape": [1, 3], "data": [1.0, 2.0, 3.0]}]),
@@ -597,7 +597,7 @@ fn a_node_killed_mid_batch_neither_loses_nor_double_charges() {
     )
     .unwrap();
     let t = opal_infer::Tensor::from_json(input.to_string().as_bytes()).unwrap();
-    let input_hash = opal_worker::tensors_hash(std::slice::from_ref(&t));
+    let input_hash = opal_infer::tensors_hash(std::slice::from_ref(&t));
     let mut ids = vec![];
     for salt in 0..n {
         let sr = InferenceRequest {
