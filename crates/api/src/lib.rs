@@ -5,9 +5,14 @@
 //! types only name it. Replies are additive: a client ignores fields it does not know, and a new
 //! optional field is absent (not `null`) where an older node would not send it.
 //!
-//! Typed so far: errors, the status, accounts and transactions (submit and status). The other
-//! routes are still built with `serde_json::json!` in the node and read as `serde_json::Value`
-//! by the client (`Client::get`); each one moves here as it is touched.
+//! Each type also derives a JSON Schema (`schemars`); [`schemas`] collects them, and the node's
+//! OpenAPI document (`/openapi.json`) takes its component schemas from there, so the document
+//! describes what the code sends.
+//!
+//! Typed so far: errors, the status, accounts, transactions (submit and status), inference
+//! (`POST /api/infer`'s body and reply) and zk proofs (`GET /api/proofs/{id}`). The registry,
+//! case and OpenAI routes are still built with `serde_json::json!` in the node and read as
+//! `serde_json::Value` by the client (`Client::get`); each one moves here as it is touched.
 
 // No panics on the deterministic path: a fallible step returns an error (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -16,15 +21,17 @@
 use opal_ledger::params::InferenceParams;
 use opal_ledger::{Event, Params};
 use opal_types::{Address, Amount, Hash, PublicKey};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Every error reply: `{"error": {"code": "...", "message": "..."}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorDetail {
     /// Stable and machine-readable (`bad_nonce`, `too_large`, `not_found`, ...).
     pub code: String,
@@ -33,42 +40,57 @@ pub struct ErrorDetail {
 }
 
 /// `GET /api/status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Status {
     pub chain_id: String,
     pub height: u64,
+    #[schemars(with = "String")]
     pub state_root: Hash,
     /// `None` before the first block.
+    #[schemars(with = "Option<String>")]
     pub block_hash: Option<Hash>,
     pub block_time_ms: Option<u64>,
     /// This node's consensus key.
+    #[schemars(with = "String")]
     pub validator: PublicKey,
     pub mempool_size: usize,
+    #[schemars(with = "String")]
     pub total_supply: Amount,
+    #[schemars(with = "Value")]
     pub inference_params: InferenceParams,
     /// Where the supply that is not in accounts sits (the supply invariant, from outside).
     pub pools: Pools,
+    #[schemars(with = "Value")]
     pub params: Params,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Pools {
+    #[schemars(with = "String")]
     pub fees: Amount,
+    #[schemars(with = "String")]
     pub bonded: Amount,
+    #[schemars(with = "String")]
     pub unbonding: Amount,
+    #[schemars(with = "String")]
     pub treasury: Amount,
+    #[schemars(with = "String")]
     pub escrow: Amount,
+    #[schemars(with = "String")]
     pub held: Amount,
 }
 
 /// `GET /api/accounts/{address}[?prove=true][&height=H]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Account {
+    #[schemars(with = "String")]
     pub address: Address,
+    #[schemars(with = "String")]
     pub balance: Amount,
     /// The nonce of the last committed transaction's successor.
     pub nonce: u64,
     pub height: u64,
+    #[schemars(with = "String")]
     pub state_root: Hash,
     /// The nonce a new transaction should carry, counting this account's pending ones (only at
     /// the latest height).
@@ -92,32 +114,44 @@ impl Account {
 }
 
 /// `POST /api/txs` as JSON (the raw bytes may also be posted as `application/octet-stream`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SubmitTx {
     /// Hex of the transaction's canonical bytes.
     pub tx: String,
 }
 
 /// `POST /api/txs` accepted (202), and `GET /api/txs/{hash}` of every state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum TxStatus {
     /// In this node's mempool.
-    Pending { hash: Hash },
+    Pending {
+        #[schemars(with = "String")]
+        hash: Hash,
+    },
     /// In a committed block: applied (`ok`) or rejected with `error` and its `code`.
     Committed {
+        #[schemars(with = "String")]
         hash: Hash,
         height: u64,
         index: u32,
         ok: bool,
         error: Option<String>,
         code: Option<String>,
+        #[schemars(with = "Vec<Value>")]
         events: Vec<Event>,
     },
     /// Removed by the proposer because it no longer applied (for example a stale nonce).
-    Dropped { hash: Hash, error: String },
+    Dropped {
+        #[schemars(with = "String")]
+        hash: Hash,
+        error: String,
+    },
     /// Not known to this node (404).
-    Unknown { hash: Hash },
+    Unknown {
+        #[schemars(with = "String")]
+        hash: Hash,
+    },
 }
 
 impl TxStatus {
@@ -148,6 +182,84 @@ impl TxStatus {
     pub fn applied(&self) -> bool {
         matches!(self, TxStatus::Committed { ok: true, .. })
     }
+}
+
+/// `POST /api/infer`'s body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct InferBody {
+    /// Hex of the `SignedRequest`'s canonical (borsh) bytes.
+    pub request: String,
+    /// The input tensors, each `{"dtype", "shape", "data"}` (`opal_infer::Tensor`'s JSON).
+    pub inputs: Vec<Value>,
+}
+
+/// `POST /api/infer`'s reply: the outputs and the signed receipt that commits to them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Inferred {
+    /// The output tensors, each `{"dtype", "shape", "data"}`.
+    pub outputs: Vec<Value>,
+    #[schemars(with = "String")]
+    pub request_id: Hash,
+    #[schemars(with = "String")]
+    pub receipt_id: Hash,
+    #[schemars(with = "String")]
+    pub price: Amount,
+    /// The height of the state the request was admitted against (the receipt's height).
+    pub height: u64,
+    /// Hex of the `ReceiptEnvelope`'s canonical bytes.
+    pub receipt: String,
+    /// The model's run time on the node (the node's own report).
+    pub compute_ms: f64,
+}
+
+/// Where a served `zk` request's proof stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ProofState {
+    Queued,
+    /// `progress` in [0, 1].
+    Proving {
+        progress: f32,
+    },
+    Done {
+        proof_bytes: usize,
+        prove_ms: f64,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// `GET /api/proofs/{request_id}`'s reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProofStatus {
+    #[serde(flatten)]
+    pub state: ProofState,
+    #[schemars(with = "String")]
+    pub request_id: Hash,
+    /// Once done: the format version of `evidence`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence_version: Option<u16>,
+    /// Once done: hex of `borsh(ZkEvidence)`, the receipt's `zk` attachment bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+}
+
+/// The JSON Schemas of the API types, by type name, with references between them as
+/// `#/components/schemas/<name>` (where an OpenAPI document keeps them).
+pub fn schemas() -> serde_json::Map<String, Value> {
+    let mut settings = schemars::generate::SchemaSettings::draft2020_12();
+    settings.definitions_path = "/components/schemas".into();
+    let mut g = settings.into_generator();
+    g.subschema_for::<ErrorBody>();
+    g.subschema_for::<Status>();
+    g.subschema_for::<Account>();
+    g.subschema_for::<SubmitTx>();
+    g.subschema_for::<TxStatus>();
+    g.subschema_for::<InferBody>();
+    g.subschema_for::<Inferred>();
+    g.subschema_for::<ProofStatus>();
+    g.take_definitions(true)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! left (settlement on chain, re-execution) is `opal verify`'s (`opal-watcher`). The CLI's
 //! `opal infer` is these functions plus escrow funding and printing; the SDK will be too.
 
+use opal_api::ProofState;
 use opal_client::{Client, ClientError};
 use opal_infer::{tensors_hash, Tensor, TensorSpec};
 use opal_types::receipt::{InferenceRequest, ReceiptEnvelope, SignedRequest, ZkEvidence};
@@ -162,13 +163,15 @@ pub struct Answer {
 /// only if its receipt is well formed, verifies, answers exactly `request`, and commits to the
 /// outputs that came with it.
 pub fn call(serving: &Client, request: &SignedRequest, inputs: &[Tensor]) -> Result<Answer> {
-    let reply = serving.post_json(
-        "/api/infer",
-        &json!({"request": hex::encode(opal_types::encode(request)), "inputs": inputs}),
-    )?;
+    let body = opal_api::InferBody {
+        request: hex::encode(opal_types::encode(request)),
+        inputs: inputs.iter().map(|t| json!(t)).collect(),
+    };
     let refused = |why: String| CallerError::Node(why);
-    let bytes = hex::decode(text(&reply["receipt"]))
-        .map_err(|e| refused(format!("the receipt is not hex: {e}")))?;
+    let reply: opal_api::Inferred = serde_json::from_value(serving.post_json("/api/infer", &body)?)
+        .map_err(|e| refused(format!("the reply is not an inference reply: {e}")))?;
+    let bytes =
+        hex::decode(&reply.receipt).map_err(|e| refused(format!("the receipt is not hex: {e}")))?;
     let envelope = ReceiptEnvelope::from_bytes(&bytes)
         .map_err(|e| refused(format!("the receipt is malformed: {e}")))?;
     envelope
@@ -177,7 +180,7 @@ pub fn call(serving: &Client, request: &SignedRequest, inputs: &[Tensor]) -> Res
     if &envelope.receipt.body.request != request {
         return Err(refused("the receipt answers a different request".into()));
     }
-    let outputs: Vec<Tensor> = serde_json::from_value(reply["outputs"].clone())
+    let outputs: Vec<Tensor> = serde_json::from_value(Value::Array(reply.outputs))
         .map_err(|e| refused(format!("the outputs are not tensors: {e}")))?;
     if tensors_hash(&outputs) != envelope.receipt.body.output_hash {
         return Err(refused(
@@ -187,7 +190,7 @@ pub fn call(serving: &Client, request: &SignedRequest, inputs: &[Tensor]) -> Res
     Ok(Answer {
         envelope,
         outputs,
-        compute_ms: reply["compute_ms"].as_f64(),
+        compute_ms: Some(reply.compute_ms),
     })
 }
 
@@ -205,23 +208,23 @@ pub fn wait_for_proof(
         if status >= 400 {
             return Err(CallerError::NoProof(text(&v["error"]["message"])));
         }
-        match v["state"].as_str() {
-            Some("done") => {
-                if v["evidence_version"].as_u64()
-                    != Some(opal_types::receipt::ZK_EVIDENCE_VERSION as u64)
-                {
+        let p: opal_api::ProofStatus = serde_json::from_value(v)
+            .map_err(|e| CallerError::Node(format!("the proof status is not readable: {e}")))?;
+        match p.state {
+            ProofState::Done { .. } => {
+                if p.evidence_version != Some(opal_types::receipt::ZK_EVIDENCE_VERSION) {
                     return Err(CallerError::Node(
                         "the proof has an unknown format version".into(),
                     ));
                 }
-                let bytes = hex::decode(text(&v["evidence"]))
+                let bytes = hex::decode(p.evidence.unwrap_or_default())
                     .map_err(|e| CallerError::Node(format!("the evidence is not hex: {e}")))?;
                 return ZkEvidence::from_bytes(&bytes)
                     .map_err(|e| CallerError::Node(format!("the proof is malformed: {e}")));
             }
-            Some("failed") => return Err(CallerError::ProofFailed(text(&v["error"]))),
-            Some("proving") => progress(v["progress"].as_f64().unwrap_or(0.0)),
-            _ => {}
+            ProofState::Failed { error } => return Err(CallerError::ProofFailed(error)),
+            ProofState::Proving { progress: at } => progress(at as f64),
+            ProofState::Queued => {}
         }
         if t0.elapsed() > timeout {
             return Err(CallerError::ProofTimeout(timeout));

@@ -73,11 +73,26 @@ fn answer(sr: &SignedRequest, outputs: &[Tensor], signed_outputs: &[Tensor]) -> 
         node_key: node_key().public_key(),
     }
     .sign(&node_key());
-    json!({
-        "outputs": outputs,
-        "receipt": hex::encode(ReceiptEnvelope::new(r).to_bytes()),
-        "compute_ms": 1.5,
+    reply(
+        outputs,
+        hex::encode(ReceiptEnvelope::new(r.clone()).to_bytes()),
+        sr.id(),
+        r.id(),
+    )
+}
+
+/// An inference reply (`opal_api::Inferred`) with these outputs and receipt hex.
+fn reply(outputs: &[Tensor], receipt: String, request_id: Hash, receipt_id: Hash) -> Value {
+    serde_json::to_value(opal_api::Inferred {
+        outputs: outputs.iter().map(|t| json!(t)).collect(),
+        request_id,
+        receipt_id,
+        price: Amount(10),
+        height: 1,
+        receipt,
+        compute_ms: 1.5,
     })
+    .unwrap()
 }
 
 fn t(v: f32) -> Tensor {
@@ -134,8 +149,10 @@ fn a_receipt_signed_by_someone_else_or_garbage_is_refused() {
     forged["receipt"] = json!(hex::encode(bytes));
     let why = refused(forged, &sr, &inputs);
     assert!(why.contains("verify") || why.contains("malformed"), "{why}");
-    let why = refused(json!({"outputs": [], "receipt": "zz"}), &sr, &inputs);
+    let why = refused(reply(&[], "zz".into(), sr.id(), sr.id()), &sr, &inputs);
     assert!(why.contains("not hex"), "{why}");
-    let why = refused(json!({"outputs": [], "receipt": "00ff"}), &sr, &inputs);
+    let why = refused(reply(&[], "00ff".into(), sr.id(), sr.id()), &sr, &inputs);
     assert!(why.contains("malformed"), "{why}");
+    let why = refused(json!({"outputs": [], "receipt": "00ff"}), &sr, &inputs);
+    assert!(why.contains("not an inference reply"), "{why}");
 }

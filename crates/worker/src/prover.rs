@@ -3,21 +3,13 @@
 
 use opal_types::Hash;
 use parking_lot::{Condvar, Mutex};
-use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 
 /// Most proof states remembered (finished ones are forgotten first).
 const MAX_PROOF_STATES: usize = 100_000;
 
-/// Where a request's proof stands.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum ProofState {
-    Queued,
-    Proving { progress: f32 },
-    Done { proof_bytes: usize, prove_ms: f64 },
-    Failed { error: String },
-}
+/// Where a request's proof stands (the API's type: what `GET /api/proofs/{id}` reports).
+pub use opal_api::ProofState;
 
 #[derive(Default)]
 struct Queue {

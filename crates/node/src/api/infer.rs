@@ -8,12 +8,11 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use opal_api::{InferBody, Inferred, ProofStatus};
 use opal_infer::Tensor;
 use opal_types::receipt::SignedRequest;
 use opal_types::Hash;
 use opal_worker::InferenceService;
-use serde::Deserialize;
-use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// Largest request body (inputs included).
@@ -21,16 +20,10 @@ pub const MAX_BODY: usize = 8 << 20;
 /// Largest signed request, in canonical bytes.
 const MAX_REQUEST_BYTES: usize = 4096;
 
-#[derive(Deserialize)]
-struct InferBody {
-    request: String,
-    inputs: Vec<Value>,
-}
-
 pub async fn infer(
     State(svc): State<Option<Arc<InferenceService>>>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Inferred>, ApiError> {
     let Some(svc) = svc else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -74,9 +67,21 @@ pub async fn infer(
                 e.to_string(),
             )
         })?;
-    Ok(Json(
-        serde_json::to_value(served).map_err(|e| ApiError::internal(e.to_string()))?,
-    ))
+    let outputs = served
+        .outputs
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(Inferred {
+        outputs,
+        request_id: served.request_id,
+        receipt_id: served.receipt_id,
+        price: served.price,
+        height: served.height,
+        receipt: served.receipt,
+        compute_ms: served.compute_ms,
+    }))
 }
 
 /// `GET /api/proofs/{request_id}`: where the zk proof of a served `zk`-tier request stands
@@ -86,7 +91,7 @@ pub async fn infer(
 pub async fn proof(
     State(svc): State<Option<Arc<InferenceService>>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProofStatus>, ApiError> {
     let Some(svc) = svc else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -106,11 +111,11 @@ pub async fn proof(
                 format!("this node has no zk proof for request {id} (not a zk-tier request it served, or forgotten)"),
             )
         })?;
-    let mut v = serde_json::to_value(&state).map_err(|e| ApiError::internal(e.to_string()))?;
-    v["request_id"] = json!(id);
-    if let Some(ev) = evidence {
-        v["evidence_version"] = json!(opal_types::receipt::ZK_EVIDENCE_VERSION);
-        v["evidence"] = json!(hex::encode(opal_types::encode(&ev)));
-    }
-    Ok(Json(v))
+    let done = evidence.is_some();
+    Ok(Json(ProofStatus {
+        state,
+        request_id: id,
+        evidence_version: done.then_some(opal_types::receipt::ZK_EVIDENCE_VERSION),
+        evidence: evidence.map(|ev| hex::encode(opal_types::encode(&ev))),
+    }))
 }

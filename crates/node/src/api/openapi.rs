@@ -1,34 +1,46 @@
 //! The OpenAPI 3.1 description served at `/openapi.json`. Kept beside the router: a test checks
-//! that every route the router serves is described here.
+//! that every route the router serves is described here. The component schemas are generated
+//! from the wire types (`opal_api::schemas`), so they say what the node sends.
 
 use serde_json::{json, Value};
 
 fn err_ref() -> Value {
-    json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+    json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
+}
+
+/// A JSON response whose body is the component schema `name`.
+fn body(description: &str, name: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}})
 }
 
 pub fn document() -> Value {
+    let mut doc = paths();
+    doc["components"] = json!({"schemas": opal_api::schemas()});
+    doc
+}
+
+fn paths() -> Value {
     json!({
       "openapi": "3.1.0",
       "info": {"title": "Opal node API", "version": env!("CARGO_PKG_VERSION"),
                "description": "Opal: a ledger for verifiable AI. Amounts are decimal strings in base units; hashes, keys and proofs are hex."},
       "paths": {
         "/api/status": {"get": {"summary": "Chain id, latest height, state root, block hash, mempool size, total supply, parameters",
-            "responses": {"200": {"description": "status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}}}}},
+            "responses": {"200": body("status", "Status")}}},
         "/api/txs": {"post": {"summary": "Submit a signed transaction",
             "requestBody": {"required": true, "content": {
-                "application/json": {"schema": {"type": "object", "required": ["tx"], "properties": {"tx": {"type": "string", "description": "hex of the canonical (borsh) transaction bytes"}}}},
+                "application/json": {"schema": {"$ref": "#/components/schemas/SubmitTx"}},
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
             "responses": {"202": {"description": "admitted to the mempool", "content": {"application/json": {"schema": {"type": "object", "properties": {"hash": {"type": "string"}, "status": {"const": "pending"}}}}}},
                           "400": err_ref(), "409": err_ref(), "413": err_ref(), "503": err_ref()}}},
         "/api/txs/{hash}": {"get": {"summary": "Status of a transaction: committed (with its result and events), pending, dropped, or unknown",
             "parameters": [{"name": "hash", "in": "path", "required": true, "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "known transaction"}, "404": {"description": "unknown transaction"}, "400": err_ref()}}},
+            "responses": {"200": body("known transaction", "TxStatus"), "404": body("unknown transaction", "TxStatus"), "400": err_ref()}}},
         "/api/accounts/{address}": {"get": {"summary": "Balance and nonce of an account, optionally with a Merkle proof against the state root",
             "parameters": [{"name": "address", "in": "path", "required": true, "schema": {"type": "string"}},
                            {"name": "prove", "in": "query", "schema": {"type": "boolean"}},
                            {"name": "height", "in": "query", "schema": {"type": "integer"}}],
-            "responses": {"200": {"description": "account"}, "400": err_ref(), "404": err_ref()}}},
+            "responses": {"200": body("account", "Account"), "400": err_ref(), "404": err_ref()}}},
         "/api/blocks/latest": {"get": {"summary": "The latest committed block", "responses": {"200": {"description": "block"}, "404": err_ref()}}},
         "/api/blocks/{height}": {"get": {"summary": "A committed block with its transactions, results, state root and commit certificate",
             "parameters": [{"name": "height", "in": "path", "required": true, "schema": {"type": "integer"}}],
@@ -46,7 +58,7 @@ pub fn document() -> Value {
             "responses": {"200": {"description": "models"}}}},
         "/api/models/{model}": {"get": {"summary": "One model version (NAME@VERSION, or NAME for the newest) with the inference nodes serving it",
             "parameters": [{"name": "model", "in": "path", "required": true, "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "model"}, "404": {"description": "no such model", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}},
+            "responses": {"200": {"description": "model"}, "404": err_ref()}}},
         "/api/models/{model}/lineage": {"get": {"summary": "A model's lineage: datasets with owners and shares, ancestors, descendants",
             "parameters": [{"name": "model", "in": "path", "required": true, "schema": {"type": "string"}}],
             "responses": {"200": {"description": "lineage"}, "404": {"description": "no such model"}}}},
@@ -66,9 +78,10 @@ pub fn document() -> Value {
         "/api/zk/keys/{id}": {"get": {"summary": "A published opal-zk verifying key (hex) by its id, a zk-tier model's weight commitment",
             "responses": {"200": {"description": "key"}, "404": {"description": "not published"}}}},
         "/api/proofs/{request_id}": {"get": {"summary": "The zk proof of a served zk-tier request (inference nodes only): queued, proving (progress), done (evidence hex) or failed",
-            "responses": {"200": {"description": "proof state"}, "404": {"description": "no proof for this request"}}}},
+            "responses": {"200": body("proof state", "ProofStatus"), "404": err_ref()}}},
         "/api/infer": {"post": {"summary": "Run a registered model for a signed request (inference nodes only): {request: hex SignedRequest, inputs: [tensor]}; replies with outputs and the signed receipt envelope",
-            "responses": {"200": {"description": "outputs and receipt"}, "400": {"description": "malformed or refused request"}, "402": {"description": "price above max or escrow short"},
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferBody"}}}},
+            "responses": {"200": body("outputs and receipt", "Inferred"), "400": {"description": "malformed or refused request"}, "402": {"description": "price above max or escrow short"},
                           "403": {"description": "licence forbids"}, "404": {"description": "unknown model, or inference not served here"}, "409": {"description": "request already served"}, "413": {"description": "body too large"}}}},
         "/api/artifacts": {"get": {"summary": "Artifacts in this node's content-addressed store (see docs/artifacts.md for upload and download routes)",
             "responses": {"200": {"description": "artifacts"}}}},
@@ -77,17 +90,84 @@ pub fn document() -> Value {
         "/metrics": {"get": {"summary": "Prometheus metrics (OpenMetrics text): height, mempool size, transactions admitted/refused (by code)/committed/failed, block commit time and size",
             "responses": {"200": {"description": "application/openmetrics-text"}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}
-      },
-      "components": {"schemas": {
-        "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {
-            "code": {"type": "string", "description": "stable machine-readable code, e.g. bad_nonce, insufficient_funds, wrong_chain, bad_signature, fee_too_low, too_large, malformed_json, malformed_transaction"},
-            "message": {"type": "string"}}}}},
-        "Status": {"type": "object", "required": ["chain_id", "height", "state_root"], "properties": {
-            "chain_id": {"type": "string"}, "height": {"type": "integer"}, "state_root": {"type": "string"},
-            "block_hash": {"type": ["string", "null"]}, "block_time_ms": {"type": ["integer", "null"]},
-            "validator": {"type": "string"}, "mempool_size": {"type": "integer"}, "total_supply": {"type": "string"},
-            "pools": {"type": "object", "description": "supply held outside accounts", "properties": {
-                "fees": {"type": "string"}, "bonded": {"type": "string"}, "unbonding": {"type": "string"}, "treasury": {"type": "string"}}}}}
-      }}
+      }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r.clone());
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_reference_names_a_generated_schema() {
+        let doc = document();
+        let mut all = vec![];
+        refs(&doc, &mut all);
+        assert!(all.len() > 10, "{all:?}");
+        for r in all {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("a reference outside the components: {r}"));
+            assert!(
+                doc["components"]["schemas"].get(name).is_some(),
+                "{r} is not in the document"
+            );
+        }
+    }
+
+    /// Each required property of a schema is in a value the node sends.
+    fn has_required(schema: &Value, v: &Value) {
+        for p in schema["required"].as_array().into_iter().flatten() {
+            let p = p.as_str().unwrap();
+            assert!(
+                v.get(p).is_some(),
+                "{p} is required by the schema, missing from {v}"
+            );
+        }
+    }
+
+    #[test]
+    fn replies_carry_what_their_schemas_require() {
+        let doc = document();
+        let s = &doc["components"]["schemas"];
+        let inferred = opal_api::Inferred {
+            outputs: vec![],
+            request_id: opal_types::Hash([1; 32]),
+            receipt_id: opal_types::Hash([2; 32]),
+            price: opal_types::Amount(3),
+            height: 4,
+            receipt: "00".into(),
+            compute_ms: 1.0,
+        };
+        has_required(&s["Inferred"], &serde_json::to_value(inferred).unwrap());
+        let proof = opal_api::ProofStatus {
+            state: opal_api::ProofState::Proving { progress: 0.5 },
+            request_id: opal_types::Hash([1; 32]),
+            evidence_version: None,
+            evidence: None,
+        };
+        let v = serde_json::to_value(proof).unwrap();
+        assert_eq!(v["state"], "proving");
+        has_required(&s["ProofStatus"], &v);
+        let err = opal_api::ErrorBody {
+            error: opal_api::ErrorDetail {
+                code: "c".into(),
+                message: "m".into(),
+            },
+        };
+        has_required(&s["ErrorBody"], &serde_json::to_value(err).unwrap());
+    }
 }
