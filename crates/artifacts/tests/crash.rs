@@ -11,17 +11,7 @@ const CHILD_ENV: &str = "OPAL_ARTIFACTS_CRASH_CHILD";
 const SIZE: usize = 16 << 20;
 const CHUNK: usize = 16 * 1024;
 
-fn bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+use opal_testkit::seed::bytes;
 
 fn limits() -> Limits {
     Limits {

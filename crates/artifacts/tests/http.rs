@@ -69,17 +69,7 @@ fn store_in(dir: &Path, chunk: u64) -> Arc<ArtifactStore> {
     Arc::new(ArtifactStore::open(dir, limits(chunk)).unwrap())
 }
 
-fn bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+use opal_testkit::seed::bytes;
 
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)

@@ -11,7 +11,7 @@ use opal_ledger::events::Event;
 use opal_testkit::{
     caller, committee_genesis, digit_tensor, key, node, offer_model, owner, TestChain,
 };
-use opal_types::receipt::{tensor_list_hash, Escalation, InferenceRequest, ReceiptBody};
+use opal_types::receipt::{tensor_list_hash, Escalation};
 use opal_types::registry::{Licence, ModelFormat, ModelSpec};
 use opal_types::*;
 
@@ -83,28 +83,20 @@ impl World {
         self.salt += 1;
         let inputs = vec![digit_tensor(&[self.salt as f32; 64])];
         let outputs = vec![digit_tensor(&[0.1, 0.9])];
-        let req = InferenceRequest {
-            chain_id: self.c.chain_id.clone(),
-            node: node().address(),
-            model: model_ref(),
-            model_hash: Hash(*blake3::hash(&onnx_file()).as_bytes()),
-            input_hash: tensor_list_hash(&inputs),
-            tier: Tier::Signed,
-            max_price: Amount(1_000),
-            commercial: false,
-            salt: self.salt,
-            expires_ms: self.c.time_ms + 600_000,
-            escalation,
-        };
-        let receipt = ReceiptBody {
-            request: req.sign(&caller()),
-            output_hash: tensor_list_hash(&outputs),
-            price: Amount(300),
-            units: 1,
-            height: self.c.height,
-            node_key: node().public_key(),
-        }
-        .sign(&node());
+        let receipt = opal_testkit::receipt(
+            &self.c,
+            opal_testkit::Call {
+                model: model_ref(),
+                model_hash: Hash(*blake3::hash(&onnx_file()).as_bytes()),
+                input_hash: tensor_list_hash(&inputs),
+                tier: Tier::Signed,
+                escalation,
+                salt: self.salt,
+                output_hash: tensor_list_hash(&outputs),
+                price: Amount(300),
+                units: 1,
+            },
+        );
         Served {
             receipt,
             inputs,
@@ -137,14 +129,8 @@ impl World {
             audit_bps: 10_000,
             dispute: false,
         });
-        assert_eq!(self.settle(&s), None);
-        let (_, ev) = self.block(vec![]);
-        assert!(
-            ev.iter().any(
-                |e| matches!(e, Event::AuditOpened { request_id, .. } if *request_id == s.id())
-            ),
-            "a signed receipt of a float model is drawn for audit: {ev:?}"
-        );
+        // A signed receipt of a float model is drawn for audit.
+        self.c.settle_and_draw(&s.receipt);
         s
     }
 }

@@ -10,7 +10,7 @@ use opal_ledger::components::verification::{self, CaseKind, Outcome};
 use opal_ledger::events::Event;
 use opal_testkit::{caller, committee_genesis, genesis, key, node, offer_model, owner, TestChain};
 use opal_types::llm::{self, LlmInput};
-use opal_types::receipt::{Escalation, InferenceRequest, ReceiptBody};
+use opal_types::receipt::Escalation;
 use opal_types::registry::{Licence, ModelFormat, ModelSpec};
 use opal_types::*;
 
@@ -105,28 +105,20 @@ impl World {
     ) -> Served {
         self.salt += 1;
         let with = (tier == Tier::Activations).then_some(commitment.as_slice());
-        let req = InferenceRequest {
-            chain_id: self.c.chain_id.clone(),
-            node: node().address(),
-            model: model_ref(),
-            model_hash: Hash(*blake3::hash(GGUF).as_bytes()),
-            input_hash: input.hash(),
-            tier,
-            max_price: Amount(1_000),
-            commercial: false,
-            salt: self.salt,
-            expires_ms: self.c.time_ms + 600_000,
-            escalation,
-        };
-        let receipt = ReceiptBody {
-            request: req.sign(&caller()),
-            output_hash: llm::output_hash(&tokens, with),
-            price: Amount(300),
-            units: (input.prompt_tokens.len() + tokens.len()) as u64,
-            height: self.c.height,
-            node_key: node().public_key(),
-        }
-        .sign(&node());
+        let receipt = opal_testkit::receipt(
+            &self.c,
+            opal_testkit::Call {
+                model: model_ref(),
+                model_hash: Hash(*blake3::hash(GGUF).as_bytes()),
+                input_hash: input.hash(),
+                tier,
+                escalation,
+                salt: self.salt,
+                output_hash: llm::output_hash(&tokens, with),
+                price: Amount(300),
+                units: (input.prompt_tokens.len() + tokens.len()) as u64,
+            },
+        );
         Served {
             receipt,
             input: input.to_bytes(),
@@ -205,14 +197,7 @@ impl World {
 
     /// Settle an audited receipt and let the next block draw it.
     fn draw(&mut self, s: Served) -> Served {
-        assert_eq!(self.settle(&s), None);
-        let (_, ev) = self.block(vec![]);
-        assert!(
-            ev.iter().any(
-                |e| matches!(e, Event::AuditOpened { request_id, .. } if *request_id == s.id())
-            ),
-            "{ev:?}"
-        );
+        self.c.settle_and_draw(&s.receipt);
         s
     }
 }

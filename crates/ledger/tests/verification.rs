@@ -12,7 +12,7 @@ use opal_testkit::{
     caller, demo_model_file, demo_spec, digit_tensor, genesis, key, node, offer_model, owner,
     replay_cost_of, TestChain,
 };
-use opal_types::receipt::{tensor_list_hash, Escalation, InferenceRequest, ReceiptBody};
+use opal_types::receipt::{tensor_list_hash, Escalation};
 use opal_types::*;
 
 /// A watcher / resolver.
@@ -87,28 +87,20 @@ impl World {
             *outputs[0].last_mut().unwrap() ^= 1;
         }
         self.salt += 1;
-        let req = InferenceRequest {
-            chain_id: self.c.chain_id.clone(),
-            node: node().address(),
-            model: model_ref(),
-            model_hash: Hash(*blake3::hash(&self.file).as_bytes()),
-            input_hash: tensor_list_hash(&inputs),
-            tier,
-            max_price: Amount(1_000),
-            commercial: false,
-            salt: self.salt,
-            expires_ms: self.c.time_ms + 600_000,
-            escalation,
-        };
-        let receipt = ReceiptBody {
-            request: req.sign(&caller()),
-            output_hash: tensor_list_hash(&outputs),
-            price: Amount(200),
-            units: 1,
-            height: self.c.height,
-            node_key: node().public_key(),
-        }
-        .sign(&node());
+        let receipt = opal_testkit::receipt(
+            &self.c,
+            opal_testkit::Call {
+                model: model_ref(),
+                model_hash: Hash(*blake3::hash(&self.file).as_bytes()),
+                input_hash: tensor_list_hash(&inputs),
+                tier,
+                escalation,
+                salt: self.salt,
+                output_hash: tensor_list_hash(&outputs),
+                price: Amount(200),
+                units: 1,
+            },
+        );
         Served {
             receipt,
             inputs,

@@ -11,7 +11,7 @@ use opal_quant::QuantModel;
 use opal_testkit::{
     caller, demo_model_file, digit_tensor, genesis, key, node, offer_demo_model, owner, TestChain,
 };
-use opal_types::receipt::{tensor_list_hash, InferenceRequest, ReceiptBody, ZkEvidence};
+use opal_types::receipt::{tensor_list_hash, ZkEvidence};
 use opal_types::registry;
 use opal_types::*;
 use opal_zk::api::{self, Setup};
@@ -67,28 +67,20 @@ impl World {
         let (y, proof) = api::prove(&self.model, &self.setup, &q, &mut |_| {}).unwrap();
         assert_eq!(canonical::output_tensor_bytes(&y), outputs[0]);
         self.salt += 1;
-        let req = InferenceRequest {
-            chain_id: self.c.chain_id.clone(),
-            node: node().address(),
-            model: model_ref(),
-            model_hash: Hash(*blake3::hash(&self.file).as_bytes()),
-            input_hash: tensor_list_hash(&inputs),
-            tier,
-            max_price: Amount(1_000),
-            commercial: false,
-            salt: self.salt,
-            expires_ms: self.c.time_ms + 600_000,
-            escalation: Default::default(),
-        };
-        let receipt = ReceiptBody {
-            request: req.sign(&caller()),
-            output_hash: tensor_list_hash(&outputs),
-            price: Amount(200),
-            units: 1,
-            height: self.c.height,
-            node_key: node().public_key(),
-        }
-        .sign(&node());
+        let receipt = opal_testkit::receipt(
+            &self.c,
+            opal_testkit::Call {
+                model: model_ref(),
+                model_hash: Hash(*blake3::hash(&self.file).as_bytes()),
+                input_hash: tensor_list_hash(&inputs),
+                tier,
+                escalation: Default::default(),
+                salt: self.salt,
+                output_hash: tensor_list_hash(&outputs),
+                price: Amount(200),
+                units: 1,
+            },
+        );
         (
             receipt,
             ZkEvidence {

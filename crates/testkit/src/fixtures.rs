@@ -164,3 +164,64 @@ pub fn demo_request(c: &TestChain, salt: u64) -> receipt::InferenceRequest {
         escalation: Default::default(),
     }
 }
+
+/// One request from [`crate::caller`] that [`crate::node`] served: what [`receipt`] signs.
+/// The request allows up to 1,000 and expires ten minutes after the chain's time.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub model: ModelRef,
+    pub model_hash: Hash,
+    pub input_hash: Hash,
+    pub tier: Tier,
+    pub escalation: Escalation,
+    pub salt: u64,
+    pub output_hash: Hash,
+    pub price: Amount,
+    pub units: u64,
+}
+
+/// The receipt of `call`, signed by the caller (the request) and the node (the answer), at the
+/// chain's height.
+pub fn receipt(c: &TestChain, call: Call) -> Receipt {
+    let req = receipt::InferenceRequest {
+        chain_id: c.chain_id.clone(),
+        node: crate::node().address(),
+        model: call.model,
+        model_hash: call.model_hash,
+        input_hash: call.input_hash,
+        tier: call.tier,
+        max_price: Amount(1_000),
+        commercial: false,
+        salt: call.salt,
+        expires_ms: c.time_ms + 600_000,
+        escalation: call.escalation,
+    };
+    receipt::ReceiptBody {
+        request: req.sign(&crate::caller()),
+        output_hash: call.output_hash,
+        price: call.price,
+        units: call.units,
+        height: c.height,
+        node_key: crate::node().public_key(),
+    }
+    .sign(&crate::node())
+}
+
+impl TestChain {
+    /// Settle `r` from [`crate::node`] (it must be paid) and run the next block, which must
+    /// open its audit.
+    pub fn settle_and_draw(&mut self, r: &Receipt) {
+        assert_eq!(
+            self.settle_one(&crate::node(), r),
+            None,
+            "the receipt is paid"
+        );
+        let (_, ev) = self.block_outcome(vec![]);
+        let id = r.request_id();
+        assert!(
+            ev.iter()
+                .any(|e| matches!(e, Event::AuditOpened { request_id, .. } if *request_id == id)),
+            "the next block draws it for audit: {ev:?}"
+        );
+    }
+}

@@ -16,5 +16,5 @@ pub mod seed;
 pub use chain::{caller, genesis, key, node, owner, TestChain};
 pub use fixtures::{
     committee_genesis, demo_model_file, demo_request, demo_spec, digit_tensor, offer_demo_model,
-    offer_model, replay_cost_of,
+    offer_model, receipt, replay_cost_of, Call,
 };

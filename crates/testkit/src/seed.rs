@@ -35,3 +35,14 @@ mod tests {
         assert_eq!(from_env(None), None);
     }
 }
+
+/// `n` deterministic, incompressible-looking bytes from `seed` (SplitMix64).
+pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut g = opal_quant::SplitMix64::new(seed);
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        out.extend_from_slice(&g.next_u64().to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
