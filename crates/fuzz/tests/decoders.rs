@@ -208,37 +208,7 @@ fn llm_inputs_and_outputs() {
 }
 
 fn quant_model() -> opal_quant::QuantModel {
-    use opal_quant::{Dense, Layer, QuantModel, Requant, SplitMix64};
-    let mut rng = SplitMix64::new(2026);
-    let mut dense = |rows: u32, cols: u32| {
-        Layer::Dense(Dense {
-            rows,
-            cols,
-            weight_bits: 8,
-            weights: (0..rows * cols)
-                .map(|_| rng.range_i64(-127, 127) as i16)
-                .collect(),
-            bias: (0..rows)
-                .map(|_| rng.range_i64(-1000, 1000) as i32)
-                .collect(),
-        })
-    };
-    QuantModel {
-        input_len: 16,
-        input_bits: 8,
-        layers: vec![
-            dense(8, 16),
-            Layer::Requant(Requant {
-                multiplier: 12345,
-                shift: 20,
-                relu: true,
-                out_bits: 8,
-            }),
-            dense(4, 8),
-        ],
-        input_scale: 1.0 / 127.0,
-        output_scale: 1e-4,
-    }
+    opal_quant::fixtures::integer_mlp().0
 }
 
 #[test]

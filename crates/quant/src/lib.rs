@@ -32,6 +32,7 @@
 mod error;
 mod exec;
 mod file;
+pub mod fixtures;
 mod model;
 mod parallel;
 mod rng;

@@ -1,44 +1,8 @@
 //! Frozen-format checks: the model id, the proof bytes of v1, v1c and v2 for a fixed seeded model
 //! must not change silently (transcript, encoding and PCS parameters are all covered). If a
 //! change is deliberate, bump the protocol string and update these digests.
-use opal_quant::{Dense, Layer, QuantModel, Requant, SplitMix64};
 
-/// Built from integers only (no float builder), so the digests are platform independent.
-fn integer_model() -> (QuantModel, Vec<i64>) {
-    let mut rng = SplitMix64::new(2026);
-    let mut dense = |rows: u32, cols: u32| {
-        Layer::Dense(Dense {
-            rows,
-            cols,
-            weight_bits: 8,
-            weights: (0..rows * cols)
-                .map(|_| rng.range_i64(-127, 127) as i16)
-                .collect(),
-            bias: (0..rows)
-                .map(|_| rng.range_i64(-1000, 1000) as i32)
-                .collect(),
-        })
-    };
-    let layers = vec![
-        dense(8, 16),
-        Layer::Requant(Requant {
-            multiplier: 12345,
-            shift: 20,
-            relu: true,
-            out_bits: 8,
-        }),
-        dense(4, 8),
-    ];
-    let m = QuantModel {
-        input_len: 16,
-        input_bits: 8,
-        layers,
-        input_scale: 1.0 / 127.0,
-        output_scale: 1e-4,
-    };
-    let x = (0..16).map(|i| (i * 37 % 255) as i64 - 127).collect();
-    (m, x)
-}
+use opal_quant::fixtures::integer_mlp as integer_model;
 
 fn digest(b: &[u8]) -> String {
     blake3::hash(b).to_hex().to_string()
