@@ -3,7 +3,7 @@
 pub use crate::support::{cli, free_port, opal_bin, signal, transfer};
 use opal_node::home::KeyFile;
 use opal_types::{Address, Amount, SecretKey, Transaction};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -208,19 +208,7 @@ impl Devnet {
 
     /// Poll until the transaction is committed; returns its status object.
     pub fn wait_tx(&self, hash: &str, timeout: Duration) -> Value {
-        let start = Instant::now();
-        loop {
-            let (_, v) = get(&self.url, &format!("/api/txs/{hash}")).unwrap();
-            if v["status"] == "committed" {
-                return v;
-            }
-            assert!(v["status"] != "dropped", "transaction {hash} dropped: {v}");
-            assert!(
-                start.elapsed() < timeout,
-                "transaction {hash} not committed in {timeout:?}: {v}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::support::wait_tx_with(http(), &self.url, hash, timeout)
     }
 }
 
@@ -285,9 +273,7 @@ pub fn post_oversized(base: &str, path: &str, len: usize) -> u16 {
 }
 
 pub fn get(base: &str, path: &str) -> reqwest::Result<(u16, Value)> {
-    let r = http().get(format!("{base}{path}")).send()?;
-    let code = r.status().as_u16();
-    Ok((code, r.json().unwrap_or(Value::Null)))
+    crate::support::get_with(http(), base, path)
 }
 
 pub fn post_raw(base: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
@@ -302,13 +288,7 @@ pub fn post_raw(base: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
 }
 
 pub fn submit(base: &str, tx: &Transaction) -> (u16, Value) {
-    post_raw(
-        base,
-        "application/json",
-        json!({"tx": hex::encode(tx.to_bytes())})
-            .to_string()
-            .into_bytes(),
-    )
+    crate::support::submit_with(http(), base, tx)
 }
 
 /// Poll `f` every 200 ms until it returns `Some`, failing the test after `timeout`.

@@ -1,6 +1,7 @@
 //! What the process-level test suites (`tests/devnet`, `tests/testnet`) share: the binary
 //! under test, free ports, signals, a signed transfer and a CLI run. Each suite adds its own
-//! harness (`Devnet`, `Testnet`) and HTTP client (their timeouts differ) in its `common.rs`.
+//! harness (`Devnet`, `Testnet`) and HTTP client (their timeouts differ) in its `common.rs`, and
+//! passes it to the HTTP helpers here (`get_with`, `submit_with`, `wait_tx_with`).
 #![allow(dead_code)] // each suite uses a different part
 
 use opal_types::{Action, Address, Amount, SecretKey, Transaction, TxBody};
@@ -62,4 +63,54 @@ pub fn cli(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&o.stdout).into(),
         String::from_utf8_lossy(&o.stderr).into(),
     )
+}
+
+/// `GET base+path` with `http`: the status and the JSON body (`null` if it is not JSON).
+pub fn get_with(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    path: &str,
+) -> reqwest::Result<(u16, serde_json::Value)> {
+    let r = http.get(format!("{base}{path}")).send()?;
+    let code = r.status().as_u16();
+    Ok((code, r.json().unwrap_or(serde_json::Value::Null)))
+}
+
+/// Submit `tx` as JSON to `base`'s `/api/txs` with `http`: the status and the reply.
+pub fn submit_with(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    tx: &Transaction,
+) -> (u16, serde_json::Value) {
+    let r = http
+        .post(format!("{base}/api/txs"))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"tx": hex::encode(tx.to_bytes())}).to_string())
+        .send()
+        .unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().unwrap_or(serde_json::Value::Null))
+}
+
+/// Poll `base` with `http` until transaction `hash` is committed; its status object. Fails the
+/// test if it is dropped or `timeout` passes.
+pub fn wait_tx_with(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    hash: &str,
+    timeout: std::time::Duration,
+) -> serde_json::Value {
+    let start = std::time::Instant::now();
+    loop {
+        let (_, v) = get_with(http, base, &format!("/api/txs/{hash}")).unwrap();
+        if v["status"] == "committed" {
+            return v;
+        }
+        assert!(v["status"] != "dropped", "transaction {hash} dropped: {v}");
+        assert!(
+            start.elapsed() < timeout,
+            "transaction {hash} not committed in {timeout:?}: {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

@@ -4,7 +4,7 @@
 pub use crate::support::{cli, opal_bin, signal, transfer};
 use opal_node::home::KeyFile;
 use opal_types::{Address, Amount, SecretKey, Transaction};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -343,19 +343,7 @@ impl Testnet {
 
     /// Poll node i until the transaction is committed; returns its status object.
     pub fn wait_tx(&self, i: usize, hash: &str, timeout: Duration) -> Value {
-        let start = Instant::now();
-        loop {
-            let (_, v) = get(self.url(i), &format!("/api/txs/{hash}")).unwrap();
-            if v["status"] == "committed" {
-                return v;
-            }
-            assert!(v["status"] != "dropped", "transaction {hash} dropped: {v}");
-            assert!(
-                start.elapsed() < timeout,
-                "transaction {hash} not committed in {timeout:?}: {v}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::support::wait_tx_with(http(), self.url(i), hash, timeout)
     }
 
     fn print_logs(&self) {
@@ -426,18 +414,9 @@ pub fn http() -> &'static reqwest::blocking::Client {
 }
 
 pub fn get(base: &str, path: &str) -> reqwest::Result<(u16, Value)> {
-    let r = http().get(format!("{base}{path}")).send()?;
-    let code = r.status().as_u16();
-    Ok((code, r.json().unwrap_or(Value::Null)))
+    crate::support::get_with(http(), base, path)
 }
 
 pub fn submit(base: &str, tx: &Transaction) -> (u16, Value) {
-    let r = http()
-        .post(format!("{base}/api/txs"))
-        .header("content-type", "application/json")
-        .body(json!({"tx": hex::encode(tx.to_bytes())}).to_string())
-        .send()
-        .unwrap();
-    let code = r.status().as_u16();
-    (code, r.json().unwrap_or(Value::Null))
+    crate::support::submit_with(http(), base, tx)
 }
