@@ -10,7 +10,8 @@
 //! describes what the code sends.
 //!
 //! Typed so far: errors, the status, accounts, transactions (submit and status), inference
-//! (`POST /api/infer`'s body and reply) and zk proofs (`GET /api/proofs/{id}`). The registry,
+//! (`POST /api/infer`'s body and reply), zk proofs (`GET /api/proofs/{id}`), models
+//! (`/api/models`, `/api/models/{model}`) and escrows. The lineage, dataset, service, receipt,
 //! case and OpenAI routes are still built with `serde_json::json!` in the node and read as
 //! `serde_json::Value` by the client (`Client::get`); each one moves here as it is touched.
 
@@ -20,7 +21,8 @@
 
 use opal_ledger::params::InferenceParams;
 use opal_ledger::{Event, Params};
-use opal_types::{Address, Amount, Hash, PublicKey};
+use opal_types::registry::ModelSpec;
+use opal_types::{Address, Amount, Hash, ModelRef, PublicKey, Tier};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -245,6 +247,63 @@ pub struct ProofStatus {
     pub evidence: Option<String>,
 }
 
+/// A registered model version, as `GET /api/models` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Model {
+    #[schemars(with = "String")]
+    pub model: ModelRef,
+    /// The name's owner now (who is paid the owner's share).
+    #[schemars(with = "Option<String>")]
+    pub owner: Option<Address>,
+    /// The registration: content hash, size, format, schemas, price, licence, tiers, lineage.
+    #[schemars(with = "Value")]
+    pub spec: ModelSpec,
+    #[schemars(with = "String")]
+    pub registered_by: Address,
+    pub registered_height: u64,
+    /// Settled inferences of this version, and what callers paid for them in all.
+    pub calls: u64,
+    #[schemars(with = "String")]
+    pub revenue: Amount,
+}
+
+/// A node's offer of a model, as `GET /api/models/{model}` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ServingOffer {
+    #[schemars(with = "String")]
+    pub node: Address,
+    /// The endpoint the node declared (its API's base URL).
+    pub endpoint: String,
+    #[schemars(with = "Vec<String>")]
+    pub tiers: Vec<Tier>,
+    /// The node's fee, on top of the model's price and licence fee.
+    #[schemars(with = "String")]
+    pub fee: Amount,
+}
+
+/// `GET /api/models/{model}`: one version and the nodes serving it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ModelDetail {
+    #[serde(flatten)]
+    pub model: Model,
+    pub height: u64,
+    pub services: Vec<ServingOffer>,
+}
+
+/// `GET /api/escrows/{caller}/{node}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Escrow {
+    pub height: u64,
+    #[schemars(with = "String")]
+    pub caller: Address,
+    #[schemars(with = "String")]
+    pub node: Address,
+    #[schemars(with = "String")]
+    pub balance: Amount,
+    /// Set once the caller closed it: block time from which the rest can be withdrawn.
+    pub unlock_ms: Option<u64>,
+}
+
 /// The JSON Schemas of the API types, by type name, with references between them as
 /// `#/components/schemas/<name>` (where an OpenAPI document keeps them).
 pub fn schemas() -> serde_json::Map<String, Value> {
@@ -259,6 +318,9 @@ pub fn schemas() -> serde_json::Map<String, Value> {
     g.subschema_for::<InferBody>();
     g.subschema_for::<Inferred>();
     g.subschema_for::<ProofStatus>();
+    g.subschema_for::<Model>();
+    g.subschema_for::<ModelDetail>();
+    g.subschema_for::<Escrow>();
     g.take_definitions(true)
 }
 

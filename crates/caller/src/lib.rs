@@ -12,7 +12,6 @@ use opal_api::ProofState;
 use opal_client::{Client, ClientError};
 use opal_infer::{tensors_hash, Tensor, TensorSpec};
 use opal_types::receipt::{InferenceRequest, ReceiptEnvelope, SignedRequest, ZkEvidence};
-use opal_types::registry::Licence;
 use opal_types::{Address, Amount, Escalation, Hash, ModelRef, SecretKey, Tier};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -40,13 +39,6 @@ pub enum CallerError {
 
 type Result<T> = std::result::Result<T, CallerError>;
 
-fn record<T: serde::de::DeserializeOwned>(what: &'static str, v: &Value) -> Result<T> {
-    serde_json::from_value(v.clone()).map_err(|e| CallerError::Record {
-        what,
-        why: e.to_string(),
-    })
-}
-
 fn text(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_string()
 }
@@ -71,49 +63,36 @@ pub struct Offer {
 /// the chain behind `c` records it.
 pub fn offer(c: &Client, model: &str, tier: Tier) -> Result<Offer> {
     let chain_id = c.status()?.chain_id;
-    let m = c.get(&format!("/api/models/{model}"))?;
-    let model: ModelRef = record("the model", &m["model"])?;
-    let spec = &m["spec"];
-    let model_hash =
-        Hash::from_hex(&text(&spec["content_hash"])).map_err(|e| CallerError::Record {
-            what: "the model's content hash",
+    let m = c.model(model)?;
+    let spec = &m.model.spec;
+    let inputs: Vec<TensorSpec> =
+        serde_json::from_str(&spec.input_schema).map_err(|e| CallerError::Record {
+            what: "the model's input schema",
             why: e.to_string(),
         })?;
-    let inputs: Vec<TensorSpec> =
-        serde_json::from_str(spec["input_schema"].as_str().unwrap_or("[]")).map_err(|e| {
-            CallerError::Record {
-                what: "the model's input schema",
-                why: e.to_string(),
-            }
-        })?;
-    let services = m["services"].as_array().cloned().unwrap_or_default();
-    let svc = services
+    let svc = m
+        .services
         .iter()
-        .find(|x| {
-            x["tiers"]
-                .as_array()
-                .is_some_and(|t| t.iter().any(|t| t.as_str() == Some(tier.as_str())))
-        })
+        .find(|x| x.tiers.contains(&tier))
         .ok_or_else(|| CallerError::NoService {
-            model: model.to_string(),
+            model: m.model.model.to_string(),
             tier: tier.as_str().into(),
         })?;
-    let licence: Licence = record("the model's licence", &spec["licence"])?;
-    let fee: Amount = record("the node's fee", &svc["fee"])?;
-    let price = record::<Amount>("the model's price", &spec["price"])?
-        .checked_add(licence.fee())
-        .and_then(|p| p.checked_add(fee))
+    let price = spec
+        .price
+        .checked_add(spec.licence.fee())
+        .and_then(|p| p.checked_add(svc.fee))
         .map_err(|e| CallerError::Record {
             what: "the price",
             why: e.to_string(),
         })?;
     Ok(Offer {
         chain_id,
-        model,
-        model_hash,
+        model: m.model.model.clone(),
+        model_hash: spec.content_hash,
         tier,
-        node: record("the serving node", &svc["node"])?,
-        endpoint: text(&svc["endpoint"]),
+        node: svc.node,
+        endpoint: svc.endpoint.clone(),
         price,
         inputs,
     })

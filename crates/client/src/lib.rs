@@ -218,6 +218,17 @@ impl Client {
         self.get_as(&format!("/api/accounts/{a}"))
     }
 
+    /// `GET /api/models/{model}`: a model version (NAME@VERSION, or NAME for the newest) and
+    /// the nodes serving it.
+    pub fn model(&self, model: &str) -> Result<opal_api::ModelDetail> {
+        self.get_as(&format!("/api/models/{model}"))
+    }
+
+    /// `GET /api/escrows/{caller}/{node}`.
+    pub fn escrow(&self, caller: &Address, node: &Address) -> Result<opal_api::Escrow> {
+        self.get_as(&format!("/api/escrows/{caller}/{node}"))
+    }
+
     /// `POST /api/txs`: the node admitted the transaction to its mempool.
     pub fn submit(&self, tx: &Transaction) -> Result<Hash> {
         let v = self.post_json(

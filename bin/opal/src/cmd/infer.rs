@@ -39,12 +39,11 @@ pub fn run_infer(a: InferArgs, out: Output) -> Result<()> {
     let (node, quote) = (offer.node, offer.price);
 
     // Make sure the escrow with that node covers the price.
-    let esc = c.get(&format!("/api/escrows/{me}/{node}"))?;
-    if !esc["unlock_ms"].is_null() {
+    let esc = c.escrow(&me, &node)?;
+    if esc.unlock_ms.is_some() {
         bail!("your escrow with node {node} is closing; withdraw it after it unlocks, then fund a new one");
     }
-    let balance: Amount = serde_json::from_value(esc["balance"].clone())
-        .map_err(|e| anyhow!("bad escrow balance {}: {e}", esc["balance"]))?;
+    let balance = esc.balance;
     if balance < quote {
         let deposit: Amount = a.deposit.parse().map_err(|e| anyhow!("--deposit: {e}"))?;
         let deposit = deposit.max(quote);

@@ -101,10 +101,9 @@ fn key(a: KeyArgs, out: Output) -> Result<()> {
         }
     };
     let me = caller.address();
-    let esc = c.get(&format!("/api/escrows/{me}/{node}"))?;
-    let balance: Amount = serde_json::from_value(esc["balance"].clone())
-        .map_err(|e| anyhow!("escrow balance: {e}"))?;
-    if !esc["unlock_ms"].is_null() {
+    let esc = c.escrow(&me, &node)?;
+    let balance = esc.balance;
+    if esc.unlock_ms.is_some() {
         bail!("your escrow with node {node} is closing; withdraw it after it unlocks, then fund a new one");
     }
     let mut funded = Amount::ZERO;

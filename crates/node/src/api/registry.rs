@@ -45,41 +45,55 @@ pub fn resolve_model(o: &Overlay, s: &str) -> Result<ModelRef, ApiError> {
     Ok(ModelRef::new(s, n.latest_version))
 }
 
-fn model_json(o: &Overlay, info: &registry::ModelInfo) -> Result<Value, ApiError> {
-    let m = info.spec.model_ref();
-    let owner = registry::owner_of(o, &m).map_err(internal)?;
-    let mut v = serde_json::to_value(info).map_err(internal)?;
-    v["model"] = json!(m);
-    v["owner"] = json!(owner);
-    Ok(v)
+fn model_reply(o: &Overlay, info: registry::ModelInfo) -> Result<opal_api::Model, ApiError> {
+    let model = info.spec.model_ref();
+    Ok(opal_api::Model {
+        owner: registry::owner_of(o, &model).map_err(internal)?,
+        model,
+        spec: info.spec,
+        registered_by: info.registered_by,
+        registered_height: info.registered_height,
+        calls: info.calls,
+        revenue: info.revenue,
+    })
 }
 
 pub async fn models(State(sh): S) -> ApiResult {
     let (o, h) = overlay(&sh)?;
     let list = registry::models(&o).map_err(internal)?;
-    let out: Result<Vec<Value>, ApiError> = list.iter().map(|m| model_json(&o, m)).collect();
-    Ok(Json(json!({"height": h, "models": out?})))
+    let out = list
+        .into_iter()
+        .map(|m| model_reply(&o, m))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!({"height": h, "models": out})))
 }
 
-pub async fn model(State(sh): S, Path(r): Path<String>) -> ApiResult {
+pub async fn model(
+    State(sh): S,
+    Path(r): Path<String>,
+) -> Result<Json<opal_api::ModelDetail>, ApiError> {
     let (o, h) = overlay(&sh)?;
     let m = resolve_model(&o, &r)?;
     let info = registry::model(&o, &m)
         .map_err(internal)?
         .ok_or_else(|| ApiError::not_found(format!("no model {m}")))?;
-    let mut v = model_json(&o, &info)?;
-    v["height"] = json!(h);
-    let services: Vec<Value> = registry::services(&o)
+    let services = registry::services(&o)
         .map_err(internal)?
         .into_iter()
         .filter_map(|s| {
-            s.spec.offer(&m).map(|off| {
-                json!({"node": s.node, "endpoint": s.spec.endpoint, "tiers": off.tiers, "fee": off.fee})
+            s.spec.offer(&m).map(|off| opal_api::ServingOffer {
+                node: s.node,
+                endpoint: s.spec.endpoint.clone(),
+                tiers: off.tiers.clone(),
+                fee: off.fee,
             })
         })
         .collect();
-    v["services"] = json!(services);
-    Ok(Json(v))
+    Ok(Json(opal_api::ModelDetail {
+        model: model_reply(&o, info)?,
+        height: h,
+        services,
+    }))
 }
 
 pub async fn lineage(State(sh): S, Path(r): Path<String>) -> ApiResult {
@@ -127,13 +141,20 @@ pub async fn services(State(sh): S, Query(q): Query<ServicesQuery>) -> ApiResult
     Ok(Json(json!({"height": h, "services": list})))
 }
 
-pub async fn escrow(State(sh): S, Path((caller, node)): Path<(String, String)>) -> ApiResult {
+pub async fn escrow(
+    State(sh): S,
+    Path((caller, node)): Path<(String, String)>,
+) -> Result<Json<opal_api::Escrow>, ApiError> {
     let (caller, node) = (address(&caller)?, address(&node)?);
     let (o, h) = overlay(&sh)?;
     let e = inference::escrow(&o, &caller, &node).map_err(internal)?;
-    Ok(Json(json!({
-        "height": h, "caller": caller, "node": node, "balance": e.balance, "unlock_ms": e.unlock_ms,
-    })))
+    Ok(Json(opal_api::Escrow {
+        height: h,
+        caller,
+        node,
+        balance: e.balance,
+        unlock_ms: e.unlock_ms,
+    }))
 }
 
 #[derive(Deserialize)]
