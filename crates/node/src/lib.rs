@@ -20,7 +20,6 @@ pub mod app;
 pub mod clock;
 pub mod error;
 pub mod home;
-pub mod llm;
 pub mod local;
 pub mod mempool;
 pub mod metrics;

@@ -28,7 +28,7 @@ pub struct NodeHandle {
     /// The inference service, when this node serves inference.
     pub inference: Option<Arc<opal_worker::InferenceService>>,
     /// The LLM service (OpenAI-compatible API under `/v1`), with the inference service.
-    pub llm: Option<Arc<crate::llm::LlmService>>,
+    pub llm: Option<Arc<opal_worker::llm::LlmService>>,
     /// The inference service's settlement and artifact-sync tasks.
     background: Vec<tokio::task::JoinHandle<()>>,
     consensus: ConsensusHandle,
@@ -136,9 +136,15 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
         ),
         None => None,
     };
-    let llm = inference
-        .clone()
-        .map(|svc| crate::llm::LlmService::new(svc, shared.clone()));
+    let llm = inference.clone().map(|svc| {
+        opal_worker::llm::LlmService::new(
+            svc,
+            opal_llm::CommitParams {
+                chunk_size: shared.params.llm_commit_chunk,
+                top_k: shared.params.llm_commit_top_k,
+            },
+        )
+    });
     let router = api::router(shared.clone())
         .merge(opal_artifacts::router(artifacts.clone()))
         .merge(api::inference_router(inference.clone()))

@@ -18,6 +18,9 @@
 //! - **The prover** ([`prover`], [`InferenceService::prover_loop`]): `zk`-tier answers are
 //!   proved in the background, the model's verifying key is published if nobody has, and the
 //!   receipt settles with `SettleProved`.
+//! - **LLMs** ([`llm`]): GGUF models on candle behind the OpenAI-compatible API: spend grants
+//!   as API keys, per-token prices reserved at the worst case, the same settlement rule and
+//!   receipt log, `activations` commitments. (Not yet behind the `Backend` interface.)
 //! - **Injected** [`Chain`] (state, commit status, submission) and [`Clock`]: the worker never
 //!   reaches into a node's store or mempool, and tests drive it over a test chain and a manual
 //!   clock.
@@ -30,6 +33,7 @@ pub mod error;
 mod fault;
 mod files;
 mod fsio;
+pub mod llm;
 pub mod log;
 pub mod prover;
 mod service;

@@ -68,7 +68,7 @@ pub fn inference_router(svc: Option<Arc<opal_worker::InferenceService>>) -> Rout
 
 /// The OpenAI-compatible API (`/v1/models`, `/v1/chat/completions`, `/v1/completions`): served
 /// when the node runs the inference role, otherwise OpenAI-shaped 404s.
-pub fn openai_router(llm: Option<Arc<crate::llm::LlmService>>) -> Router {
+pub fn openai_router(llm: Option<Arc<opal_worker::llm::LlmService>>) -> Router {
     Router::new()
         .route("/v1/models", get(openai::models))
         .route("/v1/models/{model}", get(openai::model))

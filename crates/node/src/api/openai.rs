@@ -4,9 +4,8 @@
 //! is an Opal spend grant; every reply carries the Opal receipt: the JSON field `opal_receipt`
 //! (in the last chunk before `[DONE]` when streaming) and the header `x-opal-receipt` (the
 //! request id). Errors are OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
-//! See `crate::llm` for admission, pricing and hashing, and docs/api.md for the details.
+//! See `opal_worker::llm` for admission, pricing and hashing, and docs/api.md for the details.
 
-use crate::llm::{Ask, LlmServeError, LlmServed, LlmService, Prepared, Prompt, MAX_STOP};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -16,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use opal_llm::ChatMessage;
 use opal_types::{Escalation, Tier};
+use opal_worker::llm::{Ask, LlmServeError, LlmServed, LlmService, Prepared, Prompt, MAX_STOP};
 use serde_json::{json, Map, Value};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -26,17 +26,21 @@ pub const MAX_BODY: usize = 1 << 20;
 
 type Svc = State<Option<Arc<LlmService>>>;
 
-impl IntoResponse for LlmServeError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
-        let mut r = (status, Json(self.body())).into_response();
-        // Payment refusals are final: tell OpenAI clients not to retry them.
-        if self.status == 429 {
-            r.headers_mut()
-                .insert("x-should-retry", HeaderValue::from_static("false"));
-        }
-        r
+/// An OpenAI error reply.
+fn error_response(e: LlmServeError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut r = (status, Json(e.body())).into_response();
+    // Payment refusals are final: tell OpenAI clients not to retry them.
+    if e.status == 429 {
+        r.headers_mut()
+            .insert("x-should-retry", HeaderValue::from_static("false"));
     }
+    r
+}
+
+fn reply(r: Result<Json<Value>, LlmServeError>) -> Response {
+    r.map(IntoResponse::into_response)
+        .unwrap_or_else(error_response)
 }
 
 fn now_s() -> u64 {
@@ -71,7 +75,7 @@ fn bearer(headers: &HeaderMap) -> Result<String, LlmServeError> {
     Ok(key.trim().to_string())
 }
 
-fn model_json(m: &crate::llm::OfferedModel, svc: &LlmService) -> Value {
+fn model_json(m: &opal_worker::llm::OfferedModel, svc: &LlmService) -> Value {
     json!({
         "id": m.id,
         "object": "model",
@@ -90,7 +94,11 @@ fn model_json(m: &crate::llm::OfferedModel, svc: &LlmService) -> Value {
 }
 
 /// `GET /v1/models`: the GGUF models this node offers. Needs no key.
-pub async fn models(State(svc): Svc) -> Result<Json<Value>, LlmServeError> {
+pub async fn models(State(svc): Svc) -> Response {
+    reply(list_models(svc).await)
+}
+
+async fn list_models(svc: Option<Arc<LlmService>>) -> Result<Json<Value>, LlmServeError> {
     let svc = service(svc)?;
     let s = svc.clone();
     let list = tokio::task::spawn_blocking(move || s.offered())
@@ -103,7 +111,11 @@ pub async fn models(State(svc): Svc) -> Result<Json<Value>, LlmServeError> {
 }
 
 /// `GET /v1/models/{model}`.
-pub async fn model(State(svc): Svc, Path(id): Path<String>) -> Result<Json<Value>, LlmServeError> {
+pub async fn model(State(svc): Svc, Path(id): Path<String>) -> Response {
+    reply(one_model(svc, id).await)
+}
+
+async fn one_model(svc: Option<Arc<LlmService>>, id: String) -> Result<Json<Value>, LlmServeError> {
     let svc = service(svc)?;
     let s = svc.clone();
     let list = tokio::task::spawn_blocking(move || s.offered())
@@ -493,7 +505,7 @@ pub async fn chat_completions(
 ) -> Response {
     complete(svc, headers, body, Kind::Chat)
         .await
-        .unwrap_or_else(|e| e.into_response())
+        .unwrap_or_else(error_response)
 }
 
 pub async fn completions(
@@ -503,7 +515,7 @@ pub async fn completions(
 ) -> Response {
     complete(svc, headers, body, Kind::Text)
         .await
-        .unwrap_or_else(|e| e.into_response())
+        .unwrap_or_else(error_response)
 }
 
 fn usage(s: &LlmServed) -> Value {

@@ -40,7 +40,7 @@
 //! `data/reveal/` until the ledger can no longer ask for it, and the reveal pass publishes it
 //! when a case opens. The validators check it off chain and vote (docs/verification.md).
 
-use crate::app::Shared;
+use crate::{InferenceService, ServeError};
 use opal_artifacts::ArtifactHash;
 use opal_ledger::components::{inference, registry};
 use opal_llm::{
@@ -53,7 +53,6 @@ use opal_types::receipt::{
 };
 use opal_types::registry::{ModelFormat, ModelSpec, ServiceOffer};
 use opal_types::{Address, Amount, Hash, ModelRef, Tier};
-use opal_worker::{InferenceService, ServeError};
 use parking_lot::Mutex;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -326,8 +325,8 @@ type ModelSlot = Arc<Mutex<Option<Arc<LlmModel>>>>;
 
 pub struct LlmService {
     inf: Arc<InferenceService>,
-    /// The node's state (the chain's parameters, committed snapshots).
-    shared: Arc<Shared>,
+    /// The chain's activation-commitment parameters (verifiers require exactly these).
+    commit: CommitParams,
     /// Loaded models by content hash; each slot's lock is held while that model loads, so a
     /// model is loaded once however many calls ask for it at the same time.
     models: Mutex<HashMap<Hash, ModelSlot>>,
@@ -337,14 +336,14 @@ pub struct LlmService {
 }
 
 impl LlmService {
-    pub fn new(inf: Arc<InferenceService>, shared: Arc<Shared>) -> Arc<LlmService> {
+    pub fn new(inf: Arc<InferenceService>, commit: CommitParams) -> Arc<LlmService> {
         let n = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 4);
         Arc::new(LlmService {
             inf,
-            shared,
+            commit,
             models: Mutex::new(HashMap::new()),
             reserved: Mutex::new(Reserved::default()),
             slots: Arc::new(tokio::sync::Semaphore::new(n)),
@@ -361,9 +360,12 @@ impl LlmService {
     }
 
     fn state(&self) -> Result<(Overlay, u64), LlmServeError> {
-        let snap = self.shared.snapshot().map_err(LlmServeError::internal)?;
-        let h = snap.version().unwrap_or(0);
-        Ok((Overlay::new(snap), h))
+        let c = self
+            .inf
+            .chain()
+            .committed()
+            .map_err(|e| LlmServeError::internal(e.to_string()))?;
+        Ok((c.state, c.height))
     }
 
     /// The GGUF models this node offers (its declared service), newest version of each name
@@ -511,7 +513,7 @@ impl LlmService {
                 "Incorrect API key provided: the grant's signature does not verify ({e})."
             ))
         })?;
-        let chain = &self.shared.chain_id;
+        let chain = self.inf.chain().chain_id();
         if &g.grant.chain_id != chain {
             return Err(LlmServeError::auth(format!(
                 "This API key is for chain {:?}; this node is on {chain:?}.",
@@ -728,7 +730,7 @@ impl LlmService {
             stop: ask.stop.clone(),
         };
         let request = InferenceRequest {
-            chain_id: self.shared.chain_id.clone(),
+            chain_id: self.inf.chain().chain_id().to_string(),
             node: self.node(),
             model: r.model.clone(),
             model_hash: r.spec.content_hash,
@@ -747,7 +749,7 @@ impl LlmService {
         // unbonded, or its price does not cover what the owner and the treasury are owed) is
         // not run.
         let at = inference::Settlement {
-            chain_id: &self.shared.chain_id,
+            chain_id: self.inf.chain().chain_id(),
             height,
             time_ms: self.inf.clock().now_ms(),
             receipt_height: height,
@@ -796,13 +798,7 @@ impl LlmService {
             },
             stop: p.input.stop.clone(),
             // The chain's commitment parameters: verifiers require exactly these.
-            commit_activations: activations.then(|| {
-                let params = &self.shared.params;
-                CommitParams {
-                    chunk_size: params.llm_commit_chunk,
-                    top_k: params.llm_commit_top_k,
-                }
-            }),
+            commit_activations: activations.then_some(self.commit),
         };
         let t0 = Instant::now();
         // A checkable reply must end where generation ends (an end-of-turn token, a stop
