@@ -145,7 +145,8 @@ impl ReceiptLog {
     }
 
     /// Make a signed receipt durable (fsync) and queue it for settlement. A request id is
-    /// recorded at most once: the same request racing on two threads is served once.
+    /// recorded at most once: the same request racing on two threads is served once. (The
+    /// [`MAX_PENDING`] bound is admission's: work already done is always recorded.)
     pub fn record(&self, env: &ReceiptEnvelope) -> Result<(), ServeError> {
         let receipt = &env.receipt;
         let id = receipt.request_id();
@@ -153,9 +154,6 @@ impl ReceiptLog {
             let mut p = self.pending.lock();
             if p.receipts.contains_key(&id) {
                 return Err(ServeError::Replayed(id));
-            }
-            if p.receipts.len() >= MAX_PENDING {
-                return Err(ServeError::Busy);
             }
             p.add(receipt.clone());
         }
