@@ -129,6 +129,7 @@ impl InferError {
         }
     }
 
+    #[cfg(feature = "runtime")]
     pub(crate) fn model(reason: impl Into<String>) -> Self {
         InferError::ModelInvalid {
             reason: reason.into(),

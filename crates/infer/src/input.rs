@@ -19,7 +19,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde::Deserialize;
 
 use crate::error::InferError;
-use crate::model::TensorSpec;
+use crate::spec::TensorSpec;
 use crate::tensor::{
     convert, input_data_tensors, Bounded, DType, InputData, Num, RawTensor, Tensor,
 };

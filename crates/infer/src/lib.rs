@@ -26,16 +26,22 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "runtime")]
 mod cache;
 mod error;
 mod input;
+#[cfg(feature = "runtime")]
 mod model;
+mod spec;
 mod tensor;
 
+#[cfg(feature = "runtime")]
 pub use cache::ModelCache;
 pub use error::InferError;
 pub use input::parse_inputs;
-pub use model::{content_hash, Limits, ModelSchema, PreparedModel, TensorSpec};
+#[cfg(feature = "runtime")]
+pub use model::{content_hash, Limits, PreparedModel};
+pub use spec::{ModelSchema, TensorSpec};
 pub use tensor::{parse_input_data, DType, Tensor, TensorData};
 
 /// Hash of a list of tensors (the inputs or the outputs of one inference): each tensor's

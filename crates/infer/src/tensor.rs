@@ -35,7 +35,7 @@ use serde::ser::{SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::InferError;
-use crate::model::TensorSpec;
+use crate::spec::TensorSpec;
 
 /// Element type of a [`Tensor`]. Serialized as `"f32"`, `"i64"`, `"i32"`, `"u8"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
