@@ -1,19 +1,20 @@
 //! `opal-infer`: the model runtime of an Opal inference node.
 //!
-//! Design note. Three pieces, each independent of the ledger (this crate does not depend on
-//! `opal-types`):
+//! Design note. Three pieces, each independent of the ledger (this crate uses `opal-types`
+//! only for the hash of a tensor list, [`tensors_hash`]):
 //!
 //! * [`Tensor`]: typed tensors as they travel over the API (JSON) and as receipts bind them
 //!   (a frozen canonical byte encoding and its BLAKE3 derive-key hash under `"opal/tensor/v1"`).
 //!   Decoding untrusted tensors is bounded and returns typed errors; [`parse_inputs`] reads a
 //!   request's inputs in the forms people write (nested arrays, named inputs, tensor objects,
 //!   the benchmark's `input_data`).
-//! * [`PreparedModel`]: an ONNX model on `tract`, parsed, type-checked, optimised and planned
+//! * [`PreparedModel`] (the default `runtime` feature; a caller builds without it and links no
+//!   ML engine): an ONNX model on `tract`, parsed, type-checked, optimised and planned
 //!   once, then run concurrently from any number of threads (prepare once, run many). Inputs are
 //!   validated against the model's [`ModelSchema`] before they reach tract, and tract itself runs
 //!   under `catch_unwind`, so neither a malformed model nor a malformed request can take the
 //!   node down.
-//! * [`ModelCache`]: prepared models keyed by the content hash of their file, bounded, with
+//! * [`ModelCache`] (`runtime`): prepared models keyed by the content hash of their file, bounded, with
 //!   single-flight loading.
 //!
 //! Errors are one [`InferError`] enum with a stable [`InferError::code`] per variant.
