@@ -13,7 +13,7 @@ use crate::chain::Committed;
 use crate::error::ServeError;
 use opal_ledger::components::inference::{self, Settlement, Terms, Unsettled};
 use opal_ledger::components::registry;
-use opal_types::receipt::{SignedRequest, MAX_AUDIT_BPS};
+use opal_types::receipt::{ReceiptError, SignedRequest, MAX_AUDIT_BPS};
 use opal_types::registry::ModelFormat;
 use opal_types::{Address, Amount, Tier};
 
@@ -61,7 +61,10 @@ pub fn admit(
     unsettled: Unsettled,
 ) -> Result<Admitted, ServeError> {
     let req = &sr.request;
-    sr.verify().map_err(|_| ServeError::BadSignature)?;
+    sr.verify().map_err(|e| match e {
+        ReceiptError::BadRequestSignature => ServeError::BadSignature,
+        other => ServeError::BadGrant(other.to_string()),
+    })?;
     if req.chain_id != who.chain_id {
         return Err(ServeError::WrongChain {
             expected: who.chain_id.to_string(),

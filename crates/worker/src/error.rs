@@ -11,6 +11,10 @@ pub enum ServeError {
     Malformed(String),
     #[error("the caller's signature over the request is invalid")]
     BadSignature,
+    /// The request is made under a spend grant that does not authorize it (its signature,
+    /// node, chain, expiry or allowance).
+    #[error("{0}")]
+    BadGrant(String),
     #[error("request is for chain {got:?}, this node is on {expected:?}")]
     WrongChain { expected: String, got: String },
     #[error("request is addressed to node {asked}, this node is {me}")]
@@ -69,6 +73,7 @@ impl ServeError {
         match self {
             ServeError::Malformed(_) => "malformed_request",
             ServeError::BadSignature => "bad_signature",
+            ServeError::BadGrant(_) => "bad_grant",
             ServeError::WrongChain { .. } => "wrong_chain",
             ServeError::WrongNode { .. } => "wrong_node",
             ServeError::Expired { .. } => "expired",
@@ -94,7 +99,7 @@ impl ServeError {
 
     pub fn status(&self) -> u16 {
         match self {
-            ServeError::Licence(_) => 403,
+            ServeError::Licence(_) | ServeError::BadGrant(_) => 403,
             ServeError::PriceAboveMax { .. }
             | ServeError::InsufficientEscrow { .. }
             | ServeError::EscrowClosing => 402,

@@ -152,6 +152,9 @@ fn a_request_under_a_spent_grant_is_refused() {
         salt: 9,
     }
     .sign(&caller());
+    // A request that could cost more than the whole grant is not authorized by it.
+    let e = try_admit(&c, &request(&c, 4).under_grant(grant.clone())).unwrap_err();
+    assert_eq!((e.code(), e.status()), ("bad_grant", 403), "{e}");
     let mut req = request(&c, 4);
     req.max_price = Amount(300);
     let sr = req.under_grant(grant);
