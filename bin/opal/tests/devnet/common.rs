@@ -291,6 +291,33 @@ pub fn submit(base: &str, tx: &Transaction) -> (u16, Value) {
     crate::support::submit_with(http(), base, tx)
 }
 
+/// `opal verify RECEIPT --node URL -o json`: the exit code and the report.
+pub fn verify_on_chain(receipt: &Path, url: &str) -> (i32, Value) {
+    let (code, out, err) = cli(&[
+        "verify",
+        receipt.to_str().unwrap(),
+        "--node",
+        url,
+        "-o",
+        "json",
+    ]);
+    let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    (code, v)
+}
+
+/// Wait (up to a minute) until `model` is registered on the devnet at `url` and some node
+/// offers it; its `GET /api/models/{model}` reply.
+pub fn served_model(url: &str, model: &str) -> Value {
+    wait_for(
+        &format!("model {model} served"),
+        Duration::from_secs(60),
+        || {
+            let (code, v) = get(url, &format!("/api/models/{model}")).ok()?;
+            (code == 200 && !v["services"].as_array()?.is_empty()).then_some(v)
+        },
+    )
+}
+
 /// Poll `f` every 200 ms until it returns `Some`, failing the test after `timeout`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();

@@ -79,15 +79,8 @@ fn infer_pay_settle_and_verify_the_demo_model() {
 
     // Settled in a later block by the node's batch; `opal verify --node` proves it.
     let v = wait_for("settlement", Duration::from_secs(60), || {
-        let (code, out, _) = cli(&[
-            "verify",
-            receipt.to_str().unwrap(),
-            "--node",
-            &url,
-            "-o",
-            "json",
-        ]);
-        (code == 0).then(|| serde_json::from_str::<Value>(&out).unwrap())
+        let (code, v) = verify_on_chain(&receipt, &url);
+        (code == 0).then_some(v)
     });
     assert_eq!(v["valid"], true, "{v}");
     // 15000 charged: treasury 5% = 750; royalties 10000: dataset 20% = 2000, owner 8000;

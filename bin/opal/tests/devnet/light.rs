@@ -131,10 +131,7 @@ fn a_settled_receipt_verifies_as_a_light_client_and_a_lying_node_is_caught() {
     let url = net.url.clone();
     let genesis = home.join("genesis.json");
     let g = genesis.to_str().unwrap();
-    wait_for("the demo service", Duration::from_secs(60), || {
-        let (code, v) = get(&url, "/api/models/digits").ok()?;
-        (code == 200 && !v["services"].as_array()?.is_empty()).then_some(())
-    });
+    served_model(&url, "digits");
     let receipt = dir.path().join("receipt.json");
     let (code, out, err) = infer_cli(&home, &url, "digits", "signed", "100000", &receipt);
     assert_eq!(code, 0, "infer: {err} {out}");

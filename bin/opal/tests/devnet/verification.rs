@@ -60,10 +60,7 @@ fn a_lying_replay_node_is_caught_by_a_watcher_and_honest_results_are_paid() {
     let net = Devnet::start_with_env(&home, &[("OPAL_FAULT_WRONG_OUTPUT_BPS", "5000")]);
     let url = net.url.clone();
     let key = |n: &str| home.join(format!("keys/{n}.json"));
-    let model = wait_for("the canonical demo model", Duration::from_secs(60), || {
-        let (code, v) = get(&url, "/api/models/digits-q").ok()?;
-        (code == 200 && !v["services"].as_array()?.is_empty()).then_some(v)
-    });
+    let model = served_model(&url, "digits-q");
     // Registered for the zk tier too, with its weight commitment: the id of the opal-zk
     // verifying key of exactly the committed model file.
     let file = std::fs::read(concat!(
@@ -150,15 +147,7 @@ fn a_lying_replay_node_is_caught_by_a_watcher_and_honest_results_are_paid() {
         });
         let honest = verdicts[id];
         assert_eq!(outcome, if honest { "paid" } else { "fraud" }, "{id}");
-        let (code, out, _) = cli(&[
-            "verify",
-            receipt.to_str().unwrap(),
-            "--node",
-            &url,
-            "-o",
-            "json",
-        ]);
-        let v: Value = serde_json::from_str(&out).unwrap();
+        let (code, v) = verify_on_chain(&receipt, &url);
         assert_eq!(v["valid"], honest, "{v}");
         assert_eq!(code, if honest { 0 } else { 3 });
         // Offline, without any node: the caller re-executes the model file on its input
@@ -207,10 +196,7 @@ fn a_lying_node_serving_a_float_model_is_audited_and_convicted_by_the_committee(
     let home = dir.path().join("home");
     let net = Devnet::start_with_env(&home, &[("OPAL_FAULT_WRONG_OUTPUT_BPS", "5000")]);
     let url = net.url.clone();
-    wait_for("the float demo model", Duration::from_secs(60), || {
-        let (code, v) = get(&url, "/api/models/digits").ok()?;
-        (code == 200 && !v["services"].as_array()?.is_empty()).then_some(())
-    });
+    served_model(&url, "digits");
     let input = home.join("demo/digits-input.json");
     let carol = home.join("keys/carol.json");
     let mut ids: Vec<(String, bool, std::path::PathBuf)> = vec![];
