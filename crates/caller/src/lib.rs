@@ -99,7 +99,7 @@ pub fn offer(c: &Client, model: &str, tier: Tier) -> Result<Offer> {
 }
 
 /// What the caller asks for beyond the offer.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Ask {
     /// Most to pay [default: the offer's price].
     pub max_price: Option<Amount>,

@@ -27,19 +27,22 @@ impl Chain for NodeChain {
     fn committed(&self) -> Result<Committed, ChainError> {
         let state = |e: crate::app::AppError| ChainError::State(e.to_string());
         let snap = self.0.snapshot().map_err(state)?;
-        let height = snap.version().unwrap_or(0);
-        let time_ms = self
+        Ok(Committed {
+            height: snap.version().unwrap_or(0),
+            state: Overlay::new(snap),
+        })
+    }
+
+    fn block_time_ms(&self, height: u64) -> Result<u64, ChainError> {
+        let state = |e: crate::app::AppError| ChainError::State(e.to_string());
+        let snap = self.0.snapshot().map_err(state)?;
+        Ok(self
             .0
             .stored_block(&snap, height)
             .map_err(state)?
             .and_then(|b| b.block().ok())
             .map(|b| b.header.time_ms)
-            .unwrap_or(0);
-        Ok(Committed {
-            state: Overlay::new(snap),
-            height,
-            time_ms,
-        })
+            .unwrap_or(0))
     }
 
     fn is_committed(&self, tx: &Hash) -> Result<bool, ChainError> {

@@ -24,16 +24,16 @@ impl From<opal_ledger::LedgerError> for ChainError {
 pub struct Committed {
     pub state: Overlay,
     pub height: u64,
-    /// The block time of that height (0 at genesis).
-    pub time_ms: u64,
 }
 
 pub trait Chain: Send + Sync {
     fn chain_id(&self) -> &str;
     /// The most bytes one transaction may have.
     fn max_tx_bytes(&self) -> u64;
-    /// The latest committed state.
+    /// The latest committed state (asked on every request: no block is read for it).
     fn committed(&self) -> Result<Committed, ChainError>;
+    /// The block time of committed height `height` (0 at genesis).
+    fn block_time_ms(&self, height: u64) -> Result<u64, ChainError>;
     /// Whether transaction `tx` is in a committed block.
     fn is_committed(&self, tx: &Hash) -> Result<bool, ChainError>;
     /// Sign `action` with `key` at its next nonce and hand it to the mempool.

@@ -19,9 +19,18 @@ pub const MAX_PENDING: usize = 100_000;
 
 /// One unsettled receipt, and the settlement transaction carrying it with the clock reading
 /// when it was submitted.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub receipt: Receipt,
+struct Entry {
+    receipt: Receipt,
+    submitted: Option<(Hash, u64)>,
+}
+
+/// Where one unsettled receipt stands, for the settlement pass (no receipt copied).
+#[derive(Debug, Clone, Copy)]
+pub struct Standing {
+    pub id: Hash,
+    /// The request's expiry.
+    pub expires_ms: u64,
+    /// The settlement transaction carrying it, and the clock reading when it was submitted.
     pub submitted: Option<(Hash, u64)>,
 }
 
@@ -138,10 +147,17 @@ impl ReceiptLog {
             .map(|e| e.receipt.clone())
     }
 
-    /// Every entry, in request-id order.
-    pub fn entries(&self) -> Vec<(Hash, Entry)> {
+    /// Where every receipt stands, in request-id order.
+    pub fn standings(&self) -> Vec<Standing> {
         let p = self.pending.lock();
-        p.receipts.iter().map(|(k, v)| (*k, v.clone())).collect()
+        p.receipts
+            .iter()
+            .map(|(id, e)| Standing {
+                id: *id,
+                expires_ms: e.receipt.body.request.request.expires_ms,
+                submitted: e.submitted,
+            })
+            .collect()
     }
 
     /// Make a signed receipt durable (fsync) and queue it for settlement. A request id is

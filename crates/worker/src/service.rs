@@ -18,7 +18,6 @@ use opal_types::receipt::{ReceiptBody, ReceiptEnvelope, SignedRequest, ZkEvidenc
 use opal_types::registry::ModelFormat;
 use opal_types::{Action, Address, Amount, Hash, Receipt, SecretKey, Tier};
 use parking_lot::Mutex;
-use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -83,7 +82,7 @@ impl From<opal_ledger::LedgerError> for WorkerError {
 }
 
 /// What the node answers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Served {
     pub outputs: Vec<Tensor>,
     pub request_id: Hash,
@@ -104,6 +103,35 @@ struct ZkModel {
     key: Vec<u8>,
 }
 
+/// What is made once per model file, by content hash: at most [`PLANS`] of them, all forgotten
+/// when full. (Two requests racing on a new model may both make it; one is kept.)
+struct Loaded<T: ?Sized>(Mutex<HashMap<String, Arc<T>>>);
+
+impl<T: ?Sized> Default for Loaded<T> {
+    fn default() -> Self {
+        Loaded(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<T: ?Sized> Loaded<T> {
+    fn get_or_make(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> Result<Arc<T>, ServeError>,
+    ) -> Result<Arc<T>, ServeError> {
+        if let Some(v) = self.0.lock().get(key).cloned() {
+            return Ok(v);
+        }
+        let v = make()?;
+        let mut m = self.0.lock();
+        if m.len() >= PLANS {
+            m.clear();
+        }
+        m.insert(key.to_string(), v.clone());
+        Ok(v)
+    }
+}
+
 pub struct InferenceService {
     key: SecretKey,
     address: Address,
@@ -114,7 +142,7 @@ pub struct InferenceService {
     options: Options,
     log: ReceiptLog,
     /// Loaded plans, by content hash.
-    plans: Mutex<HashMap<String, Arc<dyn Plan>>>,
+    plans: Loaded<dyn Plan>,
     /// `data/reveal/`: inputs and outputs of served requests, kept until the ledger can no
     /// longer ask for them.
     reveals: IdFiles,
@@ -123,7 +151,7 @@ pub struct InferenceService {
     /// `data/proofs/`: the zk evidence of served `zk` requests, borsh(`ZkEvidence`).
     proofs: IdFiles,
     /// opal-zk setups of the models served in the `zk` tier, by content hash.
-    zk_models: Mutex<HashMap<String, Arc<ZkModel>>>,
+    zk_models: Loaded<ZkModel>,
     proof_queue: ProofQueue,
     /// Verifying keys submitted recently, with the clock reading.
     publishing: Mutex<HashMap<Hash, u64>>,
@@ -156,11 +184,11 @@ impl InferenceService {
             backends: Backends::tensor(options.quant_threads),
             log: ReceiptLog::open(data_dir.join("receipts.pending"))?,
             options,
-            plans: Mutex::new(HashMap::new()),
+            plans: Loaded::default(),
             reveals: files("reveal")?,
             revealing: Mutex::new(HashMap::new()),
             proofs: files("proofs")?,
-            zk_models: Mutex::new(HashMap::new()),
+            zk_models: Loaded::default(),
             proof_queue: ProofQueue::default(),
             publishing: Mutex::new(HashMap::new()),
         }))
@@ -292,32 +320,33 @@ impl InferenceService {
     /// The plan of the model file with content hash `ah`, in `format`, made once.
     fn plan(&self, ah: &ArtifactHash, format: ModelFormat) -> Result<Arc<dyn Plan>, ServeError> {
         let content_hex = ah.to_hex();
-        if let Some(p) = self.plans.lock().get(&content_hex).cloned() {
-            return Ok(p);
-        }
-        let backend = self.backends.for_format(format).ok_or_else(|| {
-            ServeError::TierUnsupported(format!(
-                "{format:?} models are not served at /api/infer (LLMs: the OpenAI API at /v1)"
-            ))
-        })?;
-        let bytes = std::fs::read(self.artifacts.path(ah))
-            .map_err(|e| ServeError::ModelUnavailable(format!("{content_hex}: {e}")))?;
-        let plan = backend.plan(&bytes)?;
-        let mut plans = self.plans.lock();
-        if plans.len() >= PLANS {
-            plans.clear();
-        }
-        plans.insert(content_hex, plan.clone());
-        Ok(plan)
+        self.plans.get_or_make(&content_hex, || {
+            let backend = self.backends.for_format(format).ok_or_else(|| {
+                ServeError::TierUnsupported(format!(
+                    "{format:?} models are not served at /api/infer (LLMs: the OpenAI API at /v1)"
+                ))
+            })?;
+            let bytes = std::fs::read(self.artifacts.path(ah))
+                .map_err(|e| ServeError::ModelUnavailable(format!("{content_hex}: {e}")))?;
+            backend.plan(&bytes)
+        })
     }
 
     /// The opal-zk setup of a canonical model, made once; its verifying key must be the
     /// registered weight commitment `registered`.
     fn zk_model(&self, ah: &ArtifactHash, registered: Hash) -> Result<Arc<ZkModel>, ServeError> {
         let content_hex = ah.to_hex();
-        if let Some(z) = self.zk_models.lock().get(&content_hex).cloned() {
-            return Ok(z);
-        }
+        self.zk_models.get_or_make(&content_hex, || {
+            self.make_zk_model(ah, &content_hex, registered)
+        })
+    }
+
+    fn make_zk_model(
+        &self,
+        ah: &ArtifactHash,
+        content_hex: &str,
+        registered: Hash,
+    ) -> Result<Arc<ZkModel>, ServeError> {
         let model = self
             .plan(ah, ModelFormat::OpalQuant)?
             .quant()
@@ -332,13 +361,7 @@ impl InferenceService {
             )));
         }
         tracing::info!(model = %content_hex, key = %id, ms = t0.elapsed().as_millis() as u64, "zk setup made");
-        let z = Arc::new(ZkModel { model, setup, key });
-        let mut m = self.zk_models.lock();
-        if m.len() >= PLANS {
-            m.clear();
-        }
-        m.insert(content_hex, z.clone());
-        Ok(z)
+        Ok(Arc::new(ZkModel { model, setup, key }))
     }
 
     fn store_reveal(&self, id: &Hash, r: &Reveal) -> std::io::Result<()> {
@@ -428,17 +451,18 @@ impl InferenceService {
     /// submissions, submit new batches.
     pub fn settle_pass(&self) -> Result<(), WorkerError> {
         let c = self.chain.committed()?;
+        let block_time = self.chain.block_time_ms(c.height)?;
         let p_inf = inference::params(&c.state)?;
         let now = self.clock.now_ms();
         let mut done = vec![];
-        for (id, e) in self.log.entries() {
+        for e in self.log.standings() {
+            let id = e.id;
             let settled = inference::settled(&c.state, &id)?.is_some();
             let committed = match e.submitted {
                 Some((tx, _)) => self.chain.is_committed(&tx)?,
                 None => false,
             };
-            let req = &e.receipt.body.request.request;
-            let too_late = c.time_ms > req.expires_ms.saturating_add(p_inf.settle_grace_ms);
+            let too_late = block_time > e.expires_ms.saturating_add(p_inf.settle_grace_ms);
             if settled {
                 done.push(id);
             } else if committed || too_late {

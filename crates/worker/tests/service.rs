@@ -31,8 +31,15 @@ impl Chain for TestNet {
         Ok(Committed {
             state: c.overlay(),
             height: c.height,
-            time_ms: c.time_ms,
         })
+    }
+    fn block_time_ms(&self, height: u64) -> Result<u64, ChainError> {
+        let c = self.c.lock();
+        assert_eq!(
+            height, c.height,
+            "the worker asks the time of the committed height"
+        );
+        Ok(c.time_ms)
     }
     fn is_committed(&self, _tx: &Hash) -> Result<bool, ChainError> {
         Ok(false)
