@@ -1,7 +1,7 @@
 //! The LLM side of the inference-node role: serve registered GGUF models (`opal-llm`, candle)
-//! behind the OpenAI-compatible API (`api::openai`), with an Opal receipt for every reply, paid
+//! behind the OpenAI-compatible API (the node's `api::openai`), with an Opal receipt for every reply, paid
 //! per token from the caller's escrow under a spend grant, and settled by the same pending log
-//! and settlement loop as ONNX receipts (`opal_worker`).
+//! and settlement loop as ONNX receipts ([`crate::InferenceService`]).
 //!
 //! Authorization: the OpenAI client cannot sign each request, so the caller's credential is the
 //! API key, a [`SignedGrant`] (`opal llm key`): the caller signs, once, "node N may charge my
@@ -18,8 +18,10 @@
 //! worst-case price `unit price x (prompt tokens + max_tokens)` must fit both the caller's
 //! escrow (minus what this node has served to the caller and not settled, minus what other calls
 //! in flight have reserved) and the grant's remaining allowance (its `max_total` minus what the
-//! ledger has charged under it, minus unsettled receipts under it, minus reservations). The
-//! reservation is released once the receipt is recorded.
+//! ledger has charged under it, minus unsettled receipts under it, minus reservations); last, the
+//! ledger's settlement rule (`inference::terms`) at that worst case, so a call the ledger would
+//! not pay for (a jailed or unbonded node, a price below the owner's and the treasury's shares)
+//! is not run. The reservation is released once the receipt is recorded.
 //!
 //! Pricing (per token): `unit price = model price + licence fee + the node's fee`, all read
 //! from the chain (the model's registered `price` and licence, the `fee` of this node's
