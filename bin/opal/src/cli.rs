@@ -38,6 +38,11 @@ pub enum Command {
     /// Read chain state from a node.
     #[command(subcommand)]
     Query(crate::cmd::query::QueryCmd),
+    /// Governance: propose parameter changes, treasury spends, enclave allowlist changes and
+    /// upgrades; deposit; vote with your bonded stake; read proposals and the parameters in
+    /// force.
+    #[command(subcommand)]
+    Gov(crate::cmd::gov::GovCmd),
     /// Create a node's home (key, config) or run a node from an existing home directory.
     #[command(subcommand)]
     Node(crate::cmd::node::NodeCmd),

@@ -11,13 +11,16 @@
 //!
 //! Typed so far: errors, the status, accounts, transactions (submit and status), inference
 //! (`POST /api/infer`'s body and reply), zk proofs (`GET /api/proofs/{id}`), models
-//! (`/api/models`, `/api/models/{model}`) and escrows. The lineage, dataset, service, receipt,
+//! (`/api/models`, `/api/models/{model}`), escrows, and governance ([`gov`]: proposals, votes,
+//! `/api/params`, `/api/gov`). The lineage, dataset, service, receipt,
 //! case and OpenAI routes are still built with `serde_json::json!` in the node and read as
 //! `serde_json::Value` by the client (`Client::get`); each one moves here as it is touched.
 
 // No panics on the deterministic path: a fallible step returns an error (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(clippy::disallowed_types)]
+
+pub mod gov;
 
 use opal_ledger::params::InferenceParams;
 use opal_ledger::{Event, Params};
@@ -148,6 +151,9 @@ pub enum TxStatus {
         #[schemars(with = "String")]
         hash: Hash,
         error: String,
+        /// The error's stable code (absent from nodes older than governance).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
     },
     /// Not known to this node (404).
     Unknown {
@@ -321,6 +327,11 @@ pub fn schemas() -> serde_json::Map<String, Value> {
     g.subschema_for::<Model>();
     g.subschema_for::<ModelDetail>();
     g.subschema_for::<Escrow>();
+    g.subschema_for::<gov::Proposal>();
+    g.subschema_for::<gov::Proposals>();
+    g.subschema_for::<gov::Votes>();
+    g.subschema_for::<gov::ParamsInForce>();
+    g.subschema_for::<gov::GovOverview>();
     g.take_definitions(true)
 }
 

@@ -52,6 +52,7 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
         params: Params::default(),
         staking: Default::default(),
         inference: Default::default(),
+        governance: Default::default(),
         accounts: keys
             .iter()
             .map(|k| GenesisAccount {

@@ -44,6 +44,7 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
         params: Params::default(),
         staking: Default::default(),
         inference: Default::default(),
+        governance: Default::default(),
         accounts: addrs
             .iter()
             .map(|a| GenesisAccount {

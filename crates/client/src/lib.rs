@@ -2,7 +2,8 @@
 //! the tests and the benchmarks.
 //!
 //! Design: typed where the route is typed in `opal-api` ([`Client::status`], [`Client::account`],
-//! [`Client::submit`], [`Client::tx`], [`Client::send`]); the other routes are reached with
+//! [`Client::submit`], [`Client::tx`], [`Client::send`], governance: [`Client::params`],
+//! [`Client::proposals`], ...); the other routes are reached with
 //! [`Client::get`] and [`Client::post_json`] and read as JSON until they are typed. Every failure
 //! is a [`ClientError`]: the node unreachable, a reply that is not JSON, or the node's own refusal
 //! with its stable `code` ([`ClientError::Refused`]), which callers match on.
@@ -230,6 +231,34 @@ impl Client {
     }
 
     /// `POST /api/txs`: the node admitted the transaction to its mempool.
+    /// `GET /api/params`: every parameter in force with its bounds and the proposal that set it.
+    pub fn params(&self) -> Result<opal_api::gov::ParamsInForce> {
+        self.get_as("/api/params")
+    }
+
+    /// `GET /api/gov`.
+    pub fn gov(&self) -> Result<opal_api::gov::GovOverview> {
+        self.get_as("/api/gov")
+    }
+
+    /// `GET /api/gov/proposals[?status=STATUS]`.
+    pub fn proposals(&self, status: Option<&str>) -> Result<opal_api::gov::Proposals> {
+        match status {
+            Some(s) => self.get_as(&format!("/api/gov/proposals?status={s}")),
+            None => self.get_as("/api/gov/proposals"),
+        }
+    }
+
+    /// `GET /api/gov/proposals/{id}`.
+    pub fn proposal(&self, id: u64) -> Result<opal_api::gov::Proposal> {
+        self.get_as(&format!("/api/gov/proposals/{id}"))
+    }
+
+    /// `GET /api/gov/proposals/{id}/votes`.
+    pub fn votes(&self, id: u64) -> Result<opal_api::gov::Votes> {
+        self.get_as(&format!("/api/gov/proposals/{id}/votes"))
+    }
+
     pub fn submit(&self, tx: &Transaction) -> Result<Hash> {
         let v = self.post_json(
             "/api/txs",

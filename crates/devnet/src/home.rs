@@ -58,6 +58,13 @@ pub fn init_home(home: &Home, a: &DevnetOptions) -> Result<()> {
             reveal_window_ms: 10_000,
             ..Default::default()
         },
+        // A voting period of a minute, so a proposal made on the devnet is decided while the
+        // developer watches.
+        governance: opal_ledger::params::GovParams {
+            voting_period_ms: 60_000,
+            max_deposit_period_ms: 600_000,
+            ..Default::default()
+        },
         accounts,
         validators: vec![GenesisValidator {
             name: "validator".into(),

@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 pub const CHAIN_ID: &str = "opal-testnet";
 /// Every validator's self-delegated stake: 10^12 base units, so equal voting power.
 const VALIDATOR_STAKE: u128 = 1_000_000_000_000;
+/// What each validator's operator account holds at genesis, for its fees.
+const OPERATOR_BALANCE: u128 = 1_000_000_000;
 pub const DEFAULT_VALIDATORS: usize = 4;
 pub const MAX_VALIDATORS: usize = 32;
 pub const DEFAULT_BASE_PORT: u16 = 8800;
@@ -69,6 +71,9 @@ pub struct TestnetOptions {
     pub reset: bool,
     /// The `opal` executable each validator runs as `opal node start --home HOME/nodeI`.
     pub exe: PathBuf,
+    /// Genesis parameters to set on first run (`section.field=value`, as governance names
+    /// them; each within its governance bounds). Ignored on resume: the chain has its genesis.
+    pub params: Vec<opal_types::gov::ParamChange>,
 }
 
 /// `opal testnet`: create or resume the testnet, run its validators until a signal, stop them.
@@ -99,7 +104,7 @@ pub fn run(a: TestnetOptions, out: Output) -> Result<()> {
         clear_partial_init(&root)?;
         let n = a.validators.unwrap_or(DEFAULT_VALIDATORS);
         let ports = choose_ports(n, a.base_port.unwrap_or(DEFAULT_BASE_PORT))?;
-        init(&root, n, a.accounts, &ports)?
+        init(&root, n, a.accounts, &ports, &a.params)?
     } else {
         let vs = load(&root)?;
         if let Some(n) = a.validators {
@@ -279,7 +284,13 @@ fn config_for(name: &str, ports: &[(u16, u16)], i: usize) -> NodeConfig {
 
 /// Create the homes: keys first, then the shared genesis, then the configs (a home with a
 /// config is complete; node0's config is written last of all).
-fn init(root: &Path, n: usize, accounts: usize, ports: &[(u16, u16)]) -> Result<Vec<Validator>> {
+fn init(
+    root: &Path,
+    n: usize,
+    accounts: usize,
+    ports: &[(u16, u16)],
+    params: &[opal_types::gov::ParamChange],
+) -> Result<Vec<Validator>> {
     std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
     let mut keys = vec![];
     for i in 0..n {
@@ -303,12 +314,21 @@ fn init(root: &Path, n: usize, accounts: usize, ports: &[(u16, u16)]) -> Result<
             balance: Amount(DEV_BALANCE),
         });
     }
-    let genesis = Genesis {
+    // Each validator's operator account pays the fees of its own transactions (votes,
+    // unjail).
+    for (_, _, k) in &keys {
+        genesis_accounts.push(GenesisAccount {
+            address: k.address(),
+            balance: Amount(OPERATOR_BALANCE),
+        });
+    }
+    let mut genesis = Genesis {
         chain_id: CHAIN_ID.into(),
         genesis_time_ms: now_ms(),
         params: Params::default(),
         staking: Default::default(),
         inference: Default::default(),
+        governance: Default::default(),
         accounts: genesis_accounts,
         validators: keys
             .iter()
@@ -321,6 +341,14 @@ fn init(root: &Path, n: usize, accounts: usize, ports: &[(u16, u16)]) -> Result<
             })
             .collect(),
     };
+    if !params.is_empty() {
+        let all = opal_ledger::param_table::apply(&genesis.all_params(), params)
+            .map_err(|e| anyhow!("--param: {e}"))?;
+        genesis.params = all.chain;
+        genesis.staking = all.staking;
+        genesis.inference = all.inference;
+        genesis.governance = all.governance;
+    }
     genesis
         .validate()
         .map_err(|e| anyhow!("the testnet genesis is invalid: {e}"))?;

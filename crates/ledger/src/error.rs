@@ -161,6 +161,37 @@ pub enum TxError {
     NotOnCommittee { voter: Address },
     #[error("{voter} has already voted on this case")]
     AlreadyVoted { voter: Address },
+    #[error("invalid proposal: {reason}")]
+    InvalidProposal { reason: String },
+    #[error("unknown parameter {key:?} (GET /api/params lists them)")]
+    UnknownParam { key: String },
+    #[error("parameter {key} = {value} is outside its bounds [{min}, {max}]")]
+    ParamOutOfBounds {
+        key: String,
+        value: u128,
+        min: u128,
+        max: u128,
+    },
+    #[error("the parameters would be inconsistent: {reason}")]
+    ParamsInconsistent { reason: String },
+    #[error("the spend of {amount} is more than the treasury holds ({treasury})")]
+    TreasuryShort { amount: Amount, treasury: Amount },
+    #[error("no proposal {id}")]
+    UnknownProposal { id: u64 },
+    #[error("proposal {id} is {status}, not in its {wanted} period")]
+    WrongProposalStatus {
+        id: u64,
+        status: String,
+        wanted: String,
+    },
+    #[error("proposal {id}'s voting period ended at {ended_ms} (block time, ms)")]
+    VotingClosed { id: u64, ended_ms: u64 },
+    #[error("{voter} has no bonded stake (delegate to a validator to vote)")]
+    NotStaker { voter: Address },
+    #[error("the initial deposit {got} is below the minimum {min}")]
+    DepositTooLow { min: Amount, got: Amount },
+    #[error("{active} proposals are already open, the limit is {limit}")]
+    TooManyProposals { active: u32, limit: u32 },
 }
 
 impl TxError {
@@ -235,6 +266,17 @@ impl TxError {
             TxError::NotCommitteeCase { .. } => "not_committee_case",
             TxError::NotOnCommittee { .. } => "not_on_committee",
             TxError::AlreadyVoted { .. } => "already_voted",
+            TxError::InvalidProposal { .. } => "invalid_proposal",
+            TxError::UnknownParam { .. } => "unknown_param",
+            TxError::ParamOutOfBounds { .. } => "param_out_of_bounds",
+            TxError::ParamsInconsistent { .. } => "params_inconsistent",
+            TxError::TreasuryShort { .. } => "treasury_short",
+            TxError::UnknownProposal { .. } => "unknown_proposal",
+            TxError::WrongProposalStatus { .. } => "wrong_proposal_status",
+            TxError::VotingClosed { .. } => "voting_closed",
+            TxError::NotStaker { .. } => "not_staker",
+            TxError::DepositTooLow { .. } => "deposit_too_low",
+            TxError::TooManyProposals { .. } => "too_many_proposals",
         }
     }
 }

@@ -264,6 +264,60 @@ pub enum Event {
         request_id: Hash,
         missed: Vec<(Address, Amount)>,
     },
+    ProposalSubmitted {
+        id: u64,
+        proposer: Address,
+        /// `text`, `param_change`, `treasury_spend`, `enclave_measurements`, `upgrade`.
+        kind: String,
+    },
+    ProposalDeposit {
+        id: u64,
+        depositor: Address,
+        amount: Amount,
+        total: Amount,
+    },
+    VotingStarted {
+        id: u64,
+        voting_end_ms: u64,
+    },
+    Voted {
+        id: u64,
+        voter: Address,
+        option: opal_types::gov::VoteOption,
+        /// The voter had voted before; this vote replaces it.
+        replaced: bool,
+    },
+    /// A proposal's deposit or voting period ended: `lapsed`, `no_quorum`, `vetoed`,
+    /// `rejected` or `passed`.
+    ProposalDecided {
+        id: u64,
+        status: String,
+    },
+    DepositsRefunded {
+        id: u64,
+        amount: Amount,
+    },
+    /// A vetoed proposal's deposits left the supply.
+    DepositsBurned {
+        id: u64,
+        amount: Amount,
+    },
+    /// A passed proposal was carried out (`error: None`), or could not be.
+    ProposalExecuted {
+        id: u64,
+        error: Option<String>,
+    },
+    ParamChanged {
+        key: String,
+        #[serde(deserialize_with = "u128_from_any")]
+        value: u128,
+        proposal: u64,
+    },
+    TreasurySpent {
+        proposal: u64,
+        to: Address,
+        amount: Amount,
+    },
 }
 
 /// One credit made by a settlement.

@@ -3,7 +3,7 @@
 
 use crate::components::staking::{self, ActiveValidator, BlockCtx};
 use crate::components::{
-    accounts, fees, inference, read, registry, verification, zk, BlockFrame, Component,
+    accounts, fees, governance, inference, read, registry, verification, zk, BlockFrame, Component,
 };
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
@@ -119,7 +119,7 @@ pub fn check_tx_stateless(
 /// (decoded zk keys; a pure function of state, so no two nodes can disagree because of it).
 /// Keep one for the life of a node; a fresh one gives the same results, only slower.
 pub struct Ledger {
-    components: [Box<dyn Component>; 7],
+    components: [Box<dyn Component>; 8],
 }
 
 /// Index of each component in [`Ledger::components`].
@@ -132,6 +132,7 @@ pub enum Owner {
     Verification = 4,
     Zk = 5,
     Staking = 6,
+    Governance = 7,
 }
 
 /// The component an action is routed to. Exhaustive, so a new action does not compile until it
@@ -160,6 +161,7 @@ pub fn owner(action: &Action) -> Owner {
         | A::Resolve { .. }
         | A::CommitteeVote { .. } => Owner::Verification,
         A::PublishZkKey { .. } | A::SettleProved { .. } => Owner::Zk,
+        A::SubmitProposal { .. } | A::DepositProposal { .. } | A::Vote { .. } => Owner::Governance,
     }
 }
 
@@ -173,7 +175,9 @@ impl Ledger {
     /// The components in the order every hook is called: fees first (its pool must be empty
     /// when a block begins and is paid out first when it ends), verification's audit draw at
     /// begin-block, and staking last, so that end-block's validator set update sees the
-    /// slashes of verification's end-block. The order is consensus: changing it changes state.
+    /// slashes of verification's end-block, and governance after it, so that a parameter change
+    /// executed at a block's end is in force from the next block for every component. The
+    /// order is consensus: changing it changes state.
     pub fn new() -> Self {
         Ledger {
             components: [
@@ -184,6 +188,7 @@ impl Ledger {
                 Box::new(verification::Verification),
                 Box::new(zk::Zk::default()),
                 Box::new(staking::Staking),
+                Box::new(governance::Governance),
             ],
         }
     }
@@ -412,7 +417,8 @@ mod tests {
                 "inference",
                 "verification",
                 "zk",
-                "staking"
+                "staking",
+                "governance"
             ]
         );
         for (owner, name) in [
@@ -423,6 +429,7 @@ mod tests {
             (Owner::Verification, "verification"),
             (Owner::Zk, "zk"),
             (Owner::Staking, "staking"),
+            (Owner::Governance, "governance"),
         ] {
             assert_eq!(ledger.components[owner as usize].name(), name);
         }

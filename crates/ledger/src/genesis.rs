@@ -1,7 +1,7 @@
 //! Genesis: the chain's first state, read from a JSON file.
 
 use crate::error::LedgerError;
-use crate::params::{InferenceParams, Params, StakingParams};
+use crate::params::{AllParams, GovParams, InferenceParams, Params, StakingParams};
 use opal_state::Overlay;
 use opal_types::{Address, Amount, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,8 @@ pub struct Genesis {
     pub staking: StakingParams,
     #[serde(default)]
     pub inference: InferenceParams,
+    #[serde(default)]
+    pub governance: GovParams,
     pub accounts: Vec<GenesisAccount>,
     pub validators: Vec<GenesisValidator>,
 }
@@ -90,62 +92,24 @@ impl Genesis {
                 return bad(format!("validator operator {} listed twice", v.operator()));
             }
         }
-        if self.staking.power_reduction.is_zero()
-            || self.staking.epoch_blocks == 0
-            || self.staking.max_validators == 0
-        {
-            return bad(
-                "staking: power_reduction, epoch_blocks and max_validators must be positive".into(),
-            );
-        }
-        if self.staking.slash_double_sign_bps > 10_000 || self.staking.evidence_reward_bps > 10_000
-        {
-            return bad("staking: basis points must be at most 10000".into());
-        }
-        if self.inference.treasury_bps > 10_000 {
-            return bad("inference: treasury_bps must be at most 10000".into());
-        }
-        if self.inference.escrow_unlock_ms <= self.inference.settle_grace_ms {
-            return bad(
-                "inference: escrow_unlock_ms must exceed settle_grace_ms, or a caller could \
-                 withdraw before the node settles what it served"
-                    .into(),
-            );
-        }
-        if self.inference.max_receipts_per_tx == 0 {
-            return bad("inference: max_receipts_per_tx must be positive".into());
-        }
-        let i = &self.inference;
-        if i.audit_bps > 10_000 || i.challenger_reward_bps > 10_000 {
-            return bad("inference: basis points must be at most 10000".into());
-        }
-        if i.challenge_window_ms == 0 || i.reveal_window_ms == 0 {
-            return bad("inference: challenge and reveal windows must be positive".into());
-        }
-        if self.params.max_evidence_tx_bytes > self.params.max_block_bytes {
-            return bad("inference: max_evidence_tx_bytes must fit in a block".into());
-        }
-        let llm_range = 1..=crate::params::MAX_LLM_COMMIT_PARAM;
-        if !llm_range.contains(&self.params.llm_commit_chunk)
-            || !llm_range.contains(&self.params.llm_commit_top_k)
-        {
-            return bad(format!(
-                "llm_commit_chunk {} and llm_commit_top_k {} must be in 1..={}",
-                self.params.llm_commit_chunk,
-                self.params.llm_commit_top_k,
-                crate::params::MAX_LLM_COMMIT_PARAM
-            ));
-        }
+        self.all_params().check().map_err(LedgerError::Genesis)?;
         let mut seen = BTreeSet::new();
         for a in &self.accounts {
             if !seen.insert(a.address) {
                 return bad(format!("account {} listed twice", a.address));
             }
         }
-        if self.params.max_tx_bytes == 0 || self.params.max_block_txs == 0 {
-            return bad("max_tx_bytes and max_block_txs must be positive".into());
-        }
         Ok(())
+    }
+
+    /// The parameter sets of this genesis, as governance sees them.
+    pub fn all_params(&self) -> AllParams {
+        AllParams {
+            chain: self.params.clone(),
+            staking: self.staking.clone(),
+            inference: self.inference.clone(),
+            governance: self.governance.clone(),
+        }
     }
 
     /// The total supply at genesis: every account's balance and every validator's stake.

@@ -1,7 +1,9 @@
 //! Invariants that tests (and the node, when its config sets `check_invariants`) check after
 //! every block.
 
-use crate::components::{accounts::Account, fees, inference, read, staking, verification};
+use crate::components::{
+    accounts::Account, fees, governance, inference, read, staking, verification,
+};
 use crate::error::LedgerError;
 use crate::keys;
 use opal_state::Overlay;
@@ -13,6 +15,7 @@ pub fn check_supply(s: &Overlay) -> Result<Amount, LedgerError> {
     check_staking_pools(s)?;
     check_escrow_pool(s)?;
     verification::check_held_pool(s)?;
+    governance::check_deposit_pool(s)?;
     let supply: Amount = read(s, keys::SUPPLY)?.unwrap_or_default();
     let treasury: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
     let add = |a: Amount, b: Amount| {
@@ -25,6 +28,7 @@ pub fn check_supply(s: &Overlay) -> Result<Amount, LedgerError> {
     sum = add(sum, staking::pool(s, keys::staking::UNBONDING_POOL)?)?;
     sum = add(sum, inference::escrow_pool(s)?)?;
     sum = add(sum, verification::held_pool(s)?)?;
+    sum = add(sum, governance::deposit_pool(s)?)?;
     for (k, v) in s.prefix(keys::accounts::PREFIX)? {
         let a: Account = borsh::from_slice(&v).map_err(|e| LedgerError::Corrupt {
             key: hex_key(&k),

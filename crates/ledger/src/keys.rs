@@ -47,8 +47,10 @@ pub mod staking {
     pub fn by_consensus_key(pk: &PublicKey) -> Vec<u8> {
         [b"staking/valkey/".as_slice(), &pk.0].concat()
     }
+    /// `staking/del/<operator><delegator>`: a delegator's shares in a validator.
+    pub const DELEGATION_PREFIX: &[u8] = b"staking/del/";
     pub fn delegation(validator: &Address, delegator: &Address) -> Vec<u8> {
-        [b"staking/del/".as_slice(), &validator.0, &delegator.0].concat()
+        [DELEGATION_PREFIX, &validator.0, &delegator.0].concat()
     }
     pub fn role_bond(role: Role, who: &Address) -> Vec<u8> {
         [
@@ -234,5 +236,70 @@ pub mod zk {
             &m.version.to_be_bytes(),
         ]
         .concat()
+    }
+}
+
+/// The `governance` component's keys: proposals, their deposits and votes, the queues of
+/// periods that end, which proposal last set each parameter, the enclave allowlist and the
+/// upgrade signal.
+pub mod gov {
+    use opal_types::gov::{Measurement, ProposalId};
+    use opal_types::Address;
+
+    pub const PARAMS: &[u8] = b"gov/params";
+    /// The next proposal id (`u64`, from 1).
+    pub const NEXT_ID: &[u8] = b"gov/next_id";
+    /// Deposits of proposals not yet decided (refunded or burned at the end).
+    pub const DEPOSIT_POOL: &[u8] = b"gov/pool/deposits";
+    /// Proposals in their deposit or voting period (`u32`).
+    pub const ACTIVE: &[u8] = b"gov/active";
+    pub const PROPOSAL_PREFIX: &[u8] = b"gov/prop/";
+    pub const DEPOSIT_QUEUE_PREFIX: &[u8] = b"gov/qd/";
+    pub const VOTING_QUEUE_PREFIX: &[u8] = b"gov/qv/";
+    pub const PARAM_SOURCE_PREFIX: &[u8] = b"gov/src/";
+    pub const TEE_PREFIX: &[u8] = b"gov/tee/";
+    /// The latest passed upgrade signal.
+    pub const UPGRADE: &[u8] = b"gov/upgrade";
+
+    pub fn proposal(id: ProposalId) -> Vec<u8> {
+        [PROPOSAL_PREFIX, &id.to_be_bytes()].concat()
+    }
+    pub fn deposits_prefix(id: ProposalId) -> Vec<u8> {
+        [b"gov/dep/".as_slice(), &id.to_be_bytes()].concat()
+    }
+    pub fn deposit(id: ProposalId, depositor: &Address) -> Vec<u8> {
+        [deposits_prefix(id).as_slice(), &depositor.0].concat()
+    }
+    pub fn votes_prefix(id: ProposalId) -> Vec<u8> {
+        [b"gov/vote/".as_slice(), &id.to_be_bytes()].concat()
+    }
+    pub fn vote(id: ProposalId, voter: &Address) -> Vec<u8> {
+        [votes_prefix(id).as_slice(), &voter.0].concat()
+    }
+    /// Proposals whose deposit period ends at `end_ms`, in time then id order.
+    pub fn deposit_queue(end_ms: u64, id: ProposalId) -> Vec<u8> {
+        [
+            DEPOSIT_QUEUE_PREFIX,
+            &end_ms.to_be_bytes(),
+            &id.to_be_bytes(),
+        ]
+        .concat()
+    }
+    /// Proposals whose voting period ends at `end_ms`, in time then id order.
+    pub fn voting_queue(end_ms: u64, id: ProposalId) -> Vec<u8> {
+        [
+            VOTING_QUEUE_PREFIX,
+            &end_ms.to_be_bytes(),
+            &id.to_be_bytes(),
+        ]
+        .concat()
+    }
+    /// The proposal that last set parameter `key` (absent: genesis).
+    pub fn param_source(key: &str) -> Vec<u8> {
+        [PARAM_SOURCE_PREFIX, key.as_bytes()].concat()
+    }
+    /// Present when the `tee` tier trusts measurement `m`.
+    pub fn tee_measurement(m: &Measurement) -> Vec<u8> {
+        [TEE_PREFIX, &[m.platform.tag()], m.value.as_slice()].concat()
     }
 }

@@ -9,13 +9,13 @@
 //!   module ([`exec::Ledger`]) calls them in one fixed order: begin-block: fees, verification
 //!   (the audit draw); then for each transaction the stateless checks, the nonce, the fee and
 //!   the action's component ([`exec::owner`]); then end-block: fees, verification (cases past
-//!   their deadline), staking.
+//!   their deadline), staking, governance (periods that end: tallies and execution).
 //! - A transaction runs in a fork of the block's overlay; if any step fails the fork is dropped,
 //!   so a rejected transaction changes nothing (not even its nonce), and its typed error is
 //!   recorded in the block's results.
 //! - Total supply is stored in state and checked by [`invariants::check_supply`]: the sum of all
-//!   balances plus module pools equals it. Only the rules may change it (none do yet: fees move
-//!   value to the block proposer, they do not burn it).
+//!   balances plus module pools equals it. Only the rules may change it: a vetoed proposal's
+//!   deposits are burned (fees move value to the block proposer, they do not burn it).
 
 // No panics on the deterministic path: a fallible step returns an error (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -30,6 +30,7 @@ pub mod exec;
 pub mod genesis;
 pub mod invariants;
 pub mod keys;
+pub mod param_table;
 pub mod params;
 
 pub use components::staking::ActiveValidator;
@@ -38,4 +39,4 @@ pub use error::{LedgerError, TxError};
 pub use events::Event;
 pub use exec::{check_tx_stateless, execute_block, select_txs, BlockResult, Ledger, TxResult};
 pub use genesis::{Genesis, GenesisAccount, GenesisValidator};
-pub use params::{InferenceParams, Params, StakingParams};
+pub use params::{AllParams, GovParams, InferenceParams, Params, StakingParams};

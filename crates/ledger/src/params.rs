@@ -202,3 +202,157 @@ impl Default for InferenceParams {
 pub fn inference(s: &Overlay) -> Result<InferenceParams, LedgerError> {
     crate::components::required(s, crate::keys::inference::PARAMS, "inference params")
 }
+
+/// Governance parameters (genesis; changeable by governance within their bounds, see
+/// docs/governance.md for why the bounds are what they are).
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    borsh::BorshSerialize,
+    borsh::BorshDeserialize,
+)]
+#[serde(default)]
+pub struct GovParams {
+    /// Deposits a proposal needs before its voting period opens.
+    pub min_deposit: Amount,
+    /// Share of `min_deposit` the proposer must put up at submission, in basis points.
+    pub min_initial_deposit_bps: u32,
+    /// How long a proposal may wait for `min_deposit` before it lapses (deposits refunded).
+    pub max_deposit_period_ms: u64,
+    /// How long voting lasts once it opens. Block-time ms.
+    pub voting_period_ms: u64,
+    /// Least share of all bonded stake that must vote (abstain included) for a tally to count,
+    /// in basis points; short of it the proposal fails and its deposits are refunded.
+    pub quorum_bps: u32,
+    /// A proposal passes when `yes` is more than this share of `yes + no + no_with_veto`.
+    pub threshold_bps: u32,
+    /// A proposal is vetoed (deposits burned) when `no_with_veto` reaches this share of all
+    /// votes cast.
+    pub veto_bps: u32,
+    /// Most proposals in their deposit or voting period at once.
+    pub max_active_proposals: u32,
+}
+
+impl Default for GovParams {
+    fn default() -> Self {
+        GovParams {
+            min_deposit: Amount(10_000_000),
+            min_initial_deposit_bps: 2_500,
+            max_deposit_period_ms: 3_600_000,
+            voting_period_ms: 600_000,
+            quorum_bps: 4_000,
+            threshold_bps: 5_000,
+            veto_bps: 3_340,
+            max_active_proposals: 16,
+        }
+    }
+}
+
+/// Every parameter set of the chain, as one value: what governance reads, changes and checks
+/// as a whole ([`crate::param_table`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllParams {
+    pub chain: Params,
+    pub staking: StakingParams,
+    pub inference: InferenceParams,
+    pub governance: GovParams,
+}
+
+impl AllParams {
+    /// The parameters in force (genesis writes them all; missing is corruption).
+    pub fn load(s: &Overlay) -> Result<AllParams, LedgerError> {
+        use crate::components::required;
+        use crate::keys;
+        Ok(AllParams {
+            chain: required(s, keys::PARAMS, "params")?,
+            staking: required(s, keys::staking::PARAMS, "staking params")?,
+            inference: required(s, keys::inference::PARAMS, "inference params")?,
+            governance: required(s, keys::gov::PARAMS, "governance params")?,
+        })
+    }
+
+    /// Write every set (governance, after a change that passed [`AllParams::check`]).
+    pub fn store(&self, s: &mut Overlay) {
+        use crate::components::write;
+        use crate::keys;
+        write(s, keys::PARAMS, &self.chain);
+        write(s, keys::staking::PARAMS, &self.staking);
+        write(s, keys::inference::PARAMS, &self.inference);
+        write(s, keys::gov::PARAMS, &self.governance);
+    }
+
+    /// The rules between parameters (each one's own bounds are in [`crate::param_table`]).
+    /// Genesis and every governance change must pass them.
+    pub fn check(&self) -> Result<(), String> {
+        let (c, st, i, g) = (
+            &self.chain,
+            &self.staking,
+            &self.inference,
+            &self.governance,
+        );
+        if st.power_reduction.is_zero() || st.epoch_blocks == 0 || st.max_validators == 0 {
+            return Err(
+                "staking: power_reduction, epoch_blocks and max_validators must be positive".into(),
+            );
+        }
+        for (name, bps) in [
+            ("staking.slash_double_sign_bps", st.slash_double_sign_bps),
+            ("staking.evidence_reward_bps", st.evidence_reward_bps),
+            ("inference.treasury_bps", i.treasury_bps),
+            ("inference.audit_bps", i.audit_bps),
+            ("inference.challenger_reward_bps", i.challenger_reward_bps),
+            (
+                "governance.min_initial_deposit_bps",
+                g.min_initial_deposit_bps,
+            ),
+            ("governance.quorum_bps", g.quorum_bps),
+            ("governance.threshold_bps", g.threshold_bps),
+            ("governance.veto_bps", g.veto_bps),
+        ] {
+            if bps > 10_000 {
+                return Err(format!("{name}: basis points must be at most 10000"));
+            }
+        }
+        if i.escrow_unlock_ms <= i.settle_grace_ms {
+            return Err(
+                "inference: escrow_unlock_ms must exceed settle_grace_ms, or a caller \
+                        could withdraw before the node settles what it served"
+                    .into(),
+            );
+        }
+        if i.max_receipts_per_tx == 0 {
+            return Err("inference: max_receipts_per_tx must be positive".into());
+        }
+        if i.challenge_window_ms == 0 || i.reveal_window_ms == 0 {
+            return Err("inference: challenge and reveal windows must be positive".into());
+        }
+        if c.max_evidence_tx_bytes > c.max_block_bytes || c.max_tx_bytes > c.max_block_bytes {
+            return Err(
+                "max_tx_bytes and max_evidence_tx_bytes must fit in a block \
+                        (max_block_bytes)"
+                    .into(),
+            );
+        }
+        let llm_range = 1..=MAX_LLM_COMMIT_PARAM;
+        if !llm_range.contains(&c.llm_commit_chunk) || !llm_range.contains(&c.llm_commit_top_k) {
+            return Err(format!(
+                "llm_commit_chunk {} and llm_commit_top_k {} must be in 1..={MAX_LLM_COMMIT_PARAM}",
+                c.llm_commit_chunk, c.llm_commit_top_k,
+            ));
+        }
+        if c.max_tx_bytes == 0 || c.max_block_txs == 0 {
+            return Err("max_tx_bytes and max_block_txs must be positive".into());
+        }
+        if g.min_deposit.is_zero() || g.voting_period_ms == 0 || g.max_deposit_period_ms == 0 {
+            return Err("governance: min_deposit and both periods must be positive".into());
+        }
+        if g.max_active_proposals == 0 {
+            return Err("governance: max_active_proposals must be positive".into());
+        }
+        Ok(())
+    }
+}

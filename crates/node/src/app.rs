@@ -85,6 +85,11 @@ impl From<AppError> for String {
     }
 }
 
+/// The chain parameters of a committed state.
+fn params_at(snap: &Snapshot) -> Result<Params, AppError> {
+    exec::params(&Overlay::new(snap.clone())).map_err(|e| AppError::Ledger(e.to_string()))
+}
+
 fn store_err(e: impl std::fmt::Display) -> AppError {
     AppError::Store(e.to_string())
 }
@@ -95,7 +100,6 @@ pub struct Shared {
     pub events: broadcast::Sender<NodeEvent>,
     pub height: watch::Sender<u64>,
     pub chain_id: String,
-    pub params: Params,
     pub validator: PublicKey,
     pub check_invariants: bool,
     pub metrics: crate::metrics::Metrics,
@@ -104,6 +108,12 @@ pub struct Shared {
 impl Shared {
     pub fn snapshot(&self) -> Result<Snapshot, AppError> {
         self.store.snapshot().map_err(store_err)
+    }
+
+    /// The chain parameters in force: those of the latest committed state (governance
+    /// changes them, so no copy is kept).
+    pub fn params(&self) -> Result<Params, AppError> {
+        params_at(&self.snapshot()?)
     }
 
     pub fn stored_block(
@@ -265,7 +275,8 @@ impl OpalApp {
             )));
         }
         let (parent_hash, parent_time) = sh.parent_of(&snap, height)?;
-        let candidates = sh.mempool.lock().reap(sh.params.max_block_txs as usize);
+        let max_txs = params_at(&snap)?.max_block_txs as usize;
+        let candidates = sh.mempool.lock().reap(max_txs);
         let time_ms =
             opal_consensus::time::proposal_time((self.clock)(), parent_time).ok_or_else(|| {
                 AppError::Local(format!(
@@ -445,7 +456,9 @@ impl OpalApp {
         if h.tx_count as usize != block.txs.len() || h.tx_root != Block::tx_root(&block.txs) {
             return Err(bad("transaction root or count does not match".into()));
         }
-        if block.txs.len() > sh.params.max_block_txs as usize {
+        // The parameters in force for this block: those of the state it builds on.
+        let params = params_at(&snap)?;
+        if block.txs.len() > params.max_block_txs as usize {
             return Err(bad("too many transactions".into()));
         }
         let digests: Vec<Hash> = block.txs.iter().map(|t| t.body.sign_digest()).collect();
@@ -461,7 +474,7 @@ impl OpalApp {
         }
         for t in &block.txs {
             let len = opal_types::encode(t).len();
-            exec::check_tx_stateless(t, len, &sh.chain_id, &sh.params, false)
+            exec::check_tx_stateless(t, len, &sh.chain_id, &params, false)
                 .map_err(|e| bad(e.to_string()))?;
         }
         Ok((h.time_ms, parent_time))

@@ -33,7 +33,7 @@ pub fn submit(shared: &Shared, key: &SecretKey, action: Action) -> Result<Hash, 
     let tx = TxBody {
         chain_id: shared.chain_id.clone(),
         nonce,
-        fee: shared.params.min_fee,
+        fee: shared.params()?.min_fee,
         action,
     }
     .sign(key);

@@ -37,7 +37,8 @@ pub struct Mempool {
     by_hash: HashMap<Hash, (Address, u64)>,
     bytes: usize,
     /// Recently refused at block building, so a status query can say why (bounded).
-    recently_dropped: VecDeque<(Hash, String)>,
+    /// (hash, reason, code) of the transactions block building dropped lately.
+    recently_dropped: VecDeque<(Hash, String, &'static str)>,
 }
 
 const DROPPED_MEMORY: usize = 10_000;
@@ -55,7 +56,9 @@ fn spend_of(tx: &Transaction) -> Result<Amount, TxError> {
         | Action::CreateValidator { amount, .. }
         | Action::Delegate { amount, .. }
         | Action::BondRole { amount, .. }
-        | Action::FundEscrow { amount, .. } => *amount,
+        | Action::FundEscrow { amount, .. }
+        | Action::DepositProposal { amount, .. } => *amount,
+        Action::SubmitProposal { deposit, .. } => *deposit,
         Action::Undelegate { .. }
         | Action::UnbondRole { .. }
         | Action::Unjail
@@ -71,7 +74,8 @@ fn spend_of(tx: &Transaction) -> Result<Amount, TxError> {
         | Action::Resolve { .. }
         | Action::PublishZkKey { .. }
         | Action::SettleProved { .. }
-        | Action::CommitteeVote { .. } => Amount::ZERO,
+        | Action::CommitteeVote { .. }
+        | Action::Vote { .. } => Amount::ZERO,
         // A challenge without a fraud proof locks a bond (a chain parameter the mempool does
         // not read); the ledger refuses it if the balance falls short.
         Action::Challenge { .. } => Amount::ZERO,
@@ -112,12 +116,14 @@ impl Mempool {
             .map_or(0, |m| m.range(committed_nonce..).count())
     }
 
-    pub fn dropped_reason(&self, h: &Hash) -> Option<String> {
+    /// Why block building dropped `h`, and the error's code (`earlier_dropped` when it went
+    /// because an earlier transaction of its sender did).
+    pub fn dropped_reason(&self, h: &Hash) -> Option<(String, &'static str)> {
         self.recently_dropped
             .iter()
             .rev()
-            .find(|(x, _)| x == h)
-            .map(|(_, r)| r.clone())
+            .find(|(x, _, _)| x == h)
+            .map(|(_, r, c)| (r.clone(), *c))
     }
 
     /// Admit `tx` (its stateless checks, signature included, already passed) given the sender's
@@ -255,12 +261,15 @@ impl Mempool {
                 .unwrap_or_default();
             for x in later {
                 self.remove(&x);
-                let reason = if x == *h {
-                    err.to_string()
+                let (reason, code) = if x == *h {
+                    (err.to_string(), err.code())
                 } else {
-                    "an earlier transaction of the same sender was dropped".into()
+                    (
+                        "an earlier transaction of the same sender was dropped".into(),
+                        "earlier_dropped",
+                    )
                 };
-                self.recently_dropped.push_back((x, reason));
+                self.recently_dropped.push_back((x, reason, code));
                 if self.recently_dropped.len() > DROPPED_MEMORY {
                     self.recently_dropped.pop_front();
                 }

@@ -84,7 +84,6 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
     let genesis = home.read_genesis()?;
     let key = home.node_key()?;
     let store = open_store(home)?;
-    let params = exec::params(&Overlay::new(store.snapshot()?))?;
     let height = store.latest_version().unwrap_or(0);
     let (events, _) = broadcast::channel(16 * 1024);
     let (height_tx, _) = watch::channel(height);
@@ -94,7 +93,6 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
         events,
         height: height_tx,
         chain_id: genesis.chain_id.clone(),
-        params,
         validator: key.public_key(),
         check_invariants: config.check_invariants,
         metrics: Default::default(),
@@ -136,15 +134,7 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
         ),
         None => None,
     };
-    let llm = inference.clone().map(|svc| {
-        opal_worker::llm::LlmService::new(
-            svc,
-            opal_llm::CommitParams {
-                chunk_size: shared.params.llm_commit_chunk,
-                top_k: shared.params.llm_commit_top_k,
-            },
-        )
-    });
+    let llm = inference.clone().map(opal_worker::llm::LlmService::new);
     let router = api::router(shared.clone())
         .merge(opal_artifacts::router(artifacts.clone()))
         .merge(api::inference_router(inference.clone()))

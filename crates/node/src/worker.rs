@@ -21,7 +21,12 @@ impl Chain for NodeChain {
     }
 
     fn max_tx_bytes(&self) -> u64 {
-        self.0.params.max_tx_bytes as u64
+        // The parameters in force; at worst (a state read failing) the hard decoding bound,
+        // which the chain then enforces itself.
+        self.0
+            .params()
+            .map(|p| p.max_tx_bytes as u64)
+            .unwrap_or(opal_types::tx::MAX_TX_BYTES_HARD as u64)
     }
 
     fn committed(&self) -> Result<Committed, ChainError> {

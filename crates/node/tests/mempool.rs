@@ -166,6 +166,11 @@ fn commit_and_invalidation_upkeep() {
     // Block building found nonce 2 invalid: it and everything after it go, with a reason.
     m.drop_invalid(&[(txs[2].hash(), TxError::ZeroAmount)]);
     assert!(m.is_empty());
-    assert!(m.dropped_reason(&txs[2].hash()).unwrap().contains("zero"));
-    assert!(m.dropped_reason(&txs[3].hash()).is_some());
+    let (reason, code) = m.dropped_reason(&txs[2].hash()).unwrap();
+    assert!(reason.contains("zero"), "{reason}");
+    assert_eq!(code, "zero_amount");
+    assert_eq!(
+        m.dropped_reason(&txs[3].hash()).unwrap().1,
+        "earlier_dropped"
+    );
 }

@@ -42,6 +42,7 @@ pub fn genesis() -> Genesis {
         params: Params::default(),
         staking: Default::default(),
         inference: Default::default(),
+        governance: Default::default(),
         accounts: (1..=4)
             .map(|i| GenesisAccount {
                 address: key(i).address(),

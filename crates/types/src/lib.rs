@@ -20,6 +20,7 @@ pub mod block;
 pub mod crypto;
 pub mod encoding;
 pub mod evidence;
+pub mod gov;
 pub mod hash;
 pub mod llm;
 pub mod merkle;

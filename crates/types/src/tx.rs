@@ -105,6 +105,26 @@ pub enum Action {
     /// an `activations` receipt) says whether the revealed output passes the activation check
     /// it ran off chain. A two-thirds quorum of the committee decides the case.
     CommitteeVote { request_id: Hash, valid: bool },
+    /// Submit a governance proposal with an initial deposit (at least the governance
+    /// `min_initial_deposit_bps` share of `min_deposit`); voting opens once the deposits reach
+    /// `min_deposit`.
+    SubmitProposal {
+        title: String,
+        summary: String,
+        content: crate::gov::ProposalContent,
+        deposit: Amount,
+    },
+    /// Add to a proposal's deposit while it waits for `min_deposit`.
+    DepositProposal {
+        proposal: crate::gov::ProposalId,
+        amount: Amount,
+    },
+    /// Vote on a proposal in its voting period, weighted by the signer's bonded stake. A second
+    /// vote replaces the first.
+    Vote {
+        proposal: crate::gov::ProposalId,
+        option: crate::gov::VoteOption,
+    },
 }
 
 /// Roles that stake without validating.
@@ -134,6 +154,9 @@ impl Action {
             Action::PublishZkKey { .. } => "publish_zk_key",
             Action::SettleProved { .. } => "settle_proved",
             Action::CommitteeVote { .. } => "committee_vote",
+            Action::SubmitProposal { .. } => "submit_proposal",
+            Action::DepositProposal { .. } => "deposit_proposal",
+            Action::Vote { .. } => "vote",
         }
     }
 }

@@ -296,6 +296,9 @@ pub struct Prepared {
     pub input: LlmInput,
     pub unit_price: Amount,
     pub height: u64,
+    /// The chain's activation-commitment parameters when the call was admitted (verifiers
+    /// require exactly these; governance may change them, so they are read per call).
+    commit: CommitParams,
     model: Arc<LlmModel>,
     _reservation: Reservation,
 }
@@ -327,8 +330,6 @@ type ModelSlot = Arc<Mutex<Option<Arc<LlmModel>>>>;
 
 pub struct LlmService {
     inf: Arc<InferenceService>,
-    /// The chain's activation-commitment parameters (verifiers require exactly these).
-    commit: CommitParams,
     /// Loaded models by content hash; each slot's lock is held while that model loads, so a
     /// model is loaded once however many calls ask for it at the same time.
     models: Mutex<HashMap<Hash, ModelSlot>>,
@@ -338,14 +339,13 @@ pub struct LlmService {
 }
 
 impl LlmService {
-    pub fn new(inf: Arc<InferenceService>, commit: CommitParams) -> Arc<LlmService> {
+    pub fn new(inf: Arc<InferenceService>) -> Arc<LlmService> {
         let n = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 4);
         Arc::new(LlmService {
             inf,
-            commit,
             models: Mutex::new(HashMap::new()),
             reserved: Mutex::new(Reserved::default()),
             slots: Arc::new(tokio::sync::Semaphore::new(n)),
@@ -516,7 +516,7 @@ impl LlmService {
             ))
         })?;
         let chain = self.inf.chain().chain_id();
-        if &g.grant.chain_id != chain {
+        if g.grant.chain_id != chain {
             return Err(LlmServeError::auth(format!(
                 "This API key is for chain {:?}; this node is on {chain:?}.",
                 g.grant.chain_id
@@ -762,6 +762,11 @@ impl LlmService {
         };
         let units = (n_prompt + max_tokens as usize) as u64;
         let p_inf = inference::params(&o).map_err(internal)?;
+        let chain = opal_ledger::exec::params(&o).map_err(internal)?;
+        let commit = CommitParams {
+            chunk_size: chain.llm_commit_chunk,
+            top_k: chain.llm_commit_top_k,
+        };
         inference::terms(
             &o, &at, &p_inf, &request, max_price, units, false, unsettled,
         )
@@ -774,6 +779,7 @@ impl LlmService {
             input,
             unit_price: r.unit_price,
             height,
+            commit,
             model,
             _reservation: reservation,
         })
@@ -800,7 +806,7 @@ impl LlmService {
             },
             stop: p.input.stop.clone(),
             // The chain's commitment parameters: verifiers require exactly these.
-            commit_activations: activations.then_some(self.commit),
+            commit_activations: activations.then_some(p.commit),
         };
         let t0 = Instant::now();
         // A checkable reply must end where generation ends (an end-of-turn token, a stop

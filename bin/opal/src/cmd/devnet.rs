@@ -33,6 +33,11 @@ pub fn run_testnet(a: TestnetArgs, out: Output) -> Result<()> {
         accounts: a.accounts,
         reset: a.reset,
         exe: std::env::current_exe().context("finding the opal executable")?,
+        params: a
+            .params
+            .iter()
+            .map(|p| p.parse().map_err(|e| anyhow::anyhow!("--param {e}")))
+            .collect::<Result<_>>()?,
     };
     opal_devnet::testnet::run(opts, devnet_output(out))
 }
@@ -64,6 +69,10 @@ pub struct TestnetArgs {
     /// Delete the testnet's home first and start a fresh chain.
     #[arg(long)]
     pub reset: bool,
+    /// Set a genesis parameter of a new testnet, KEY=VALUE as `opal gov params` lists them
+    /// (e.g. governance.voting_period_ms=20000); repeatable. Ignored on resume.
+    #[arg(long = "param")]
+    pub params: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -1,4 +1,5 @@
 pub(crate) mod devnet;
+pub(crate) mod gov;
 pub(crate) mod infer;
 pub(crate) mod keys;
 pub(crate) mod llm;
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Keys(k) => keys::run(k, cli.output),
         Command::Tx(t) => tx::run(t, cli.output),
         Command::Query(q) => query::run(q, cli.output),
+        Command::Gov(g) => gov::run(g, cli.output),
         Command::Node(n) => node::run(n, cli.output),
         Command::Testnet(a) => devnet::run_testnet(a, cli.output),
         Command::Zk(z) => opal_zk::cli::run(z).inspect_err(|e| {

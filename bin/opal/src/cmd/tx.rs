@@ -246,9 +246,10 @@ pub(crate) fn submit(action: Action, opts: TxOpts, what: &str, out: Output) -> R
     let v = serde_json::to_value(&status)?;
     print(out, &v, || match &status {
         TxStatus::Pending { .. } => format!("submitted {hash} (pending)"),
-        TxStatus::Dropped { error, .. } => {
-            format!("transaction {hash} was refused when the block was built: {error}")
-        }
+        TxStatus::Dropped { error, code, .. } => format!(
+            "transaction {hash} was refused when the block was built ({}): {error}",
+            code.as_deref().unwrap_or("-")
+        ),
         TxStatus::Committed {
             height, ok: true, ..
         } => {

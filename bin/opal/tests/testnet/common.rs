@@ -38,6 +38,11 @@ impl Testnet {
     /// `opal testnet --validators n --home TMP/tn --base-port 0`, then wait for testnet.json and
     /// for every API to report height >= 2.
     pub fn start(n: usize) -> Testnet {
+        Testnet::start_with(n, &[])
+    }
+
+    /// [`Testnet::start`] with more `opal testnet` arguments (e.g. `--param K=V`).
+    pub fn start_with(n: usize, extra: &[&str]) -> Testnet {
         let started = Instant::now();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("tn");
@@ -50,7 +55,10 @@ impl Testnet {
             restarted: vec![],
             started,
         };
-        t.spawn_orchestrator(&["--validators", &n.to_string(), "--base-port", "0"]);
+        let n_arg = n.to_string();
+        let mut args = vec!["--validators", n_arg.as_str(), "--base-port", "0"];
+        args.extend_from_slice(extra);
+        t.spawn_orchestrator(&args);
         let all: Vec<usize> = (0..n).collect();
         t.wait_heights(&all, 2, Duration::from_secs(40));
         log(
@@ -339,6 +347,13 @@ impl Testnet {
     pub fn min_fee(&self, i: usize) -> Amount {
         let s = self.status(i).unwrap();
         Amount(s["params"]["min_fee"].as_str().unwrap().parse().unwrap())
+    }
+
+    /// `GET /api/gov/proposals/{id}` on node i.
+    pub fn proposal(&self, i: usize, id: u64) -> Value {
+        let (code, v) = get(self.url(i), &format!("/api/gov/proposals/{id}")).unwrap();
+        assert_eq!(code, 200, "{v}");
+        v
     }
 
     /// Poll node i until the transaction is committed; returns its status object.

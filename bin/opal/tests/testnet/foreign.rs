@@ -85,6 +85,7 @@ fn a_foreign_chain_node_cannot_affect_the_testnet() {
         params: Params::default(),
         staking: Default::default(),
         inference: Default::default(),
+        governance: Default::default(),
         accounts: vec![],
         validators: vec![GenesisValidator {
             name: "intruder".into(),

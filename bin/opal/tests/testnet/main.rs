@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod crash;
 mod foreign;
+mod governance;
 mod halt;
 mod network;
 mod operator;

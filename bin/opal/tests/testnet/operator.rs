@@ -64,6 +64,7 @@ fn node_init_homes_with_a_shared_genesis_form_a_network() {
         params: Params::default(),
         staking: Default::default(),
         inference: Default::default(),
+        governance: Default::default(),
         accounts: vec![],
         validators,
     };

@@ -2,7 +2,8 @@
 //! and each a [`Component`]: init-chain, begin-block, deliver-tx, end-block. The fixed call
 //! order and the action router are in one app module, [`crate::exec`] ([`crate::exec::Ledger`]).
 //! Components import only those below them, with no cycles (docs/layout.md): accounts <
-//! staking < registry (with zk_keys) < payout < verification < inference (settlement) < zk.
+//! staking < registry (with zk_keys) < payout < verification < inference (settlement) < zk;
+//! governance reads staking and writes every parameter set.
 //! What they share is here: [`Component`], [`BlockCtx`] and [`BlockFrame`], [`TxOutcome`] and
 //! `tx_try!`, [`read`] / [`write`], and [`required`] for values genesis always writes.
 
@@ -19,6 +20,7 @@ macro_rules! tx_try {
 
 pub mod accounts;
 pub mod fees;
+pub mod governance;
 pub mod inference;
 pub mod payout;
 pub mod registry;

@@ -130,6 +130,45 @@ pub fn delegation_value(v: &ValidatorInfo, shares: u128) -> Amount {
     )
 }
 
+/// Every delegation as (validator operator, delegator, shares), in key order. A validator's
+/// self-delegation has `delegator == operator`. O(delegations): for governance tallies, not
+/// for every block.
+pub fn all_delegations(s: &Overlay) -> Result<Vec<(Address, Address, u128)>, LedgerError> {
+    let prefix = k::DELEGATION_PREFIX;
+    s.prefix(prefix)?
+        .into_iter()
+        .map(|(key, v)| {
+            let corrupt = |reason: String| LedgerError::Corrupt {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason,
+            };
+            let rest = &key[prefix.len()..];
+            let (Ok(val), Ok(del)) = (
+                <[u8; 20]>::try_from(rest.get(..20).unwrap_or_default()),
+                <[u8; 20]>::try_from(rest.get(20..).unwrap_or_default()),
+            ) else {
+                return Err(corrupt("delegation key is not two addresses".into()));
+            };
+            let shares: u128 = borsh::from_slice(&v).map_err(|e| corrupt(e.to_string()))?;
+            Ok((Address(val), Address(del), shares))
+        })
+        .collect()
+}
+
+/// Whether `who` has stake that votes: it operates a validator with tokens, or holds
+/// delegation shares in one. O(validators).
+pub fn has_voting_stake(s: &Overlay, who: &Address) -> Result<bool, LedgerError> {
+    for v in validators(s)? {
+        if v.tokens.is_zero() {
+            continue;
+        }
+        if v.operator == *who || delegation_shares(s, &v.operator, who)? > 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 pub fn role_bond(s: &Overlay, role: Role, who: &Address) -> Result<Amount, LedgerError> {
     Ok(read(s, &k::role_bond(role, who))?.unwrap_or_default())
 }

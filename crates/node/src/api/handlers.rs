@@ -31,6 +31,7 @@ pub async fn index() -> Json<Value> {
         "endpoints": ["/api/status", "/api/txs", "/api/txs/{hash}", "/api/accounts/{address}",
                       "/api/blocks/latest", "/api/blocks/{height}", "/api/light/{height}", "/api/state/{key}", "/api/validators", "/api/models", "/api/models/{model}", "/api/models/{model}/lineage",
                       "/api/datasets/{name}", "/api/services", "/api/escrows/{caller}/{node}", "/api/receipts/{request_id}",
+                      "/api/params", "/api/gov", "/api/gov/proposals", "/api/gov/proposals/{id}", "/api/gov/proposals/{id}/votes",
                       "/api/events", "/metrics"],
     }))
 }
@@ -89,7 +90,7 @@ pub async fn status(State(sh): S) -> Result<Json<api::Status>, ApiError> {
             escrow: read_amount(&snap, opal_ledger::keys::inference::ESCROW_POOL)?,
             held: read_amount(&snap, opal_ledger::keys::inference::HELD_POOL)?,
         },
-        params: sh.params.clone(),
+        params: sh.params().map_err(internal)?,
     }))
 }
 
@@ -150,7 +151,8 @@ fn admit(
     };
     // The largest any action may be (evidence transactions carry tensors, a model file or a
     // proof); `check_tx_stateless` then applies the action's own limit.
-    let limit = sh.params.max_tx_bytes.max(sh.params.max_evidence_tx_bytes) as usize;
+    let params = sh.params().map_err(internal)?;
+    let limit = params.max_tx_bytes.max(params.max_evidence_tx_bytes) as usize;
     if bytes.len() > limit {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -160,7 +162,7 @@ fn admit(
     }
     let tx = Transaction::from_bytes(&bytes, limit)
         .map_err(|e| ApiError::bad_request("malformed_transaction", e.to_string()))?;
-    exec::check_tx_stateless(&tx, bytes.len(), &sh.chain_id, &sh.params, true)
+    exec::check_tx_stateless(&tx, bytes.len(), &sh.chain_id, &params, true)
         .map_err(|e| ApiError::from(crate::error::AdmitError::Tx(e)))?;
     // Lock the mempool before reading state, so the state read is never older than the last
     // block the mempool was pruned for.
@@ -205,12 +207,13 @@ pub async fn tx_status(
     if mp.contains(&h) {
         return Ok((StatusCode::OK, Json(api::TxStatus::Pending { hash: h })));
     }
-    if let Some(reason) = mp.dropped_reason(&h) {
+    if let Some((reason, code)) = mp.dropped_reason(&h) {
         return Ok((
             StatusCode::OK,
             Json(api::TxStatus::Dropped {
                 hash: h,
-                error: reason.to_string(),
+                error: reason,
+                code: Some(code.to_string()),
             }),
         ));
     }

@@ -2,6 +2,7 @@
 //! fitting HTTP status. Request bodies are size-limited before they are read.
 
 mod error;
+mod gov;
 mod handlers;
 mod infer;
 mod openai;
@@ -19,12 +20,9 @@ use std::sync::Arc;
 /// The API's routes over the node's shared state.
 pub fn router(shared: Arc<Shared>) -> Router {
     // A hex-encoded transaction in a small JSON envelope is a bit over twice its byte size.
-    let tx_body_limit = shared
-        .params
-        .max_tx_bytes
-        .max(shared.params.max_evidence_tx_bytes) as usize
-        * 2
-        + 1024;
+    // The hard bound, not the parameters (governance changes those while the node runs);
+    // admission checks the size against the parameters in force.
+    let tx_body_limit = opal_types::tx::MAX_TX_BYTES_HARD * 2 + 1024;
     Router::new()
         .route("/", get(handlers::index))
         .route("/api/status", get(handlers::status))
@@ -49,6 +47,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/cases", get(registry::cases))
         .route("/api/cases/{request_id}", get(registry::case))
         .route("/api/zk/keys/{id}", get(registry::zk_key))
+        .route("/api/params", get(gov::params))
+        .route("/api/gov", get(gov::overview))
+        .route("/api/gov/proposals", get(gov::proposals))
+        .route("/api/gov/proposals/{id}", get(gov::proposal))
+        .route("/api/gov/proposals/{id}/votes", get(gov::votes))
         .route("/api/events", get(handlers::events))
         .route("/openapi.json", get(handlers::openapi))
         .route("/metrics", get(handlers::metrics))

@@ -15,6 +15,9 @@ fn body(description: &str, name: &str) -> Value {
 
 pub fn document() -> Value {
     let mut doc = paths();
+    if let (Some(all), Value::Object(more)) = (doc["paths"].as_object_mut(), gov_paths()) {
+        all.extend(more);
+    }
     doc["components"] = json!({"schemas": opal_api::schemas()});
     doc
 }
@@ -91,6 +94,26 @@ fn paths() -> Value {
             "responses": {"200": {"description": "application/openmetrics-text"}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}}
       }
+    })
+}
+
+/// The governance routes (a second `json!`: one holding every route exceeds the macro's
+/// recursion limit).
+fn gov_paths() -> Value {
+    json!({
+        "/api/params": {"get": {"summary": "Every chain parameter in force (section.field), its governance bounds, and the proposal that last set it",
+            "responses": {"200": body("parameters", "ParamsInForce")}}},
+        "/api/gov": {"get": {"summary": "Governance parameters, treasury, deposits held, open proposals, trusted enclave measurements, upgrade signal",
+            "responses": {"200": body("governance overview", "GovOverview")}}},
+        "/api/gov/proposals": {"get": {"summary": "Every proposal, oldest first, with its live or final tally; ?status=voting_period filters",
+            "parameters": [{"name": "status", "in": "query", "schema": {"type": "string"}}],
+            "responses": {"200": body("proposals", "Proposals")}}},
+        "/api/gov/proposals/{id}": {"get": {"summary": "One proposal with its deposits and its live (voting) or final tally",
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+            "responses": {"200": body("proposal", "Proposal"), "400": err_ref(), "404": err_ref()}}},
+        "/api/gov/proposals/{id}/votes": {"get": {"summary": "The votes on a proposal (voter, option); a later vote replaces an earlier one",
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+            "responses": {"200": body("votes", "Votes"), "400": err_ref(), "404": err_ref()}}}
     })
 }
 

@@ -18,6 +18,7 @@ pub fn one_validator_app(key: &SecretKey, genesis_time_ms: u64) -> (tempfile::Te
         params: Default::default(),
         staking: Default::default(),
         inference: Default::default(),
+        governance: Default::default(),
         accounts: vec![GenesisAccount {
             address: key.address(),
             balance: Amount(1_000_000),
@@ -41,7 +42,6 @@ pub fn one_validator_app(key: &SecretKey, genesis_time_ms: u64) -> (tempfile::Te
         events: tokio::sync::broadcast::channel(16).0,
         height: tokio::sync::watch::channel(0).0,
         chain_id: "c".into(),
-        params: Default::default(),
         validator: key.public_key(),
         check_invariants: true,
         metrics: Default::default(),

@@ -1,0 +1,349 @@
+//! `opal gov`: propose, deposit, vote, and read proposals and the parameters in force.
+
+use crate::cli::{NodeArg, Output, TxOpts};
+use crate::cmd::tx::{amount, submit};
+use crate::output::print;
+use anyhow::{anyhow, bail, Result};
+use clap::Subcommand;
+use opal_api::gov::{Proposal, Proposals};
+use opal_client::Client;
+use opal_ledger::components::governance::Tally;
+use opal_ledger::Event;
+use opal_types::gov::{Measurement, ParamChange, ProposalContent, VoteOption};
+use opal_types::Action;
+
+#[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
+pub enum GovCmd {
+    /// Submit a proposal: a parameter change (--param), a treasury spend (--spend-to and
+    /// --spend-amount), an enclave allowlist change (--add-measurement / --remove-measurement),
+    /// an upgrade signal (--upgrade and --upgrade-height), or, with none of these, text.
+    ///
+    /// The deposit defaults to the chain's min_deposit, so voting opens at once; a smaller one
+    /// (at least min_initial_deposit_bps of it) waits for others' deposits.
+    Propose {
+        #[arg(long)]
+        title: String,
+        #[arg(long, default_value = "")]
+        summary: String,
+        /// KEY=VALUE, repeatable (keys as `opal gov params` lists them, e.g.
+        /// inference.audit_bps=1000).
+        #[arg(long = "param")]
+        params: Vec<String>,
+        /// Recipient of a treasury spend.
+        #[arg(long, requires = "spend_amount")]
+        spend_to: Option<String>,
+        /// Amount of a treasury spend, in base units.
+        #[arg(long, requires = "spend_to")]
+        spend_amount: Option<String>,
+        /// PLATFORM:HEX (intel_tdx, intel_sgx, amd_sev_snp), repeatable.
+        #[arg(long = "add-measurement")]
+        add_measurements: Vec<String>,
+        /// PLATFORM:HEX, repeatable.
+        #[arg(long = "remove-measurement")]
+        remove_measurements: Vec<String>,
+        /// Name of the software to run from --upgrade-height.
+        #[arg(long, requires = "upgrade_height")]
+        upgrade: Option<String>,
+        #[arg(long, requires = "upgrade")]
+        upgrade_height: Option<u64>,
+        #[arg(long, default_value = "")]
+        upgrade_info: String,
+        /// Initial deposit in base units [default: the chain's min_deposit].
+        #[arg(long)]
+        deposit: Option<String>,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Add to a proposal's deposit while it waits for min_deposit.
+    Deposit {
+        #[arg(long)]
+        proposal: u64,
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Vote on a proposal in its voting period with your bonded stake (as a validator's
+    /// operator, with all the stake delegated to it that does not vote itself). A second vote
+    /// replaces the first.
+    Vote {
+        #[arg(long)]
+        proposal: u64,
+        /// yes, no, abstain or no-with-veto.
+        #[arg(long)]
+        option: String,
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// One proposal: content, status, deposits, and the tally (live while voting).
+    Show {
+        id: u64,
+        /// Also list every vote.
+        #[arg(long)]
+        votes: bool,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// Every proposal, oldest first.
+    List {
+        /// Only this status: deposit_period, voting_period, passed, rejected, vetoed,
+        /// no_quorum, lapsed.
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// The parameters in force, their bounds, and the proposal that last set each.
+    Params {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+}
+
+fn content(
+    params: Vec<String>,
+    spend: Option<(String, String)>,
+    measurements: (Vec<String>, Vec<String>),
+    upgrade: Option<(String, u64, String)>,
+) -> Result<ProposalContent> {
+    let kinds = [
+        !params.is_empty(),
+        spend.is_some(),
+        !measurements.0.is_empty() || !measurements.1.is_empty(),
+        upgrade.is_some(),
+    ];
+    if kinds.iter().filter(|k| **k).count() > 1 {
+        bail!("a proposal does one thing: give --param, --spend-*, --*-measurement or --upgrade, not several");
+    }
+    let c = if !params.is_empty() {
+        let changes = params
+            .iter()
+            .map(|p| p.parse::<ParamChange>().map_err(|e| anyhow!("--param {e}")))
+            .collect::<Result<Vec<_>>>()?;
+        ProposalContent::ParamChange { changes }
+    } else if let Some((to, a)) = spend {
+        ProposalContent::TreasurySpend {
+            to: to.parse().map_err(|e| anyhow!("--spend-to: {e}"))?,
+            amount: amount("spend-amount", &a)?,
+        }
+    } else if !measurements.0.is_empty() || !measurements.1.is_empty() {
+        let parse = |v: &[String], flag: &str| {
+            v.iter()
+                .map(|m| {
+                    m.parse::<Measurement>()
+                        .map_err(|e| anyhow!("--{flag}: {e}"))
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        ProposalContent::EnclaveMeasurements {
+            add: parse(&measurements.0, "add-measurement")?,
+            remove: parse(&measurements.1, "remove-measurement")?,
+        }
+    } else if let Some((name, height, info)) = upgrade {
+        ProposalContent::Upgrade { name, height, info }
+    } else {
+        ProposalContent::Text
+    };
+    c.check().map_err(|e| anyhow!("{e}"))?;
+    Ok(c)
+}
+
+pub fn run(cmd: GovCmd, out: Output) -> Result<()> {
+    match cmd {
+        GovCmd::Propose {
+            title,
+            summary,
+            params,
+            spend_to,
+            spend_amount,
+            add_measurements,
+            remove_measurements,
+            upgrade,
+            upgrade_height,
+            upgrade_info,
+            deposit,
+            opts,
+        } => {
+            let content = content(
+                params,
+                spend_to.zip(spend_amount),
+                (add_measurements, remove_measurements),
+                upgrade
+                    .zip(upgrade_height)
+                    .map(|(n, h)| (n, h, upgrade_info)),
+            )?;
+            let deposit = match deposit {
+                Some(d) => amount("deposit", &d)?,
+                None => Client::new(&opts.node.node)?.gov()?.params.min_deposit,
+            };
+            let what = format!(
+                "{} proposal {title:?} with a deposit of {deposit}",
+                content.kind()
+            );
+            let no_wait = opts.no_wait;
+            let v = submit(
+                Action::SubmitProposal {
+                    title,
+                    summary,
+                    content,
+                    deposit,
+                },
+                opts,
+                &what,
+                out,
+            )?;
+            if !no_wait && out == Output::Text {
+                let events: Vec<Event> =
+                    serde_json::from_value(v["events"].clone()).unwrap_or_default();
+                for e in events {
+                    match e {
+                        Event::ProposalSubmitted { id, .. } => println!("proposal {id}"),
+                        Event::VotingStarted { voting_end_ms, .. } => {
+                            println!("voting is open until {voting_end_ms} (block time, ms)")
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Ok(())
+        }
+        GovCmd::Deposit {
+            proposal,
+            amount: a,
+            opts,
+        } => {
+            let a = amount("amount", &a)?;
+            submit(
+                Action::DepositProposal {
+                    proposal,
+                    amount: a,
+                },
+                opts,
+                &format!("deposit of {a} on proposal {proposal}"),
+                out,
+            )
+            .map(|_| ())
+        }
+        GovCmd::Vote {
+            proposal,
+            option,
+            opts,
+        } => {
+            let option: VoteOption = option
+                .parse()
+                .map_err(|e: String| anyhow!("--option: {e}"))?;
+            submit(
+                Action::Vote { proposal, option },
+                opts,
+                &format!("vote {} on proposal {proposal}", option.as_str()),
+                out,
+            )
+            .map(|_| ())
+        }
+        GovCmd::Show { id, votes, node } => {
+            let c = Client::new(&node.node)?;
+            let p = c.proposal(id)?;
+            let listed = if votes { Some(c.votes(id)?) } else { None };
+            let mut v = serde_json::to_value(&p)?;
+            if let Some(l) = &listed {
+                v["vote_list"] = serde_json::to_value(&l.votes)?;
+            }
+            print(out, &v, || {
+                let mut s = describe(&p);
+                if let Some(l) = &listed {
+                    for vote in &l.votes {
+                        s += &format!("\n  {} {}", vote.voter, vote.option.as_str());
+                    }
+                }
+                s
+            });
+            Ok(())
+        }
+        GovCmd::List { status, node } => {
+            let l = Client::new(&node.node)?.proposals(status.as_deref())?;
+            let v = serde_json::to_value(&l)?;
+            print(out, &v, || list_text(&l));
+            Ok(())
+        }
+        GovCmd::Params { node } => {
+            let p = Client::new(&node.node)?.params()?;
+            let v = serde_json::to_value(&p)?;
+            print(out, &v, || {
+                let w = p.params.iter().map(|e| e.key.len()).max().unwrap_or(0);
+                p.params
+                    .iter()
+                    .map(|e| {
+                        let by = e
+                            .set_by
+                            .map(|id| format!("proposal {id}"))
+                            .unwrap_or_else(|| "genesis".into());
+                        format!(
+                            "{:w$}  {:>24}  [{}, {}]  {by}",
+                            e.key, e.value, e.min, e.max
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(())
+        }
+    }
+}
+
+fn tally_text(t: &Tally) -> String {
+    format!(
+        "yes {}  no {}  abstain {}  no_with_veto {}  (of {} bonded)",
+        t.yes, t.no, t.abstain, t.no_with_veto, t.bonded
+    )
+}
+
+fn describe(p: &Proposal) -> String {
+    let s = &p.proposal;
+    let mut out = format!(
+        "proposal {}: {}\nstatus   {}\nkind     {}\nproposer {}\ndeposit  {}",
+        s.id,
+        s.title,
+        s.status.as_str(),
+        s.content.kind(),
+        s.proposer,
+        s.total_deposit
+    );
+    if let Some(end) = s.voting_end_ms {
+        out += &format!("\nvoting   ends at {end} (block time, ms)");
+    }
+    out += &format!(
+        "\ncontent  {}",
+        serde_json::to_string(&s.content).unwrap_or_default()
+    );
+    if let Some(t) = &p.tally {
+        out += &format!("\ntally    {}  ({} votes)", tally_text(t), p.votes);
+    }
+    if let Some(e) = &s.execution_error {
+        out += &format!("\nnot executed: {e}");
+    }
+    if !s.summary.is_empty() {
+        out += &format!("\n\n{}", s.summary);
+    }
+    out
+}
+
+fn list_text(l: &Proposals) -> String {
+    if l.proposals.is_empty() {
+        return "no proposals".into();
+    }
+    l.proposals
+        .iter()
+        .map(|p| {
+            let s = &p.proposal;
+            format!(
+                "{:>4}  {:<14}  {:<20}  {}",
+                s.id,
+                s.status.as_str(),
+                s.content.kind(),
+                s.title
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,255 @@
+//! `gov-tally`: what deciding a proposal costs with many voters. Genesis with `--validators`
+//! validators and `--delegators` funded accounts; every account delegates to a validator, a
+//! proposal opens, every validator votes and every delegator votes (overriding its
+//! validator's vote), all through real transactions in blocks on a store on disk. Then timed:
+//! `governance::tally::tally` on the committed state (repeated), and the `execute_block` of the
+//! block whose end-block closes the voting period (tally, decision, refund, execution).
+
+use crate::common::key;
+use crate::stats::{median, ms, table};
+use anyhow::{bail, Context};
+use opal_ledger::components::governance::{self, tally};
+use opal_ledger::{execute_block, Genesis, GenesisAccount, GenesisValidator, Params};
+use opal_state::{Overlay, Store};
+use opal_types::gov::{ProposalContent, VoteOption};
+use opal_types::{Action, Amount, Block, BlockHeader, Hash, SecretKey, Transaction, TxBody};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Validators (each votes).
+    #[arg(long, default_value_t = 100)]
+    pub validators: u64,
+    /// Delegators (each delegates, then votes).
+    #[arg(long, default_value_t = 10_000)]
+    pub delegators: u64,
+    /// Timed repetitions of the tally.
+    #[arg(long, default_value_t = 10)]
+    pub reps: usize,
+}
+
+const CHAIN_ID: &str = "opal-bench";
+const T0: u64 = 1_700_000_000_000;
+const VOTING_MS: u64 = 60_000;
+
+struct Chain {
+    store: Store,
+    height: u64,
+    parent: Hash,
+    root: Hash,
+    proposer: SecretKey,
+    time_ms: u64,
+}
+
+impl Chain {
+    /// Execute and commit one block a second after the last; fails if a transaction is
+    /// rejected. Returns the milliseconds `execute_block` took.
+    fn block(&mut self, txs: Vec<Transaction>) -> anyhow::Result<f64> {
+        self.height += 1;
+        self.time_ms += 1_000;
+        let time_ms = self.time_ms;
+        let header = BlockHeader {
+            chain_id: CHAIN_ID.into(),
+            height: self.height,
+            time_ms,
+            parent_hash: self.parent,
+            prev_state_root: self.root,
+            tx_root: Block::tx_root(&txs),
+            tx_count: txs.len() as u32,
+            proposer: self.proposer.public_key(),
+            beacon: self.proposer.vrf_beacon(CHAIN_ID, self.height),
+        };
+        let block = Block { header, txs };
+        let mut o = Overlay::new(self.store.snapshot()?);
+        let t = Instant::now();
+        let result = execute_block(&mut o, &block)?;
+        let took = ms(t.elapsed());
+        if let Some(r) = result.txs.iter().find(|r| r.error.is_some()) {
+            bail!(
+                "block {} rejected a transaction: {:?}",
+                self.height,
+                r.error
+            );
+        }
+        opal_ledger::invariants::check_supply(&o)?;
+        self.root = Hash(
+            self.store
+                .commit(self.height, o.into_writes(), BTreeMap::new())
+                .context("commit")?,
+        );
+        self.parent = block.header.hash();
+        Ok(took)
+    }
+}
+
+fn tx(key: &SecretKey, nonce: u64, action: Action) -> Transaction {
+    TxBody {
+        chain_id: CHAIN_ID.into(),
+        nonce,
+        fee: Params::default().min_fee,
+        action,
+    }
+    .sign(key)
+}
+
+pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
+    if quick {
+        args.validators = 4;
+        args.delegators = 200;
+        args.reps = 2;
+    }
+    let (nv, nd) = (args.validators.max(1), args.delegators);
+    let vals: Vec<SecretKey> = (0..nv).map(|i| key(1_000_000 + i)).collect();
+    let dels: Vec<SecretKey> = (0..nd).map(key).collect();
+    let mut params = Params::default();
+    params.max_block_txs = (nd + nv + 10) as u32;
+    params.max_block_bytes = 3 * 1024 * 1024;
+    let mut genesis = Genesis {
+        chain_id: CHAIN_ID.into(),
+        genesis_time_ms: T0,
+        params,
+        staking: Default::default(),
+        inference: Default::default(),
+        governance: Default::default(),
+        accounts: dels
+            .iter()
+            .chain(&vals)
+            .map(|k| GenesisAccount {
+                address: k.address(),
+                balance: Amount(1_000_000_000_000),
+            })
+            .collect(),
+        validators: vals
+            .iter()
+            .enumerate()
+            .map(|(i, k)| GenesisValidator {
+                name: format!("v{i}"),
+                public_key: k.public_key(),
+                operator: None,
+                stake: Amount(1_000_000_000_000),
+                vrf_key: k.vrf_public_key(),
+            })
+            .collect(),
+    };
+    genesis.governance.voting_period_ms = VOTING_MS;
+    genesis.staking.max_validators = nv as u32;
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(&dir.path().join("state.redb"))?;
+    let mut g = Overlay::empty();
+    genesis.apply(&mut g)?;
+    let root = Hash(store.commit(0, g.into_writes(), BTreeMap::new())?);
+    let mut c = Chain {
+        store,
+        height: 0,
+        parent: Hash::ZERO,
+        root,
+        proposer: vals[0].clone(),
+        time_ms: T0,
+    };
+
+    eprintln!("gov-tally: {nd} delegations to {nv} validators...");
+    let delegations: Vec<Transaction> = dels
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            tx(
+                k,
+                0,
+                Action::Delegate {
+                    validator: vals[i % nv as usize].address(),
+                    amount: Amount(1_000_000),
+                },
+            )
+        })
+        .collect();
+    c.block(delegations)?;
+    let proposer = &vals[0];
+    c.block(vec![tx(
+        proposer,
+        0,
+        Action::SubmitProposal {
+            title: "bench".into(),
+            summary: String::new(),
+            content: ProposalContent::Text,
+            deposit: genesis.governance.min_deposit,
+        },
+    )])?;
+    let id = 1;
+    eprintln!("gov-tally: {} votes...", nd + nv);
+    let mut votes: Vec<Transaction> = vals
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let nonce = u64::from(i == 0);
+            tx(
+                k,
+                nonce,
+                Action::Vote {
+                    proposal: id,
+                    option: VoteOption::Yes,
+                },
+            )
+        })
+        .collect();
+    votes.extend(dels.iter().enumerate().map(|(i, k)| {
+        let option = if i % 3 == 0 {
+            VoteOption::No
+        } else {
+            VoteOption::Yes
+        };
+        tx(
+            k,
+            1,
+            Action::Vote {
+                proposal: id,
+                option,
+            },
+        )
+    }));
+    c.block(votes)?;
+
+    let o = Overlay::new(c.store.snapshot()?);
+    let counted = governance::read_votes(&o, id)?.len();
+    let mut times = Vec::with_capacity(args.reps);
+    let mut t = tally::tally(&o, id)?;
+    for _ in 0..args.reps {
+        let s = Instant::now();
+        t = tally::tally(&o, id)?;
+        times.push(ms(s.elapsed()));
+    }
+    // The block whose time reaches the voting end: its end-block tallies and decides.
+    let end = governance::proposal(&o, id)?
+        .and_then(|p| p.voting_end_ms)
+        .context("voting started")?;
+    c.time_ms = end - 1_000;
+    let close = c.block(vec![])?;
+    let o = Overlay::new(c.store.snapshot()?);
+    let status = governance::proposal(&o, id)?
+        .map(|p| p.status.as_str())
+        .unwrap_or("-");
+
+    println!(
+        "\ngov-tally: {nv} validators, {nd} delegators, {counted} votes (every delegator votes itself, a third of them against its validator)"
+    );
+    table(
+        &["what", "median ms", "runs"],
+        &[
+            vec![
+                "tally::tally (committed state, on disk)".into(),
+                format!("{:.1}", median(&times)),
+                times.len().to_string(),
+            ],
+            vec![
+                "execute_block of the empty block that closes voting".into(),
+                format!("{close:.1}"),
+                "1".into(),
+            ],
+        ],
+    );
+    println!(
+        "tally: yes {} no {} of {} bonded; proposal {id} {status}",
+        t.yes, t.no, t.bonded
+    );
+    Ok(())
+}
