@@ -1,5 +1,6 @@
-//! Governance replies: proposals, their votes and deposits, the parameters in force
-//! (`GET /api/params`) and the governance overview (`GET /api/gov`).
+//! Governance and reward replies: proposals, their votes and deposits, the parameters in
+//! force (`GET /api/params`), the governance overview (`GET /api/gov`) and what an address
+//! has earned (`GET /api/rewards/{address}`).
 
 use opal_ledger::components::governance::{Proposal as StoredProposal, Tally, UpgradePlan};
 use opal_ledger::params::GovParams;
@@ -106,4 +107,35 @@ pub struct GovOverview {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<serde_json::Value>")]
     pub upgrade: Option<UpgradePlan>,
+}
+
+/// One delegation's unclaimed rewards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DelegationReward {
+    #[schemars(with = "String")]
+    pub validator: Address,
+    #[schemars(with = "String")]
+    pub amount: Amount,
+}
+
+/// `GET /api/rewards/{address}`: what `opal tx withdraw-rewards` would pay now, and this
+/// epoch's performance points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Rewards {
+    pub height: u64,
+    #[schemars(with = "String")]
+    pub address: Address,
+    pub delegations: Vec<DelegationReward>,
+    /// Commission of the validator this address operates.
+    #[schemars(with = "String")]
+    pub commission: Amount,
+    /// Delegations plus commission.
+    #[schemars(with = "String")]
+    pub withdrawable: Amount,
+    /// Performance points this epoch as an inference node (paid from the performance pool at
+    /// the epoch's end).
+    pub points: u64,
+    /// The performance pool now.
+    #[schemars(with = "String")]
+    pub performance_pool: Amount,
 }

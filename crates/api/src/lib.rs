@@ -83,6 +83,14 @@ pub struct Pools {
     pub escrow: Amount,
     #[schemars(with = "String")]
     pub held: Amount,
+    /// Governance deposits of open proposals.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub deposits: Amount,
+    /// Minted rewards not yet paid out (commission, delegators' rewards, the performance pool).
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub rewards: Amount,
 }
 
 /// `GET /api/accounts/{address}[?prove=true][&height=H]`.
@@ -332,6 +340,7 @@ pub fn schemas() -> serde_json::Map<String, Value> {
     g.subschema_for::<gov::Votes>();
     g.subschema_for::<gov::ParamsInForce>();
     g.subschema_for::<gov::GovOverview>();
+    g.subschema_for::<gov::Rewards>();
     g.take_definitions(true)
 }
 

@@ -53,6 +53,7 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
         staking: Default::default(),
         inference: Default::default(),
         governance: Default::default(),
+        rewards: Default::default(),
         accounts: keys
             .iter()
             .map(|k| GenesisAccount {

@@ -1,9 +1,12 @@
-//! `gov-tally`: what deciding a proposal costs with many voters. Genesis with `--validators`
-//! validators and `--delegators` funded accounts; every account delegates to a validator, a
-//! proposal opens, every validator votes and every delegator votes (overriding its
-//! validator's vote), all through real transactions in blocks on a store on disk. Then timed:
-//! `governance::tally::tally` on the committed state (repeated), and the `execute_block` of the
-//! block whose end-block closes the voting period (tally, decision, refund, execution).
+//! `gov`: what governance and rewards cost with many delegators. Genesis with `--validators`
+//! validators and `--delegators` funded accounts; every account delegates to a validator, all
+//! through real transactions in blocks on a store on disk. Timed:
+//! - `execute_block` of empty blocks: each mints and distributes the block's emission to every
+//!   validator and, lazily, their delegators (O(validators), whatever the delegators);
+//! - after a proposal opens and every validator and delegator votes, `governance::tally::tally`
+//!   on the committed state (repeated), and the `execute_block` of the block whose end-block
+//!   closes the voting period (tally, decision, refund);
+//! - a block in which every delegator withdraws its rewards.
 
 use crate::common::key;
 use crate::stats::{median, ms, table};
@@ -112,6 +115,7 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
         staking: Default::default(),
         inference: Default::default(),
         governance: Default::default(),
+        rewards: Default::default(),
         accounts: dels
             .iter()
             .chain(&vals)
@@ -148,7 +152,7 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
         time_ms: T0,
     };
 
-    eprintln!("gov-tally: {nd} delegations to {nv} validators...");
+    eprintln!("gov: {nd} delegations to {nv} validators...");
     let delegations: Vec<Transaction> = dels
         .iter()
         .enumerate()
@@ -164,6 +168,10 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
         })
         .collect();
     c.block(delegations)?;
+    let mut empty = Vec::with_capacity(args.reps);
+    for _ in 0..args.reps {
+        empty.push(c.block(vec![])?);
+    }
     let proposer = &vals[0];
     c.block(vec![tx(
         proposer,
@@ -176,7 +184,7 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
         },
     )])?;
     let id = 1;
-    eprintln!("gov-tally: {} votes...", nd + nv);
+    eprintln!("gov: {} votes...", nd + nv);
     let mut votes: Vec<Transaction> = vals
         .iter()
         .enumerate()
@@ -224,17 +232,28 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
         .context("voting started")?;
     c.time_ms = end - 1_000;
     let close = c.block(vec![])?;
+    eprintln!("gov: {nd} withdrawals...");
+    let withdrawals: Vec<Transaction> = dels
+        .iter()
+        .map(|k| tx(k, 2, Action::WithdrawRewards))
+        .collect();
+    let withdraw = c.block(withdrawals)?;
     let o = Overlay::new(c.store.snapshot()?);
     let status = governance::proposal(&o, id)?
         .map(|p| p.status.as_str())
         .unwrap_or("-");
 
     println!(
-        "\ngov-tally: {nv} validators, {nd} delegators, {counted} votes (every delegator votes itself, a third of them against its validator)"
+        "\ngov: {nv} validators, {nd} delegators, {counted} votes (every delegator votes itself, a third of them against its validator)"
     );
     table(
         &["what", "median ms", "runs"],
         &[
+            vec![
+                "execute_block of an empty block (emission to every validator)".into(),
+                format!("{:.1}", median(&empty)),
+                empty.len().to_string(),
+            ],
             vec![
                 "tally::tally (committed state, on disk)".into(),
                 format!("{:.1}", median(&times)),
@@ -243,6 +262,11 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
             vec![
                 "execute_block of the empty block that closes voting".into(),
                 format!("{close:.1}"),
+                "1".into(),
+            ],
+            vec![
+                format!("execute_block of {nd} WithdrawRewards"),
+                format!("{withdraw:.1}"),
                 "1".into(),
             ],
         ],

@@ -39,9 +39,9 @@ enum Cmd {
     E2e(e2e::Args),
     /// The same through N validators in this process, then a validator's catch-up speed.
     E2eNet(e2e_net::Args),
-    /// What deciding a governance proposal costs: the stake-weighted tally of 10,000 votes and
-    /// the end-block that closes voting.
-    GovTally(gov::Args),
+    /// Governance and rewards with 10,000 delegators: a block's reward distribution, the
+    /// stake-weighted tally of 10,000 votes, the end-block that closes voting, withdrawals.
+    Gov(gov::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,6 +52,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Commit(a) => commit::run(a, cli.quick),
         Cmd::E2e(a) => e2e::run(a, cli.quick),
         Cmd::E2eNet(a) => e2e_net::run(a, cli.quick),
-        Cmd::GovTally(a) => gov::run(a, cli.quick),
+        Cmd::Gov(a) => gov::run(a, cli.quick),
     }
 }

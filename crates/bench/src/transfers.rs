@@ -45,6 +45,7 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
         staking: Default::default(),
         inference: Default::default(),
         governance: Default::default(),
+        rewards: Default::default(),
         accounts: addrs
             .iter()
             .map(|a| GenesisAccount {

@@ -254,6 +254,11 @@ impl Client {
         self.get_as(&format!("/api/gov/proposals/{id}"))
     }
 
+    /// `GET /api/rewards/{address}`.
+    pub fn rewards(&self, a: &Address) -> Result<opal_api::gov::Rewards> {
+        self.get_as(&format!("/api/rewards/{a}"))
+    }
+
     /// `GET /api/gov/proposals/{id}/votes`.
     pub fn votes(&self, id: u64) -> Result<opal_api::gov::Votes> {
         self.get_as(&format!("/api/gov/proposals/{id}/votes"))

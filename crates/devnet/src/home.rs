@@ -65,6 +65,7 @@ pub fn init_home(home: &Home, a: &DevnetOptions) -> Result<()> {
             max_deposit_period_ms: 600_000,
             ..Default::default()
         },
+        rewards: Default::default(),
         accounts,
         validators: vec![GenesisValidator {
             name: "validator".into(),

@@ -329,6 +329,7 @@ fn init(
         staking: Default::default(),
         inference: Default::default(),
         governance: Default::default(),
+        rewards: Default::default(),
         accounts: genesis_accounts,
         validators: keys
             .iter()
@@ -348,6 +349,7 @@ fn init(
         genesis.staking = all.staking;
         genesis.inference = all.inference;
         genesis.governance = all.governance;
+        genesis.rewards = all.rewards;
     }
     genesis
         .validate()

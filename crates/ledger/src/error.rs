@@ -192,6 +192,10 @@ pub enum TxError {
     DepositTooLow { min: Amount, got: Amount },
     #[error("{active} proposals are already open, the limit is {limit}")]
     TooManyProposals { active: u32, limit: u32 },
+    #[error("{who} has no rewards to withdraw")]
+    NoRewards { who: Address },
+    #[error("a commission of {bps} bps is above the maximum {max}")]
+    CommissionTooHigh { bps: u32, max: u32 },
 }
 
 impl TxError {
@@ -277,6 +281,8 @@ impl TxError {
             TxError::NotStaker { .. } => "not_staker",
             TxError::DepositTooLow { .. } => "deposit_too_low",
             TxError::TooManyProposals { .. } => "too_many_proposals",
+            TxError::NoRewards { .. } => "no_rewards",
+            TxError::CommissionTooHigh { .. } => "commission_too_high",
         }
     }
 }

@@ -318,6 +318,30 @@ pub enum Event {
         to: Address,
         amount: Amount,
     },
+    /// A block's emission: to the validators that voted on it (and their delegators, with
+    /// what the last block carried), to the performance pool, and what rounding carries to
+    /// the next block.
+    RewardsMinted {
+        amount: Amount,
+        validators: Amount,
+        performance: Amount,
+        carried: Amount,
+    },
+    /// The performance pool paid to `nodes` nodes holding `points` points.
+    PerformanceRewardsPaid {
+        height: u64,
+        nodes: u32,
+        points: u64,
+        paid: Amount,
+    },
+    RewardsWithdrawn {
+        who: Address,
+        amount: Amount,
+    },
+    CommissionSet {
+        validator: Address,
+        bps: u32,
+    },
 }
 
 /// One credit made by a settlement.

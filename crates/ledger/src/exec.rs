@@ -3,7 +3,8 @@
 
 use crate::components::staking::{self, ActiveValidator, BlockCtx};
 use crate::components::{
-    accounts, fees, governance, inference, read, registry, verification, zk, BlockFrame, Component,
+    accounts, fees, governance, inference, read, registry, rewards, verification, zk, BlockFrame,
+    Component,
 };
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
@@ -119,7 +120,7 @@ pub fn check_tx_stateless(
 /// (decoded zk keys; a pure function of state, so no two nodes can disagree because of it).
 /// Keep one for the life of a node; a fresh one gives the same results, only slower.
 pub struct Ledger {
-    components: [Box<dyn Component>; 8],
+    components: [Box<dyn Component>; 9],
 }
 
 /// Index of each component in [`Ledger::components`].
@@ -132,7 +133,8 @@ pub enum Owner {
     Verification = 4,
     Zk = 5,
     Staking = 6,
-    Governance = 7,
+    Rewards = 7,
+    Governance = 8,
 }
 
 /// The component an action is routed to. Exhaustive, so a new action does not compile until it
@@ -162,6 +164,7 @@ pub fn owner(action: &Action) -> Owner {
         | A::CommitteeVote { .. } => Owner::Verification,
         A::PublishZkKey { .. } | A::SettleProved { .. } => Owner::Zk,
         A::SubmitProposal { .. } | A::DepositProposal { .. } | A::Vote { .. } => Owner::Governance,
+        A::WithdrawRewards | A::SetCommission { .. } => Owner::Rewards,
     }
 }
 
@@ -174,7 +177,8 @@ impl Default for Ledger {
 impl Ledger {
     /// The components in the order every hook is called: fees first (its pool must be empty
     /// when a block begins and is paid out first when it ends), verification's audit draw at
-    /// begin-block, and staking last, so that end-block's validator set update sees the
+    /// begin-block, then rewards' emission (to the set that votes on this block, before
+    /// staking's end-block changes it), and staking last, so that end-block's validator set update sees the
     /// slashes of verification's end-block, and governance after it, so that a parameter change
     /// executed at a block's end is in force from the next block for every component. The
     /// order is consensus: changing it changes state.
@@ -188,6 +192,7 @@ impl Ledger {
                 Box::new(verification::Verification),
                 Box::new(zk::Zk::default()),
                 Box::new(staking::Staking),
+                Box::new(rewards::Rewards),
                 Box::new(governance::Governance),
             ],
         }
@@ -418,6 +423,7 @@ mod tests {
                 "verification",
                 "zk",
                 "staking",
+                "rewards",
                 "governance"
             ]
         );
@@ -429,6 +435,7 @@ mod tests {
             (Owner::Verification, "verification"),
             (Owner::Zk, "zk"),
             (Owner::Staking, "staking"),
+            (Owner::Rewards, "rewards"),
             (Owner::Governance, "governance"),
         ] {
             assert_eq!(ledger.components[owner as usize].name(), name);

@@ -1,7 +1,7 @@
 //! Genesis: the chain's first state, read from a JSON file.
 
 use crate::error::LedgerError;
-use crate::params::{AllParams, GovParams, InferenceParams, Params, StakingParams};
+use crate::params::{AllParams, GovParams, InferenceParams, Params, RewardParams, StakingParams};
 use opal_state::Overlay;
 use opal_types::{Address, Amount, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,8 @@ pub struct Genesis {
     pub inference: InferenceParams,
     #[serde(default)]
     pub governance: GovParams,
+    #[serde(default)]
+    pub rewards: RewardParams,
     pub accounts: Vec<GenesisAccount>,
     pub validators: Vec<GenesisValidator>,
 }
@@ -109,6 +111,7 @@ impl Genesis {
             staking: self.staking.clone(),
             inference: self.inference.clone(),
             governance: self.governance.clone(),
+            rewards: self.rewards.clone(),
         }
     }
 

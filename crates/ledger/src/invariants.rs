@@ -2,7 +2,8 @@
 //! every block.
 
 use crate::components::{
-    accounts::Account, fees, governance, inference, read, staking, verification,
+    accounts::Account, fees, governance, inference, read, reward_pool, rewards, staking,
+    verification,
 };
 use crate::error::LedgerError;
 use crate::keys;
@@ -10,12 +11,14 @@ use opal_state::Overlay;
 use opal_types::Amount;
 
 /// The sum of every account balance plus the fee pool, the bonded and unbonding pools, the
-/// escrow pool and the treasury equals the recorded total supply; and the staking pools equal what they are made of.
+/// escrow pool, the held pool, governance deposits, the reward pool and the treasury equals the recorded total supply; and the staking pools equal what they are made of.
 pub fn check_supply(s: &Overlay) -> Result<Amount, LedgerError> {
     check_staking_pools(s)?;
     check_escrow_pool(s)?;
     verification::check_held_pool(s)?;
     governance::check_deposit_pool(s)?;
+    reward_pool::check_pool(s)?;
+    rewards::check_emission(s)?;
     let supply: Amount = read(s, keys::SUPPLY)?.unwrap_or_default();
     let treasury: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
     let add = |a: Amount, b: Amount| {
@@ -29,6 +32,7 @@ pub fn check_supply(s: &Overlay) -> Result<Amount, LedgerError> {
     sum = add(sum, inference::escrow_pool(s)?)?;
     sum = add(sum, verification::held_pool(s)?)?;
     sum = add(sum, governance::deposit_pool(s)?)?;
+    sum = add(sum, reward_pool::pool(s)?)?;
     for (k, v) in s.prefix(keys::accounts::PREFIX)? {
         let a: Account = borsh::from_slice(&v).map_err(|e| LedgerError::Corrupt {
             key: hex_key(&k),

@@ -303,3 +303,55 @@ pub mod gov {
         [TEE_PREFIX, &[m.platform.tag()], m.value.as_slice()].concat()
     }
 }
+
+/// The reward pool's keys (`components::reward_pool`): what was minted, what validators,
+/// delegators and inference nodes are owed, and the per-validator reward-per-share counters.
+pub mod rewards {
+    use opal_types::{Address, Role};
+
+    pub const PARAMS: &[u8] = b"rewards/params";
+    /// Everything minted and not yet paid out (commission, delegators' rewards, the
+    /// performance pool): counted in the supply.
+    pub const POOL: &[u8] = b"rewards/pool";
+    /// The performance pool: paid to inference nodes by points every epoch.
+    pub const PERFORMANCE_POOL: &[u8] = b"rewards/perf_pool";
+    /// What rounding (or a validator without shares) left of the validators' part of a
+    /// block's emission: added to the next block's.
+    pub const CARRY: &[u8] = b"rewards/carry";
+    /// The supply at genesis (`Amount`), and everything minted and burned since: the supply
+    /// invariant checks `supply = genesis + minted - burned`.
+    pub const GENESIS_SUPPLY: &[u8] = b"rewards/genesis_supply";
+    pub const MINTED: &[u8] = b"rewards/minted";
+    pub const BURNED: &[u8] = b"rewards/burned";
+    /// The last block's emission (`Mint`), re-derived by the supply invariant.
+    pub const LAST_MINT: &[u8] = b"rewards/last_mint";
+    pub const COMMISSION_PREFIX: &[u8] = b"rewards/commission/";
+    pub const RATE_PREFIX: &[u8] = b"rewards/rate/";
+    pub const OUTSTANDING_PREFIX: &[u8] = b"rewards/outstanding/";
+    pub const POINTS_PREFIX: &[u8] = b"rewards/points/";
+
+    /// A validator's commission owed to its operator.
+    pub fn commission(op: &Address) -> Vec<u8> {
+        [COMMISSION_PREFIX, &op.0].concat()
+    }
+    /// A validator's commission rate, in bps (absent: the default).
+    pub fn commission_rate(op: &Address) -> Vec<u8> {
+        [b"rewards/commission_rate/".as_slice(), &op.0].concat()
+    }
+    /// A validator's cumulative delegator reward per share (scaled by `REWARD_SCALE`).
+    pub fn rate(op: &Address) -> Vec<u8> {
+        [RATE_PREFIX, &op.0].concat()
+    }
+    /// What a validator's delegators are owed in total (their claims round down from it).
+    pub fn outstanding(op: &Address) -> Vec<u8> {
+        [OUTSTANDING_PREFIX, &op.0].concat()
+    }
+    /// The reward-per-share a delegation was last settled at.
+    pub fn entry(op: &Address, delegator: &Address) -> Vec<u8> {
+        [b"rewards/entry/".as_slice(), &op.0, &delegator.0].concat()
+    }
+    /// A node's performance points this epoch.
+    pub fn points(role: Role, who: &Address) -> Vec<u8> {
+        [POINTS_PREFIX, role.as_str().as_bytes(), b"/", &who.0].concat()
+    }
+}

@@ -39,4 +39,4 @@ pub use error::{LedgerError, TxError};
 pub use events::Event;
 pub use exec::{check_tx_stateless, execute_block, select_txs, BlockResult, Ledger, TxResult};
 pub use genesis::{Genesis, GenesisAccount, GenesisValidator};
-pub use params::{AllParams, GovParams, InferenceParams, Params, StakingParams};
+pub use params::{AllParams, GovParams, InferenceParams, Params, RewardParams, StakingParams};

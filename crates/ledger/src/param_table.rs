@@ -142,6 +142,18 @@ table! {
     governance.threshold_bps [5_000, 10_000],
     governance.veto_bps [3_340, 10_000],
     governance.max_active_proposals [1, 100],
+    // At most 20% a year: emission is dilution of every holder.
+    rewards.inflation_bps [0, 2_000],
+    rewards.performance_share_bps [0, 10_000],
+    rewards.default_commission_bps [0, 10_000],
+    rewards.max_commission_bps [0, 10_000],
+    rewards.performance_epoch_blocks [1, 100_000],
+    rewards.weight_signed [0, 100],
+    rewards.weight_replay [0, 100],
+    rewards.weight_activations [0, 100],
+    rewards.weight_tee [0, 100],
+    rewards.weight_zk [0, 100],
+    rewards.audit_pass_points [0, 1_000_000],
 }
 
 /// The table entry of `key`.
@@ -178,7 +190,7 @@ pub fn apply(p: &AllParams, changes: &[ParamChange]) -> Result<AllParams, TxErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::params::{GovParams, InferenceParams, Params, StakingParams};
+    use crate::params::{GovParams, InferenceParams, Params, RewardParams, StakingParams};
 
     fn defaults() -> AllParams {
         AllParams {
@@ -186,6 +198,7 @@ mod tests {
             staking: StakingParams::default(),
             inference: InferenceParams::default(),
             governance: GovParams::default(),
+            rewards: RewardParams::default(),
         }
     }
 

@@ -197,6 +197,11 @@ impl Default for InferenceParams {
     }
 }
 
+/// The reward parameters in state (written by genesis; missing is corruption).
+pub fn rewards(s: &Overlay) -> Result<RewardParams, LedgerError> {
+    crate::components::required(s, crate::keys::rewards::PARAMS, "reward params")
+}
+
 /// The inference parameters in state (written by genesis; missing is corruption). Read by
 /// settlement, verification and the registry alike, so it sits below all of them.
 pub fn inference(s: &Overlay) -> Result<InferenceParams, LedgerError> {
@@ -252,6 +257,74 @@ impl Default for GovParams {
     }
 }
 
+/// Emission and reward parameters (genesis; changeable by governance within their bounds,
+/// docs/rewards.md).
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    borsh::BorshSerialize,
+    borsh::BorshDeserialize,
+)]
+#[serde(default)]
+pub struct RewardParams {
+    /// New tokens per year as a share of the total supply, in basis points, minted block by
+    /// block in proportion to block time.
+    pub inflation_bps: u32,
+    /// Share of each block's emission that goes to the inference performance pool; the rest
+    /// pays validators and their delegators by voting power.
+    pub performance_share_bps: u32,
+    /// Commission of a validator that has not set its own, in basis points of its rewards.
+    pub default_commission_bps: u32,
+    /// Highest commission a validator may set.
+    pub max_commission_bps: u32,
+    /// The performance pool is paid out to inference nodes every this many blocks.
+    pub performance_epoch_blocks: u64,
+    /// Performance points per settled unit, by tier: what each tier's verification is worth.
+    pub weight_signed: u32,
+    pub weight_replay: u32,
+    pub weight_activations: u32,
+    pub weight_tee: u32,
+    pub weight_zk: u32,
+    /// Performance points for each audit of a node's receipt that passed.
+    pub audit_pass_points: u64,
+}
+
+impl Default for RewardParams {
+    fn default() -> Self {
+        RewardParams {
+            inflation_bps: 700,
+            performance_share_bps: 2_000,
+            default_commission_bps: 1_000,
+            max_commission_bps: 2_000,
+            performance_epoch_blocks: 100,
+            weight_signed: 1,
+            weight_replay: 2,
+            weight_activations: 2,
+            weight_tee: 3,
+            weight_zk: 4,
+            audit_pass_points: 10,
+        }
+    }
+}
+
+impl RewardParams {
+    /// The performance points one settled unit of `tier` earns.
+    pub fn weight(&self, tier: opal_types::Tier) -> u64 {
+        use opal_types::Tier;
+        u64::from(match tier {
+            Tier::Signed => self.weight_signed,
+            Tier::Replay => self.weight_replay,
+            Tier::Activations => self.weight_activations,
+            Tier::Tee => self.weight_tee,
+            Tier::Zk => self.weight_zk,
+        })
+    }
+}
+
 /// Every parameter set of the chain, as one value: what governance reads, changes and checks
 /// as a whole ([`crate::param_table`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,6 +333,7 @@ pub struct AllParams {
     pub staking: StakingParams,
     pub inference: InferenceParams,
     pub governance: GovParams,
+    pub rewards: RewardParams,
 }
 
 impl AllParams {
@@ -272,6 +346,7 @@ impl AllParams {
             staking: required(s, keys::staking::PARAMS, "staking params")?,
             inference: required(s, keys::inference::PARAMS, "inference params")?,
             governance: required(s, keys::gov::PARAMS, "governance params")?,
+            rewards: required(s, keys::rewards::PARAMS, "reward params")?,
         })
     }
 
@@ -283,6 +358,7 @@ impl AllParams {
         write(s, keys::staking::PARAMS, &self.staking);
         write(s, keys::inference::PARAMS, &self.inference);
         write(s, keys::gov::PARAMS, &self.governance);
+        write(s, keys::rewards::PARAMS, &self.rewards);
     }
 
     /// The rules between parameters (each one's own bounds are in [`crate::param_table`]).
@@ -312,6 +388,19 @@ impl AllParams {
             ("governance.quorum_bps", g.quorum_bps),
             ("governance.threshold_bps", g.threshold_bps),
             ("governance.veto_bps", g.veto_bps),
+            ("rewards.inflation_bps", self.rewards.inflation_bps),
+            (
+                "rewards.performance_share_bps",
+                self.rewards.performance_share_bps,
+            ),
+            (
+                "rewards.default_commission_bps",
+                self.rewards.default_commission_bps,
+            ),
+            (
+                "rewards.max_commission_bps",
+                self.rewards.max_commission_bps,
+            ),
         ] {
             if bps > 10_000 {
                 return Err(format!("{name}: basis points must be at most 10000"));
@@ -352,6 +441,15 @@ impl AllParams {
         }
         if g.max_active_proposals == 0 {
             return Err("governance: max_active_proposals must be positive".into());
+        }
+        let r = &self.rewards;
+        if r.default_commission_bps > r.max_commission_bps {
+            return Err(
+                "rewards: default_commission_bps must not exceed max_commission_bps".into(),
+            );
+        }
+        if r.performance_epoch_blocks == 0 {
+            return Err("rewards: performance_epoch_blocks must be positive".into());
         }
         Ok(())
     }

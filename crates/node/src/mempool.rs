@@ -75,7 +75,9 @@ fn spend_of(tx: &Transaction) -> Result<Amount, TxError> {
         | Action::PublishZkKey { .. }
         | Action::SettleProved { .. }
         | Action::CommitteeVote { .. }
-        | Action::Vote { .. } => Amount::ZERO,
+        | Action::Vote { .. }
+        | Action::WithdrawRewards
+        | Action::SetCommission { .. } => Amount::ZERO,
         // A challenge without a fraud proof locks a bond (a chain parameter the mempool does
         // not read); the ledger refuses it if the balance falls short.
         Action::Challenge { .. } => Amount::ZERO,

@@ -43,6 +43,7 @@ pub fn genesis() -> Genesis {
         staking: Default::default(),
         inference: Default::default(),
         governance: Default::default(),
+        rewards: Default::default(),
         accounts: (1..=4)
             .map(|i| GenesisAccount {
                 address: key(i).address(),
@@ -128,23 +129,42 @@ impl TestChain {
             .expect("a test key in the validator set")
     }
 
-    /// Execute and commit one block; check the supply invariant.
-    pub fn block(&mut self, txs: Vec<Transaction>) -> BlockResult {
-        self.height += 1;
-        self.time_ms += 1_000;
+    /// The next block with `txs`: a second after the last, from [`TestChain::next_proposer`].
+    fn next_block(&self, txs: Vec<Transaction>) -> Block {
+        let (height, time_ms) = (self.height + 1, self.time_ms + 1_000);
         let proposer = self.next_proposer();
         let header = BlockHeader {
             chain_id: self.chain_id.clone(),
-            height: self.height,
-            time_ms: self.time_ms,
+            height,
+            time_ms,
             parent_hash: self.parent,
             prev_state_root: Hash(self.root()),
             tx_root: Block::tx_root(&txs),
             tx_count: txs.len() as u32,
             proposer: proposer.public_key(),
-            beacon: proposer.vrf_beacon(&self.chain_id, self.height),
+            beacon: proposer.vrf_beacon(&self.chain_id, height),
         };
-        let block = Block { header, txs };
+        Block { header, txs }
+    }
+
+    /// The state writes the next block with `txs` would make, without committing it. A block
+    /// of refused transactions writes exactly what an empty block writes (its per-block
+    /// bookkeeping: emission, the fee pool), which is how tests check "changes nothing".
+    pub fn writes_of(
+        &self,
+        txs: Vec<Transaction>,
+    ) -> std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+        let block = self.next_block(txs);
+        let mut o = self.overlay();
+        execute_block(&mut o, &block).unwrap();
+        o.into_writes()
+    }
+
+    /// Execute and commit one block; check the supply invariant.
+    pub fn block(&mut self, txs: Vec<Transaction>) -> BlockResult {
+        let block = self.next_block(txs);
+        self.height += 1;
+        self.time_ms += 1_000;
         let mut o = self.overlay();
         let result = execute_block(&mut o, &block).unwrap();
         invariants::check_supply(&o).expect("supply invariant");

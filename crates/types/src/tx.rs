@@ -125,6 +125,12 @@ pub enum Action {
         proposal: crate::gov::ProposalId,
         option: crate::gov::VoteOption,
     },
+    /// Claim the signer's rewards: those of every delegation it holds (its validator's
+    /// self-delegation included) and, as an operator, its validator's commission.
+    WithdrawRewards,
+    /// Set the commission the signer's validator takes from its rewards (basis points, at most
+    /// the chain's `max_commission_bps`), from the next block.
+    SetCommission { bps: u32 },
 }
 
 /// Roles that stake without validating.
@@ -157,6 +163,8 @@ impl Action {
             Action::SubmitProposal { .. } => "submit_proposal",
             Action::DepositProposal { .. } => "deposit_proposal",
             Action::Vote { .. } => "vote",
+            Action::WithdrawRewards => "withdraw_rewards",
+            Action::SetCommission { .. } => "set_commission",
         }
     }
 }

@@ -170,6 +170,26 @@ pub fn run(cmd: QueryCmd, out: Output) -> Result<()> {
                 t
             });
         }
+        QueryCmd::Rewards { address, node } => {
+            let a: Address = address.parse().map_err(|e| anyhow!("{e}"))?;
+            let r = Client::new(&node.node)?.rewards(&a)?;
+            let v = serde_json::to_value(&r)?;
+            print(out, &v, || {
+                let mut t = format!(
+                    "withdrawable {}  (commission {})
+performance points this epoch {} (pool {})",
+                    r.withdrawable, r.commission, r.points, r.performance_pool
+                );
+                for d in &r.delegations {
+                    t += &format!(
+                        "
+  from {}  {}",
+                        d.validator, d.amount
+                    );
+                }
+                t
+            });
+        }
         QueryCmd::State { key, height, node } => {
             let c = Client::new(&node.node)?;
             let mut path = format!("/api/state/{}", key.trim_start_matches("0x"));
@@ -226,6 +246,13 @@ pub enum QueryCmd {
     },
     /// All validators: stake, jail status, and the active consensus set with voting power.
     Validators {
+        #[command(flatten)]
+        node: NodeArg,
+    },
+    /// What an address can withdraw now (`opal tx withdraw-rewards`): each delegation's
+    /// rewards and its validator's commission; and its performance points this epoch.
+    Rewards {
+        address: String,
         #[command(flatten)]
         node: NodeArg,
     },

@@ -143,6 +143,16 @@ pub fn run(cmd: TxCmd, out: Output) -> Result<()> {
             )
         }
         TxCmd::Unjail { opts } => (Action::Unjail, opts, "unjail".to_string()),
+        TxCmd::WithdrawRewards { opts } => (
+            Action::WithdrawRewards,
+            opts,
+            "withdrawal of rewards".to_string(),
+        ),
+        TxCmd::SetCommission { bps, opts } => (
+            Action::SetCommission { bps },
+            opts,
+            format!("commission of {bps} bps"),
+        ),
         TxCmd::EscrowFund {
             node_address,
             amount: a,
@@ -341,6 +351,20 @@ pub enum TxCmd {
     },
     /// Bring the signer's jailed validator back after its jail time.
     Unjail {
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Claim your rewards: every delegation's share of the emission and, for a validator's
+    /// operator, its commission (`opal query rewards ADDRESS` shows what is owed).
+    WithdrawRewards {
+        #[command(flatten)]
+        opts: TxOpts,
+    },
+    /// Set your validator's commission on its rewards, in basis points (at most the chain's
+    /// rewards.max_commission_bps), from the next block.
+    SetCommission {
+        #[arg(long)]
+        bps: u32,
         #[command(flatten)]
         opts: TxOpts,
     },

@@ -78,10 +78,19 @@ fn thousand_transfers_balances_supply_and_proofs() {
         .parse()
         .unwrap();
     let st = net.status();
-    let pools: u128 = ["fees", "bonded", "unbonding", "treasury", "escrow", "held"]
-        .iter()
-        .map(|p| st["pools"][p].as_str().unwrap().parse::<u128>().unwrap())
-        .sum();
+    let pools: u128 = [
+        "fees",
+        "bonded",
+        "unbonding",
+        "treasury",
+        "escrow",
+        "held",
+        "deposits",
+        "rewards",
+    ]
+    .iter()
+    .map(|p| st["pools"][p].as_str().unwrap().parse::<u128>().unwrap())
+    .sum();
     // The demo's accounts (inference node, model owner, dataset contributor, LLM caller) hold
     // the rest.
     let demo: u128 = ["inference", "modeler", "curator", "llm-caller"]

@@ -86,6 +86,7 @@ fn a_foreign_chain_node_cannot_affect_the_testnet() {
         staking: Default::default(),
         inference: Default::default(),
         governance: Default::default(),
+        rewards: Default::default(),
         accounts: vec![],
         validators: vec![GenesisValidator {
             name: "intruder".into(),

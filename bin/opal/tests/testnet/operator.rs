@@ -65,6 +65,7 @@ fn node_init_homes_with_a_shared_genesis_form_a_network() {
         staking: Default::default(),
         inference: Default::default(),
         governance: Default::default(),
+        rewards: Default::default(),
         accounts: vec![],
         validators,
     };

@@ -27,7 +27,7 @@ use crate::params::InferenceParams;
 use borsh::{BorshDeserialize, BorshSerialize};
 use opal_state::Overlay;
 use opal_types::registry::{ModelFormat, BPS};
-use opal_types::{Address, Amount, Hash, Receipt, Tier};
+use opal_types::{Address, Amount, Hash, Receipt, Role, Tier};
 use serde::{Deserialize, Serialize};
 
 #[derive(
@@ -682,6 +682,10 @@ pub(crate) fn settle_one(
             },
         );
     }
+    // Verified work earns the node performance points: its units, weighted by the tier's
+    // strength (a conviction later this epoch forfeits them).
+    let weight = crate::params::rewards(s)?.weight(req.tier);
+    super::reward_pool::award(s, Role::InferenceNode, &node, units.saturating_mul(weight))?;
     events.push(Event::ReceiptSettled {
         request_id: id,
         caller,

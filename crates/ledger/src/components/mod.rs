@@ -3,6 +3,8 @@
 //! order and the action router are in one app module, [`crate::exec`] ([`crate::exec::Ledger`]).
 //! Components import only those below them, with no cycles (docs/layout.md): accounts <
 //! staking < registry (with zk_keys) < payout < verification < inference (settlement) < zk;
+//! reward_pool sits on accounts, below staking (which settles delegations' rewards) and
+//! settlement (which awards performance points); rewards (emission) sits above staking;
 //! governance reads staking and writes every parameter set.
 //! What they share is here: [`Component`], [`BlockCtx`] and [`BlockFrame`], [`TxOutcome`] and
 //! `tx_try!`, [`read`] / [`write`], and [`required`] for values genesis always writes.
@@ -24,6 +26,8 @@ pub mod governance;
 pub mod inference;
 pub mod payout;
 pub mod registry;
+pub mod reward_pool;
+pub mod rewards;
 pub mod staking;
 pub mod verification;
 pub mod zk;

@@ -328,6 +328,8 @@ pub fn delegate(
     v.tokens = tx_try!(v.tokens.checked_add(amount).map_err(|_| TxError::Overflow));
     v.shares = tx_try!(ovf(v.shares.checked_add(new_shares)));
     let mine = delegation_shares(s, op, delegator)?;
+    // Pay what the delegation earned at its old shares before they change.
+    super::reward_pool::settle(s, op, delegator, mine)?;
     write(
         s,
         &k::delegation(op, delegator),
@@ -393,6 +395,8 @@ pub fn undelegate(
     if amount > have || v.tokens.is_zero() {
         return Ok(Err(TxError::InsufficientStake { have, want: amount }));
     }
+    // Pay what the delegation earned at its old shares before they change.
+    super::reward_pool::settle(s, op, delegator, mine)?;
     // Shares to burn, rounded up (toward the validator).
     let num = tx_try!(ovf(amount.0.checked_mul(v.shares)));
     let burn = num.div_ceil(v.tokens.0).min(mine);

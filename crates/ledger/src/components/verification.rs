@@ -294,7 +294,17 @@ fn move_deadline(s: &mut Overlay, c: &mut Case, deadline_ms: u64) {
     put_case(s, c);
 }
 
-fn close_case(s: &mut Overlay, ctx: &BlockCtx, c: &Case, outcome: Outcome) {
+fn close_case(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    c: &Case,
+    outcome: Outcome,
+) -> Result<(), LedgerError> {
+    if outcome == Outcome::AuditPassed {
+        // A passed audit is verified work: performance points for the node.
+        let points = crate::params::rewards(s)?.audit_pass_points;
+        super::reward_pool::award(s, Role::InferenceNode, &c.node, points)?;
+    }
     s.delete(k::case(&c.request_id));
     s.delete(k::past_auditors(&c.request_id));
     s.delete(k::due(c.deadline_ms, &c.request_id));
@@ -308,6 +318,7 @@ fn close_case(s: &mut Overlay, ctx: &BlockCtx, c: &Case, outcome: Outcome) {
             height: ctx.height,
         },
     );
+    Ok(())
 }
 
 /// Whether receipts of this model can be re-executed on chain.
@@ -694,7 +705,7 @@ fn dispute_lost(
     sub_held(s, d.bond)?;
     credit(s, &c.node, d.bond)?;
     release(s, c, events)?;
-    close_case(s, ctx, c, Outcome::Paid);
+    close_case(s, ctx, c, Outcome::Paid)?;
     events.push(Event::DisputeLost {
         request_id: c.request_id,
         challenger: d.challenger,
@@ -743,7 +754,9 @@ fn convict(
     credit_treasury(s, rest)?;
     let until = ctx.time_ms.saturating_add(p.jail_ms);
     write(s, &k::jail(&c.node), &until);
-    close_case(s, ctx, c, outcome);
+    // A convicted node's work this epoch earns no performance reward.
+    super::reward_pool::forfeit(s, Role::InferenceNode, &c.node);
+    close_case(s, ctx, c, outcome)?;
     events.push(Event::NodeConvicted {
         request_id: c.request_id,
         node: c.node,
@@ -814,7 +827,7 @@ fn undecidable(
         // A signed receipt was paid when it settled; its audit just closes.
         CaseKind::Audit => Amount::ZERO,
     };
-    close_case(s, ctx, c, Outcome::Undecidable);
+    close_case(s, ctx, c, Outcome::Undecidable)?;
     events.push(Event::CaseUndecidable {
         request_id: c.request_id,
         node: c.node,
@@ -938,7 +951,7 @@ pub fn resolve(
         (CaseKind::Audit, _) => {
             if node_right {
                 let fee = pay_audit_fee(s, &p, sender)?;
-                close_case(s, ctx, &c, Outcome::AuditPassed);
+                close_case(s, ctx, &c, Outcome::AuditPassed)?;
                 events.push(Event::AuditPassed {
                     request_id: *request_id,
                     node: c.node,
@@ -1072,7 +1085,7 @@ pub fn vote(
         paid,
     });
     match (c.kind, &c.dispute, valid) {
-        (CaseKind::Audit, _, true) => close_case(s, ctx, &c, Outcome::AuditPassed),
+        (CaseKind::Audit, _, true) => close_case(s, ctx, &c, Outcome::AuditPassed)?,
         (CaseKind::Audit, _, false) => convict(s, ctx, &p, &c, None, Outcome::Fraud, events)?,
         (CaseKind::Held, Some(d), true) => dispute_lost(s, ctx, &c, d, events)?,
         (CaseKind::Held, Some(d), false) => {
@@ -1126,7 +1139,7 @@ pub fn end_block(
         match (c.kind, &c.dispute) {
             (CaseKind::Held, None) => {
                 release(s, &c, events)?;
-                close_case(s, ctx, &c, Outcome::Paid);
+                close_case(s, ctx, &c, Outcome::Paid)?;
             }
             (CaseKind::Held, Some(d)) if !c.powers.is_empty() => {
                 // The committee did not decide in time: nobody proved anything, so the
@@ -1134,7 +1147,7 @@ pub fn end_block(
                 sub_held(s, d.bond)?;
                 credit(s, &d.challenger, d.bond)?;
                 release(s, &c, events)?;
-                close_case(s, ctx, &c, Outcome::Paid);
+                close_case(s, ctx, &c, Outcome::Paid)?;
                 events.push(Event::DisputeLapsed {
                     request_id: id,
                     challenger: d.challenger,
@@ -1149,7 +1162,7 @@ pub fn end_block(
                 lapsed_audit(s, ctx, &p, c, events)?;
             }
             (CaseKind::Audit, _) => {
-                close_case(s, ctx, &c, Outcome::AuditLapsed);
+                close_case(s, ctx, &c, Outcome::AuditLapsed)?;
                 events.push(Event::AuditLapsed {
                     request_id: id,
                     node: c.node,
@@ -1194,7 +1207,7 @@ fn lapsed_audit(
         vec![]
     };
     if fresh.is_empty() {
-        close_case(s, ctx, &c, Outcome::AuditLapsed);
+        close_case(s, ctx, &c, Outcome::AuditLapsed)?;
         events.push(Event::AuditLapsed {
             request_id: c.request_id,
             node: c.node,

@@ -1,5 +1,6 @@
-//! Read side of governance: proposals with their live tally, votes, the parameters in force
-//! with the proposal that last set each, and the governance overview.
+//! Read side of governance and rewards: proposals with their live tally, votes, the
+//! parameters in force with the proposal that last set each, the governance overview, and
+//! what an address has earned.
 
 use super::error::ApiError;
 use crate::app::Shared;
@@ -150,5 +151,53 @@ pub async fn overview(State(sh): S) -> Result<Json<api::GovOverview>, ApiError> 
         open_proposals: open,
         tee_measurements: governance::tee_measurements(&o).map_err(internal)?,
         upgrade: governance::upgrade_plan(&o).map_err(internal)?,
+    }))
+}
+
+/// `GET /api/rewards/{address}`.
+pub async fn rewards(
+    State(sh): S,
+    Path(address): Path<String>,
+) -> Result<Json<api::Rewards>, ApiError> {
+    use opal_ledger::components::{reward_pool, staking};
+    let address: opal_types::Address =
+        address
+            .parse()
+            .map_err(|e: opal_types::crypto::CryptoError| {
+                ApiError::bad_request("malformed_address", e.to_string())
+            })?;
+    let (o, height) = overlay(&sh)?;
+    let mut delegations = Vec::new();
+    let mut commission = opal_types::Amount::ZERO;
+    for v in staking::validators(&o).map_err(internal)? {
+        let shares = staking::delegation_shares(&o, &v.operator, &address).map_err(internal)?;
+        if shares > 0 {
+            let amount =
+                reward_pool::pending(&o, &v.operator, &address, shares).map_err(internal)?;
+            delegations.push(api::DelegationReward {
+                validator: v.operator,
+                amount,
+            });
+        }
+        if v.operator == address {
+            commission = reward_pool::commission(&o, &v.operator).map_err(internal)?;
+        }
+    }
+    let withdrawable =
+        opal_ledger::components::rewards::withdrawable(&o, &address).map_err(internal)?;
+    let points = reward_pool::points(&o)
+        .map_err(internal)?
+        .into_iter()
+        .filter(|(role, who, _)| *role == opal_types::Role::InferenceNode && *who == address)
+        .map(|(_, _, p)| p)
+        .sum();
+    Ok(Json(api::Rewards {
+        height,
+        address,
+        delegations,
+        commission,
+        withdrawable,
+        points,
+        performance_pool: reward_pool::performance_pool(&o).map_err(internal)?,
     }))
 }

@@ -31,7 +31,7 @@ pub async fn index() -> Json<Value> {
         "endpoints": ["/api/status", "/api/txs", "/api/txs/{hash}", "/api/accounts/{address}",
                       "/api/blocks/latest", "/api/blocks/{height}", "/api/light/{height}", "/api/state/{key}", "/api/validators", "/api/models", "/api/models/{model}", "/api/models/{model}/lineage",
                       "/api/datasets/{name}", "/api/services", "/api/escrows/{caller}/{node}", "/api/receipts/{request_id}",
-                      "/api/params", "/api/gov", "/api/gov/proposals", "/api/gov/proposals/{id}", "/api/gov/proposals/{id}/votes",
+                      "/api/params", "/api/gov", "/api/gov/proposals", "/api/gov/proposals/{id}", "/api/gov/proposals/{id}/votes", "/api/rewards/{address}",
                       "/api/events", "/metrics"],
     }))
 }
@@ -89,6 +89,8 @@ pub async fn status(State(sh): S) -> Result<Json<api::Status>, ApiError> {
             treasury: read_amount(&snap, opal_ledger::keys::TREASURY)?,
             escrow: read_amount(&snap, opal_ledger::keys::inference::ESCROW_POOL)?,
             held: read_amount(&snap, opal_ledger::keys::inference::HELD_POOL)?,
+            deposits: read_amount(&snap, opal_ledger::keys::gov::DEPOSIT_POOL)?,
+            rewards: read_amount(&snap, opal_ledger::keys::rewards::POOL)?,
         },
         params: sh.params().map_err(internal)?,
     }))

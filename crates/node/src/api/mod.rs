@@ -52,6 +52,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/gov/proposals", get(gov::proposals))
         .route("/api/gov/proposals/{id}", get(gov::proposal))
         .route("/api/gov/proposals/{id}/votes", get(gov::votes))
+        .route("/api/rewards/{address}", get(gov::rewards))
         .route("/api/events", get(handlers::events))
         .route("/openapi.json", get(handlers::openapi))
         .route("/metrics", get(handlers::metrics))

@@ -113,7 +113,10 @@ fn gov_paths() -> Value {
             "responses": {"200": body("proposal", "Proposal"), "400": err_ref(), "404": err_ref()}}},
         "/api/gov/proposals/{id}/votes": {"get": {"summary": "The votes on a proposal (voter, option); a later vote replaces an earlier one",
             "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
-            "responses": {"200": body("votes", "Votes"), "400": err_ref(), "404": err_ref()}}}
+            "responses": {"200": body("votes", "Votes"), "400": err_ref(), "404": err_ref()}}},
+        "/api/rewards/{address}": {"get": {"summary": "What an address can withdraw now (each delegation's rewards, its validator's commission) and its performance points this epoch",
+            "parameters": [{"name": "address", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {"200": body("rewards", "Rewards"), "400": err_ref()}}}
     })
 }
 

@@ -19,6 +19,7 @@ pub fn one_validator_app(key: &SecretKey, genesis_time_ms: u64) -> (tempfile::Te
         staking: Default::default(),
         inference: Default::default(),
         governance: Default::default(),
+        rewards: Default::default(),
         accounts: vec![GenesisAccount {
             address: key.address(),
             balance: Amount(1_000_000),

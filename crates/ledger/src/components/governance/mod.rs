@@ -492,6 +492,7 @@ fn settle_deposits(
             .checked_sub(total)
             .map_err(|e| LedgerError::Invariant(format!("burning deposits: {e}")))?;
         write(s, keys::SUPPLY, &next);
+        super::reward_pool::record_burn(s, total)?;
         ev.push(Event::DepositsBurned {
             id: prop.id,
             amount: total,

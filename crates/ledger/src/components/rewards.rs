@@ -1,0 +1,301 @@
+//! Rewards: emission on a schedule fixed in genesis, base rewards to the validators that vote
+//! on each block and their delegators, performance rewards to inference nodes for verified
+//! work, and the transactions that claim them (docs/rewards.md).
+//!
+//! Every block, in begin-block: `minted = supply × inflation_bps × (time − last block time) /
+//! (10000 × YEAR_MS)`, rounded down, is added to the supply and the reward pool.
+//! `performance_share_bps` of it goes to the performance pool; the rest is split among the
+//! active validators (the set that votes on this block) by voting power, each split into its
+//! commission and its delegators' part ([`reward_pool::reward_validator`]); what rounding
+//! leaves is carried to the next block's split. Every `performance_epoch_blocks` blocks the performance pool
+//! is paid to inference nodes in proportion to their points (settled units weighted by tier,
+//! passed audits; a conviction forfeits the epoch's points); rounding leaves the rest for the
+//! next epoch. Nothing is minted or moved outside these rules, and the supply invariant
+//! re-derives each block's emission ([`check_emission`]).
+
+use super::{read, reward_pool, staking, write, BlockFrame, Hook, TxCall, TxOutcome};
+use crate::error::{LedgerError, TxError};
+use crate::events::Event;
+use crate::keys::{self, rewards as k};
+use crate::params::RewardParams;
+use borsh::{BorshDeserialize, BorshSerialize};
+use opal_state::Overlay;
+use opal_types::{Action, Address, Amount};
+use serde::{Deserialize, Serialize};
+
+/// A year of block time, for the annual inflation rate.
+pub const YEAR_MS: u128 = 365 * 24 * 3_600 * 1_000;
+
+/// One block's emission, kept so that the supply invariant can re-derive it.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+pub struct Mint {
+    pub height: u64,
+    pub time_ms: u64,
+    pub prev_time_ms: u64,
+    pub supply_before: Amount,
+    pub inflation_bps: u32,
+    pub amount: Amount,
+}
+
+/// The schedule: what a block minted on `supply` over `dt_ms` of block time.
+pub fn emission(supply: Amount, inflation_bps: u32, dt_ms: u64) -> Option<Amount> {
+    supply
+        .0
+        .checked_mul(inflation_bps as u128)?
+        .checked_mul(dt_ms as u128)
+        .map(|v| Amount(v / (10_000 * YEAR_MS)))
+}
+
+pub fn last_mint(s: &Overlay) -> Result<Mint, LedgerError> {
+    super::required(s, k::LAST_MINT, "last mint")
+}
+
+/// A validator's commission rate (its own, or the default).
+pub fn commission_rate(s: &Overlay, op: &Address, p: &RewardParams) -> Result<u32, LedgerError> {
+    Ok(read(s, &k::commission_rate(op))?.unwrap_or(p.default_commission_bps))
+}
+
+/// What `who` could withdraw now: its delegations' rewards and, as an operator, its
+/// validator's commission. O(validators).
+pub fn withdrawable(s: &Overlay, who: &Address) -> Result<Amount, LedgerError> {
+    let mut total = Amount::ZERO;
+    for v in staking::validators(s)? {
+        let shares = staking::delegation_shares(s, &v.operator, who)?;
+        let mut add = reward_pool::pending(s, &v.operator, who, shares)?;
+        if v.operator == *who {
+            add = add
+                .checked_add(reward_pool::commission(s, &v.operator)?)
+                .map_err(|e| LedgerError::Invariant(e.to_string()))?;
+        }
+        total = total
+            .checked_add(add)
+            .map_err(|e| LedgerError::Invariant(e.to_string()))?;
+    }
+    Ok(total)
+}
+
+fn inv(what: &str, e: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Invariant(format!("{what}: {e}"))
+}
+
+fn begin_block(s: &mut Overlay, b: BlockFrame, ev: &mut Vec<Event>) -> Hook {
+    let p = crate::params::rewards(s)?;
+    let last = last_mint(s)?;
+    let supply: Amount = read(s, keys::SUPPLY)?.unwrap_or_default();
+    let dt = b.ctx.time_ms.saturating_sub(last.time_ms);
+    let minted =
+        emission(supply, p.inflation_bps, dt).ok_or_else(|| inv("emission", "overflow"))?;
+    write(
+        s,
+        k::LAST_MINT,
+        &Mint {
+            height: b.ctx.height,
+            time_ms: b.ctx.time_ms,
+            prev_time_ms: last.time_ms,
+            supply_before: supply,
+            inflation_bps: p.inflation_bps,
+            amount: minted,
+        },
+    );
+    if !minted.is_zero() {
+        distribute(s, &p, supply, minted, ev)?;
+    }
+    if b.ctx.height.is_multiple_of(p.performance_epoch_blocks) {
+        pay_performance_epoch(s, b.ctx.height, ev)?;
+    }
+    Ok(())
+}
+
+fn distribute(
+    s: &mut Overlay,
+    p: &RewardParams,
+    supply: Amount,
+    minted: Amount,
+    ev: &mut Vec<Event>,
+) -> Result<(), LedgerError> {
+    let next = supply.checked_add(minted).map_err(|e| inv("supply", e))?;
+    write(s, keys::SUPPLY, &next);
+    reward_pool::mint_into(s, minted)?;
+    let perf = minted
+        .checked_bps(p.performance_share_bps)
+        .map_err(|e| inv("performance share", e))?;
+    reward_pool::fund_performance(s, perf)?;
+    // The validators' part, with what the last block's split left over.
+    let base = (minted.0 - perf.0)
+        .checked_add(reward_pool::carry(s)?.0)
+        .ok_or_else(|| inv("rewards", "overflow"))?;
+    // The set that votes on this block: the state before it holds it.
+    let set = staking::active_set(s)?;
+    let total_power: u128 = set.iter().map(|v| v.power as u128).sum();
+    let mut assigned: u128 = 0;
+    let mut unassigned = Amount::ZERO;
+    for v in &set {
+        let r = base
+            .checked_mul(v.power as u128)
+            .and_then(|x| x.checked_div(total_power))
+            .map(Amount)
+            .ok_or_else(|| inv("validator reward", "overflow"))?;
+        assigned += r.0;
+        let Some(info) = staking::validator(s, &v.operator)? else {
+            unassigned = unassigned.checked_add(r).map_err(|e| inv("rewards", e))?;
+            continue;
+        };
+        let rate = commission_rate(s, &v.operator, p)?;
+        let left = reward_pool::reward_validator(s, &v.operator, info.shares, r, rate)?;
+        unassigned = unassigned
+            .checked_add(left)
+            .map_err(|e| inv("rewards", e))?;
+    }
+    let left = Amount(base - assigned)
+        .checked_add(unassigned)
+        .map_err(|e| inv("rewards", e))?;
+    reward_pool::set_carry(s, left);
+    ev.push(Event::RewardsMinted {
+        amount: minted,
+        validators: Amount(base - left.0),
+        performance: perf,
+        carried: left,
+    });
+    Ok(())
+}
+
+/// Pay the performance pool to this epoch's points, pro rata, rounding down; the rest stays.
+fn pay_performance_epoch(s: &mut Overlay, height: u64, ev: &mut Vec<Event>) -> Hook {
+    let points = reward_pool::points(s)?;
+    let total: u128 = points.iter().map(|(_, _, p)| *p as u128).sum();
+    let pool = reward_pool::performance_pool(s)?;
+    if total == 0 || pool.is_zero() {
+        return reward_pool::clear_points(s);
+    }
+    let mut paid = Amount::ZERO;
+    for (_, who, p) in &points {
+        let a = pool
+            .0
+            .checked_mul(*p as u128)
+            .map(|x| Amount(x / total))
+            .ok_or_else(|| inv("performance reward", "overflow"))?;
+        if !a.is_zero() {
+            reward_pool::pay_performance(s, who, a)?;
+            paid = paid.checked_add(a).map_err(|e| inv("performance", e))?;
+        }
+    }
+    reward_pool::clear_points(s)?;
+    ev.push(Event::PerformanceRewardsPaid {
+        height,
+        nodes: points.len() as u32,
+        points: total as u64,
+        paid,
+    });
+    Ok(())
+}
+
+fn withdraw(s: &mut Overlay, who: &Address, ev: &mut Vec<Event>) -> TxOutcome {
+    let mut total = Amount::ZERO;
+    for v in staking::validators(s)? {
+        let shares = staking::delegation_shares(s, &v.operator, who)?;
+        if shares > 0 {
+            let paid = reward_pool::settle(s, &v.operator, who, shares)?;
+            total = total.checked_add(paid).map_err(|e| inv("withdraw", e))?;
+        }
+        if v.operator == *who {
+            let paid = reward_pool::pay_commission(s, &v.operator)?;
+            total = total.checked_add(paid).map_err(|e| inv("withdraw", e))?;
+        }
+    }
+    if total.is_zero() {
+        return Ok(Err(TxError::NoRewards { who: *who }));
+    }
+    ev.push(Event::RewardsWithdrawn {
+        who: *who,
+        amount: total,
+    });
+    Ok(Ok(()))
+}
+
+fn set_commission(s: &mut Overlay, op: &Address, bps: u32, ev: &mut Vec<Event>) -> TxOutcome {
+    if staking::validator(s, op)?.is_none() {
+        return Ok(Err(TxError::UnknownValidator { validator: *op }));
+    }
+    let max = crate::params::rewards(s)?.max_commission_bps;
+    if bps > max {
+        return Ok(Err(TxError::CommissionTooHigh { bps, max }));
+    }
+    write(s, &k::commission_rate(op), &bps);
+    ev.push(Event::CommissionSet {
+        validator: *op,
+        bps,
+    });
+    Ok(Ok(()))
+}
+
+/// Total supply = the genesis supply + everything minted − everything burned, and the last
+/// block minted exactly what the schedule says.
+pub fn check_emission(s: &Overlay) -> Result<(), LedgerError> {
+    let amount =
+        |key: &[u8]| -> Result<Amount, LedgerError> { Ok(read(s, key)?.unwrap_or_default()) };
+    let supply = amount(keys::SUPPLY)?;
+    let genesis = amount(k::GENESIS_SUPPLY)?;
+    let (minted, burned) = (amount(k::MINTED)?, amount(k::BURNED)?);
+    let expect = genesis
+        .checked_add(minted)
+        .and_then(|v| v.checked_sub(burned))
+        .map_err(|e| inv("supply", e))?;
+    if supply != expect {
+        return Err(LedgerError::Invariant(format!(
+            "total supply is {supply}, but genesis {genesis} + minted {minted} - burned {burned} \
+             is {expect}"
+        )));
+    }
+    if let Some(m) = read::<Mint>(s, k::LAST_MINT)? {
+        let dt = m.time_ms.saturating_sub(m.prev_time_ms);
+        let want = emission(m.supply_before, m.inflation_bps, dt);
+        if want != Some(m.amount) {
+            return Err(LedgerError::Invariant(format!(
+                "block {} minted {} but the schedule gives {want:?}",
+                m.height, m.amount
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The `rewards` component ([`super::Component`]).
+pub struct Rewards;
+
+impl super::Component for Rewards {
+    fn name(&self) -> &'static str {
+        "rewards"
+    }
+
+    fn init_chain(&self, s: &mut Overlay, g: &crate::Genesis) -> Hook {
+        write(s, k::PARAMS, &g.rewards);
+        let supply = g.supply()?;
+        write(s, k::GENESIS_SUPPLY, &supply);
+        write(
+            s,
+            k::LAST_MINT,
+            &Mint {
+                time_ms: g.genesis_time_ms,
+                prev_time_ms: g.genesis_time_ms,
+                supply_before: supply,
+                inflation_bps: g.rewards.inflation_bps,
+                ..Default::default()
+            },
+        );
+        Ok(())
+    }
+
+    fn begin_block(&self, s: &mut Overlay, b: BlockFrame, ev: &mut Vec<Event>) -> Hook {
+        begin_block(s, b, ev)
+    }
+
+    fn deliver_tx(&self, s: &mut Overlay, tx: TxCall, ev: &mut Vec<Event>) -> TxOutcome {
+        match tx.action {
+            Action::WithdrawRewards => withdraw(s, tx.sender, ev),
+            Action::SetCommission { bps } => set_commission(s, tx.sender, *bps, ev),
+            other => super::not_routed_here(self.name(), other),
+        }
+    }
+}
