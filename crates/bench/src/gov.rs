@@ -63,7 +63,7 @@ impl Chain {
             proposer: self.proposer.public_key(),
             beacon: self.proposer.vrf_beacon(CHAIN_ID, self.height),
         };
-        let block = Block { header, txs };
+        let block = Block::new(header, txs);
         let mut o = Overlay::new(self.store.snapshot()?);
         let t = Instant::now();
         let result = execute_block(&mut o, &block)?;

@@ -127,7 +127,7 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
             proposer: proposer.public_key(),
             beacon: proposer.vrf_beacon(CHAIN_ID, height),
         };
-        let block = Block { header, txs };
+        let block = Block::new(header, txs);
         let t1 = Instant::now();
         // 2. execute (includes execute_block's own batch signature check).
         let mut overlay = Overlay::new(store.snapshot()?);

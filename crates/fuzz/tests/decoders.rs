@@ -99,12 +99,8 @@ fn blocks() {
         .map(|b| Transaction::from_bytes(b, MAX_TX_BYTES_HARD).unwrap())
         .collect();
     let corpus = vec![
-        Block {
-            header: header.clone(),
-            txs: vec![],
-        }
-        .to_bytes(),
-        Block { header, txs }.to_bytes(),
+        Block::new(header.clone(), vec![]).to_bytes(),
+        Block::new(header, txs).to_bytes(),
     ];
     let s = fuzz("block", &corpus, iterations(10_000), |b| {
         canonical(b, Block::from_bytes(b), |x| x.to_bytes())

@@ -342,6 +342,15 @@ pub enum Event {
         validator: Address,
         bps: u32,
     },
+    /// A validator signed fewer than `min_signed_bps` of the last `window` blocks' commits: it
+    /// lost `slashed` of its bonded tokens to the treasury and is jailed until `until_ms`.
+    DowntimeJailed {
+        validator: Address,
+        missed: u64,
+        window: u64,
+        slashed: Amount,
+        until_ms: u64,
+    },
 }
 
 /// One credit made by a settlement.

@@ -3,8 +3,8 @@
 
 use crate::components::staking::{self, ActiveValidator, BlockCtx};
 use crate::components::{
-    accounts, fees, governance, inference, read, registry, rewards, verification, zk, BlockFrame,
-    Component,
+    accounts, fees, governance, inference, liveness, read, registry, rewards, verification, zk,
+    BlockFrame, Component,
 };
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
@@ -120,7 +120,7 @@ pub fn check_tx_stateless(
 /// (decoded zk keys; a pure function of state, so no two nodes can disagree because of it).
 /// Keep one for the life of a node; a fresh one gives the same results, only slower.
 pub struct Ledger {
-    components: [Box<dyn Component>; 9],
+    components: [Box<dyn Component>; 10],
 }
 
 /// Index of each component in [`Ledger::components`].
@@ -133,8 +133,9 @@ pub enum Owner {
     Verification = 4,
     Zk = 5,
     Staking = 6,
-    Rewards = 7,
-    Governance = 8,
+    Liveness = 7,
+    Rewards = 8,
+    Governance = 9,
 }
 
 /// The component an action is routed to. Exhaustive, so a new action does not compile until it
@@ -177,8 +178,8 @@ impl Default for Ledger {
 impl Ledger {
     /// The components in the order every hook is called: fees first (its pool must be empty
     /// when a block begins and is paid out first when it ends), verification's audit draw at
-    /// begin-block, then rewards' emission (to the set that votes on this block, before
-    /// staking's end-block changes it), and staking last, so that end-block's validator set update sees the
+    /// begin-block, then liveness (who signed the previous block) and rewards' emission (to
+    /// the signers of the previous block), and staking last, so that end-block's validator set update sees the
     /// slashes of verification's end-block, and governance after it, so that a parameter change
     /// executed at a block's end is in force from the next block for every component. The
     /// order is consensus: changing it changes state.
@@ -192,6 +193,7 @@ impl Ledger {
                 Box::new(verification::Verification),
                 Box::new(zk::Zk::default()),
                 Box::new(staking::Staking),
+                Box::new(liveness::Liveness),
                 Box::new(rewards::Rewards),
                 Box::new(governance::Governance),
             ],
@@ -265,6 +267,7 @@ impl Ledger {
             ctx: &ctx,
             proposer: &block.header.proposer,
             beacon: &beacon,
+            last_commit: block.last_commit.as_ref(),
         };
         let mut result = BlockResult::default();
         for c in self.components() {
@@ -423,6 +426,7 @@ mod tests {
                 "verification",
                 "zk",
                 "staking",
+                "liveness",
                 "rewards",
                 "governance"
             ]
@@ -435,6 +439,7 @@ mod tests {
             (Owner::Verification, "verification"),
             (Owner::Zk, "zk"),
             (Owner::Staking, "staking"),
+            (Owner::Liveness, "liveness"),
             (Owner::Rewards, "rewards"),
             (Owner::Governance, "governance"),
         ] {

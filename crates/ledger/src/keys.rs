@@ -76,6 +76,21 @@ pub mod staking {
     pub fn evidence(id: &opal_types::Hash) -> Vec<u8> {
         [b"staking/evidence/".as_slice(), &id.0].concat()
     }
+    /// The set that voted on the block at whose end the set last changed, and that height:
+    /// what liveness needs to know who should have signed the previous block.
+    pub const PREV_SET: &[u8] = b"staking/prev_set";
+    pub const SET_CHANGED_AT: &[u8] = b"staking/set_changed_at";
+    /// A validator's liveness record (`Liveness`).
+    pub fn liveness(op: &Address) -> Vec<u8> {
+        [b"staking/live/".as_slice(), &op.0].concat()
+    }
+    /// Present when the validator missed the block at `index` of its window.
+    pub fn missed(op: &Address, index: u64) -> Vec<u8> {
+        [b"staking/missed/".as_slice(), &op.0, &index.to_be_bytes()].concat()
+    }
+    pub fn missed_prefix(op: &Address) -> Vec<u8> {
+        [b"staking/missed/".as_slice(), &op.0].concat()
+    }
 }
 
 pub mod registry {

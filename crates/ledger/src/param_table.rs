@@ -59,8 +59,9 @@ const DAY: u128 = 86_400 * SECOND;
 const YEAR: u128 = 365 * DAY;
 /// Largest token amount a parameter may name (10^30 base units: beyond any supply).
 const MAX_AMOUNT: u128 = 1_000_000_000_000_000_000_000_000_000_000;
-/// The consensus engine's block limit less room for the header and certificate.
-const BLOCK_CEILING: u128 = (4 << 20) - (64 << 10);
+/// The consensus engine's block limit less room for the header and the last commit (up to
+/// 1,000 validators' signatures, about 100 KB).
+const BLOCK_CEILING: u128 = (4 << 20) - (256 << 10);
 const TX_CEILING: u128 = opal_types::tx::MAX_TX_BYTES_HARD as u128;
 
 macro_rules! table {
@@ -116,6 +117,11 @@ table! {
     staking.evidence_reward_bps [0, 10_000],
     staking.jail_time_ms [0, YEAR],
     staking.max_evidence_age_blocks [1, 10_000_000],
+    // A window long enough that a restart or a short partition is not downtime.
+    staking.signed_blocks_window [10, 1_000_000],
+    staking.min_signed_bps [1, 10_000],
+    staking.downtime_slash_bps [0, 10_000],
+    staking.downtime_jail_ms [1_000, 30 * DAY],
     inference.treasury_bps [0, 10_000],
     inference.escrow_unlock_ms [SECOND, YEAR],
     inference.settle_grace_ms [0, YEAR],

@@ -104,6 +104,17 @@ pub struct StakingParams {
     pub jail_time_ms: u64,
     /// Evidence older than this many blocks is refused.
     pub max_evidence_age_blocks: u64,
+    /// Liveness: the sliding window of blocks over which a validator's commit signatures are
+    /// counted.
+    pub signed_blocks_window: u64,
+    /// Least share of the window a validator must sign, in basis points; below it, it is
+    /// jailed for downtime and slashed `downtime_slash_bps`.
+    pub min_signed_bps: u32,
+    /// Share of a validator's bonded tokens slashed for downtime (at most
+    /// `slash_double_sign_bps`: double signing keeps the larger slash).
+    pub downtime_slash_bps: u32,
+    /// How long a validator jailed for downtime must wait before `Unjail`. Block-time ms.
+    pub downtime_jail_ms: u64,
 }
 
 impl Default for StakingParams {
@@ -120,6 +131,10 @@ impl Default for StakingParams {
             evidence_reward_bps: 1_000,
             jail_time_ms: 60_000,
             max_evidence_age_blocks: 10_000,
+            signed_blocks_window: 100,
+            min_signed_bps: 5_000,
+            downtime_slash_bps: 100,
+            downtime_jail_ms: 600_000,
         }
     }
 }
@@ -378,6 +393,8 @@ impl AllParams {
         for (name, bps) in [
             ("staking.slash_double_sign_bps", st.slash_double_sign_bps),
             ("staking.evidence_reward_bps", st.evidence_reward_bps),
+            ("staking.min_signed_bps", st.min_signed_bps),
+            ("staking.downtime_slash_bps", st.downtime_slash_bps),
             ("inference.treasury_bps", i.treasury_bps),
             ("inference.audit_bps", i.audit_bps),
             ("inference.challenger_reward_bps", i.challenger_reward_bps),
@@ -441,6 +458,16 @@ impl AllParams {
         }
         if g.max_active_proposals == 0 {
             return Err("governance: max_active_proposals must be positive".into());
+        }
+        if st.downtime_slash_bps > st.slash_double_sign_bps {
+            return Err(
+                "staking: downtime_slash_bps must not exceed slash_double_sign_bps \
+                        (double signing keeps the larger slash)"
+                    .into(),
+            );
+        }
+        if st.signed_blocks_window == 0 {
+            return Err("staking: signed_blocks_window must be positive".into());
         }
         let r = &self.rewards;
         if r.default_commission_bps > r.max_commission_bps {

@@ -168,7 +168,7 @@ fn slashing_reaches_delegators_in_proportion_and_jails() {
     let p = staking::params(&c.overlay()).unwrap();
     {
         let mut o = c.overlay();
-        staking::update_validator_set(&mut o, &p, &mut vec![]).unwrap();
+        staking::update_validator_set(&mut o, &p, c.height, &mut vec![]).unwrap();
         c.height += 1;
         c.store
             .commit(c.height, o.into_writes(), Default::default())

@@ -1003,7 +1003,7 @@ fn audited_under_variant(w: &World, served: &[&Served], variant: u64) -> Vec<Has
             beacon: proposer.vrf_beacon(&w.c.chain_id, height),
         };
         parent = header.hash();
-        let r = opal_ledger::execute_block(&mut o, &Block { header, txs }).unwrap();
+        let r = opal_ledger::execute_block(&mut o, &Block::new(header, txs)).unwrap();
         if step == 1 {
             audited = r
                 .events
@@ -1076,13 +1076,7 @@ fn block_variants_cannot_steer_the_audit_draw() {
     let mut o = w.c.overlay();
     header.beacon = key(77).vrf_beacon(&w.c.chain_id, w.c.height + 1);
     assert!(matches!(
-        opal_ledger::execute_block(
-            &mut o,
-            &Block {
-                header,
-                txs: vec![]
-            }
-        ),
+        opal_ledger::execute_block(&mut o, &Block::new(header, vec![])),
         Err(opal_ledger::LedgerError::InvalidBlock(_))
     ));
 }

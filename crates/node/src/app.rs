@@ -7,6 +7,7 @@ use opal_consensus::time::TimeBounds;
 use opal_consensus::{BlockExecutor, CommitCertificate, Height, Validator};
 use opal_ledger::{components::accounts, exec, invariants, Params};
 use opal_state::{Overlay, Snapshot, Store};
+use opal_types::block::LastCommit;
 use opal_types::{Block, BlockHeader, Hash, PublicKey};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -139,6 +140,31 @@ impl Shared {
                 .map(Some)
                 .map_err(|e| AppError::Corrupt(format!("tx index: {e}"))),
         }
+    }
+
+    /// What block `height` carries as its last commit: the certificate this node stored with
+    /// block `height - 1` (`None` for height 1).
+    fn last_commit_for(
+        &self,
+        snap: &Snapshot,
+        height: u64,
+    ) -> Result<Option<LastCommit>, AppError> {
+        if height < 2 {
+            return Ok(None);
+        }
+        let sb = self
+            .stored_block(snap, height - 1)?
+            .ok_or_else(|| AppError::Local(format!("no block {} to certify", height - 1)))?;
+        let cert: CommitCertificate = borsh::from_slice(&sb.certificate)
+            .map_err(|e| AppError::Corrupt(format!("certificate at height {}: {e}", height - 1)))?;
+        Ok(Some(LastCommit {
+            round: cert.round,
+            signatures: cert
+                .signatures
+                .into_iter()
+                .map(|(k, s)| (PublicKey(k), s))
+                .collect(),
+        }))
     }
 
     fn header_of(&self, snap: &Snapshot, height: u64) -> Result<Option<BlockHeader>, AppError> {
@@ -306,7 +332,13 @@ impl OpalApp {
             proposer: PublicKey(proposer),
             beacon: self.beacon_key(proposer)?.vrf_beacon(&sh.chain_id, height),
         };
-        Ok(Block { header, txs }.to_bytes())
+        let last_commit = sh.last_commit_for(&snap, height)?;
+        Ok(Block {
+            header,
+            txs,
+            last_commit,
+        }
+        .to_bytes())
     }
 
     fn try_commit(
@@ -460,6 +492,33 @@ impl OpalApp {
         let params = params_at(&snap)?;
         if block.txs.len() > params.max_block_txs as usize {
             return Err(bad("too many transactions".into()));
+        }
+        // The previous block's commit: more than two thirds of the power of the set that
+        // voted on it, every signature valid (liveness and rewards are counted from it).
+        match (&block.last_commit, height) {
+            (None, 1) => {}
+            (Some(_), 1) => return Err(bad("block 1 cannot carry a last commit".into())),
+            (None, _) => return Err(bad("the block carries no last commit".into())),
+            (Some(lc), _) => {
+                let prev = sh.stored_block(&snap, height - 1)?.ok_or_else(|| {
+                    AppError::Local(format!(
+                        "cannot check the last commit: no block {}",
+                        height - 1
+                    ))
+                })?;
+                let cert = CommitCertificate {
+                    height: height - 1,
+                    round: lc.round,
+                    value_id: opal_consensus::value_id(&prev.block_bytes),
+                    signatures: lc
+                        .signatures
+                        .iter()
+                        .map(|(k, s)| (k.0, s.clone()))
+                        .collect(),
+                };
+                cert.verify(&sh.chain_id, &self.validator_set(height - 1))
+                    .map_err(|e| bad(format!("last commit: {e}")))?;
+            }
         }
         let digests: Vec<Hash> = block.txs.iter().map(|t| t.body.sign_digest()).collect();
         if !block.txs.is_empty() {

@@ -129,8 +129,15 @@ impl TestChain {
             .expect("a test key in the validator set")
     }
 
-    /// The next block with `txs`: a second after the last, from [`TestChain::next_proposer`].
-    fn next_block(&self, txs: Vec<Transaction>) -> Block {
+    /// The next block with `txs`: a second after the last, from [`TestChain::next_proposer`],
+    /// carrying the previous block's commit signed by `signers` (default: every member of the
+    /// set that voted on it). The ledger reads only the signers' keys (the node verifies the
+    /// signatures before voting), so the signature bytes here are empty.
+    pub fn next_block_signed(
+        &self,
+        txs: Vec<Transaction>,
+        signers: Option<Vec<PublicKey>>,
+    ) -> Block {
         let (height, time_ms) = (self.height + 1, self.time_ms + 1_000);
         let proposer = self.next_proposer();
         let header = BlockHeader {
@@ -144,7 +151,28 @@ impl TestChain {
             proposer: proposer.public_key(),
             beacon: proposer.vrf_beacon(&self.chain_id, height),
         };
-        Block { header, txs }
+        let last_commit = (height >= 2).then(|| {
+            let signers = signers.unwrap_or_else(|| {
+                components::staking::voted_on(&self.overlay(), height - 1)
+                    .unwrap()
+                    .into_iter()
+                    .map(|v| v.public_key)
+                    .collect()
+            });
+            opal_types::block::LastCommit {
+                round: 0,
+                signatures: signers.into_iter().map(|k| (k, vec![])).collect(),
+            }
+        });
+        Block {
+            header,
+            txs,
+            last_commit,
+        }
+    }
+
+    fn next_block(&self, txs: Vec<Transaction>) -> Block {
+        self.next_block_signed(txs, None)
     }
 
     /// The state writes the next block with `txs` would make, without committing it. A block
@@ -163,6 +191,21 @@ impl TestChain {
     /// Execute and commit one block; check the supply invariant.
     pub fn block(&mut self, txs: Vec<Transaction>) -> BlockResult {
         let block = self.next_block(txs);
+        self.commit_block(block)
+    }
+
+    /// [`TestChain::block`] whose last commit carries only `signers` (a validator left out
+    /// missed the previous block).
+    pub fn block_signed_by(
+        &mut self,
+        txs: Vec<Transaction>,
+        signers: Vec<PublicKey>,
+    ) -> BlockResult {
+        let block = self.next_block_signed(txs, Some(signers));
+        self.commit_block(block)
+    }
+
+    fn commit_block(&mut self, block: Block) -> BlockResult {
         self.height += 1;
         self.time_ms += 1_000;
         let mut o = self.overlay();

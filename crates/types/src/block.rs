@@ -39,6 +39,27 @@ pub struct BlockHeader {
 pub struct Block {
     pub header: BlockHeader,
     pub txs: Vec<Transaction>,
+    /// The commit signatures of the previous block, as its proposer saw them: who signed
+    /// height − 1. `None` only at height 1. Every validator checks it before voting (more than
+    /// two thirds of the power of the set that voted on height − 1, every signature valid);
+    /// the ledger reads its signers for liveness and base rewards.
+    #[serde(default)]
+    pub last_commit: Option<LastCommit>,
+}
+
+/// The precommits that decided a block: the round and each signer's (consensus key,
+/// 64-byte ed25519 signature over the engine's precommit bytes).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct LastCommit {
+    pub round: u32,
+    pub signatures: Vec<(PublicKey, Vec<u8>)>,
+}
+
+impl LastCommit {
+    /// The consensus keys that signed.
+    pub fn signers(&self) -> impl Iterator<Item = &PublicKey> {
+        self.signatures.iter().map(|(k, _)| k)
+    }
 }
 
 impl BlockHeader {
@@ -48,6 +69,15 @@ impl BlockHeader {
 }
 
 impl Block {
+    /// A block without commit information (height 1, and tests that do not model it).
+    pub fn new(header: BlockHeader, txs: Vec<Transaction>) -> Block {
+        Block {
+            header,
+            txs,
+            last_commit: None,
+        }
+    }
+
     pub fn tx_root(txs: &[Transaction]) -> Hash {
         let ids: Vec<Hash> = txs.iter().map(|t| t.hash()).collect();
         merkle::root(&ids)

@@ -54,11 +54,7 @@ fn main() {
             proposer: set[0].public_key,
             beacon: keys[0].vrf_beacon("bench", 1),
         };
-        let block = Block {
-            header,
-            txs: vec![],
-        }
-        .to_bytes();
+        let block = Block::new(header, vec![]).to_bytes();
         let value_id = *blake3::hash(&block).as_bytes();
         let signatures = keys
             .iter()

@@ -104,13 +104,7 @@ impl Chain {
                     beacon: key_of(&sets[h as usize - 1][0].public_key).vrf_beacon(CHAIN, h),
                 };
                 parent = header.hash();
-                blocks.push(
-                    Block {
-                        header,
-                        txs: vec![],
-                    }
-                    .to_bytes(),
-                );
+                blocks.push(Block::new(header, vec![]).to_bytes());
             }
             let root = store.commit(h, w, Default::default()).unwrap();
             if h == 0 {

@@ -7,6 +7,7 @@ mod catchup;
 mod cli;
 mod common;
 mod crash;
+mod downtime;
 mod foreign;
 mod governance;
 mod halt;

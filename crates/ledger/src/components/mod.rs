@@ -3,7 +3,7 @@
 //! order and the action router are in one app module, [`crate::exec`] ([`crate::exec::Ledger`]).
 //! Components import only those below them, with no cycles (docs/layout.md): accounts <
 //! staking < registry (with zk_keys) < payout < verification < inference (settlement) < zk;
-//! reward_pool sits on accounts, below staking (which settles delegations' rewards) and
+//! liveness (downtime) sits above staking; reward_pool sits on accounts, below staking (which settles delegations' rewards) and
 //! settlement (which awards performance points); rewards (emission) sits above staking;
 //! governance reads staking and writes every parameter set.
 //! What they share is here: [`Component`], [`BlockCtx`] and [`BlockFrame`], [`TxOutcome`] and
@@ -24,6 +24,7 @@ pub mod accounts;
 pub mod fees;
 pub mod governance;
 pub mod inference;
+pub mod liveness;
 pub mod payout;
 pub mod registry;
 pub mod reward_pool;
@@ -84,13 +85,15 @@ pub(crate) fn write<T: BorshSerialize>(s: &mut Overlay, key: &[u8], v: &T) {
     s.put(key.to_vec(), opal_types::encode(v));
 }
 
-/// What begin-block and end-block see besides the [`BlockCtx`]: the block's proposer and its
-/// verified audit beacon.
+/// What begin-block and end-block see besides the [`BlockCtx`]: the block's proposer, its
+/// verified audit beacon, and the previous block's commit signatures (checked by every
+/// validator before it voted; `None` at height 1).
 #[derive(Debug, Clone, Copy)]
 pub struct BlockFrame<'a> {
     pub ctx: &'a BlockCtx,
     pub proposer: &'a PublicKey,
     pub beacon: &'a Hash,
+    pub last_commit: Option<&'a opal_types::block::LastCommit>,
 }
 
 /// What a component's block hook returns: `Err` is a node fault that stops the block.

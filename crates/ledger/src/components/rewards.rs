@@ -5,7 +5,7 @@
 //! Every block, in begin-block: `minted = supply × inflation_bps × (time − last block time) /
 //! (10000 × YEAR_MS)`, rounded down, is added to the supply and the reward pool.
 //! `performance_share_bps` of it goes to the performance pool; the rest is split among the
-//! active validators (the set that votes on this block) by voting power, each split into its
+//! validators that signed the previous block (by their power then), each split into its
 //! commission and its delegators' part ([`reward_pool::reward_validator`]); what rounding
 //! leaves is carried to the next block's split. Every `performance_epoch_blocks` blocks the performance pool
 //! is paid to inference nodes in proportion to their points (settled units weighted by tier,
@@ -100,7 +100,16 @@ fn begin_block(s: &mut Overlay, b: BlockFrame, ev: &mut Vec<Event>) -> Hook {
         },
     );
     if !minted.is_zero() {
-        distribute(s, &p, supply, minted, ev)?;
+        // The validators that signed the previous block (by the power they had then); where a
+        // block carries no commit information (height 1), the set that votes on this one.
+        let set = match super::liveness::last_signers(s, &b)? {
+            Some((set, signers)) => set
+                .into_iter()
+                .filter(|v| signers.contains(&v.public_key))
+                .collect(),
+            None => staking::active_set(s)?,
+        };
+        distribute(s, &p, supply, minted, &set, ev)?;
     }
     if b.ctx.height.is_multiple_of(p.performance_epoch_blocks) {
         pay_performance_epoch(s, b.ctx.height, ev)?;
@@ -113,6 +122,7 @@ fn distribute(
     p: &RewardParams,
     supply: Amount,
     minted: Amount,
+    set: &[opal_types::validator::ActiveValidator],
     ev: &mut Vec<Event>,
 ) -> Result<(), LedgerError> {
     let next = supply.checked_add(minted).map_err(|e| inv("supply", e))?;
@@ -126,12 +136,10 @@ fn distribute(
     let base = (minted.0 - perf.0)
         .checked_add(reward_pool::carry(s)?.0)
         .ok_or_else(|| inv("rewards", "overflow"))?;
-    // The set that votes on this block: the state before it holds it.
-    let set = staking::active_set(s)?;
     let total_power: u128 = set.iter().map(|v| v.power as u128).sum();
     let mut assigned: u128 = 0;
     let mut unassigned = Amount::ZERO;
-    for v in &set {
+    for v in set {
         let r = base
             .checked_mul(v.power as u128)
             .and_then(|x| x.checked_div(total_power))

@@ -702,9 +702,48 @@ pub fn end_block(
     }
     let dirty: bool = read(s, k::SET_DIRTY)?.unwrap_or(false);
     if dirty || ctx.height.is_multiple_of(p.epoch_blocks) {
-        update_validator_set(s, &p, events)?;
+        update_validator_set(s, &p, ctx.height, events)?;
     }
     Ok(())
+}
+
+/// The set that voted on block `height`, read during block `height + 1` (in the state after
+/// `height`): the set in force unless it changed at the end of `height` itself.
+pub fn voted_on(s: &Overlay, height: u64) -> Result<Vec<ActiveValidator>, LedgerError> {
+    if read::<u64>(s, k::SET_CHANGED_AT)? == Some(height) {
+        return Ok(read(s, k::PREV_SET)?.unwrap_or_default());
+    }
+    active_set(s)
+}
+
+/// Jail `op` for downtime: slash `downtime_slash_bps` of its bonded tokens to the treasury and
+/// jail it for `downtime_jail_ms` (it may `Unjail` after). Returns what was slashed.
+pub fn jail_for_downtime(
+    s: &mut Overlay,
+    ctx: &BlockCtx,
+    op: &Address,
+    p: &StakingParams,
+) -> Result<(Amount, u64), LedgerError> {
+    let Some(mut v) = validator(s, op)? else {
+        return Ok((Amount::ZERO, 0));
+    };
+    let cut = v
+        .tokens
+        .checked_bps(p.downtime_slash_bps)
+        .map_err(|e| LedgerError::Invariant(format!("downtime slash: {e}")))?;
+    v.tokens = Amount(v.tokens.0 - cut.0);
+    sub_pool(s, k::BONDED_POOL, cut)?;
+    let t: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
+    let t = t
+        .checked_add(cut)
+        .map_err(|e| LedgerError::Invariant(format!("treasury: {e}")))?;
+    write(s, keys::TREASURY, &t);
+    v.jailed = true;
+    v.jailed_until_ms = ctx.time_ms.saturating_add(p.downtime_jail_ms);
+    let until = v.jailed_until_ms;
+    write(s, &k::validator(op), &v);
+    mark_set_dirty(s);
+    Ok((cut, until))
 }
 
 /// The active set: unjailed validators with at least the minimum stake, by power (tokens /
@@ -713,6 +752,7 @@ pub fn end_block(
 pub fn update_validator_set(
     s: &mut Overlay,
     p: &StakingParams,
+    height: u64,
     events: &mut Vec<Event>,
 ) -> Result<(), LedgerError> {
     let mut set: Vec<ActiveValidator> = validators(s)?
@@ -742,11 +782,15 @@ pub fn update_validator_set(
     if set.is_empty() {
         return Ok(());
     }
-    if active_set(s)? != set {
+    let old = active_set(s)?;
+    if old != set {
         events.push(Event::ValidatorSetChanged {
             validators: set.len() as u32,
             total_power: total as u64,
         });
+        // Who voted on this block, for liveness in the next one (`voted_on`).
+        write(s, k::PREV_SET, &old);
+        write(s, k::SET_CHANGED_AT, &height);
         write(s, keys::VALIDATORS, &set);
     }
     Ok(())
@@ -798,7 +842,7 @@ impl super::Component for Staking {
         for v in &g.validators {
             genesis_validator(s, v)?;
         }
-        update_validator_set(s, &g.staking, &mut Vec::new())?;
+        update_validator_set(s, &g.staking, 0, &mut Vec::new())?;
         if active_set(s)?.is_empty() {
             return Err(LedgerError::Genesis(
                 "no validator has any voting power (stake below power_reduction?)".into(),
