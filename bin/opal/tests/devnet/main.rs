@@ -3,6 +3,7 @@
 mod bad_inputs;
 mod common;
 mod crash;
+mod governance;
 mod inference;
 mod light;
 mod llm;
