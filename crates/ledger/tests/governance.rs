@@ -103,12 +103,6 @@ fn supply_net_of_emission(c: &TestChain) -> Amount {
     Amount(supply(c).0 - minted.0)
 }
 
-fn treasury(c: &TestChain) -> Amount {
-    let b = c.overlay().get(keys::TREASURY).unwrap();
-    b.map(|b| borsh::from_slice(&b).unwrap())
-        .unwrap_or_default()
-}
-
 #[test]
 fn a_passed_parameter_change_is_in_force_from_the_next_block() {
     let mut c = chain();
@@ -306,7 +300,7 @@ fn fund_treasury(c: &mut TestChain) -> Amount {
         );
         assert_eq!(c.settle_one(&node(), &r), None);
     }
-    let t = treasury(c);
+    let t = c.treasury();
     assert!(t.0 > 0, "settlement paid the treasury");
     t
 }
@@ -343,7 +337,7 @@ fn a_treasury_spend_pays_exactly_and_a_second_that_no_longer_fits_fails_to_execu
     assert_eq!(prop(&c, first).execution_error, None);
     let acct = components::accounts::get(&c.overlay(), &to).unwrap();
     assert_eq!(acct.balance, Amount(t.0 - 1));
-    assert_eq!(treasury(&c), Amount(1));
+    assert_eq!(c.treasury(), Amount(1));
     assert_eq!(p2.status, ProposalStatus::Passed);
     assert!(
         p2.execution_error.as_deref().unwrap().contains("treasury"),

@@ -37,19 +37,13 @@ fn in_set(c: &TestChain, k: &SecretKey) -> bool {
         .any(|v| v.public_key == k.public_key())
 }
 
-fn treasury(c: &TestChain) -> Amount {
-    let b = c.overlay().get(keys::TREASURY).unwrap();
-    b.map(|b| borsh::from_slice(&b).unwrap())
-        .unwrap_or_default()
-}
-
 #[test]
 fn a_validator_that_stops_signing_is_jailed_slashed_and_may_unjail_after_the_delay() {
     let (mut c, [a, b, v]) = chain();
     c.block(vec![]); // height 1: no last commit
     let signers = vec![a.public_key(), b.public_key()];
     let stake = tokens(&c, &v);
-    let treasury0 = treasury(&c);
+    let treasury0 = c.treasury();
     let mut jailed_at = None;
     for _ in 0..WINDOW + 2 {
         let r = c.block_signed_by(vec![], signers.clone());
@@ -78,7 +72,7 @@ fn a_validator_that_stops_signing_is_jailed_slashed_and_may_unjail_after_the_del
         .unwrap();
     assert!(info.jailed);
     assert_eq!(info.tokens.0, stake.0 - stake.0 / 100);
-    assert_eq!(treasury(&c).0, treasury0.0 + stake.0 / 100);
+    assert_eq!(c.treasury().0, treasury0.0 + stake.0 / 100);
     assert!(
         !in_set(&c, &v),
         "the set was recomputed at the end of that block"

@@ -7,7 +7,7 @@
 mod common;
 
 use opal_consensus::time::TimeBounds;
-use opal_consensus::{BlockExecutor, CommitCertificate};
+use opal_consensus::BlockExecutor;
 use opal_node::app::AppError;
 use opal_node::app::OpalApp;
 use opal_types::{Block, SecretKey};
@@ -51,20 +51,6 @@ fn block_at(n: &mut Node, height: u64, time_ms: u64) -> Vec<u8> {
     let mut b = Block::from_bytes(&bytes).expect("built block decodes");
     b.header.time_ms = time_ms;
     b.to_bytes()
-}
-
-/// The one validator's precommit for `block`: the executor stores it, and the next block
-/// carries it as its last commit, which every validator checks.
-fn cert(key: &SecretKey, height: u64, block: &[u8]) -> CommitCertificate {
-    let value_id = opal_consensus::value_id(block);
-    let pk = key.public_key().0;
-    let msg = opal_consensus::signing::precommit_sign_bytes("c", height, 0, value_id, pk);
-    CommitCertificate {
-        height,
-        round: 0,
-        value_id,
-        signatures: vec![(pk, key.sign(&msg).0.to_vec())],
-    }
 }
 
 #[test]
@@ -115,7 +101,9 @@ fn a_stale_time_is_refused_in_early_rounds() {
 fn synced_and_re_proposed_blocks_are_not_judged_by_todays_clock() {
     let mut n = node(T0);
     let b1 = n.app.build_block(1, 0, n.key.public_key().0);
-    n.app.commit(1, &b1, &cert(&n.key, 1, &b1)).unwrap();
+    n.app
+        .commit(1, &b1, &common::precommit(&n.key, 1, &b1))
+        .unwrap();
     // A block made a day ago, committed by the network then, arriving by sync today.
     let old = block_at(&mut n, 2, T0 + 5_000);
     n.clock.store(T0 + 24 * HOUR_MS, Ordering::SeqCst);

@@ -4,24 +4,13 @@
 
 mod common;
 
-use opal_consensus::{BlockExecutor, CommitCertificate};
+use common::precommit;
+use opal_consensus::BlockExecutor;
 use opal_node::app::AppError;
 use opal_types::block::LastCommit;
 use opal_types::{Block, PublicKey, SecretKey};
 
 const T0: u64 = 1_800_000_000_000;
-
-fn precommit(key: &SecretKey, height: u64, block: &[u8]) -> CommitCertificate {
-    let value_id = opal_consensus::value_id(block);
-    let pk = key.public_key().0;
-    let msg = opal_consensus::signing::precommit_sign_bytes("c", height, 0, value_id, pk);
-    CommitCertificate {
-        height,
-        round: 0,
-        value_id,
-        signatures: vec![(pk, key.sign(&msg).0.to_vec())],
-    }
-}
 
 fn invalid(r: Result<(), AppError>) -> String {
     match r {

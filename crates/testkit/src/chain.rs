@@ -102,6 +102,13 @@ impl TestChain {
             .balance
     }
 
+    /// The protocol treasury's balance.
+    pub fn treasury(&self) -> Amount {
+        let b = self.overlay().get(keys::TREASURY).unwrap();
+        b.map(|b| borsh::from_slice(&b).unwrap())
+            .unwrap_or_default()
+    }
+
     pub fn nonce(&self, k: &SecretKey) -> u64 {
         components::accounts::get(&self.overlay(), &k.address())
             .unwrap()

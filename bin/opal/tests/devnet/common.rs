@@ -272,6 +272,26 @@ pub fn post_oversized(base: &str, path: &str, len: usize) -> u16 {
         .unwrap_or_else(|| panic!("no HTTP status from {base}{path}: {line:?}"))
 }
 
+/// (total supply, the sum of every pool outside accounts) from one `/api/status` reply (one
+/// state snapshot: emission changes the supply every block).
+pub fn supply_and_pools(st: &Value) -> (u128, u128) {
+    let amount = |v: &Value| v.as_str().unwrap().parse::<u128>().unwrap();
+    let pools = [
+        "fees",
+        "bonded",
+        "unbonding",
+        "treasury",
+        "escrow",
+        "held",
+        "deposits",
+        "rewards",
+    ]
+    .iter()
+    .map(|p| amount(&st["pools"][p]))
+    .sum();
+    (amount(&st["total_supply"]), pools)
+}
+
 pub fn get(base: &str, path: &str) -> reqwest::Result<(u16, Value)> {
     crate::support::get_with(http(), base, path)
 }

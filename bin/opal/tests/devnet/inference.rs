@@ -537,21 +537,7 @@ fn models_and_datasets_register_through_the_cli_with_their_rules() {
     assert_eq!(net.balance(&modeler) - m0, 70);
 
     // Supply is conserved: every account that holds anything, plus the pools.
-    let st = net.status();
-    let supply: u128 = st["total_supply"].as_str().unwrap().parse().unwrap();
-    let pools: u128 = [
-        "fees",
-        "bonded",
-        "unbonding",
-        "treasury",
-        "escrow",
-        "held",
-        "deposits",
-        "rewards",
-    ]
-    .iter()
-    .map(|p| st["pools"][p].as_str().unwrap().parse::<u128>().unwrap())
-    .sum();
+    let (supply, pools) = supply_and_pools(&net.status());
     let mut accounts: u128 = 0;
     for e in std::fs::read_dir(home.join("keys")).unwrap().flatten() {
         accounts += net.balance(&addr_of(&e.path()));

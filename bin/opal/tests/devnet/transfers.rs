@@ -72,25 +72,8 @@ fn thousand_transfers_balances_supply_and_proofs() {
     );
 
     // Supply invariant from outside: these are all the accounts that hold anything.
-    let supply: u128 = net.status()["total_supply"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let st = net.status();
-    let pools: u128 = [
-        "fees",
-        "bonded",
-        "unbonding",
-        "treasury",
-        "escrow",
-        "held",
-        "deposits",
-        "rewards",
-    ]
-    .iter()
-    .map(|p| st["pools"][p].as_str().unwrap().parse::<u128>().unwrap())
-    .sum();
+    // Both from one status reply: emission changes the supply every block.
+    let (supply, pools) = supply_and_pools(&net.status());
     // The demo's accounts (inference node, model owner, dataset contributor, LLM caller) hold
     // the rest.
     let demo: u128 = ["inference", "modeler", "curator", "llm-caller"]

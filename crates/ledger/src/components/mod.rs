@@ -55,6 +55,22 @@ pub(crate) fn read<T: BorshDeserialize>(s: &Overlay, key: &[u8]) -> Result<Optio
     }
 }
 
+/// Decode every value under `prefix`, in key order (corruption reported, never a panic).
+pub(crate) fn read_all<T: BorshDeserialize>(
+    s: &Overlay,
+    prefix: &[u8],
+) -> Result<Vec<T>, LedgerError> {
+    s.prefix(prefix)?
+        .into_iter()
+        .map(|(key, v)| {
+            T::try_from_slice(&v).map_err(|e| LedgerError::Corrupt {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// Read a value genesis always writes (the parameters): missing is corruption, never a
 /// default, so no node runs with values the chain did not agree on. The one rule for a
 /// missing parameter.

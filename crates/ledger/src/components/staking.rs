@@ -70,15 +70,7 @@ pub fn validator(s: &Overlay, operator: &Address) -> Result<Option<ValidatorInfo
 }
 
 pub fn validators(s: &Overlay) -> Result<Vec<ValidatorInfo>, LedgerError> {
-    s.prefix(k::VALIDATOR_PREFIX)?
-        .into_iter()
-        .map(|(key, v)| {
-            borsh::from_slice(&v).map_err(|e| LedgerError::Corrupt {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                reason: e.to_string(),
-            })
-        })
-        .collect()
+    super::read_all(s, k::VALIDATOR_PREFIX)
 }
 
 pub fn active_set(s: &Overlay) -> Result<Vec<ActiveValidator>, LedgerError> {

@@ -7,6 +7,20 @@ use opal_node::mempool::{Mempool, MempoolLimits};
 use opal_types::{Amount, SecretKey};
 use std::sync::Arc;
 
+/// `key`'s precommit for `block` at `height` on chain `c`, as a one-signature commit
+/// certificate (what the executor stores, and the next block carries as its last commit).
+pub fn precommit(key: &SecretKey, height: u64, block: &[u8]) -> opal_consensus::CommitCertificate {
+    let value_id = opal_consensus::value_id(block);
+    let pk = key.public_key().0;
+    let msg = opal_consensus::signing::precommit_sign_bytes("c", height, 0, value_id, pk);
+    opal_consensus::CommitCertificate {
+        height,
+        round: 0,
+        value_id,
+        signatures: vec![(pk, key.sign(&msg).0.to_vec())],
+    }
+}
+
 /// Chain `c` at genesis time `genesis_time_ms`, with `key` its only validator (stake 10M,
 /// balance 1M); the app holds `key` (it proposes and reports evidence with it).
 pub fn one_validator_app(key: &SecretKey, genesis_time_ms: u64) -> (tempfile::TempDir, OpalApp) {

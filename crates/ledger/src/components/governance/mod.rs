@@ -118,19 +118,7 @@ pub fn proposal(s: &Overlay, id: ProposalId) -> Result<Option<Proposal>, LedgerE
 
 /// Every proposal, oldest first.
 pub fn proposals(s: &Overlay) -> Result<Vec<Proposal>, LedgerError> {
-    decode_all(s, k::PROPOSAL_PREFIX)
-}
-
-fn decode_all<T: BorshDeserialize>(s: &Overlay, prefix: &[u8]) -> Result<Vec<T>, LedgerError> {
-    s.prefix(prefix)?
-        .into_iter()
-        .map(|(key, v)| {
-            borsh::from_slice(&v).map_err(|e| LedgerError::Corrupt {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                reason: e.to_string(),
-            })
-        })
-        .collect()
+    super::read_all(s, k::PROPOSAL_PREFIX)
 }
 
 fn addr_suffix(key: &[u8]) -> Result<Address, LedgerError> {
@@ -184,7 +172,7 @@ pub fn param_source(s: &Overlay, key: &str) -> Result<Option<ProposalId>, Ledger
 
 /// The enclave measurements the `tee` tier trusts, in key order.
 pub fn tee_measurements(s: &Overlay) -> Result<Vec<Measurement>, LedgerError> {
-    decode_all(s, k::TEE_PREFIX)
+    super::read_all(s, k::TEE_PREFIX)
 }
 
 /// Whether the `tee` tier trusts `m`.
