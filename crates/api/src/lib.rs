@@ -11,7 +11,7 @@
 //!
 //! Typed so far: errors, the status, accounts, transactions (submit and status), inference
 //! (`POST /api/infer`'s body and reply), zk proofs (`GET /api/proofs/{id}`), models
-//! (`/api/models`, `/api/models/{model}`), escrows, and governance ([`gov`]: proposals, votes,
+//! (`/api/models`, `/api/models/{model}`), escrows, validators, and governance ([`gov`]: proposals, votes,
 //! `/api/params`, `/api/gov`). The lineage, dataset, service, receipt,
 //! case and OpenAI routes are still built with `serde_json::json!` in the node and read as
 //! `serde_json::Value` by the client (`Client::get`); each one moves here as it is touched.
@@ -304,6 +304,46 @@ pub struct ModelDetail {
     pub services: Vec<ServingOffer>,
 }
 
+/// `GET /api/validators`: every validator, the active set with voting power, and the staking
+/// parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Validators {
+    pub height: u64,
+    pub validators: Vec<ValidatorEntry>,
+    /// The set that votes on the next height.
+    #[schemars(with = "Vec<Value>")]
+    pub active_set: Vec<opal_types::validator::ActiveValidator>,
+    pub total_power: u64,
+    #[schemars(with = "Value")]
+    pub params: opal_ledger::StakingParams,
+}
+
+/// One validator in `GET /api/validators`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ValidatorEntry {
+    #[schemars(with = "String")]
+    pub operator: Address,
+    pub name: String,
+    #[schemars(with = "String")]
+    pub consensus_key: PublicKey,
+    #[schemars(with = "String")]
+    pub tokens: Amount,
+    pub jailed: bool,
+    pub jailed_until_ms: u64,
+    /// In the active set (then `power` is its voting power).
+    pub active: bool,
+    pub power: Option<u64>,
+    /// Its commission on its rewards, in basis points.
+    #[serde(default)]
+    pub commission_bps: u32,
+    /// Commit signatures missed in its current liveness window (of
+    /// `params.signed_blocks_window`), and blocks recorded in it.
+    #[serde(default)]
+    pub missed_blocks: u64,
+    #[serde(default)]
+    pub window_blocks: u64,
+}
+
 /// `GET /api/escrows/{caller}/{node}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Escrow {
@@ -335,6 +375,7 @@ pub fn schemas() -> serde_json::Map<String, Value> {
     g.subschema_for::<Model>();
     g.subschema_for::<ModelDetail>();
     g.subschema_for::<Escrow>();
+    g.subschema_for::<Validators>();
     g.subschema_for::<gov::Proposal>();
     g.subschema_for::<gov::Proposals>();
     g.subschema_for::<gov::Votes>();

@@ -231,6 +231,11 @@ impl Client {
     }
 
     /// `POST /api/txs`: the node admitted the transaction to its mempool.
+    /// `GET /api/validators`.
+    pub fn validators(&self) -> Result<opal_api::Validators> {
+        self.get_as("/api/validators")
+    }
+
     /// `GET /api/params`: every parameter in force with its bounds and the proposal that set it.
     pub fn params(&self) -> Result<opal_api::gov::ParamsInForce> {
         self.get_as("/api/params")

@@ -146,25 +146,24 @@ pub fn run(cmd: QueryCmd, out: Output) -> Result<()> {
             }
         }
         QueryCmd::Validators { node } => {
-            let v = Client::new(&node.node)?.get("/api/validators")?;
+            let r = Client::new(&node.node)?.validators()?;
+            let v = serde_json::to_value(&r)?;
             print(out, &v, || {
-                let mut t = format!(
-                    "height {}  total power {}",
-                    s(&v, "height"),
-                    s(&v, "total_power")
-                );
-                for x in v["validators"].as_array().into_iter().flatten() {
+                let mut t = format!("height {}  total power {}", r.height, r.total_power);
+                for x in &r.validators {
                     t += &format!(
-                        "\n  {:<16} {}  tokens {:>20}  {}{}",
-                        s(x, "name"),
-                        s(x, "operator"),
-                        s(x, "tokens"),
-                        if x["active"] == true {
-                            format!("power {}", s(x, "power"))
-                        } else {
-                            "inactive".into()
+                        "\n  {:<16} {}  tokens {:>20}  {}  commission {} bps  missed {}/{}{}",
+                        x.name,
+                        x.operator,
+                        x.tokens,
+                        match x.power {
+                            Some(p) if x.active => format!("power {p}"),
+                            _ => "inactive".into(),
                         },
-                        if x["jailed"] == true { "  JAILED" } else { "" }
+                        x.commission_bps,
+                        x.missed_blocks,
+                        x.window_blocks,
+                        if x.jailed { "  JAILED" } else { "" }
                     );
                 }
                 t

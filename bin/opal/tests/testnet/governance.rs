@@ -13,7 +13,8 @@ use opal_types::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-const VOTING_MS: u64 = 12_000;
+/// Long enough for four CLI transactions to land under a loaded CI machine.
+const VOTING_MS: u64 = 20_000;
 
 /// Sign `action` from `key` at its committed nonce, submit it to node 0, wait for its block;
 /// the committed status (asserts it applied).
@@ -201,10 +202,11 @@ fn a_passed_audit_rate_change_drives_the_audit_draw_on_every_validator() {
     ]);
     assert_eq!(code, 2, "{err}");
 
-    // The live tally, then the decision at the end of the period, on every validator.
+    // The votes on another node's API (the live tally while voting, the final one after: the
+    // status depends on how fast this machine is, the votes do not).
     let p = t.proposal(3, 1);
-    assert_eq!(p["status"], "voting_period", "{p}");
     assert_eq!(p["votes"], 3, "{p}");
+    assert_eq!(p["tally"]["yes"], "3000000000000", "{p}");
     let start = Instant::now();
     while t.proposal(0, 1)["status"] == "voting_period" {
         assert!(

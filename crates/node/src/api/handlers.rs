@@ -307,35 +307,45 @@ fn block_json(sh: &Shared, height: u64) -> ApiResult {
     })))
 }
 
-/// Every validator with its stake and jail status, and the active set with voting power.
-pub async fn validators(State(sh): S) -> ApiResult {
-    use opal_ledger::components::staking;
+/// Every validator with its stake, jail status, commission and liveness window, and the
+/// active set with voting power.
+pub async fn validators(State(sh): S) -> Result<Json<api::Validators>, ApiError> {
+    use opal_ledger::components::{liveness, rewards, staking};
     let snap = sh.snapshot().map_err(internal)?;
     let o = Overlay::new(snap.clone());
     let all = staking::validators(&o).map_err(internal)?;
     let active = staking::active_set(&o).map_err(internal)?;
     let params = staking::params(&o).map_err(internal)?;
-    let list: Vec<Value> = all
-        .iter()
-        .map(|v| {
-            let power = active
-                .iter()
-                .find(|a| a.operator == v.operator)
-                .map(|a| a.power);
-            json!({
-                "operator": v.operator, "name": v.name, "consensus_key": v.consensus_key,
-                "tokens": v.tokens, "jailed": v.jailed, "jailed_until_ms": v.jailed_until_ms,
-                "active": power.is_some(), "power": power,
-            })
-        })
-        .collect();
-    Ok(Json(json!({
-        "height": snap.version().unwrap_or(0),
-        "validators": list,
-        "active_set": active,
-        "total_power": active.iter().map(|a| a.power).sum::<u64>(),
-        "params": params,
-    })))
+    let reward_params = opal_ledger::params::rewards(&o).map_err(internal)?;
+    let mut list = Vec::with_capacity(all.len());
+    for v in all {
+        let power = active
+            .iter()
+            .find(|a| a.operator == v.operator)
+            .map(|a| a.power);
+        let live = liveness::signing_info(&o, &v.operator).map_err(internal)?;
+        list.push(api::ValidatorEntry {
+            commission_bps: rewards::commission_rate(&o, &v.operator, &reward_params)
+                .map_err(internal)?,
+            missed_blocks: live.missed,
+            window_blocks: live.index.min(params.signed_blocks_window),
+            operator: v.operator,
+            name: v.name,
+            consensus_key: v.consensus_key,
+            tokens: v.tokens,
+            jailed: v.jailed,
+            jailed_until_ms: v.jailed_until_ms,
+            active: power.is_some(),
+            power,
+        });
+    }
+    Ok(Json(api::Validators {
+        height: snap.version().unwrap_or(0),
+        validators: list,
+        total_power: active.iter().map(|a| a.power).sum::<u64>(),
+        active_set: active,
+        params,
+    }))
 }
 
 pub async fn block(State(sh): S, Path(height): Path<String>) -> ApiResult {
