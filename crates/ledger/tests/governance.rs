@@ -705,3 +705,39 @@ fn too_many_open_proposals_are_refused() {
     )]);
     assert_eq!(codes, vec![Some("too_many_proposals".into())]);
 }
+
+/// The attack a stake minority would try: a third of the stake (3M of 10M here: validator C)
+/// proposes to pay itself the treasury and votes for it. Alone it cannot reach quorum; if the
+/// others vote no it is outvoted; and its veto cannot sink a proposal everyone votes on.
+#[test]
+fn a_one_third_minority_cannot_pass_a_spend_or_veto_alone() {
+    let mut c = chain();
+    let [a, b, minority] = validators();
+    fund_treasury(&mut c);
+    let t = c.treasury();
+    let grab = ProposalContent::TreasurySpend {
+        to: minority.address(),
+        amount: t,
+    };
+    // Alone: 30% of the stake voted, short of the 40% quorum.
+    let id = propose(&mut c, &key(1), grab.clone(), MIN_DEPOSIT);
+    c.run(vec![vote(&c, &minority, id, VoteOption::Yes)]);
+    assert_eq!(finish(&mut c, id).status, ProposalStatus::NoQuorum);
+    // With the others voting no: 3M yes against 7M no.
+    let id = propose(&mut c, &key(1), grab, MIN_DEPOSIT);
+    c.run(vec![
+        vote(&c, &minority, id, VoteOption::Yes),
+        vote(&c, &a, id, VoteOption::No),
+        vote(&c, &b, id, VoteOption::No),
+    ]);
+    assert_eq!(finish(&mut c, id).status, ProposalStatus::Rejected);
+    assert!(c.treasury() >= t, "the treasury kept its funds");
+    // Its veto of a proposal everyone votes on: 3M of 10M is below 33.4%.
+    let id = propose(&mut c, &key(2), ProposalContent::Text, MIN_DEPOSIT);
+    c.run(vec![
+        vote(&c, &minority, id, VoteOption::NoWithVeto),
+        vote(&c, &a, id, VoteOption::Yes),
+        vote(&c, &b, id, VoteOption::Yes),
+    ]);
+    assert_eq!(finish(&mut c, id).status, ProposalStatus::Passed);
+}
