@@ -309,6 +309,10 @@ impl Ledger {
         for c in self.components() {
             c.end_block(s, frame, &mut result.events)?;
         }
+        // What consensus voted on for this block (`blake3` of its canonical bytes): the next
+        // block's last commit must be signatures over it.
+        let value_id = Hash(*blake3::hash(&block.to_bytes()).as_bytes());
+        crate::components::write(s, keys::LAST_VALUE_ID, &value_id);
         Ok(result)
     }
 

@@ -10,6 +10,9 @@ pub const VALIDATORS: &[u8] = b"validators";
 /// Protocol treasury (slashed stake lands here).
 pub const TREASURY: &[u8] = b"treasury";
 pub const GENESIS_TIME: &[u8] = b"chain/genesis_time_ms";
+/// The value id consensus voted on for the last block (`blake3` of its bytes): what the next
+/// block's last commit signs.
+pub const LAST_VALUE_ID: &[u8] = b"chain/last_value_id";
 
 pub mod accounts {
     use super::*;

@@ -171,6 +171,25 @@ fn a_last_commit_the_set_does_not_back_is_an_invalid_block() {
     assert!(e.contains("not a member"), "{e}");
     let e = exec(vec![a.public_key(), a.public_key(), v.public_key()]);
     assert!(e.contains("twice"), "{e}");
+    // Real keys, forged signatures: the ledger verifies them itself.
+    let run = |edit: &dyn Fn(&mut opal_types::block::LastCommit)| {
+        let mut block = c.next_block_signed(vec![], None);
+        edit(block.last_commit.as_mut().unwrap());
+        let mut o = c.overlay();
+        execute_block(&mut o, &block)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let e = run(&|lc| lc.signatures[0].1[5] ^= 1);
+    assert!(e.contains("signature is invalid"), "{e}");
+    let e = run(&|lc| lc.round = 3); // signed for round 0
+    assert!(e.contains("signature is invalid"), "{e}");
+    let e = run(&|lc| lc.signatures[1].1.truncate(10));
+    assert!(e.contains("not 64 bytes"), "{e}");
+    // And the honest one applies.
+    let block = c.next_block_signed(vec![], None);
+    assert!(execute_block(&mut c.overlay(), &block).is_ok());
 }
 
 #[test]

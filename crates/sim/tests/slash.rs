@@ -75,6 +75,7 @@ fn simulated_equivocation_is_slashed_on_chain() {
     assert_eq!(proposer.public_key().0, report.public_keys[(byz + 1) % 4]);
     let mut chain = TestChain::with_genesis(g);
     chain.proposer = proposer;
+    chain.signing_keys = (0..4).map(sim_key).collect();
     let operator = offender.address();
     let before = staking::validator(&chain.overlay(), &operator)
         .unwrap()

@@ -15,6 +15,8 @@ pub struct TestChain {
     pub parent: Hash,
     pub proposer: SecretKey,
     pub chain_id: String,
+    /// Validator keys besides the test keys `key(0..=255)` that sign the last commits.
+    pub signing_keys: Vec<SecretKey>,
 }
 
 /// Test key number `i` (seed `[i; 32]`); 100 is the genesis validator.
@@ -89,6 +91,7 @@ impl TestChain {
             parent: Hash::ZERO,
             proposer: key(100),
             chain_id: g.chain_id,
+            signing_keys: vec![],
         }
     }
 
@@ -138,8 +141,8 @@ impl TestChain {
 
     /// The next block with `txs`: a second after the last, from [`TestChain::next_proposer`],
     /// carrying the previous block's commit signed by `signers` (default: every member of the
-    /// set that voted on it). The ledger reads only the signers' keys (the node verifies the
-    /// signatures before voting), so the signature bytes here are empty.
+    /// set that voted on it), each a real precommit over the previous block's value id by the
+    /// test key `key(0..=255)` with that public key (the ledger verifies them).
     pub fn next_block_signed(
         &self,
         txs: Vec<Transaction>,
@@ -166,9 +169,18 @@ impl TestChain {
                     .map(|v| v.public_key)
                     .collect()
             });
+            let value_id: Hash = self
+                .overlay()
+                .get(keys::LAST_VALUE_ID)
+                .unwrap()
+                .map(|b| borsh::from_slice(&b).unwrap())
+                .expect("the previous block's value id");
             opal_types::block::LastCommit {
                 round: 0,
-                signatures: signers.into_iter().map(|k| (k, vec![])).collect(),
+                signatures: signers
+                    .into_iter()
+                    .map(|pk| (pk, self.precommit(&pk, height - 1, value_id)))
+                    .collect(),
             }
         });
         Block {
@@ -178,7 +190,27 @@ impl TestChain {
         }
     }
 
-    fn next_block(&self, txs: Vec<Transaction>) -> Block {
+    /// The precommit of the test key with public key `pk` for block `height` (`value_id`).
+    fn precommit(&self, pk: &PublicKey, height: u64, value_id: Hash) -> Vec<u8> {
+        let sk = (0..=255u8)
+            .map(key)
+            .chain(self.signing_keys.iter().cloned())
+            .find(|k| k.public_key() == *pk)
+            .expect("signers are test keys or in signing_keys");
+        let vote = opal_types::evidence::VoteEvidence {
+            vote_type: opal_types::evidence::PRECOMMIT,
+            height,
+            round: 0,
+            value: Some(value_id.0),
+            validator: *pk,
+            signature: Signature([0; 64]),
+        };
+        sk.sign(&vote.sign_bytes(&self.chain_id)).0.to_vec()
+    }
+
+    /// The next block with `txs` and the default last commit (apply it with
+    /// [`TestChain::apply_block`]).
+    pub fn next_block(&self, txs: Vec<Transaction>) -> Block {
         self.next_block_signed(txs, None)
     }
 
@@ -192,7 +224,10 @@ impl TestChain {
         let block = self.next_block(txs);
         let mut o = self.overlay();
         execute_block(&mut o, &block).unwrap();
-        o.into_writes()
+        // The block's own value id differs with its bytes.
+        let mut w = o.into_writes();
+        w.remove(keys::LAST_VALUE_ID);
+        w
     }
 
     /// Execute and commit one block; check the supply invariant.
@@ -209,6 +244,12 @@ impl TestChain {
         signers: Vec<PublicKey>,
     ) -> BlockResult {
         let block = self.next_block_signed(txs, Some(signers));
+        self.commit_block(block)
+    }
+
+    /// Execute and commit `block` (made by [`TestChain::next_block`] here or on a chain in the
+    /// same state); check the supply invariant.
+    pub fn apply_block(&mut self, block: Block) -> BlockResult {
         self.commit_block(block)
     }
 

@@ -2,8 +2,9 @@
 //! (`x/slashing` semantics; docs/staking.md "Downtime").
 //!
 //! Block `h` carries the commit signatures of block `h − 1` (`Block::last_commit`), checked by
-//! every validator before it voted (more than two thirds of the power of the set that voted on
-//! `h − 1`, every signature valid). In begin-block of `h`, each member of that set records in
+//! every validator before it voted and again here (more than two thirds of the power of the
+//! set that voted on `h − 1`, every signature a valid precommit over `h − 1`'s value id, which
+//! the ledger keeps in state). In begin-block of `h`, each member of that set records in
 //! a sliding window of `signed_blocks_window` blocks whether it signed. Once its window is
 //! full, a member that missed more than `window × (1 − min_signed_bps)` of it is jailed for
 //! `downtime_jail_ms`, loses `downtime_slash_bps` of its bonded tokens to the treasury, and
@@ -21,7 +22,8 @@ use crate::events::Event;
 use crate::keys::staking as k;
 use borsh::{BorshDeserialize, BorshSerialize};
 use opal_state::Overlay;
-use opal_types::{Address, PublicKey};
+use opal_types::evidence::{VoteEvidence, PRECOMMIT};
+use opal_types::{Address, PublicKey, Signature};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -45,16 +47,34 @@ pub fn max_missed(window: u64, min_signed_bps: u32) -> u64 {
     window - (window as u128 * min_signed_bps as u128 / 10_000) as u64
 }
 
-/// The signers of `lc` as members of `set`: each must be a member, once, and together hold
-/// more than two thirds of its power. The node checked the signatures before voting; this
-/// re-checks what the ledger relies on, so a block that slipped past cannot jail anyone it
-/// should not.
+/// The signers of `lc` as members of `set`: each a member, once, each signature a valid
+/// precommit for block `height` (value `value_id`) on `chain_id`, together more than two
+/// thirds of the set's power. Every validator checked the same before voting; the ledger
+/// checks it again, so no block can jail or pay anyone on signatures that are not real.
 fn signers_in(
     set: &[opal_types::validator::ActiveValidator],
     lc: &opal_types::block::LastCommit,
+    (chain_id, height, value_id): (&str, u64, opal_types::Hash),
 ) -> Result<BTreeSet<PublicKey>, LedgerError> {
     let mut seen = BTreeSet::new();
     let mut signed: u128 = 0;
+    let mut msgs = Vec::with_capacity(lc.signatures.len());
+    for (pk, sig) in &lc.signatures {
+        let sig = <[u8; 64]>::try_from(sig.as_slice()).map_err(|_| {
+            LedgerError::InvalidBlock(format!("last commit: {pk}'s signature is not 64 bytes"))
+        })?;
+        let vote = VoteEvidence {
+            vote_type: PRECOMMIT,
+            height,
+            round: lc.round as i64,
+            value: Some(value_id.0),
+            validator: *pk,
+            signature: Signature(sig),
+        };
+        msgs.push((*pk, vote.sign_bytes(chain_id), Signature(sig)));
+    }
+    opal_types::crypto::verify_batch(msgs.iter().map(|(k, m, s)| (k, m.as_slice(), s)))
+        .map_err(|_| LedgerError::InvalidBlock("last commit: a signature is invalid".into()))?;
     for pk in lc.signers() {
         let Some(v) = set.iter().find(|v| v.public_key == *pk) else {
             return Err(LedgerError::InvalidBlock(format!(
@@ -98,7 +118,9 @@ pub fn last_signers(
         ));
     }
     let set = staking::voted_on(s, b.ctx.height - 1)?;
-    let signers = signers_in(&set, lc)?;
+    let value_id: opal_types::Hash =
+        super::required(s, crate::keys::LAST_VALUE_ID, "last value id")?;
+    let signers = signers_in(&set, lc, (&b.ctx.chain_id, b.ctx.height - 1, value_id))?;
     Ok(Some((set, signers)))
 }
 
