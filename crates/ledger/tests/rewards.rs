@@ -281,6 +281,10 @@ fn commission_and_withdrawal_refuse_bad_inputs() {
 }
 
 fn demo_receipt(c: &TestChain, salt: u64) -> Receipt {
+    demo_receipt_with(c, salt, Default::default())
+}
+
+fn demo_receipt_with(c: &TestChain, salt: u64, escalation: receipt::Escalation) -> Receipt {
     let file = demo_model_file();
     receipt(
         c,
@@ -289,7 +293,7 @@ fn demo_receipt(c: &TestChain, salt: u64) -> Receipt {
             model_hash: Hash(*blake3::hash(&file).as_bytes()),
             input_hash: Hash([1; 32]),
             tier: Tier::Signed,
-            escalation: Default::default(),
+            escalation,
             salt,
             output_hash: Hash([2; 32]),
             price: Amount(200),
@@ -357,21 +361,58 @@ fn verified_work_earns_the_performance_pool() {
 }
 
 #[test]
-fn a_conviction_forfeits_the_epochs_points() {
-    // Every receipt is audited; the node never reveals, so it is convicted as withholding.
-    let mut c = perf_chain(10_000);
-    let r = demo_receipt(&c, 7);
-    c.settle_and_draw(&r);
-    assert_eq!(reward_pool::points(&c.overlay()).unwrap().len(), 1);
-    let deadline = c.case(&r.request_id()).unwrap().deadline_ms;
+fn audited_work_earns_nothing_until_it_is_final_and_a_conviction_forfeits_the_epoch() {
+    // The chain audits nothing by itself; the caller of receipt `b` pays for a certain audit.
+    let mut c = perf_chain(0);
+    let a = demo_receipt(&c, 1);
+    assert_eq!(c.settle_one(&node(), &a), None);
+    let points = |c: &TestChain| -> u64 {
+        reward_pool::points(&c.overlay())
+            .unwrap()
+            .iter()
+            .map(|(_, _, p)| *p)
+            .sum()
+    };
+    assert_eq!(points(&c), 1, "a is final at once (no audit possible)");
+    let certain = receipt::Escalation {
+        audit_bps: 10_000,
+        dispute: false,
+    };
+    let b = demo_receipt_with(&c, 2, certain);
+    c.settle_and_draw(&b);
+    assert_eq!(points(&c), 1, "b earns nothing while its audit is open");
+    // The node never reveals b: convicted as withholding, and a's points go too.
+    let deadline = c.case(&b.request_id()).unwrap().deadline_ms;
     c.advance_time_to(deadline + 1_000);
     assert_eq!(
-        c.verdict(&r.request_id()),
+        c.verdict(&b.request_id()),
         Some(components::verification::Outcome::Withheld)
     );
-    assert!(reward_pool::points(&c.overlay()).unwrap().is_empty());
+    assert_eq!(points(&c), 0);
     let pool = reward_pool::performance_pool(&c.overlay()).unwrap();
     assert_eq!(performance_paid(&mut c, 50), None, "nobody earned it");
     // The pool carries over, grown by this epoch's share.
     assert!(reward_pool::performance_pool(&c.overlay()).unwrap() > pool);
+}
+
+#[test]
+fn work_queued_for_an_audit_earns_its_points_when_not_drawn() {
+    // At the default rate of 5%, most receipts are not drawn: their points come with the
+    // draw of the next block; a drawn one's stay out while its audit is open.
+    let mut c = perf_chain(500);
+    let mut drawn = 0;
+    for salt in 0..10 {
+        let r = demo_receipt(&c, 100 + salt);
+        assert_eq!(c.settle_one(&node(), &r), None);
+        c.block(vec![]);
+        if c.case(&r.request_id()).is_some() {
+            drawn += 1;
+        }
+    }
+    let points: u64 = reward_pool::points(&c.overlay())
+        .unwrap()
+        .iter()
+        .map(|(_, _, p)| *p)
+        .sum();
+    assert_eq!(points, 10 - drawn, "{drawn} drawn");
 }

@@ -27,7 +27,7 @@ use crate::params::InferenceParams;
 use borsh::{BorshDeserialize, BorshSerialize};
 use opal_state::Overlay;
 use opal_types::registry::{ModelFormat, BPS};
-use opal_types::{Address, Amount, Hash, Receipt, Role, Tier};
+use opal_types::{Address, Amount, Hash, Receipt, Tier};
 use serde::{Deserialize, Serialize};
 
 #[derive(
@@ -664,8 +664,11 @@ pub(crate) fn settle_one(
         return Ok(Ok(()));
     }
     pay_out(s, &req.model, price, &payouts)?;
-    if checkable && !proved {
-        verification::enqueue_audit(
+    // Points for the work once it is final: now, or after the audit draw (and the audit, if
+    // drawn) for a receipt queued for one; a held result earns them when its case pays.
+    let queued = checkable
+        && !proved
+        && verification::enqueue_audit(
             s,
             ctx,
             &verification::AuditCandidate {
@@ -681,11 +684,9 @@ pub(crate) fn settle_one(
                 units,
             },
         );
+    if !queued {
+        super::reward_pool::award_work(s, &node, req.tier, units)?;
     }
-    // Verified work earns the node performance points: its units, weighted by the tier's
-    // strength (a conviction later this epoch forfeits them).
-    let weight = crate::params::rewards(s)?.weight(req.tier);
-    super::reward_pool::award(s, Role::InferenceNode, &node, units.saturating_mul(weight))?;
     events.push(Event::ReceiptSettled {
         request_id: id,
         caller,

@@ -196,6 +196,20 @@ pub fn award(s: &mut Overlay, role: Role, who: &Address, points: u64) -> Result<
     Ok(())
 }
 
+/// Award an inference node the points of `units` of final, verified work in `tier`
+/// (`units × weight(tier)`). Settlement calls it for a receipt that can no longer be
+/// challenged; verification calls it when a held result is paid, an audit is not drawn, or an
+/// audit or dispute ends without a conviction.
+pub fn award_work(
+    s: &mut Overlay,
+    node: &Address,
+    tier: opal_types::Tier,
+    units: u64,
+) -> Result<(), LedgerError> {
+    let weight = crate::params::rewards(s)?.weight(tier);
+    award(s, Role::InferenceNode, node, units.saturating_mul(weight))
+}
+
 /// A convicted node loses this epoch's points: the performance pool pays verified work only.
 pub fn forfeit(s: &mut Overlay, role: Role, who: &Address) {
     s.delete(k::points(role, who));

@@ -300,10 +300,18 @@ fn close_case(
     c: &Case,
     outcome: Outcome,
 ) -> Result<(), LedgerError> {
-    if outcome == Outcome::AuditPassed {
-        // A passed audit is verified work: performance points for the node.
-        let points = crate::params::rewards(s)?.audit_pass_points;
-        super::reward_pool::award(s, Role::InferenceNode, &c.node, points)?;
+    // The work of a case that ends paid is final: its points are earned (with the bonus of a
+    // passed audit). A conviction earns none (and `convict` forfeits the epoch's); neither
+    // does an undecidable case, whose price went back to the caller.
+    match outcome {
+        Outcome::Fraud | Outcome::Withheld | Outcome::Undecidable => {}
+        _ => {
+            super::reward_pool::award_work(s, &c.node, c.tier, c.units)?;
+            if outcome == Outcome::AuditPassed {
+                let points = crate::params::rewards(s)?.audit_pass_points;
+                super::reward_pool::award(s, Role::InferenceNode, &c.node, points)?;
+            }
+        }
     }
     s.delete(k::case(&c.request_id));
     s.delete(k::past_auditors(&c.request_id));
@@ -373,12 +381,13 @@ pub(crate) fn hold(
 }
 
 /// Called by settlement for a paid receipt of a re-executable model: queue it for the next
-/// block's audit draw.
-pub(crate) fn enqueue_audit(s: &mut Overlay, ctx: &BlockCtx, cand: &AuditCandidate) {
+/// block's audit draw. Whether it was queued (not at an audit rate of 0).
+pub(crate) fn enqueue_audit(s: &mut Overlay, ctx: &BlockCtx, cand: &AuditCandidate) -> bool {
     if cand.rate_bps == 0 {
-        return;
+        return false;
     }
     write(s, &k::audit_queue(ctx.height, &cand.request_id), cand);
+    true
 }
 
 /// The audit draw for one receipt: a number in `0..10000` from the block's beacon (the
@@ -471,7 +480,12 @@ pub fn begin_block(
         s.delete(key);
         let cand: AuditCandidate = borsh::from_slice(&v).map_err(|e| corrupt(&e.to_string()))?;
         let (draw, seed) = audit_draw(beacon, &cand.request_id);
-        if draw >= cand.rate_bps || case(s, &cand.request_id)?.is_some() {
+        if case(s, &cand.request_id)?.is_some() {
+            continue; // its open case awards or forfeits its points when it closes
+        }
+        if draw >= cand.rate_bps {
+            // Not audited: the work is final, its points are earned.
+            super::reward_pool::award_work(s, &cand.node, cand.tier, cand.units)?;
             continue;
         }
         let info = registry::model(s, &cand.model)?
