@@ -196,6 +196,12 @@ pub enum TxError {
     NoRewards { who: Address },
     #[error("a commission of {bps} bps is above the maximum {max}")]
     CommissionTooHigh { bps: u32, max: u32 },
+    #[error(
+        "raising the commission from {from} to {to} bps is more than the {max} bps allowed at once"
+    )]
+    CommissionRaiseTooLarge { from: u32, to: u32, max: u32 },
+    #[error("the commission was raised at {last_ms}; the next raise is allowed from {next_ms} (block time, ms)")]
+    CommissionRaiseTooSoon { last_ms: u64, next_ms: u64 },
 }
 
 impl TxError {
@@ -283,6 +289,8 @@ impl TxError {
             TxError::TooManyProposals { .. } => "too_many_proposals",
             TxError::NoRewards { .. } => "no_rewards",
             TxError::CommissionTooHigh { .. } => "commission_too_high",
+            TxError::CommissionRaiseTooLarge { .. } => "commission_raise_too_large",
+            TxError::CommissionRaiseTooSoon { .. } => "commission_raise_too_soon",
         }
     }
 }

@@ -356,6 +356,10 @@ pub mod rewards {
     pub fn commission_rate(op: &Address) -> Vec<u8> {
         [b"rewards/commission_rate/".as_slice(), &op.0].concat()
     }
+    /// When a validator last raised its commission (block-time ms).
+    pub fn commission_raised_at(op: &Address) -> Vec<u8> {
+        [b"rewards/commission_raised/".as_slice(), &op.0].concat()
+    }
     /// A validator's cumulative delegator reward per share (scaled by `REWARD_SCALE`).
     pub fn rate(op: &Address) -> Vec<u8> {
         [RATE_PREFIX, &op.0].concat()

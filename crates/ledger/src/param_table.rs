@@ -153,6 +153,8 @@ table! {
     rewards.performance_share_bps [0, 10_000],
     rewards.default_commission_bps [0, 10_000],
     rewards.max_commission_bps [0, 10_000],
+    rewards.max_commission_raise_bps [0, 10_000],
+    rewards.commission_raise_period_ms [SECOND, 30 * DAY],
     rewards.performance_epoch_blocks [1, 100_000],
     rewards.weight_signed [0, 100],
     rewards.weight_replay [0, 100],

@@ -296,6 +296,11 @@ pub struct RewardParams {
     pub default_commission_bps: u32,
     /// Highest commission a validator may set.
     pub max_commission_bps: u32,
+    /// Most a validator may raise its commission at once, in basis points; and how long it
+    /// must wait between raises (block-time ms). Lowering it is always allowed: delegators
+    /// are protected from a sudden increase, not from a cut.
+    pub max_commission_raise_bps: u32,
+    pub commission_raise_period_ms: u64,
     /// The performance pool is paid out to inference nodes every this many blocks.
     pub performance_epoch_blocks: u64,
     /// Performance points per settled unit, by tier: what each tier's verification is worth.
@@ -315,6 +320,8 @@ impl Default for RewardParams {
             performance_share_bps: 2_000,
             default_commission_bps: 1_000,
             max_commission_bps: 2_000,
+            max_commission_raise_bps: 100,
+            commission_raise_period_ms: 86_400_000,
             performance_epoch_blocks: 100,
             weight_signed: 1,
             weight_replay: 2,

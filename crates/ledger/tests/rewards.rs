@@ -244,6 +244,35 @@ fn delegators_are_paid_pro_rata_to_the_base_unit_while_delegations_change() {
 }
 
 #[test]
+fn a_commission_raise_is_bounded_in_size_and_frequency() {
+    let mut c = chain(|g| {
+        g.rewards.default_commission_bps = 1_000;
+        g.rewards.max_commission_raise_bps = 100;
+        g.rewards.commission_raise_period_ms = 10_000;
+    });
+    let op = key(100);
+    let set =
+        |c: &mut TestChain, bps: u32| c.run(vec![c.tx(&op, 0, Action::SetCommission { bps })]);
+    assert_eq!(
+        set(&mut c, 1_101),
+        vec![Some("commission_raise_too_large".into())]
+    );
+    assert_eq!(set(&mut c, 1_100), vec![None]);
+    assert_eq!(
+        set(&mut c, 1_150),
+        vec![Some("commission_raise_too_soon".into())]
+    );
+    // A cut is always allowed, at once and by any amount.
+    assert_eq!(set(&mut c, 0), vec![None]);
+    assert_eq!(
+        set(&mut c, 100),
+        vec![Some("commission_raise_too_soon".into())]
+    );
+    c.advance_time_to(c.time_ms + 10_000);
+    assert_eq!(set(&mut c, 100), vec![None]);
+}
+
+#[test]
 fn commission_and_withdrawal_refuse_bad_inputs() {
     let mut c = chain(|g| g.rewards.max_commission_bps = 2_000);
     let op = key(100);

@@ -222,13 +222,40 @@ fn withdraw(s: &mut Overlay, who: &Address, ev: &mut Vec<Event>) -> TxOutcome {
     Ok(Ok(()))
 }
 
-fn set_commission(s: &mut Overlay, op: &Address, bps: u32, ev: &mut Vec<Event>) -> TxOutcome {
+fn set_commission(
+    s: &mut Overlay,
+    now_ms: u64,
+    op: &Address,
+    bps: u32,
+    ev: &mut Vec<Event>,
+) -> TxOutcome {
     if staking::validator(s, op)?.is_none() {
         return Ok(Err(TxError::UnknownValidator { validator: *op }));
     }
-    let max = crate::params::rewards(s)?.max_commission_bps;
-    if bps > max {
-        return Ok(Err(TxError::CommissionTooHigh { bps, max }));
+    let p = crate::params::rewards(s)?;
+    if bps > p.max_commission_bps {
+        return Ok(Err(TxError::CommissionTooHigh {
+            bps,
+            max: p.max_commission_bps,
+        }));
+    }
+    let current = commission_rate(s, op, &p)?;
+    if bps > current {
+        // A raise: bounded in size and frequency, so delegators can leave before it lands.
+        if bps - current > p.max_commission_raise_bps {
+            return Ok(Err(TxError::CommissionRaiseTooLarge {
+                from: current,
+                to: bps,
+                max: p.max_commission_raise_bps,
+            }));
+        }
+        if let Some(last_ms) = read::<u64>(s, &k::commission_raised_at(op))? {
+            let next_ms = last_ms.saturating_add(p.commission_raise_period_ms);
+            if now_ms < next_ms {
+                return Ok(Err(TxError::CommissionRaiseTooSoon { last_ms, next_ms }));
+            }
+        }
+        write(s, &k::commission_raised_at(op), &now_ms);
     }
     write(s, &k::commission_rate(op), &bps);
     ev.push(Event::CommissionSet {
@@ -302,7 +329,7 @@ impl super::Component for Rewards {
     fn deliver_tx(&self, s: &mut Overlay, tx: TxCall, ev: &mut Vec<Event>) -> TxOutcome {
         match tx.action {
             Action::WithdrawRewards => withdraw(s, tx.sender, ev),
-            Action::SetCommission { bps } => set_commission(s, tx.sender, *bps, ev),
+            Action::SetCommission { bps } => set_commission(s, tx.ctx.time_ms, tx.sender, *bps, ev),
             other => super::not_routed_here(self.name(), other),
         }
     }
