@@ -17,6 +17,7 @@ fn chain() -> (TestChain, [SecretKey; 3]) {
     g.staking.min_signed_bps = 5_000; // at most 5 misses in 10
     g.staking.downtime_slash_bps = 100;
     g.staking.downtime_jail_ms = 20_000;
+    g.governance.voting_period_ms = 5_000;
     for a in g.accounts.iter_mut() {
         a.balance = Amount(1_000_000_000_000_000);
     }
@@ -131,6 +132,62 @@ fn misses_within_the_limit_do_not_jail_and_signing_again_heals_the_window() {
         .events
         .iter()
         .any(|e| matches!(e, Event::DowntimeJailed { .. })));
+}
+
+#[test]
+fn a_new_window_size_starts_every_record_afresh() {
+    let (mut c, [a, b, v]) = chain();
+    c.block(vec![]);
+    let two = vec![a.public_key(), b.public_key()];
+    for _ in 0..4 {
+        c.block_signed_by(vec![], two.clone());
+    }
+    assert_eq!(
+        liveness::signing_info(&c.overlay(), &v.address())
+            .unwrap()
+            .missed,
+        4
+    );
+    // Governance doubles the window (every block from here on signed by all three).
+    let submit = c.tx(
+        &key(1),
+        0,
+        Action::SubmitProposal {
+            title: "a longer window".into(),
+            summary: String::new(),
+            content: opal_types::gov::ProposalContent::ParamChange {
+                changes: vec![format!("staking.signed_blocks_window={}", 2 * WINDOW)
+                    .parse()
+                    .unwrap()],
+            },
+            deposit: GovParams::default().min_deposit,
+        },
+    );
+    assert_eq!(c.run(vec![submit]), vec![None]);
+    let vote = |c: &TestChain, k: &SecretKey| {
+        c.tx(
+            k,
+            0,
+            Action::Vote {
+                proposal: 1,
+                option: opal_types::gov::VoteOption::Yes,
+            },
+        )
+    };
+    assert_eq!(c.run(vec![vote(&c, &a), vote(&c, &b)]), vec![None, None]);
+    let end = components::governance::proposal(&c.overlay(), 1)
+        .unwrap()
+        .unwrap()
+        .voting_end_ms
+        .unwrap();
+    c.advance_time_to(end);
+    assert_eq!(
+        staking::params(&c.overlay()).unwrap().signed_blocks_window,
+        2 * WINDOW
+    );
+    c.block_signed_by(vec![], two);
+    let info = liveness::signing_info(&c.overlay(), &v.address()).unwrap();
+    assert_eq!((info.index, info.missed, info.window), (1, 1, 2 * WINDOW));
 }
 
 #[test]

@@ -36,6 +36,10 @@ pub struct SigningInfo {
     pub index: u64,
     /// Blocks missed in the window.
     pub missed: u64,
+    /// The window size the record was kept with: when governance changes
+    /// `signed_blocks_window`, every record starts afresh (old bits would sit at the wrong
+    /// places and could jail a validator for misses outside the new window).
+    pub window: u64,
 }
 
 pub fn signing_info(s: &Overlay, op: &Address) -> Result<SigningInfo, LedgerError> {
@@ -134,6 +138,16 @@ fn begin_block(s: &mut Overlay, b: BlockFrame, ev: &mut Vec<Event>) -> Hook {
     for v in &set {
         let op = v.operator;
         let mut l = signing_info(s, &op)?;
+        if l.window != window {
+            for (key, _) in s.prefix(&k::missed_prefix(&op))? {
+                s.delete(key);
+            }
+            l = SigningInfo {
+                index: 0,
+                missed: 0,
+                window,
+            };
+        }
         let bit = k::missed(&op, l.index % window);
         let was_missed = s.get(&bit)?.is_some();
         let signed = signers.contains(&v.public_key);
