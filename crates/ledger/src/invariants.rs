@@ -18,6 +18,7 @@ pub fn check_supply(s: &Overlay) -> Result<Amount, LedgerError> {
     verification::check_held_pool(s)?;
     governance::check_deposit_pool(s)?;
     reward_pool::check_pool(s)?;
+    staking::check_delegation_index(s)?;
     rewards::check_emission(s)?;
     let supply: Amount = read(s, keys::SUPPLY)?.unwrap_or_default();
     let treasury: Amount = read(s, keys::TREASURY)?.unwrap_or_default();

@@ -50,6 +50,15 @@ pub mod staking {
     pub fn by_consensus_key(pk: &PublicKey) -> Vec<u8> {
         [b"staking/valkey/".as_slice(), &pk.0].concat()
     }
+    /// `staking/deleg_of/<delegator><operator>`: present while the delegation exists, so a
+    /// delegator's delegations are found without scanning every validator.
+    pub fn delegation_of(delegator: &Address, validator: &Address) -> Vec<u8> {
+        [delegations_of_prefix(delegator).as_slice(), &validator.0].concat()
+    }
+    pub const DELEGATION_OF_PREFIX: &[u8] = b"staking/deleg_of/";
+    pub fn delegations_of_prefix(delegator: &Address) -> Vec<u8> {
+        [DELEGATION_OF_PREFIX, &delegator.0].concat()
+    }
     /// `staking/del/<operator><delegator>`: a delegator's shares in a validator.
     pub const DELEGATION_PREFIX: &[u8] = b"staking/del/";
     pub fn delegation(validator: &Address, delegator: &Address) -> Vec<u8> {

@@ -58,19 +58,12 @@ pub fn commission_rate(s: &Overlay, op: &Address, p: &RewardParams) -> Result<u3
 }
 
 /// What `who` could withdraw now: its delegations' rewards and, as an operator, its
-/// validator's commission. O(validators).
+/// validator's commission. O(its delegations).
 pub fn withdrawable(s: &Overlay, who: &Address) -> Result<Amount, LedgerError> {
-    let mut total = Amount::ZERO;
-    for v in staking::validators(s)? {
-        let shares = staking::delegation_shares(s, &v.operator, who)?;
-        let mut add = reward_pool::pending(s, &v.operator, who, shares)?;
-        if v.operator == *who {
-            add = add
-                .checked_add(reward_pool::commission(s, &v.operator)?)
-                .map_err(|e| LedgerError::Invariant(e.to_string()))?;
-        }
+    let mut total = reward_pool::commission(s, who)?;
+    for (op, shares) in staking::delegations_of(s, who)? {
         total = total
-            .checked_add(add)
+            .checked_add(reward_pool::pending(s, &op, who, shares)?)
             .map_err(|e| LedgerError::Invariant(e.to_string()))?;
     }
     Ok(total)
@@ -199,18 +192,13 @@ fn pay_performance_epoch(s: &mut Overlay, height: u64, ev: &mut Vec<Event>) -> H
     Ok(())
 }
 
+/// `WithdrawRewards`: every delegation of the signer settled, and its commission as an
+/// operator. O(its delegations).
 fn withdraw(s: &mut Overlay, who: &Address, ev: &mut Vec<Event>) -> TxOutcome {
-    let mut total = Amount::ZERO;
-    for v in staking::validators(s)? {
-        let shares = staking::delegation_shares(s, &v.operator, who)?;
-        if shares > 0 {
-            let paid = reward_pool::settle(s, &v.operator, who, shares)?;
-            total = total.checked_add(paid).map_err(|e| inv("withdraw", e))?;
-        }
-        if v.operator == *who {
-            let paid = reward_pool::pay_commission(s, &v.operator)?;
-            total = total.checked_add(paid).map_err(|e| inv("withdraw", e))?;
-        }
+    let mut total = reward_pool::pay_commission(s, who)?;
+    for (op, shares) in staking::delegations_of(s, who)? {
+        let paid = reward_pool::settle(s, &op, who, shares)?;
+        total = total.checked_add(paid).map_err(|e| inv("withdraw", e))?;
     }
     if total.is_zero() {
         return Ok(Err(TxError::NoRewards { who: *who }));

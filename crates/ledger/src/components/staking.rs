@@ -147,18 +147,55 @@ pub fn all_delegations(s: &Overlay) -> Result<Vec<(Address, Address, u128)>, Led
         .collect()
 }
 
-/// Whether `who` has stake that votes: it operates a validator with tokens, or holds
-/// delegation shares in one. O(validators).
-pub fn has_voting_stake(s: &Overlay, who: &Address) -> Result<bool, LedgerError> {
-    for v in validators(s)? {
-        if v.tokens.is_zero() {
-            continue;
+/// The validators `delegator` holds shares in, with its shares, in operator order.
+/// O(its delegations), through the `delegation_of` index.
+pub fn delegations_of(
+    s: &Overlay,
+    delegator: &Address,
+) -> Result<Vec<(Address, u128)>, LedgerError> {
+    let prefix = k::delegations_of_prefix(delegator);
+    let mut out = Vec::new();
+    for (key, _) in s.prefix(&prefix)? {
+        let op = <[u8; 20]>::try_from(&key[prefix.len()..]).map_err(|_| LedgerError::Corrupt {
+            key: String::from_utf8_lossy(&key).into_owned(),
+            reason: "delegation index key is not an address".into(),
+        })?;
+        let op = Address(op);
+        out.push((op, delegation_shares(s, &op, delegator)?));
+    }
+    Ok(out)
+}
+
+/// The delegation index matches the delegations: one `delegation_of` entry per delegation,
+/// no more (checked with the supply invariant).
+pub fn check_delegation_index(s: &Overlay) -> Result<(), LedgerError> {
+    let all = all_delegations(s)?;
+    for (op, del, _) in &all {
+        if s.get(&k::delegation_of(del, op))?.is_none() {
+            return Err(LedgerError::Invariant(format!(
+                "delegation of {del} to {op} is missing from the index"
+            )));
         }
-        if v.operator == *who || delegation_shares(s, &v.operator, who)? > 0 {
+    }
+    let indexed = s.prefix(k::DELEGATION_OF_PREFIX)?.len();
+    if indexed != all.len() {
+        return Err(LedgerError::Invariant(format!(
+            "the delegation index holds {indexed} entries for {} delegations",
+            all.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `who` has stake that votes: it operates a validator with tokens, or holds
+/// delegation shares in one. O(its delegations).
+pub fn has_voting_stake(s: &Overlay, who: &Address) -> Result<bool, LedgerError> {
+    for (op, shares) in delegations_of(s, who)? {
+        if shares > 0 && validator(s, &op)?.is_some_and(|v| !v.tokens.is_zero()) {
             return Ok(true);
         }
     }
-    Ok(false)
+    Ok(validator(s, who)?.is_some_and(|v| !v.tokens.is_zero()))
 }
 
 pub fn role_bond(s: &Overlay, role: Role, who: &Address) -> Result<Amount, LedgerError> {
@@ -217,6 +254,7 @@ pub fn genesis_validator(s: &mut Overlay, g: &GenesisValidator) -> Result<(), Le
     write(s, &k::validator(&operator), &v);
     write(s, &k::by_consensus_key(&g.public_key), &operator);
     write(s, &k::delegation(&operator, &operator), &g.stake.0);
+    write(s, &k::delegation_of(&operator, &operator), &());
     add_pool(s, k::BONDED_POOL, g.stake)?.map_err(|e| LedgerError::Genesis(e.to_string()))
 }
 
@@ -280,6 +318,7 @@ pub fn create_validator(
     write(s, &k::validator(operator), &v);
     write(s, &k::by_consensus_key(&consensus_key), operator);
     write(s, &k::delegation(operator, operator), &amount.0);
+    write(s, &k::delegation_of(operator, operator), &());
     events.push(Event::ValidatorCreated {
         operator: *operator,
         consensus_key,
@@ -327,6 +366,7 @@ pub fn delegate(
         &k::delegation(op, delegator),
         &tx_try!(ovf(mine.checked_add(new_shares))),
     );
+    write(s, &k::delegation_of(delegator, op), &());
     write(s, &k::validator(op), &v);
     events.push(Event::Delegated {
         delegator: *delegator,
@@ -397,6 +437,7 @@ pub fn undelegate(
     let left = mine - burn;
     if left == 0 {
         s.delete(k::delegation(op, delegator));
+        s.delete(k::delegation_of(delegator, op));
     } else {
         write(s, &k::delegation(op, delegator), &left);
     }

@@ -168,21 +168,14 @@ pub async fn rewards(
             })?;
     let (o, height) = overlay(&sh)?;
     let mut delegations = Vec::new();
-    let mut commission = opal_types::Amount::ZERO;
-    for v in staking::validators(&o).map_err(internal)? {
-        let shares = staking::delegation_shares(&o, &v.operator, &address).map_err(internal)?;
-        if shares > 0 {
-            let amount =
-                reward_pool::pending(&o, &v.operator, &address, shares).map_err(internal)?;
-            delegations.push(api::DelegationReward {
-                validator: v.operator,
-                amount,
-            });
-        }
-        if v.operator == address {
-            commission = reward_pool::commission(&o, &v.operator).map_err(internal)?;
-        }
+    for (op, shares) in staking::delegations_of(&o, &address).map_err(internal)? {
+        let amount = reward_pool::pending(&o, &op, &address, shares).map_err(internal)?;
+        delegations.push(api::DelegationReward {
+            validator: op,
+            amount,
+        });
     }
+    let commission = reward_pool::commission(&o, &address).map_err(internal)?;
     let withdrawable =
         opal_ledger::components::rewards::withdrawable(&o, &address).map_err(internal)?;
     let points = reward_pool::points(&o)
