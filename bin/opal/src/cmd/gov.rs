@@ -317,7 +317,8 @@ fn describe(p: &Proposal) -> String {
         serde_json::to_string(&s.content).unwrap_or_default()
     );
     if let Some(t) = &p.tally {
-        out += &format!("\ntally    {}  ({} votes)", tally_text(t), p.votes);
+        let plural = if p.votes == 1 { "" } else { "s" };
+        out += &format!("\ntally    {}  ({} vote{plural})", tally_text(t), p.votes);
     }
     if let Some(e) = &s.execution_error {
         out += &format!("\nnot executed: {e}");
