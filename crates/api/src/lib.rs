@@ -11,7 +11,7 @@
 //!
 //! Typed so far: errors, the status, accounts, transactions (submit and status), inference
 //! (`POST /api/infer`'s body and reply), zk proofs (`GET /api/proofs/{id}`), models
-//! (`/api/models`, `/api/models/{model}`), escrows, validators, and governance ([`gov`]: proposals, votes,
+//! (`/api/models`, `/api/models/{model}`), escrows, validators, blocks, and governance ([`gov`]: proposals, votes,
 //! `/api/params`, `/api/gov`). The lineage, dataset, service, receipt,
 //! case and OpenAI routes are still built with `serde_json::json!` in the node and read as
 //! `serde_json::Value` by the client (`Client::get`); each one moves here as it is touched.
@@ -304,6 +304,45 @@ pub struct ModelDetail {
     pub services: Vec<ServingOffer>,
 }
 
+/// `GET /api/blocks/{height}` and `/api/blocks/latest`: a committed block with its results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BlockReply {
+    pub height: u64,
+    #[schemars(with = "String")]
+    pub hash: Hash,
+    /// The state root after this block.
+    #[schemars(with = "String")]
+    pub state_root: Hash,
+    #[schemars(with = "Value")]
+    pub header: opal_types::BlockHeader,
+    pub txs: Vec<BlockTx>,
+    /// Events of begin-block and end-block (emission, audits drawn, proposals decided, ...).
+    #[schemars(with = "Vec<Value>")]
+    pub events: Vec<Event>,
+    /// The commit certificate of this block (hex borsh).
+    pub certificate: String,
+    /// Who signed the previous block, as this block carries it (absent at height 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_commit_round: Option<u32>,
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub last_commit_signers: Vec<PublicKey>,
+}
+
+/// One transaction of a [`BlockReply`] and its result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BlockTx {
+    #[schemars(with = "String")]
+    pub hash: Hash,
+    #[schemars(with = "Value")]
+    pub tx: opal_types::Transaction,
+    pub ok: bool,
+    pub error: Option<String>,
+    pub code: Option<String>,
+    #[schemars(with = "Vec<Value>")]
+    pub events: Vec<Event>,
+}
+
 /// `GET /api/validators`: every validator, the active set with voting power, and the staking
 /// parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -376,6 +415,7 @@ pub fn schemas() -> serde_json::Map<String, Value> {
     g.subschema_for::<ModelDetail>();
     g.subschema_for::<Escrow>();
     g.subschema_for::<Validators>();
+    g.subschema_for::<BlockReply>();
     g.subschema_for::<gov::Proposal>();
     g.subschema_for::<gov::Proposals>();
     g.subschema_for::<gov::Votes>();

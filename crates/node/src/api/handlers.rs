@@ -282,7 +282,7 @@ pub async fn account(
     Ok(Json(v))
 }
 
-fn block_json(sh: &Shared, height: u64) -> ApiResult {
+fn block_json(sh: &Shared, height: u64) -> Result<Json<api::BlockReply>, ApiError> {
     let snap = sh.snapshot().map_err(internal)?;
     let sb = sh
         .stored_block(&snap, height)
@@ -290,21 +290,35 @@ fn block_json(sh: &Shared, height: u64) -> ApiResult {
         .ok_or_else(|| ApiError::not_found(format!("no block at height {height}")))?;
     let block = sb.block().map_err(internal)?;
     let root = sh.store.root_at(height).map_err(internal)?;
-    let txs: Vec<Value> = block
+    let hash = block.hash();
+    let txs = block
         .txs
-        .iter()
-        .zip(sb.result.txs.iter())
-        .map(|(t, r)| json!({"hash": r.hash, "tx": t, "ok": r.error.is_none(), "error": r.error, "code": r.code, "events": r.events}))
+        .into_iter()
+        .zip(sb.result.txs)
+        .map(|(tx, r)| api::BlockTx {
+            hash: r.hash,
+            tx,
+            ok: r.error.is_none(),
+            error: r.error,
+            code: r.code,
+            events: r.events,
+        })
         .collect();
-    Ok(Json(json!({
-        "height": height,
-        "hash": block.hash(),
-        "state_root": Hash(root),
-        "header": block.header,
-        "txs": txs,
-        "events": sb.result.events,
-        "certificate": hex::encode(&sb.certificate),
-    })))
+    Ok(Json(api::BlockReply {
+        height,
+        hash,
+        state_root: Hash(root),
+        last_commit_round: block.last_commit.as_ref().map(|lc| lc.round),
+        last_commit_signers: block
+            .last_commit
+            .as_ref()
+            .map(|lc| lc.signers().copied().collect())
+            .unwrap_or_default(),
+        header: block.header,
+        txs,
+        events: sb.result.events,
+        certificate: hex::encode(&sb.certificate),
+    }))
 }
 
 /// Every validator with its stake, jail status, commission and liveness window, and the
@@ -348,7 +362,10 @@ pub async fn validators(State(sh): S) -> Result<Json<api::Validators>, ApiError>
     }))
 }
 
-pub async fn block(State(sh): S, Path(height): Path<String>) -> ApiResult {
+pub async fn block(
+    State(sh): S,
+    Path(height): Path<String>,
+) -> Result<Json<api::BlockReply>, ApiError> {
     let h: u64 = height.parse().map_err(|_| {
         ApiError::bad_request(
             "malformed_height",
@@ -358,7 +375,7 @@ pub async fn block(State(sh): S, Path(height): Path<String>) -> ApiResult {
     block_json(&sh, h)
 }
 
-pub async fn latest_block(State(sh): S) -> ApiResult {
+pub async fn latest_block(State(sh): S) -> Result<Json<api::BlockReply>, ApiError> {
     let h = sh.store.latest_version().unwrap_or(0);
     if h == 0 {
         return Err(ApiError::not_found("no block committed yet"));
