@@ -100,7 +100,10 @@ fn thousand_transfers_balances_supply_and_proofs() {
     // The typed reply reads back, and names who signed the previous block: the one validator.
     let typed: opal_api::BlockReply = serde_json::from_value(block.clone()).unwrap();
     assert_eq!(typed.height, max_height);
-    assert!(max_height < 2 || typed.last_commit_signers.len() == 1, "{block}");
+    assert!(
+        max_height < 2 || typed.last_commit_signers.len() == 1,
+        "{block}"
+    );
     let root = Hash::from_hex(block["state_root"].as_str().unwrap()).unwrap();
     assert_eq!(v["state_root"], block["state_root"]);
     let proof =
