@@ -263,11 +263,14 @@ impl Ledger {
             time_ms: block.header.time_ms,
         };
         let beacon = beacon(s, &block.header)?.map_err(LedgerError::InvalidBlock)?;
+        // Who signed the previous block: verified once, read by liveness and rewards.
+        let last_signers =
+            crate::components::liveness::last_signers(s, &ctx, block.last_commit.as_ref())?;
         let frame = BlockFrame {
             ctx: &ctx,
             proposer: &block.header.proposer,
             beacon: &beacon,
-            last_commit: block.last_commit.as_ref(),
+            last_signers: last_signers.as_ref(),
         };
         let mut result = BlockResult::default();
         for c in self.components() {

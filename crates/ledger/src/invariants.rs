@@ -21,7 +21,7 @@ pub fn check_supply(s: &Overlay) -> Result<Amount, LedgerError> {
     staking::check_delegation_index(s)?;
     rewards::check_emission(s)?;
     let supply: Amount = read(s, keys::SUPPLY)?.unwrap_or_default();
-    let treasury: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
+    let treasury = crate::components::accounts::treasury(s)?;
     let add = |a: Amount, b: Amount| {
         a.checked_add(b)
             .map_err(|e| LedgerError::Invariant(e.to_string()))

@@ -291,8 +291,10 @@ pub mod gov {
     pub fn proposal(id: ProposalId) -> Vec<u8> {
         [PROPOSAL_PREFIX, &id.to_be_bytes()].concat()
     }
+    /// Every deposit record of every open proposal.
+    pub const DEPOSIT_PREFIX: &[u8] = b"gov/dep/";
     pub fn deposits_prefix(id: ProposalId) -> Vec<u8> {
-        [b"gov/dep/".as_slice(), &id.to_be_bytes()].concat()
+        [DEPOSIT_PREFIX, &id.to_be_bytes()].concat()
     }
     pub fn deposit(id: ProposalId, depositor: &Address) -> Vec<u8> {
         [deposits_prefix(id).as_slice(), &depositor.0].concat()

@@ -68,6 +68,16 @@ fn vote(c: &TestChain, who: &SecretKey, id: u64, option: VoteOption) -> Transact
     )
 }
 
+/// Validators A and B (7M of 10M) vote yes on `id` in one block; both votes apply.
+fn majority_yes(c: &mut TestChain, id: u64) {
+    let [a, b, _] = validators();
+    let votes = vec![
+        vote(c, &a, id, VoteOption::Yes),
+        vote(c, &b, id, VoteOption::Yes),
+    ];
+    assert_eq!(c.run(votes), vec![None, None]);
+}
+
 fn prop(c: &TestChain, id: u64) -> Proposal {
     governance::proposal(&c.overlay(), id).unwrap().unwrap()
 }
@@ -106,7 +116,6 @@ fn supply_net_of_emission(c: &TestChain) -> Amount {
 #[test]
 fn a_passed_parameter_change_is_in_force_from_the_next_block() {
     let mut c = chain();
-    let [a, b, _] = validators();
     let proposer = key(1);
     let before = c.balance(&proposer);
     let id = propose(
@@ -116,13 +125,7 @@ fn a_passed_parameter_change_is_in_force_from_the_next_block() {
         MIN_DEPOSIT,
     );
     assert_eq!(prop(&c, id).status, ProposalStatus::VotingPeriod);
-    assert_eq!(
-        c.run(vec![
-            vote(&c, &a, id, VoteOption::Yes),
-            vote(&c, &b, id, VoteOption::Yes)
-        ]),
-        vec![None, None]
-    );
+    majority_yes(&mut c, id);
     // Still the genesis value while voting.
     assert_eq!(params::inference(&c.overlay()).unwrap().audit_bps, 0);
     let p = finish(&mut c, id);
@@ -308,7 +311,6 @@ fn fund_treasury(c: &mut TestChain) -> Amount {
 #[test]
 fn a_treasury_spend_pays_exactly_and_a_second_that_no_longer_fits_fails_to_execute() {
     let mut c = chain();
-    let [a, b, _] = validators();
     let t = fund_treasury(&mut c);
     let to = Address([0xee; 20]);
     let spend = |amount: u128| ProposalContent::TreasurySpend {
@@ -321,14 +323,8 @@ fn a_treasury_spend_pays_exactly_and_a_second_that_no_longer_fits_fails_to_execu
     // Two spends of most of it: each fits alone, both pass, only the first can be paid.
     let first = propose(&mut c, &key(1), spend(t.0 - 1), MIN_DEPOSIT);
     let second = propose(&mut c, &key(2), spend(t.0 - 1), MIN_DEPOSIT);
-    c.run(vec![
-        vote(&c, &a, first, VoteOption::Yes),
-        vote(&c, &b, first, VoteOption::Yes),
-    ]);
-    c.run(vec![
-        vote(&c, &a, second, VoteOption::Yes),
-        vote(&c, &b, second, VoteOption::Yes),
-    ]);
+    majority_yes(&mut c, first);
+    majority_yes(&mut c, second);
     let key2_before = c.balance(&key(2));
     let supply_before = supply_net_of_emission(&c);
     finish(&mut c, first);
@@ -458,7 +454,6 @@ fn deposits_open_voting_when_they_reach_the_minimum_and_a_short_proposal_lapses(
 #[test]
 fn measurements_and_upgrades_are_recorded_when_passed() {
     let mut c = chain();
-    let [a, b, _] = validators();
     let sgx = Measurement {
         platform: TeePlatform::IntelSgx,
         value: vec![7; 32],
@@ -487,10 +482,7 @@ fn measurements_and_upgrades_are_recorded_when_passed() {
         MIN_DEPOSIT,
     );
     for id in [add, upgrade] {
-        c.run(vec![
-            vote(&c, &a, id, VoteOption::Yes),
-            vote(&c, &b, id, VoteOption::Yes),
-        ]);
+        majority_yes(&mut c, id);
     }
     finish(&mut c, add);
     finish(&mut c, upgrade);
@@ -514,10 +506,7 @@ fn measurements_and_upgrades_are_recorded_when_passed() {
         },
         MIN_DEPOSIT,
     );
-    c.run(vec![
-        vote(&c, &a, remove, VoteOption::Yes),
-        vote(&c, &b, remove, VoteOption::Yes),
-    ]);
+    majority_yes(&mut c, remove);
     finish(&mut c, remove);
     assert_eq!(
         governance::tee_measurements(&c.overlay()).unwrap(),

@@ -158,14 +158,6 @@ fn rejections(events: &[Event]) -> Vec<String> {
         .collect()
 }
 
-fn treasury(c: &TestChain) -> Amount {
-    let o = c.overlay();
-    o.get(opal_ledger::keys::TREASURY)
-        .unwrap()
-        .map(|b| borsh::from_slice(&b).unwrap())
-        .unwrap_or_default()
-}
-
 #[test]
 fn a_receipt_pays_everyone_in_the_lineage_exactly_once() {
     let mut c = setup();
@@ -174,7 +166,7 @@ fn a_receipt_pays_everyone_in_the_lineage_exactly_once() {
             c.balance(&ds_owner()),
             c.balance(&owner()),
             c.balance(&node()),
-            treasury(c),
+            c.treasury(),
         )
     };
     let (ds0, own0, node0, tr0) = before(&c);

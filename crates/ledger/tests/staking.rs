@@ -225,8 +225,7 @@ fn slashing_reaches_delegators_in_proportion_and_jails() {
         reporter_before.0 - 1_000 + total_slashed / 10,
         "reporter gets 10%"
     );
-    let treasury: Amount =
-        borsh::from_slice(&c.overlay().get(keys::TREASURY).unwrap().unwrap()).unwrap();
+    let treasury = c.treasury();
     assert_eq!(treasury.0, total_slashed - total_slashed / 10);
     assert!(
         !set_keys(&c).contains(&key(51).public_key()),

@@ -841,11 +841,7 @@ fn auditors_world(seed: u64) -> World {
 }
 
 fn treasury(w: &World) -> u128 {
-    w.c.overlay()
-        .get(opal_ledger::keys::TREASURY)
-        .unwrap()
-        .map(|b| borsh::from_slice::<Amount>(&b).unwrap().0)
-        .unwrap_or_default()
+    w.c.treasury().0
 }
 
 fn stake(w: &World, operator: &Address) -> u128 {

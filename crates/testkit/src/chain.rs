@@ -107,9 +107,7 @@ impl TestChain {
 
     /// The protocol treasury's balance.
     pub fn treasury(&self) -> Amount {
-        let b = self.overlay().get(keys::TREASURY).unwrap();
-        b.map(|b| borsh::from_slice(&b).unwrap())
-            .unwrap_or_default()
+        components::accounts::treasury(&self.overlay()).unwrap()
     }
 
     pub fn nonce(&self, k: &SecretKey) -> u64 {

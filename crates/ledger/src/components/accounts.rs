@@ -1,4 +1,4 @@
-//! Accounts and transfers: balances and nonces.
+//! Accounts and transfers: balances and nonces, and the protocol treasury's balance.
 
 use super::{read, write};
 use super::{TxCall, TxOutcome};
@@ -61,6 +61,39 @@ pub fn credit(
             Ok(Ok(()))
         }
         Err(_) => Ok(Err(TxError::Overflow)),
+    }
+}
+
+/// The protocol treasury's balance (slashes, shares of settled prices, audit premiums).
+pub fn treasury(s: &Overlay) -> Result<Amount, LedgerError> {
+    Ok(read(s, keys::TREASURY)?.unwrap_or_default())
+}
+
+/// Add `a` to the treasury. It holds part of the supply, so it cannot overflow but in a
+/// corrupt state, reported as a node fault.
+pub fn credit_treasury(s: &mut Overlay, a: Amount) -> Result<(), LedgerError> {
+    if a.is_zero() {
+        return Ok(());
+    }
+    let t = treasury(s)?
+        .checked_add(a)
+        .map_err(|e| LedgerError::Invariant(format!("treasury: {e}")))?;
+    write(s, keys::TREASURY, &t);
+    Ok(())
+}
+
+/// Take `a` from the treasury; `TreasuryShort` if it holds less.
+pub fn debit_treasury(s: &mut Overlay, a: Amount) -> Result<Result<(), TxError>, LedgerError> {
+    let t = treasury(s)?;
+    match t.checked_sub(a) {
+        Ok(left) => {
+            write(s, keys::TREASURY, &left);
+            Ok(Ok(()))
+        }
+        Err(_) => Ok(Err(TxError::TreasuryShort {
+            amount: a,
+            treasury: t,
+        })),
     }
 }
 

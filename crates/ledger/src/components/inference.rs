@@ -22,7 +22,7 @@ use super::{accounts, read, registry, verification, write};
 use super::{BlockCtx, TxCall, TxOutcome};
 use crate::error::{LedgerError, TxError};
 use crate::events::{Event, Payout};
-use crate::keys::{self, inference as k};
+use crate::keys::inference as k;
 use crate::params::InferenceParams;
 use borsh::{BorshDeserialize, BorshSerialize};
 use opal_state::Overlay;
@@ -629,9 +629,7 @@ pub(crate) fn settle_one(
         .map_err(|_| corrupt("escrow pool is smaller than an escrow"))?;
     set_pool(s, pool);
     if !premium.is_zero() {
-        let t: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
-        let t = st!(t.checked_add(premium).map_err(|_| SettleError::Overflow));
-        write(s, keys::TREASURY, &t);
+        accounts::credit_treasury(s, premium)?;
         events.push(Event::AuditPremium {
             request_id: id,
             caller,

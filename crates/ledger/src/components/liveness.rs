@@ -16,7 +16,7 @@
 //! Byzantine proposer can leave out an honest validator's signature for its own blocks, which
 //! the window absorbs unless that proposer proposes most of them.
 
-use super::{read, staking, write, BlockFrame, Hook, TxCall, TxOutcome};
+use super::{read, staking, write, BlockCtx, BlockFrame, Hook, LastSigners, TxCall, TxOutcome};
 use crate::error::LedgerError;
 use crate::events::Event;
 use crate::keys::staking as k;
@@ -102,40 +102,40 @@ fn signers_in(
 }
 
 /// The signers of the previous block in the set that voted on it (`None` at height 1, or
-/// where a block carries no commit information).
+/// where a block carries no commit information). Block execution calls it once per block and
+/// hands the result to every hook ([`BlockFrame::last_signers`]).
 pub fn last_signers(
     s: &Overlay,
-    b: &BlockFrame,
-) -> Result<
-    Option<(
-        Vec<opal_types::validator::ActiveValidator>,
-        BTreeSet<PublicKey>,
-    )>,
-    LedgerError,
-> {
-    let Some(lc) = b.last_commit else {
+    ctx: &BlockCtx,
+    last_commit: Option<&opal_types::block::LastCommit>,
+) -> Result<Option<LastSigners>, LedgerError> {
+    let Some(lc) = last_commit else {
         return Ok(None);
     };
-    if b.ctx.height < 2 {
+    if ctx.height < 2 {
         return Err(LedgerError::InvalidBlock(
             "block 1 cannot carry a last commit".into(),
         ));
     }
-    let set = staking::voted_on(s, b.ctx.height - 1)?;
+    let set = staking::voted_on(s, ctx.height - 1)?;
     let value_id: opal_types::Hash =
         super::required(s, crate::keys::LAST_VALUE_ID, "last value id")?;
-    let signers = signers_in(&set, lc, (&b.ctx.chain_id, b.ctx.height - 1, value_id))?;
-    Ok(Some((set, signers)))
+    let signed = signers_in(&set, lc, (&ctx.chain_id, ctx.height - 1, value_id))?;
+    Ok(Some(LastSigners { set, signed }))
 }
 
 fn begin_block(s: &mut Overlay, b: BlockFrame, ev: &mut Vec<Event>) -> Hook {
-    let Some((set, signers)) = last_signers(s, &b)? else {
+    let Some(LastSigners {
+        set,
+        signed: signers,
+    }) = b.last_signers
+    else {
         return Ok(());
     };
     let p = staking::params(s)?;
     let window = p.signed_blocks_window.max(1);
     let limit = max_missed(window, p.min_signed_bps);
-    for v in &set {
+    for v in set {
         let op = v.operator;
         let mut l = signing_info(s, &op)?;
         if l.window != window {

@@ -102,14 +102,34 @@ pub(crate) fn write<T: BorshSerialize>(s: &mut Overlay, key: &[u8], v: &T) {
 }
 
 /// What begin-block and end-block see besides the [`BlockCtx`]: the block's proposer, its
-/// verified audit beacon, and the previous block's commit signatures (checked by every
-/// validator before it voted; `None` at height 1).
+/// verified audit beacon, and who signed the previous block (its last commit, verified once
+/// per block by [`liveness::last_signers`]; `None` at height 1 or where a block carries no
+/// commit).
 #[derive(Debug, Clone, Copy)]
 pub struct BlockFrame<'a> {
     pub ctx: &'a BlockCtx,
     pub proposer: &'a PublicKey,
     pub beacon: &'a Hash,
-    pub last_commit: Option<&'a opal_types::block::LastCommit>,
+    pub last_signers: Option<&'a LastSigners>,
+}
+
+/// The previous block's verified signers: the set that voted on it, and which of its members
+/// signed.
+#[derive(Debug, Clone)]
+pub struct LastSigners {
+    pub set: Vec<opal_types::validator::ActiveValidator>,
+    pub signed: std::collections::BTreeSet<PublicKey>,
+}
+
+impl LastSigners {
+    /// The members of the set that signed, with their power then.
+    pub fn signing_members(&self) -> Vec<opal_types::validator::ActiveValidator> {
+        self.set
+            .iter()
+            .filter(|v| self.signed.contains(&v.public_key))
+            .cloned()
+            .collect()
+    }
 }
 
 /// What a component's block hook returns: `Err` is a node fault that stops the block.

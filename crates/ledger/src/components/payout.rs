@@ -2,10 +2,9 @@
 //! ([`super::verification`]), which both pay out, so that verification does not import
 //! settlement.
 
-use super::{accounts, read, registry, write};
+use super::{accounts, registry};
 use crate::error::LedgerError;
 use crate::events::Payout;
-use crate::keys;
 use opal_state::Overlay;
 use opal_types::{Amount, ModelRef};
 
@@ -24,13 +23,7 @@ pub(crate) fn pay_out(
         match pay.to {
             Some(to) => accounts::credit(s, &to, pay.amount)?
                 .map_err(|e| LedgerError::Invariant(format!("payout: {e}")))?,
-            None => {
-                let t: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
-                let t = t
-                    .checked_add(pay.amount)
-                    .map_err(|e| LedgerError::Invariant(format!("treasury: {e}")))?;
-                write(s, keys::TREASURY, &t);
-            }
+            None => accounts::credit_treasury(s, pay.amount)?,
         }
     }
     let mut info = registry::model(s, model)?.ok_or_else(|| LedgerError::Corrupt {

@@ -66,14 +66,18 @@ pub fn rate(s: &Overlay, op: &Address) -> Result<u128, LedgerError> {
     Ok(read(s, &k::rate(op))?.unwrap_or(0))
 }
 
-/// Newly minted tokens enter the pool (the caller raised the supply by as much).
+/// Mint `a` into the pool: the one place the supply grows (recorded in `minted`, which the
+/// supply invariant checks).
 pub fn mint_into(s: &mut Overlay, a: Amount) -> Result<(), LedgerError> {
+    add(s, crate::keys::SUPPLY, a, "supply")?;
     add(s, k::POOL, a, "reward pool")?;
     add(s, k::MINTED, a, "minted total")
 }
 
-/// Record a burn (the caller lowered the supply by as much).
-pub fn record_burn(s: &mut Overlay, a: Amount) -> Result<(), LedgerError> {
+/// Burn `a` that the caller already took out of circulation (a vetoed proposal's deposits):
+/// the one place the supply shrinks (recorded in `burned`).
+pub fn burn(s: &mut Overlay, a: Amount) -> Result<(), LedgerError> {
+    sub(s, crate::keys::SUPPLY, a, "supply")?;
     add(s, k::BURNED, a, "burned total")
 }
 

@@ -95,14 +95,11 @@ fn begin_block(s: &mut Overlay, b: BlockFrame, ev: &mut Vec<Event>) -> Hook {
     if !minted.is_zero() {
         // The validators that signed the previous block (by the power they had then); where a
         // block carries no commit information (height 1), the set that votes on this one.
-        let set = match super::liveness::last_signers(s, &b)? {
-            Some((set, signers)) => set
-                .into_iter()
-                .filter(|v| signers.contains(&v.public_key))
-                .collect(),
+        let set = match b.last_signers {
+            Some(l) => l.signing_members(),
             None => staking::active_set(s)?,
         };
-        distribute(s, &p, supply, minted, &set, ev)?;
+        distribute(s, &p, minted, &set, ev)?;
     }
     if b.ctx.height.is_multiple_of(p.performance_epoch_blocks) {
         pay_performance_epoch(s, b.ctx.height, ev)?;
@@ -113,13 +110,10 @@ fn begin_block(s: &mut Overlay, b: BlockFrame, ev: &mut Vec<Event>) -> Hook {
 fn distribute(
     s: &mut Overlay,
     p: &RewardParams,
-    supply: Amount,
     minted: Amount,
     set: &[opal_types::validator::ActiveValidator],
     ev: &mut Vec<Event>,
 ) -> Result<(), LedgerError> {
-    let next = supply.checked_add(minted).map_err(|e| inv("supply", e))?;
-    write(s, keys::SUPPLY, &next);
     reward_pool::mint_into(s, minted)?;
     let perf = minted
         .checked_bps(p.performance_share_bps)

@@ -683,12 +683,7 @@ pub fn submit_evidence(
     let reward = tx_try!(bps(total, p.evidence_reward_bps));
     let to_treasury = tx_try!(total.checked_sub(reward).map_err(|_| TxError::Overflow));
     tx_try!(accounts::credit(s, reporter, reward)?);
-    let t: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
-    write(
-        s,
-        keys::TREASURY,
-        &tx_try!(t.checked_add(to_treasury).map_err(|_| TxError::Overflow)),
-    );
+    accounts::credit_treasury(s, to_treasury)?;
     v.jailed = true;
     v.jailed_until_ms = ctx.time_ms.saturating_add(p.jail_time_ms);
     write(s, &k::validator(&operator), &v);
@@ -740,6 +735,11 @@ pub fn end_block(
     Ok(())
 }
 
+/// The voting power `tokens` give at `p.power_reduction` tokens per unit.
+pub fn power_of(tokens: Amount, p: &StakingParams) -> u128 {
+    tokens.0 / p.power_reduction.0.max(1)
+}
+
 /// The set that voted on block `height`, read during block `height + 1` (in the state after
 /// `height`): the set in force unless it changed at the end of `height` itself.
 pub fn voted_on(s: &Overlay, height: u64) -> Result<Vec<ActiveValidator>, LedgerError> {
@@ -766,11 +766,7 @@ pub fn jail_for_downtime(
         .map_err(|e| LedgerError::Invariant(format!("downtime slash: {e}")))?;
     v.tokens = Amount(v.tokens.0 - cut.0);
     sub_pool(s, k::BONDED_POOL, cut)?;
-    let t: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
-    let t = t
-        .checked_add(cut)
-        .map_err(|e| LedgerError::Invariant(format!("treasury: {e}")))?;
-    write(s, keys::TREASURY, &t);
+    accounts::credit_treasury(s, cut)?;
     v.jailed = true;
     v.jailed_until_ms = ctx.time_ms.saturating_add(p.downtime_jail_ms);
     let until = v.jailed_until_ms;
@@ -795,7 +791,7 @@ pub fn update_validator_set(
             name: v.name,
             operator: v.operator,
             public_key: v.consensus_key,
-            power: u64::try_from(v.tokens.0 / p.power_reduction.0.max(1)).unwrap_or(u64::MAX),
+            power: u64::try_from(power_of(v.tokens, p)).unwrap_or(u64::MAX),
             vrf_key: v.vrf_key,
         })
         .filter(|v| v.power > 0)

@@ -657,18 +657,6 @@ fn reexecute(
 
 pub use opal_verify::replay::failed_run_hash;
 
-fn credit_treasury(s: &mut Overlay, a: Amount) -> Result<(), LedgerError> {
-    if a.is_zero() {
-        return Ok(());
-    }
-    let t: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
-    let t = t
-        .checked_add(a)
-        .map_err(|e| LedgerError::Invariant(format!("treasury: {e}")))?;
-    write(s, keys::TREASURY, &t);
-    Ok(())
-}
-
 fn credit(s: &mut Overlay, to: &Address, a: Amount) -> Result<(), LedgerError> {
     if a.is_zero() {
         return Ok(());
@@ -682,10 +670,10 @@ fn pay_audit_fee(
     p: &InferenceParams,
     to: &Address,
 ) -> Result<Amount, LedgerError> {
-    let t: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
+    let t = accounts::treasury(s)?;
     let fee = if t < p.audit_fee { t } else { p.audit_fee };
     if !fee.is_zero() {
-        write(s, keys::TREASURY, &Amount(t.0 - fee.0));
+        accounts::debit_treasury(s, fee)?.map_err(|e| LedgerError::Invariant(e.to_string()))?;
         credit(s, to, fee)?;
     }
     Ok(fee)
@@ -765,7 +753,7 @@ fn convict(
         }
     };
     credit(s, &c.caller, refund)?;
-    credit_treasury(s, rest)?;
+    accounts::credit_treasury(s, rest)?;
     let until = ctx.time_ms.saturating_add(p.jail_ms);
     write(s, &k::jail(&c.node), &until);
     // A convicted node's work this epoch earns no performance reward.
@@ -1079,7 +1067,7 @@ pub fn vote(
         .filter(|v| v.valid == valid)
         .map(|v| (v.voter, power_of(&v.voter)))
         .collect();
-    let t: Amount = read(s, keys::TREASURY)?.unwrap_or_default();
+    let t = accounts::treasury(s)?;
     let budget = if t < p.audit_fee { t } else { p.audit_fee };
     let mut paid = Vec::with_capacity(majority.len());
     let mut sum: u128 = 0;
@@ -1089,7 +1077,7 @@ pub fn vote(
         paid.push((*who, Amount(share)));
         sum += share;
     }
-    write(s, keys::TREASURY, &Amount(t.0 - sum));
+    accounts::debit_treasury(s, Amount(sum))?.map_err(|e| LedgerError::Invariant(e.to_string()))?;
     events.push(Event::CommitteeDecided {
         request_id: *request_id,
         node: c.node,
@@ -1201,7 +1189,7 @@ fn lapsed_audit(
     let mut missed = Vec::new();
     for a in &c.auditors {
         let took = staking::penalize(s, a, p.audit_fee)?;
-        credit_treasury(s, took)?;
+        accounts::credit_treasury(s, took)?;
         missed.push((*a, took));
     }
     let all_before: Vec<Address> = c.auditors.clone();

@@ -131,18 +131,8 @@ pub async fn params(State(sh): S) -> Result<Json<api::ParamsInForce>, ApiError> 
 /// `GET /api/gov`.
 pub async fn overview(State(sh): S) -> Result<Json<api::GovOverview>, ApiError> {
     let (o, height) = overlay(&sh)?;
-    let treasury = o
-        .get(opal_ledger::keys::TREASURY)
-        .map_err(internal)?
-        .map(|b| borsh::from_slice(&b))
-        .transpose()
-        .map_err(internal)?
-        .unwrap_or_default();
-    let open = governance::proposals(&o)
-        .map_err(internal)?
-        .iter()
-        .filter(|p| p.status.is_open())
-        .count();
+    let treasury = opal_ledger::components::accounts::treasury(&o).map_err(internal)?;
+    let open = governance::open_count(&o).map_err(internal)? as usize;
     Ok(Json(api::GovOverview {
         height,
         params: governance::params(&o).map_err(internal)?,
@@ -168,16 +158,16 @@ pub async fn rewards(
             })?;
     let (o, height) = overlay(&sh)?;
     let mut delegations = Vec::new();
+    let commission = reward_pool::commission(&o, &address).map_err(internal)?;
+    let mut withdrawable = commission;
     for (op, shares) in staking::delegations_of(&o, &address).map_err(internal)? {
         let amount = reward_pool::pending(&o, &op, &address, shares).map_err(internal)?;
+        withdrawable = withdrawable.checked_add(amount).map_err(internal)?;
         delegations.push(api::DelegationReward {
             validator: op,
             amount,
         });
     }
-    let commission = reward_pool::commission(&o, &address).map_err(internal)?;
-    let withdrawable =
-        opal_ledger::components::rewards::withdrawable(&o, &address).map_err(internal)?;
     let points = reward_pool::points(&o)
         .map_err(internal)?
         .into_iter()

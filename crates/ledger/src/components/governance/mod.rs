@@ -16,7 +16,7 @@ pub mod tally;
 use super::{accounts, read, staking, write, BlockFrame, Hook, TxCall, TxOutcome};
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
-use crate::keys::{self, gov as k};
+use crate::keys::gov as k;
 use crate::param_table;
 use crate::params::{AllParams, GovParams};
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -132,32 +132,31 @@ fn addr_suffix(key: &[u8]) -> Result<Address, LedgerError> {
         })
 }
 
-/// The votes on proposal `id`, by voter address.
-pub fn read_votes(s: &Overlay, id: ProposalId) -> Result<Vec<(Address, VoteOption)>, LedgerError> {
-    s.prefix(&k::votes_prefix(id))?
+/// Every value under `prefix` whose key ends in an address, with that address.
+fn by_address<T: BorshDeserialize>(
+    s: &Overlay,
+    prefix: &[u8],
+) -> Result<Vec<(Address, T)>, LedgerError> {
+    s.prefix(prefix)?
         .into_iter()
         .map(|(key, v)| {
-            let option = borsh::from_slice(&v).map_err(|e| LedgerError::Corrupt {
+            let value = T::try_from_slice(&v).map_err(|e| LedgerError::Corrupt {
                 key: String::from_utf8_lossy(&key).into_owned(),
                 reason: e.to_string(),
             })?;
-            Ok((addr_suffix(&key)?, option))
+            Ok((addr_suffix(&key)?, value))
         })
         .collect()
 }
 
+/// The votes on proposal `id`, by voter address.
+pub fn read_votes(s: &Overlay, id: ProposalId) -> Result<Vec<(Address, VoteOption)>, LedgerError> {
+    by_address(s, &k::votes_prefix(id))
+}
+
 /// The deposits on proposal `id`, by depositor.
 pub fn deposits(s: &Overlay, id: ProposalId) -> Result<Vec<(Address, Amount)>, LedgerError> {
-    s.prefix(&k::deposits_prefix(id))?
-        .into_iter()
-        .map(|(key, v)| {
-            let a = borsh::from_slice(&v).map_err(|e| LedgerError::Corrupt {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                reason: e.to_string(),
-            })?;
-            Ok((addr_suffix(&key)?, a))
-        })
-        .collect()
+    by_address(s, &k::deposits_prefix(id))
 }
 
 /// Deposits held for undecided proposals.
@@ -184,20 +183,20 @@ pub fn upgrade_plan(s: &Overlay) -> Result<Option<UpgradePlan>, LedgerError> {
     read(s, k::UPGRADE)
 }
 
-/// Deposit pool = the deposits of every open proposal (checked with the supply).
+/// Deposit pool = every deposit record (a proposal's records are deleted when it is
+/// decided, so this costs O(open deposits), not O(every proposal ever); checked with the
+/// supply).
 pub fn check_deposit_pool(s: &Overlay) -> Result<(), LedgerError> {
     let mut total: u128 = 0;
-    for p in proposals(s)? {
-        if p.status.is_open() {
-            total = total
-                .checked_add(p.total_deposit.0)
-                .ok_or_else(|| LedgerError::Invariant("deposit sum overflows".into()))?;
-        }
+    for (_, a) in by_address::<Amount>(s, k::DEPOSIT_PREFIX)? {
+        total = total
+            .checked_add(a.0)
+            .ok_or_else(|| LedgerError::Invariant("deposit sum overflows".into()))?;
     }
     let pool = deposit_pool(s)?;
     if pool.0 != total {
         return Err(LedgerError::Invariant(format!(
-            "governance deposit pool is {pool} but open proposals hold {total}"
+            "governance deposit pool is {pool} but the deposit records hold {total}"
         )));
     }
     Ok(())
@@ -221,36 +220,32 @@ fn pool_sub(s: &mut Overlay, a: Amount) -> Result<(), LedgerError> {
     Ok(())
 }
 
-fn active(s: &Overlay) -> Result<u32, LedgerError> {
+/// Proposals in their deposit or voting period.
+pub fn open_count(s: &Overlay) -> Result<u32, LedgerError> {
     Ok(read(s, k::ACTIVE)?.unwrap_or(0))
-}
-
-fn treasury(s: &Overlay) -> Result<Amount, LedgerError> {
-    Ok(read(s, keys::TREASURY)?.unwrap_or_default())
 }
 
 /// The checks of a proposal's content against the state: the parameters it sets are known,
 /// in bounds and consistent; the spend fits the treasury; the upgrade is in the future.
-/// Run at submission and again at execution (the state may have moved in between).
+/// Run at submission and again at execution (the state may have moved in between). For a
+/// parameter change, the parameters it would put in force.
 fn check_content(
     s: &Overlay,
     height: u64,
     content: &ProposalContent,
-) -> Result<Result<(), TxError>, LedgerError> {
+) -> Result<Result<Option<AllParams>, TxError>, LedgerError> {
     let invalid = |reason: String| Ok(Err(TxError::InvalidProposal { reason }));
     if let Err(reason) = content.check() {
         return invalid(reason);
     }
     match content {
         ProposalContent::ParamChange { changes } => {
-            let next = match param_table::apply(&AllParams::load(s)?, changes) {
-                Ok(n) => n,
-                Err(e) => return Ok(Err(e)),
-            };
+            let next = tx_try!(param_table::apply(&AllParams::load(s)?, changes));
             tx_try!(check_power_fits(s, &next)?);
+            return Ok(Ok(Some(next)));
         }
         ProposalContent::TreasurySpend { amount, .. } => {
-            let t = treasury(s)?;
+            let t = accounts::treasury(s)?;
             if *amount > t {
                 return Ok(Err(TxError::TreasuryShort {
                     amount: *amount,
@@ -267,7 +262,7 @@ fn check_content(
         }
         ProposalContent::Text | ProposalContent::EnclaveMeasurements { .. } => {}
     }
-    Ok(Ok(()))
+    Ok(Ok(None))
 }
 
 /// A new `power_reduction` must keep the validator set's total power where the consensus
@@ -276,7 +271,7 @@ fn check_content(
 fn check_power_fits(s: &Overlay, next: &AllParams) -> Result<Result<(), TxError>, LedgerError> {
     let mut power: u128 = 0;
     for v in staking::validators(s)? {
-        power = power.saturating_add(v.tokens.0 / next.staking.power_reduction.0.max(1));
+        power = power.saturating_add(staking::power_of(v.tokens, &next.staking));
     }
     if power > (u64::MAX / 4) as u128 {
         return Ok(Err(TxError::ParamsInconsistent {
@@ -308,7 +303,7 @@ fn submit(
         }));
     }
     tx_try!(check_content(s, ctx.height, content)?);
-    let open = active(s)?;
+    let open = open_count(s)?;
     if open >= p.max_active_proposals {
         return Ok(Err(TxError::TooManyProposals {
             active: open,
@@ -475,12 +470,7 @@ fn settle_deposits(
         }
     }
     if burn {
-        let supply: Amount = read(s, keys::SUPPLY)?.unwrap_or_default();
-        let next = supply
-            .checked_sub(total)
-            .map_err(|e| LedgerError::Invariant(format!("burning deposits: {e}")))?;
-        write(s, keys::SUPPLY, &next);
-        super::reward_pool::record_burn(s, total)?;
+        super::reward_pool::burn(s, total)?;
         ev.push(Event::DepositsBurned {
             id: prop.id,
             amount: total,
@@ -501,12 +491,13 @@ fn execute(
     prop: &Proposal,
     ev: &mut Vec<Event>,
 ) -> Result<Result<(), TxError>, LedgerError> {
-    tx_try!(check_content(s, height, &prop.content)?);
+    let next = tx_try!(check_content(s, height, &prop.content)?);
     match &prop.content {
         ProposalContent::Text => {}
         ProposalContent::ParamChange { changes } => {
-            let next = tx_try!(param_table::apply(&AllParams::load(s)?, changes));
-            next.store(s);
+            if let Some(next) = next {
+                next.store(s);
+            }
             for c in changes {
                 write(s, &k::param_source(&c.key), &prop.id);
                 ev.push(Event::ParamChanged {
@@ -517,12 +508,7 @@ fn execute(
             }
         }
         ProposalContent::TreasurySpend { to, amount } => {
-            let t = treasury(s)?;
-            let left = tx_try!(t.checked_sub(*amount).map_err(|_| TxError::TreasuryShort {
-                amount: *amount,
-                treasury: t,
-            }));
-            write(s, keys::TREASURY, &left);
+            tx_try!(accounts::debit_treasury(s, *amount)?);
             tx_try!(accounts::credit(s, to, *amount)?);
             ev.push(Event::TreasurySpent {
                 proposal: prop.id,
@@ -633,7 +619,7 @@ fn end_block(s: &mut Overlay, b: BlockFrame, ev: &mut Vec<Event>) -> Hook {
         closed += 1;
     }
     if closed > 0 {
-        let open = active(s)?
+        let open = open_count(s)?
             .checked_sub(closed)
             .ok_or_else(|| LedgerError::Invariant("more proposals closed than were open".into()))?;
         write(s, k::ACTIVE, &open);
