@@ -66,7 +66,7 @@ impl CommitCertificate {
 }
 
 /// Engine certificate -> stable form.
-pub(crate) fn from_engine(c: &EngineCert<OpalContext>) -> CommitCertificate {
+pub fn from_engine(c: &EngineCert<OpalContext>) -> CommitCertificate {
     CommitCertificate {
         height: c.height.0,
         round: c.round.as_u32().unwrap_or(0),
@@ -81,9 +81,7 @@ pub(crate) fn from_engine(c: &EngineCert<OpalContext>) -> CommitCertificate {
 
 /// Stable form -> the engine certificate served to syncing peers (no vote extensions).
 /// `None` if a signature has the wrong length.
-pub(crate) fn to_engine_extended(
-    c: &CommitCertificate,
-) -> Option<ExtendedCommitCertificate<OpalContext>> {
+pub fn to_engine_extended(c: &CommitCertificate) -> Option<ExtendedCommitCertificate<OpalContext>> {
     let mut sigs = Vec::with_capacity(c.signatures.len());
     for (pk, sig) in &c.signatures {
         let sig: [u8; 64] = sig.as_slice().try_into().ok()?;

@@ -688,6 +688,42 @@ pub struct Evidence {
     pub double_proposals: Vec<(WSignedProposal, WSignedProposal)>,
 }
 
+impl Evidence {
+    /// What the core gathered at a height, in the stable form.
+    pub fn from_engine(e: &malachitebft_core_consensus::MisbehaviorEvidence<OpalContext>) -> Self {
+        Self {
+            double_votes: e
+                .votes
+                .iter()
+                .flat_map(|(_, pairs)| pairs.iter())
+                .map(|(a, b)| (WSignedVote::from_engine(a), WSignedVote::from_engine(b)))
+                .collect(),
+            double_proposals: e
+                .proposals
+                .iter()
+                .flat_map(|(_, pairs)| pairs.iter())
+                .map(|(a, b)| {
+                    (
+                        WSignedProposal::from_engine(a),
+                        WSignedProposal::from_engine(b),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The borsh bytes [`crate::BlockExecutor::report_evidence`] receives; `None` when the
+    /// core saw no misbehaviour.
+    pub fn encode_engine(
+        e: &malachitebft_core_consensus::MisbehaviorEvidence<OpalContext>,
+    ) -> Option<Vec<u8>> {
+        if e.is_empty() {
+            return None;
+        }
+        borsh::to_vec(&Self::from_engine(e)).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

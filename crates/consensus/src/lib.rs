@@ -30,8 +30,10 @@
 //!   bounded reassembly buffer (`streaming`); nothing panics on them.
 //!
 //! Files: `context` (engine types), `signing` (sign bytes, signer, verifier), `codec`
-//! (wire/WAL formats), `streaming` (parts), `store` (undecided blocks), `app` (the `AppMsg`
-//! loop), `node` (engine wiring, [`start`], [`ConsensusHandle`]), `cert` (certificates).
+//! (wire/WAL formats), `streaming` (parts), `store` (undecided blocks), `host` (what a
+//! validator does with each request of the core, sans I/O: the one implementation the node and
+//! `opal-sim` both drive), `app` (the engine's `AppMsg` loop over `host`), `node` (engine
+//! wiring, [`start`], [`ConsensusHandle`]), `cert` (certificates).
 
 // No panics on the deterministic path: a fallible step returns an error (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -42,18 +44,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod app;
-mod cert;
+pub mod cert;
 pub mod codec;
 pub mod context;
+pub mod host;
 mod node;
 pub mod signing;
 mod store;
-mod streaming;
+pub mod streaming;
 pub mod time;
 
 pub use cert::CertificateError;
 pub use node::{start, ConsensusHandle};
-pub use store::StoreError;
+pub use store::{StoreError, StoredProposal, UndecidedStore};
 
 /// Block height; the first block is height 1, 0 means nothing committed (genesis).
 pub type Height = u64;

@@ -4,9 +4,12 @@
 //! simulated time. Each validator runs Malachite's sans-IO consensus core
 //! (`arc-malachitebft-core-consensus`, the same pinned version `opal-consensus` embeds) with
 //! Opal's own [`OpalContext`](opal_consensus::context::OpalContext), signer, verifier and
-//! wire codec; what the engine's actors would do with the core's effects (timers, gossip,
-//! the write-ahead log, value sync, the application's `StartedRound`/`GetValue`/`Decided`/
-//! `Finalized` handling) is done here against simulated time and a simulated network.
+//! wire codec. The application side is the node's own: each validator runs
+//! [`opal_consensus::host::Host`], the sans-IO host that the real node's engine loop also
+//! drives (`StartedRound`, `GetValue`, received blocks, `Decided`, `Finalized`, value sync),
+//! over an in-memory executor and store that survive crashes. What the engine's actors do
+//! around it (timers, gossip, the write-ahead log, sync requests) is done here against
+//! simulated time and a simulated network.
 //!
 //! Everything that varies (latency, loss, duplication, which Byzantine message a peer sees,
 //! sync peer choice, fault times picked by tests) comes from one [`Rng`] seeded by

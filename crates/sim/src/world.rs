@@ -1,13 +1,14 @@
 //! The scheduler, the simulated network and the per-validator host logic.
 //!
-//! The host side mirrors what `opal-consensus` (crates/consensus/src/app.rs) and the engine's
-//! consensus actor do with each core effect, without tokio, libp2p or disk:
+//! The application side is `opal_consensus::host::Host`, the same code the node's engine loop
+//! (crates/consensus/src/app.rs) drives; this file does what the engine's actors do around
+//! it, without tokio, libp2p or disk:
 //! * timers are events at `now + LinearTimeouts::duration_for(timeout)`, cancellable;
 //! * `PublishConsensusMsg` / liveness messages are encoded with `OpalCodec`, sent to every
 //!   peer through the network model and decoded again on arrival;
 //! * blocks travel as `ProposalPart`s (Init, Data, Fin with the proposer's signature over
-//!   `parts_sign_bytes`) and are authenticated, checked with `verify_block` and stored before
-//!   the core hears of them;
+//!   `parts_sign_bytes`), reassembled here and handed to `Host::accept_block`, which
+//!   authenticates, verifies and stores them before the core hears of them;
 //! * `WalAppend` entries are kept per height and replayed after a crash exactly as the engine
 //!   does (`record_recovered_own_precommit_extensions`, `index_wal_entries`, replay,
 //!   `reset_entries_index`);
@@ -24,26 +25,27 @@ use std::task::{Context as TaskContext, Poll, Waker};
 use bytes::Bytes;
 use malachitebft_codec::Codec;
 use malachitebft_core_consensus::{
-    process, ConsensusMsg, Effect, Input, LivenessMsg, LocallyProposedValue, MisbehaviorEvidence,
-    Params, ProposedValue, Resumable, Resume, SignedConsensusMsg, State, ThresholdParams,
+    process, ConsensusMsg, Effect, Input, LivenessMsg, LocallyProposedValue, Params, Resumable,
+    Resume, SignedConsensusMsg, State, ThresholdParams,
 };
 use malachitebft_core_types::{
-    CommitCertificate as EngineCert, ExtendedCommitCertificate, ExtendedCommitSignature,
-    LinearTimeouts, NilOrVal, Round, Timeout, TimeoutKind, Validity, ValueOrigin, ValuePayload,
-    ValueResponse,
+    CommitCertificate as EngineCert, ExtendedCommitCertificate, LinearTimeouts, NilOrVal, Round,
+    Timeout, TimeoutKind, Validity, ValueOrigin, ValuePayload, ValueResponse,
 };
 use malachitebft_metrics::Metrics;
 use malachitebft_peer::PeerId;
 use malachitebft_signing::{Signer, Verifier, VerifierExt};
-use malachitebft_signing_ed25519::Signature;
 use malachitebft_sync::{RawDecidedValue, Response as SyncResponse};
-use opal_consensus::codec::{Evidence, OpalCodec, WSignedProposal, WSignedVote};
+use opal_consensus::cert;
+use opal_consensus::codec::{Evidence, OpalCodec, MAX_SYNC_RESPONSE, MAX_SYNC_VALUES};
 use opal_consensus::context::{
-    Address, BlockHeight, OpalContext, PartInit, Proposal, ProposalPart, ValidatorSet, Value,
-    ValueId, Vote,
+    Address, BlockHeight, OpalContext, PartInit, Proposal, ProposalPart, Value, ValueId, Vote,
 };
-use opal_consensus::signing::{parts_sign_bytes, verify_raw, OpalSigner, OpalVerifier};
-use opal_consensus::{value_id, BlockExecutor, CommitCertificate, Validator};
+use opal_consensus::host::{linear_timeouts, Decision, Host, MemStore, ProposalStore};
+use opal_consensus::signing::{OpalSigner, OpalVerifier};
+use opal_consensus::streaming::AssembledBlock;
+use opal_consensus::StoredProposal;
+use opal_consensus::{value_id, BlockExecutor, Validator};
 
 use crate::executor::MemExecutor;
 use crate::{Byzantine, FailureKind, Fault, Rng, SimConfig, SimFailure, SimReport, SimStats};
@@ -54,11 +56,6 @@ const SYNC_REQUEST_TIMEOUT_MS: u64 = 5_000;
 const SYNC_BATCH: u64 = 10;
 const MAX_EVENTS: u64 = 20_000_000;
 const TRACE_LINES: usize = 60;
-/// Blocks for future heights kept until that height starts (as the app does).
-const MAX_PENDING: usize = 16;
-/// Distinct blocks kept per (height, round) (as the app does).
-const MAX_PROPOSALS_PER_ROUND: usize = 4;
-
 /// Drive a future that never waits (signing, verification) to completion.
 fn ready<F: Future>(f: F) -> F::Output {
     let mut f = pin!(f);
@@ -166,29 +163,8 @@ enum Action {
 
 // ------------------------------------------------------------------ nodes
 
-#[derive(Clone, Debug)]
-struct StoredBlock {
-    height: u64,
-    round: u32,
-    value_id: [u8; 32],
-    proposer: Address,
-    pol_round: Option<u32>,
-    valid: bool,
-    /// Proposer's signature over the parts; `None` for synced blocks.
-    parts_signature: Option<[u8; 64]>,
-    block: Vec<u8>,
-}
-
-struct AssembledBlock {
-    init: PartInit,
-    block: Vec<u8>,
-    signature: [u8; 64],
-}
-
 struct Node {
-    signer: OpalSigner,
     verifier: OpalVerifier,
-    address: Address,
     peer_id: PeerId,
     byzantine: Option<Byzantine>,
     up: bool,
@@ -199,19 +175,16 @@ struct Node {
     metrics: Metrics,
     timers: BTreeMap<(u8, i64), u64>,
     timer_gen: u64,
-    current_height: u64,
-    /// The round the core last started at `current_height`.
-    current_round: u32,
-    pending: BTreeMap<(u64, u32, [u8; 32]), AssembledBlock>,
     peer_tips: BTreeMap<usize, u64>,
     sync_inflight: Option<u64>,
     sync_buffer: BTreeMap<u64, (Bytes, ExtendedCommitCertificate<OpalContext>, usize)>,
     replaying: bool,
     /// Byzantine: the second block built for (height, round).
-    alt_blocks: BTreeMap<(u64, u32), StoredBlock>,
+    alt_blocks: BTreeMap<(u64, u32), StoredProposal>,
+    /// The real host (`opal_consensus::host`): its executor and undecided-block store are the
+    /// validator's disk and survive a crash; its volatile state is reset by one.
+    host: Host<MemExecutor, MemStore>,
     // Durable ("disk").
-    exec: MemExecutor,
-    undecided: Vec<StoredBlock>,
     wal: (u64, Vec<Input<OpalContext>>),
 }
 
@@ -231,74 +204,6 @@ fn peer_id_for(address: &Address) -> PeerId {
     let mut bytes = vec![0u8, 32];
     bytes.extend_from_slice(&address.0);
     PeerId::from_bytes(&bytes).expect("identity multihash of 32 bytes is a valid peer id")
-}
-
-fn to_opal_cert(c: &EngineCert<OpalContext>) -> CommitCertificate {
-    CommitCertificate {
-        height: c.height.0,
-        round: c.round.as_u32().unwrap_or(0),
-        value_id: c.value_id.0,
-        signatures: c
-            .commit_signatures
-            .iter()
-            .map(|s| (s.address.0, s.signature.to_bytes().to_vec()))
-            .collect(),
-    }
-}
-
-fn to_extended(c: &CommitCertificate) -> Option<ExtendedCommitCertificate<OpalContext>> {
-    let mut sigs = Vec::with_capacity(c.signatures.len());
-    for (pk, sig) in &c.signatures {
-        let sig: [u8; 64] = sig.as_slice().try_into().ok()?;
-        sigs.push(ExtendedCommitSignature::new(
-            Address(*pk),
-            Signature::from_bytes(sig),
-            None,
-        ));
-    }
-    Some(ExtendedCommitCertificate {
-        height: BlockHeight(c.height),
-        round: Round::new(c.round),
-        value_id: ValueId(c.value_id),
-        commit_signatures: sigs,
-    })
-}
-
-fn encode_evidence(e: &MisbehaviorEvidence<OpalContext>) -> Vec<u8> {
-    let ev = Evidence {
-        double_votes: e
-            .votes
-            .iter()
-            .flat_map(|(_, pairs)| pairs.iter())
-            .map(|(a, b)| (WSignedVote::from_engine(a), WSignedVote::from_engine(b)))
-            .collect(),
-        double_proposals: e
-            .proposals
-            .iter()
-            .flat_map(|(_, pairs)| pairs.iter())
-            .map(|(a, b)| {
-                (
-                    WSignedProposal::from_engine(a),
-                    WSignedProposal::from_engine(b),
-                )
-            })
-            .collect(),
-    };
-    borsh::to_vec(&ev).unwrap_or_default()
-}
-
-fn linear(t: &opal_consensus::Timeouts) -> LinearTimeouts {
-    // The same mapping as opal-consensus uses for the real engine.
-    LinearTimeouts {
-        propose: t.propose,
-        propose_delta: t.propose_delta,
-        prevote: t.prevote,
-        prevote_delta: t.prevote_delta,
-        precommit: t.precommit,
-        precommit_delta: t.precommit_delta,
-        rebroadcast: t.propose + t.prevote + t.precommit,
-        max_timeout: std::time::Duration::from_secs(60),
-    }
 }
 
 /// The core's effects, answered the way the engine's consensus actor answers them.
@@ -363,8 +268,10 @@ fn handle_effect(
             r.resume_with(())
         }
         Effect::Finalize(cert, _ext, evidence, r) => {
-            let ev = (!evidence.is_empty()).then(|| encode_evidence(&evidence));
-            out.push(Action::Finalize(cert.height.0, ev));
+            out.push(Action::Finalize(
+                cert.height.0,
+                Evidence::encode_engine(&evidence),
+            ));
             r.resume_with(())
         }
         Effect::SignVote(v, r) => {
@@ -460,44 +367,36 @@ impl World {
             .enumerate()
             .map(|(i, signer)| {
                 let address = signer.address();
+                let mut exec = MemExecutor::new(CHAIN_ID, validators.clone());
+                exec.time_bounds = cfg.time_bounds;
+                if let Some((_, Byzantine::FutureTime { ahead_ms })) =
+                    cfg.byzantine.iter().find(|(b, _)| *b == i)
+                {
+                    exec.clock_ahead_ms = *ahead_ms;
+                }
                 Node {
                     verifier: OpalVerifier::new(CHAIN_ID),
-                    address,
                     peer_id: peer_id_for(&address),
                     byzantine: cfg.byzantine.iter().find(|(b, _)| *b == i).map(|(_, k)| *k),
-                    signer,
                     up: false,
                     inc: 0,
                     core: None,
                     metrics: Metrics::new(),
                     timers: BTreeMap::new(),
                     timer_gen: 0,
-                    current_height: 0,
-                    current_round: 0,
-                    pending: BTreeMap::new(),
                     peer_tips: BTreeMap::new(),
                     sync_inflight: None,
                     sync_buffer: BTreeMap::new(),
                     replaying: false,
                     alt_blocks: BTreeMap::new(),
-                    exec: {
-                        let mut e = MemExecutor::new(CHAIN_ID, validators.clone());
-                        e.time_bounds = cfg.time_bounds;
-                        if let Some((_, Byzantine::FutureTime { ahead_ms })) =
-                            cfg.byzantine.iter().find(|(b, _)| *b == i)
-                        {
-                            e.clock_ahead_ms = *ahead_ms;
-                        }
-                        e
-                    },
-                    undecided: Vec::new(),
+                    host: Host::new(exec, MemStore::default(), signer),
                     wal: (0, Vec::new()),
                 }
             })
             .collect::<Vec<_>>();
         World {
             rng: Rng::new(cfg.seed),
-            timeouts: linear(&cfg.timeouts),
+            timeouts: linear_timeouts(&cfg.timeouts),
             loss: cfg.loss,
             group: vec![0; n],
             cfg,
@@ -570,7 +469,7 @@ impl World {
                     "v{i}{}: {} committed={} height={h} round={r}",
                     if n.byzantine.is_some() { "(byz)" } else { "" },
                     if n.up { "up" } else { "down" },
-                    n.exec.last_committed()
+                    n.host.executor().last_committed()
                 )
             })
             .collect::<Vec<_>>()
@@ -585,7 +484,7 @@ impl World {
         self.now >= self.last_fault_time()
             && self.nodes.iter().enumerate().all(|(i, n)| {
                 !self.honest(i)
-                    || n.exec.last_committed() >= self.cfg.target_height
+                    || n.host.executor().last_committed() >= self.cfg.target_height
                     || (!n.up && self.cfg.allowed_down_at_end.contains(&i))
             })
     }
@@ -636,15 +535,15 @@ impl World {
         let longest = honest
             .iter()
             .copied()
-            .max_by_key(|i| self.nodes[*i].exec.last_committed())
+            .max_by_key(|i| self.nodes[*i].host.executor().last_committed())
             .unwrap_or(0);
-        let top = self.nodes[longest].exec.last_committed();
+        let top = self.nodes[longest].host.executor().last_committed();
         let chain: Vec<[u8; 32]> = (1..=top)
-            .filter_map(|h| self.nodes[longest].exec.id_at(h))
+            .filter_map(|h| self.nodes[longest].host.executor().id_at(h))
             .collect();
         for &i in &honest {
-            for h in 1..=self.nodes[i].exec.last_committed() {
-                if self.nodes[i].exec.id_at(h) != chain.get(h as usize - 1).copied() {
+            for h in 1..=self.nodes[i].host.executor().last_committed() {
+                if self.nodes[i].host.executor().id_at(h) != chain.get(h as usize - 1).copied() {
                     let why = format!("v{i} and v{longest} have different blocks at height {h}");
                     return Err(self.failure(FailureKind::Agreement, why));
                 }
@@ -654,7 +553,8 @@ impl World {
             .iter()
             .flat_map(|&i| {
                 self.nodes[i]
-                    .exec
+                    .host
+                    .executor()
                     .evidence
                     .iter()
                     .map(move |e| (i, e.clone()))
@@ -663,9 +563,13 @@ impl World {
         Ok(SimReport {
             seed: self.cfg.seed,
             sim_ms: self.now,
-            heights: self.nodes.iter().map(|n| n.exec.last_committed()).collect(),
+            heights: self
+                .nodes
+                .iter()
+                .map(|n| n.host.executor().last_committed())
+                .collect(),
             block_times: (1..=top)
-                .map(|h| self.nodes[longest].exec.time_at(h))
+                .map(|h| self.nodes[longest].host.executor().time_at(h))
                 .collect(),
             commit_times: (1..=top)
                 .map(|h| self.first_commit_ms.get(&h).copied().unwrap_or(0))
@@ -711,7 +615,7 @@ impl World {
                 if !self.nodes[node].up || self.nodes[node].inc != inc {
                     return;
                 }
-                let tip = self.nodes[node].exec.last_committed();
+                let tip = self.nodes[node].host.executor().last_committed();
                 self.broadcast(node, Msg::Status { tip });
                 // A request that got no answer is given up (the peer may be gone).
                 if let Some(sent) = self.nodes[node].sync_inflight {
@@ -747,7 +651,7 @@ impl World {
                 n.inc += 1;
                 n.core = None;
                 n.timers.clear();
-                n.pending.clear();
+                n.host.restart();
                 n.peer_tips.clear();
                 n.sync_inflight = None;
                 n.sync_buffer.clear();
@@ -762,7 +666,7 @@ impl World {
                 n.up = true;
                 n.inc += 1;
                 n.metrics = Metrics::new();
-                let height = n.exec.last_committed() + 1;
+                let height = n.host.executor().last_committed() + 1;
                 self.local(
                     i,
                     0,
@@ -876,7 +780,7 @@ impl World {
                 input: input,
                 state: &mut state,
                 metrics: &n.metrics,
-                with: effect => handle_effect(&n.signer, &n.verifier, effect, &mut out)
+                with: effect => handle_effect(n.host.signer(), &n.verifier, effect, &mut out)
             )
         };
         self.nodes[i].core = Some(state);
@@ -890,18 +794,18 @@ impl World {
     }
 
     fn start_height(&mut self, i: usize, height: u64, restart: bool) {
-        let vs = match ValidatorSet::new(&self.nodes[i].exec.validator_set(height)) {
+        let n = &mut self.nodes[i];
+        let entered = n
+            .host
+            .enter_height(height)
+            .and_then(|()| n.host.validator_set(height));
+        let vs = match entered {
             Ok(vs) => vs,
             Err(e) => {
-                self.fail(FailureKind::Internal, format!("validator set: {e}"));
+                self.fail(FailureKind::Internal, format!("enter height {height}: {e}"));
                 return;
             }
         };
-        let n = &mut self.nodes[i];
-        n.current_height = height;
-        n.current_round = 0;
-        n.pending.retain(|(h, _, _), _| *h >= height);
-        n.undecided.retain(|b| b.height >= height);
         n.alt_blocks.retain(|(h, _), _| *h >= height);
         n.sync_buffer.retain(|h, _| *h >= height);
         // The engine's WAL: reset on a restart of the height or at a new height; otherwise
@@ -918,7 +822,7 @@ impl World {
                 BlockHeight(height),
                 vs.clone(),
                 Params {
-                    address: n.address,
+                    address: n.host.address(),
                     threshold_params: ThresholdParams::default(),
                     value_payload: ValuePayload::ProposalAndParts,
                     enabled: true,
@@ -991,12 +895,7 @@ impl World {
             }
             Action::GetValue(h, r) => self.get_value(i, h, r),
             Action::Restream(h, id) => {
-                let found = self.nodes[i]
-                    .undecided
-                    .iter()
-                    .find(|b| b.height == h && b.value_id == id.0 && b.parts_signature.is_some())
-                    .cloned();
-                if let Some(b) = found {
+                if let Ok(Some(b)) = self.nodes[i].host.restream(h, &id.0) {
                     let parts = parts_of(&b);
                     self.broadcast(i, Msg::Parts(parts));
                 }
@@ -1005,17 +904,15 @@ impl World {
             Action::SyncRejected => self.nodes[i].sync_inflight = None,
             Action::Decide(cert) => self.decided(i, cert),
             Action::Finalize(h, ev) => {
-                if let Some(ev) = ev {
+                if ev.is_some() {
                     self.note(format!("v{i} finalized {h} with misbehaviour evidence"));
-                    self.nodes[i].exec.report_evidence(ev);
                 }
-                let committed = self.nodes[i].exec.last_committed();
-                let (height, restart) = if committed >= h {
-                    (h + 1, false)
-                } else {
-                    (h, true)
-                };
-                self.local(i, 0, Local::StartHeight { height, restart });
+                match self.nodes[i].host.finalized(h, ev) {
+                    Ok((height, restart)) => {
+                        self.local(i, 0, Local::StartHeight { height, restart })
+                    }
+                    Err(e) => self.fail(FailureKind::Internal, format!("v{i} finalize {h}: {e}")),
+                }
             }
             Action::Wal(h, entry) => {
                 let n = &mut self.nodes[i];
@@ -1042,59 +939,29 @@ impl World {
             self.stats.max_round = r;
         }
         self.note(format!("v{i} round {h}/{r}"));
-        if self.nodes[i].current_height == h {
-            self.nodes[i].current_round = r;
-        }
-        // Blocks that arrived before this height started.
-        let early: Vec<_> = self.nodes[i]
-            .pending
-            .keys()
-            .filter(|(ph, _, _)| *ph == h)
-            .copied()
-            .collect();
-        for k in early {
-            if let Some(b) = self.nodes[i].pending.remove(&k) {
-                let _ = self.accept_block(i, b);
+        let n = &mut self.nodes[i];
+        n.host.executor_mut().now_ms = self.now;
+        match n.host.started_round(h, r) {
+            Ok(values) => {
+                for v in values {
+                    self.local(
+                        i,
+                        0,
+                        Local::Input(Box::new(Input::ProposedValue(v, ValueOrigin::Consensus))),
+                    );
+                }
             }
-        }
-        let values: Vec<ProposedValue<OpalContext>> = self.nodes[i]
-            .undecided
-            .iter()
-            .filter(|b| b.height == h && b.round == r)
-            .map(proposed_value)
-            .collect();
-        for v in values {
-            self.local(
-                i,
-                0,
-                Local::Input(Box::new(Input::ProposedValue(v, ValueOrigin::Consensus))),
-            );
+            Err(e) => self.fail(FailureKind::Internal, format!("v{i} started round: {e}")),
         }
     }
 
     fn get_value(&mut self, i: usize, h: u64, round: Round) {
         let r = round.as_u32().unwrap_or(0);
         let n = &mut self.nodes[i];
-        let address = n.address;
-        let existing = n
-            .undecided
-            .iter()
-            .find(|b| {
-                b.height == h
-                    && b.round == r
-                    && b.proposer == address
-                    && b.parts_signature.is_some()
-            })
-            .cloned();
-        n.exec.now_ms = self.now;
-        let stored = match existing {
-            Some(b) => b,
-            None => {
-                let block = n.exec.build_block(h, r, address.0);
-                let b = sign_block(&n.signer, h, r, block);
-                n.undecided.push(b.clone());
-                b
-            }
+        n.host.executor_mut().now_ms = self.now;
+        let stored = match n.host.get_value(h, r) {
+            Ok(p) => p,
+            Err(e) => return self.fail(FailureKind::Internal, format!("v{i} get value: {e}")),
         };
         let mut extra = None;
         let two_blocks = matches!(
@@ -1103,8 +970,12 @@ impl World {
         );
         if two_blocks && !n.alt_blocks.contains_key(&(h, r)) {
             let payload = 1_000_000 + self.rng.below(1_000_000);
-            let block = n.exec.build_with_payload(h, r, address.0, payload);
-            let b = sign_block(&n.signer, h, r, block);
+            let address = n.host.address().0;
+            let block = n
+                .host
+                .executor_mut()
+                .build_with_payload(h, r, address, payload);
+            let b = n.host.sign_block(h, r, block);
             n.alt_blocks.insert((h, r), b.clone());
             extra = Some(b);
         }
@@ -1168,9 +1039,11 @@ impl World {
         let (h, r) = (m.height().0, m.round().as_u32().unwrap_or(0));
         let n = &self.nodes[i];
         let mut ids: Vec<[u8; 32]> = n
-            .undecided
+            .host
+            .store()
+            .at_round(h, r)
+            .unwrap_or_default()
             .iter()
-            .filter(|b| b.height == h && b.round == r)
             .map(|b| b.value_id)
             .chain(n.alt_blocks.get(&(h, r)).map(|b| b.value_id))
             .collect();
@@ -1185,7 +1058,7 @@ impl World {
                         return None;
                     }
                     SignedConsensusMsg::Vote(
-                        ready(n.signer.sign_vote(Vote {
+                        ready(n.host.signer().sign_vote(Vote {
                             value: NilOrVal::Val(value),
                             extension: None,
                             ..v.message.clone()
@@ -1194,7 +1067,7 @@ impl World {
                     )
                 }
                 SignedConsensusMsg::Proposal(p) => SignedConsensusMsg::Proposal(
-                    ready(n.signer.sign_proposal(Proposal {
+                    ready(n.host.signer().sign_proposal(Proposal {
                         value: Value { id: value },
                         ..p.message.clone()
                     }))
@@ -1240,7 +1113,7 @@ impl World {
                     extension: None,
                     ..v.message.clone()
                 };
-                ready(n.signer.sign_vote(vote))
+                ready(n.host.signer().sign_vote(vote))
                     .ok()
                     .map(SignedConsensusMsg::Vote)
             }
@@ -1254,7 +1127,7 @@ impl World {
                     },
                     ..p.message.clone()
                 };
-                ready(n.signer.sign_proposal(proposal))
+                ready(n.host.signer().sign_proposal(proposal))
                     .ok()
                     .map(SignedConsensusMsg::Proposal)
             }
@@ -1287,107 +1160,36 @@ impl World {
             block: data,
             signature,
         };
-        if let Some(v) = self.accept_block(i, b) {
-            self.local(
-                i,
-                0,
-                Local::Input(Box::new(Input::ProposedValue(v, ValueOrigin::Consensus))),
-            );
-        }
-    }
-
-    /// As the app's `accept_block`: authenticate, verify, store, then tell the core.
-    fn accept_block(&mut self, i: usize, b: AssembledBlock) -> Option<ProposedValue<OpalContext>> {
-        let n = &mut self.nodes[i];
         let (h, r) = (b.init.height, b.init.round);
-        if h < n.current_height {
-            return None;
-        }
-        let id = value_id(&b.block);
-        if h > n.current_height {
-            if h <= n.current_height + 2 && n.pending.len() < MAX_PENDING {
-                n.pending.insert((h, r, id), b);
-            }
-            return None;
-        }
-        let vs = ValidatorSet::new(&n.exec.validator_set(h)).ok()?;
-        let proposer = b.init.proposer;
-        if vs.validators()[vs.proposer_index(h, r)].address != proposer {
-            return None;
-        }
-        if !verify_raw(
-            &proposer.0,
-            &parts_sign_bytes(CHAIN_ID, &b.init, id),
-            &b.signature,
-        ) {
-            return None;
-        }
-        let same_round: Vec<&StoredBlock> = n
-            .undecided
-            .iter()
-            .filter(|s| s.height == h && s.round == r)
-            .collect();
-        if let Some(s) = same_round.iter().find(|s| s.value_id == id) {
-            return Some(proposed_value(s));
-        }
-        if same_round.len() >= MAX_PROPOSALS_PER_ROUND {
-            return None;
-        }
-        n.exec.now_ms = self.now;
-        // As the app: the clock check for the current (or a later) round only.
-        let verdict = if r < n.current_round {
-            n.exec.verify_block(h, &b.block)
-        } else {
-            n.exec.verify_proposal(h, r, b.init.pol_round, &b.block)
-        };
-        let valid = match verdict {
-            Ok(()) => true,
-            Err(why) => {
-                let line = format!("v{i} refuses the proposal at {h}/{r}: {why}");
-                self.note(line);
-                false
-            }
-        };
         let n = &mut self.nodes[i];
-        let s = StoredBlock {
-            height: h,
-            round: r,
-            value_id: id,
-            proposer,
-            pol_round: b.init.pol_round,
-            valid,
-            parts_signature: Some(b.signature),
-            block: b.block,
-        };
-        let v = proposed_value(&s);
-        n.undecided.push(s);
-        Some(v)
+        n.host.executor_mut().now_ms = self.now;
+        match n.host.accept_block(b) {
+            Ok(Some(v)) => {
+                if v.validity == Validity::Invalid {
+                    self.note(format!("v{i} refuses the proposal at {h}/{r}"));
+                }
+                self.local(
+                    i,
+                    0,
+                    Local::Input(Box::new(Input::ProposedValue(v, ValueOrigin::Consensus))),
+                );
+            }
+            Ok(None) => {}
+            Err(e) => self.fail(FailureKind::Internal, format!("v{i} accept block: {e}")),
+        }
     }
 
     fn decided(&mut self, i: usize, cert: EngineCert<OpalContext>) {
         let h = cert.height.0;
         let id = cert.value_id.0;
         let honest = self.honest(i);
-        let block = self.nodes[i]
-            .undecided
-            .iter()
-            .find(|b| b.height == h && b.value_id == id)
-            .map(|b| b.block.clone());
-        let Some(block) = block else {
-            if honest {
-                self.fail(
-                    FailureKind::InvalidDecision,
-                    format!(
-                        "v{i} decided {} at height {h} without the block",
-                        hex::encode(&id[..8])
-                    ),
-                );
-            }
-            return;
+        let oc = cert::from_engine(&cert);
+        let decision = match self.nodes[i].host.decided(&oc) {
+            Ok(d) => d,
+            Err(e) => return self.fail(FailureKind::Internal, format!("v{i} decided: {e}")),
         };
-        let oc = to_opal_cert(&cert);
-        match self.nodes[i].exec.commit(h, &block, &oc) {
-            Ok(_) => {
+        match decision {
+            Decision::Committed(_) => {
                 self.stats.decisions += 1;
                 self.note(format!(
                     "v{i} committed {h} round {} value {}",
@@ -1412,14 +1214,18 @@ impl World {
                     }
                 }
             }
-            Err(e) => {
-                if honest {
-                    self.fail(
-                        FailureKind::InvalidDecision,
-                        format!("v{i} cannot commit its decision at height {h}: {e}"),
-                    );
-                }
-            }
+            Decision::BlockMissing if honest => self.fail(
+                FailureKind::InvalidDecision,
+                format!(
+                    "v{i} decided {} at height {h} without the block",
+                    hex::encode(&id[..8])
+                ),
+            ),
+            Decision::CommitFailed(e) if honest => self.fail(
+                FailureKind::InvalidDecision,
+                format!("v{i} cannot commit its decision at height {h}: {e}"),
+            ),
+            Decision::BlockMissing | Decision::CommitFailed(_) => {}
         }
     }
 
@@ -1430,7 +1236,7 @@ impl World {
         if !n.up || n.core.is_none() || n.sync_inflight.is_some() {
             return;
         }
-        let h = n.current_height;
+        let h = n.host.current_height();
         if n.sync_buffer.contains_key(&h) {
             return;
         }
@@ -1451,11 +1257,13 @@ impl World {
 
     fn serve_sync(&mut self, i: usize, to: usize, start: u64, end: u64) {
         let mut values = Vec::new();
-        for h in start..=end.min(start + SYNC_BATCH - 1) {
-            let Some((block, cert)) = self.nodes[i].exec.decided(h) else {
-                break;
-            };
-            let Some(ext) = to_extended(&cert) else {
+        let end = end.min(start + SYNC_BATCH - 1);
+        for (block, c) in
+            self.nodes[i]
+                .host
+                .decided_values(start, end, MAX_SYNC_VALUES, MAX_SYNC_RESPONSE / 2)
+        {
+            let Some(ext) = cert::to_engine_extended(&c) else {
                 break;
             };
             values.push(RawDecidedValue::new(Bytes::from(block), ext));
@@ -1480,7 +1288,7 @@ impl World {
         let n = &mut self.nodes[i];
         for (k, v) in r.values.into_iter().enumerate() {
             let h = r.start_height.0 + k as u64;
-            if h >= n.current_height && v.certificate.height.0 == h {
+            if h >= n.host.current_height() && v.certificate.height.0 == h {
                 n.sync_buffer
                     .insert(h, (v.value_bytes, v.certificate, from));
             }
@@ -1489,7 +1297,7 @@ impl World {
     }
 
     fn feed_sync(&mut self, i: usize) {
-        let h = self.nodes[i].current_height;
+        let h = self.nodes[i].host.current_height();
         let Some((bytes, cert, from)) = self.nodes[i].sync_buffer.remove(&h) else {
             return;
         };
@@ -1512,35 +1320,20 @@ impl World {
             return;
         }
         let n = &mut self.nodes[i];
-        n.exec.now_ms = self.now;
-        let valid = n.exec.verify_block(h, &block).is_ok();
-        let s = StoredBlock {
-            height: h,
-            round: round.as_u32().unwrap_or(0),
-            value_id: id,
-            proposer,
-            pol_round: None,
-            valid,
-            parts_signature: None,
-            block,
-        };
-        if !n
-            .undecided
-            .iter()
-            .any(|b| b.height == h && b.value_id == id)
+        n.host.executor_mut().now_ms = self.now;
+        let pv = match n
+            .host
+            .synced_value(h, round.as_u32().unwrap_or(0), proposer, block)
         {
-            n.undecided.push(s);
-        }
+            Ok(Some(pv)) => pv,
+            Ok(None) => {
+                n.sync_inflight = None;
+                return;
+            }
+            Err(e) => return self.fail(FailureKind::Internal, format!("v{i} synced value: {e}")),
+        };
         self.stats.sync_decisions += 1;
         self.note(format!("v{i} synced height {h}"));
-        let pv = ProposedValue {
-            height: BlockHeight(h),
-            round,
-            valid_round: Round::Nil,
-            proposer,
-            value: Value { id: ValueId(id) },
-            validity: Validity::from_bool(valid),
-        };
         self.local(
             i,
             0,
@@ -1549,36 +1342,12 @@ impl World {
     }
 }
 
-fn sign_block(signer: &OpalSigner, h: u64, r: u32, block: Vec<u8>) -> StoredBlock {
-    let id = value_id(&block);
-    let init = PartInit {
-        height: h,
-        round: r,
-        pol_round: None,
-        proposer: signer.address(),
-        block_len: block.len() as u32,
-    };
-    let sig = signer
-        .sign_raw(&parts_sign_bytes(CHAIN_ID, &init, id))
-        .to_bytes();
-    StoredBlock {
-        height: h,
-        round: r,
-        value_id: id,
-        proposer: signer.address(),
-        pol_round: None,
-        valid: true,
-        parts_signature: Some(sig),
-        block,
-    }
-}
-
-fn parts_of(b: &StoredBlock) -> Vec<Bytes> {
+fn parts_of(b: &StoredProposal) -> Vec<Bytes> {
     let init = PartInit {
         height: b.height,
         round: b.round,
         pol_round: b.pol_round,
-        proposer: b.proposer,
+        proposer: Address(b.proposer),
         block_len: b.block.len() as u32,
     };
     [
@@ -1589,17 +1358,4 @@ fn parts_of(b: &StoredBlock) -> Vec<Bytes> {
     .iter()
     .filter_map(|p| Codec::<ProposalPart>::encode(&OpalCodec, p).ok())
     .collect()
-}
-
-fn proposed_value(b: &StoredBlock) -> ProposedValue<OpalContext> {
-    ProposedValue {
-        height: BlockHeight(b.height),
-        round: Round::new(b.round),
-        valid_round: Round::from(b.pol_round),
-        proposer: b.proposer,
-        value: Value {
-            id: ValueId(b.value_id),
-        },
-        validity: Validity::from_bool(b.valid),
-    }
 }
