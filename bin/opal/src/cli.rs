@@ -98,7 +98,7 @@ pub struct TxOpts {
     pub from: String,
     /// Fee in base units [default: the chain's minimum fee].
     #[arg(long)]
-    pub fee: Option<String>,
+    pub fee: Option<opal_types::Amount>,
     /// Return once the node accepted the transaction, without waiting for its block.
     #[arg(long)]
     pub no_wait: bool,

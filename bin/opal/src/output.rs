@@ -9,6 +9,26 @@ pub fn print(mode: Output, v: &Value, text: impl FnOnce() -> String) {
     }
 }
 
+/// Print a typed reply as JSON, or as `text` for people.
+pub fn print_as<T: serde::Serialize>(
+    mode: Output,
+    reply: &T,
+    text: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
+    print(mode, &serde_json::to_value(reply)?, text);
+    Ok(())
+}
+
+/// An optional value for people: the value, or `-`.
+pub fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".into(), |x| x.to_string())
+}
+
+/// A value in its JSON form, on one line (licences, tier lists, shares).
+pub fn j<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
 pub fn s(v: &Value, k: &str) -> String {
     match v.get(k) {
         Some(Value::String(s)) => s.clone(),

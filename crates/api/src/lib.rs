@@ -9,18 +9,20 @@
 //! OpenAPI document (`/openapi.json`) takes its component schemas from there, so the document
 //! describes what the code sends.
 //!
-//! Typed so far: errors, the status, accounts, transactions (submit and status), inference
-//! (`POST /api/infer`'s body and reply), zk proofs (`GET /api/proofs/{id}`), models
-//! (`/api/models`, `/api/models/{model}`), escrows, validators, blocks, and governance ([`gov`]: proposals, votes,
-//! `/api/params`, `/api/gov`). The lineage, dataset, service, receipt,
-//! case and OpenAI routes are still built with `serde_json::json!` in the node and read as
-//! `serde_json::Value` by the client (`Client::get`); each one moves here as it is touched.
+//! Typed: errors, the status, accounts, transactions (submit and status), inference
+//! (`POST /api/infer`'s body and reply), zk proofs (`GET /api/proofs/{id}`), models, lineage,
+//! datasets, services, verification cases and zk keys ([`registry`]), escrows, validators,
+//! blocks, and governance ([`gov`]: proposals, votes, `/api/params`, `/api/gov`). Still built
+//! with `serde_json::json!` in the node and read as `serde_json::Value` (`Client::get`): the
+//! receipt proof (`/api/receipts/{id}`, read by the same code as `/api/state/{key}`) and the
+//! OpenAI routes (whose shape is OpenAI's).
 
 // No panics on the deterministic path: a fallible step returns an error (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(clippy::disallowed_types)]
 
 pub mod gov;
+pub mod registry;
 
 use opal_ledger::params::InferenceParams;
 use opal_ledger::{Event, Params};
@@ -413,6 +415,13 @@ pub fn schemas() -> serde_json::Map<String, Value> {
     g.subschema_for::<ProofStatus>();
     g.subschema_for::<Model>();
     g.subschema_for::<ModelDetail>();
+    g.subschema_for::<registry::Models>();
+    g.subschema_for::<registry::LineageReply>();
+    g.subschema_for::<registry::DatasetReply>();
+    g.subschema_for::<registry::Services>();
+    g.subschema_for::<registry::Cases>();
+    g.subschema_for::<registry::CaseReply>();
+    g.subschema_for::<registry::ZkKey>();
     g.subschema_for::<Escrow>();
     g.subschema_for::<Validators>();
     g.subschema_for::<BlockReply>();

@@ -6,7 +6,8 @@
 //! by the node, for exactly that request, and its output hash is the hash of the outputs that
 //! came with it; [`wait_for_proof`] and [`attach_proof`] do the same for a `zk` proof. What is
 //! left (settlement on chain, re-execution) is `opal verify`'s (`opal-watcher`). The CLI's
-//! `opal infer` is these functions plus escrow funding and printing; the SDK will be too.
+//! `opal infer` is these functions ([`ensure_escrow`] funds the escrow that pays the node) and
+//! printing; the SDK will be too.
 
 use opal_api::ProofState;
 use opal_client::{Client, ClientError};
@@ -35,6 +36,9 @@ pub enum CallerError {
     ProofFailed(String),
     #[error("no proof after {0:?} (raise --proof-timeout)")]
     ProofTimeout(Duration),
+    /// The escrow with the node cannot pay for the call.
+    #[error("{0}")]
+    Escrow(String),
 }
 
 type Result<T> = std::result::Result<T, CallerError>;
@@ -95,6 +99,64 @@ pub fn offer(c: &Client, model: &str, tier: Tier) -> Result<Offer> {
         endpoint: svc.endpoint.clone(),
         price,
         inputs,
+    })
+}
+
+/// What [`ensure_escrow`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Escrowed {
+    /// The escrow's balance before.
+    pub balance: Amount,
+    /// What was added to it (zero when it already held enough).
+    pub funded: Amount,
+}
+
+/// Make sure the caller's escrow with `node` holds at least `need`, funding it when it holds
+/// less with the larger of `deposit` and what is missing, and waiting for that transaction's
+/// block. A closing escrow is refused (it cannot take funds: withdraw it once it unlocks, then
+/// fund a new one), and so is a funding transaction the chain rejects.
+pub fn ensure_escrow(
+    c: &Client,
+    key: &SecretKey,
+    node: &Address,
+    need: Amount,
+    deposit: Amount,
+) -> Result<Escrowed> {
+    let esc = c.escrow(&key.address(), node)?;
+    if esc.unlock_ms.is_some() {
+        return Err(CallerError::Escrow(format!(
+            "your escrow with node {node} is closing; withdraw it after it unlocks, then fund a new one"
+        )));
+    }
+    let balance = esc.balance;
+    if balance >= need {
+        return Ok(Escrowed {
+            balance,
+            funded: Amount::ZERO,
+        });
+    }
+    let amount = deposit.max(Amount(need.0 - balance.0));
+    let opts = opal_client::SendOptions {
+        fee: None,
+        wait: Some(Duration::from_secs(60)),
+    };
+    let sent = c.send(
+        key,
+        opal_types::Action::FundEscrow {
+            node: *node,
+            amount,
+        },
+        &opts,
+    )?;
+    if !sent.status.applied() {
+        return Err(CallerError::Escrow(format!(
+            "funding the escrow failed: {}",
+            sent.status.error().unwrap_or("-")
+        )));
+    }
+    Ok(Escrowed {
+        balance,
+        funded: amount,
     })
 }
 

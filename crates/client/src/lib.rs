@@ -176,6 +176,16 @@ impl Client {
         decode(&format!("{}{}", self.base, path), self.get(path)?)
     }
 
+    /// GET `path` and decode it as `T`; `None` when the node answers 404 (no such thing).
+    pub fn get_opt<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
+        let (status, v) = self.get_raw(path)?;
+        match status {
+            404 => Ok(None),
+            s if s >= 400 => Err(refused(s, &v)),
+            _ => decode(&format!("{}{}", self.base, path), v).map(Some),
+        }
+    }
+
     /// GET `path` as raw bytes (an artifact), at most [`MAX_DOWNLOAD`] of them.
     pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
         self.get_bytes_at_most(path, MAX_DOWNLOAD)
@@ -223,6 +233,49 @@ impl Client {
     /// the nodes serving it.
     pub fn model(&self, model: &str) -> Result<opal_api::ModelDetail> {
         self.get_as(&format!("/api/models/{model}"))
+    }
+
+    /// `GET /api/models/{model}`, `None` if there is no such model (or no such name).
+    pub fn model_opt(&self, model: &str) -> Result<Option<opal_api::ModelDetail>> {
+        self.get_opt(&format!("/api/models/{model}"))
+    }
+
+    /// `GET /api/models`: every registered model version.
+    pub fn models(&self) -> Result<opal_api::registry::Models> {
+        self.get_as("/api/models")
+    }
+
+    /// `GET /api/models/{model}/lineage`.
+    pub fn lineage(&self, model: &str) -> Result<opal_api::registry::LineageReply> {
+        self.get_as(&format!("/api/models/{model}/lineage"))
+    }
+
+    /// `GET /api/datasets/{name}`.
+    pub fn dataset(&self, name: &str) -> Result<opal_api::registry::DatasetReply> {
+        self.get_as(&format!("/api/datasets/{name}"))
+    }
+
+    /// `GET /api/services[?model=M]`.
+    pub fn services(&self, model: Option<&str>) -> Result<opal_api::registry::Services> {
+        match model {
+            Some(m) => self.get_as(&format!("/api/services?model={m}")),
+            None => self.get_as("/api/services"),
+        }
+    }
+
+    /// `GET /api/cases?limit=N`: open verification cases.
+    pub fn cases(&self, limit: usize) -> Result<opal_api::registry::Cases> {
+        self.get_as(&format!("/api/cases?limit={limit}"))
+    }
+
+    /// `GET /api/cases/{request_id}`.
+    pub fn case(&self, request_id: &Hash) -> Result<opal_api::registry::CaseReply> {
+        self.get_as(&format!("/api/cases/{request_id}"))
+    }
+
+    /// `GET /api/zk/keys/{id}`, `None` if no key with that id is published.
+    pub fn zk_key(&self, id: &Hash) -> Result<Option<opal_api::registry::ZkKey>> {
+        self.get_opt(&format!("/api/zk/keys/{id}"))
     }
 
     /// `GET /api/escrows/{caller}/{node}`.

@@ -137,3 +137,88 @@ pub fn missing_parts(home: &Home) -> Option<String> {
         Some(missing.join(", "))
     }
 }
+
+/// Refuse to start a directory that is not a complete node home, saying how to make one.
+pub fn check_startable(home: &Home) -> Result<()> {
+    if !home.root.is_dir() {
+        bail!(
+            "{} does not exist; create a node home with `opal node init --home {} --moniker NAME`, \
+             `opal devnet --home DIR` or `opal testnet --home DIR`",
+            home.root.display(),
+            home.root.display()
+        );
+    }
+    if let Some(missing) = missing_parts(home) {
+        let hint = if home.node_key_path().is_file() && home.config_path().is_file() {
+            "copy the chain's genesis.json into it (every validator of a chain uses the same file)"
+        } else {
+            "create one with `opal node init`, `opal devnet` or `opal testnet`"
+        };
+        bail!(
+            "{} is not a complete node home: missing {missing}; {hint}",
+            home.root.display()
+        );
+    }
+    Ok(())
+}
+
+/// What an operator joining a network chooses for its node (`opal node init`).
+#[derive(Debug, Clone)]
+pub struct OperatorNode {
+    pub moniker: String,
+    pub api_addr: std::net::SocketAddr,
+    pub p2p_addr: std::net::SocketAddr,
+    pub peers: Vec<std::net::SocketAddr>,
+    pub dev_timeouts: bool,
+    pub check_invariants: bool,
+}
+
+/// Create an operator's node home: a new validator key and a config, no genesis (the chain's
+/// comes from whoever writes it). Refuses to overwrite a key or a config, a moniker that is not
+/// 1-64 characters of `[A-Za-z0-9_-]`, and a node that lists itself as a peer. Returns the key.
+pub fn init_operator(home: &Home, n: &OperatorNode) -> Result<SecretKey> {
+    let m = &n.moniker;
+    if m.is_empty()
+        || m.len() > 64
+        || !m
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        bail!("--moniker {m:?} must be 1-64 characters of [A-Za-z0-9_-]");
+    }
+    if home.node_key_path().exists() {
+        bail!(
+            "{} already holds a node key ({}); refusing to overwrite it. Use another --home, or \
+             delete the key yourself if you really mean to replace this validator's identity",
+            home.root.display(),
+            home.node_key_path().display()
+        );
+    }
+    if home.config_path().exists() {
+        bail!(
+            "{} already holds a config.toml; use another --home or remove it first",
+            home.root.display()
+        );
+    }
+    if n.peers.contains(&n.p2p_addr) {
+        bail!("--peers lists this node's own --p2p-addr {}", n.p2p_addr);
+    }
+    std::fs::create_dir_all(&home.root)
+        .with_context(|| format!("creating {}", home.root.display()))?;
+    let key = SecretKey::generate();
+    KeyFile::new(m, &key)
+        .write(&home.node_key_path())
+        .context("writing the node key")?;
+    home.write_config(&NodeConfig {
+        moniker: m.clone(),
+        api_addr: n.api_addr,
+        p2p_addr: n.p2p_addr,
+        peers: n.peers.clone(),
+        check_invariants: n.check_invariants,
+        dev_timeouts: n.dev_timeouts,
+        inference_key: None,
+        artifact_peers: vec![],
+    })
+    .context("writing config.toml")?;
+    Ok(key)
+}

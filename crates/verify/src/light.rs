@@ -271,6 +271,33 @@ impl LightError {
         }
     }
 
+    /// The exit code `opal verify` ends with on this failure: one per kind (10..=28, in the
+    /// order of the variants), so scripts can tell a forged root from a short certificate
+    /// (docs/verification.md section 6c). Stable: a new kind gets the next number.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LightError::Malformed { .. } => 10,
+            LightError::WrongChain { .. } => 11,
+            LightError::NotNewer { .. } => 12,
+            LightError::ValidatorsProof(_) => 13,
+            LightError::BadValidatorSet => 14,
+            LightError::CertificateMismatch { .. } => 15,
+            LightError::UnknownSigner(_) => 16,
+            LightError::DuplicateSigner(_) => 17,
+            LightError::BadSignature(_) => 18,
+            LightError::InsufficientPower { .. } => 19,
+            LightError::GenesisRootMismatch { .. } => 20,
+            LightError::GenesisSetMismatch => 21,
+            LightError::ParentMismatch { .. } => 22,
+            LightError::InsufficientTrust { .. } => 23,
+            LightError::TrustExpired { .. } => 24,
+            LightError::FromTheFuture { .. } => 25,
+            LightError::StateProof { .. } => 26,
+            LightError::TooManySteps(_) => 27,
+            LightError::Fetch { .. } => 28,
+        }
+    }
+
     /// Whether verifying an intermediate block first may help.
     fn bisectable(&self) -> bool {
         matches!(self, LightError::InsufficientTrust { .. })

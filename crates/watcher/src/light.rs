@@ -161,6 +161,48 @@ pub fn prove_via_light_client(
         .map(|v| (portable.clone(), v)))
 }
 
+/// An account as the node reports it, proven: the reply's Merkle proof is checked against the
+/// state root of the committed block at that height (as the node reports that block; pass
+/// through [`verify_to`] for a certified root), and the proven value must be the reported
+/// balance and nonce. At height 0 (genesis) the reply's own root is used.
+pub fn proven_account(
+    c: &Client,
+    address: &opal_types::Address,
+    height: Option<u64>,
+) -> Result<opal_api::Account, CheckError> {
+    let mut path = format!("/api/accounts/{address}?prove=true");
+    if let Some(h) = height {
+        path += &format!("&height={h}");
+    }
+    let v = c.get(&path)?;
+    let reported: opal_api::Account =
+        serde_json::from_value(v.clone()).map_err(|e| malformed(format!("account reply: {e}")))?;
+    let h = reported.height;
+    let root = if h == 0 {
+        reported.state_root
+    } else {
+        let block: opal_api::BlockReply = c.get_as(&format!("/api/blocks/{h}"))?;
+        if block.state_root != reported.state_root {
+            return Err(CheckError::ProofInvalid(format!(
+                "the reply's root {} is not block {h}'s state root {}",
+                reported.state_root, block.state_root
+            )));
+        }
+        block.state_root
+    };
+    let proven = match check_state_reply(&v, &root)? {
+        None => opal_ledger::components::accounts::Account::default(),
+        Some(b) => opal_types::encoding::decode("account", &b, 64)
+            .map_err(|e| malformed(format!("the proven value is not an account: {e}")))?,
+    };
+    if proven.balance != reported.balance || proven.nonce != reported.nonce {
+        return Err(CheckError::ProofInvalid(
+            "the proven account differs from the reported one".into(),
+        ));
+    }
+    Ok(reported)
+}
+
 /// Check a node's state-proof reply (`key`, `value`, `proof`, as `/api/state/{key}?prove=true`
 /// and `/api/receipts/{id}?prove=true` serve them) against `root`; the proven value.
 pub fn check_state_reply(v: &Value, root: &Hash) -> Result<Option<Vec<u8>>, CheckError> {

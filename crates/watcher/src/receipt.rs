@@ -7,6 +7,7 @@ use crate::checks::{chain_commit_params, commit_params, rerun_float};
 use crate::{light, CheckError};
 use opal_client::Client;
 use opal_infer::Tensor;
+use opal_ledger::components::verification::Outcome as CaseOutcome;
 use opal_types::receipt::Receipt;
 use opal_types::{Hash, Tier};
 use opal_verify::light::{LightError, Options, Portable, TrustSource, TrustedState};
@@ -432,24 +433,29 @@ fn settled_by_node(c: &Client, r: &Receipt, out: &mut Outcome) -> Result<(), Che
 
 /// Held results, audits and disputes (docs/verification.md): the node's case for the request.
 fn check_case(c: &Client, r: &Receipt, rep: &mut Report) -> Result<Value, CheckError> {
-    let v = c.get(&format!("/api/cases/{}", r.request_id()))?;
-    if let Some(o) = v["verdict"]["outcome"].as_str() {
-        let label = format!("verification case closed: {o}");
-        match o {
-            "undecidable" => rep.fail("case", label, "undecidable", "nobody could re-execute the model in a block: the caller was refunded, the node not paid"),
-            "fraud" | "withheld" => rep.fail("case", label, "convicted", "the node was convicted for this receipt; it was not (or no longer) paid"),
+    let v = c.case(&r.request_id())?;
+    if let Some(verdict) = &v.verdict {
+        let o = serde_json::to_value(verdict.outcome).unwrap_or_default();
+        let label = format!("verification case closed: {}", o.as_str().unwrap_or("-"));
+        match verdict.outcome {
+            CaseOutcome::Undecidable => rep.fail("case", label, "undecidable", "nobody could re-execute the model in a block: the caller was refunded, the node not paid"),
+            CaseOutcome::Fraud | CaseOutcome::Withheld => rep.fail("case", label, "convicted", "the node was convicted for this receipt; it was not (or no longer) paid"),
             _ => rep.pass("case", label, ""),
         }
     }
-    if !v["case"].is_null() {
-        let (kind, deadline) = (text(&v["case"], "kind"), text(&v["case"], "deadline_ms"));
+    if let Some(case) = &v.case {
+        let kind = serde_json::to_value(case.kind).unwrap_or_default();
         rep.pass(
             "case",
-            format!("verification case open ({kind}): decided after block time {deadline}"),
+            format!(
+                "verification case open ({}): decided after block time {}",
+                kind.as_str().unwrap_or("-"),
+                case.deadline_ms
+            ),
             "",
         );
     }
-    Ok(json!({"case": v["case"], "verdict": v["verdict"]}))
+    Ok(json!({"case": v.case, "verdict": v.verdict}))
 }
 
 /// Re-run a float (ONNX) model file on the signed inputs with tract and compare with the
@@ -491,8 +497,8 @@ fn zk_key(
     let req = &r.body.request.request;
     let net = |e: opal_client::ClientError| Finding("node", e.to_string());
     let registered = |c: &Client| -> Result<Hash, Finding> {
-        let m = c.get(&format!("/api/models/{}", req.model)).map_err(net)?;
-        Hash::from_hex(&text(&m["spec"], "weight_commitment")).map_err(|_| {
+        let m = c.model(&req.model.to_string()).map_err(net)?;
+        m.model.spec.weight_commitment.ok_or_else(|| {
             let why = format!("model {} has no zk weight commitment", req.model);
             Finding("not_zk_model", why)
         })
@@ -517,8 +523,10 @@ fn zk_key(
         }
         (None, Some(c)) => {
             let id = registered(c)?;
-            let k = c.get(&format!("/api/zk/keys/{id}")).map_err(net)?;
-            let bytes = hex::decode(text(&k, "key"))
+            let k = c.zk_key(&id).map_err(net)?.ok_or_else(|| {
+                Finding("no_zk_key", format!("no verifying key {id} is published"))
+            })?;
+            let bytes = hex::decode(&k.key)
                 .map_err(|_| Finding("key_invalid", "the served key is not hex".into()))?;
             let vk = opal_verify::zk::key_from_published(&id, &bytes)
                 .map_err(|e| Finding(e.code(), e.to_string()))?;

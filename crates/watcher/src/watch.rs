@@ -23,7 +23,9 @@
 use crate::checks::{chain_commit_params, rerun_float};
 use crate::{AuditScope, Config, Report, WatchError};
 use opal_client::{Client, SendOptions, Sent};
-use opal_types::{Action, Address, Hash, ModelRef, SecretKey};
+use opal_ledger::components::verification::{check_by, Case, CaseKind, CheckBy};
+use opal_types::registry::ModelFormat;
+use opal_types::{Action, Address, Hash, ModelRef, SecretKey, Tier};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -41,7 +43,7 @@ pub struct Watcher {
     files: HashMap<Hash, Vec<u8>>,
     handled: HashSet<Hash>,
     /// Registered format of each model seen (`opal_quant`, `gguf`, ...).
-    formats: HashMap<ModelRef, (String, Hash)>,
+    formats: HashMap<ModelRef, (ModelFormat, Hash)>,
     llms: HashMap<Hash, Arc<opal_llm::LlmModel>>,
     onnx_models: HashMap<Hash, Arc<opal_infer::PreparedModel>>,
     /// Cases already checked: whether the output passed, and why not.
@@ -73,16 +75,21 @@ impl Committee {
     }
 }
 
-/// A case's revealed `inputs` or `outputs` (hex strings in the node's JSON), decoded.
-fn revealed(c: &Value, k: &str) -> Result<Vec<Vec<u8>>, String> {
-    c["revealed"][k]
-        .as_array()
-        .ok_or_else(|| format!("no revealed {k}"))?
-        .iter()
-        .map(|x| {
-            hex::decode(x.as_str().unwrap_or_default()).map_err(|e| format!("revealed {k}: {e}"))
-        })
-        .collect()
+/// What the node revealed for a case (inputs, outputs), checked by the ledger against the
+/// signed hashes.
+fn revealed(c: &Case) -> Result<(&[Vec<u8>], &[Vec<u8>]), String> {
+    c.revealed
+        .as_ref()
+        .map(|r| (r.inputs.as_slice(), r.outputs.as_slice()))
+        .ok_or_else(|| "nothing revealed".to_string())
+}
+
+/// A case's kind as the API and the events name it.
+fn kind_name(k: CaseKind) -> &'static str {
+    match k {
+        CaseKind::Held => "held",
+        CaseKind::Audit => "audit",
+    }
 }
 
 fn node_err(e: impl std::fmt::Display) -> WatchError {
@@ -156,18 +163,12 @@ impl Watcher {
     }
 
     /// The registered format and content hash of a model (asked once).
-    fn format(&mut self, model: &ModelRef) -> Result<(String, Hash)> {
+    fn format(&mut self, model: &ModelRef) -> Result<(ModelFormat, Hash)> {
         if let Some(f) = self.formats.get(model) {
             return Ok(f.clone());
         }
-        let info = self.client.get(&format!("/api/models/{model}"))?;
-        let spec = &info["spec"];
-        let hash = Hash::from_hex(spec["content_hash"].as_str().unwrap_or_default())
-            .map_err(|e| node_err(format!("model {model}: content hash: {e}")))?;
-        let f = (
-            spec["format"].as_str().unwrap_or_default().to_string(),
-            hash,
-        );
+        let spec = self.client.model(&model.to_string())?.model.spec;
+        let f = (spec.format, spec.content_hash);
         self.formats.insert(model.clone(), f.clone());
         Ok(f)
     }
@@ -227,7 +228,7 @@ impl Watcher {
     /// compare with the revealed outputs (checked against the node's) within the tolerance.
     fn check_float_case(
         &mut self,
-        c: &Value,
+        c: &Case,
         id: Hash,
         model: &ModelRef,
         hash: Hash,
@@ -236,9 +237,8 @@ impl Watcher {
             return Ok(r.clone());
         }
         let m = self.onnx(model, hash)?;
-        let verdict = revealed(c, "inputs").and_then(|i| {
-            let o = revealed(c, "outputs")?;
-            rerun_float(&m, &i, &o).map_err(|(code, why)| format!("{code}: {why}"))
+        let verdict = revealed(c).and_then(|(i, o)| {
+            rerun_float(&m, i, o).map_err(|(code, why)| format!("{code}: {why}"))
         });
         let r = match verdict {
             Ok(()) => (true, String::new()),
@@ -251,7 +251,7 @@ impl Watcher {
     /// Check an LLM case's revealed data (once per case).
     fn check_llm_case(
         &mut self,
-        c: &Value,
+        c: &Case,
         id: Hash,
         model: &ModelRef,
         hash: Hash,
@@ -259,10 +259,7 @@ impl Watcher {
         if let Some(r) = self.checked.get(&id) {
             return Ok(r.clone());
         }
-        let (inputs, outputs) = (
-            revealed(c, "inputs").map_err(node_err)?,
-            revealed(c, "outputs").map_err(node_err)?,
-        );
+        let (inputs, outputs) = revealed(c).map_err(node_err)?;
         let m = self.llm(model, hash)?;
         // The commitment parameters are the chain's (read from it at every check, so a
         // governance change applies), never the commitment's.
@@ -273,10 +270,10 @@ impl Watcher {
         // backend, its disk), which says nothing about the node: no vote (the pass fails and is
         // retried).
         let verdict = (|| -> Result<Result<(), String>> {
-            let [input] = inputs.as_slice() else {
+            let [input] = inputs else {
                 return Ok(Err("the reveal does not have one input".into()));
             };
-            let (tokens, commitment) = match outputs.as_slice() {
+            let (tokens, commitment) = match outputs {
                 [t] => (t, None),
                 [t, c] => (t, Some(c)),
                 _ => {
@@ -321,7 +318,7 @@ impl Watcher {
     #[allow(clippy::too_many_arguments)]
     fn committee_case(
         &mut self,
-        c: &Value,
+        c: &Case,
         id: Hash,
         model: &ModelRef,
         hash: Hash,
@@ -329,25 +326,20 @@ impl Watcher {
     ) -> Result<bool> {
         let audits = self.config.audits;
         let check = how.check_name();
-        let kind = c["kind"].as_str().unwrap_or_default().to_string();
-        let disputed = !c["dispute"].is_null();
-        let me = self.me.to_string();
-        let member = c["auditors"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(&me)));
-        let voted = c["votes"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|v| v["voter"].as_str() == Some(&me)));
-        let vote_due = member && !voted && (kind == "audit" || disputed);
-        let wants = match kind.as_str() {
-            "audit" => vote_due && audits != AuditScope::None,
-            _ if disputed => vote_due,
-            _ => !self.disputed.contains(&id),
+        let kind = kind_name(c.kind);
+        let disputed = c.dispute.is_some();
+        let member = c.auditors.contains(&self.me);
+        let voted = c.votes.iter().any(|v| v.voter == self.me);
+        let vote_due = member && !voted && (c.kind == CaseKind::Audit || disputed);
+        let wants = match c.kind {
+            CaseKind::Audit => vote_due && audits != AuditScope::None,
+            CaseKind::Held if disputed => vote_due,
+            CaseKind::Held => !self.disputed.contains(&id),
         };
         if !wants {
             // A held result this watcher disputed, whose dispute is not in a block yet: come
             // back (then its committee is known, and this account votes if it sits on it).
-            let waiting = kind == "held" && !disputed && self.disputed.contains(&id);
+            let waiting = c.kind == CaseKind::Held && !disputed && self.disputed.contains(&id);
             return Ok(!waiting);
         }
         let (valid, why) = match how {
@@ -405,7 +397,7 @@ impl Watcher {
     /// The registered file of a canonical model, fetched once and checked against its hash.
     fn model_file(&mut self, model: &ModelRef) -> Result<Option<(Hash, Vec<u8>)>> {
         let (format, hash) = self.format(model)?;
-        if format != "opal_quant" {
+        if format != ModelFormat::OpalQuant {
             return Ok(None);
         }
         if let Some(f) = self.files.get(&hash) {
@@ -433,18 +425,15 @@ impl Watcher {
     /// One pass over the open cases: check what this account should, and act on it.
     pub fn pass(&mut self) -> Result<()> {
         let audits = self.config.audits;
-        let v = self.client.get("/api/cases?limit=1000")?;
-        let cases = v["cases"].as_array().cloned().unwrap_or_default();
+        let cases = self.client.cases(1000)?.cases;
         let mut open = HashSet::new();
         for c in cases {
-            let id = Hash::from_hex(c["request_id"].as_str().unwrap_or_default())
-                .map_err(|e| node_err(format!("case id: {e}")))?;
+            let id = c.request_id;
             open.insert(id);
-            if self.handled.contains(&id) || c["revealed"].is_null() {
+            if self.handled.contains(&id) || c.revealed.is_none() {
                 continue;
             }
-            let model: ModelRef = serde_json::from_value(c["model"].clone())
-                .map_err(|e| node_err(format!("case {id}: model: {e}")))?;
+            let model = c.model.clone();
             if self
                 .config
                 .models
@@ -455,60 +444,48 @@ impl Watcher {
             }
             let (format, hash) = self.format(&model)?;
             // Committee cases: LLM `activations` and `signed` receipts, `signed` receipts of
-            // float ONNX models (opal_ledger's `check_by`).
-            let tier = c["tier"].as_str().unwrap_or_default();
-            let committee = match (format.as_str(), tier) {
-                ("gguf", "activations") => Some(Some(Committee::Activations)),
-                ("gguf", "signed") => Some(Some(Committee::LlmTokens)),
-                ("onnx", "signed") => Some(Some(Committee::Float)),
-                ("gguf" | "onnx", _) => Some(None),
-                _ => None,
-            };
-            match committee {
+            // float ONNX models; canonical models are re-executed (the ledger's `check_by`).
+            match check_by(format, c.tier) {
                 // A tier no one can check for this format: nothing to do.
-                Some(None) => {
+                None => {
                     self.handled.insert(id);
                     continue;
                 }
-                Some(Some(how)) => {
+                Some(CheckBy::Committee) => {
+                    let how = match (format, c.tier) {
+                        (ModelFormat::Gguf, Tier::Activations) => Committee::Activations,
+                        (ModelFormat::Gguf, _) => Committee::LlmTokens,
+                        _ => Committee::Float,
+                    };
                     if self.committee_case(&c, id, &model, hash, how)? {
                         self.handled.insert(id);
                     }
                     continue;
                 }
-                None => {}
+                Some(CheckBy::Reexecution) => {}
             }
-            let kind = c["kind"].as_str().unwrap_or_default().to_string();
-            let disputed = !c["dispute"].is_null();
-            let assigned = c["auditors"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(&self.me.to_string())));
-            let wants_audit = kind == "audit"
+            let kind = kind_name(c.kind);
+            let disputed = c.dispute.is_some();
+            let assigned = c.auditors.contains(&self.me);
+            let wants_audit = c.kind == CaseKind::Audit
                 && match audits {
                     AuditScope::Mine => assigned,
                     AuditScope::All => true,
                     AuditScope::None => false,
                 };
-            if !(kind == "held" || wants_audit) {
+            if !(c.kind == CaseKind::Held || wants_audit) {
                 continue;
             }
             let Some((_, file)) = self.model_file(&model)? else {
                 self.handled.insert(id);
                 continue;
             };
-            let inputs: Vec<Vec<u8>> = c["revealed"]["inputs"]
-                .as_array()
-                .ok_or_else(|| node_err(format!("case {id}: no revealed inputs")))?
-                .iter()
-                .map(|x| hex::decode(x.as_str().unwrap_or_default()))
-                .collect::<Result<_, _>>()
-                .map_err(|e| node_err(format!("case {id}: revealed inputs: {e}")))?;
-            let claimed = Hash::from_hex(c["output_hash"].as_str().unwrap_or_default())
-                .map_err(|e| node_err(format!("case {id}: output hash: {e}")))?;
+            let (inputs, _) = revealed(&c).map_err(|e| node_err(format!("case {id}: {e}")))?;
+            let claimed = c.output_hash;
             // The ledger's own re-execution (opal_verify::replay): a model that cannot run on
             // the signed inputs "outputs" the stand-in hash the chain convicts with, so a node
             // that answered such a request anyway is challenged.
-            let truth = match opal_verify::replay::reexecution_hash(&file, &inputs, u64::MAX) {
+            let truth = match opal_verify::replay::reexecution_hash(&file, inputs, u64::MAX) {
                 Ok(h) => h,
                 Err(e) => {
                     self.emit(
@@ -520,7 +497,7 @@ impl Watcher {
                 }
             };
             let correct = truth == claimed;
-            let action = match (kind.as_str(), disputed, correct) {
+            let action = match (kind, disputed, correct) {
                 ("held", false, true) => {
                     // Nothing to do: it is right.
                     self.emit(

@@ -33,11 +33,7 @@ pub fn run_testnet(a: TestnetArgs, out: Output) -> Result<()> {
         accounts: a.accounts,
         reset: a.reset,
         exe: std::env::current_exe().context("finding the opal executable")?,
-        params: a
-            .params
-            .iter()
-            .map(|p| p.parse().map_err(|e| anyhow::anyhow!("--param {e}")))
-            .collect::<Result<_>>()?,
+        params: a.params,
     };
     opal_devnet::testnet::run(opts, devnet_output(out))
 }
@@ -72,7 +68,7 @@ pub struct TestnetArgs {
     /// Set a genesis parameter of a new testnet, KEY=VALUE as `opal gov params` lists them
     /// (e.g. governance.voting_period_ms=20000); repeatable. Ignored on resume.
     #[arg(long = "param")]
-    pub params: Vec<String>,
+    pub params: Vec<opal_types::gov::ParamChange>,
 }
 
 #[derive(Args, Debug)]

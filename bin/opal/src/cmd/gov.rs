@@ -1,7 +1,7 @@
 //! `opal gov`: propose, deposit, vote, and read proposals and the parameters in force.
 
 use crate::cli::{NodeArg, Output, TxOpts};
-use crate::cmd::tx::{amount, submit};
+use crate::cmd::tx::submit;
 use crate::output::print;
 use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
@@ -10,7 +10,7 @@ use opal_client::Client;
 use opal_ledger::components::governance::Tally;
 use opal_ledger::Event;
 use opal_types::gov::{Measurement, ParamChange, ProposalContent, VoteOption};
-use opal_types::Action;
+use opal_types::{Action, Address, Amount};
 
 #[derive(Subcommand, Debug)]
 #[allow(clippy::large_enum_variant)] // parsed once per run
@@ -29,19 +29,19 @@ pub enum GovCmd {
         /// KEY=VALUE, repeatable (keys as `opal gov params` lists them, e.g.
         /// inference.audit_bps=1000).
         #[arg(long = "param")]
-        params: Vec<String>,
+        params: Vec<ParamChange>,
         /// Recipient of a treasury spend.
         #[arg(long, requires = "spend_amount")]
-        spend_to: Option<String>,
+        spend_to: Option<Address>,
         /// Amount of a treasury spend, in base units.
         #[arg(long, requires = "spend_to")]
-        spend_amount: Option<String>,
+        spend_amount: Option<Amount>,
         /// PLATFORM:HEX (intel_tdx, intel_sgx, amd_sev_snp), repeatable.
         #[arg(long = "add-measurement")]
-        add_measurements: Vec<String>,
+        add_measurements: Vec<Measurement>,
         /// PLATFORM:HEX, repeatable.
         #[arg(long = "remove-measurement")]
-        remove_measurements: Vec<String>,
+        remove_measurements: Vec<Measurement>,
         /// Name of the software to run from --upgrade-height.
         #[arg(long, requires = "upgrade_height")]
         upgrade: Option<String>,
@@ -51,7 +51,7 @@ pub enum GovCmd {
         upgrade_info: String,
         /// Initial deposit in base units [default: the chain's min_deposit].
         #[arg(long)]
-        deposit: Option<String>,
+        deposit: Option<Amount>,
         #[command(flatten)]
         opts: TxOpts,
     },
@@ -60,7 +60,7 @@ pub enum GovCmd {
         #[arg(long)]
         proposal: u64,
         #[arg(long)]
-        amount: String,
+        amount: Amount,
         #[command(flatten)]
         opts: TxOpts,
     },
@@ -72,7 +72,7 @@ pub enum GovCmd {
         proposal: u64,
         /// yes, no, abstain or no-with-veto.
         #[arg(long)]
-        option: String,
+        option: VoteOption,
         #[command(flatten)]
         opts: TxOpts,
     },
@@ -102,44 +102,27 @@ pub enum GovCmd {
 }
 
 fn content(
-    params: Vec<String>,
-    spend: Option<(String, String)>,
-    measurements: (Vec<String>, Vec<String>),
+    changes: Vec<ParamChange>,
+    spend: Option<(Address, Amount)>,
+    (add, remove): (Vec<Measurement>, Vec<Measurement>),
     upgrade: Option<(String, u64, String)>,
 ) -> Result<ProposalContent> {
+    let measurements = !add.is_empty() || !remove.is_empty();
     let kinds = [
-        !params.is_empty(),
+        !changes.is_empty(),
         spend.is_some(),
-        !measurements.0.is_empty() || !measurements.1.is_empty(),
+        measurements,
         upgrade.is_some(),
     ];
     if kinds.iter().filter(|k| **k).count() > 1 {
         bail!("a proposal does one thing: give --param, --spend-*, --*-measurement or --upgrade, not several");
     }
-    let c = if !params.is_empty() {
-        let changes = params
-            .iter()
-            .map(|p| p.parse::<ParamChange>().map_err(|e| anyhow!("--param {e}")))
-            .collect::<Result<Vec<_>>>()?;
+    let c = if !changes.is_empty() {
         ProposalContent::ParamChange { changes }
-    } else if let Some((to, a)) = spend {
-        ProposalContent::TreasurySpend {
-            to: to.parse().map_err(|e| anyhow!("--spend-to: {e}"))?,
-            amount: amount("spend-amount", &a)?,
-        }
-    } else if !measurements.0.is_empty() || !measurements.1.is_empty() {
-        let parse = |v: &[String], flag: &str| {
-            v.iter()
-                .map(|m| {
-                    m.parse::<Measurement>()
-                        .map_err(|e| anyhow!("--{flag}: {e}"))
-                })
-                .collect::<Result<Vec<_>>>()
-        };
-        ProposalContent::EnclaveMeasurements {
-            add: parse(&measurements.0, "add-measurement")?,
-            remove: parse(&measurements.1, "remove-measurement")?,
-        }
+    } else if let Some((to, amount)) = spend {
+        ProposalContent::TreasurySpend { to, amount }
+    } else if measurements {
+        ProposalContent::EnclaveMeasurements { add, remove }
     } else if let Some((name, height, info)) = upgrade {
         ProposalContent::Upgrade { name, height, info }
     } else {
@@ -174,7 +157,7 @@ pub fn run(cmd: GovCmd, out: Output) -> Result<()> {
                     .map(|(n, h)| (n, h, upgrade_info)),
             )?;
             let deposit = match deposit {
-                Some(d) => amount("deposit", &d)?,
+                Some(d) => d,
                 None => Client::new(&opts.node.node)?.gov()?.params.min_deposit,
             };
             let what = format!(
@@ -212,35 +195,27 @@ pub fn run(cmd: GovCmd, out: Output) -> Result<()> {
             proposal,
             amount: a,
             opts,
-        } => {
-            let a = amount("amount", &a)?;
-            submit(
-                Action::DepositProposal {
-                    proposal,
-                    amount: a,
-                },
-                opts,
-                &format!("deposit of {a} on proposal {proposal}"),
-                out,
-            )
-            .map(|_| ())
-        }
+        } => submit(
+            Action::DepositProposal {
+                proposal,
+                amount: a,
+            },
+            opts,
+            &format!("deposit of {a} on proposal {proposal}"),
+            out,
+        )
+        .map(|_| ()),
         GovCmd::Vote {
             proposal,
             option,
             opts,
-        } => {
-            let option: VoteOption = option
-                .parse()
-                .map_err(|e: String| anyhow!("--option: {e}"))?;
-            submit(
-                Action::Vote { proposal, option },
-                opts,
-                &format!("vote {} on proposal {proposal}", option.as_str()),
-                out,
-            )
-            .map(|_| ())
-        }
+        } => submit(
+            Action::Vote { proposal, option },
+            opts,
+            &format!("vote {} on proposal {proposal}", option.as_str()),
+            out,
+        )
+        .map(|_| ()),
         GovCmd::Show { id, votes, node } => {
             let c = Client::new(&node.node)?;
             let p = c.proposal(id)?;

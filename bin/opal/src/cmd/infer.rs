@@ -1,7 +1,6 @@
 //! `opal infer` (`opal verify` is in `verify.rs`).
 
-use crate::cli::{KeyringArg, NodeArg, Output, TxOpts};
-use crate::cmd::tx::send;
+use crate::cli::{KeyringArg, NodeArg, Output};
 use crate::keyring::resolve;
 use crate::output::print;
 use clap::Args;
@@ -9,11 +8,11 @@ use opal_client::Client;
 use opal_node::clock::now_ms;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use opal_infer::tensors_hash;
 use opal_infer::{Tensor, TensorSpec};
 use opal_types::receipt::ZkEvidence;
-use opal_types::{Action, Amount, Hash, Tier};
+use opal_types::{Amount, Hash, Tier};
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -30,51 +29,24 @@ pub(crate) fn read_inputs(path: &Path, specs: &[TensorSpec]) -> Result<Vec<Tenso
 }
 
 pub fn run_infer(a: InferArgs, out: Output) -> Result<()> {
-    let tier: Tier = a.tier.parse().map_err(|e: String| anyhow!("--tier: {e}"))?;
+    let tier = a.tier;
     let key = resolve(&a.from, &a.keyring.keyring)?.secret()?;
-    let me = key.address();
     let c = Client::new(&a.node.node)?;
     let offer = opal_caller::offer(&c, &a.model, tier)?;
     let inputs = read_inputs(&a.input, &offer.inputs)?;
     let (node, quote) = (offer.node, offer.price);
 
     // Make sure the escrow with that node covers the price.
-    let esc = c.escrow(&me, &node)?;
-    if esc.unlock_ms.is_some() {
-        bail!("your escrow with node {node} is closing; withdraw it after it unlocks, then fund a new one");
-    }
-    let balance = esc.balance;
-    if balance < quote {
-        let deposit: Amount = a.deposit.parse().map_err(|e| anyhow!("--deposit: {e}"))?;
-        let deposit = deposit.max(quote);
-        eprintln!("funding your escrow with node {node}: {deposit} (it holds {balance}, the price is {quote})");
-        let sent = send(
-            Action::FundEscrow {
-                node,
-                amount: deposit,
-            },
-            &TxOpts {
-                from: a.from.clone(),
-                fee: None,
-                no_wait: false,
-                node: a.node.clone(),
-                keyring: a.keyring.clone(),
-            },
-        )?;
-        if !sent.status.applied() {
-            bail!(
-                "funding the escrow failed: {}",
-                sent.status.error().unwrap_or("-")
-            );
-        }
+    let esc = opal_caller::ensure_escrow(&c, &key, &node, quote, a.deposit)?;
+    if !esc.funded.is_zero() {
+        eprintln!(
+            "funded your escrow with node {node}: {} (it held {}, the price is {quote})",
+            esc.funded, esc.balance
+        );
     }
 
     let ask = opal_caller::Ask {
-        max_price: a
-            .max_price
-            .as_deref()
-            .map(|p| p.parse().map_err(|e| anyhow!("--max-price: {e}")))
-            .transpose()?,
+        max_price: a.max_price,
         commercial: a.commercial,
         escalation: opal_types::Escalation {
             audit_bps: a.audit_bps,
@@ -185,7 +157,7 @@ pub struct InferArgs {
     /// challenge window) or zk (the node proves the result; paid once validators verify the
     /// proof). replay and zk need a canonical opal_quant model.
     #[arg(long, default_value = "signed")]
-    pub tier: String,
+    pub tier: Tier,
     /// zk tier: how long to wait for the node's proof, with a progress bar, before saving the
     /// receipt without it (seconds).
     #[arg(long, default_value_t = 600)]
@@ -206,13 +178,13 @@ pub struct InferArgs {
     pub serve_url: Option<String>,
     /// Most to pay for this inference [default: the quoted price].
     #[arg(long)]
-    pub max_price: Option<String>,
+    pub max_price: Option<Amount>,
     /// Declare commercial use (refused by non-commercial licences).
     #[arg(long)]
     pub commercial: bool,
     /// If the escrow with the node cannot cover the price, fund it with this much.
     #[arg(long, default_value = "1000000")]
-    pub deposit: String,
+    pub deposit: Amount,
     /// Where to write the receipt [default: receipt-<request id prefix>.json].
     #[arg(long, visible_alias = "receipt-out")]
     pub receipt: Option<PathBuf>,

@@ -5,15 +5,14 @@
 //! the cap, the node, the chain and the expiry at settlement. The escrow is funded first if it
 //! holds less than MAX.
 
-use crate::cli::{KeyringArg, NodeArg, Output, TxOpts};
-use crate::cmd::tx::send;
+use crate::cli::{KeyringArg, Output};
 use crate::keyring::resolve;
 use crate::output::{print, s};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use opal_client::Client;
 use opal_node::clock::now_ms;
-use opal_types::{Action, Address, Amount, SpendGrant};
+use opal_types::{Address, Amount, SpendGrant};
 use serde_json::json;
 
 #[derive(Subcommand, Debug)]
@@ -27,13 +26,13 @@ pub enum LlmCmd {
 pub struct KeyArgs {
     /// The inference node's account address [default: the node serving /v1 at --url].
     #[arg(long = "node")]
-    pub node_address: Option<String>,
+    pub node_address: Option<Address>,
     /// The most the node may charge under this key, in all (base units).
     #[arg(long)]
-    pub max: String,
+    pub max: Amount,
     /// How long the key is valid: `90s`, `30m`, `12h`, `7d` (a bare number is seconds).
-    #[arg(long, default_value = "24h")]
-    pub ttl: String,
+    #[arg(long, default_value = "24h", value_parser = parse_duration_ms)]
+    pub ttl: u64,
     /// The caller: pays from its escrow with the node and signs the grant.
     #[arg(long)]
     pub from: String,
@@ -77,17 +76,17 @@ pub fn run(cmd: LlmCmd, out: Output) -> Result<()> {
 }
 
 fn key(a: KeyArgs, out: Output) -> Result<()> {
-    let max: Amount = a.max.parse().map_err(|e| anyhow!("--max: {e}"))?;
+    let max = a.max;
     if max.is_zero() {
         bail!("--max must be above zero");
     }
-    let ttl = parse_duration_ms(&a.ttl).context("--ttl")?;
+    let ttl = a.ttl;
     let caller = resolve(&a.from, &a.keyring.keyring)?.secret()?;
     let c = Client::new(&a.url)?;
     let status = c.get("/api/status")?;
     let chain_id = s(&status, "chain_id");
     let node: Address = match &a.node_address {
-        Some(n) => n.parse().map_err(|e| anyhow!("--node: {e}"))?,
+        Some(n) => *n,
         None => {
             let models = c
                 .get("/v1/models")
@@ -101,41 +100,15 @@ fn key(a: KeyArgs, out: Output) -> Result<()> {
         }
     };
     let me = caller.address();
-    let esc = c.escrow(&me, &node)?;
-    let balance = esc.balance;
-    if esc.unlock_ms.is_some() {
-        bail!("your escrow with node {node} is closing; withdraw it after it unlocks, then fund a new one");
-    }
-    let mut funded = Amount::ZERO;
-    if balance < max && !a.no_fund {
-        let deposit = Amount(max.0 - balance.0);
+    // With --no-fund the escrow is only checked (a closing one cannot pay under the key).
+    let need = if a.no_fund { Amount::ZERO } else { max };
+    let esc = opal_caller::ensure_escrow(&c, &caller, &node, need, Amount::ZERO)?;
+    let funded = esc.funded;
+    if !funded.is_zero() {
         eprintln!(
-            "funding your escrow with node {node}: {deposit} (it holds {balance}, the key allows {max})"
+            "funded your escrow with node {node}: {funded} (it held {}, the key allows {max})",
+            esc.balance
         );
-        let sent = send(
-            Action::FundEscrow {
-                node,
-                amount: deposit,
-            },
-            &TxOpts {
-                from: a.from.clone(),
-                fee: None,
-                no_wait: false,
-                node: NodeArg {
-                    node: a.url.clone(),
-                },
-                keyring: KeyringArg {
-                    keyring: a.keyring.keyring.clone(),
-                },
-            },
-        )?;
-        if !sent.status.applied() {
-            bail!(
-                "funding the escrow failed: {}",
-                sent.status.error().unwrap_or("-")
-            );
-        }
-        funded = deposit;
     }
     let salt = {
         use rand_core::RngCore;
@@ -162,8 +135,8 @@ fn key(a: KeyArgs, out: Output) -> Result<()> {
             // The key alone on stdout (for scripts: KEY=$(opal llm key ...)); the rest on stderr.
             println!("{api_key}");
             eprintln!(
-                "API key for node {node}: up to {max} in all from your escrow, valid for {} (grant {}).",
-                a.ttl,
+                "API key for node {node}: up to {max} in all from your escrow, valid for {} s (grant {}).",
+                a.ttl / 1000,
                 grant.id()
             );
             eprintln!("use it with any OpenAI client: base_url={base_url}");

@@ -2,13 +2,13 @@
 
 use crate::cli::{NodeArg, Output, TxOpts};
 use crate::cmd::tx::submit;
-use crate::output::{print, s};
+use crate::output::{j, opt, print, print_as, s};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use opal_client::Client;
 use opal_types::registry::{DatasetShare, DatasetSpec, Licence, Tier};
 use opal_types::{Action, Amount, Hash, ModelRef};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::Path;
 use std::path::PathBuf;
 
@@ -52,8 +52,15 @@ pub(crate) fn upload(node: &str, file: &Path, chunk: u64) -> Result<Hash> {
     Ok(Hash(*h.as_bytes()))
 }
 
-fn parse_licence(s: &str) -> Result<Licence> {
-    s.parse().map_err(|e: String| anyhow!("--licence: {e}"))
+/// `NAME:BPS`: a dataset a model was trained on, with its royalty share.
+fn parse_share(s: &str) -> Result<DatasetShare, String> {
+    let (name, bps) = s
+        .split_once(':')
+        .ok_or("expected NAME:BPS, e.g. digits:2000")?;
+    Ok(DatasetShare {
+        dataset: name.to_string(),
+        bps: bps.parse().map_err(|_| "BPS must be an integer")?,
+    })
 }
 
 pub fn run_model(cmd: ModelCmd, out: Output) -> Result<()> {
@@ -70,38 +77,34 @@ pub fn run_model(cmd: ModelCmd, out: Output) -> Result<()> {
         }
         ModelCmd::Register(a) => register_model(a, out),
         ModelCmd::Show { model, node } => {
-            let v = Client::new(&node.node)?.get(&format!("/api/models/{model}"))?;
-            print(out, &v, || describe_model(&v));
-            Ok(())
+            let m = Client::new(&node.node)?.model(&model)?;
+            print_as(out, &m, || describe_model(&m))
         }
         ModelCmd::List { node } => {
-            let v = Client::new(&node.node)?.get("/api/models")?;
-            print(out, &v, || {
-                let list = v["models"].as_array().cloned().unwrap_or_default();
-                if list.is_empty() {
+            let list = Client::new(&node.node)?.models()?;
+            print_as(out, &list, || {
+                if list.models.is_empty() {
                     return "no models registered".into();
                 }
-                list.iter()
+                list.models
+                    .iter()
                     .map(|m| {
                         format!(
                             "{:<28} owner {}  price {}  calls {}  hash {}",
-                            s(m, "model"),
-                            s(m, "owner"),
-                            m["spec"]["price"].as_str().unwrap_or("-"),
-                            s(m, "calls"),
-                            &m["spec"]["content_hash"].as_str().unwrap_or("-")
-                                [..16.min(m["spec"]["content_hash"].as_str().unwrap_or("-").len())],
+                            m.model.to_string(),
+                            opt(&m.owner),
+                            m.spec.price,
+                            m.calls,
+                            &m.spec.content_hash.to_hex()[..16],
                         )
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
-            });
-            Ok(())
+            })
         }
         ModelCmd::Lineage { model, node } => {
-            let v = Client::new(&node.node)?.get(&format!("/api/models/{model}/lineage"))?;
-            print(out, &v, || describe_lineage(&v));
-            Ok(())
+            let l = Client::new(&node.node)?.lineage(&model)?;
+            print_as(out, &l, || describe_lineage(&l.lineage))
         }
         ModelCmd::Quantize {
             onnx,
@@ -121,7 +124,6 @@ pub fn run_model(cmd: ModelCmd, out: Output) -> Result<()> {
             out,
         ),
         ModelCmd::Transfer { name, to, opts } => {
-            let to = to.parse().map_err(|e| anyhow!("--to: {e}"))?;
             submit(
                 Action::TransferModel {
                     name: name.clone(),
@@ -199,18 +201,11 @@ struct NodeRegistry(Client);
 
 impl opal_owner::Registry for NodeRegistry {
     fn next_version(&mut self, name: &str) -> Result<u32, opal_owner::OwnerError> {
-        let chain = |e: opal_client::ClientError| opal_owner::OwnerError::Chain(e.to_string());
-        let (code, v) = self
+        let newest = self
             .0
-            .get_raw(&format!("/api/models/{name}"))
-            .map_err(chain)?;
-        match code {
-            404 => Ok(1),
-            200 => Ok(v["spec"]["version"].as_u64().unwrap_or(0) as u32 + 1),
-            _ => Err(opal_owner::OwnerError::Chain(
-                opal_client::refused(code, &v).to_string(),
-            )),
-        }
+            .model_opt(name)
+            .map_err(|e| opal_owner::OwnerError::Chain(e.to_string()))?;
+        Ok(newest.map_or(1, |m| m.model.spec.version + 1))
     }
 
     fn max_replay_cost(&mut self) -> Result<Option<u64>, opal_owner::OwnerError> {
@@ -223,45 +218,15 @@ impl opal_owner::Registry for NodeRegistry {
 }
 
 fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
-    let datasets = a
-        .datasets
-        .iter()
-        .map(|d| {
-            let (name, bps) = d
-                .split_once(':')
-                .ok_or_else(|| anyhow!("--dataset {d:?}: expected NAME:BPS, e.g. digits:2000"))?;
-            Ok(DatasetShare {
-                dataset: name.to_string(),
-                bps: bps
-                    .parse()
-                    .map_err(|_| anyhow!("--dataset {d:?}: BPS must be an integer"))?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let tiers = (!a.tiers.is_empty())
-        .then(|| {
-            a.tiers
-                .iter()
-                .map(|t| t.parse::<Tier>().map_err(|e| anyhow!("--tiers: {e}")))
-                .collect::<Result<Vec<_>>>()
-        })
-        .transpose()?;
     let terms = opal_owner::Terms {
         name: a.name.clone(),
         version: a.version,
-        price: a
-            .price
-            .parse::<Amount>()
-            .map_err(|e| anyhow!("--price: {e}"))?,
-        licence: parse_licence(&a.licence)?,
-        parent: a
-            .parent
-            .as_deref()
-            .map(|p| p.parse::<ModelRef>().map_err(|e| anyhow!("--parent: {e}")))
-            .transpose()?,
+        price: a.price,
+        licence: a.licence,
+        parent: a.parent,
         parent_bps: a.parent_share,
-        datasets,
-        tiers,
+        datasets: a.datasets,
+        tiers: (!a.tiers.is_empty()).then_some(a.tiers),
     };
     let node = &a.opts.node.node;
     let r = opal_owner::registration(&a.file, terms, &mut NodeRegistry(Client::new(node)?))?;
@@ -286,8 +251,7 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
     // someone already has (the serving node would publish it too, at its first zk request).
     if let Some((k, model)) = r.zk {
         let id = k.weight_commitment;
-        let (status, _) = Client::new(node)?.get_raw(&format!("/api/zk/keys/{id}"))?;
-        if status == 404 {
+        if Client::new(node)?.zk_key(&id)?.is_none() {
             submit(
                 Action::PublishZkKey { key: k.key, model },
                 a.opts,
@@ -299,57 +263,53 @@ fn register_model(a: ModelRegisterArgs, out: Output) -> Result<()> {
     Ok(())
 }
 
-fn describe_model(v: &Value) -> String {
-    let sp = &v["spec"];
+fn describe_model(d: &opal_api::ModelDetail) -> String {
+    let (m, sp) = (&d.model, &d.model.spec);
     let mut lines = vec![
-        format!("model      {}", s(v, "model")),
-        format!("owner      {}", s(v, "owner")),
-        format!("hash       {}", s(sp, "content_hash")),
-        format!("size       {} bytes, {}", s(sp, "size"), s(sp, "format")),
-        format!("price      {} per inference", s(sp, "price")),
-        format!("licence    {}", sp["licence"]),
-        format!("tiers      {}", sp["tiers"]),
-        format!(
-            "parent     {} ({} bps)",
-            s(sp, "parent"),
-            s(sp, "parent_bps")
-        ),
-        format!("datasets   {}", sp["datasets"]),
-        format!("calls      {} (revenue {})", s(v, "calls"), s(v, "revenue")),
+        format!("model      {}", m.model),
+        format!("owner      {}", opt(&m.owner)),
+        format!("hash       {}", sp.content_hash),
+        format!("size       {} bytes, {}", sp.size, j(&sp.format)),
+        format!("price      {} per inference", sp.price),
+        format!("licence    {}", j(&sp.licence)),
+        format!("tiers      {}", j(&sp.tiers)),
+        format!("parent     {} ({} bps)", opt(&sp.parent), sp.parent_bps),
+        format!("datasets   {}", j(&sp.datasets)),
+        format!("calls      {} (revenue {})", m.calls, m.revenue),
     ];
-    for svc in v["services"].as_array().cloned().unwrap_or_default() {
+    for svc in &d.services {
         lines.push(format!(
             "served by  {} at {} (fee {}, tiers {})",
-            s(&svc, "node"),
-            s(&svc, "endpoint"),
-            s(&svc, "fee"),
-            svc["tiers"]
+            svc.node,
+            svc.endpoint,
+            svc.fee,
+            j(&svc.tiers)
         ));
     }
     lines.join("\n")
 }
 
-fn describe_lineage(v: &Value) -> String {
-    let mut lines = vec![format!("{} (owner {})", s(v, "model"), s(v, "owner"))];
-    for d in v["datasets"].as_array().cloned().unwrap_or_default() {
+fn describe_lineage(l: &opal_ledger::components::registry::Lineage) -> String {
+    let mut lines = vec![format!("{} (owner {})", l.model, opt(&l.owner))];
+    for d in &l.datasets {
         lines.push(format!(
             "  trained on dataset {} (owner {}, {} bps, hash {})",
-            s(&d, "name"),
-            s(&d, "owner"),
-            s(&d, "bps"),
-            s(&d, "content_hash")
+            d.name,
+            opt(&d.owner),
+            d.bps,
+            opt(&d.content_hash)
         ));
     }
-    for a in v["ancestors"].as_array().cloned().unwrap_or_default() {
+    for a in &l.ancestors {
         lines.push(format!(
             "  fine-tuned from {} (owner {}; datasets {})",
-            s(&a, "model"),
-            s(&a, "owner"),
-            a["datasets"]
+            a.model,
+            opt(&a.owner),
+            j(&a.datasets)
         ));
     }
-    for c in v["children"].as_array().cloned().unwrap_or_default() {
-        lines.push(format!("  parent of {}", c.as_str().unwrap_or("-")));
+    for c in &l.children {
+        lines.push(format!("  parent of {c}"));
     }
     lines.join("\n")
 }
@@ -369,7 +329,7 @@ pub fn run_dataset(cmd: DatasetCmd, out: Output) -> Result<()> {
                 name: name.clone(),
                 content_hash,
                 size,
-                licence: parse_licence(&licence)?,
+                licence,
                 min_share_bps: min_share,
             };
             spec.check().map_err(|e| anyhow!("{e}"))?;
@@ -385,20 +345,20 @@ pub fn run_dataset(cmd: DatasetCmd, out: Output) -> Result<()> {
             Ok(())
         }
         DatasetCmd::Show { name, node } => {
-            let v = Client::new(&node.node)?.get(&format!("/api/datasets/{name}"))?;
-            print(out, &v, || {
+            let d = Client::new(&node.node)?.dataset(&name)?;
+            let (info, sp) = (&d.dataset, &d.dataset.spec);
+            print_as(out, &d, || {
                 format!(
                     "dataset    {}\nowner      {}\nhash       {}\nsize       {} bytes\nlicence    {}\nmin share  {} bps\nused by    {}",
-                    s(&v["spec"], "name"),
-                    s(&v, "owner"),
-                    s(&v["spec"], "content_hash"),
-                    s(&v["spec"], "size"),
-                    v["spec"]["licence"],
-                    s(&v["spec"], "min_share_bps"),
-                    v["used_by"]
+                    sp.name,
+                    info.owner,
+                    sp.content_hash,
+                    sp.size,
+                    j(&sp.licence),
+                    sp.min_share_bps,
+                    j(&d.used_by)
                 )
-            });
-            Ok(())
+            })
         }
     }
 }
@@ -467,7 +427,7 @@ pub enum ModelCmd {
         name: String,
         /// The new owner's address.
         #[arg(long)]
-        to: String,
+        to: opal_types::Address,
         #[command(flatten)]
         opts: TxOpts,
     },
@@ -485,23 +445,23 @@ pub struct ModelRegisterArgs {
     pub version: Option<u32>,
     /// Royalty per inference, in base units (split between owner, parent and datasets).
     #[arg(long)]
-    pub price: String,
+    pub price: Amount,
     /// open, non-commercial, commercial:FEE, or allow:ADDR,ADDR,...
     #[arg(long, default_value = "open")]
-    pub licence: String,
+    pub licence: Licence,
     /// The model this one was fine-tuned from (NAME@VERSION).
     #[arg(long)]
-    pub parent: Option<String>,
+    pub parent: Option<ModelRef>,
     /// Share of royalties paid to the parent's owner, in basis points.
     #[arg(long, default_value_t = 0)]
     pub parent_share: u32,
     /// A dataset it was trained on, with its royalty share: NAME:BPS (repeatable).
-    #[arg(long = "dataset")]
-    pub datasets: Vec<String>,
+    #[arg(long = "dataset", value_parser = parse_share)]
+    pub datasets: Vec<DatasetShare>,
     /// Tiers it may be served under, comma-separated [default: signed; signed,replay for a
     /// canonical .opalq model, the only format the replay tier accepts].
     #[arg(long, value_delimiter = ',')]
-    pub tiers: Vec<String>,
+    pub tiers: Vec<Tier>,
     /// Register without uploading the file to the node.
     #[arg(long)]
     pub no_upload: bool,
@@ -518,7 +478,7 @@ pub enum DatasetCmd {
         name: String,
         /// Terms for models trained on it: open, non-commercial, allow:ADDR,...
         #[arg(long, default_value = "open")]
-        licence: String,
+        licence: Licence,
         /// Least royalty share, in basis points, that a model naming it must pay it.
         #[arg(long, default_value_t = 0)]
         min_share: u32,

@@ -3,9 +3,9 @@
 
 use crate::cli::{KeyringArg, Output};
 use crate::output;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use opal_node::home::{KeyFile, NodeConfig};
+use opal_node::home::KeyFile;
 use opal_node::Home;
 use opal_types::SecretKey;
 use serde_json::json;
@@ -40,71 +40,23 @@ fn start(
     api_addr: Option<SocketAddr>,
     inference_key: Option<SecretKey>,
 ) -> Result<()> {
-    let home = Home::new(&home_dir);
-    if !home.root.is_dir() {
-        bail!(
-            "{} does not exist; create a node home with `opal node init --home {} --moniker NAME`, \
-             `opal devnet --home DIR` or `opal testnet --home DIR`",
-            home.root.display(),
-            home.root.display()
-        );
-    }
-    if let Some(missing) = opal_devnet::home::missing_parts(&home) {
-        let hint = if home.node_key_path().is_file() && home.config_path().is_file() {
-            "copy the chain's genesis.json into it (every validator of a chain uses the same file)"
-        } else {
-            "create one with `opal node init`, `opal devnet` or `opal testnet`"
-        };
-        bail!(
-            "{} is not a complete node home: missing {missing}; {hint}",
-            home.root.display()
-        );
-    }
+    opal_devnet::home::check_startable(&Home::new(&home_dir))?;
     opal_devnet::start_existing(home_dir, api_addr, inference_key)
 }
 
 fn init(a: NodeInitArgs, out: Output) -> Result<()> {
-    crate::keyring::valid_name(&a.moniker).map_err(|_| {
-        anyhow::anyhow!(
-            "--moniker {:?} must be 1-64 characters of [A-Za-z0-9_-]",
-            a.moniker
-        )
-    })?;
     let home = Home::new(&a.home);
-    if home.node_key_path().exists() {
-        bail!(
-            "{} already holds a node key ({}); refusing to overwrite it. Use another --home, or \
-             delete the key yourself if you really mean to replace this validator's identity",
-            home.root.display(),
-            home.node_key_path().display()
-        );
-    }
-    if home.config_path().exists() {
-        bail!(
-            "{} already holds a config.toml; use another --home or remove it first",
-            home.root.display()
-        );
-    }
-    if a.peers.contains(&a.p2p_addr) {
-        bail!("--peers lists this node's own --p2p-addr {}", a.p2p_addr);
-    }
-    std::fs::create_dir_all(&home.root)
-        .with_context(|| format!("creating {}", home.root.display()))?;
-    let key = SecretKey::generate();
-    KeyFile::new(&a.moniker, &key)
-        .write(&home.node_key_path())
-        .context("writing the node key")?;
-    home.write_config(&NodeConfig {
-        moniker: a.moniker.clone(),
-        api_addr: a.api_addr,
-        p2p_addr: a.p2p_addr,
-        peers: a.peers.clone(),
-        check_invariants: a.check_invariants,
-        dev_timeouts: a.dev_timeouts,
-        inference_key: None,
-        artifact_peers: vec![],
-    })
-    .context("writing config.toml")?;
+    let key = opal_devnet::home::init_operator(
+        &home,
+        &opal_devnet::home::OperatorNode {
+            moniker: a.moniker.clone(),
+            api_addr: a.api_addr,
+            p2p_addr: a.p2p_addr,
+            peers: a.peers.clone(),
+            dev_timeouts: a.dev_timeouts,
+            check_invariants: a.check_invariants,
+        },
+    )?;
     let v = json!({
         "home": home.root,
         "moniker": a.moniker,

@@ -1,89 +1,56 @@
 use crate::cli::{NodeArg, Output};
-use crate::output::{print, s};
-use anyhow::{anyhow, bail, Result};
+use crate::output::{opt, print, print_as, s};
+use anyhow::{anyhow, Result};
 use clap::Subcommand;
+use opal_api::TxStatus;
 use opal_client::Client;
-use opal_ledger::components::accounts::Account;
 use opal_types::{Address, Hash};
 use serde_json::{json, Value};
 
 /// Check a proof returned by the node against a state root; returns the proven value.
-fn check_proof(v: &Value, root_hex: &str) -> Result<Option<Vec<u8>>> {
-    let root = Hash::from_hex(root_hex).map_err(|e| anyhow!("bad state root: {e}"))?;
-    Ok(opal_watcher::light::check_state_reply(v, &root)?)
-}
-
-fn block_root(c: &Client, height: u64) -> Result<Option<String>> {
-    if height == 0 {
-        return Ok(None);
-    }
-    Ok(Some(s(
-        &c.get(&format!("/api/blocks/{height}"))?,
-        "state_root",
-    )))
+fn check_proof(v: &Value, root: &Hash) -> Result<Option<Vec<u8>>> {
+    Ok(opal_watcher::light::check_state_reply(v, root)?)
 }
 
 pub fn run(cmd: QueryCmd, out: Output) -> Result<()> {
     match cmd {
         QueryCmd::Status { node } => {
-            let v = Client::new(&node.node)?.get("/api/status")?;
-            print(out, &v, || {
+            let st = Client::new(&node.node)?.status()?;
+            print_as(out, &st, || {
                 format!(
                     "chain      {}\nheight     {}\nstate root {}\nblock      {}\nmempool    {} transactions\nsupply     {}",
-                    s(&v, "chain_id"), s(&v, "height"), s(&v, "state_root"), s(&v, "block_hash"), s(&v, "mempool_size"), s(&v, "total_supply")
+                    st.chain_id, st.height, st.state_root, opt(&st.block_hash), st.mempool_size, st.total_supply
                 )
-            });
+            })?;
         }
         QueryCmd::Account {
-            address,
+            address: a,
             prove,
             height,
             node,
         } => {
-            let a: Address = address.parse().map_err(|e| anyhow!("{e}"))?;
             let c = Client::new(&node.node)?;
-            let mut path = format!("/api/accounts/{a}?prove={prove}");
-            if let Some(h) = height {
-                path += &format!("&height={h}");
-            }
-            let mut v = c.get(&path)?;
-            if prove {
-                let h = v["height"].as_u64().unwrap_or(0);
-                // Check against the state root the block at that height commits to, not only the
-                // root the reply carries.
-                let root = match block_root(&c, h)? {
-                    Some(r) if r != s(&v, "state_root") => bail!(
-                        "the node's reply root {} differs from block {h}'s state root {r}",
-                        s(&v, "state_root")
-                    ),
-                    Some(r) => r,
-                    None => s(&v, "state_root"),
-                };
-                let value = check_proof(&v, &root)?;
-                let proven: Account = match value {
-                    None => Account::default(),
-                    Some(b) => borsh::from_slice(&b)
-                        .map_err(|e| anyhow!("proven value is not an account: {e}"))?,
-                };
-                if proven.balance.to_string() != s(&v, "balance")
-                    || Some(proven.nonce) != v["nonce"].as_u64()
-                {
-                    bail!("the proven account differs from the reported one");
+            let acct = if prove {
+                opal_watcher::light::proven_account(&c, &a, height)?
+            } else {
+                match height {
+                    Some(h) => c.get_as(&format!("/api/accounts/{a}?height={h}"))?,
+                    None => c.account(&a)?,
                 }
+            };
+            let mut v = serde_json::to_value(&acct)?;
+            if prove {
                 v["proof_verified"] = json!(true);
             }
             print(out, &v, || {
                 let mut t = format!(
                     "{}\n  balance {}\n  nonce   {}\n  height  {}",
-                    s(&v, "address"),
-                    s(&v, "balance"),
-                    s(&v, "nonce"),
-                    s(&v, "height")
+                    acct.address, acct.balance, acct.nonce, acct.height
                 );
                 if prove {
                     t += &format!(
-                        "\n  proof   verified against state root {}",
-                        s(&v, "state_root")
+                        "\n  proof   verified against the state root of block {} ({})",
+                        acct.height, acct.state_root
                     );
                 }
                 t
@@ -99,49 +66,45 @@ pub fn run(cmd: QueryCmd, out: Output) -> Result<()> {
                     .map_err(|_| anyhow!("{height:?} is not a height (a number or \"latest\")"))?;
                 format!("/api/blocks/{h}")
             };
-            let v = c.get(&path)?;
-            print(out, &v, || {
+            let b: opal_api::BlockReply = c.get_as(&path)?;
+            print_as(out, &b, || {
                 let mut t = format!(
                     "block {}  {}\n  state root {}\n  time       {} ms\n  txs        {}",
-                    s(&v, "height"),
-                    s(&v, "hash"),
-                    s(&v, "state_root"),
-                    s(&v["header"], "time_ms"),
-                    v["txs"].as_array().map_or(0, |a| a.len())
+                    b.height,
+                    b.hash,
+                    b.state_root,
+                    b.header.time_ms,
+                    b.txs.len()
                 );
-                for tx in v["txs"].as_array().into_iter().flatten() {
-                    t += &format!(
-                        "\n    {} {}",
-                        s(tx, "hash"),
-                        if tx["ok"].as_bool() == Some(true) {
-                            "ok".to_string()
-                        } else {
-                            s(tx, "error")
-                        }
-                    );
+                for tx in &b.txs {
+                    let result = if tx.ok {
+                        "ok"
+                    } else {
+                        tx.error.as_deref().unwrap_or("-")
+                    };
+                    t += &format!("\n    {} {result}", tx.hash);
                 }
                 t
-            });
+            })?;
         }
         QueryCmd::Tx { hash, node } => {
-            let (code, v) = Client::new(&node.node)?.get_raw(&format!("/api/txs/{hash}"))?;
-            if code >= 400 && v.get("error").is_some() {
-                bail!("{}", opal_client::refused(code, &v));
-            }
-            print(out, &v, || match v["status"].as_str() {
-                Some("committed") => format!(
-                    "{hash}: committed at height {} ({})",
-                    s(&v, "height"),
-                    if v["ok"].as_bool() == Some(true) {
+            let st = Client::new(&node.node)?.tx(&hash)?;
+            print_as(out, &st, || match &st {
+                TxStatus::Committed {
+                    height, ok, error, ..
+                } => format!(
+                    "{hash}: committed at height {height} ({})",
+                    if *ok {
                         "ok".into()
                     } else {
-                        format!("rejected: {}", s(&v, "error"))
+                        format!("rejected: {}", error.as_deref().unwrap_or("-"))
                     }
                 ),
-                Some(st) => format!("{hash}: {st}"),
-                None => format!("{hash}: unknown"),
-            });
-            if code == 404 {
+                TxStatus::Pending { .. } => format!("{hash}: pending"),
+                TxStatus::Dropped { error, .. } => format!("{hash}: dropped ({error})"),
+                TxStatus::Unknown { .. } => format!("{hash}: unknown"),
+            })?;
+            if matches!(st, TxStatus::Unknown { .. }) {
                 std::process::exit(3);
             }
         }
@@ -170,7 +133,7 @@ pub fn run(cmd: QueryCmd, out: Output) -> Result<()> {
             });
         }
         QueryCmd::Rewards { address, node } => {
-            let a: Address = address.parse().map_err(|e| anyhow!("{e}"))?;
+            let a = address;
             let r = Client::new(&node.node)?.rewards(&a)?;
             let v = serde_json::to_value(&r)?;
             print(out, &v, || {
@@ -196,7 +159,9 @@ performance points this epoch {} (pool {})",
                 path += &format!("?height={h}");
             }
             let mut v = c.get(&path)?;
-            check_proof(&v, &s(&v, "state_root"))?;
+            let root = Hash::from_hex(&s(&v, "state_root"))
+                .map_err(|e| anyhow!("the node sent a malformed state root: {e}"))?;
+            check_proof(&v, &root)?;
             v["proof_verified"] = json!(true);
             print(out, &v, || {
                 format!(
@@ -222,7 +187,7 @@ pub enum QueryCmd {
     /// Balance and nonce of an account; with --prove, fetch and check a Merkle proof of it
     /// against the state root of the committed block at that height.
     Account {
-        address: String,
+        address: Address,
         #[arg(long)]
         prove: bool,
         #[arg(long)]
@@ -239,7 +204,8 @@ pub enum QueryCmd {
     },
     /// A transaction's status and result.
     Tx {
-        hash: String,
+        #[arg(value_parser = Hash::from_hex)]
+        hash: Hash,
         #[command(flatten)]
         node: NodeArg,
     },
@@ -251,7 +217,7 @@ pub enum QueryCmd {
     /// What an address can withdraw now (`opal tx withdraw-rewards`): each delegation's
     /// rewards and its validator's commission; and its performance points this epoch.
     Rewards {
-        address: String,
+        address: Address,
         #[command(flatten)]
         node: NodeArg,
     },

@@ -1,7 +1,7 @@
 use crate::cli::{Output, TxOpts};
 use crate::keyring::resolve;
 use crate::output::print;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::{Subcommand, ValueEnum};
 use opal_api::TxStatus;
 use opal_client::{Client, SendOptions, Sent};
@@ -9,14 +9,6 @@ use opal_types::{Action, Address, Amount, PublicKey, Role};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
-
-pub(crate) fn amount(flag: &str, v: &str) -> Result<Amount> {
-    v.parse().map_err(|e| anyhow!("--{flag}: {e}"))
-}
-
-fn address(flag: &str, v: &str) -> Result<Address> {
-    v.parse().map_err(|e| anyhow!("--{flag}: {e}"))
-}
 
 fn role(r: RoleArg) -> Role {
     match r {
@@ -54,14 +46,11 @@ pub fn run(cmd: TxCmd, out: Output) -> Result<()> {
             to,
             amount: a,
             opts,
-        } => {
-            let (to, a) = (address("to", &to)?, amount("amount", &a)?);
-            (
-                Action::Transfer { to, amount: a },
-                opts,
-                format!("transfer of {a} to {to}"),
-            )
-        }
+        } => (
+            Action::Transfer { to, amount: a },
+            opts,
+            format!("transfer of {a} to {to}"),
+        ),
         TxCmd::CreateValidator {
             consensus_key: ck,
             vrf_key,
@@ -69,7 +58,6 @@ pub fn run(cmd: TxCmd, out: Output) -> Result<()> {
             amount: a,
             opts,
         } => {
-            let a = amount("amount", &a)?;
             let (ck, vrf_key) = consensus_key(&ck, vrf_key.as_deref())?;
             (
                 Action::CreateValidator {
@@ -83,65 +71,53 @@ pub fn run(cmd: TxCmd, out: Output) -> Result<()> {
             )
         }
         TxCmd::Delegate {
-            validator,
+            validator: v,
             amount: a,
             opts,
-        } => {
-            let (v, a) = (address("validator", &validator)?, amount("amount", &a)?);
-            (
-                Action::Delegate {
-                    validator: v,
-                    amount: a,
-                },
-                opts,
-                format!("delegation of {a} to {v}"),
-            )
-        }
+        } => (
+            Action::Delegate {
+                validator: v,
+                amount: a,
+            },
+            opts,
+            format!("delegation of {a} to {v}"),
+        ),
         TxCmd::Undelegate {
-            validator,
+            validator: v,
             amount: a,
             opts,
-        } => {
-            let (v, a) = (address("validator", &validator)?, amount("amount", &a)?);
-            (
-                Action::Undelegate {
-                    validator: v,
-                    amount: a,
-                },
-                opts,
-                format!("undelegation of {a} from {v}"),
-            )
-        }
+        } => (
+            Action::Undelegate {
+                validator: v,
+                amount: a,
+            },
+            opts,
+            format!("undelegation of {a} from {v}"),
+        ),
         TxCmd::Bond {
             role: r,
             amount: a,
             opts,
-        } => {
-            let a = amount("amount", &a)?;
-            (
-                Action::BondRole {
-                    role: role(r),
-                    amount: a,
-                },
-                opts,
-                format!("bond of {a} as {}", role(r).as_str()),
-            )
-        }
+        } => (
+            Action::BondRole {
+                role: role(r),
+                amount: a,
+            },
+            opts,
+            format!("bond of {a} as {}", role(r).as_str()),
+        ),
         TxCmd::Unbond {
             role: r,
             amount: a,
             opts,
-        } => {
-            let a = amount("amount", &a)?;
-            (
-                Action::UnbondRole {
-                    role: role(r),
-                    amount: a,
-                },
-                opts,
-                format!("unbonding of {a} from {}", role(r).as_str()),
-            )
-        }
+        } => (
+            Action::UnbondRole {
+                role: role(r),
+                amount: a,
+            },
+            opts,
+            format!("unbonding of {a} from {}", role(r).as_str()),
+        ),
         TxCmd::Unjail { opts } => (Action::Unjail, opts, "unjail".to_string()),
         TxCmd::WithdrawRewards { opts } => (
             Action::WithdrawRewards,
@@ -154,45 +130,35 @@ pub fn run(cmd: TxCmd, out: Output) -> Result<()> {
             format!("commission of {bps} bps"),
         ),
         TxCmd::EscrowFund {
-            node_address,
+            node_address: n,
             amount: a,
             opts,
-        } => {
-            let (n, a) = (
-                address("node-address", &node_address)?,
-                amount("amount", &a)?,
-            );
-            (
-                Action::FundEscrow { node: n, amount: a },
-                opts,
-                format!("escrow of {a} with node {n}"),
-            )
-        }
-        TxCmd::EscrowClose { node_address, opts } => {
-            let n = address("node-address", &node_address)?;
-            (
-                Action::CloseEscrow { node: n },
-                opts,
-                format!("closing of the escrow with node {n}"),
-            )
-        }
-        TxCmd::EscrowWithdraw { node_address, opts } => {
-            let n = address("node-address", &node_address)?;
-            (
-                Action::WithdrawEscrow { node: n },
-                opts,
-                format!("withdrawal of the escrow with node {n}"),
-            )
-        }
+        } => (
+            Action::FundEscrow { node: n, amount: a },
+            opts,
+            format!("escrow of {a} with node {n}"),
+        ),
+        TxCmd::EscrowClose {
+            node_address: n,
+            opts,
+        } => (
+            Action::CloseEscrow { node: n },
+            opts,
+            format!("closing of the escrow with node {n}"),
+        ),
+        TxCmd::EscrowWithdraw {
+            node_address: n,
+            opts,
+        } => (
+            Action::WithdrawEscrow { node: n },
+            opts,
+            format!("withdrawal of the escrow with node {n}"),
+        ),
         TxCmd::DeclareService {
             endpoint,
             offers,
             opts,
         } => {
-            let offers = offers
-                .iter()
-                .map(|o| parse_offer(o))
-                .collect::<Result<Vec<_>>>()?;
             let spec = opal_types::registry::ServiceSpec { endpoint, offers };
             spec.check().map_err(|e| anyhow!("{e}"))?;
             let n = spec.offers.len();
@@ -218,20 +184,17 @@ pub fn run(cmd: TxCmd, out: Output) -> Result<()> {
 }
 
 /// `MODEL@VERSION:TIER[+TIER]:FEE`.
-pub(crate) fn parse_offer(s: &str) -> Result<opal_types::registry::ServiceOffer> {
+pub(crate) fn parse_offer(s: &str) -> Result<opal_types::registry::ServiceOffer, String> {
     let parts: Vec<&str> = s.split(':').collect();
     let [m, tiers, fee] = parts[..] else {
-        bail!(
-            "--offer {s:?}: expected MODEL@VERSION:TIER[+TIER...]:FEE, e.g. digits-mlp@1:signed:50"
+        return Err(
+            "expected MODEL@VERSION:TIER[+TIER...]:FEE, e.g. digits-mlp@1:signed:50".into(),
         );
     };
     Ok(opal_types::registry::ServiceOffer {
-        model: m.parse().map_err(|e| anyhow!("--offer {s:?}: {e}"))?,
-        tiers: tiers
-            .split('+')
-            .map(|t| t.parse().map_err(|e| anyhow!("--offer {s:?}: {e}")))
-            .collect::<Result<_>>()?,
-        fee: amount("offer fee", fee)?,
+        model: m.parse()?,
+        tiers: tiers.split('+').map(str::parse).collect::<Result<_, _>>()?,
+        fee: fee.parse().map_err(|e| format!("fee: {e}"))?,
     })
 }
 
@@ -239,7 +202,7 @@ pub(crate) fn parse_offer(s: &str) -> Result<opal_types::registry::ServiceOffer>
 /// --no-wait) wait for its block.
 pub(crate) fn send(action: Action, opts: &TxOpts) -> Result<Sent> {
     let key = resolve(&opts.from, &opts.keyring.keyring)?.secret()?;
-    let fee = opts.fee.as_deref().map(|f| amount("fee", f)).transpose()?;
+    let fee = opts.fee;
     let wait = (!opts.no_wait).then_some(Duration::from_secs(60));
     Ok(Client::new(&opts.node.node)?.send(&key, action, &SendOptions { fee, wait })?)
 }
@@ -289,10 +252,10 @@ pub enum TxCmd {
     Transfer {
         /// Recipient address (opal...).
         #[arg(long)]
-        to: String,
+        to: Address,
         /// Amount in base units.
         #[arg(long)]
-        amount: String,
+        amount: Amount,
         #[command(flatten)]
         opts: TxOpts,
     },
@@ -309,25 +272,25 @@ pub enum TxCmd {
         #[arg(long)]
         name: String,
         #[arg(long)]
-        amount: String,
+        amount: Amount,
         #[command(flatten)]
         opts: TxOpts,
     },
     /// Delegate AMOUNT to the validator operated by VALIDATOR (an address).
     Delegate {
         #[arg(long)]
-        validator: String,
+        validator: Address,
         #[arg(long)]
-        amount: String,
+        amount: Amount,
         #[command(flatten)]
         opts: TxOpts,
     },
     /// Start unbonding AMOUNT of a delegation; paid back after the unbonding time, slashable until then.
     Undelegate {
         #[arg(long)]
-        validator: String,
+        validator: Address,
         #[arg(long)]
-        amount: String,
+        amount: Amount,
         #[command(flatten)]
         opts: TxOpts,
     },
@@ -336,7 +299,7 @@ pub enum TxCmd {
         #[arg(long, value_enum)]
         role: RoleArg,
         #[arg(long)]
-        amount: String,
+        amount: Amount,
         #[command(flatten)]
         opts: TxOpts,
     },
@@ -345,7 +308,7 @@ pub enum TxCmd {
         #[arg(long, value_enum)]
         role: RoleArg,
         #[arg(long)]
-        amount: String,
+        amount: Amount,
         #[command(flatten)]
         opts: TxOpts,
     },
@@ -372,23 +335,23 @@ pub enum TxCmd {
     EscrowFund {
         /// The inference node's address.
         #[arg(long)]
-        node_address: String,
+        node_address: Address,
         #[arg(long)]
-        amount: String,
+        amount: Amount,
         #[command(flatten)]
         opts: TxOpts,
     },
     /// Start closing your escrow with a node; withdraw the rest after the unlock delay.
     EscrowClose {
         #[arg(long)]
-        node_address: String,
+        node_address: Address,
         #[command(flatten)]
         opts: TxOpts,
     },
     /// Withdraw what is left of a closed escrow once it has unlocked.
     EscrowWithdraw {
         #[arg(long)]
-        node_address: String,
+        node_address: Address,
         #[command(flatten)]
         opts: TxOpts,
     },
@@ -399,8 +362,8 @@ pub enum TxCmd {
         #[arg(long)]
         endpoint: String,
         /// MODEL@VERSION:TIER[+TIER...]:FEE, repeatable (e.g. digits@1:signed:50).
-        #[arg(long = "offer", required = true)]
-        offers: Vec<String>,
+        #[arg(long = "offer", required = true, value_parser = parse_offer)]
+        offers: Vec<opal_types::registry::ServiceOffer>,
         #[command(flatten)]
         opts: TxOpts,
     },

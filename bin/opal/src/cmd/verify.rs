@@ -8,7 +8,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use opal_client::Client;
 use opal_node::clock::now_ms;
-use opal_verify::light::LightError;
 use opal_verify::ReceiptFile;
 use opal_watcher::light::{trust_checkpoint, trust_genesis};
 use opal_watcher::receipt::{check_receipt, Evidence, Trust};
@@ -170,36 +169,10 @@ pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
         lines.join("\n")
     });
     if let Some(e) = &o.light_failure {
-        std::process::exit(exit_code(e));
+        std::process::exit(e.exit_code());
     }
     if !all_ok {
         std::process::exit(3);
     }
     Ok(())
-}
-
-/// Exit code of `opal verify` for a light-client failure: one per kind, so scripts can tell a
-/// forged root from a short certificate (docs/verification.md section 6c).
-pub fn exit_code(e: &LightError) -> i32 {
-    match e {
-        LightError::Malformed { .. } => 10,
-        LightError::WrongChain { .. } => 11,
-        LightError::NotNewer { .. } => 12,
-        LightError::ValidatorsProof(_) => 13,
-        LightError::BadValidatorSet => 14,
-        LightError::CertificateMismatch { .. } => 15,
-        LightError::UnknownSigner(_) => 16,
-        LightError::DuplicateSigner(_) => 17,
-        LightError::BadSignature(_) => 18,
-        LightError::InsufficientPower { .. } => 19,
-        LightError::GenesisRootMismatch { .. } => 20,
-        LightError::GenesisSetMismatch => 21,
-        LightError::ParentMismatch { .. } => 22,
-        LightError::InsufficientTrust { .. } => 23,
-        LightError::TrustExpired { .. } => 24,
-        LightError::FromTheFuture { .. } => 25,
-        LightError::StateProof { .. } => 26,
-        LightError::TooManySteps(_) => 27,
-        LightError::Fetch { .. } => 28,
-    }
 }

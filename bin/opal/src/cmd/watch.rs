@@ -1,7 +1,7 @@
 //! `opal node watch`: the watcher role (`opal-watcher`) as a command.
 
 use crate::cli::{Output, TxOpts};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use opal_types::ModelRef;
 use opal_watcher::{AuditScope, Config, Watcher};
@@ -23,7 +23,7 @@ pub enum AuditArg {
 pub struct WatchArgs {
     /// Watch only these models (NAME@VERSION, comma-separated); default: every canonical model.
     #[arg(long, value_delimiter = ',')]
-    pub models: Vec<String>,
+    pub models: Vec<ModelRef>,
     /// Which audits to resolve.
     #[arg(long, value_enum, default_value_t = AuditArg::Mine)]
     pub audits: AuditArg,
@@ -44,24 +44,8 @@ pub fn run(a: WatchArgs, out: Output) -> Result<()> {
     let key = crate::keyring::resolve(&a.tx.from, &a.tx.keyring.keyring)
         .with_context(|| format!("--from {}", a.tx.from))?
         .secret()?;
-    let models = if a.models.is_empty() {
-        None
-    } else {
-        Some(
-            a.models
-                .iter()
-                .map(|m| {
-                    m.parse::<ModelRef>()
-                        .map_err(|e| anyhow!("--models {m}: {e}"))
-                })
-                .collect::<Result<HashSet<_>>>()?,
-        )
-    };
-    let fee =
-        a.tx.fee
-            .as_deref()
-            .map(|f| crate::cmd::tx::amount("fee", f))
-            .transpose()?;
+    let models = (!a.models.is_empty()).then(|| a.models.into_iter().collect::<HashSet<_>>());
+    let fee = a.tx.fee;
     let config = Config {
         models,
         audits: match a.audits {

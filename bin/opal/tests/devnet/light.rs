@@ -25,6 +25,10 @@ enum Lie {
     ShortCertificate,
     /// Every certificate signature replaced by one from a key outside the validator set.
     OutsideSigner,
+    /// Accounts reported richer than they are (the proof left as it was).
+    InflatedBalance,
+    /// Accounts reported with another state root (the proof is checked against the block's).
+    ForeignRoot,
 }
 
 /// A one-thread HTTP/1.1 proxy to `upstream` that applies `lie` to JSON replies. Bounded: it
@@ -98,6 +102,16 @@ fn rewrite(upstream: &str, path: &str, mut v: Value, lie: Lie) -> Value {
                 v["value"] = Value::Null;
                 v["proof"] = old["proof"].clone();
             }
+            _ => {}
+        }
+    }
+    if path.starts_with("/api/accounts/") && v["balance"].is_string() {
+        match lie {
+            Lie::InflatedBalance => {
+                let b: u128 = v["balance"].as_str().unwrap().parse().unwrap();
+                v["balance"] = Value::String((b + 1_000_000).to_string());
+            }
+            Lie::ForeignRoot => v["state_root"] = Value::String(hex::encode([9u8; 32])),
             _ => {}
         }
     }
@@ -237,4 +251,37 @@ fn a_settled_receipt_verifies_as_a_light_client_and_a_lying_node_is_caught() {
     let (code, out, _) = cli(&["verify", r, "--node", &liar]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("not certified"), "{out}");
+}
+
+#[test]
+fn a_proven_account_query_catches_a_node_that_lies_about_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let net = Devnet::start(&home);
+    let who = net.dev_keys()[0].address().to_string();
+    let lie = Arc::new(Mutex::new(Lie::Honest));
+    let liar = proxy(net.url.clone(), lie.clone());
+    let query = || {
+        cli(&[
+            "query", "account", &who, "--prove", "--node", &liar, "-o", "json",
+        ])
+    };
+
+    let (code, out, err) = query();
+    assert_eq!(code, 0, "honest node: {err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["proof_verified"], true);
+
+    *lie.lock().unwrap() = Lie::InflatedBalance;
+    let (code, out, err) = query();
+    assert_ne!(code, 0, "an inflated balance was accepted: {out}");
+    assert!(err.contains("differs from the reported one"), "{err}");
+    // Without --prove the CLI shows what the node says (its word, not checked).
+    let (code, _, _) = cli(&["query", "account", &who, "--node", &liar, "-o", "json"]);
+    assert_eq!(code, 0);
+
+    *lie.lock().unwrap() = Lie::ForeignRoot;
+    let (code, out, err) = query();
+    assert_ne!(code, 0, "a reply under another root was accepted: {out}");
+    assert!(err.contains("state root"), "{err}");
 }

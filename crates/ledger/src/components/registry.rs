@@ -356,7 +356,7 @@ pub fn declare_service(
 
 /// The lineage of a model: its ancestors (parent chain), the datasets of every model on that
 /// chain, and the models fine-tuned from it. Bounded by `max_depth` ancestors.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lineage {
     pub model: ModelRef,
     pub owner: Option<Address>,
@@ -365,7 +365,7 @@ pub struct Lineage {
     pub children: Vec<ModelRef>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineageDataset {
     pub name: String,
     pub owner: Option<Address>,
@@ -373,7 +373,7 @@ pub struct LineageDataset {
     pub content_hash: Option<opal_types::Hash>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LineageAncestor {
     pub model: ModelRef,
     pub owner: Option<Address>,

@@ -5,6 +5,7 @@ use super::error::ApiError;
 use crate::app::Shared;
 use axum::extract::{Path, Query, State};
 use axum::Json;
+use opal_api::registry::{CaseReply, Cases, DatasetReply, LineageReply, Models, Services, ZkKey};
 use opal_ledger::components::{inference, registry, verification};
 use opal_state::Overlay;
 use opal_types::{Address, Hash, ModelRef};
@@ -58,14 +59,14 @@ fn model_reply(o: &Overlay, info: registry::ModelInfo) -> Result<opal_api::Model
     })
 }
 
-pub async fn models(State(sh): S) -> ApiResult {
+pub async fn models(State(sh): S) -> Result<Json<Models>, ApiError> {
     let (o, h) = overlay(&sh)?;
     let list = registry::models(&o).map_err(internal)?;
-    let out = list
+    let models = list
         .into_iter()
         .map(|m| model_reply(&o, m))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(json!({"height": h, "models": out})))
+    Ok(Json(Models { height: h, models }))
 }
 
 pub async fn model(
@@ -96,29 +97,31 @@ pub async fn model(
     }))
 }
 
-pub async fn lineage(State(sh): S, Path(r): Path<String>) -> ApiResult {
+pub async fn lineage(State(sh): S, Path(r): Path<String>) -> Result<Json<LineageReply>, ApiError> {
     let (o, h) = overlay(&sh)?;
     let m = resolve_model(&o, &r)?;
-    let l = registry::lineage(&o, &m, 64)
+    let lineage = registry::lineage(&o, &m, 64)
         .map_err(internal)?
         .ok_or_else(|| ApiError::not_found(format!("no model {m}")))?;
-    let mut v = serde_json::to_value(l).map_err(internal)?;
-    v["height"] = json!(h);
-    Ok(Json(v))
+    Ok(Json(LineageReply { lineage, height: h }))
 }
 
-pub async fn dataset(State(sh): S, Path(name): Path<String>) -> ApiResult {
+pub async fn dataset(
+    State(sh): S,
+    Path(name): Path<String>,
+) -> Result<Json<DatasetReply>, ApiError> {
     let (o, h) = overlay(&sh)?;
     opal_types::registry::check_name(&name)
         .map_err(|e| ApiError::bad_request("malformed_name", e))?;
-    let info = registry::dataset(&o, &name)
+    let dataset = registry::dataset(&o, &name)
         .map_err(internal)?
         .ok_or_else(|| ApiError::not_found(format!("no dataset named {name}")))?;
-    let users = registry::dataset_users(&o, &name).map_err(internal)?;
-    let mut v = serde_json::to_value(info).map_err(internal)?;
-    v["used_by"] = json!(users);
-    v["height"] = json!(h);
-    Ok(Json(v))
+    let used_by = registry::dataset_users(&o, &name).map_err(internal)?;
+    Ok(Json(DatasetReply {
+        dataset,
+        used_by,
+        height: h,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -126,19 +129,24 @@ pub struct ServicesQuery {
     model: Option<String>,
 }
 
-pub async fn services(State(sh): S, Query(q): Query<ServicesQuery>) -> ApiResult {
+pub async fn services(
+    State(sh): S,
+    Query(q): Query<ServicesQuery>,
+) -> Result<Json<Services>, ApiError> {
     let (o, h) = overlay(&sh)?;
     let filter = match &q.model {
         Some(m) => Some(resolve_model(&o, m)?),
         None => None,
     };
-    let list: Vec<Value> = registry::services(&o)
+    let services = registry::services(&o)
         .map_err(internal)?
         .into_iter()
         .filter(|s| filter.as_ref().is_none_or(|m| s.spec.offer(m).is_some()))
-        .map(|s| json!(s))
         .collect();
-    Ok(Json(json!({"height": h, "services": list})))
+    Ok(Json(Services {
+        height: h,
+        services,
+    }))
 }
 
 pub async fn escrow(
@@ -201,7 +209,7 @@ pub struct CasesQuery {
 
 /// Open verification cases (held results, audits, disputes) with their revealed data: what
 /// watchers and auditors re-execute.
-pub async fn cases(State(sh): S, Query(q): Query<CasesQuery>) -> ApiResult {
+pub async fn cases(State(sh): S, Query(q): Query<CasesQuery>) -> Result<Json<Cases>, ApiError> {
     let node = q
         .node
         .as_deref()
@@ -225,25 +233,28 @@ pub async fn cases(State(sh): S, Query(q): Query<CasesQuery>) -> ApiResult {
         .filter(|c| model.as_ref().is_none_or(|m| &c.model == m))
         .take(limit)
         .collect();
-    Ok(Json(json!({ "height": h, "cases": cases })))
+    Ok(Json(Cases { height: h, cases }))
 }
 
 /// One request's verification case: open (`case`) or closed (`verdict`), or neither.
-pub async fn case(State(sh): S, Path(id): Path<String>) -> ApiResult {
+pub async fn case(State(sh): S, Path(id): Path<String>) -> Result<Json<CaseReply>, ApiError> {
     let id = Hash::from_hex(&id).map_err(|e| ApiError::bad_request("malformed_hash", e))?;
     let snap = sh.snapshot().map_err(internal)?;
     let h = snap.version().unwrap_or(0);
     let o = Overlay::new(snap);
     let case = verification::case(&o, &id).map_err(internal)?;
     let verdict = verification::verdict(&o, &id).map_err(internal)?;
-    Ok(Json(
-        json!({ "request_id": id, "height": h, "case": case, "verdict": verdict }),
-    ))
+    Ok(Json(CaseReply {
+        request_id: id,
+        height: h,
+        case,
+        verdict,
+    }))
 }
 
 /// `GET /api/zk/keys/{id}`: a published opal-zk verifying key (`key`, hex), by its id (a
 /// `zk`-tier model's weight commitment). `opal verify` checks zk receipts with it.
-pub async fn zk_key(State(sh): S, Path(id): Path<String>) -> ApiResult {
+pub async fn zk_key(State(sh): S, Path(id): Path<String>) -> Result<Json<ZkKey>, ApiError> {
     let id = Hash::from_hex(&id).map_err(|e| ApiError::bad_request("malformed_hash", e))?;
     let (o, h) = overlay(&sh)?;
     let key = opal_ledger::components::zk::key_bytes(&o, &id)
@@ -255,7 +266,10 @@ pub async fn zk_key(State(sh): S, Path(id): Path<String>) -> ApiResult {
                 format!("no verifying key {id} is published"),
             )
         })?;
-    Ok(Json(
-        json!({ "id": id, "height": h, "bytes": key.len(), "key": hex::encode(key) }),
-    ))
+    Ok(Json(ZkKey {
+        id,
+        height: h,
+        bytes: key.len() as u64,
+        key: hex::encode(key),
+    }))
 }
