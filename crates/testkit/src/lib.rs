@@ -6,11 +6,15 @@
 //!   with a funded escrow, a committee genesis.
 //! - [`seed`]: the one seed every randomized test derives from (`SEED`), printed so a failure
 //!   can be replayed.
+//! - [`process`] (feature `process`): real `opal devnet` and `opal testnet` processes in
+//!   temporary homes, driven over HTTP and the CLI, killed and restarted.
 //!
 //! A dev-dependency only: nothing shipped links it.
 
 pub mod chain;
 pub mod fixtures;
+#[cfg(feature = "process")]
+pub mod process;
 pub mod seed;
 
 pub use chain::{caller, genesis, key, node, owner, TestChain};

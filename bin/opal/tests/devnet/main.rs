@@ -8,8 +8,6 @@ mod inference;
 mod light;
 mod llm;
 mod staking;
-#[path = "../support/mod.rs"]
-mod support;
 mod transfers;
 mod verification;
 mod zk;

@@ -15,5 +15,3 @@ mod network;
 mod operator;
 mod partition;
 mod resume;
-#[path = "../support/mod.rs"]
-mod support;
