@@ -82,7 +82,9 @@ pub fn evidence(att: Option<&Attachment>) -> Result<ZkEvidence, ZkCheckError> {
 }
 
 /// The key derived from a model file, which must be the receipt's model (`model_hash`). The key
-/// names the file it was derived from.
+/// names the file it was derived from. Behind the `prover` feature (the derivation runs the
+/// setup, registration proof included).
+#[cfg(feature = "prover")]
 pub fn key_from_model_file(file: &[u8], model_hash: &Hash) -> Result<VerifyingKey, ZkCheckError> {
     let got = Hash(*blake3::hash(file).as_bytes());
     if got != *model_hash {

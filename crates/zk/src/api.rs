@@ -25,20 +25,25 @@
 use opal_quant::QuantModel;
 
 use crate::error::ZkError;
-use crate::v2::{self, ProverModel, RegisteredModel};
+#[cfg(feature = "prover")]
+use crate::v2::ProverModel;
+use crate::v2::{self, RegisteredModel};
 
 /// Largest [`VerifyingKey`] encoding accepted.
 pub const MAX_VK_BYTES: usize = 64 << 20;
+#[cfg(feature = "prover")]
 /// Largest [`Setup`] encoding accepted.
 pub const MAX_SETUP_BYTES: usize = 512 << 20;
 /// Largest proof accepted by [`verify`] (the exact length is checked as well).
 pub const MAX_PROOF_BYTES: usize = 256 << 20;
 
 const VK_MAGIC: [u8; 8] = *b"OPALZKVK";
+#[cfg(feature = "prover")]
 const SETUP_MAGIC: [u8; 8] = *b"OPALZKSU";
 /// Version of the verifying-key and setup encodings: 3 added the model file hash (2 had none).
 pub const VERSION: u16 = 3;
 
+#[cfg(feature = "prover")]
 /// Prover-side data kept by the node (one per model).
 pub struct Setup {
     prover: ProverModel,
@@ -60,6 +65,7 @@ pub fn model_file_hash(model: &QuantModel) -> [u8; 32] {
     *blake3::hash(&model.to_file_bytes()).as_bytes()
 }
 
+#[cfg(feature = "prover")]
 /// Commits to the model's weights and proves they are in their declared ranges; the key names
 /// the model's file ([`model_file_hash`]).
 pub fn setup(model: &QuantModel) -> Result<Setup, ZkError> {
@@ -75,6 +81,7 @@ pub fn setup(model: &QuantModel) -> Result<Setup, ZkError> {
     })
 }
 
+#[cfg(feature = "prover")]
 /// The verifying key of a `.opalq` model file, re-derived from the file (what anyone holding
 /// the file compares, by id, with a published key or a registered weight commitment). The
 /// file must be a valid canonical model; its key's file hash is the file's BLAKE3.
@@ -109,11 +116,13 @@ pub fn check_key_for_file(vk: &VerifyingKey, file: &[u8]) -> Result<(), ZkError>
     Ok(())
 }
 
+#[cfg(feature = "prover")]
 /// The verifying key of a setup.
 pub fn verifying_key(s: &Setup) -> VerifyingKey {
     s.vk.clone()
 }
 
+#[cfg(feature = "prover")]
 /// Proves `output = model(input)` for a quantized input (`model.input_from_f32` maps floats).
 /// `model` must be the model of `setup`. Returns the output and the proof bytes.
 pub fn prove(
@@ -276,6 +285,7 @@ impl VerifyingKey {
     }
 }
 
+#[cfg(feature = "prover")]
 impl Setup {
     /// `"OPALZKSU" || u16 LE version (3) || u32 LE len || .opalq model file || u32 LE len ||
     /// verifying key bytes`. The commitment data is not stored; [`from_bytes`](Self::from_bytes)

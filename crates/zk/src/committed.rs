@@ -92,6 +92,7 @@ fn bind(
     t
 }
 
+#[cfg(feature = "prover")]
 pub fn prove(
     pm: &ProverModel,
     reg: &RegisteredModel,

@@ -68,6 +68,7 @@ fn fold<T: Copy>(m: &[T], cols: usize, eq: &[EF], cb: usize, to_f: impl Fn(T) ->
     acc
 }
 
+#[cfg(feature = "prover")]
 pub fn prove_with_point(
     t: &mut Transcript,
     c: &Conv2d,

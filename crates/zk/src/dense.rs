@@ -31,12 +31,14 @@ fn fold_rows(d: &Dense, eq_r: &[EF], c: usize) -> Vec<EF> {
     a
 }
 
+#[cfg(feature = "prover")]
 fn padded(x: &[i64], c: usize) -> Vec<EF> {
     let mut v: Vec<EF> = x.iter().map(|v| ef_from_i64(*v)).collect();
     v.resize(1 << c, EF::ZERO);
     v
 }
 
+#[cfg(feature = "prover")]
 pub fn prove(t: &mut Transcript, d: &Dense, x: &[i64]) -> SumcheckProof {
     let (a, c) = dims(d);
     let r = t.challenges(b"dense-row", a);
@@ -110,6 +112,7 @@ pub fn verify(
     Ok(())
 }
 
+#[cfg(feature = "prover")]
 /// Prover side returning the sum-check point too (for opening a weight commitment).
 pub fn prove_with_point(
     t: &mut Transcript,

@@ -21,6 +21,10 @@
 //! - [`mlp`] (v1, verifier holds the weights) and [`committed`] (v1c, committed weights) are
 //!   the earlier protocols that send intermediate activations in the clear; kept for tests and
 //!   fixtures.
+//! - Proving (the `api::Setup` and `api::prove`, the registration proof, every `prove` of the
+//!   protocol modules) is behind the default `prover` feature. The ledger builds without it: it
+//!   verifies proofs and checks a published key against the model file (`api::check_key_for_file`,
+//!   commitments only), and never proves.
 //! - Untrusted proof bytes are decoded against the model: the exact length is computed from the
 //!   model before any byte is read; field elements must be canonical; nothing panics.
 
@@ -42,4 +46,6 @@ pub mod transcript;
 pub mod v2;
 
 pub use error::ZkError;
-pub use mlp::{proof_len, prove, soundness_bits, verify, MlpProof};
+#[cfg(feature = "prover")]
+pub use mlp::prove;
+pub use mlp::{proof_len, soundness_bits, verify, MlpProof};

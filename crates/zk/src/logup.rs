@@ -17,8 +17,12 @@
 //! the caller must discharge (commitment opening or a previous layer).
 
 use crate::error::ZkError;
-use crate::field::{ef_from_i64, EF};
-use crate::mle::{eq_table, evaluate};
+#[cfg(feature = "prover")]
+use crate::field::ef_from_i64;
+use crate::field::EF;
+#[cfg(feature = "prover")]
+use crate::mle::eq_table;
+use crate::mle::evaluate;
 use crate::transcript::Transcript;
 use p3_field::{Field, PrimeCharacteristicRing};
 
@@ -69,6 +73,7 @@ fn bind(t: &mut Transcript, values: Option<&[i64]>, n: usize, bits: usize, mult:
     t.absorb_i64s(b"logup-multiplicities", &m);
 }
 
+#[cfg(feature = "prover")]
 /// Proves `0 <= v[i] < 2^bits` for `values` (length a power of two, `2^n`).
 /// In this standalone version `values` are bound in the clear; the returned point is where
 /// `v~` was claimed.
@@ -80,6 +85,7 @@ pub fn prove_range(
     prove_inner(t, values, bits, true)
 }
 
+#[cfg(feature = "prover")]
 /// Like [`prove_range`] for values the transcript has already bound through a commitment:
 /// the values are not absorbed (only shape and multiplicities are).
 pub fn prove_range_committed(
@@ -90,6 +96,7 @@ pub fn prove_range_committed(
     prove_inner(t, values, bits, false)
 }
 
+#[cfg(feature = "prover")]
 fn prove_inner(
     t: &mut Transcript,
     values: &[i64],

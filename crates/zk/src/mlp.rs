@@ -83,6 +83,7 @@ fn bind_statement(model: &QuantModel, input: &[i64], output: &[i64]) -> Transcri
     t
 }
 
+#[cfg(feature = "prover")]
 /// Runs the model and proves its output. Returns `(output, proof)`.
 pub fn prove(model: &QuantModel, input: &[i64]) -> Result<(Vec<i64>, MlpProof), ZkError> {
     ensure_supported(model)?;

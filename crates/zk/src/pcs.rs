@@ -35,7 +35,9 @@ pub struct Commitment {
     pub n_vars: u8,
 }
 
-/// Prover-side data kept after committing (for weights: kept for the model's lifetime).
+/// Prover-side data kept after committing (for weights: kept for the model's lifetime). Without
+/// the `prover` feature only the commitment is read (the rest is what an opening needs).
+#[cfg_attr(not(feature = "prover"), allow(dead_code))]
 pub struct Committed {
     pub commitment: Commitment,
     rows: Vec<Vec<F>>,
@@ -139,6 +141,7 @@ fn combos(t: &mut Transcript, rows: usize, r1: &[EF]) -> (Vec<EF>, Vec<EF>) {
     (gamma, eq_table(r1))
 }
 
+#[cfg(feature = "prover")]
 /// Opens the committed table at `point` (length `n_vars`). Returns the value and the opening.
 pub fn open(t: &mut Transcript, c: &Committed, point: &[EF]) -> Result<(EF, Opening), ZkError> {
     let n = c.commitment.n_vars as usize;

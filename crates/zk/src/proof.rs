@@ -13,6 +13,7 @@ pub fn register(model: &QuantModel) -> Result<(ProverModel, RegisteredModel), Zk
     crate::v2::register(model)
 }
 
+#[cfg(feature = "prover")]
 /// Proves one inference; returns the output and the encoded proof.
 pub fn prove(
     pm: &ProverModel,
@@ -36,6 +37,7 @@ pub fn soundness_bits(reg: &RegisteredModel) -> Result<f64, ZkError> {
     crate::v2::soundness_bits(reg)
 }
 
+#[cfg(feature = "prover")]
 /// One-time proof that the committed weights are in their declared ranges (kept beside the
 /// registered model; see `v2::prove_registration`).
 pub fn prove_registration(pm: &ProverModel, reg: &RegisteredModel) -> Result<Vec<u8>, ZkError> {

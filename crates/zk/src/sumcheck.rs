@@ -17,6 +17,7 @@ pub struct SumcheckProof {
     pub rounds: Vec<[EF; 3]>,
 }
 
+#[cfg(feature = "prover")]
 /// Proves the sum of `f * g` over the hypercube; `f.len() == g.len() == 2^n`.
 /// Returns the proof, the challenge point, and the final `(f(r), g(r))`.
 pub fn prove(

@@ -23,13 +23,17 @@
 //! - Not zero-knowledge (see docs/zk.md, "What is hidden").
 
 use crate::error::ZkError;
-use crate::field::{ef_from_bytes, ef_from_i64, ef_to_bytes, f_from_i64, EF, EF_BYTES, F, LOG2_EF};
+#[cfg(feature = "prover")]
+use crate::field::ef_to_bytes;
+use crate::field::{ef_from_bytes, ef_from_i64, f_from_i64, EF, EF_BYTES, F, LOG2_EF};
 use crate::logup::{self, RangeProof};
 use crate::mle::{eq_table, log2_ceil};
 use crate::pcs::{self, Commitment, Committed, Opening};
 use crate::sumcheck::{self, SumcheckProof};
 use crate::transcript::Transcript;
-use opal_quant::{requant_parts, Conv2d, Dense, Layer, MaxPool2d, QuantModel, Requant, ValueShape};
+#[cfg(feature = "prover")]
+use opal_quant::requant_parts;
+use opal_quant::{Conv2d, Dense, Layer, MaxPool2d, QuantModel, Requant, ValueShape};
 use p3_field::{Field, PrimeCharacteristicRing};
 
 pub use crate::committed::RegisteredModel;
@@ -190,12 +194,14 @@ fn comb_limbs(xs: &[EF]) -> EF {
     xs.iter().rev().fold(EF::ZERO, |acc, x| acc * base + *x)
 }
 
+#[cfg(feature = "prover")]
 fn comb_limbs_i64(vs: &[Vec<i64>], size: usize) -> Vec<EF> {
     (0..size)
         .map(|j| ef_from_i64(vs.iter().rev().fold(0i64, |acc, v| (acc << LIMB) + v[j])))
         .collect()
 }
 
+#[cfg(feature = "prover")]
 fn mle_i64(v: &[i64], eq: &[EF]) -> EF {
     v.iter()
         .zip(eq)
@@ -524,11 +530,13 @@ impl<'a> Reader<'a> {
     }
 }
 
+#[cfg(feature = "prover")]
 fn put_efs(out: &mut Vec<u8>, xs: &[EF]) {
     xs.iter()
         .for_each(|x| out.extend_from_slice(&ef_to_bytes(x)));
 }
 
+#[cfg(feature = "prover")]
 fn put_sumcheck(out: &mut Vec<u8>, p: &SumcheckProof) {
     p.rounds.iter().for_each(|r| put_efs(out, r));
 }
@@ -595,6 +603,7 @@ pub fn proof_len(reg: &RegisteredModel) -> Result<usize, ZkError> {
 // ---------------------------------------------------------------------------------------------
 // Witness.
 
+#[cfg(feature = "prover")]
 /// Limb vectors of one Requant layer, each placed in the layer's layout (`2^m` entries).
 fn requant_witness(rq: &RequantShape, r: &Requant, a: &[i64]) -> Vec<Vec<i64>> {
     let size = 1usize << rq.layout.vars();
@@ -732,6 +741,7 @@ fn interpolate3(e: &[EF; 4], x: EF) -> EF {
         + e[3] * x * x1 * x2 * six
 }
 
+#[cfg(feature = "prover")]
 fn prod_prove(t: &mut Transcript, mut tabs: [Vec<EF>; 5], beta: EF, out: &mut Vec<u8>) -> Vec<EF> {
     let mut point = Vec::new();
     while tabs[0].len() > 1 {
@@ -779,6 +789,7 @@ fn interpolate(e: &[EF], x: EF) -> EF {
     total
 }
 
+#[cfg(feature = "prover")]
 /// Sum-check of `sum_i prod_k tabs[k][i] = 0` (degree `tabs.len()`; rounds as values at
 /// `0..=deg`, labels `"pool-prod-round"` / `"pool-prod-r"`). Returns the final point.
 fn prodk_prove(t: &mut Transcript, mut tabs: Vec<Vec<EF>>, out: &mut Vec<u8>) -> Vec<EF> {
@@ -811,6 +822,7 @@ fn prodk_prove(t: &mut Transcript, mut tabs: Vec<Vec<EF>>, out: &mut Vec<u8>) ->
     point
 }
 
+#[cfg(feature = "prover")]
 /// Limb vectors of one MaxPool layer (input `x`), each placed in the output layout.
 fn pool_witness(ps: &PoolShape, p: &MaxPool2d, x: &[i64], ys: &[i64]) -> Vec<Vec<i64>> {
     let size = 1usize << ps.layout.vars();
@@ -874,6 +886,7 @@ fn pool_gather(
 // ---------------------------------------------------------------------------------------------
 // Prover.
 
+#[cfg(feature = "prover")]
 fn base_ef(v: &[i64]) -> Vec<EF> {
     v.iter().map(|x| ef_from_i64(*x)).collect()
 }
@@ -905,6 +918,7 @@ fn gather(c: &Conv2d, inl: Layout, eq_p: &[EF], eq_t: &[EF], mut visit: impl FnM
     }
 }
 
+#[cfg(feature = "prover")]
 /// Proves `output = model(input)`; returns the output and the encoded proof.
 pub fn prove(
     pm: &ProverModel,
@@ -920,6 +934,7 @@ pub fn prove(
 /// consistent with the cheat.
 pub type WitnessHook<'a> = &'a dyn Fn(usize, &mut [Vec<i64>]);
 
+#[cfg(feature = "prover")]
 #[doc(hidden)]
 pub fn prove_with_hook(
     pm: &ProverModel,
@@ -930,6 +945,7 @@ pub fn prove_with_hook(
     prove_with_progress(pm, reg, &UNBOUND, input, hook, &mut |_| {})
 }
 
+#[cfg(feature = "prover")]
 /// [`prove`] reporting progress in `[0, 1]` (after execution, the witness commitment, the
 /// range proof, each layer of the chain, the product checks and the batch opening), with
 /// `file_hash` (the model file hash of the verifying key, or [`UNBOUND`]) in the transcript.
@@ -949,6 +965,7 @@ pub fn prove_with_progress(
 /// changed output, and the pool's limbs are computed from it (`d_t = y - x_t`).
 pub type PoolHook<'a> = &'a dyn Fn(usize, &mut Vec<i64>);
 
+#[cfg(feature = "prover")]
 #[doc(hidden)]
 pub fn prove_with_pool_hook(
     pm: &ProverModel,
@@ -959,6 +976,7 @@ pub fn prove_with_pool_hook(
     prove_inner(pm, reg, &UNBOUND, input, None, Some(pool_hook), &mut |_| {})
 }
 
+#[cfg(feature = "prover")]
 /// Re-executes `model.layers[k + 1..]` on a changed value `k + 1` (test hooks only).
 fn reexecute_after(
     model: &QuantModel,
@@ -993,6 +1011,7 @@ fn reexecute_after(
     Ok(())
 }
 
+#[cfg(feature = "prover")]
 fn prove_inner(
     pm: &ProverModel,
     reg: &RegisteredModel,
@@ -1841,6 +1860,7 @@ pub fn registration_proof_len(reg: &RegisteredModel) -> Result<usize, ZkError> {
         .sum())
 }
 
+#[cfg(feature = "prover")]
 /// Made once at registration (by whoever registers the model): for every linear layer, a logUp
 /// range proof (committed mode) that each entry of the committed weight table plus
 /// `2^(weight_bits-1)` lies in `[0, 2^weight_bits)` (padding entries are 0, hence in range),
