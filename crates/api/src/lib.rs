@@ -12,16 +12,18 @@
 //! Typed: errors, the status, accounts, transactions (submit and status), inference
 //! (`POST /api/infer`'s body and reply), zk proofs (`GET /api/proofs/{id}`), models, lineage,
 //! datasets, services, verification cases and zk keys ([`registry`]), escrows, validators,
-//! blocks, and governance ([`gov`]: proposals, votes, `/api/params`, `/api/gov`). Still built
-//! with `serde_json::json!` in the node and read as `serde_json::Value` (`Client::get`): the
-//! receipt proof (`/api/receipts/{id}`, read by the same code as `/api/state/{key}`) and the
-//! OpenAI routes (whose shape is OpenAI's).
+//! blocks, governance ([`gov`]: proposals, votes, `/api/params`, `/api/gov`), and the OpenAI
+//! routes' replies ([`openai`]: models, completions and chunks, errors, in OpenAI's shape).
+//! Still built with `serde_json::json!` in the node and read as `serde_json::Value`
+//! (`Client::get`): the receipt proof (`/api/receipts/{id}`, read by the same code as
+//! `/api/state/{key}`).
 
 // No panics on the deterministic path: a fallible step returns an error (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(clippy::disallowed_types)]
 
 pub mod gov;
+pub mod openai;
 pub mod registry;
 
 use opal_ledger::params::InferenceParams;
@@ -431,6 +433,10 @@ pub fn schemas() -> serde_json::Map<String, Value> {
     g.subschema_for::<gov::ParamsInForce>();
     g.subschema_for::<gov::GovOverview>();
     g.subschema_for::<gov::Rewards>();
+    g.subschema_for::<openai::ModelList>();
+    g.subschema_for::<openai::ModelObject>();
+    g.subschema_for::<openai::Completion>();
+    g.subschema_for::<openai::ErrorReply>();
     g.take_definitions(true)
 }
 

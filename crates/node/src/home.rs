@@ -41,6 +41,34 @@ pub struct NodeConfig {
     pub artifact_peers: Vec<String>,
 }
 
+/// A validator's consensus key and VRF key, as an operator names them: the path of its node key
+/// file (both are read from it), or the consensus key in hex with the VRF key in hex (`opal
+/// node init` prints both).
+pub fn consensus_keys(
+    key: &str,
+    vrf: Option<&str>,
+) -> Result<(opal_types::PublicKey, opal_types::vrf::VrfPublicKey), NodeError> {
+    let p = Path::new(key);
+    if p.is_file() {
+        let k = KeyFile::read(p)?.secret()?;
+        return Ok((k.public_key(), k.vrf_public_key()));
+    }
+    let bad = |m: String| NodeError::Home(m);
+    let pk = opal_types::PublicKey::from_hex(key).map_err(|e| {
+        bad(format!(
+            "consensus key: {e} (give 64 hex digits or a node_key.json path)"
+        ))
+    })?;
+    let vrf = vrf.ok_or_else(|| {
+        bad("a VRF key is needed with a hex consensus key (`opal node init` prints it), or give the node_key.json path".into())
+    })?;
+    let b: [u8; 32] = hex::decode(vrf)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| bad("VRF key: expected 64 hex digits".into()))?;
+    Ok((pk, opal_types::vrf::VrfPublicKey(b)))
+}
+
 /// A key file: the same format for validator keys and account keys.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyFile {

@@ -1,17 +1,22 @@
 //! Model backends behind one interface: a [`Backend`] turns a model file into a [`Plan`] (parsed,
-//! checked and optimised once per model), and a plan opens a [`Session`] that runs requests.
-//! The worker picks the backend by the registered format and never looks inside a plan.
+//! checked and optimised, or loaded, once per model), and a plan runs requests: a tensor model
+//! opens a [`Session`] per request, a language model generates ([`LanguageModel`]). The worker
+//! picks the backend by the registered format, keeps plans loaded, and never looks inside one.
 //!
-//! Two backends serve tensor models today: [`Onnx`] (float ONNX through tract, checked by the
-//! validators' committee within a tolerance) and [`Canonical`] (`opal_quant` models, run by the
-//! same function the ledger re-executes, so the bytes are the same on every machine and thread
-//! count). LLMs are served by the node's LLM service, not through this interface yet.
+//! Three backends: [`Onnx`] (float ONNX through tract, checked by the validators' committee
+//! within a tolerance), [`Canonical`] (`opal_quant` models, run by the same function the ledger
+//! re-executes, so the bytes are the same on every machine and thread count) and [`Gguf`]
+//! (language models through `opal-llm` on candle, served behind the OpenAI API by
+//! [`crate::llm`]). A new backend is one more `impl Backend` here and one line in
+//! [`Backends::all`].
 
 use crate::error::ServeError;
 use opal_infer::{PreparedModel, Tensor};
 use opal_ledger::canonical;
+use opal_llm::{ChatMessage, GenerateRequest, Generation, LlmError, LlmModel, ModelInfo};
 use opal_quant::QuantModel;
 use opal_types::registry::ModelFormat;
+use std::path::Path;
 use std::sync::Arc;
 
 /// What one run produced: the output tensors, and the canonical bytes of the inputs and the
@@ -32,21 +37,49 @@ pub struct Reveal {
 pub trait Backend: Send + Sync {
     /// The registered format this backend runs.
     fn format(&self) -> ModelFormat;
-    /// Prepare a model file for execution.
-    fn plan(&self, file: &[u8]) -> Result<Arc<dyn Plan>, ServeError>;
+    /// Prepare the model file at `path` for execution.
+    fn plan(&self, path: &Path) -> Result<Arc<dyn Plan>, ServeError>;
 }
 
 pub trait Plan: Send + Sync {
-    /// A session over this plan, for one request.
-    fn session(&self) -> Box<dyn Session + '_>;
+    /// A session over this plan for one tensor request; a language model has none (it
+    /// generates, through [`Plan::language`]).
+    fn session(&self) -> Result<Box<dyn Session + '_>, ServeError> {
+        Err(ServeError::TierUnsupported(
+            "language models are not served at /api/infer (use the OpenAI API at /v1)".into(),
+        ))
+    }
     /// The canonical model behind the plan, where there is one (the zk prover proves it).
     fn quant(&self) -> Option<Arc<QuantModel>> {
+        None
+    }
+    /// The language model behind the plan, for a GGUF model.
+    fn language(self: Arc<Self>) -> Option<Arc<dyn LanguageModel>> {
         None
     }
 }
 
 pub trait Session {
     fn run(&mut self, inputs: &[Tensor]) -> Result<Run, ServeError>;
+}
+
+/// A loaded language model: its tokenizer and chat template, and generation (streamed token by
+/// token; `on_token` returns false to stop).
+pub trait LanguageModel: Send + Sync {
+    fn info(&self) -> &ModelInfo;
+    fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<String, LlmError>;
+    fn tokenize(&self, text: &str) -> Result<Vec<u32>, LlmError>;
+    fn generate(
+        &self,
+        req: &GenerateRequest,
+        on_token: &mut dyn FnMut(&opal_llm::TokenEvent) -> bool,
+    ) -> Result<Generation, LlmError>;
+}
+
+/// Read a model file for a backend that parses it whole.
+fn read_model(path: &Path) -> Result<Vec<u8>, ServeError> {
+    std::fs::read(path)
+        .map_err(|e| ServeError::ModelUnavailable(format!("{}: {e}", path.display())))
 }
 
 /// Float ONNX models through tract, under `limits`.
@@ -61,14 +94,18 @@ impl Backend for Onnx {
         ModelFormat::Onnx
     }
 
-    fn plan(&self, file: &[u8]) -> Result<Arc<dyn Plan>, ServeError> {
-        Ok(Arc::new(OnnxPlan(PreparedModel::load(file, &self.limits)?)))
+    fn plan(&self, path: &Path) -> Result<Arc<dyn Plan>, ServeError> {
+        let file = read_model(path)?;
+        Ok(Arc::new(OnnxPlan(PreparedModel::load(
+            &file,
+            &self.limits,
+        )?)))
     }
 }
 
 impl Plan for OnnxPlan {
-    fn session(&self) -> Box<dyn Session + '_> {
-        Box::new(OnnxSession(&self.0))
+    fn session(&self) -> Result<Box<dyn Session + '_>, ServeError> {
+        Ok(Box::new(OnnxSession(&self.0)))
     }
 }
 
@@ -103,9 +140,9 @@ impl Backend for Canonical {
         ModelFormat::OpalQuant
     }
 
-    fn plan(&self, file: &[u8]) -> Result<Arc<dyn Plan>, ServeError> {
-        let model =
-            canonical::load_model(file).map_err(|e| ServeError::Malformed(e.to_string()))?;
+    fn plan(&self, path: &Path) -> Result<Arc<dyn Plan>, ServeError> {
+        let model = canonical::load_model(&read_model(path)?)
+            .map_err(|e| ServeError::Malformed(e.to_string()))?;
         Ok(Arc::new(CanonicalPlan {
             model: Arc::new(model),
             opts: canonical::ExecOptions {
@@ -121,8 +158,8 @@ impl Backend for Canonical {
 }
 
 impl Plan for CanonicalPlan {
-    fn session(&self) -> Box<dyn Session + '_> {
-        Box::new(CanonicalSession(self))
+    fn session(&self) -> Result<Box<dyn Session + '_>, ServeError> {
+        Ok(Box::new(CanonicalSession(self)))
     }
 
     fn quant(&self) -> Option<Arc<QuantModel>> {
@@ -151,17 +188,59 @@ impl Session for CanonicalSession<'_> {
     }
 }
 
+/// GGUF language models through `opal-llm` (candle), on the default device.
+pub struct Gguf;
+
+struct GgufPlan(LlmModel);
+
+impl Backend for Gguf {
+    fn format(&self) -> ModelFormat {
+        ModelFormat::Gguf
+    }
+
+    fn plan(&self, path: &Path) -> Result<Arc<dyn Plan>, ServeError> {
+        let m = LlmModel::load(path).map_err(|e| ServeError::ModelLoad(e.to_string()))?;
+        Ok(Arc::new(GgufPlan(m)))
+    }
+}
+
+impl Plan for GgufPlan {
+    fn language(self: Arc<Self>) -> Option<Arc<dyn LanguageModel>> {
+        Some(self)
+    }
+}
+
+impl LanguageModel for GgufPlan {
+    fn info(&self) -> &ModelInfo {
+        self.0.info()
+    }
+    fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<String, LlmError> {
+        self.0.apply_chat_template(messages)
+    }
+    fn tokenize(&self, text: &str) -> Result<Vec<u32>, LlmError> {
+        self.0.tokenize(text)
+    }
+    fn generate(
+        &self,
+        req: &GenerateRequest,
+        on_token: &mut dyn FnMut(&opal_llm::TokenEvent) -> bool,
+    ) -> Result<Generation, LlmError> {
+        self.0.generate(req, on_token)
+    }
+}
+
 /// The backends a worker runs, by format.
 pub struct Backends(Vec<Box<dyn Backend>>);
 
 impl Backends {
-    /// ONNX (default limits) and canonical models on `threads` threads.
-    pub fn tensor(threads: usize) -> Backends {
+    /// ONNX (default limits), canonical models on `threads` threads, and GGUF.
+    pub fn all(threads: usize) -> Backends {
         Backends(vec![
             Box::new(Onnx {
                 limits: opal_infer::Limits::default(),
             }),
             Box::new(Canonical { threads }),
+            Box::new(Gguf),
         ])
     }
 

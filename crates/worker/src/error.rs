@@ -51,6 +51,9 @@ pub enum ServeError {
     InputHashMismatch { expected: Hash, actual: Hash },
     #[error("model file {0} is not available on this node")]
     ModelUnavailable(String),
+    /// The file is here, but its backend cannot load it.
+    #[error("the model file cannot be loaded: {0}")]
+    ModelLoad(String),
     #[error("inference failed: {0}")]
     Model(#[from] opal_infer::InferError),
     #[error("zk tier: {0}")]
@@ -88,7 +91,7 @@ impl ServeError {
             ServeError::InsufficientEscrow { .. } => "insufficient_escrow",
             ServeError::EscrowClosing => "escrow_closing",
             ServeError::InputHashMismatch { .. } => "input_hash_mismatch",
-            ServeError::ModelUnavailable(_) => "model_unavailable",
+            ServeError::ModelUnavailable(_) | ServeError::ModelLoad(_) => "model_unavailable",
             ServeError::Model(e) => e.code(),
             ServeError::ZkSetup(_) => "zk_unavailable",
             ServeError::Busy => "busy",
@@ -105,7 +108,10 @@ impl ServeError {
             | ServeError::EscrowClosing => 402,
             ServeError::Replayed(_) => 409,
             ServeError::UnknownModel(_) => 404,
-            ServeError::ModelUnavailable(_) | ServeError::Busy | ServeError::ZkSetup(_) => 503,
+            ServeError::ModelUnavailable(_)
+            | ServeError::ModelLoad(_)
+            | ServeError::Busy
+            | ServeError::ZkSetup(_) => 503,
             ServeError::Unpayable(
                 SettleError::GrantExhausted { .. } | SettleError::EscrowShort { .. },
             ) => 402,

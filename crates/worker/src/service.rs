@@ -105,7 +105,12 @@ struct ZkModel {
 
 /// What is made once per model file, by content hash: at most [`PLANS`] of them, all forgotten
 /// when full. (Two requests racing on a new model may both make it; one is kept.)
-struct Loaded<T: ?Sized>(Mutex<HashMap<String, Arc<T>>>);
+/// Values made once per key (plans, zk setups). Each key has its own slot, locked while its
+/// value is made, so a model is loaded once however many requests ask for it at the same time,
+/// and loading one model does not hold up requests for another.
+struct Loaded<T: ?Sized>(Mutex<HashMap<String, Slot<T>>>);
+
+type Slot<T> = Arc<Mutex<Option<Arc<T>>>>;
 
 impl<T: ?Sized> Default for Loaded<T> {
     fn default() -> Self {
@@ -119,16 +124,28 @@ impl<T: ?Sized> Loaded<T> {
         key: &str,
         make: impl FnOnce() -> Result<Arc<T>, ServeError>,
     ) -> Result<Arc<T>, ServeError> {
-        if let Some(v) = self.0.lock().get(key).cloned() {
-            return Ok(v);
+        let slot = {
+            let mut m = self.0.lock();
+            if !m.contains_key(key) && m.len() >= PLANS {
+                // Full: forget what is loaded (requests in flight keep their own Arc).
+                m.clear();
+            }
+            m.entry(key.to_string()).or_default().clone()
+        };
+        let mut g = slot.lock();
+        if let Some(v) = g.as_ref() {
+            return Ok(v.clone());
         }
         let v = make()?;
-        let mut m = self.0.lock();
-        if m.len() >= PLANS {
-            m.clear();
-        }
-        m.insert(key.to_string(), v.clone());
+        *g = Some(v.clone());
         Ok(v)
+    }
+
+    /// The value for `key` if it is made, without waiting for one being made.
+    fn peek(&self, key: &str) -> Option<Arc<T>> {
+        let slot = self.0.lock().get(key).cloned()?;
+        let g = slot.try_lock()?;
+        g.clone()
     }
 }
 
@@ -181,7 +198,7 @@ impl InferenceService {
             chain,
             clock,
             artifacts,
-            backends: Backends::tensor(options.quant_threads),
+            backends: Backends::all(options.quant_threads),
             log: ReceiptLog::open(data_dir.join("receipts.pending"))?,
             options,
             plans: Loaded::default(),
@@ -283,8 +300,13 @@ impl InferenceService {
             self.zk_model(&ah, registered)?;
         }
         let t0 = Instant::now();
+        if admitted.format() == ModelFormat::Gguf {
+            return Err(ServeError::TierUnsupported(
+                "GGUF models are not served at /api/infer (LLMs: the OpenAI API at /v1)".into(),
+            ));
+        }
         let plan = self.plan(&ah, admitted.format())?;
-        let mut run: Run = plan.session().run(&inputs)?;
+        let mut run: Run = plan.session()?.run(&inputs)?;
         if self.fault_wrong_output(&sr.id()) {
             run = fault::corrupt(run, admitted.format())?;
         }
@@ -317,19 +339,31 @@ impl InferenceService {
         })
     }
 
-    /// The plan of the model file with content hash `ah`, in `format`, made once.
-    fn plan(&self, ah: &ArtifactHash, format: ModelFormat) -> Result<Arc<dyn Plan>, ServeError> {
+    /// The plan of the model file with content hash `ah`, in `format`, made once (by the
+    /// backend for `format`, from the artifact store). Blocking: it may load the model.
+    pub fn plan(
+        &self,
+        ah: &ArtifactHash,
+        format: ModelFormat,
+    ) -> Result<Arc<dyn Plan>, ServeError> {
         let content_hex = ah.to_hex();
         self.plans.get_or_make(&content_hex, || {
             let backend = self.backends.for_format(format).ok_or_else(|| {
-                ServeError::TierUnsupported(format!(
-                    "{format:?} models are not served at /api/infer (LLMs: the OpenAI API at /v1)"
-                ))
+                ServeError::TierUnsupported(format!("no backend serves {format:?} models"))
             })?;
-            let bytes = std::fs::read(self.artifacts.path(ah))
-                .map_err(|e| ServeError::ModelUnavailable(format!("{content_hex}: {e}")))?;
-            backend.plan(&bytes)
+            if !self.artifacts.has(ah) {
+                return Err(ServeError::ModelUnavailable(content_hex.clone()));
+            }
+            let t0 = Instant::now();
+            let plan = backend.plan(&self.artifacts.path(ah))?;
+            tracing::info!(model = %content_hex, ?format, ms = t0.elapsed().as_millis() as u64, "model loaded");
+            Ok(plan)
         })
+    }
+
+    /// The plan of the model file with content hash `ah` if it is loaded (never waits).
+    pub fn loaded_plan(&self, ah: &ArtifactHash) -> Option<Arc<dyn Plan>> {
+        self.plans.peek(&ah.to_hex())
     }
 
     /// The opal-zk setup of a canonical model, made once; its verifying key must be the

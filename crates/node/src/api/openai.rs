@@ -13,10 +13,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use opal_api::openai::{Choice, Completion, ModelList, ModelObject, OpalModel, Usage};
 use opal_llm::ChatMessage;
 use opal_types::{Escalation, Tier};
 use opal_worker::llm::{Ask, LlmServeError, LlmServed, LlmService, Prepared, Prompt, MAX_STOP};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -38,7 +39,7 @@ fn error_response(e: LlmServeError) -> Response {
     r
 }
 
-fn reply(r: Result<Json<Value>, LlmServeError>) -> Response {
+fn reply<T: serde::Serialize>(r: Result<Json<T>, LlmServeError>) -> Response {
     r.map(IntoResponse::into_response)
         .unwrap_or_else(error_response)
 }
@@ -75,22 +76,22 @@ fn bearer(headers: &HeaderMap) -> Result<String, LlmServeError> {
     Ok(key.trim().to_string())
 }
 
-fn model_json(m: &opal_worker::llm::OfferedModel, svc: &LlmService) -> Value {
-    json!({
-        "id": m.id,
-        "object": "model",
-        "created": 0,
-        "owned_by": m.owner.map(|o| o.to_string()).unwrap_or_default(),
-        "opal": {
-            "model": m.model,
-            "content_hash": m.content_hash,
-            "tiers": m.tiers,
-            "unit_price": m.unit_price,
-            "registered_height": m.registered_height,
-            "node": svc.node(),
-            "context_length": svc.context_length(&m.content_hash),
-        }
-    })
+fn model_object(m: &opal_worker::llm::OfferedModel, svc: &LlmService) -> ModelObject {
+    ModelObject {
+        id: m.id.clone(),
+        object: "model".into(),
+        created: 0,
+        owned_by: m.owner.map(|o| o.to_string()).unwrap_or_default(),
+        opal: OpalModel {
+            model: m.model.clone(),
+            content_hash: m.content_hash,
+            tiers: m.tiers.clone(),
+            unit_price: m.unit_price,
+            registered_height: m.registered_height,
+            node: svc.node(),
+            context_length: svc.context_length(&m.content_hash),
+        },
+    }
 }
 
 /// `GET /v1/models`: the GGUF models this node offers. Needs no key.
@@ -98,16 +99,15 @@ pub async fn models(State(svc): Svc) -> Response {
     reply(list_models(svc).await)
 }
 
-async fn list_models(svc: Option<Arc<LlmService>>) -> Result<Json<Value>, LlmServeError> {
+async fn list_models(svc: Option<Arc<LlmService>>) -> Result<Json<ModelList>, LlmServeError> {
     let svc = service(svc)?;
     let s = svc.clone();
     let list = tokio::task::spawn_blocking(move || s.offered())
         .await
         .map_err(|e| LlmServeError::internal(e.to_string()))??;
-    Ok(Json(json!({
-        "object": "list",
-        "data": list.iter().map(|m| model_json(m, &svc)).collect::<Vec<_>>(),
-    })))
+    Ok(Json(ModelList::new(
+        list.iter().map(|m| model_object(m, &svc)).collect(),
+    )))
 }
 
 /// `GET /v1/models/{model}`.
@@ -115,7 +115,10 @@ pub async fn model(State(svc): Svc, Path(id): Path<String>) -> Response {
     reply(one_model(svc, id).await)
 }
 
-async fn one_model(svc: Option<Arc<LlmService>>, id: String) -> Result<Json<Value>, LlmServeError> {
+async fn one_model(
+    svc: Option<Arc<LlmService>>,
+    id: String,
+) -> Result<Json<ModelObject>, LlmServeError> {
     let svc = service(svc)?;
     let s = svc.clone();
     let list = tokio::task::spawn_blocking(move || s.offered())
@@ -125,7 +128,7 @@ async fn one_model(svc: Option<Arc<LlmService>>, id: String) -> Result<Json<Valu
         .iter()
         .find(|m| m.id == id || m.model.to_string() == id)
         .ok_or_else(|| LlmServeError::model_not_found(&id))?;
-    Ok(Json(model_json(m, &svc)))
+    Ok(Json(model_object(m, &svc)))
 }
 
 // ---- request parsing: every refusal names the parameter, as OpenAI does -------------------
@@ -518,12 +521,8 @@ pub async fn completions(
         .unwrap_or_else(error_response)
 }
 
-fn usage(s: &LlmServed) -> Value {
-    json!({
-        "prompt_tokens": s.prompt_tokens,
-        "completion_tokens": s.completion_tokens,
-        "total_tokens": s.prompt_tokens + s.completion_tokens,
-    })
+fn usage(s: &LlmServed) -> Usage {
+    Usage::new(s.prompt_tokens, s.completion_tokens)
 }
 
 /// Header, meta and per-call identifiers of one reply.
@@ -533,6 +532,22 @@ struct Meta {
     model: String,
     fingerprint: String,
     request_id: String,
+}
+
+impl Meta {
+    /// A reply (or chunk) of kind `object` with these choices.
+    fn completion(&self, object: &str, choices: Vec<Choice>) -> Completion {
+        Completion {
+            id: self.id.clone(),
+            object: object.into(),
+            created: self.created,
+            model: self.model.clone(),
+            system_fingerprint: self.fingerprint.clone(),
+            choices,
+            usage: None,
+            opal_receipt: None,
+        }
+    }
 }
 
 fn meta(p: &Prepared, kind: Kind) -> Meta {
@@ -589,29 +604,19 @@ async fn complete(
         .await
         .map_err(|e| LlmServeError::internal(e.to_string()))??;
         let choice = match kind {
-            Kind::Chat => json!({
-                "index": 0,
-                "message": {"role": "assistant", "content": served.text, "refusal": null},
-                "logprobs": null,
-                "finish_reason": served.finish_reason,
-            }),
-            Kind::Text => json!({
-                "index": 0,
-                "text": served.text,
-                "logprobs": null,
-                "finish_reason": served.finish_reason,
-            }),
+            Kind::Chat => Choice::message(&served.text, served.finish_reason),
+            Kind::Text => Choice::text(&served.text, Some(served.finish_reason)),
         };
-        let v = json!({
-            "id": m.id,
-            "object": if kind == Kind::Chat { "chat.completion" } else { "text_completion" },
-            "created": m.created,
-            "model": m.model,
-            "system_fingerprint": m.fingerprint,
-            "choices": [choice],
-            "usage": usage(&served),
-            "opal_receipt": served.receipt_json,
-        });
+        let object = if kind == Kind::Chat {
+            "chat.completion"
+        } else {
+            "text_completion"
+        };
+        let v = Completion {
+            usage: Some(usage(&served)),
+            opal_receipt: Some(served.receipt_json),
+            ..m.completion(object, vec![choice])
+        };
         let mut r = Json(v).into_response();
         r.headers_mut().insert("x-opal-receipt", header);
         return Ok(r);
@@ -629,37 +634,19 @@ async fn complete(
         } else {
             "text_completion"
         };
-        let chunk = |choice: Option<Value>, extra: Option<(&str, Value)>| -> Event {
-            let mut v = json!({
-                "id": m.id, "object": object, "created": m.created, "model": m.model,
-                "system_fingerprint": m.fingerprint,
-                "choices": choice.map(|c| vec![c]).unwrap_or_default(),
-            });
-            if let Some((k, x)) = extra {
-                v[k] = x;
-            }
-            Event::default().data(v.to_string())
+        let chunk = |choice: Choice| -> Completion { m.completion(object, vec![choice]) };
+        let event = |c: &Completion| -> Event {
+            Event::default().data(serde_json::to_string(c).unwrap_or_default())
         };
-        let delta = |text: &str, finish: Option<&str>, first: bool| -> Value {
+        let delta = |text: &str, finish: Option<&str>, first: bool| -> Choice {
             match kind {
-                Kind::Chat => {
-                    let mut d = json!({"content": text});
-                    if first {
-                        d["role"] = json!("assistant");
-                    }
-                    if finish.is_some() {
-                        d = json!({});
-                    }
-                    json!({"index": 0, "delta": d, "logprobs": null, "finish_reason": finish})
-                }
-                Kind::Text => {
-                    json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish})
-                }
+                Kind::Chat => Choice::delta(text, finish, first),
+                Kind::Text => Choice::text(text, finish),
             }
         };
         if kind == Kind::Chat
             && tx
-                .blocking_send(Ok(chunk(Some(delta("", None, true)), None)))
+                .blocking_send(Ok(event(&chunk(delta("", None, true)))))
                 .is_err()
         {
             return;
@@ -667,30 +654,30 @@ async fn complete(
         let result = s.run(prepared, &mut |text| {
             text.is_empty()
                 || tx
-                    .blocking_send(Ok(chunk(Some(delta(text, None, false)), None)))
+                    .blocking_send(Ok(event(&chunk(delta(text, None, false)))))
                     .is_ok()
         });
         match result {
             Ok(served) => {
-                let receipt = served.receipt_json.clone();
-                let last = chunk(
-                    Some(delta("", Some(served.finish_reason), false)),
-                    (!include_usage).then(|| ("opal_receipt", receipt.clone())),
-                );
-                let _ = tx.blocking_send(Ok(last));
-                if include_usage {
-                    let mut v = json!({
-                        "id": m.id, "object": object, "created": m.created, "model": m.model,
-                        "system_fingerprint": m.fingerprint, "choices": [],
-                        "usage": usage(&served),
-                    });
-                    v["opal_receipt"] = receipt;
-                    let _ = tx.blocking_send(Ok(Event::default().data(v.to_string())));
+                // The receipt rides on the last chunk: the usage chunk when usage is asked for.
+                let mut last = chunk(delta("", Some(served.finish_reason), false));
+                let mut tail = include_usage.then(|| Completion {
+                    usage: Some(usage(&served)),
+                    ..m.completion(object, vec![])
+                });
+                match tail.as_mut() {
+                    Some(t) => t.opal_receipt = Some(served.receipt_json),
+                    None => last.opal_receipt = Some(served.receipt_json),
+                }
+                let _ = tx.blocking_send(Ok(event(&last)));
+                if let Some(t) = tail {
+                    let _ = tx.blocking_send(Ok(event(&t)));
                 }
                 let _ = tx.blocking_send(Ok(Event::default().data("[DONE]")));
             }
             Err(e) => {
-                let _ = tx.blocking_send(Ok(Event::default().data(e.body().to_string())));
+                let body = serde_json::to_string(&e.body()).unwrap_or_default();
+                let _ = tx.blocking_send(Ok(Event::default().data(body)));
             }
         }
     });
@@ -703,6 +690,7 @@ async fn complete(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn obj(v: Value) -> Map<String, Value> {
         match v {
@@ -845,7 +833,7 @@ mod tests {
             assert_eq!(e.status, 400, "{body}");
             assert_eq!(e.param.as_deref(), Some(param), "{body}: {}", e.message);
             assert_eq!(e.code.as_deref(), Some(code), "{body}: {}", e.message);
-            let b = e.body();
+            let b = serde_json::to_value(e.body()).unwrap();
             assert_eq!(b["error"]["type"], "invalid_request_error");
             assert!(b["error"]["message"].is_string());
         }

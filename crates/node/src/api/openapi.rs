@@ -15,8 +15,10 @@ fn body(description: &str, name: &str) -> Value {
 
 pub fn document() -> Value {
     let mut doc = paths();
-    if let (Some(all), Value::Object(more)) = (doc["paths"].as_object_mut(), gov_paths()) {
-        all.extend(more);
+    for more in [gov_paths(), openai_paths()] {
+        if let (Some(all), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
+            all.extend(more);
+        }
     }
     doc["components"] = json!({"schemas": opal_api::schemas()});
     doc
@@ -120,6 +122,29 @@ fn gov_paths() -> Value {
     })
 }
 
+/// The OpenAI-compatible routes (inference nodes that serve GGUF models). The key is an Opal
+/// spend grant (`Authorization: Bearer`); errors are OpenAI's shape.
+fn openai_paths() -> Value {
+    let oerr = || json!({"description": "error (OpenAI's shape)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorReply"}}}});
+    let completion = |summary: &str| {
+        json!({"post": {"summary": summary,
+            "parameters": [{"name": "authorization", "in": "header", "required": true, "schema": {"type": "string"}, "description": "Bearer <spend grant> (`opal llm key`)"}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": {"200": {"description": "the completion with its Opal receipt (`opal_receipt`; header x-opal-receipt: the request id); with stream=true, server-sent events of chunks, `data: [DONE]` last",
+                                  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Completion"}}, "text/event-stream": {"schema": {"type": "string"}}}},
+                          "400": oerr(), "401": oerr(), "402": oerr(), "403": oerr(), "404": oerr(), "413": oerr(), "429": oerr()}}})
+    };
+    json!({
+        "/v1/models": {"get": {"summary": "The GGUF models this node offers, with Opal's per-token price and tiers",
+            "responses": {"200": body("models", "ModelList"), "404": oerr()}}},
+        "/v1/models/{model}": {"get": {"summary": "One offered model (NAME or NAME@VERSION)",
+            "parameters": [{"name": "model", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {"200": body("model", "ModelObject"), "404": oerr()}}},
+        "/v1/chat/completions": completion("OpenAI chat completion, paid per token from the caller's escrow under the grant; opal_tier signed or activations"),
+        "/v1/completions": completion("OpenAI text completion, paid per token from the caller's escrow under the grant"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +220,20 @@ mod tests {
             },
         };
         has_required(&s["ErrorBody"], &serde_json::to_value(err).unwrap());
+        let chunk = opal_api::openai::Completion {
+            id: "chatcmpl-1".into(),
+            object: "chat.completion.chunk".into(),
+            created: 1,
+            model: "m".into(),
+            system_fingerprint: "opal-1".into(),
+            choices: vec![opal_api::openai::Choice::delta("hi", None, true)],
+            usage: None,
+            opal_receipt: None,
+        };
+        let v = serde_json::to_value(chunk).unwrap();
+        has_required(&s["Completion"], &v);
+        // A chunk's choice has a null finish reason and null logprobs, both present.
+        assert!(v["choices"][0]["finish_reason"].is_null());
+        assert!(v["choices"][0].get("logprobs").is_some());
     }
 }
