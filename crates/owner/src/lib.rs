@@ -198,6 +198,63 @@ pub struct Quantized {
     pub holdout: Option<Holdout>,
 }
 
+/// What `opal model quantize` reports about the model file it wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QuantizeReport {
+    /// Where the file was written.
+    pub out: String,
+    /// BLAKE3 of the file: the content hash it registers under.
+    pub file_hash: Hash,
+    pub bytes: usize,
+    /// The canonical model id (hex), which the zk statement names.
+    pub model_id: String,
+    pub input_len: u32,
+    pub output_len: usize,
+    pub layers: usize,
+    pub input_scale: f64,
+    pub output_scale: f64,
+    pub calibration_rows: usize,
+    pub ignored_tail_ops: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holdout_rows: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub float_accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canonical_accuracy: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_agreement: Option<f64>,
+}
+
+impl Quantized {
+    /// The report on this model written as `bytes` (its file) to `out`, calibrated on
+    /// `calibration_rows` rows.
+    pub fn report(&self, out: &Path, bytes: &[u8], calibration_rows: usize) -> QuantizeReport {
+        let h = self.holdout.as_ref();
+        QuantizeReport {
+            out: out.display().to_string(),
+            file_hash: Hash(*blake3::hash(bytes).as_bytes()),
+            bytes: bytes.len(),
+            model_id: self
+                .model
+                .model_id()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            input_len: self.model.input_len,
+            output_len: self.model.output_len(),
+            layers: self.model.layers.len(),
+            input_scale: self.model.input_scale,
+            output_scale: self.model.output_scale,
+            calibration_rows,
+            ignored_tail_ops: self.ignored_tail.clone(),
+            holdout_rows: h.map(|h| h.rows),
+            float_accuracy: h.map(|h| h.float_accuracy),
+            canonical_accuracy: h.map(|h| h.canonical_accuracy),
+            label_agreement: h.map(|h| h.label_agreement),
+        }
+    }
+}
+
 /// Quantize `onnx` with scales calibrated on `cal.rows`, and score the held-out rows.
 pub fn quantize(
     onnx: &[u8],

@@ -273,7 +273,49 @@ pub enum ProposalContent {
     },
 }
 
+/// The parts a proposal can be given (as `opal gov propose` takes them), of which at most one
+/// may be set: a proposal does one thing. None of them makes a text proposal.
+#[derive(Clone, Debug, Default)]
+pub struct ProposalParts {
+    pub changes: Vec<ParamChange>,
+    pub spend: Option<(Address, Amount)>,
+    pub add_measurements: Vec<Measurement>,
+    pub remove_measurements: Vec<Measurement>,
+    /// (name, height, info).
+    pub upgrade: Option<(String, u64, String)>,
+}
+
 impl ProposalContent {
+    /// The content the parts describe, checked ([`ProposalContent::check`]).
+    pub fn from_parts(p: ProposalParts) -> Result<ProposalContent, String> {
+        let measurements = !p.add_measurements.is_empty() || !p.remove_measurements.is_empty();
+        let kinds = [
+            !p.changes.is_empty(),
+            p.spend.is_some(),
+            measurements,
+            p.upgrade.is_some(),
+        ];
+        if kinds.iter().filter(|k| **k).count() > 1 {
+            return Err("a proposal does one thing: a parameter change, a treasury spend, an enclave measurement change or an upgrade, not several".into());
+        }
+        let c = if !p.changes.is_empty() {
+            ProposalContent::ParamChange { changes: p.changes }
+        } else if let Some((to, amount)) = p.spend {
+            ProposalContent::TreasurySpend { to, amount }
+        } else if measurements {
+            ProposalContent::EnclaveMeasurements {
+                add: p.add_measurements,
+                remove: p.remove_measurements,
+            }
+        } else if let Some((name, height, info)) = p.upgrade {
+            ProposalContent::Upgrade { name, height, info }
+        } else {
+            ProposalContent::Text
+        };
+        c.check()?;
+        Ok(c)
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             ProposalContent::Text => "text",
@@ -341,6 +383,39 @@ impl ProposalContent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proposal_does_one_thing() {
+        let change: ParamChange = "inference.audit_bps=100".parse().unwrap();
+        assert_eq!(
+            ProposalContent::from_parts(ProposalParts::default()).unwrap(),
+            ProposalContent::Text
+        );
+        let both = ProposalParts {
+            changes: vec![change.clone()],
+            spend: Some((Address([1; 20]), Amount(5))),
+            ..Default::default()
+        };
+        let e = ProposalContent::from_parts(both).unwrap_err();
+        assert!(e.contains("one thing"), "{e}");
+        let twice = ProposalParts {
+            changes: vec![change.clone(), change.clone()],
+            ..Default::default()
+        };
+        assert!(ProposalContent::from_parts(twice)
+            .unwrap_err()
+            .contains("twice"));
+        let one = ProposalParts {
+            changes: vec![change.clone()],
+            ..Default::default()
+        };
+        assert_eq!(
+            ProposalContent::from_parts(one).unwrap(),
+            ProposalContent::ParamChange {
+                changes: vec![change]
+            }
+        );
+    }
 
     #[test]
     fn parses_cli_forms() {

@@ -21,6 +21,38 @@ fn malformed(what: impl std::fmt::Display) -> CheckError {
     CheckError::Malformed(what.to_string())
 }
 
+/// Where a light-client check starts, as a user names it.
+pub enum TrustFrom<'a> {
+    /// A genesis file (its path, for messages, and its text).
+    Genesis { name: &'a str, text: &'a str },
+    /// `HEIGHT:HASH` of a block the user trusts, fetched from `node`.
+    Checkpoint { node: &'a Client, spec: &'a str },
+}
+
+/// A week: how long a checkpoint stays trusted when the user does not say.
+pub const CHECKPOINT_TRUSTING_PERIOD_MS: u64 = 7 * 24 * 3_600_000;
+
+/// The trust start and its trusting period: `period_secs` if given (`Some(0)`: it never
+/// expires, which lets validators that unbonded since sign a forged chain; the caller should
+/// warn), else the chain's unbonding time for a genesis and a week for a checkpoint.
+pub fn trust_start(
+    from: TrustFrom<'_>,
+    period_secs: Option<u64>,
+) -> Result<crate::receipt::Trust, CheckError> {
+    let (state, default_ms) = match from {
+        TrustFrom::Genesis { name, text } => trust_genesis(name, text)?,
+        TrustFrom::Checkpoint { node, spec } => {
+            (trust_checkpoint(node, spec)?, CHECKPOINT_TRUSTING_PERIOD_MS)
+        }
+    };
+    let period_ms = match period_secs {
+        Some(0) => None,
+        Some(secs) => Some(secs.saturating_mul(1_000)),
+        None => Some(default_ms),
+    };
+    Ok(crate::receipt::Trust { state, period_ms })
+}
+
 /// The trust start of a genesis file's text (`name` is how errors call it): its state root,
 /// validator set and time, computed by applying it as every validator did, and its unbonding
 /// time (the default trusting period).

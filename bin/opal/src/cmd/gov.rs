@@ -3,13 +3,13 @@
 use crate::cli::{NodeArg, Output, TxOpts};
 use crate::cmd::tx::submit;
 use crate::output::print;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use clap::Subcommand;
 use opal_api::gov::{Proposal, Proposals};
 use opal_client::Client;
 use opal_ledger::components::governance::Tally;
 use opal_ledger::Event;
-use opal_types::gov::{Measurement, ParamChange, ProposalContent, VoteOption};
+use opal_types::gov::{Measurement, ParamChange, ProposalContent, ProposalParts, VoteOption};
 use opal_types::{Action, Address, Amount};
 
 #[derive(Subcommand, Debug)]
@@ -101,37 +101,6 @@ pub enum GovCmd {
     },
 }
 
-fn content(
-    changes: Vec<ParamChange>,
-    spend: Option<(Address, Amount)>,
-    (add, remove): (Vec<Measurement>, Vec<Measurement>),
-    upgrade: Option<(String, u64, String)>,
-) -> Result<ProposalContent> {
-    let measurements = !add.is_empty() || !remove.is_empty();
-    let kinds = [
-        !changes.is_empty(),
-        spend.is_some(),
-        measurements,
-        upgrade.is_some(),
-    ];
-    if kinds.iter().filter(|k| **k).count() > 1 {
-        bail!("a proposal does one thing: give --param, --spend-*, --*-measurement or --upgrade, not several");
-    }
-    let c = if !changes.is_empty() {
-        ProposalContent::ParamChange { changes }
-    } else if let Some((to, amount)) = spend {
-        ProposalContent::TreasurySpend { to, amount }
-    } else if measurements {
-        ProposalContent::EnclaveMeasurements { add, remove }
-    } else if let Some((name, height, info)) = upgrade {
-        ProposalContent::Upgrade { name, height, info }
-    } else {
-        ProposalContent::Text
-    };
-    c.check().map_err(|e| anyhow!("{e}"))?;
-    Ok(c)
-}
-
 pub fn run(cmd: GovCmd, out: Output) -> Result<()> {
     match cmd {
         GovCmd::Propose {
@@ -148,14 +117,16 @@ pub fn run(cmd: GovCmd, out: Output) -> Result<()> {
             deposit,
             opts,
         } => {
-            let content = content(
-                params,
-                spend_to.zip(spend_amount),
-                (add_measurements, remove_measurements),
-                upgrade
+            let content = ProposalContent::from_parts(ProposalParts {
+                changes: params,
+                spend: spend_to.zip(spend_amount),
+                add_measurements,
+                remove_measurements,
+                upgrade: upgrade
                     .zip(upgrade_height)
                     .map(|(n, h)| (n, h, upgrade_info)),
-            )?;
+            })
+            .map_err(|e| anyhow!("{e}"))?;
             let deposit = match deposit {
                 Some(d) => d,
                 None => Client::new(&opts.node.node)?.gov()?.params.min_deposit,

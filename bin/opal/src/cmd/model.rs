@@ -2,7 +2,7 @@
 
 use crate::cli::{NodeArg, Output, TxOpts};
 use crate::cmd::tx::submit;
-use crate::output::{j, opt, print, print_as, s};
+use crate::output::{j, opt, print, print_as};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use opal_client::Client;
@@ -155,45 +155,22 @@ fn quantize_model(
         .map_err(|e| anyhow!("{}: {e}", calibration.display()))?;
     let q = opal_owner::quantize(&onnx_bytes, &cal, act_bits, weight_bits)
         .map_err(|e| anyhow!("{}: {e}", onnx.display()))?;
-    let model = &q.model;
-    let bytes = model.to_file_bytes();
+    let bytes = q.model.to_file_bytes();
     crate::output::write_file(file, &bytes)?;
-    let mut v = json!({
-        "out": file.display().to_string(),
-        "file_hash": Hash(*blake3::hash(&bytes).as_bytes()),
-        "bytes": bytes.len(),
-        "model_id": hex::encode(model.model_id()),
-        "input_len": model.input_len,
-        "output_len": model.output_len(),
-        "layers": model.layers.len(),
-        "input_scale": model.input_scale,
-        "output_scale": model.output_scale,
-        "calibration_rows": cal.rows.len(),
-        "ignored_tail_ops": &q.ignored_tail,
-    });
-    if let Some(h) = q.holdout {
-        v["holdout_rows"] = json!(h.rows);
-        v["float_accuracy"] = json!(h.float_accuracy);
-        v["canonical_accuracy"] = json!(h.canonical_accuracy);
-        v["label_agreement"] = json!(h.label_agreement);
-    }
-    print(out, &v, || {
+    let r = q.report(file, &bytes, cal.rows.len());
+    print_as(out, &r, || {
         let mut t = format!(
             "wrote {} ({} bytes, model id {}), calibrated on {} rows",
-            file.display(),
-            bytes.len(),
-            s(&v, "model_id"),
-            cal.rows.len()
+            r.out, r.bytes, r.model_id, r.calibration_rows
         );
-        if let Some(h) = q.holdout {
+        if let Some(h) = &q.holdout {
             t += &format!(
                 "\nheld-out rows {}: float accuracy {:.4}, canonical accuracy {:.4}, agreement {:.4}",
                 h.rows, h.float_accuracy, h.canonical_accuracy, h.label_agreement
             );
         }
         t
-    });
-    Ok(())
+    })
 }
 
 /// The chain, as a registration asks it.

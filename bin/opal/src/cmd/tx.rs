@@ -5,7 +5,7 @@ use anyhow::{anyhow, Context, Result};
 use clap::{Subcommand, ValueEnum};
 use opal_api::TxStatus;
 use opal_client::{Client, SendOptions, Sent};
-use opal_types::{Action, Address, Amount, PublicKey, Role};
+use opal_types::{Action, Address, Amount, Role};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,29 +15,6 @@ fn role(r: RoleArg) -> Role {
         RoleArg::InferenceNode => Role::InferenceNode,
         RoleArg::DataNode => Role::DataNode,
     }
-}
-
-/// A consensus key given as hex, or read from a node key file.
-/// The consensus key and its VRF key: from a node key file, or hex with `--vrf-key`.
-fn consensus_key(v: &str, vrf: Option<&str>) -> Result<(PublicKey, opal_types::vrf::VrfPublicKey)> {
-    let p = std::path::Path::new(v);
-    if p.is_file() {
-        let k = opal_node::home::KeyFile::read(p)?
-            .secret()
-            .map_err(|e| anyhow!("{}: {e}", p.display()))?;
-        return Ok((k.public_key(), k.vrf_public_key()));
-    }
-    let pk = PublicKey::from_hex(v).map_err(|e| {
-        anyhow!("--consensus-key: {e} (give 64 hex digits or a node_key.json path)")
-    })?;
-    let vrf = vrf.ok_or_else(|| {
-        anyhow!("--vrf-key is needed with a hex --consensus-key (`opal node init` prints it), or give the node_key.json path")
-    })?;
-    let b: [u8; 32] = hex::decode(vrf)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| anyhow!("--vrf-key: expected 64 hex digits"))?;
-    Ok((pk, opal_types::vrf::VrfPublicKey(b)))
 }
 
 pub fn run(cmd: TxCmd, out: Output) -> Result<()> {
@@ -58,7 +35,7 @@ pub fn run(cmd: TxCmd, out: Output) -> Result<()> {
             amount: a,
             opts,
         } => {
-            let (ck, vrf_key) = consensus_key(&ck, vrf_key.as_deref())?;
+            let (ck, vrf_key) = opal_node::home::consensus_keys(&ck, vrf_key.as_deref())?;
             (
                 Action::CreateValidator {
                     consensus_key: ck,

@@ -9,7 +9,7 @@ use clap::Args;
 use opal_client::Client;
 use opal_node::clock::now_ms;
 use opal_verify::ReceiptFile;
-use opal_watcher::light::{trust_checkpoint, trust_genesis};
+use opal_watcher::light::{trust_start, TrustFrom};
 use opal_watcher::receipt::{check_receipt, Evidence, Trust};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -81,29 +81,25 @@ fn json_file(path: &Path) -> Result<Value> {
 
 /// The trust start of --genesis or --trust, with its trusting period.
 fn trust(a: &VerifyArgs, node: Option<&Client>) -> Result<Option<Trust>> {
-    let (state, default_ms) = match (&a.genesis, &a.trust) {
-        (Some(_), Some(_)) => bail!("give either --genesis or --trust, not both"),
-        (Some(g), None) => {
-            let text =
-                std::fs::read_to_string(g).with_context(|| format!("reading {}", g.display()))?;
-            trust_genesis(&g.display().to_string(), &text)?
+    let (name, text);
+    let from = match (&a.genesis, &a.trust, node) {
+        (Some(_), Some(_), _) => bail!("give either --genesis or --trust, not both"),
+        (Some(g), None, _) => {
+            name = g.display().to_string();
+            text = std::fs::read_to_string(g).with_context(|| format!("reading {name}"))?;
+            TrustFrom::Genesis {
+                name: &name,
+                text: &text,
+            }
         }
-        (None, Some(spec)) => {
-            let c =
-                node.ok_or_else(|| anyhow!("--trust needs --node (the checkpoint is fetched)"))?;
-            (trust_checkpoint(c, spec)?, 7 * 24 * 3_600_000)
-        }
-        (None, None) => return Ok(None),
+        (None, Some(spec), Some(node)) => TrustFrom::Checkpoint { node, spec },
+        (None, Some(_), None) => bail!("--trust needs --node (the checkpoint is fetched)"),
+        (None, None, _) => return Ok(None),
     };
-    let period_ms = match a.trusting_period {
-        Some(0) => {
-            eprintln!("warning: --trusting-period 0: the trust start never expires (validators that unbonded since could sign a forged chain)");
-            None
-        }
-        Some(secs) => Some(secs.saturating_mul(1_000)),
-        None => Some(default_ms),
-    };
-    Ok(Some(Trust { state, period_ms }))
+    if a.trusting_period == Some(0) {
+        eprintln!("warning: --trusting-period 0: the trust start never expires (validators that unbonded since could sign a forged chain)");
+    }
+    Ok(Some(trust_start(from, a.trusting_period)?))
 }
 
 pub fn run_verify(a: VerifyArgs, out: Output) -> Result<()> {
