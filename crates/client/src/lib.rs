@@ -229,6 +229,14 @@ impl Client {
         self.get_as(&format!("/api/accounts/{a}"))
     }
 
+    /// `GET /api/blocks/{height}`, or `/api/blocks/latest` for `None`.
+    pub fn block(&self, height: Option<u64>) -> Result<opal_api::BlockReply> {
+        match height {
+            Some(h) => self.get_as(&format!("/api/blocks/{h}")),
+            None => self.get_as("/api/blocks/latest"),
+        }
+    }
+
     /// `GET /api/models/{model}`: a model version (NAME@VERSION, or NAME for the newest) and
     /// the nodes serving it.
     pub fn model(&self, model: &str) -> Result<opal_api::ModelDetail> {

@@ -209,19 +209,7 @@ pub fn proven_account(
     let v = c.get(&path)?;
     let reported: opal_api::Account =
         serde_json::from_value(v.clone()).map_err(|e| malformed(format!("account reply: {e}")))?;
-    let h = reported.height;
-    let root = if h == 0 {
-        reported.state_root
-    } else {
-        let block: opal_api::BlockReply = c.get_as(&format!("/api/blocks/{h}"))?;
-        if block.state_root != reported.state_root {
-            return Err(CheckError::ProofInvalid(format!(
-                "the reply's root {} is not block {h}'s state root {}",
-                reported.state_root, block.state_root
-            )));
-        }
-        block.state_root
-    };
+    let root = block_root(c, reported.height, reported.state_root)?;
     let proven = match check_state_reply(&v, &root)? {
         None => opal_ledger::components::accounts::Account::default(),
         Some(b) => opal_types::encoding::decode("account", &b, 64)
@@ -233,6 +221,47 @@ pub fn proven_account(
         ));
     }
     Ok(reported)
+}
+
+/// The state root a reply at `height` claims (`reported`), checked against the state root of
+/// the committed block at that height as the node reports it (at height 0, genesis, the reply's
+/// own root).
+fn block_root(c: &Client, height: u64, reported: Hash) -> Result<Hash, CheckError> {
+    if height == 0 {
+        return Ok(reported);
+    }
+    let block = c.block(Some(height))?;
+    if block.state_root != reported {
+        return Err(CheckError::ProofInvalid(format!(
+            "the reply's root {reported} is not block {height}'s state root {}",
+            block.state_root
+        )));
+    }
+    Ok(block.state_root)
+}
+
+/// A raw state value by key (`GET /api/state/{key}`, at `height` or the latest), its proof
+/// checked against the state root of the committed block at that height, as for
+/// [`proven_account`]. Returns the reply (key, value, height, state root, proof) and the
+/// proven value (`None`: proven absent).
+pub fn proven_state(
+    c: &Client,
+    key_hex: &str,
+    height: Option<u64>,
+) -> Result<(Value, Option<Vec<u8>>), CheckError> {
+    let mut path = format!("/api/state/{}", key_hex.trim_start_matches("0x"));
+    if let Some(h) = height {
+        path += &format!("?height={h}");
+    }
+    let v = c.get(&path)?;
+    let reported = Hash::from_hex(v["state_root"].as_str().unwrap_or_default())
+        .map_err(|e| malformed(format!("the node sent a malformed state root: {e}")))?;
+    let h = v["height"]
+        .as_u64()
+        .ok_or_else(|| malformed("the state reply has no height"))?;
+    let root = block_root(c, h, reported)?;
+    let value = check_state_reply(&v, &root)?;
+    Ok((v, value))
 }
 
 /// Check a node's state-proof reply (`key`, `value`, `proof`, as `/api/state/{key}?prove=true`

@@ -5,12 +5,7 @@ use clap::Subcommand;
 use opal_api::TxStatus;
 use opal_client::Client;
 use opal_types::{Address, Hash};
-use serde_json::{json, Value};
-
-/// Check a proof returned by the node against a state root; returns the proven value.
-fn check_proof(v: &Value, root: &Hash) -> Result<Option<Vec<u8>>> {
-    Ok(opal_watcher::light::check_state_reply(v, root)?)
-}
+use serde_json::json;
 
 pub fn run(cmd: QueryCmd, out: Output) -> Result<()> {
     match cmd {
@@ -57,16 +52,14 @@ pub fn run(cmd: QueryCmd, out: Output) -> Result<()> {
             });
         }
         QueryCmd::Block { height, node } => {
-            let c = Client::new(&node.node)?;
-            let path = if height == "latest" {
-                "/api/blocks/latest".to_string()
-            } else {
-                let h: u64 = height
-                    .parse()
-                    .map_err(|_| anyhow!("{height:?} is not a height (a number or \"latest\")"))?;
-                format!("/api/blocks/{h}")
-            };
-            let b: opal_api::BlockReply = c.get_as(&path)?;
+            let h =
+                match height.as_str() {
+                    "latest" => None,
+                    h => Some(h.parse().map_err(|_| {
+                        anyhow!("{height:?} is not a height (a number or \"latest\")")
+                    })?),
+                };
+            let b = Client::new(&node.node)?.block(h)?;
             print_as(out, &b, || {
                 let mut t = format!(
                     "block {}  {}\n  state root {}\n  time       {} ms\n  txs        {}",
@@ -154,14 +147,7 @@ performance points this epoch {} (pool {})",
         }
         QueryCmd::State { key, height, node } => {
             let c = Client::new(&node.node)?;
-            let mut path = format!("/api/state/{}", key.trim_start_matches("0x"));
-            if let Some(h) = height {
-                path += &format!("?height={h}");
-            }
-            let mut v = c.get(&path)?;
-            let root = Hash::from_hex(&s(&v, "state_root"))
-                .map_err(|e| anyhow!("the node sent a malformed state root: {e}"))?;
-            check_proof(&v, &root)?;
+            let (mut v, _) = opal_watcher::light::proven_state(&c, &key, height)?;
             v["proof_verified"] = json!(true);
             print(out, &v, || {
                 format!(

@@ -91,6 +91,9 @@ fn serve(mut conn: TcpStream, upstream: &str, lie: Lie) -> std::io::Result<()> {
 }
 
 fn rewrite(upstream: &str, path: &str, mut v: Value, lie: Lie) -> Value {
+    if path.starts_with("/api/state/") && lie == Lie::ForeignRoot {
+        v["state_root"] = Value::String(hex::encode([9u8; 32]));
+    }
     if path.starts_with("/api/state/") && v["value"].is_string() {
         match lie {
             Lie::ForgedValue => v["value"] = Value::String(hex::encode(b"forged record")),
@@ -280,6 +283,35 @@ fn a_proven_account_query_catches_a_node_that_lies_about_it() {
     let (code, _, _) = cli(&["query", "account", &who, "--node", &liar, "-o", "json"]);
     assert_eq!(code, 0);
 
+    *lie.lock().unwrap() = Lie::ForeignRoot;
+    let (code, out, err) = query();
+    assert_ne!(code, 0, "a reply under another root was accepted: {out}");
+    assert!(err.contains("state root"), "{err}");
+}
+
+#[test]
+fn a_proven_state_query_catches_a_node_that_lies_about_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let net = Devnet::start(&home);
+    let who = net.dev_keys()[0].address().to_string();
+    let (_, acct) = get(&net.url, &format!("/api/accounts/{who}?prove=true")).unwrap();
+    let key = acct["key"].as_str().unwrap().to_string();
+    let lie = Arc::new(Mutex::new(Lie::Honest));
+    let liar = proxy(net.url.clone(), lie.clone());
+    let query = || cli(&["query", "state", &key, "--node", &liar, "-o", "json"]);
+
+    let (code, out, err) = query();
+    assert_eq!(code, 0, "honest node: {err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["proof_verified"], true);
+    assert_eq!(v["key"], key.as_str());
+
+    *lie.lock().unwrap() = Lie::ForgedValue;
+    let (code, out, _) = query();
+    assert_ne!(code, 0, "a forged value was accepted: {out}");
+
+    // A root of the node's choosing: the proof is checked against the block's state root.
     *lie.lock().unwrap() = Lie::ForeignRoot;
     let (code, out, err) = query();
     assert_ne!(code, 0, "a reply under another root was accepted: {out}");
