@@ -183,19 +183,8 @@ pub fn fetch(
             }
             FetchTarget::Path(dest) => fetch_one_to_path(&http, &base, hash, dest, progress),
         });
-        match result {
-            Ok(size) => {
-                return Ok(FetchReport {
-                    size,
-                    peer: peer.clone(),
-                    failures,
-                })
-            }
-            Err(e @ ArtifactError::Io { .. }) => return Err(e),
-            Err(e) => {
-                tracing::info!(%peer, %hash, error = %e, "peer did not deliver the artifact");
-                failures.push(format!("{peer}: {e}"));
-            }
+        if let Some(done) = after_attempt(result, peer, hash, &mut failures) {
+            return done;
         }
     }
     Err(ArtifactError::Unavailable {
@@ -421,25 +410,40 @@ pub async fn fetch_into_store_async(
             tracing::info!(%peer, error = %e, "restarting a resumed download from zero");
             result = fetch_one_async(http, peer, hash, &store).await;
         }
-        match result.map_err(Retry::into_inner) {
-            Ok(size) => {
-                return Ok(FetchReport {
-                    size,
-                    peer: peer.clone(),
-                    failures,
-                })
-            }
-            Err(e @ ArtifactError::Io { .. }) => return Err(e),
-            Err(e) => {
-                tracing::info!(%peer, %hash, error = %e, "peer did not deliver the artifact");
-                failures.push(format!("{peer}: {e}"));
-            }
+        if let Some(done) =
+            after_attempt(result.map_err(Retry::into_inner), peer, hash, &mut failures)
+        {
+            return done;
         }
     }
     Err(ArtifactError::Unavailable {
         hash: *hash,
         failures,
     })
+}
+
+/// What one peer's attempt means for the walk over peers: done (the report, with the earlier
+/// peers' failures), a local I/O error (stop: no other peer would help), or `None`: the
+/// failure is noted and the next peer is tried.
+fn after_attempt(
+    result: Result<u64, ArtifactError>,
+    peer: &str,
+    hash: &ArtifactHash,
+    failures: &mut Vec<String>,
+) -> Option<Result<FetchReport, ArtifactError>> {
+    match result {
+        Ok(size) => Some(Ok(FetchReport {
+            size,
+            peer: peer.to_string(),
+            failures: std::mem::take(failures),
+        })),
+        Err(e @ ArtifactError::Io { .. }) => Some(Err(e)),
+        Err(e) => {
+            tracing::info!(%peer, %hash, error = %e, "peer did not deliver the artifact");
+            failures.push(format!("{peer}: {e}"));
+            None
+        }
+    }
 }
 
 async fn fetch_one_async(

@@ -175,6 +175,52 @@ fn tensor(b: &[u8]) -> Result<Tensor, QuantError> {
     Ok(t)
 }
 
+/// The dense layer of a `MatMul` or `Gemm` node (weights row-major, `rows` outputs by `cols`
+/// inputs; a `Gemm` may carry a bias, its third input): the one reading both importers share.
+fn dense<'a>(
+    n: &Node,
+    float_init: &impl Fn(&str) -> Result<&'a Tensor, QuantError>,
+) -> Result<FloatDense, QuantError> {
+    if n.op == "Gemm"
+        && (n.ints.get("transA").copied().unwrap_or(0) != 0
+            || n.floats.get("alpha").copied().unwrap_or(1.0) != 1.0
+            || n.floats.get("beta").copied().unwrap_or(1.0) != 1.0)
+    {
+        return Err(err("Gemm with transA / alpha / beta is not supported"));
+    }
+    let w = float_init(&n.inputs[1])?;
+    let trans_b = n.op == "Gemm" && n.ints.get("transB").copied().unwrap_or(0) != 0;
+    let (cols, rows) = match (w.dims.as_slice(), trans_b) {
+        ([i, o], false) => (*i, *o),
+        ([o, i], true) => (*i, *o),
+        _ => return Err(err("weights must be 2-D")),
+    };
+    if rows == 0 || cols == 0 || rows > 1 << 20 || cols > 1 << 20 {
+        return Err(err("weight shape out of range"));
+    }
+    let weights = if trans_b {
+        w.floats.clone()
+    } else {
+        (0..rows * cols)
+            .map(|k| w.floats[(k % cols) * rows + k / cols])
+            .collect()
+    };
+    // An empty name is an absent optional input (ONNX).
+    let bias = match n.inputs.get(2) {
+        Some(b) if n.op == "Gemm" && !b.is_empty() => float_init(b)?.floats.clone(),
+        _ => vec![0.0; rows],
+    };
+    if bias.len() != rows {
+        return Err(err("Gemm bias length does not match"));
+    }
+    Ok(FloatDense {
+        rows,
+        cols,
+        weights,
+        bias,
+    })
+}
+
 #[derive(Default, Debug)]
 struct Node {
     op: String,
@@ -280,43 +326,11 @@ pub fn import_mlp(bytes: &[u8]) -> Result<Vec<FloatDense>, QuantError> {
                 if n.inputs.len() < 2 {
                     return Err(err("MatMul/Gemm needs two inputs"));
                 }
-                if n.op == "Gemm"
-                    && (n.ints.get("transA").copied().unwrap_or(0) != 0
-                        || n.floats.get("alpha").copied().unwrap_or(1.0) != 1.0
-                        || n.floats.get("beta").copied().unwrap_or(1.0) != 1.0)
-                {
-                    return Err(err("Gemm with transA / alpha / beta is not supported"));
-                }
-                let w = float_init(&n.inputs[1])?;
-                let trans_b = n.op == "Gemm" && n.ints.get("transB").copied().unwrap_or(0) != 0;
-                let (cols, rows) = match (w.dims.as_slice(), trans_b) {
-                    ([i, o], false) => (*i, *o),
-                    ([o, i], true) => (*i, *o),
-                    _ => return Err(err("weights must be 2-D")),
-                };
-                if rows == 0 || cols == 0 || rows > 1 << 20 || cols > 1 << 20 {
-                    return Err(err("weight shape out of range"));
-                }
-                let weights = if trans_b {
-                    w.floats.clone()
-                } else {
-                    (0..rows * cols)
-                        .map(|k| w.floats[(k % cols) * rows + k / cols])
-                        .collect()
-                };
-                let bias = match n.inputs.get(2) {
-                    Some(b) if n.op == "Gemm" => float_init(b)?.floats.clone(),
-                    _ => vec![0.0; rows],
-                };
-                if bias.len() != rows || layers.last().is_some_and(|l| l.rows != cols) {
+                let d = dense(n, &float_init)?;
+                if layers.last().is_some_and(|l| l.rows != d.cols) {
                     return Err(err("layer shapes do not chain"));
                 }
-                layers.push(FloatDense {
-                    rows,
-                    cols,
-                    weights,
-                    bias,
-                });
+                layers.push(d);
                 relu_after.push(false);
             }
             "Add" => {
@@ -546,23 +560,8 @@ pub fn import_graph(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
                 if data_in != 0 || n.inputs.len() < 2 {
                     return Err(err("MatMul/Gemm: the activation must be the first input"));
                 }
-                if n.op == "Gemm"
-                    && (n.ints.get("transA").copied().unwrap_or(0) != 0
-                        || n.floats.get("alpha").copied().unwrap_or(1.0) != 1.0
-                        || n.floats.get("beta").copied().unwrap_or(1.0) != 1.0)
-                {
-                    return Err(err("Gemm with transA / alpha / beta is not supported"));
-                }
-                let w = float_init(&n.inputs[1])?;
-                let trans_b = n.op == "Gemm" && n.ints.get("transB").copied().unwrap_or(0) != 0;
-                let (cols, rows) = match (w.dims.as_slice(), trans_b) {
-                    ([i, o], false) => (*i, *o),
-                    ([o, i], true) => (*i, *o),
-                    _ => return Err(err("weights must be 2-D")),
-                };
-                if rows == 0 || cols == 0 || rows > 1 << 20 || cols > 1 << 20 {
-                    return Err(err("weight shape out of range"));
-                }
+                let d = dense(n, &float_init)?;
+                let (rows, cols) = (d.rows, d.cols);
                 match shape {
                     Some(s) if s.len() != cols => {
                         return Err(err(format!(
@@ -577,26 +576,7 @@ pub fn import_graph(bytes: &[u8]) -> Result<FloatGraph, QuantError> {
                 if layers.is_empty() {
                     input_shape = Some(Shape::Flat(cols));
                 }
-                let weights = if trans_b {
-                    w.floats.clone()
-                } else {
-                    (0..rows * cols)
-                        .map(|k| w.floats[(k % cols) * rows + k / cols])
-                        .collect()
-                };
-                let bias = match n.inputs.get(2) {
-                    Some(b) if n.op == "Gemm" && !b.is_empty() => float_init(b)?.floats.clone(),
-                    _ => vec![0.0; rows],
-                };
-                if bias.len() != rows {
-                    return Err(err("Gemm bias length does not match"));
-                }
-                layers.push(FloatLayer::Dense(FloatDense {
-                    rows,
-                    cols,
-                    weights,
-                    bias,
-                }));
+                layers.push(FloatLayer::Dense(d));
                 shape = Some(Shape::Flat(rows));
             }
             "Conv" => {

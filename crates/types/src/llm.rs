@@ -169,6 +169,33 @@ mod tests {
     }
 
     #[test]
+    fn input_hash_binds_every_field() {
+        let base = input().hash();
+        assert_eq!(base, input().hash());
+        type Change = Box<dyn Fn(&mut LlmInput)>;
+        let variants: Vec<Change> = vec![
+            Box::new(|i| i.model.version = 2),
+            Box::new(|i| i.prompt_tokens.push(4)),
+            Box::new(|i| i.max_tokens = 9),
+            Box::new(|i| i.seed = 43),
+            Box::new(|i| i.temperature = 0.8),
+            Box::new(|i| i.top_p = 1.0),
+            Box::new(|i| i.top_k = 0),
+            Box::new(|i| i.repetition_penalty = 1.0),
+            Box::new(|i| i.stop.clear()),
+        ];
+        for (n, f) in variants.iter().enumerate() {
+            let mut i = input();
+            f(&mut i);
+            assert_ne!(i.hash(), base, "variant {n} did not change the input hash");
+        }
+        // The readable copy round-trips through JSON to the same hash.
+        let back: LlmInput =
+            serde_json::from_value(serde_json::to_value(input()).unwrap()).unwrap();
+        assert_eq!(back.hash(), base);
+    }
+
+    #[test]
     fn output_hash_binds_tokens_and_commitment() {
         let t = [5u32, 6, 7];
         assert_eq!(output_hash(&t, None), output_hash(&t, None));

@@ -11,30 +11,11 @@
 //! 2/3 of the receiver's validator set, so the foreign node cannot sync the testnet's blocks
 //! (nor the testnet the foreign ones).
 
-use crate::common::{cli, get, log, opal_bin, Testnet};
-use opal_ledger::{Genesis, GenesisValidator, Params};
-use opal_types::{Amount, PublicKey};
+use crate::common::{
+    cli, free_port, genesis_now, genesis_validator, get, log, NodeProcess, Testnet,
+};
 use serde_json::Value;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
 
 fn count(text: &str, needle: &str) -> usize {
     text.lines().filter(|l| l.contains(needle)).count()
@@ -75,46 +56,17 @@ fn a_foreign_chain_node_cannot_affect_the_testnet() {
     ]);
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
-    let key = PublicKey::from_hex(v["public_key"].as_str().unwrap()).unwrap();
-    let genesis = Genesis {
-        chain_id: "opal-foreign".into(),
-        genesis_time_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64,
-        params: Params::default(),
-        staking: Default::default(),
-        inference: Default::default(),
-        governance: Default::default(),
-        rewards: Default::default(),
-        accounts: vec![],
-        validators: vec![GenesisValidator {
-            name: "intruder".into(),
-            public_key: key,
-            operator: None,
-            stake: Amount(1_000_000_000_000),
-            vrf_key: serde_json::from_value(v["vrf_key"].clone()).unwrap(),
-        }],
-    };
+    let genesis = genesis_now("opal-foreign", vec![genesis_validator("intruder", &v)]);
     std::fs::write(home.join("genesis.json"), genesis.to_json()).unwrap();
     let logfile = home.join("node.log");
-    let f = std::fs::File::create(&logfile).unwrap();
-    let child = Command::new(opal_bin())
-        .args(["node", "start", "--home"])
-        .arg(&home)
-        .env_remove("OPAL_HOME")
-        // The engine's connection events, to prove it really is connected.
-        .env(
+    // The engine's connection events, to prove it really is connected.
+    let _foreign = NodeProcess::start(
+        &home,
+        &[(
             "OPAL_LOG",
             "warn,opal_node=info,arc_malachitebft_engine=info",
-        )
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(f.try_clone().unwrap())
-        .stderr(f)
-        .spawn()
-        .unwrap();
-    let _foreign = Killed(child);
+        )],
+    );
     let url = format!("http://127.0.0.1:{api}");
     let foreign_height = || -> Option<u64> {
         match get(&url, "/api/status") {
@@ -141,7 +93,7 @@ fn a_foreign_chain_node_cannot_affect_the_testnet() {
         t0,
         format!(
             "foreign chain node up (key {}…, chain opal-foreign) at height {:?}, peers = all 4 validators; testnet at {h0}",
-            &key.to_string()[..12],
+            &v["public_key"].as_str().unwrap()[..12],
             foreign_height()
         ),
     );

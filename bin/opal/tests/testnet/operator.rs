@@ -2,21 +2,9 @@
 //! the public keys go into one genesis.json copied to every home, and `opal node start` runs
 //! each; two validators with equal stake must both vote, so blocks prove they are connected.
 
-use crate::common::{cli, get, opal_bin, signal};
-use opal_ledger::{Genesis, GenesisValidator, Params};
-use opal_types::{Amount, PublicKey};
+use crate::common::{cli, free_port, genesis_now, genesis_validator, get, NodeProcess};
 use serde_json::Value;
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[test]
 fn node_init_homes_with_a_shared_genesis_form_a_network() {
@@ -47,44 +35,14 @@ fn node_init_homes_with_a_shared_genesis_form_a_network() {
         ]);
         assert_eq!(code, 0, "{err}");
         let v: Value = serde_json::from_str(&out).unwrap();
-        validators.push(GenesisValidator {
-            name: format!("v{i}"),
-            public_key: PublicKey::from_hex(v["public_key"].as_str().unwrap()).unwrap(),
-            operator: None,
-            stake: Amount(1_000_000_000_000),
-            vrf_key: serde_json::from_value(v["vrf_key"].clone()).unwrap(),
-        });
+        validators.push(genesis_validator(&format!("v{i}"), &v));
     }
-    let genesis = Genesis {
-        chain_id: "opal-operators".into(),
-        genesis_time_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64,
-        params: Params::default(),
-        staking: Default::default(),
-        inference: Default::default(),
-        governance: Default::default(),
-        rewards: Default::default(),
-        accounts: vec![],
-        validators,
-    };
+    let genesis = genesis_now("opal-operators", validators);
     let mut children = vec![];
     for i in 0..2 {
         let home = dir.path().join(format!("v{i}"));
         std::fs::write(home.join("genesis.json"), genesis.to_json()).unwrap();
-        let log = std::fs::File::create(home.join("node.log")).unwrap();
-        children.push(
-            Command::new(opal_bin())
-                .args(["node", "start", "--home"])
-                .arg(&home)
-                .env_remove("OPAL_HOME")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        );
+        children.push(NodeProcess::start(&home, &[]));
     }
     let urls: Vec<String> = ports
         .iter()
@@ -114,18 +72,7 @@ fn node_init_homes_with_a_shared_genesis_form_a_network() {
         .map(|u| get(u, "/api/blocks/2").map(|r| r.1).unwrap_or_default())
         .collect();
     for c in &mut children {
-        signal("TERM", c.id());
-    }
-    for c in &mut children {
-        let start = Instant::now();
-        while !matches!(c.try_wait(), Ok(Some(_))) {
-            if start.elapsed() > Duration::from_secs(20) {
-                c.kill().ok();
-                c.wait().ok();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        c.stop();
     }
     if !ok {
         for i in 0..2 {

@@ -285,3 +285,79 @@ pub fn supply_and_pools(st: &Value) -> (u128, u128) {
     .sum();
     (amount(&st["total_supply"]), pools)
 }
+
+/// A validator of a hand-made genesis, from what `opal node init -o json` printed for it.
+pub fn genesis_validator(name: &str, init: &Value) -> opal_ledger::GenesisValidator {
+    opal_ledger::GenesisValidator {
+        name: name.into(),
+        public_key: opal_types::PublicKey::from_hex(init["public_key"].as_str().unwrap()).unwrap(),
+        operator: None,
+        stake: Amount(1_000_000_000_000),
+        vrf_key: serde_json::from_value(init["vrf_key"].clone()).unwrap(),
+    }
+}
+
+/// A genesis that starts now, with default parameters, these validators and no accounts.
+pub fn genesis_now(
+    chain_id: &str,
+    validators: Vec<opal_ledger::GenesisValidator>,
+) -> opal_ledger::Genesis {
+    opal_ledger::Genesis {
+        chain_id: chain_id.into(),
+        genesis_time_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+        params: Default::default(),
+        staking: Default::default(),
+        inference: Default::default(),
+        governance: Default::default(),
+        rewards: Default::default(),
+        accounts: vec![],
+        validators,
+    }
+}
+
+/// An `opal node start --home HOME` process (stdout and stderr to `HOME/node.log`), killed
+/// when dropped unless it was stopped.
+pub struct NodeProcess(pub std::process::Child);
+
+impl NodeProcess {
+    /// Start it, with `env` added to its environment.
+    pub fn start(home: &Path, env: &[(&str, &str)]) -> NodeProcess {
+        let log = std::fs::File::create(home.join("node.log")).unwrap();
+        let child = Command::new(opal_bin())
+            .args(["node", "start", "--home"])
+            .arg(home)
+            .env_remove("OPAL_HOME")
+            .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting opal node start");
+        NodeProcess(child)
+    }
+
+    /// SIGTERM and wait (up to 20 s, then SIGKILL).
+    pub fn stop(&mut self) {
+        signal("TERM", self.0.id());
+        let start = Instant::now();
+        while !matches!(self.0.try_wait(), Ok(Some(_))) {
+            if start.elapsed() > Duration::from_secs(20) {
+                self.0.kill().ok();
+                self.0.wait().ok();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
