@@ -14,9 +14,10 @@
 //! datasets, services, verification cases and zk keys ([`registry`]), escrows, validators,
 //! blocks, governance ([`gov`]: proposals, votes, `/api/params`, `/api/gov`), and the OpenAI
 //! routes' replies ([`openai`]: models, completions and chunks, errors, in OpenAI's shape).
-//! Still built with `serde_json::json!` in the node and read as `serde_json::Value`
-//! (`Client::get`): the receipt proof (`/api/receipts/{id}`, read by the same code as
-//! `/api/state/{key}`).
+//! State values and settlement records with their proofs (`/api/state/{key}`,
+//! `/api/receipts/{id}`) are [`registry::StateValue`] and [`registry::ReceiptStatus`]. Still
+//! built with `serde_json::json!`: the light block (`/api/light/{height}`, whose bytes
+//! `opal_verify::light::LightBlock` names) and the event stream's lines.
 
 // No panics on the deterministic path: a fallible step returns an error (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -424,6 +425,8 @@ pub fn schemas() -> serde_json::Map<String, Value> {
     g.subschema_for::<registry::Cases>();
     g.subschema_for::<registry::CaseReply>();
     g.subschema_for::<registry::ZkKey>();
+    g.subschema_for::<registry::StateValue>();
+    g.subschema_for::<registry::ReceiptStatus>();
     g.subschema_for::<Escrow>();
     g.subschema_for::<Validators>();
     g.subschema_for::<BlockReply>();
@@ -488,6 +491,36 @@ mod tests {
         };
         let text = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<TxStatus>(&text).unwrap(), s);
+    }
+
+    #[test]
+    fn a_receipt_status_carries_its_proof_fields_only_when_proven() {
+        let mut r = registry::ReceiptStatus {
+            request_id: Hash([1; 32]),
+            height: 3,
+            state_root: Hash([2; 32]),
+            settled: false,
+            record: None,
+            proven: None,
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert!(v.get("proof").is_none() && v.get("key").is_none(), "{v}");
+        assert_eq!(
+            serde_json::from_value::<registry::ReceiptStatus>(v).unwrap(),
+            r
+        );
+        r.proven = Some(registry::ProvenValue {
+            key: "00".into(),
+            value: None,
+            proof: "01".into(),
+        });
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["key"], "00");
+        assert!(v["value"].is_null() && v.get("value").is_some());
+        assert_eq!(
+            serde_json::from_value::<registry::ReceiptStatus>(v).unwrap(),
+            r
+        );
     }
 
     #[test]

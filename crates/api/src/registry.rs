@@ -79,3 +79,38 @@ pub struct ZkKey {
     /// Hex of the key bytes; `opal_verify::zk::key_from_published` checks they hash to `id`.
     pub key: String,
 }
+
+/// A state value with its Merkle proof against a state root: `key` and `value` in hex (`value`
+/// null: the proof shows the key is absent), `proof` the hex of an `opal_state::StateProof`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProvenValue {
+    pub key: String,
+    pub value: Option<String>,
+    pub proof: String,
+}
+
+/// `GET /api/state/{key}[?height=H]`: a raw state value and its proof against `state_root`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StateValue {
+    pub height: u64,
+    #[schemars(with = "String")]
+    pub state_root: Hash,
+    #[serde(flatten)]
+    pub proven: ProvenValue,
+}
+
+/// `GET /api/receipts/{request_id}[?prove=true]`: whether a request was settled, and with
+/// `prove=true` the settlement record's state key, value and proof against `state_root`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReceiptStatus {
+    #[schemars(with = "String")]
+    pub request_id: Hash,
+    pub height: u64,
+    #[schemars(with = "String")]
+    pub state_root: Hash,
+    pub settled: bool,
+    #[schemars(with = "Option<Value>")]
+    pub record: Option<opal_types::receipt::Settled>,
+    #[serde(flatten)]
+    pub proven: Option<ProvenValue>,
+}

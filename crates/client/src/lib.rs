@@ -229,6 +229,29 @@ impl Client {
         self.get_as(&format!("/api/accounts/{a}"))
     }
 
+    /// `GET /api/state/{key}`: a raw state value (hex key) and its proof, at `height` or the
+    /// latest. The proof is the node's: check it (`opal_watcher::light::proven_state`).
+    pub fn state(
+        &self,
+        key_hex: &str,
+        height: Option<u64>,
+    ) -> Result<opal_api::registry::StateValue> {
+        let key = key_hex.trim_start_matches("0x");
+        match height {
+            Some(h) => self.get_as(&format!("/api/state/{key}?height={h}")),
+            None => self.get_as(&format!("/api/state/{key}")),
+        }
+    }
+
+    /// `GET /api/receipts/{request_id}`, with the settlement record's proof if `prove`.
+    pub fn receipt_status(
+        &self,
+        request_id: &Hash,
+        prove: bool,
+    ) -> Result<opal_api::registry::ReceiptStatus> {
+        self.get_as(&format!("/api/receipts/{request_id}?prove={prove}"))
+    }
+
     /// `GET /api/blocks/{height}`, or `/api/blocks/latest` for `None`.
     pub fn block(&self, height: Option<u64>) -> Result<opal_api::BlockReply> {
         match height {

@@ -248,32 +248,33 @@ pub fn proven_state(
     c: &Client,
     key_hex: &str,
     height: Option<u64>,
-) -> Result<(Value, Option<Vec<u8>>), CheckError> {
-    let mut path = format!("/api/state/{}", key_hex.trim_start_matches("0x"));
-    if let Some(h) = height {
-        path += &format!("?height={h}");
-    }
-    let v = c.get(&path)?;
-    let reported = Hash::from_hex(v["state_root"].as_str().unwrap_or_default())
-        .map_err(|e| malformed(format!("the node sent a malformed state root: {e}")))?;
-    let h = v["height"]
-        .as_u64()
-        .ok_or_else(|| malformed("the state reply has no height"))?;
-    let root = block_root(c, h, reported)?;
-    let value = check_state_reply(&v, &root)?;
+) -> Result<(opal_api::registry::StateValue, Option<Vec<u8>>), CheckError> {
+    let v = c.state(key_hex, height)?;
+    let root = block_root(c, v.height, v.state_root)?;
+    let value = check_proven(&v.proven, &root)?;
     Ok((v, value))
 }
 
-/// Check a node's state-proof reply (`key`, `value`, `proof`, as `/api/state/{key}?prove=true`
-/// and `/api/receipts/{id}?prove=true` serve them) against `root`; the proven value.
+/// Check a node's state-proof reply (its `key`, `value` and `proof` fields, as
+/// `/api/accounts/{a}?prove=true` serves them) against `root`; the proven value.
 pub fn check_state_reply(v: &Value, root: &Hash) -> Result<Option<Vec<u8>>, CheckError> {
-    let key = hex_field(v, "key")?;
-    let value = match &v["value"] {
-        Value::Null => None,
-        Value::String(_) => Some(hex_field(v, "value")?),
-        _ => return Err(malformed("proof reply: bad value")),
+    let p: opal_api::registry::ProvenValue =
+        serde_json::from_value(v.clone()).map_err(|e| malformed(format!("proof reply: {e}")))?;
+    check_proven(&p, root)
+}
+
+/// Check a proven state value (`/api/state/{key}`, `/api/receipts/{id}?prove=true`) against
+/// `root`; the proven value (`None`: proven absent).
+pub fn check_proven(
+    p: &opal_api::registry::ProvenValue,
+    root: &Hash,
+) -> Result<Option<Vec<u8>>, CheckError> {
+    let bytes = |what: &str, h: &str| {
+        hex::decode(h).map_err(|e| malformed(format!("proof reply: {what} is not hex: {e}")))
     };
-    let proof = StateProof::from_bytes(&hex_field(v, "proof")?)
+    let key = bytes("key", &p.key)?;
+    let value = p.value.as_deref().map(|v| bytes("value", v)).transpose()?;
+    let proof = StateProof::from_bytes(&bytes("proof", &p.proof)?)
         .map_err(|e| malformed(format!("the node sent a malformed proof: {e}")))?;
     proof
         .verify(&root.0, &key, value.as_deref())

@@ -76,14 +76,6 @@ fn ms_since(t0: Instant) -> f64 {
     t0.elapsed().as_secs_f64() * 1e3
 }
 
-fn text(v: &Value, k: &str) -> String {
-    match &v[k] {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        x => x.to_string(),
-    }
-}
-
 /// Tensors given as JSON (an array of tensor objects, one tensor object, or `{"outputs": ...}`
 /// as `opal infer` prints them), as canonical bytes.
 pub fn tensor_bytes(v: &Value) -> Result<Vec<Vec<u8>>, String> {
@@ -388,19 +380,21 @@ fn check_settlement(
 /// No trust start: the node is trusted for its state root, and the outcome says so.
 fn settled_by_node(c: &Client, r: &Receipt, out: &mut Outcome) -> Result<(), CheckError> {
     out.trusted = json!({"source": {"kind": "node", "url": c.base()}, "note": "the state root is the node's word; pass --genesis or --trust for a light-client check"});
-    let v = c.get(&format!("/api/receipts/{}?prove=true", r.request_id()))?;
-    let root_hex = text(&v, "state_root");
-    let root = Hash::from_hex(&root_hex).unwrap_or(Hash::ZERO);
-    let height = v["height"].as_u64().unwrap_or(0);
-    let checked = light::check_state_reply(&v, &root)
-        .map_err(|e| Finding("proof_invalid", e.to_string()))
+    let v = c.receipt_status(&r.request_id(), true)?;
+    let (root, height) = (v.state_root, v.height);
+    let checked = v
+        .proven
+        .as_ref()
+        .ok_or_else(|| Finding("proof_invalid", "the node sent no proof".into()))
+        .and_then(|p| {
+            light::check_proven(p, &root).map_err(|e| Finding("proof_invalid", e.to_string()))
+        })
         .and_then(|bytes| {
             opal_verify::settlement::check_settled(bytes.as_deref(), r, root, height)
                 .map_err(|e| Finding(e.code(), e.to_string()))
         });
     if let Ok(rec) = &checked {
-        out.settled =
-            json!({"height": rec.height, "proof_height": v["height"], "state_root": root_hex});
+        out.settled = json!({"height": rec.height, "proof_height": height, "state_root": root});
     }
     out.report.record(
         "settlement",
@@ -411,10 +405,8 @@ fn settled_by_node(c: &Client, r: &Receipt, out: &mut Outcome) -> Result<(), Che
     );
     // The root the proof was checked against must be the committed block's.
     let label = "proof root is the committed block's state root (as the node reports it)";
-    match c.get(&format!("/api/blocks/{height}")) {
-        Ok(b) if text(&b, "state_root") == root_hex => {
-            out.report.pass("settlement_root", label, "")
-        }
+    match c.block(Some(height)) {
+        Ok(b) if b.state_root == root => out.report.pass("settlement_root", label, ""),
         Ok(_) => out.report.fail(
             "settlement_root",
             label,

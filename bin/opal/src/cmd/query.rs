@@ -147,7 +147,8 @@ performance points this epoch {} (pool {})",
         }
         QueryCmd::State { key, height, node } => {
             let c = Client::new(&node.node)?;
-            let (mut v, _) = opal_watcher::light::proven_state(&c, &key, height)?;
+            let (st, _) = opal_watcher::light::proven_state(&c, &key, height)?;
+            let mut v = serde_json::to_value(&st)?;
             v["proof_verified"] = json!(true);
             print(out, &v, || {
                 format!(

@@ -426,7 +426,7 @@ pub async fn state_value(
     State(sh): S,
     Path(key): Path<String>,
     Query(q): Query<ProveQuery>,
-) -> ApiResult {
+) -> Result<Json<api::registry::StateValue>, ApiError> {
     let k = hex::decode(&key)
         .map_err(|e| ApiError::bad_request("malformed_key", format!("key must be hex: {e}")))?;
     if k.len() > 1024 {
@@ -437,10 +437,15 @@ pub async fn state_value(
     }
     let snap = snapshot_at(&sh, q.height)?;
     let (value, proof) = snap.get_with_proof(&k).map_err(internal)?;
-    Ok(Json(json!({
-        "key": key, "value": value.map(hex::encode), "height": snap.version().unwrap_or(0),
-        "state_root": Hash(snap.root()), "proof": hex::encode(proof.to_bytes()),
-    })))
+    Ok(Json(api::registry::StateValue {
+        height: snap.version().unwrap_or(0),
+        state_root: Hash(snap.root()),
+        proven: api::registry::ProvenValue {
+            key,
+            value: value.map(hex::encode),
+            proof: hex::encode(proof.to_bytes()),
+        },
+    }))
 }
 
 /// Server-sent events: one `data:` line of JSON per new block and per committed transaction.

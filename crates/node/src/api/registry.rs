@@ -5,16 +5,17 @@ use super::error::ApiError;
 use crate::app::Shared;
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use opal_api::registry::{CaseReply, Cases, DatasetReply, LineageReply, Models, Services, ZkKey};
+use opal_api::registry::{
+    CaseReply, Cases, DatasetReply, LineageReply, Models, ProvenValue, ReceiptStatus, Services,
+    ZkKey,
+};
 use opal_ledger::components::{inference, registry, verification};
 use opal_state::Overlay;
 use opal_types::{Address, Hash, ModelRef};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::sync::Arc;
 
 type S = State<Arc<Shared>>;
-type ApiResult = Result<Json<Value>, ApiError>;
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::internal(e.to_string())
@@ -177,24 +178,31 @@ pub async fn receipt(
     State(sh): S,
     Path(id): Path<String>,
     Query(q): Query<ReceiptQuery>,
-) -> ApiResult {
+) -> Result<Json<ReceiptStatus>, ApiError> {
     let id = Hash::from_hex(&id).map_err(|e| ApiError::bad_request("malformed_hash", e))?;
     let snap = sh.snapshot().map_err(internal)?;
     let h = snap.version().unwrap_or(0);
     let o = Overlay::new(snap.clone());
-    let settled = inference::settled(&o, &id).map_err(internal)?;
-    let mut v = json!({
-        "request_id": id, "height": h, "state_root": Hash(snap.root()),
-        "settled": settled.is_some(), "record": settled,
-    });
-    if q.prove {
+    let record = inference::settled(&o, &id).map_err(internal)?;
+    let proven = if q.prove {
         let key = opal_ledger::keys::inference::settled(&id);
         let (value, proof) = snap.get_with_proof(&key).map_err(internal)?;
-        v["key"] = json!(hex::encode(&key));
-        v["value"] = json!(value.map(hex::encode));
-        v["proof"] = json!(hex::encode(proof.to_bytes()));
-    }
-    Ok(Json(v))
+        Some(ProvenValue {
+            key: hex::encode(&key),
+            value: value.map(hex::encode),
+            proof: hex::encode(proof.to_bytes()),
+        })
+    } else {
+        None
+    };
+    Ok(Json(ReceiptStatus {
+        request_id: id,
+        height: h,
+        state_root: Hash(snap.root()),
+        settled: record.is_some(),
+        record,
+        proven,
+    }))
 }
 
 #[derive(Deserialize)]
