@@ -79,6 +79,7 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
         dev_timeouts: true,
         inference_key: None,
         artifact_peers: vec![],
+        gossip_peers: vec![],
     })?;
 
     let rt = tokio::runtime::Runtime::new()?;

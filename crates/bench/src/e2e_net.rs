@@ -38,11 +38,13 @@ pub struct Args {
     /// Transfers sent while it is down.
     #[arg(long, default_value_t = 20_000)]
     pub catchup_txs: usize,
-    /// Each client also sends every transfer to all the other validators (Opal does not gossip
-    /// transactions between mempools, so otherwise a transfer waits for its validator's turn to
-    /// propose).
+    /// Each client also sends every transfer to all the other validators.
     #[arg(long)]
     pub broadcast: bool,
+    /// Turn mempool gossip off (then a transfer waits for the turn of the validator it was sent
+    /// to, as before gossip).
+    #[arg(long)]
+    pub no_gossip: bool,
 }
 
 const CHAIN: &str = "opal-bench-net";
@@ -221,6 +223,10 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
                 .filter(|j| *j != i)
                 .map(|j| addrs[j].1.to_string())
                 .collect();
+            let gossip: Vec<String> = (0..nv)
+                .filter(|j| *j != i && !a.no_gossip)
+                .map(|j| format!("http://{}", addrs[j].0))
+                .collect();
             let cfg: NodeConfig = serde_json::from_value(json!({
                 "moniker": format!("v{i}"),
                 "api_addr": addrs[i].0.to_string(),
@@ -228,6 +234,7 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
                 "peers": peers,
                 "check_invariants": false,
                 "dev_timeouts": true,
+                "gossip_peers": gossip,
             }))?;
             home.write_config(&cfg)?;
             Ok(home)

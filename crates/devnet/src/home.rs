@@ -86,6 +86,7 @@ pub fn init_home(home: &Home, a: &DevnetOptions) -> Result<()> {
         dev_timeouts: true,
         inference_key: Some(PathBuf::from("keys").join(format!("{INFERENCE_KEY}.json"))),
         artifact_peers: vec![],
+        gossip_peers: vec![],
     })?;
     Ok(())
 }
@@ -171,6 +172,8 @@ pub struct OperatorNode {
     pub peers: Vec<std::net::SocketAddr>,
     pub dev_timeouts: bool,
     pub check_invariants: bool,
+    /// API URLs to gossip admitted transactions to.
+    pub gossip_peers: Vec<String>,
 }
 
 /// Create an operator's node home: a new validator key and a config, no genesis (the chain's
@@ -218,6 +221,7 @@ pub fn init_operator(home: &Home, n: &OperatorNode) -> Result<SecretKey> {
         dev_timeouts: n.dev_timeouts,
         inference_key: None,
         artifact_peers: vec![],
+        gossip_peers: n.gossip_peers.clone(),
     })
     .context("writing config.toml")?;
     Ok(key)

@@ -279,6 +279,13 @@ fn config_for(name: &str, ports: &[(u16, u16)], i: usize) -> NodeConfig {
         dev_timeouts: true,
         inference_key: None,
         artifact_peers: vec![],
+        // Every other validator's API: a transaction sent to any of them reaches all.
+        gossip_peers: ports
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, p)| format!("http://{}", addr(p.0)))
+            .collect(),
     }
 }
 

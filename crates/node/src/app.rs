@@ -104,6 +104,8 @@ pub struct Shared {
     pub validator: PublicKey,
     pub check_invariants: bool,
     pub metrics: crate::metrics::Metrics,
+    /// Where newly admitted transactions go out to the gossip peers.
+    pub gossip: crate::gossip::Gossip,
 }
 
 impl Shared {

@@ -39,6 +39,10 @@ pub struct NodeConfig {
     /// API URLs of nodes to fetch model files from, besides the endpoints of declared services.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifact_peers: Vec<String>,
+    /// API URLs of the nodes this one gossips admitted transactions to (the other validators,
+    /// and full nodes that relay for clients); see `gossip.rs`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gossip_peers: Vec<String>,
 }
 
 /// A validator's consensus key and VRF key, as an operator names them: the path of its node key

@@ -19,6 +19,7 @@ pub mod api;
 pub mod app;
 pub mod clock;
 pub mod error;
+pub mod gossip;
 pub mod home;
 pub mod local;
 pub mod mempool;

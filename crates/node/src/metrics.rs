@@ -18,6 +18,19 @@ pub struct Metrics {
     pub txs_refused: Family<Vec<(String, String)>, Counter>,
     pub block_commit_seconds: Histogram,
     pub block_txs: Histogram,
+    /// Mempool gossip (`gossip.rs`).
+    pub gossip: GossipCounters,
+    /// Transactions received from gossip peers, by outcome (`admitted`, `known`, `refused`).
+    pub gossip_received: Family<Vec<(String, String)>, Counter>,
+}
+
+/// The outbound gossip's counters (clones count into the same metrics).
+#[derive(Clone, Default)]
+pub struct GossipCounters {
+    pub sent_txs: Counter,
+    pub dropped_txs: Counter,
+    pub dropped_batches: Counter,
+    pub failed_batches: Counter,
 }
 
 impl Default for Metrics {
@@ -32,6 +45,8 @@ impl Default for Metrics {
             txs_refused: Family::default(),
             block_commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             block_txs: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+            gossip: GossipCounters::default(),
+            gossip_received: Family::default(),
             registry: Registry::default(),
         };
         r.register(
@@ -74,11 +89,44 @@ impl Default for Metrics {
             "Transactions per committed block",
             m.block_txs.clone(),
         );
+        r.register(
+            "gossip_sent_txs",
+            "Transactions batched for the gossip peers",
+            m.gossip.sent_txs.clone(),
+        );
+        r.register(
+            "gossip_dropped_txs",
+            "Admitted transactions not gossiped: the outbound queue was full",
+            m.gossip.dropped_txs.clone(),
+        );
+        r.register(
+            "gossip_dropped_batches",
+            "Gossip batches dropped for a peer whose queue was full",
+            m.gossip.dropped_batches.clone(),
+        );
+        r.register(
+            "gossip_failed_batches",
+            "Gossip batches a peer did not take (unreachable, or an error status)",
+            m.gossip.failed_batches.clone(),
+        );
+        r.register(
+            "gossip_received_txs",
+            "Transactions received from gossip peers, by outcome",
+            m.gossip_received.clone(),
+        );
         Metrics { registry: r, ..m }
     }
 }
 
 impl Metrics {
+    pub fn gossip_received(&self, outcome: &str, n: u64) {
+        if n > 0 {
+            self.gossip_received
+                .get_or_create(&vec![("outcome".to_string(), outcome.to_string())])
+                .inc_by(n);
+        }
+    }
+
     pub fn refused(&self, code: &str) {
         self.txs_refused
             .get_or_create(&vec![("code".to_string(), code.to_string())])

@@ -87,6 +87,8 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
     let height = store.latest_version().unwrap_or(0);
     let (events, _) = broadcast::channel(16 * 1024);
     let (height_tx, _) = watch::channel(height);
+    let metrics = crate::metrics::Metrics::default();
+    let gossip = crate::gossip::Gossip::start(config.gossip_peers.clone(), metrics.gossip.clone());
     let shared = Arc::new(Shared {
         store,
         mempool: parking_lot::Mutex::new(Mempool::new(MempoolLimits::default())),
@@ -95,7 +97,8 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
         chain_id: genesis.chain_id.clone(),
         validator: key.public_key(),
         check_invariants: config.check_invariants,
-        metrics: Default::default(),
+        metrics,
+        gossip,
     });
 
     let api_addr = opts.api_addr.unwrap_or(config.api_addr);

@@ -55,6 +55,7 @@ fn init(a: NodeInitArgs, out: Output) -> Result<()> {
             peers: a.peers.clone(),
             dev_timeouts: a.dev_timeouts,
             check_invariants: a.check_invariants,
+            gossip_peers: a.gossip_peers.clone(),
         },
     )?;
     let v = json!({
@@ -145,6 +146,10 @@ pub struct NodeInitArgs {
     /// Persistent peers' p2p addresses (host:port), comma-separated or repeated.
     #[arg(long, value_delimiter = ',')]
     pub peers: Vec<SocketAddr>,
+    /// API URLs (http://host:port) of the nodes to gossip admitted transactions to: the other
+    /// validators, so a transaction sent to this node is proposed by whoever proposes next.
+    #[arg(long, value_delimiter = ',')]
+    pub gossip_peers: Vec<String>,
     /// Use short consensus timeouts (for local test networks).
     #[arg(long)]
     pub dev_timeouts: bool,

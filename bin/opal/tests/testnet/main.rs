@@ -9,6 +9,7 @@ mod common;
 mod crash;
 mod downtime;
 mod foreign;
+mod gossip;
 mod governance;
 mod halt;
 mod network;

@@ -28,7 +28,7 @@ pub async fn index() -> Json<Value> {
         "name": "opal",
         "version": env!("CARGO_PKG_VERSION"),
         "openapi": "/openapi.json",
-        "endpoints": ["/api/status", "/api/txs", "/api/txs/{hash}", "/api/accounts/{address}",
+        "endpoints": ["/api/status", "/api/txs", "/api/txs/{hash}", "/api/gossip/txs", "/api/accounts/{address}",
                       "/api/blocks/latest", "/api/blocks/{height}", "/api/light/{height}", "/api/state/{key}", "/api/validators", "/api/models", "/api/models/{model}", "/api/models/{model}/lineage",
                       "/api/datasets/{name}", "/api/services", "/api/escrows/{caller}/{node}", "/api/receipts/{request_id}",
                       "/api/params", "/api/gov", "/api/gov/proposals", "/api/gov/proposals/{id}", "/api/gov/proposals/{id}/votes", "/api/rewards/{address}",
@@ -111,21 +111,27 @@ pub async fn submit_tx(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<api::TxStatus>), ApiError> {
-    let r = admit(&sh, headers, body);
+    let r = submitted_bytes(headers, body).and_then(|bytes| {
+        let hash = admit_bytes(&sh, &bytes)?;
+        // New here: on to the gossip peers.
+        sh.gossip.offer(bytes);
+        Ok(hash)
+    });
     match &r {
         Ok(_) => {
             sh.metrics.txs_admitted.inc();
         }
         Err(e) => sh.metrics.refused(&e.code),
     }
-    r
+    r.map(|hash| (StatusCode::ACCEPTED, Json(api::TxStatus::Pending { hash })))
 }
 
-fn admit(
-    sh: &Shared,
+/// The transaction bytes of a `POST /api/txs` body: raw (`application/octet-stream`) or
+/// `{"tx": "<hex>"}`.
+fn submitted_bytes(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<api::TxStatus>), ApiError> {
+) -> Result<Vec<u8>, ApiError> {
     let body = body.map_err(|r| {
         let status = r.status();
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -139,18 +145,23 @@ fn admit(
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/octet-stream"));
-    let bytes: Vec<u8> = if is_binary {
-        body.to_vec()
-    } else {
-        let env: api::SubmitTx = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(
-                "malformed_json",
-                format!("expected {{\"tx\": \"<hex>\"}}: {e}"),
-            )
-        })?;
-        hex::decode(env.tx.trim())
-            .map_err(|e| ApiError::bad_request("malformed_hex", format!("tx is not hex: {e}")))?
-    };
+    if is_binary {
+        return Ok(body.to_vec());
+    }
+    let env: api::SubmitTx = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "malformed_json",
+            format!("expected {{\"tx\": \"<hex>\"}}: {e}"),
+        )
+    })?;
+    hex::decode(env.tx.trim())
+        .map_err(|e| ApiError::bad_request("malformed_hex", format!("tx is not hex: {e}")))
+}
+
+/// Admit one encoded transaction, from a client or a gossip peer: decoded with bounds, its
+/// stateless checks (size, chain, fee, signature), then the mempool's nonce and balance rules
+/// against the committed state.
+pub(crate) fn admit_bytes(sh: &Shared, bytes: &[u8]) -> Result<Hash, ApiError> {
     // The largest any action may be (evidence transactions carry tensors, a model file or a
     // proof); `check_tx_stateless` then applies the action's own limit.
     let params = sh.params().map_err(internal)?;
@@ -162,7 +173,7 @@ fn admit(
             format!("transaction is {} bytes, the limit is {limit}", bytes.len()),
         ));
     }
-    let tx = Transaction::from_bytes(&bytes, limit)
+    let tx = Transaction::from_bytes(bytes, limit)
         .map_err(|e| ApiError::bad_request("malformed_transaction", e.to_string()))?;
     exec::check_tx_stateless(&tx, bytes.len(), &sh.chain_id, &params, true)
         .map_err(|e| ApiError::from(crate::error::AdmitError::Tx(e)))?;
@@ -171,9 +182,54 @@ fn admit(
     let mut mempool = sh.mempool.lock();
     let snap = sh.snapshot().map_err(internal)?;
     let sender = sender_state(&snap, &tx.sender()).map_err(internal)?;
-    let hash = mempool.admit(tx, bytes.len(), sender)?;
-    drop(mempool);
-    Ok((StatusCode::ACCEPTED, Json(api::TxStatus::Pending { hash })))
+    Ok(mempool.admit(tx, bytes.len(), sender)?)
+}
+
+/// `POST /api/gossip/txs`: a gossip peer's batch (borsh [`crate::gossip::GossipBatch`]). Each
+/// transaction is admitted as if a client had sent it; those new here go on to this node's
+/// own gossip peers. Garbage or an oversized batch is refused whole (400, 413).
+pub async fn gossip_txs(
+    State(sh): S,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(|r| {
+        let status = r.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "bad_body"
+        };
+        sh.metrics.gossip_received(code, 1);
+        ApiError::new(status, code, r.body_text())
+    })?;
+    let batch = crate::gossip::GossipBatch::from_bytes(&body).map_err(|e| {
+        sh.metrics.gossip_received("malformed", 1);
+        ApiError::bad_request("malformed_gossip", e)
+    })?;
+    let sh2 = sh.clone();
+    // Signature checks are CPU work: off the async threads.
+    let (admitted, known, refused) = tokio::task::spawn_blocking(move || {
+        let (mut admitted, mut known, mut refused) = (0u64, 0u64, 0u64);
+        for tx in batch.txs {
+            match admit_bytes(&sh2, &tx) {
+                Ok(_) => {
+                    admitted += 1;
+                    sh2.gossip.offer(tx);
+                }
+                Err(e) if e.code == "already_known" => known += 1,
+                Err(_) => refused += 1,
+            }
+        }
+        (admitted, known, refused)
+    })
+    .await
+    .map_err(|e| internal(e.to_string()))?;
+    sh.metrics.gossip_received("admitted", admitted);
+    sh.metrics.gossip_received("known", known);
+    sh.metrics.gossip_received("refused", refused);
+    Ok(Json(
+        json!({"admitted": admitted, "known": known, "refused": refused}),
+    ))
 }
 
 pub async fn tx_status(

@@ -30,6 +30,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/api/txs",
             post(handlers::submit_tx).layer(DefaultBodyLimit::max(tx_body_limit)),
         )
+        .route(
+            "/api/gossip/txs",
+            post(handlers::gossip_txs)
+                .layer(DefaultBodyLimit::max(crate::gossip::MAX_GOSSIP_BYTES)),
+        )
         .route("/api/txs/{hash}", get(handlers::tx_status))
         .route("/api/accounts/{address}", get(handlers::account))
         .route("/api/blocks/latest", get(handlers::latest_block))

@@ -60,6 +60,7 @@ pub fn one_validator_app(key: &SecretKey, genesis_time_ms: u64) -> (tempfile::Te
         validator: key.public_key(),
         check_invariants: true,
         metrics: Default::default(),
+        gossip: opal_node::gossip::Gossip::disabled(),
     });
     (dir, OpalApp::new(shared, Some(key.clone())))
 }
