@@ -255,6 +255,20 @@ impl Ledger {
         s: &mut Overlay,
         block: &Block,
     ) -> Result<BlockResult, LedgerError> {
+        self.execute_block_with(s, block, &|_| false)
+    }
+
+    /// [`Ledger::execute_block`], skipping the signature check of the transactions for which
+    /// `verified` holds: those this node itself verified before (at mempool admission). The
+    /// result is the same bytes either way: a transaction's hash covers its body, signer and
+    /// signature, so a transaction that hashes to one verified earlier is that transaction.
+    /// `verified` must only hold for hashes of transactions whose signature was checked.
+    pub fn execute_block_with(
+        &self,
+        s: &mut Overlay,
+        block: &Block,
+        verified: &dyn Fn(&Hash) -> bool,
+    ) -> Result<BlockResult, LedgerError> {
         let params = params(s)?;
         let chain_id = chain_id(s)?;
         let ctx = BlockCtx {
@@ -276,9 +290,9 @@ impl Ledger {
         for c in self.components() {
             c.begin_block(s, frame, &mut result.events)?;
         }
-        let sig_ok = signatures_ok(&block.txs);
-        for (tx, sig_ok) in block.txs.iter().zip(sig_ok) {
-            let hash = tx.hash();
+        let hashes: Vec<Hash> = block.txs.iter().map(Transaction::hash).collect();
+        let sig_ok = signatures_ok(&block.txs, &hashes, verified);
+        for ((tx, sig_ok), hash) in block.txs.iter().zip(sig_ok).zip(hashes) {
             let len = opal_types::encode(tx).len();
             let outcome = match check_tx_stateless(tx, len, &chain_id, &params, false) {
                 Err(e) => Err(e),
@@ -361,21 +375,30 @@ impl Ledger {
     }
 }
 
-/// Verify every transaction signature of a block, in one batch when all are valid.
-fn signatures_ok(txs: &[Transaction]) -> Vec<bool> {
-    let digests: Vec<Hash> = txs.iter().map(|t| t.body.sign_digest()).collect();
-    let batch = opal_types::crypto::verify_batch(
-        txs.iter()
-            .zip(&digests)
-            .map(|(t, d)| (&t.signer, &d.0[..], &t.signature)),
-    );
-    if batch.is_ok() {
-        return vec![true; txs.len()];
+/// Whether each transaction of a block is validly signed: those `verified` already are; the
+/// others are verified in one batch, and one by one only when the batch fails.
+pub fn signatures_ok(
+    txs: &[Transaction],
+    hashes: &[Hash],
+    verified: &dyn Fn(&Hash) -> bool,
+) -> Vec<bool> {
+    let mut ok = vec![true; txs.len()];
+    let todo: Vec<usize> = (0..txs.len()).filter(|&i| !verified(&hashes[i])).collect();
+    if todo.is_empty() {
+        return ok;
     }
-    txs.iter()
-        .zip(&digests)
-        .map(|(t, d)| t.signer.verify(&d.0, &t.signature).is_ok())
-        .collect()
+    let digests: Vec<Hash> = todo.iter().map(|&i| txs[i].body.sign_digest()).collect();
+    let batch = opal_types::crypto::verify_batch(
+        todo.iter()
+            .zip(&digests)
+            .map(|(&i, d)| (&txs[i].signer, &d.0[..], &txs[i].signature)),
+    );
+    if batch.is_err() {
+        for (&i, d) in todo.iter().zip(&digests) {
+            ok[i] = txs[i].signer.verify(&d.0, &txs[i].signature).is_ok();
+        }
+    }
+    ok
 }
 
 /// The verified randomness of a block's beacon: the proposer must be in the active set (the

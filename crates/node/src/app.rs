@@ -8,7 +8,7 @@ use opal_consensus::{BlockExecutor, CommitCertificate, Height, Validator};
 use opal_ledger::{components::accounts, exec, invariants, Params};
 use opal_state::{Overlay, Snapshot, Store};
 use opal_types::block::LastCommit;
-use opal_types::{Block, BlockHeader, Hash, PublicKey};
+use opal_types::{Block, BlockHeader, Hash, PublicKey, Transaction};
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -109,6 +109,17 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The hashes of `txs` that are in this node's mempool: admitted here, so their signatures
+    /// were verified (by the API's admission, or signed by this node itself).
+    pub fn admitted_among(&self, txs: &[Transaction]) -> std::collections::HashSet<Hash> {
+        if txs.is_empty() {
+            return Default::default();
+        }
+        let hashes: Vec<Hash> = txs.iter().map(Transaction::hash).collect();
+        let m = self.mempool.lock();
+        hashes.into_iter().filter(|h| m.contains(h)).collect()
+    }
+
     pub fn snapshot(&self) -> Result<Snapshot, AppError> {
         self.store.snapshot().map_err(store_err)
     }
@@ -370,9 +381,11 @@ impl OpalApp {
         let started = std::time::Instant::now();
         let snap = sh.snapshot()?;
         let mut overlay = Overlay::new(snap);
+        // What this node verified at admission is not verified again (docs/architecture.md).
+        let verified = sh.admitted_among(&block.txs);
         let result = self
             .ledger
-            .execute_block(&mut overlay, &block)
+            .execute_block_with(&mut overlay, &block, &|h| verified.contains(h))
             .map_err(|e| AppError::Ledger(e.to_string()))?;
         if sh.check_invariants {
             invariants::check_supply(&overlay).map_err(|e| AppError::Invariant {
@@ -522,16 +535,15 @@ impl OpalApp {
                     .map_err(|e| bad(format!("last commit: {e}")))?;
             }
         }
-        let digests: Vec<Hash> = block.txs.iter().map(|t| t.body.sign_digest()).collect();
-        if !block.txs.is_empty() {
-            opal_types::crypto::verify_batch(
-                block
-                    .txs
-                    .iter()
-                    .zip(&digests)
-                    .map(|(t, d)| (&t.signer, &d.0[..], &t.signature)),
-            )
-            .map_err(|_| bad("a transaction signature is invalid".into()))?;
+        // Every signature, but those this node verified at admission (in its mempool), in one
+        // batch.
+        let hashes: Vec<Hash> = block.txs.iter().map(Transaction::hash).collect();
+        let verified = sh.admitted_among(&block.txs);
+        if exec::signatures_ok(&block.txs, &hashes, &|h| verified.contains(h))
+            .iter()
+            .any(|ok| !ok)
+        {
+            return Err(bad("a transaction signature is invalid".into()));
         }
         for t in &block.txs {
             let len = opal_types::encode(t).len();

@@ -7,8 +7,10 @@ pub enum AdmitError {
     Tx(#[from] TxError),
     #[error("transaction {0} is already known")]
     AlreadyKnown(String),
-    #[error("mempool is full ({0} transactions); retry later")]
+    #[error("mempool is full ({0} transactions) of transactions paying as much per byte; retry later or pay a higher fee")]
     MempoolFull(usize),
+    #[error("this sender already has {0} transactions waiting; retry once some are in a block")]
+    SenderLimit(usize),
 }
 
 impl AdmitError {
@@ -18,6 +20,7 @@ impl AdmitError {
             AdmitError::Tx(e) => e.code().into(),
             AdmitError::AlreadyKnown(_) => "already_known".into(),
             AdmitError::MempoolFull(_) => "mempool_full".into(),
+            AdmitError::SenderLimit(_) => "sender_limit".into(),
         }
     }
 }

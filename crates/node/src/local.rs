@@ -37,8 +37,14 @@ pub fn submit(shared: &Shared, key: &SecretKey, action: Action) -> Result<Hash, 
         action,
     }
     .sign(key);
-    let len = opal_types::encode(&tx).len();
-    Ok(mempool.admit(tx, len, state).map_err(AppError::from)?)
+    let bytes = opal_types::encode(&tx);
+    let hash = mempool
+        .admit(tx, bytes.len(), state)
+        .map_err(AppError::from)?;
+    drop(mempool);
+    // Like a client's: the next proposer, whoever it is, should have it.
+    shared.gossip.offer(bytes);
+    Ok(hash)
 }
 
 /// Wait until transaction `hash` is committed and return its result.

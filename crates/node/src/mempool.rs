@@ -1,4 +1,10 @@
 //! The mempool: admitted transactions waiting for a block, per sender in nonce order.
+//!
+//! Limits: at most `max_txs` transactions and `max_bytes` in all, and `max_per_sender` from one
+//! sender (so one account cannot fill it). When it is full, a transaction paying a higher fee
+//! per byte evicts the cheapest one that is last in its sender's queue (so no other sender's
+//! nonce sequence is broken, and never the newcomer's own sender); the evicted one's status
+//! says `evicted`. Upkeep after each block drops what was included or became stale.
 
 use crate::error::AdmitError;
 use opal_ledger::TxError;
@@ -11,6 +17,8 @@ use std::sync::Arc;
 pub struct MempoolLimits {
     pub max_txs: usize,
     pub max_bytes: usize,
+    /// Pending transactions of one sender.
+    pub max_per_sender: usize,
 }
 
 impl Default for MempoolLimits {
@@ -18,6 +26,7 @@ impl Default for MempoolLimits {
         MempoolLimits {
             max_txs: 50_000,
             max_bytes: 64 << 20,
+            max_per_sender: 5_000,
         }
     }
 }
@@ -87,6 +96,12 @@ fn spend_of(tx: &Transaction) -> Result<Amount, TxError> {
         .map_err(|_| TxError::Overflow)
 }
 
+/// Whether `fee` over `len` bytes is strictly more per byte than `other_fee` over `other_len`
+/// (compared as cross products, without division).
+fn pays_more(fee: Amount, len: usize, other_fee: Amount, other_len: usize) -> bool {
+    fee.0.saturating_mul(other_len.max(1) as u128) > other_fee.0.saturating_mul(len.max(1) as u128)
+}
+
 impl Mempool {
     pub fn new(limits: MempoolLimits) -> Mempool {
         Mempool {
@@ -142,9 +157,6 @@ impl Mempool {
             return Err(AdmitError::AlreadyKnown(hash.to_hex()));
         }
         let limits = self.limits();
-        if self.by_hash.len() >= limits.max_txs || self.bytes + len > limits.max_bytes {
-            return Err(AdmitError::MempoolFull(self.by_hash.len()));
-        }
         let addr = tx.sender();
         // Only pending transactions at or above the committed nonce count: a block may have been
         // committed and not yet pruned from here (the API reads state, then locks the mempool).
@@ -177,6 +189,27 @@ impl Mempool {
             }
             .into());
         }
+        if pending_count as usize >= limits.max_per_sender {
+            return Err(AdmitError::SenderLimit(limits.max_per_sender));
+        }
+        // Full: make room by evicting one cheaper transaction, or refuse (nothing is evicted
+        // unless that makes room).
+        if self.by_hash.len() >= limits.max_txs || self.bytes + len > limits.max_bytes {
+            let victim = self.cheapest_tail(&addr).filter(|&(_, fee, l)| {
+                pays_more(tx.body.fee, len, fee, l)
+                    && self.by_hash.len() - 1 < limits.max_txs
+                    && self.bytes - l + len <= limits.max_bytes
+            });
+            let Some((h, _, _)) = victim else {
+                return Err(AdmitError::MempoolFull(self.by_hash.len()));
+            };
+            self.remove(&h);
+            self.note_dropped(
+                h,
+                "evicted from a full mempool by a transaction paying a higher fee per byte".into(),
+                "evicted",
+            );
+        }
         let nonce = tx.body.nonce;
         self.by_sender.entry(addr).or_default().insert(
             nonce,
@@ -204,6 +237,30 @@ impl Mempool {
             }
         }
         out
+    }
+
+    /// The transaction with the lowest fee per byte among those last in their sender's queue,
+    /// other than `except`'s: (hash, fee, encoded length).
+    fn cheapest_tail(&self, except: &Address) -> Option<(Hash, Amount, usize)> {
+        self.by_sender
+            .iter()
+            .filter(|(a, _)| *a != except)
+            .filter_map(|(_, m)| m.values().next_back())
+            .map(|e| (e.hash, e.tx.body.fee, e.len))
+            .reduce(|best, x| {
+                if pays_more(best.1, best.2, x.1, x.2) {
+                    x
+                } else {
+                    best
+                }
+            })
+    }
+
+    fn note_dropped(&mut self, h: Hash, reason: String, code: &'static str) {
+        self.recently_dropped.push_back((h, reason, code));
+        if self.recently_dropped.len() > DROPPED_MEMORY {
+            self.recently_dropped.pop_front();
+        }
     }
 
     fn remove(&mut self, h: &Hash) -> bool {
@@ -271,10 +328,7 @@ impl Mempool {
                         "earlier_dropped",
                     )
                 };
-                self.recently_dropped.push_back((x, reason, code));
-                if self.recently_dropped.len() > DROPPED_MEMORY {
-                    self.recently_dropped.pop_front();
-                }
+                self.note_dropped(x, reason, code);
             }
         }
     }

@@ -115,6 +115,7 @@ fn limits_are_enforced() {
     let mut m = Mempool::new(MempoolLimits {
         max_txs: 2,
         max_bytes: 1_000,
+        max_per_sender: 10,
     });
     m.admit(tx(1, 0, 1), 100, rich(0)).unwrap();
     m.admit(tx(2, 0, 1), 100, rich(0)).unwrap();
@@ -125,12 +126,78 @@ fn limits_are_enforced() {
     let mut m = Mempool::new(MempoolLimits {
         max_txs: 10,
         max_bytes: 150,
+        max_per_sender: 10,
     });
     m.admit(tx(1, 0, 1), 100, rich(0)).unwrap();
     assert!(matches!(
         m.admit(tx(2, 0, 1), 100, rich(0)),
         Err(AdmitError::MempoolFull(_))
     ));
+}
+
+fn tx_fee(from: u8, nonce: u64, fee: u128) -> Transaction {
+    TxBody {
+        chain_id: "c".into(),
+        nonce,
+        fee: Amount(fee),
+        action: Action::Transfer {
+            to: SecretKey::from_seed([99; 32]).address(),
+            amount: Amount(1),
+        },
+    }
+    .sign(&SecretKey::from_seed([from; 32]))
+}
+
+#[test]
+fn one_sender_cannot_fill_the_mempool() {
+    let mut m = Mempool::new(MempoolLimits {
+        max_txs: 100,
+        max_bytes: 1 << 20,
+        max_per_sender: 3,
+    });
+    for n in 0..3 {
+        m.admit(tx(1, n, 1), 100, rich(0)).unwrap();
+    }
+    let e = m.admit(tx(1, 3, 1), 100, rich(0)).unwrap_err();
+    assert!(matches!(e, AdmitError::SenderLimit(3)), "{e}");
+    assert_eq!(e.code(), "sender_limit");
+    // Others still get in; and the sender again once its transactions are in a block.
+    m.admit(tx(2, 0, 1), 100, rich(0)).unwrap();
+    let included: Vec<Hash> = (0..3).map(|n| tx(1, n, 1).hash()).collect();
+    m.on_committed(&included, |_| Some(3));
+    m.admit(tx(1, 3, 1), 100, rich(3)).unwrap();
+}
+
+#[test]
+fn a_full_mempool_evicts_the_cheapest_tail_for_a_higher_fee() {
+    let mut m = Mempool::new(MempoolLimits {
+        max_txs: 3,
+        max_bytes: 1 << 20,
+        max_per_sender: 10,
+    });
+    // Sender 1: fees 50 then 20 (its tail pays 20); sender 2: fee 30.
+    m.admit(tx_fee(1, 0, 50), 100, rich(0)).unwrap();
+    m.admit(tx_fee(1, 1, 20), 100, rich(0)).unwrap();
+    m.admit(tx_fee(2, 0, 30), 100, rich(0)).unwrap();
+    // Not more per byte than the cheapest tail: refused, nothing evicted.
+    let e = m.admit(tx_fee(3, 0, 20), 100, rich(0)).unwrap_err();
+    assert!(matches!(e, AdmitError::MempoolFull(3)), "{e}");
+    assert_eq!(m.len(), 3);
+    // More: sender 1's tail (fee 20) goes, not its head, and its status says why.
+    let evicted = tx_fee(1, 1, 20).hash();
+    m.admit(tx_fee(3, 0, 25), 100, rich(0)).unwrap();
+    assert_eq!(m.len(), 3);
+    assert!(!m.contains(&evicted));
+    assert!(m.contains(&tx_fee(1, 0, 50).hash()));
+    assert_eq!(m.dropped_reason(&evicted).unwrap().1, "evicted");
+    // A sender never evicts its own queue: sender 3 at a huge fee finds only others' tails
+    // (sender 2's, fee 30, and sender 1's head-now-tail, fee 50) and takes the cheapest.
+    m.admit(tx_fee(3, 1, 1_000), 100, rich(0)).unwrap();
+    assert!(!m.contains(&tx_fee(2, 0, 30).hash()));
+    assert!(m.contains(&tx_fee(3, 0, 25).hash()));
+    // Per byte, not per transaction: a fee of 60 over 300 bytes pays less than 50 over 100.
+    let e = m.admit(tx_fee(4, 0, 60), 300, rich(0)).unwrap_err();
+    assert!(matches!(e, AdmitError::MempoolFull(_)), "{e}");
 }
 
 #[test]

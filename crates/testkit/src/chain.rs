@@ -353,6 +353,11 @@ impl TestChain {
         self.tx(who, 0, Action::CommitteeVote { request_id, valid })
     }
 
+    /// No block for `ms` of block time (a halted chain): the next block comes that much later.
+    pub fn pause(&mut self, ms: u64) {
+        self.time_ms += ms;
+    }
+
     /// Empty blocks until block time passes `ms`.
     pub fn advance_time_to(&mut self, ms: u64) {
         while self.time_ms < ms {

@@ -99,15 +99,16 @@ pub fn reward_validator(
         .checked_bps(commission_bps)
         .map_err(|e| inv("commission", e))?;
     let d = Amount(reward.0 - c.0);
+    // The rate is kept in u128: a reward that would push it past that cannot be assigned (nor
+    // anything of this reward): the caller sends it all to the treasury. Value is conserved
+    // and the block goes on; no realistic chain gets near it.
+    let current = rate(s, op)?;
+    let step = opal_types::amount::mul_div_floor(d.0, REWARD_SCALE, shares);
+    let Some(r) = step.and_then(|step| current.checked_add(step)) else {
+        return Ok(reward);
+    };
     add(s, &k::commission(op), c, "commission")?;
     add(s, &k::outstanding(op), d, "outstanding")?;
-    let step =
-        d.0.checked_mul(REWARD_SCALE)
-            .ok_or_else(|| inv("reward rate", "overflow"))?
-            / shares;
-    let r = rate(s, op)?
-        .checked_add(step)
-        .ok_or_else(|| inv("reward rate", "overflow"))?;
     write(s, &k::rate(op), &r);
     Ok(Amount::ZERO)
 }
@@ -124,11 +125,9 @@ pub fn pending(
     let delta = now
         .checked_sub(entry)
         .ok_or_else(|| inv("reward entry", "above the rate"))?;
-    // shares × delta ≤ (all rewards ever given to op) × REWARD_SCALE: far inside u128.
-    let owed = shares
-        .checked_mul(delta)
-        .ok_or_else(|| inv("reward claim", "overflow"))?
-        / REWARD_SCALE;
+    // shares × delta may pass 128 bits; the claim itself is at most what was given to op.
+    let owed = opal_types::amount::mul_div_floor(shares, delta, REWARD_SCALE)
+        .ok_or_else(|| inv("reward claim", "overflow"))?;
     Ok(Amount(owed))
 }
 

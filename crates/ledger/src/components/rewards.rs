@@ -39,13 +39,14 @@ pub struct Mint {
     pub amount: Amount,
 }
 
-/// The schedule: what a block minted on `supply` over `dt_ms` of block time.
+/// The schedule: what a block minted on `supply` over `dt_ms` of block time, exactly
+/// `floor(supply × inflation_bps × dt_ms / (10000 × YEAR_MS))`. The product is taken in 256
+/// bits, so no supply and no gap between blocks (a chain restarted after a long halt) makes it
+/// fail; `None` only if the minted amount itself does not fit in a `u128`.
 pub fn emission(supply: Amount, inflation_bps: u32, dt_ms: u64) -> Option<Amount> {
-    supply
-        .0
-        .checked_mul(inflation_bps as u128)?
-        .checked_mul(dt_ms as u128)
-        .map(|v| Amount(v / (10_000 * YEAR_MS)))
+    // inflation_bps × dt_ms < 2^32 × 2^64: fits in a u128.
+    let rate = inflation_bps as u128 * dt_ms as u128;
+    opal_types::amount::mul_div_floor(supply.0, rate, 10_000 * YEAR_MS).map(Amount)
 }
 
 pub fn last_mint(s: &Overlay) -> Result<Mint, LedgerError> {
@@ -314,5 +315,42 @@ impl super::Component for Rewards {
             Action::SetCommission { bps } => set_commission(s, tx.ctx.time_ms, tx.sender, *bps, ev),
             other => super::not_routed_here(self.name(), other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emission_is_exact_and_never_overflows_on_a_large_supply_or_a_long_gap() {
+        // Small values agree with the naive formula.
+        for (s, b, d) in [
+            (0u128, 700u32, 500u64),
+            (1_000_000, 700, 500),
+            (123_456_789_012_345, 1, 1),
+        ] {
+            let naive = s * b as u128 * d as u128 / (10_000 * YEAR_MS);
+            assert_eq!(emission(Amount(s), b, d), Some(Amount(naive)));
+        }
+        // A year at 100%: the supply doubles, exactly, even where supply × bps × dt needs more
+        // than 128 bits.
+        let big = Amount(1 << 100);
+        let year = YEAR_MS as u64;
+        assert_eq!(emission(big, 10_000, year), Some(big));
+        assert_eq!(
+            emission(Amount(u128::MAX / 2), 10_000, year),
+            Some(Amount(u128::MAX / 2))
+        );
+        // A week's gap on a large supply.
+        let week = 7 * 24 * 3_600 * 1_000;
+        let got = emission(Amount(10u128.pow(30)), 700, week).unwrap();
+        let want = 10u128.pow(30) / (10_000 * YEAR_MS) * 700 * week as u128;
+        assert!(
+            got.0 >= want && got.0 - want < 700 * week as u128,
+            "{got:?} {want}"
+        );
+        // Only a quotient beyond u128 is refused.
+        assert_eq!(emission(Amount(u128::MAX), 10_000, 2 * year), None);
     }
 }

@@ -37,7 +37,9 @@ impl ApiError {
 impl From<AdmitError> for ApiError {
     fn from(e: AdmitError) -> Self {
         let status = match e {
-            AdmitError::MempoolFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AdmitError::MempoolFull(_) | AdmitError::SenderLimit(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AdmitError::AlreadyKnown(_) => StatusCode::CONFLICT,
             AdmitError::Tx(opal_ledger::TxError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             AdmitError::Tx(_) => StatusCode::BAD_REQUEST,
