@@ -208,6 +208,7 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
         "validators": vkeys.iter().enumerate().map(|(i, k)| json!({
             "name": format!("v{i}"),
             "public_key": k.public_key(),
+            "vrf_key": k.vrf_public_key(),
             "stake": Amount(1_000_000_000_000),
         })).collect::<Vec<_>>(),
     }))?;
