@@ -41,6 +41,14 @@ pub struct Args {
     /// Each client also sends every transfer to all the other validators.
     #[arg(long)]
     pub broadcast: bool,
+    /// Every sender sends to the first validator only (the issue's "sent to a single
+    /// validator"); without it sender k sends to validator k mod N.
+    #[arg(long)]
+    pub to_first: bool,
+    /// Pace the load: this many transfers per second in all (spread over the senders);
+    /// without it each sender sends as fast as its node answers.
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// Turn mempool gossip off (then a transfer waits for the turn of the validator it was sent
     /// to, as before gossip).
     #[arg(long)]
@@ -103,17 +111,32 @@ fn sign_all(keys: &[SecretKey], nonce0: u64, per: usize) -> Vec<Vec<(Hash, Strin
 }
 
 /// POST every list from its own thread to `urls[k % urls.len()]`; returns (hash -> (node, accepted at)).
+/// Where and how fast the clients send.
+#[derive(Clone, Copy)]
+struct Load {
+    broadcast: bool,
+    to_first: bool,
+    rate: Option<f64>,
+}
+
 fn submit_all(
     signed: Vec<Vec<(Hash, String)>>,
     urls: &[(usize, String)],
-    broadcast: bool,
+    load: Load,
 ) -> Result<HashMap<Hash, (usize, Instant)>> {
+    let broadcast = load.broadcast;
     let submitted: Arc<Mutex<HashMap<Hash, (usize, Instant)>>> = Arc::default();
+    let senders = signed.len();
+    let t0 = Instant::now();
     let threads: Vec<_> = signed
         .into_iter()
         .enumerate()
         .map(|(k, txs)| {
-            let (node, url) = urls[k % urls.len()].clone();
+            let (node, url) = if load.to_first {
+                urls[0].clone()
+            } else {
+                urls[k % urls.len()].clone()
+            };
             let others: Vec<String> = if broadcast {
                 urls.iter()
                     .filter(|(i, _)| *i != node)
@@ -125,7 +148,15 @@ fn submit_all(
             let submitted = submitted.clone();
             std::thread::spawn(move || -> Result<()> {
                 let http = reqwest::blocking::Client::new();
-                for (h, body) in txs {
+                for (j, (h, body)) in txs.into_iter().enumerate() {
+                    if let Some(rate) = load.rate {
+                        // Transfer j of sender k is due at (j × senders + k) / rate seconds.
+                        let due =
+                            t0 + Duration::from_secs_f64((j * senders + k) as f64 / rate.max(1e-3));
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                    }
                     loop {
                         let r = http
                             .post(format!("{url}/api/txs"))
@@ -273,7 +304,12 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
     let signed = sign_all(&keys, 0, per);
     let h_start = height(nodes[0].as_ref().context("node 0")?);
     let t_start = Instant::now();
-    let sub = submit_all(signed, &urls, a.broadcast)?;
+    let load = Load {
+        broadcast: a.broadcast,
+        to_first: a.to_first,
+        rate: a.rate,
+    };
+    let sub = submit_all(signed, &urls, load)?;
     wait_committed(&sub, &commits)?;
     let (lat, last) = {
         let c = commits.lock();
@@ -303,7 +339,18 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
         ],
         &[vec![
             nv.to_string(),
-            if a.broadcast { "all" } else { "one" }.to_string(),
+            format!(
+                "{}{}{}",
+                if a.broadcast {
+                    "all"
+                } else if a.to_first {
+                    "v0"
+                } else {
+                    "one each"
+                },
+                a.rate.map(|r| format!(" at {r}/s")).unwrap_or_default(),
+                if a.no_gossip { ", no gossip" } else { "" }
+            ),
             total.to_string(),
             blocks.to_string(),
             format!("{:.0}", total as f64 / elapsed.as_secs_f64()),
@@ -323,7 +370,7 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
             urls.iter().filter(|(i, _)| *i != last_i).cloned().collect();
         let per2 = catchup_txs / senders;
         if per2 > 0 {
-            let sub2 = submit_all(sign_all(&keys, per as u64, per2), &live, a.broadcast)?;
+            let sub2 = submit_all(sign_all(&keys, per as u64, per2), &live, load)?;
             wait_committed(&sub2, &commits)?;
         }
         let target = down_at + catchup_blocks;

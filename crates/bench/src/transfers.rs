@@ -143,7 +143,9 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
         ledger.execute_block_with(&mut again, &block, &|_| true)?;
         let exe_once = ms(t_again.elapsed());
         if again.into_writes() != writes {
-            bail!("block {height}: executing with the admission's signature checks wrote other bytes");
+            bail!(
+                "block {height}: executing with the admission's signature checks wrote other bytes"
+            );
         }
         let t2b = Instant::now();
         // 3. durable commit of the state writes (version = height).
