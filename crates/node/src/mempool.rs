@@ -9,7 +9,7 @@
 use crate::error::AdmitError;
 use opal_ledger::TxError;
 use opal_types::{Action, Address, Amount, Hash, Transaction};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Limits of the mempool.
@@ -45,6 +45,10 @@ pub struct Mempool {
     by_sender: BTreeMap<Address, BTreeMap<u64, Entry>>,
     by_hash: HashMap<Hash, (Address, u64)>,
     bytes: usize,
+    /// Each sender's last transaction by fee per KiB: where eviction looks for the cheapest
+    /// tail in O(log n) (the exact comparison is made with the one it finds).
+    tails: BTreeSet<(u128, Address)>,
+    tail_of: HashMap<Address, u128>,
     /// Recently refused at block building, so a status query can say why (bounded).
     /// (hash, reason, code) of the transactions block building dropped lately.
     recently_dropped: VecDeque<(Hash, String, &'static str)>,
@@ -221,6 +225,7 @@ impl Mempool {
             },
         );
         self.by_hash.insert(hash, (addr, nonce));
+        self.retail(addr);
         self.bytes += len;
         Ok(hash)
     }
@@ -239,21 +244,28 @@ impl Mempool {
         out
     }
 
-    /// The transaction with the lowest fee per byte among those last in their sender's queue,
-    /// other than `except`'s: (hash, fee, encoded length).
+    /// The transaction with the lowest fee per byte (to the KiB) among those last in their
+    /// sender's queue, other than `except`'s: (hash, fee, encoded length).
     fn cheapest_tail(&self, except: &Address) -> Option<(Hash, Amount, usize)> {
-        self.by_sender
-            .iter()
-            .filter(|(a, _)| *a != except)
-            .filter_map(|(_, m)| m.values().next_back())
-            .map(|e| (e.hash, e.tx.body.fee, e.len))
-            .reduce(|best, x| {
-                if pays_more(best.1, best.2, x.1, x.2) {
-                    x
-                } else {
-                    best
-                }
-            })
+        let (_, addr) = self.tails.iter().find(|(_, a)| a != except)?;
+        let e = self.by_sender.get(addr)?.values().next_back()?;
+        Some((e.hash, e.tx.body.fee, e.len))
+    }
+
+    /// Re-index `addr`'s last transaction (after its queue changed).
+    fn retail(&mut self, addr: Address) {
+        if let Some(old) = self.tail_of.remove(&addr) {
+            self.tails.remove(&(old, addr));
+        }
+        if let Some(e) = self
+            .by_sender
+            .get(&addr)
+            .and_then(|m| m.values().next_back())
+        {
+            let key = e.tx.body.fee.0.saturating_mul(1024) / e.len.max(1) as u128;
+            self.tails.insert((key, addr));
+            self.tail_of.insert(addr, key);
+        }
     }
 
     fn note_dropped(&mut self, h: Hash, reason: String, code: &'static str) {
@@ -275,6 +287,7 @@ impl Mempool {
                 self.by_sender.remove(&addr);
             }
         }
+        self.retail(addr);
         true
     }
 

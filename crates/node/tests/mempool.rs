@@ -201,6 +201,42 @@ fn a_full_mempool_evicts_the_cheapest_tail_for_a_higher_fee() {
 }
 
 #[test]
+fn eviction_follows_the_tails_as_queues_change() {
+    let mut m = Mempool::new(MempoolLimits {
+        max_txs: 4,
+        max_bytes: 1 << 20,
+        max_per_sender: 10,
+    });
+    // Sender 1: fees 90, 10 (tail 10); sender 2: 40; sender 3: 70.
+    m.admit(tx_fee(1, 0, 90), 100, rich(0)).unwrap();
+    m.admit(tx_fee(1, 1, 10), 100, rich(0)).unwrap();
+    m.admit(tx_fee(2, 0, 40), 100, rich(0)).unwrap();
+    m.admit(tx_fee(3, 0, 70), 100, rich(0)).unwrap();
+    // Sender 1's tail is included in a block: its tail is now its fee-90 head, and the
+    // cheapest tail is sender 2's.
+    m.on_committed(&[tx_fee(1, 1, 10).hash()], |_| Some(0));
+    m.admit(tx_fee(4, 0, 50), 100, rich(0)).unwrap(); // room again: nothing evicted
+    assert_eq!(m.len(), 4);
+    m.admit(tx_fee(5, 0, 45), 100, rich(0)).unwrap();
+    assert!(
+        !m.contains(&tx_fee(2, 0, 40).hash()),
+        "sender 2's tail (40) goes"
+    );
+    // Next cheapest tail is 45 (sender 5): a 44 is refused, a 46 evicts it.
+    assert!(m.admit(tx_fee(6, 0, 44), 100, rich(0)).is_err());
+    m.admit(tx_fee(6, 0, 46), 100, rich(0)).unwrap();
+    assert!(!m.contains(&tx_fee(5, 0, 45).hash()));
+    for h in [
+        tx_fee(1, 0, 90),
+        tx_fee(3, 0, 70),
+        tx_fee(4, 0, 50),
+        tx_fee(6, 0, 46),
+    ] {
+        assert!(m.contains(&h.hash()));
+    }
+}
+
+#[test]
 fn reap_is_deterministic_and_in_nonce_order() {
     let mut m = Mempool::new(MempoolLimits::default());
     for n in 0..3 {
