@@ -402,6 +402,17 @@ pub struct Escrow {
     pub unlock_ms: Option<u64>,
 }
 
+/// `POST /api/gossip/txs`: what became of a peer's batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct GossipReceived {
+    /// New here (and gossiped on).
+    pub admitted: u64,
+    /// Already in this mempool.
+    pub known: u64,
+    /// Refused by admission (bad signature, stale nonce, ...).
+    pub refused: u64,
+}
+
 /// The JSON Schemas of the API types, by type name, with references between them as
 /// `#/components/schemas/<name>` (where an OpenAPI document keeps them).
 pub fn schemas() -> serde_json::Map<String, Value> {
@@ -413,6 +424,7 @@ pub fn schemas() -> serde_json::Map<String, Value> {
     g.subschema_for::<Account>();
     g.subschema_for::<SubmitTx>();
     g.subschema_for::<TxStatus>();
+    g.subschema_for::<GossipReceived>();
     g.subschema_for::<InferBody>();
     g.subschema_for::<Inferred>();
     g.subschema_for::<ProofStatus>();

@@ -191,7 +191,7 @@ pub(crate) fn admit_bytes(sh: &Shared, bytes: &[u8]) -> Result<Hash, ApiError> {
 pub async fn gossip_txs(
     State(sh): S,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<api::GossipReceived>, ApiError> {
     let body = body.map_err(|r| {
         let status = r.status();
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -227,9 +227,11 @@ pub async fn gossip_txs(
     sh.metrics.gossip_received("admitted", admitted);
     sh.metrics.gossip_received("known", known);
     sh.metrics.gossip_received("refused", refused);
-    Ok(Json(
-        json!({"admitted": admitted, "known": known, "refused": refused}),
-    ))
+    Ok(Json(api::GossipReceived {
+        admitted,
+        known,
+        refused,
+    }))
 }
 
 pub async fn tx_status(

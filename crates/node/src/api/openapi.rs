@@ -40,7 +40,7 @@ fn paths() -> Value {
                           "400": err_ref(), "409": err_ref(), "413": err_ref(), "503": err_ref()}}},
         "/api/gossip/txs": {"post": {"summary": "Mempool gossip between nodes: a batch of encoded transactions (borsh GossipBatch, at most 4 MiB and 4096 transactions), each admitted as by POST /api/txs; those new here are gossiped on",
             "requestBody": {"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
-            "responses": {"200": {"description": "counts: admitted, known, refused", "content": {"application/json": {"schema": {"type": "object", "properties": {"admitted": {"type": "integer"}, "known": {"type": "integer"}, "refused": {"type": "integer"}}}}}},
+            "responses": {"200": body("counts: admitted, known, refused", "GossipReceived"),
                           "400": err_ref(), "413": err_ref()}}},
         "/api/txs/{hash}": {"get": {"summary": "Status of a transaction: committed (with its result and events), pending, dropped, or unknown",
             "parameters": [{"name": "hash", "in": "path", "required": true, "schema": {"type": "string"}}],
