@@ -314,7 +314,6 @@ impl Client {
         self.get_as(&format!("/api/escrows/{caller}/{node}"))
     }
 
-    /// `POST /api/txs`: the node admitted the transaction to its mempool.
     /// `GET /api/validators`.
     pub fn validators(&self) -> Result<opal_api::Validators> {
         self.get_as("/api/validators")

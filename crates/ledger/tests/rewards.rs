@@ -15,6 +15,14 @@ fn supply(c: &TestChain) -> Amount {
     invariants::check_supply(&c.overlay()).unwrap()
 }
 
+/// What a block's emission minted (its `RewardsMinted` event).
+fn minted(r: &BlockResult) -> Option<Amount> {
+    r.events.iter().find_map(|e| match e {
+        Event::RewardsMinted { amount, .. } => Some(*amount),
+        _ => None,
+    })
+}
+
 /// One validator, key(100), 10M self-bonded; accounts 1..4 with 10^15 each (so a block's
 /// emission is tens of thousands of base units, not a rounding error) and the operator funded.
 fn chain(edit: impl FnOnce(&mut Genesis)) -> TestChain {
@@ -42,14 +50,7 @@ fn a_large_supply_after_a_long_halt_still_makes_blocks() {
     c.pause(30 * 24 * 3_600 * 1_000);
     let before = supply(&c);
     let r = c.block(vec![]);
-    let minted = r
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::RewardsMinted { amount, .. } => Some(*amount),
-            _ => None,
-        })
-        .expect("a block after the halt mints");
+    let minted = minted(&r).expect("a block after the halt mints");
     assert_eq!(supply(&c), before.checked_add(minted).unwrap());
     // About 30/365 of 20%.
     let expect = before.0 / 10_000 * 2_000 / 365 * 30;
@@ -66,14 +67,7 @@ fn emission_grows_the_supply_by_exactly_the_schedule() {
     for _ in 0..30 {
         let before = supply(&c);
         let r = c.block(vec![]);
-        let minted = r
-            .events
-            .iter()
-            .find_map(|e| match e {
-                Event::RewardsMinted { amount, .. } => Some(*amount),
-                _ => None,
-            })
-            .expect("every block mints");
+        let minted = minted(&r).expect("every block mints");
         // One second of block time at 20% a year.
         let want = before.0 * 2_000 * 1_000 / (10_000 * rewards::YEAR_MS);
         assert!(want > 0);

@@ -109,15 +109,14 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// The hashes of `txs` that are in this node's mempool: admitted here, so their signatures
+    /// Those of `hashes` that are in this node's mempool: admitted here, so their signatures
     /// were verified (by the API's admission, or signed by this node itself).
-    pub fn admitted_among(&self, txs: &[Transaction]) -> std::collections::HashSet<Hash> {
-        if txs.is_empty() {
+    pub fn admitted_among(&self, hashes: &[Hash]) -> std::collections::HashSet<Hash> {
+        if hashes.is_empty() {
             return Default::default();
         }
-        let hashes: Vec<Hash> = txs.iter().map(Transaction::hash).collect();
         let m = self.mempool.lock();
-        hashes.into_iter().filter(|h| m.contains(h)).collect()
+        hashes.iter().filter(|h| m.contains(h)).copied().collect()
     }
 
     pub fn snapshot(&self) -> Result<Snapshot, AppError> {
@@ -382,7 +381,8 @@ impl OpalApp {
         let snap = sh.snapshot()?;
         let mut overlay = Overlay::new(snap);
         // What this node verified at admission is not verified again (docs/architecture.md).
-        let verified = sh.admitted_among(&block.txs);
+        let hashes: Vec<Hash> = block.txs.iter().map(Transaction::hash).collect();
+        let verified = sh.admitted_among(&hashes);
         let result = self
             .ledger
             .execute_block_with(&mut overlay, &block, &|h| verified.contains(h))
@@ -538,7 +538,7 @@ impl OpalApp {
         // Every signature, but those this node verified at admission (in its mempool), in one
         // batch.
         let hashes: Vec<Hash> = block.txs.iter().map(Transaction::hash).collect();
-        let verified = sh.admitted_among(&block.txs);
+        let verified = sh.admitted_among(&hashes);
         if exec::signatures_ok(&block.txs, &hashes, &|h| verified.contains(h))
             .iter()
             .any(|ok| !ok)

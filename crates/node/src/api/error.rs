@@ -34,6 +34,20 @@ impl ApiError {
     }
 }
 
+/// A request body that could not be read: over the route's limit (413 `too_large`) or broken
+/// (`bad_body`).
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(r: axum::extract::rejection::BytesRejection) -> Self {
+        let status = r.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "bad_body"
+        };
+        ApiError::new(status, code, r.body_text())
+    }
+}
+
 impl From<AdmitError> for ApiError {
     fn from(e: AdmitError) -> Self {
         let status = match e {

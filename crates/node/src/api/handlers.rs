@@ -132,15 +132,7 @@ fn submitted_bytes(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Vec<u8>, ApiError> {
-    let body = body.map_err(|r| {
-        let status = r.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "too_large"
-        } else {
-            "bad_body"
-        };
-        ApiError::new(status, code, r.body_text())
-    })?;
+    let body = body.map_err(ApiError::from)?;
     let is_binary = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -193,14 +185,9 @@ pub async fn gossip_txs(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<api::GossipReceived>, ApiError> {
     let body = body.map_err(|r| {
-        let status = r.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "too_large"
-        } else {
-            "bad_body"
-        };
-        sh.metrics.gossip_received(code, 1);
-        ApiError::new(status, code, r.body_text())
+        let e = ApiError::from(r);
+        sh.metrics.gossip_received(&e.code, 1);
+        e
     })?;
     let batch = crate::gossip::GossipBatch::from_bytes(&body).map_err(|e| {
         sh.metrics.gossip_received("malformed", 1);

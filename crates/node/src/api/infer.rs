@@ -31,15 +31,7 @@ pub async fn infer(
             "this node does not serve inference (start it with `opal node serve --key KEY`)",
         ));
     };
-    let body = body.map_err(|r| {
-        let status = r.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "too_large"
-        } else {
-            "bad_body"
-        };
-        ApiError::new(status, code, r.body_text())
-    })?;
+    let body = body.map_err(ApiError::from)?;
     let b: InferBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
             "malformed_json",
