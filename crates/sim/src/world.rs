@@ -118,6 +118,8 @@ enum Event {
         inc: u64,
     },
     Fault(Fault),
+    /// A validator's first start (at a jittered time); skipped if a fault came first.
+    Boot(usize),
 }
 
 struct Scheduled {
@@ -168,6 +170,8 @@ struct Node {
     peer_id: PeerId,
     byzantine: Option<Byzantine>,
     up: bool,
+    /// Started, or crashed before its first start (then it stays down until a `Restart`).
+    booted: bool,
     /// Bumped at every crash: events of an earlier incarnation are ignored.
     inc: u64,
     // Volatile.
@@ -379,6 +383,7 @@ impl World {
                     peer_id: peer_id_for(&address),
                     byzantine: cfg.byzantine.iter().find(|(b, _)| *b == i).map(|(_, k)| *k),
                     up: false,
+                    booted: false,
                     inc: 0,
                     core: None,
                     metrics: Metrics::new(),
@@ -492,7 +497,7 @@ impl World {
     fn run_loop(&mut self) -> Result<SimReport, SimFailure> {
         for i in 0..self.nodes.len() {
             let t = self.rng.range(0, self.cfg.start_jitter_ms);
-            self.push(t, Event::Fault(Fault::Restart(i)));
+            self.push(t, Event::Boot(i));
         }
         for (t, f) in self.cfg.faults.clone() {
             self.push(t, Event::Fault(f));
@@ -585,6 +590,11 @@ impl World {
     fn handle(&mut self, ev: Event) {
         match ev {
             Event::Fault(f) => self.fault(f),
+            Event::Boot(i) => {
+                if !self.nodes[i].booted {
+                    self.fault(Fault::Restart(i));
+                }
+            }
             Event::Deliver { from, to, msg } => self.deliver(from, to, msg),
             Event::Timer {
                 node,
@@ -644,6 +654,8 @@ impl World {
         match f {
             Fault::Crash(i) => {
                 let n = &mut self.nodes[i];
+                // A crash before the first start keeps the validator down from the beginning.
+                n.booted = true;
                 if !n.up {
                     return;
                 }
@@ -660,6 +672,7 @@ impl World {
             }
             Fault::Restart(i) => {
                 let n = &mut self.nodes[i];
+                n.booted = true;
                 if n.up {
                     return;
                 }
