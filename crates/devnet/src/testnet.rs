@@ -20,7 +20,7 @@ use opal_node::home::{write_atomic, KeyFile, NodeConfig};
 use opal_node::Home;
 use opal_types::{Amount, SecretKey};
 use serde_json::{json, Value};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -74,6 +74,13 @@ pub struct TestnetOptions {
     /// Genesis parameters to set on first run (`section.field=value`, as governance names
     /// them; each within its governance bounds). Ignored on resume: the chain has its genesis.
     pub params: Vec<opal_types::gov::ParamChange>,
+    /// The address each validator listens on and the others dial, one per validator (e.g. the
+    /// machines of a real network, or network namespaces); empty: 127.0.0.1 for all. On
+    /// resume, empty keeps the stored addresses.
+    pub hosts: Vec<IpAddr>,
+    /// Write a new testnet's homes and exit without running it: each validator is then started
+    /// with `opal node start --home HOME/nodeI` on its host.
+    pub init_only: bool,
 }
 
 /// `opal testnet`: create or resume the testnet, run its validators until a signal, stop them.
@@ -94,6 +101,19 @@ pub fn run(a: TestnetOptions, out: Output) -> Result<()> {
             a.accounts
         );
     }
+    if let Some(n) = a.validators {
+        if !a.hosts.is_empty() && a.hosts.len() != n {
+            bail!(
+                "--hosts names {} addresses for {n} validators; give one per validator",
+                a.hosts.len()
+            );
+        }
+    }
+    if !a.hosts.is_empty() && a.base_port == Some(0) {
+        bail!(
+            "--base-port 0 picks free ports on this machine; with --hosts give a fixed base port"
+        );
+    }
     refuse_if_running(&root)?;
     if a.reset && root.exists() {
         std::fs::remove_dir_all(&root).with_context(|| format!("removing {}", root.display()))?;
@@ -102,9 +122,19 @@ pub fn run(a: TestnetOptions, out: Output) -> Result<()> {
     let fresh = !node_home(&root, 0).config_path().is_file();
     let validators = if fresh {
         clear_partial_init(&root)?;
-        let n = a.validators.unwrap_or(DEFAULT_VALIDATORS);
+        let n = a.validators.unwrap_or(if a.hosts.is_empty() {
+            DEFAULT_VALIDATORS
+        } else {
+            a.hosts.len()
+        });
+        let hosts = hosts_or_local(&a.hosts, n);
         let ports = choose_ports(n, a.base_port.unwrap_or(DEFAULT_BASE_PORT))?;
-        init(&root, n, a.accounts, &ports, &a.params)?
+        init(&root, n, a.accounts, &hosts, &ports, &a.params)?
+    } else if a.init_only {
+        bail!(
+            "{} already holds a testnet; --init-only writes a new one (pass --reset to replace it)",
+            root.display()
+        );
     } else {
         let vs = load(&root)?;
         if let Some(n) = a.validators {
@@ -118,14 +148,35 @@ pub fn run(a: TestnetOptions, out: Output) -> Result<()> {
                 );
             }
         }
-        match a.base_port {
-            Some(base) => {
-                let ports = choose_ports(vs.len(), base)?;
-                reassign_ports(vs, &ports)?
-            }
-            None => vs,
+        if !a.hosts.is_empty() && a.hosts.len() != vs.len() {
+            bail!(
+                "--hosts names {} addresses for this {}-validator testnet; give one per validator",
+                a.hosts.len(),
+                vs.len()
+            );
+        }
+        if a.base_port.is_some() || !a.hosts.is_empty() {
+            let hosts = if a.hosts.is_empty() {
+                vs.iter().map(|v| v.config.p2p_addr.ip()).collect()
+            } else {
+                a.hosts.clone()
+            };
+            let ports = match a.base_port {
+                Some(base) => choose_ports(vs.len(), base)?,
+                None => vs
+                    .iter()
+                    .map(|v| (v.config.api_addr.port(), v.config.p2p_addr.port()))
+                    .collect(),
+            };
+            reassign(vs, &hosts, &ports)?
+        } else {
+            vs
         }
     };
+    if a.init_only {
+        print_init_only(&root, &validators, out);
+        return Ok(());
+    }
     check_ports_free(&validators)?;
     serve(&root, validators, fresh, &a.exe, out)
 }
@@ -260,20 +311,26 @@ fn choose_ports(n: usize, base: u16) -> Result<Vec<(u16, u16)>> {
         .collect())
 }
 
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
+/// The given hosts, or 127.0.0.1 for each of `n` validators.
+fn hosts_or_local(hosts: &[IpAddr], n: usize) -> Vec<IpAddr> {
+    if hosts.is_empty() {
+        vec![IpAddr::from([127, 0, 0, 1]); n]
+    } else {
+        hosts.to_vec()
+    }
 }
 
-fn config_for(name: &str, ports: &[(u16, u16)], i: usize) -> NodeConfig {
+fn config_for(name: &str, hosts: &[IpAddr], ports: &[(u16, u16)], i: usize) -> NodeConfig {
+    let addr = |j: usize, port: u16| SocketAddr::new(hosts[j], port);
     NodeConfig {
         moniker: name.to_string(),
-        api_addr: addr(ports[i].0),
-        p2p_addr: addr(ports[i].1),
+        api_addr: addr(i, ports[i].0),
+        p2p_addr: addr(i, ports[i].1),
         peers: ports
             .iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
-            .map(|(_, p)| addr(p.1))
+            .map(|(j, p)| addr(j, p.1))
             .collect(),
         check_invariants: true,
         dev_timeouts: true,
@@ -284,7 +341,7 @@ fn config_for(name: &str, ports: &[(u16, u16)], i: usize) -> NodeConfig {
             .iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
-            .map(|(_, p)| format!("http://{}", addr(p.0)))
+            .map(|(j, p)| format!("http://{}", addr(j, p.0)))
             .collect(),
     }
 }
@@ -295,6 +352,7 @@ fn init(
     root: &Path,
     n: usize,
     accounts: usize,
+    hosts: &[IpAddr],
     ports: &[(u16, u16)],
     params: &[opal_types::gov::ParamChange],
 ) -> Result<Vec<Validator>> {
@@ -371,7 +429,7 @@ fn init(
     }
     let mut out = vec![];
     for (i, (name, home, key)) in keys.into_iter().enumerate().rev() {
-        let config = config_for(&name, ports, i);
+        let config = config_for(&name, hosts, ports, i);
         home.write_config(&config)?;
         out.push(Validator {
             name,
@@ -432,13 +490,16 @@ fn load(root: &Path) -> Result<Vec<Validator>> {
     Ok(out)
 }
 
-fn reassign_ports(vs: Vec<Validator>, ports: &[(u16, u16)]) -> Result<Vec<Validator>> {
+/// Move a resumed testnet's validators to new addresses: their own, their peers' and their
+/// gossip peers'.
+fn reassign(vs: Vec<Validator>, hosts: &[IpAddr], ports: &[(u16, u16)]) -> Result<Vec<Validator>> {
     let mut out = vec![];
     for (i, mut v) in vs.into_iter().enumerate() {
-        let c = config_for(&v.name, ports, i);
+        let c = config_for(&v.name, hosts, ports, i);
         v.config.api_addr = c.api_addr;
         v.config.p2p_addr = c.p2p_addr;
         v.config.peers = c.peers;
+        v.config.gossip_peers = c.gossip_peers;
         v.home.write_config(&v.config)?;
         out.push(v);
     }
@@ -667,6 +728,48 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// What `--init-only` wrote, and how to start each validator.
+fn print_init_only(root: &Path, vs: &[Validator], out: Output) {
+    if out == Output::Json {
+        let vals: Vec<Value> = vs
+            .iter()
+            .map(|v| {
+                json!({
+                    "name": v.name,
+                    "home": v.home.root,
+                    "api_addr": v.config.api_addr.to_string(),
+                    "p2p_addr": v.config.p2p_addr.to_string(),
+                    "public_key": v.public_key,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({ "home": root, "chain_id": CHAIN_ID, "validators": vals })
+        );
+        return;
+    }
+    println!(
+        "Opal testnet, chain {CHAIN_ID}, {} validators written to {} (not started)",
+        vs.len(),
+        root.display()
+    );
+    println!("  start each validator on its host:");
+    for v in vs {
+        println!(
+            "  {:<6} API {}  p2p {}  opal node start --home {}",
+            v.name,
+            v.config.api_addr,
+            v.config.p2p_addr,
+            v.home.root.display()
+        );
+    }
+    println!(
+        "  funded development accounts: key files in {}",
+        root.join("keys").display()
+    );
 }
 
 fn print_summary(root: &Path, info: &Value, fresh: bool, out: Output) {

@@ -34,6 +34,8 @@ pub fn run_testnet(a: TestnetArgs, out: Output) -> Result<()> {
         reset: a.reset,
         exe: std::env::current_exe().context("finding the opal executable")?,
         params: a.params,
+        hosts: a.hosts,
+        init_only: a.init_only,
     };
     opal_devnet::testnet::run(opts, devnet_output(out))
 }
@@ -69,6 +71,15 @@ pub struct TestnetArgs {
     /// (e.g. governance.voting_period_ms=20000); repeatable. Ignored on resume.
     #[arg(long = "param")]
     pub params: Vec<opal_types::gov::ParamChange>,
+    /// The address each validator listens on and the others dial, comma-separated, one per
+    /// validator (e.g. 10.0.0.1,10.0.0.2,...: separate machines or network namespaces)
+    /// [default: 127.0.0.1 for all; on resume, the stored addresses].
+    #[arg(long, value_delimiter = ',')]
+    pub hosts: Vec<std::net::IpAddr>,
+    /// Write a new testnet's homes (keys, genesis, configs) and exit without starting it; then
+    /// run `opal node start --home HOME/nodeI` for each validator on its host.
+    #[arg(long)]
+    pub init_only: bool,
 }
 
 #[derive(Args, Debug)]

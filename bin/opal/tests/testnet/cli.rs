@@ -81,3 +81,77 @@ fn testnet_rejects_bad_arguments() {
     assert!(err.contains("not a testnet home"), "{err}");
     assert!(dir.path().join("notes.txt").exists());
 }
+
+/// `--init-only --hosts`: the homes a deployment to separate machines needs, each validator
+/// listening on its own address and dialing the others' (what the network-namespace test runs).
+#[test]
+fn testnet_init_only_writes_homes_for_the_given_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("tn");
+    let hs = h.to_str().unwrap();
+    let (code, _, err) = cli(&[
+        "testnet",
+        "--init-only",
+        "--validators",
+        "2",
+        "--hosts",
+        "10.1.0.1",
+        "--home",
+        hs,
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--hosts names 1 addresses for 2 validators"),
+        "{err}"
+    );
+    let (code, _, err) = cli(&[
+        "testnet",
+        "--init-only",
+        "--hosts",
+        "10.1.0.1,10.1.0.2",
+        "--base-port",
+        "0",
+        "--home",
+        hs,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("with --hosts give a fixed base port"), "{err}");
+    let (code, out, err) = cli(&[
+        "testnet",
+        "--init-only",
+        "--hosts",
+        "10.1.0.1,10.1.0.2,10.1.0.3",
+        "--base-port",
+        "9000",
+        "--home",
+        hs,
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let vals = v["validators"].as_array().unwrap();
+    assert_eq!(vals.len(), 3, "the validator count follows --hosts");
+    assert_eq!(vals[1]["api_addr"], "10.1.0.2:9002");
+    assert_eq!(vals[1]["p2p_addr"], "10.1.0.2:9003");
+    let config = std::fs::read_to_string(h.join("node1/config.toml")).unwrap();
+    for want in [
+        "\"10.1.0.1:9001\"",
+        "\"10.1.0.3:9005\"",
+        "http://10.1.0.1:9000",
+        "http://10.1.0.3:9004",
+    ] {
+        assert!(
+            config.contains(want),
+            "node1's config lacks {want}:\n{config}"
+        );
+    }
+    assert!(!config.contains("127.0.0.1"), "{config}");
+    // Not started: no testnet.json, no chain data.
+    assert!(!h.join("testnet.json").exists());
+    assert!(!h.join("node0/data").exists());
+    // A second --init-only does not overwrite the first.
+    let (code, _, err) = cli(&["testnet", "--init-only", "--home", hs]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already holds a testnet"), "{err}");
+}

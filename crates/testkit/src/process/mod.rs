@@ -9,7 +9,9 @@
 //!
 //! Behind the `process` feature: only the process-level suites pull in an HTTP client.
 
+pub mod cluster;
 pub mod devnet;
+pub mod netns;
 pub mod testnet;
 
 use opal_types::{Action, Address, Amount, SecretKey, Transaction, TxBody};

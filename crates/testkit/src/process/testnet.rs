@@ -2,6 +2,7 @@
 //! home with free ports: read its `testnet.json`, kill and restart validators, compare their
 //! chains block by block.
 
+use super::cluster::Cluster;
 use super::{amount, get_with, keys_in, opal_bin, signal, submit_with, tail, wait_tx_with};
 use opal_types::{Address, Amount, SecretKey, Transaction};
 use serde_json::Value;
@@ -28,6 +29,15 @@ pub struct Testnet {
     /// Validators restarted by the test (not children of `opal testnet`).
     restarted: Vec<(usize, Child)>,
     started: Instant,
+    /// The validators' APIs (heights, blocks, fork checks), through `Deref`.
+    cluster: Cluster,
+}
+
+impl std::ops::Deref for Testnet {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        &self.cluster
+    }
 }
 
 pub fn log(t0: Instant, msg: impl AsRef<str>) {
@@ -54,6 +64,7 @@ impl Testnet {
             chain_id: String::new(),
             restarted: vec![],
             started,
+            cluster: Cluster::default(),
         };
         let n_arg = n.to_string();
         let mut args = vec!["--validators", n_arg.as_str(), "--base-port", "0"];
@@ -164,6 +175,9 @@ impl Testnet {
                             p2p_addr: v["p2p_addr"].as_str().unwrap().into(),
                         })
                         .collect();
+                    self.cluster = Cluster {
+                        urls: self.validators.iter().map(|v| v.api_url.clone()).collect(),
+                    };
                     return;
                 }
             }
@@ -172,82 +186,6 @@ impl Testnet {
                 "no testnet.json after 20 s"
             );
             std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn url(&self, i: usize) -> &str {
-        &self.validators[i].api_url
-    }
-
-    /// `/api/status` of validator i, or None if it does not answer.
-    pub fn status(&self, i: usize) -> Option<Value> {
-        match get(self.url(i), "/api/status") {
-            Ok((200, v)) => Some(v),
-            _ => None,
-        }
-    }
-
-    pub fn height(&self, i: usize) -> Option<u64> {
-        self.status(i).and_then(|s| s["height"].as_u64())
-    }
-
-    pub fn heights(&self, nodes: &[usize]) -> Vec<Option<u64>> {
-        nodes.iter().map(|&i| self.height(i)).collect()
-    }
-
-    /// Wait until every node in `nodes` reports a height >= `h`; returns their heights.
-    pub fn wait_heights(&self, nodes: &[usize], h: u64, timeout: Duration) -> Vec<u64> {
-        let start = Instant::now();
-        loop {
-            let hs = self.heights(nodes);
-            if hs.iter().all(|x| x.is_some_and(|x| x >= h)) {
-                return hs.into_iter().map(|x| x.unwrap_or(0)).collect();
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "nodes {nodes:?} not all at height {h} after {timeout:?}: {hs:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// (block hash, state root) of the block at `h` on node i.
-    pub fn block(&self, i: usize, h: u64) -> Option<(String, String)> {
-        match get(self.url(i), &format!("/api/blocks/{h}")) {
-            Ok((200, v)) => Some((
-                v["hash"].as_str()?.to_string(),
-                v["state_root"].as_str()?.to_string(),
-            )),
-            _ => None,
-        }
-    }
-
-    /// Assert that every node in `nodes` has the same block and state root at `h`.
-    pub fn assert_same_block(&self, nodes: &[usize], h: u64) -> (String, String) {
-        let blocks: Vec<_> = nodes
-            .iter()
-            .map(|&i| {
-                self.block(i, h)
-                    .unwrap_or_else(|| panic!("node{i} has no block {h}"))
-            })
-            .collect();
-        for (k, b) in blocks.iter().enumerate() {
-            assert_eq!(
-                b, &blocks[0],
-                "FORK at height {h}: node{} and node{} differ",
-                nodes[0], nodes[k]
-            );
-        }
-        blocks[0].clone()
-    }
-
-    /// Assert no two of `nodes` hold different blocks at any height both have (1..=up_to).
-    pub fn assert_no_fork(&self, nodes: &[usize], up_to: u64) {
-        for h in 1..=up_to {
-            let blocks: Vec<_> = nodes.iter().filter_map(|&i| self.block(i, h)).collect();
-            for b in &blocks {
-                assert_eq!(b, &blocks[0], "FORK at height {h} among nodes {nodes:?}");
-            }
         }
     }
 
