@@ -60,6 +60,10 @@ pub struct Status {
     #[schemars(with = "Option<String>")]
     pub block_hash: Option<Hash>,
     pub block_time_ms: Option<u64>,
+    /// The oldest height whose state (and block) this node still serves: 0 on an archive node;
+    /// on a pruning node (`retain_heights`) older heights answer 410 `pruned`.
+    #[serde(default)]
+    pub earliest_height: u64,
     /// This node's consensus key.
     #[schemars(with = "String")]
     pub validator: PublicKey,

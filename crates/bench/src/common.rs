@@ -1,6 +1,7 @@
 //! Deterministic inputs shared by the benchmarks.
 
-use opal_types::{Address, SecretKey};
+use opal_ledger::{Genesis, GenesisAccount, GenesisValidator, Params};
+use opal_types::{Address, Amount, SecretKey};
 
 /// The benchmarks' seeded generator: the workspace's one SplitMix64.
 pub use opal_quant::SplitMix64 as Rng;
@@ -21,4 +22,32 @@ pub fn address(i: u64) -> Address {
     a[8..16].copy_from_slice(&r.next_u64().to_le_bytes());
     a[16..].copy_from_slice(&i.to_le_bytes()[..4]);
     Address(a)
+}
+
+/// A benchmark chain: every address in `funded` holds 10^18, and `validator` is the one
+/// validator.
+pub fn genesis(chain_id: &str, funded: &[Address], validator: &SecretKey) -> Genesis {
+    Genesis {
+        chain_id: chain_id.into(),
+        genesis_time_ms: 1_700_000_000_000,
+        params: Params::default(),
+        staking: Default::default(),
+        inference: Default::default(),
+        governance: Default::default(),
+        rewards: Default::default(),
+        accounts: funded
+            .iter()
+            .map(|a| GenesisAccount {
+                address: *a,
+                balance: Amount(1_000_000_000_000_000_000),
+            })
+            .collect(),
+        validators: vec![GenesisValidator {
+            name: "v0".into(),
+            public_key: validator.public_key(),
+            operator: None,
+            stake: Amount(1_000_000_000_000),
+            vrf_key: validator.vrf_public_key(),
+        }],
+    }
 }

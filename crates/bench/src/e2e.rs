@@ -80,6 +80,7 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
         inference_key: None,
         artifact_peers: vec![],
         gossip_peers: vec![],
+        retain_heights: None,
     })?;
 
     let rt = tokio::runtime::Runtime::new()?;

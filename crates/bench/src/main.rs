@@ -5,6 +5,7 @@
 
 mod commit;
 mod common;
+mod disk;
 mod e2e;
 mod e2e_net;
 mod gov;
@@ -42,6 +43,9 @@ enum Cmd {
     /// Governance and rewards with 10,000 delegators: a block's reward distribution, the
     /// stake-weighted tally of 10,000 votes, the end-block that closes voting, withdrawals.
     Gov(gov::Args),
+    /// Disk use of the state file over a long run (default 10,000 blocks), archive against
+    /// pruned (`retain_heights`).
+    Disk(disk::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,5 +57,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::E2e(a) => e2e::run(a, cli.quick),
         Cmd::E2eNet(a) => e2e_net::run(a, cli.quick),
         Cmd::Gov(a) => gov::run(a, cli.quick),
+        Cmd::Disk(a) => disk::run(a, cli.quick),
     }
 }

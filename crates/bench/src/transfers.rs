@@ -5,9 +5,7 @@
 use crate::common::key;
 use crate::stats::{group, median, ms, percentile, table};
 use anyhow::{bail, Context};
-use opal_ledger::{
-    check_tx_stateless, execute_block, Genesis, GenesisAccount, GenesisValidator, Params,
-};
+use opal_ledger::{check_tx_stateless, execute_block};
 use opal_state::{Overlay, Store};
 use opal_types::{Action, Amount, Block, BlockHeader, Hash, Transaction, TxBody};
 use std::collections::BTreeMap;
@@ -38,29 +36,7 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
     let keys: Vec<_> = (0..a).map(key).collect();
     let addrs: Vec<_> = keys.iter().map(|k| k.address()).collect();
     let proposer = key(u64::MAX);
-    let genesis = Genesis {
-        chain_id: CHAIN_ID.into(),
-        genesis_time_ms: 1_700_000_000_000,
-        params: Params::default(),
-        staking: Default::default(),
-        inference: Default::default(),
-        governance: Default::default(),
-        rewards: Default::default(),
-        accounts: addrs
-            .iter()
-            .map(|a| GenesisAccount {
-                address: *a,
-                balance: Amount(1_000_000_000_000_000_000),
-            })
-            .collect(),
-        validators: vec![GenesisValidator {
-            name: "v0".into(),
-            public_key: proposer.public_key(),
-            operator: None,
-            stake: Amount(1_000_000_000_000),
-            vrf_key: proposer.vrf_public_key(),
-        }],
-    };
+    let genesis = crate::common::genesis(CHAIN_ID, &addrs, &proposer);
     let params = genesis.params.clone();
 
     let dir = tempfile::tempdir()?;

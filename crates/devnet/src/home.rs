@@ -87,6 +87,7 @@ pub fn init_home(home: &Home, a: &DevnetOptions) -> Result<()> {
         inference_key: Some(PathBuf::from("keys").join(format!("{INFERENCE_KEY}.json"))),
         artifact_peers: vec![],
         gossip_peers: vec![],
+        retain_heights: None,
     })?;
     Ok(())
 }
@@ -174,6 +175,8 @@ pub struct OperatorNode {
     pub check_invariants: bool,
     /// API URLs to gossip admitted transactions to.
     pub gossip_peers: Vec<String>,
+    /// Prune to the last N heights (`None`: archive).
+    pub retain_heights: Option<u64>,
 }
 
 /// Create an operator's node home: a new validator key and a config, no genesis (the chain's
@@ -203,6 +206,14 @@ pub fn init_operator(home: &Home, n: &OperatorNode) -> Result<SecretKey> {
             home.root.display()
         );
     }
+    if let Some(r) = n.retain_heights {
+        if r < opal_node::prune::MIN_RETAIN_HEIGHTS {
+            bail!(
+                "--retain-heights {r}: a pruning node keeps at least {} heights",
+                opal_node::prune::MIN_RETAIN_HEIGHTS
+            );
+        }
+    }
     if n.peers.contains(&n.p2p_addr) {
         bail!("--peers lists this node's own --p2p-addr {}", n.p2p_addr);
     }
@@ -222,6 +233,7 @@ pub fn init_operator(home: &Home, n: &OperatorNode) -> Result<SecretKey> {
         inference_key: None,
         artifact_peers: vec![],
         gossip_peers: n.gossip_peers.clone(),
+        retain_heights: n.retain_heights,
     })
     .context("writing config.toml")?;
     Ok(key)

@@ -78,6 +78,8 @@ pub struct TestnetOptions {
     /// machines of a real network, or network namespaces); empty: 127.0.0.1 for all. On
     /// resume, empty keeps the stored addresses.
     pub hosts: Vec<IpAddr>,
+    /// Prune every validator of a new testnet to the last N heights (`None`: archive).
+    pub retain_heights: Option<u64>,
     /// Write a new testnet's homes and exit without running it: each validator is then started
     /// with `opal node start --home HOME/nodeI` on its host.
     pub init_only: bool,
@@ -109,6 +111,14 @@ pub fn run(a: TestnetOptions, out: Output) -> Result<()> {
             );
         }
     }
+    if let Some(r) = a.retain_heights {
+        if r < opal_node::prune::MIN_RETAIN_HEIGHTS {
+            bail!(
+                "--retain-heights {r}: a pruning node keeps at least {} heights",
+                opal_node::prune::MIN_RETAIN_HEIGHTS
+            );
+        }
+    }
     if !a.hosts.is_empty() && a.base_port == Some(0) {
         bail!(
             "--base-port 0 picks free ports on this machine; with --hosts give a fixed base port"
@@ -129,7 +139,14 @@ pub fn run(a: TestnetOptions, out: Output) -> Result<()> {
         });
         let hosts = hosts_or_local(&a.hosts, n);
         let ports = choose_ports(n, a.base_port.unwrap_or(DEFAULT_BASE_PORT))?;
-        init(&root, n, a.accounts, &hosts, &ports, &a.params)?
+        let mut vs = init(&root, n, a.accounts, &hosts, &ports, &a.params)?;
+        if let Some(r) = a.retain_heights {
+            for v in &mut vs {
+                v.config.retain_heights = Some(r);
+                v.home.write_config(&v.config)?;
+            }
+        }
+        vs
     } else if a.init_only {
         bail!(
             "{} already holds a testnet; --init-only writes a new one (pass --reset to replace it)",
@@ -337,6 +354,7 @@ fn config_for(name: &str, hosts: &[IpAddr], ports: &[(u16, u16)], i: usize) -> N
         inference_key: None,
         artifact_peers: vec![],
         // Every other validator's API: a transaction sent to any of them reaches all.
+        retain_heights: None,
         gossip_peers: ports
             .iter()
             .enumerate()

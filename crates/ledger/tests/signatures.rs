@@ -48,7 +48,7 @@ fn a_forgery_of_a_verified_transaction_is_still_refused() {
     // Mallory takes a's signed transfer and re-aims it at herself, keeping a's signature; and
     // a second forgery keeps the body but carries a garbage signature.
     let mut redirected = chain.transfer(&a, &mallory, 1_000, chain.nonce(&a));
-    redirected.signature = honest.signature.clone();
+    redirected.signature = honest.signature;
     let mut garbage = honest.clone();
     garbage.signature = Signature([7; 64]);
     assert_ne!(redirected.hash(), honest.hash());

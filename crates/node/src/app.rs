@@ -11,7 +11,6 @@ use opal_types::block::LastCommit;
 use opal_types::{Block, BlockHeader, Hash, PublicKey, Transaction};
 use parking_lot::Mutex;
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 
@@ -393,24 +392,16 @@ impl OpalApp {
                 reason: e.to_string(),
             })?;
         }
+        let base = overlay.base().cloned();
         let writes = overlay.into_writes();
-        let mut aux = BTreeMap::new();
-        for (i, r) in result.txs.iter().enumerate() {
-            let loc = TxLocation {
-                height,
-                index: i as u32,
-            };
-            aux.insert(records::tx_key(&r.hash), Some(opal_types::encode(&loc)));
-        }
-        let stored = StoredBlock {
-            block_bytes: bytes.to_vec(),
-            result: result.clone(),
-            certificate: borsh::to_vec(cert).map_err(|e| AppError::Local(e.to_string()))?,
-        };
-        aux.insert(
-            records::block_key(height),
-            Some(opal_types::encode(&stored)),
-        );
+        let aux = records::commit_aux(
+            base.as_ref(),
+            sh.store.retention(),
+            height,
+            bytes,
+            &result,
+            borsh::to_vec(cert).map_err(|e| AppError::Local(e.to_string()))?,
+        )?;
         let root = Hash(
             sh.store
                 .commit(height, writes, aux)
@@ -649,7 +640,10 @@ impl BlockExecutor for OpalApp {
     }
 
     fn history_min_height(&self) -> Height {
-        1
+        self.shared
+            .snapshot()
+            .and_then(|s| crate::prune::blocks_pruned_to(&s))
+            .map_or(1, |h| h + 1)
     }
 
     /// Evidence this node saw: submit it as a signed `SubmitEvidence` transaction from the

@@ -43,6 +43,11 @@ pub struct NodeConfig {
     /// and full nodes that relay for clients); see `gossip.rs`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gossip_peers: Vec<String>,
+    /// Keep the state, blocks and transaction index of only the last N heights (at least
+    /// `prune::MIN_RETAIN_HEIGHTS`); older heights answer 410 `pruned`. Absent: an archive
+    /// node, which keeps everything (see `prune.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_heights: Option<u64>,
 }
 
 /// A validator's consensus key and VRF key, as an operator names them: the path of its node key

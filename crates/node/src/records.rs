@@ -20,6 +20,38 @@ pub fn tx_key(hash: &Hash) -> Vec<u8> {
     k
 }
 
+/// What the node writes beside the state when it commits `height`: the block record (bytes,
+/// results, certificate), each transaction's location, and, when the store prunes
+/// (`Retention::Last`), the deletion of the records that fall out of the window
+/// ([`crate::prune::prune_blocks`]). `base` is the state before this commit.
+pub fn commit_aux(
+    base: Option<&opal_state::Snapshot>,
+    retention: opal_state::Retention,
+    height: u64,
+    block_bytes: &[u8],
+    result: &BlockResult,
+    certificate: Vec<u8>,
+) -> Result<std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>, crate::app::AppError> {
+    let mut aux = std::collections::BTreeMap::new();
+    for (i, r) in result.txs.iter().enumerate() {
+        let loc = TxLocation {
+            height,
+            index: i as u32,
+        };
+        aux.insert(tx_key(&r.hash), Some(opal_types::encode(&loc)));
+    }
+    let stored = StoredBlock {
+        block_bytes: block_bytes.to_vec(),
+        result: result.clone(),
+        certificate,
+    };
+    aux.insert(block_key(height), Some(opal_types::encode(&stored)));
+    if let (opal_state::Retention::Last(n), Some(base)) = (retention, base) {
+        crate::prune::prune_blocks(base, height, n, &mut aux)?;
+    }
+    Ok(aux)
+}
+
 /// A committed block with its execution results and commit certificate. The state root after it
 /// is the store's root at version `height`.
 #[derive(Debug, Clone, BorshSerialize, BorshDeserialize)]

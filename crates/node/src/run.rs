@@ -84,6 +84,17 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
     let genesis = home.read_genesis()?;
     let key = home.node_key()?;
     let store = open_store(home)?;
+    if let Some(n) = config.retain_heights {
+        if n < crate::prune::MIN_RETAIN_HEIGHTS {
+            return Err(NodeError::Home(format!(
+                "retain_heights = {n} in config.toml: a pruning node keeps at least {} heights \
+                 (remove the line for an archive node)",
+                crate::prune::MIN_RETAIN_HEIGHTS
+            )));
+        }
+        store.set_retention(opal_state::Retention::Last(n))?;
+        tracing::info!(retain_heights = n, "pruning: keeping the last {n} heights");
+    }
     let height = store.latest_version().unwrap_or(0);
     let (events, _) = broadcast::channel(16 * 1024);
     let (height_tx, _) = watch::channel(height);

@@ -18,6 +18,10 @@ pub enum StateError {
     /// The requested version has not been committed (or is in the future).
     #[error("unknown version {0}")]
     UnknownVersion(Version),
+    /// The version was committed but its state has been pruned: this store keeps versions
+    /// from `oldest` on.
+    #[error("version {version} was pruned (the oldest version kept is {oldest})")]
+    Pruned { version: Version, oldest: Version },
     /// The database file was written with a schema this build does not understand.
     #[error("unsupported state schema version {found} (this build understands {supported})")]
     UnsupportedSchema { found: u32, supported: u32 },

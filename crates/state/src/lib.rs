@@ -16,10 +16,14 @@
 //!   at old versions too.
 //! - Execution: an [`Overlay`] is a copy-on-write write set over a snapshot, nested by `fork` per
 //!   transaction; the block overlay's `into_writes()` goes to [`Store::commit`].
-//! - Not yet done: pruning. Replaced nodes are recorded in `stale_nodes` (stale-since version ‖
-//!   node key) so a pruner can delete them and old `jmt_values` entries later; until then every
-//!   version stays readable and the file only grows. Preimages are never deleted (a deleted key
-//!   simply resolves to no value).
+//! - Pruning ([`Retention`]): replaced nodes and overwritten values are indexed by the version
+//!   from which they are stale (`stale_nodes`, `stale_values`); with `Retention::Last(n)` each
+//!   commit deletes, in its own transaction, what only versions older than the last `n` read,
+//!   so the tree and the values stay bounded by the live state plus `n` versions of changes.
+//!   Older versions then answer [`StateError::Pruned`]. Kept for every version: the roots
+//!   (32 bytes each) and the key preimages (one per distinct key ever written; a deleted key
+//!   resolves to no value). `aux` is the node's to prune. redb reuses freed pages; the file
+//!   does not shrink.
 
 // No panics on the deterministic path: a fallible step returns an error (tests may unwrap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -36,7 +40,7 @@ pub use error::StateError;
 pub use overlay::Overlay;
 pub use proof::{StateProof, MAX_PROOF_BYTES};
 pub use snapshot::Snapshot;
-pub use store::{Store, WriteSet};
+pub use store::{Retention, Store, StoreStats, WriteSet, PRUNE_ENTRIES_PER_COMMIT};
 
 /// The JMT root hash bytes.
 pub type Root = [u8; 32];

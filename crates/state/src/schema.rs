@@ -8,7 +8,14 @@
 //! | `jmt_values` | key_hash (32) ‖ version BE (8)        | 0x00 = deleted, 0x01 ‖ value bytes |
 //! | `preimages`  | key preimage                          | key_hash (32)                      |
 //! | `stale_nodes`| stale_since BE (8) ‖ node-table key   | ()                                 |
+//! | `stale_values`| stale_since BE (8) ‖ key_hash (32) ‖ version BE (8) | ()                 |
 //! | `aux`        | bytes                                 | bytes (outside the Merkle root)    |
+//!
+//! `meta` also holds `oldest`, the oldest readable version (absent: 0, nothing pruned).
+//! A `stale_*` entry names a tree node or a value entry that no version from `stale_since` on
+//! reads: the node was replaced, the value was overwritten (or, for a deletion marker, the
+//! marker itself, since once no older entry is readable a missing key reads as absent). Pruning
+//! to oldest version `O` deletes every entry with `stale_since <= O` and what it names.
 
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader};
 use jmt::{KeyHash, OwnedValue};
@@ -25,10 +32,12 @@ pub(crate) const NODES: TableDefinition<Bytes, Bytes> = TableDefinition::new("jm
 pub(crate) const VALUES: TableDefinition<Bytes, Bytes> = TableDefinition::new("jmt_values");
 pub(crate) const PREIMAGES: TableDefinition<Bytes, Bytes> = TableDefinition::new("preimages");
 pub(crate) const STALE: TableDefinition<Bytes, ()> = TableDefinition::new("stale_nodes");
+pub(crate) const STALE_VALUES: TableDefinition<Bytes, ()> = TableDefinition::new("stale_values");
 pub(crate) const AUX: TableDefinition<Bytes, Bytes> = TableDefinition::new("aux");
 
 pub(crate) const META_SCHEMA: &str = "schema";
 pub(crate) const META_LATEST: &str = "latest";
+pub(crate) const META_OLDEST: &str = "oldest";
 
 /// Bump when the on-disk layout changes; `Store::open` refuses any other value.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -111,6 +120,25 @@ pub(crate) fn read_latest(
         None => Ok(None),
         Some(g) => Ok(Some(decode_u64(g.value(), "meta.latest")?)),
     }
+}
+
+/// Oldest readable version recorded in `meta` (0 when nothing was pruned).
+pub(crate) fn read_oldest(
+    meta: &impl ReadableTable<&'static str, Bytes>,
+) -> Result<Version, StateError> {
+    match meta.get(META_OLDEST)? {
+        None => Ok(0),
+        Some(g) => decode_u64(g.value(), "meta.oldest"),
+    }
+}
+
+/// `stale_values` key: stale_since BE ‖ key hash ‖ the stale entry's version BE.
+pub(crate) fn stale_value_key(since: Version, kh: &KeyHash, version: Version) -> [u8; 48] {
+    let mut out = [0u8; 48];
+    out[..8].copy_from_slice(&since.to_be_bytes());
+    out[8..40].copy_from_slice(&kh.0);
+    out[40..].copy_from_slice(&version.to_be_bytes());
+    out
 }
 
 pub(crate) fn read_root(

@@ -7,8 +7,8 @@ use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase};
 
 use crate::proof::StateProof;
 use crate::schema::{
-    decode_root, key_hash, read_latest, read_root, value_as_of, Bytes, TableReader, AUX, META,
-    NODES, PREIMAGES, ROOTS, VALUES,
+    decode_root, key_hash, read_latest, read_oldest, read_root, value_as_of, Bytes, TableReader,
+    AUX, META, NODES, PREIMAGES, ROOTS, VALUES,
 };
 use crate::{Entries, Root, StateError, Version, EMPTY_ROOT};
 
@@ -48,12 +48,19 @@ impl Snapshot {
     /// `at = None`: latest version; `Some(v)`: version `v`, which must be committed.
     pub(crate) fn open(db: &Database, at: Option<Version>) -> Result<Snapshot, StateError> {
         let txn = db.begin_read()?;
-        let latest = read_latest(&txn.open_table(META)?)?;
+        let meta = txn.open_table(META)?;
+        let latest = read_latest(&meta)?;
         let version = match (at, latest) {
             (None, l) => l,
             (Some(v), Some(l)) if v <= l => Some(v),
             (Some(v), _) => return Err(StateError::UnknownVersion(v)),
         };
+        if let (Some(v), Some(_)) = (at, version) {
+            let oldest = read_oldest(&meta)?;
+            if v < oldest {
+                return Err(StateError::Pruned { version: v, oldest });
+            }
+        }
         let root = match version {
             None => EMPTY_ROOT,
             Some(v) => read_root(&txn.open_table(ROOTS)?, v)?.ok_or_else(|| match at {

@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use jmt::{KeyHash, Sha256Jmt};
 use parking_lot::{Mutex, RwLock};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction,
+};
 
 use crate::schema::{
-    decode_u32, encode_value, key_hash, node_key_bytes, read_latest, read_root, value_key,
-    TableReader, AUX, META, META_LATEST, META_SCHEMA, NODES, PREIMAGES, ROOTS, SCHEMA_VERSION,
-    STALE, VALUES,
+    decode_u32, decode_u64, encode_value, key_hash, node_key_bytes, read_latest, read_oldest,
+    read_root, stale_value_key, value_key, TableReader, AUX, META, META_LATEST, META_OLDEST,
+    META_SCHEMA, NODES, PREIMAGES, ROOTS, SCHEMA_VERSION, STALE, STALE_VALUES, VALUES,
 };
 use crate::snapshot::Snapshot;
 use crate::{Root, StateError, Version, EMPTY_ROOT};
@@ -20,12 +22,43 @@ use crate::{Root, StateError, Version, EMPTY_ROOT};
 /// Writes of one version: key -> Some(value) = put, None = delete.
 pub type WriteSet = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
+/// Which versions a store keeps readable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Retention {
+    /// Every version (an archive node).
+    #[default]
+    Archive,
+    /// The last `n` versions (`n >= 1`): each commit of version `v` prunes what only versions
+    /// before `v + 1 - n` read, in the same durable transaction, at most
+    /// [`PRUNE_ENTRIES_PER_COMMIT`] index entries at a time (a store switched from archive
+    /// catches up over several commits).
+    Last(u64),
+}
+
+/// Most stale-index entries one commit prunes (bounds the extra work of a commit).
+pub const PRUNE_ENTRIES_PER_COMMIT: usize = 100_000;
+
+/// Entry counts of the store's tables (for tests, metrics and the disk benchmark).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub nodes: u64,
+    pub values: u64,
+    pub stale_nodes: u64,
+    pub stale_values: u64,
+    pub preimages: u64,
+    pub roots: u64,
+    pub aux: u64,
+}
+
 struct Inner {
     db: Database,
     /// Cached copy of `meta.latest`; only changed under `commit_lock` after a durable commit.
     latest: RwLock<Option<Version>>,
     /// Serializes `commit` so the version check, the write and the cache update are one step.
     commit_lock: Mutex<()>,
+    retention: RwLock<Retention>,
+    /// Cached copy of `meta.oldest`, like `latest`.
+    oldest: RwLock<Version>,
 }
 
 /// Handle to the state database. Cheap to clone (an `Arc`), `Send + Sync`.
@@ -48,8 +81,8 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StateError> {
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
-        let latest = match init_tables(&txn) {
-            Ok(latest) => latest,
+        let (latest, oldest) = match init_tables(&txn) {
+            Ok(v) => v,
             Err(e) => {
                 let _ = txn.abort();
                 return Err(e);
@@ -61,7 +94,59 @@ impl Store {
                 db,
                 latest: RwLock::new(latest),
                 commit_lock: Mutex::new(()),
+                retention: RwLock::new(Retention::Archive),
+                oldest: RwLock::new(oldest),
             }),
+        })
+    }
+
+    /// Keep every version, or only the last `n`, from the next commit on. `Last(0)` is
+    /// refused (the latest version is always kept).
+    pub fn set_retention(&self, r: Retention) -> Result<(), StateError> {
+        if r == Retention::Last(0) {
+            return Err(StateError::Db(
+                "retention must keep at least the latest version".into(),
+            ));
+        }
+        *self.inner.retention.write() = r;
+        Ok(())
+    }
+
+    pub fn retention(&self) -> Retention {
+        *self.inner.retention.read()
+    }
+
+    /// The oldest version whose state can still be read (0 when nothing was pruned).
+    pub fn oldest_version(&self) -> Version {
+        *self.inner.oldest.read()
+    }
+
+    /// Bytes of the file's pages in use, and of the keys and values in them (redb's own
+    /// accounting; the file itself grows in large steps and reuses freed pages). Briefly takes
+    /// the write lock, as a commit does.
+    pub fn space(&self) -> Result<(u64, u64), StateError> {
+        let _guard = self.inner.commit_lock.lock();
+        let txn = self.inner.db.begin_write()?;
+        let st = txn.stats()?;
+        let out = (
+            st.allocated_pages() * st.page_size() as u64,
+            st.stored_bytes(),
+        );
+        txn.abort()?;
+        Ok(out)
+    }
+
+    /// Entry counts of every table (one read transaction).
+    pub fn stats(&self) -> Result<StoreStats, StateError> {
+        let txn = self.inner.db.begin_read()?;
+        Ok(StoreStats {
+            nodes: txn.open_table(NODES)?.len()?,
+            values: txn.open_table(VALUES)?.len()?,
+            stale_nodes: txn.open_table(STALE)?.len()?,
+            stale_values: txn.open_table(STALE_VALUES)?.len()?,
+            preimages: txn.open_table(PREIMAGES)?.len()?,
+            roots: txn.open_table(ROOTS)?.len()?,
+            aux: txn.open_table(AUX)?.len()?,
         })
     }
 
@@ -70,7 +155,8 @@ impl Store {
         *self.inner.latest.read()
     }
 
-    /// Root of an existing version.
+    /// Root of an existing version. Roots are kept for every version, pruned or not (32 bytes
+    /// each: light clients and block headers need them).
     pub fn root_at(&self, version: Version) -> Result<Root, StateError> {
         let txn = self.inner.db.begin_read()?;
         let roots = txn.open_table(ROOTS)?;
@@ -90,6 +176,7 @@ impl Store {
     }
 
     /// Read view of an older (or the latest) version: values as of `version`, aux as of now.
+    /// [`StateError::Pruned`] for a version older than [`Store::oldest_version`].
     pub fn snapshot_at(&self, version: Version) -> Result<Snapshot, StateError> {
         Snapshot::open(&self.inner.db, Some(version))
     }
@@ -108,8 +195,16 @@ impl Store {
         let _guard = self.inner.commit_lock.lock();
         let mut txn = self.inner.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
-        let root = match write_version(&txn, version, writes, aux) {
-            Ok(root) => root,
+        let retention = *self.inner.retention.read();
+        let done = write_version(&txn, version, writes, aux).and_then(|root| {
+            let oldest = match retention {
+                Retention::Archive => None,
+                Retention::Last(n) => Some(prune(&txn, version.saturating_sub(n - 1))?),
+            };
+            Ok((root, oldest))
+        });
+        let (root, oldest) = match done {
+            Ok(v) => v,
             Err(e) => {
                 let _ = txn.abort();
                 return Err(e);
@@ -117,18 +212,86 @@ impl Store {
         };
         txn.commit()?;
         *self.inner.latest.write() = Some(version);
+        if let Some(o) = oldest {
+            *self.inner.oldest.write() = o;
+        }
         Ok(root)
     }
 }
 
-/// Create every table, check the schema version, return `meta.latest`.
-fn init_tables(txn: &WriteTransaction) -> Result<Option<Version>, StateError> {
+/// Delete what no version from `target` on reads, up to [`PRUNE_ENTRIES_PER_COMMIT`] index
+/// entries, and record the new oldest readable version: `target`, or, if the limit stopped it
+/// early, the version before the first entry left (never less than before). Returns it.
+fn prune(txn: &WriteTransaction, target: Version) -> Result<Version, StateError> {
+    let mut meta = txn.open_table(META)?;
+    let before = read_oldest(&meta)?;
+    if target <= before {
+        return Ok(before);
+    }
+    let end = target.checked_add(1).ok_or(StateError::VersionOverflow)?;
+    let end = end.to_be_bytes();
+    let mut budget = PRUNE_ENTRIES_PER_COMMIT;
+    // The stale_since of the first entry left in either index, if the budget ran out.
+    let mut left: Option<Version> = None;
+    {
+        let mut stale = txn.open_table(STALE)?;
+        let mut nodes = txn.open_table(NODES)?;
+        let keys: Vec<Vec<u8>> = stale
+            .range::<&[u8]>(..&end[..])?
+            .take(budget + 1)
+            .map(|e| e.map(|(k, _)| k.value().to_vec()))
+            .collect::<Result<_, _>>()?;
+        for (i, k) in keys.iter().enumerate() {
+            if i == budget {
+                left = Some(decode_u64(&k[..8], "stale_nodes key")?);
+                break;
+            }
+            nodes.remove(&k[8..])?;
+            stale.remove(&k[..])?;
+        }
+        budget = budget.saturating_sub(keys.len());
+    }
+    {
+        let mut stale = txn.open_table(STALE_VALUES)?;
+        let mut values = txn.open_table(VALUES)?;
+        let keys: Vec<Vec<u8>> = stale
+            .range::<&[u8]>(..&end[..])?
+            .take(budget + 1)
+            .map(|e| e.map(|(k, _)| k.value().to_vec()))
+            .collect::<Result<_, _>>()?;
+        for (i, k) in keys.iter().enumerate() {
+            if i == budget {
+                let since = decode_u64(&k[..8], "stale_values key")?;
+                left = Some(left.map_or(since, |l| l.min(since)));
+                break;
+            }
+            if k.len() != 48 {
+                return Err(StateError::Corrupt(format!(
+                    "stale_values key of {} bytes",
+                    k.len()
+                )));
+            }
+            values.remove(&k[8..])?;
+            stale.remove(&k[..])?;
+        }
+    }
+    let oldest = match left {
+        None => target,
+        Some(since) => since.saturating_sub(1).max(before),
+    };
+    meta.insert(META_OLDEST, &oldest.to_be_bytes()[..])?;
+    Ok(oldest)
+}
+
+/// Create every table, check the schema version, return `meta.latest` and `meta.oldest`.
+fn init_tables(txn: &WriteTransaction) -> Result<(Option<Version>, Version), StateError> {
     let mut meta = txn.open_table(META)?;
     for def in [NODES, VALUES, PREIMAGES, AUX] {
         txn.open_table(def)?;
     }
     txn.open_table(ROOTS)?;
     txn.open_table(STALE)?;
+    txn.open_table(STALE_VALUES)?;
     let found = match meta.get(META_SCHEMA)? {
         Some(g) => Some(decode_u32(g.value(), "meta.schema")?),
         None => None,
@@ -150,7 +313,7 @@ fn init_tables(txn: &WriteTransaction) -> Result<Option<Version>, StateError> {
             meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes()[..])?;
         }
     }
-    read_latest(&meta)
+    Ok((read_latest(&meta)?, read_oldest(&meta)?))
 }
 
 /// Body of `commit`, inside the write transaction (aborted by the caller on error).
@@ -198,11 +361,28 @@ fn write_version(
         let v = borsh::to_vec(node).map_err(|e| StateError::Tree(format!("encode node: {e}")))?;
         nodes.insert(&k[..], &v[..])?;
     }
-    for ((ver, kh), v) in batch.node_batch.values() {
-        values.insert(&value_key(kh, *ver)[..], &encode_value(v)[..])?;
+    {
+        // Which value entries this version makes stale: each key's previous entry, and a
+        // deletion marker itself (see `schema`).
+        let mut stale = txn.open_table(STALE_VALUES)?;
+        for ((ver, kh), v) in batch.node_batch.values() {
+            let lo = value_key(kh, 0);
+            let hi = value_key(kh, *ver);
+            let prev = match values.range::<&[u8]>(&lo[..]..&hi[..])?.next_back() {
+                Some(e) => Some(decode_u64(&e?.0.value()[32..], "jmt_values key")?),
+                None => None,
+            };
+            if let Some(p) = prev {
+                stale.insert(&stale_value_key(*ver, kh, p)[..], ())?;
+            }
+            if v.is_none() {
+                stale.insert(&stale_value_key(*ver, kh, *ver)[..], ())?;
+            }
+            values.insert(&value_key(kh, *ver)[..], &encode_value(v)[..])?;
+        }
     }
     {
-        // Index of nodes replaced at this version, for a future pruner.
+        // Index of nodes replaced at this version, for the pruner.
         let mut stale = txn.open_table(STALE)?;
         for s in &batch.stale_node_index_batch {
             let mut k = s.stale_since_version.to_be_bytes().to_vec();

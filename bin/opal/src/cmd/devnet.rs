@@ -35,6 +35,7 @@ pub fn run_testnet(a: TestnetArgs, out: Output) -> Result<()> {
         exe: std::env::current_exe().context("finding the opal executable")?,
         params: a.params,
         hosts: a.hosts,
+        retain_heights: a.retain_heights,
         init_only: a.init_only,
     };
     opal_devnet::testnet::run(opts, devnet_output(out))
@@ -80,6 +81,10 @@ pub struct TestnetArgs {
     /// run `opal node start --home HOME/nodeI` for each validator on its host.
     #[arg(long)]
     pub init_only: bool,
+    /// Prune every validator of a new testnet to the last N heights (at least 16) [default:
+    /// archive]. Ignored on resume (each node's config.toml has its own setting).
+    #[arg(long)]
+    pub retain_heights: Option<u64>,
 }
 
 #[derive(Args, Debug)]

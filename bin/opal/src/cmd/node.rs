@@ -56,6 +56,7 @@ fn init(a: NodeInitArgs, out: Output) -> Result<()> {
             dev_timeouts: a.dev_timeouts,
             check_invariants: a.check_invariants,
             gossip_peers: a.gossip_peers.clone(),
+            retain_heights: a.retain_heights,
         },
     )?;
     let v = json!({
@@ -156,4 +157,8 @@ pub struct NodeInitArgs {
     /// Check the ledger invariants (total supply) after every block.
     #[arg(long)]
     pub check_invariants: bool,
+    /// Keep the state, blocks and transaction index of only the last N heights (at least 16);
+    /// older heights answer 410 `pruned` [default: archive, keep everything].
+    #[arg(long)]
+    pub retain_heights: Option<u64>,
 }

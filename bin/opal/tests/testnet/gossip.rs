@@ -39,18 +39,17 @@ fn transfers_sent_to_one_validator_are_proposed_by_others() {
     let keys = tn.dev_keys();
     let (alice, bob) = (&keys[0], keys[1].address());
     let fee = tn.min_fee(0);
-    let mut nonce = tn.account(0, &alice.address())["nonce"].as_u64().unwrap();
+    let first = tn.account(0, &alice.address())["nonce"].as_u64().unwrap();
     let node0 = read_key(&tn.validators[0].home.join("node_key.json")).public_key();
 
     // 30 transfers, one every 150 ms, all to node0: they span several blocks, and with equal
     // stake every validator proposes in turn.
     let mut hashes = vec![];
-    for _ in 0..30 {
+    for nonce in first..first + 30 {
         let tx = transfer(&tn.chain_id, fee, alice, bob, 1, nonce);
         let (code, v) = crate::common::submit(tn.url(0), &tx);
         assert_eq!(code, 202, "{v}");
         hashes.push(v["hash"].as_str().unwrap().to_string());
-        nonce += 1;
         std::thread::sleep(Duration::from_millis(150));
     }
     let mut heights = BTreeSet::new();

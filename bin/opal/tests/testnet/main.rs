@@ -16,4 +16,5 @@ mod netns;
 mod network;
 mod operator;
 mod partition;
+mod prune;
 mod resume;

@@ -25,6 +25,10 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
+    /// 410 `pruned`: the height existed but this node no longer keeps it.
+    pub fn pruned(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::GONE, "pruned", message)
+    }
     pub fn internal(message: impl std::fmt::Display) -> ApiError {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -45,6 +49,20 @@ impl From<axum::extract::rejection::BytesRejection> for ApiError {
             "bad_body"
         };
         ApiError::new(status, code, r.body_text())
+    }
+}
+
+/// A pruned height is 410 `pruned` (it existed, this node no longer keeps it); any other store
+/// failure is internal.
+impl From<opal_state::StateError> for ApiError {
+    fn from(e: opal_state::StateError) -> Self {
+        match e {
+            opal_state::StateError::Pruned { version, oldest } => ApiError::pruned(format!(
+                "the state at height {version} was pruned: this node keeps heights {oldest} and \
+                 later (retain_heights in its config.toml); ask an archive node"
+            )),
+            e => ApiError::internal(e),
+        }
     }
 }
 

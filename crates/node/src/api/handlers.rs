@@ -77,6 +77,7 @@ pub async fn status(State(sh): S) -> Result<Json<api::Status>, ApiError> {
         state_root: Hash(snap.root()),
         block_hash,
         block_time_ms: time_ms,
+        earliest_height: sh.store.oldest_version(),
         validator: sh.validator,
         mempool_size: sh.mempool.lock().len(),
         total_supply: supply,
@@ -287,7 +288,22 @@ fn snapshot_at(sh: &Shared, height: Option<u64>) -> Result<opal_state::Snapshot,
                     "height {h} is not committed yet (latest {latest})"
                 )));
             }
-            sh.store.snapshot_at(h).map_err(internal)
+            sh.store.snapshot_at(h).map_err(ApiError::from)
+        }
+    }
+}
+
+/// The error for a committed height whose block record is not here: 410 if it was pruned.
+fn no_block(sh: &Shared, snap: &opal_state::Snapshot, h: u64) -> ApiError {
+    match crate::prune::blocks_pruned_to(snap) {
+        Ok(p) if h <= p => ApiError::pruned(format!(
+            "block {h} was pruned: this node keeps blocks from height {} on (retain_heights in \
+             its config.toml); ask an archive node",
+            p + 1
+        )),
+        _ => {
+            let latest = sh.store.latest_version().unwrap_or(0);
+            ApiError::not_found(format!("no block at height {h} (latest {latest})"))
         }
     }
 }
@@ -332,7 +348,7 @@ fn block_json(sh: &Shared, height: u64) -> Result<Json<api::BlockReply>, ApiErro
     let sb = sh
         .stored_block(&snap, height)
         .map_err(internal)?
-        .ok_or_else(|| ApiError::not_found(format!("no block at height {height}")))?;
+        .ok_or_else(|| no_block(sh, &snap, height))?;
     let block = sb.block().map_err(internal)?;
     let root = sh.store.root_at(height).map_err(internal)?;
     let hash = block.hash();
@@ -449,8 +465,8 @@ pub async fn light_block(State(sh): S, Path(height): Path<String>) -> ApiResult 
     let sb = sh
         .stored_block(&snap, h)
         .map_err(internal)?
-        .ok_or_else(|| ApiError::not_found(format!("no block at height {h}")))?;
-    let before = sh.store.snapshot_at(h - 1).map_err(internal)?;
+        .ok_or_else(|| no_block(&sh, &snap, h))?;
+    let before = sh.store.snapshot_at(h - 1).map_err(ApiError::from)?;
     let (value, proof) = before
         .get_with_proof(opal_ledger::keys::VALIDATORS)
         .map_err(internal)?;
