@@ -78,6 +78,15 @@ pub struct Status {
     pub params: Params,
 }
 
+/// `GET /api/snapshots`: the heights whose state this node serves as state-sync chunks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SnapshotList {
+    /// `snapshot_interval` in this node's config; `None` when it offers none.
+    pub interval: Option<u64>,
+    /// Offered heights, newest first.
+    pub heights: Vec<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Pools {
     #[schemars(with = "String")]
@@ -425,6 +434,7 @@ pub fn schemas() -> serde_json::Map<String, Value> {
     let mut g = settings.into_generator();
     g.subschema_for::<ErrorBody>();
     g.subschema_for::<Status>();
+    g.subschema_for::<SnapshotList>();
     g.subschema_for::<Account>();
     g.subschema_for::<SubmitTx>();
     g.subschema_for::<TxStatus>();

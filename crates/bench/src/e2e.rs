@@ -81,6 +81,8 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
         artifact_peers: vec![],
         gossip_peers: vec![],
         retain_heights: None,
+        snapshot_interval: None,
+        state_sync_peers: vec![],
     })?;
 
     let rt = tokio::runtime::Runtime::new()?;

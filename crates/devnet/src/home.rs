@@ -88,6 +88,8 @@ pub fn init_home(home: &Home, a: &DevnetOptions) -> Result<()> {
         artifact_peers: vec![],
         gossip_peers: vec![],
         retain_heights: None,
+        snapshot_interval: None,
+        state_sync_peers: vec![],
     })?;
     Ok(())
 }
@@ -177,6 +179,10 @@ pub struct OperatorNode {
     pub gossip_peers: Vec<String>,
     /// Prune to the last N heights (`None`: archive).
     pub retain_heights: Option<u64>,
+    /// Offer state-sync snapshots every this many heights.
+    pub snapshot_interval: Option<u64>,
+    /// Join by state sync from these API URLs.
+    pub state_sync_peers: Vec<String>,
 }
 
 /// Create an operator's node home: a new validator key and a config, no genesis (the chain's
@@ -234,6 +240,8 @@ pub fn init_operator(home: &Home, n: &OperatorNode) -> Result<SecretKey> {
         artifact_peers: vec![],
         gossip_peers: n.gossip_peers.clone(),
         retain_heights: n.retain_heights,
+        snapshot_interval: n.snapshot_interval,
+        state_sync_peers: n.state_sync_peers.clone(),
     })
     .context("writing config.toml")?;
     Ok(key)

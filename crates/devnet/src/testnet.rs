@@ -80,6 +80,8 @@ pub struct TestnetOptions {
     pub hosts: Vec<IpAddr>,
     /// Prune every validator of a new testnet to the last N heights (`None`: archive).
     pub retain_heights: Option<u64>,
+    /// Every validator of a new testnet offers state-sync snapshots at multiples of this.
+    pub snapshot_interval: Option<u64>,
     /// Write a new testnet's homes and exit without running it: each validator is then started
     /// with `opal node start --home HOME/nodeI` on its host.
     pub init_only: bool,
@@ -143,8 +145,15 @@ pub fn run(a: TestnetOptions, out: Output) -> Result<()> {
         if let Some(r) = a.retain_heights {
             for v in &mut vs {
                 v.config.retain_heights = Some(r);
-                v.home.write_config(&v.config)?;
             }
+        }
+        if let Some(k) = a.snapshot_interval {
+            for v in &mut vs {
+                v.config.snapshot_interval = Some(k);
+            }
+        }
+        for v in &vs {
+            v.home.write_config(&v.config)?;
         }
         vs
     } else if a.init_only {
@@ -355,6 +364,8 @@ fn config_for(name: &str, hosts: &[IpAddr], ports: &[(u16, u16)], i: usize) -> N
         artifact_peers: vec![],
         // Every other validator's API: a transaction sent to any of them reaches all.
         retain_heights: None,
+        snapshot_interval: None,
+        state_sync_peers: vec![],
         gossip_peers: ports
             .iter()
             .enumerate()

@@ -105,6 +105,8 @@ pub struct Shared {
     pub metrics: crate::metrics::Metrics,
     /// Where newly admitted transactions go out to the gossip peers.
     pub gossip: crate::gossip::Gossip,
+    /// `snapshot_interval` of the config: which heights this node offers for state sync.
+    pub snapshot_interval: Option<u64>,
 }
 
 impl Shared {
@@ -180,7 +182,16 @@ impl Shared {
 
     fn header_of(&self, snap: &Snapshot, height: u64) -> Result<Option<BlockHeader>, AppError> {
         Ok(match self.stored_block(snap, height)? {
-            None => None,
+            // A state-synced node has no record of the block it started from, but keeps it as
+            // its anchor (`statesync.rs`).
+            None => match crate::statesync::anchor(snap)? {
+                Some(a) if a.height == height => Some(
+                    opal_types::Block::from_bytes(&a.block_bytes)
+                        .map_err(|e| AppError::Corrupt(format!("sync anchor: {e}")))?
+                        .header,
+                ),
+                _ => None,
+            },
             Some(sb) => Some(
                 sb.block()
                     .map_err(|e| AppError::Corrupt(e.to_string()))?
@@ -506,16 +517,22 @@ impl OpalApp {
             (Some(_), 1) => return Err(bad("block 1 cannot carry a last commit".into())),
             (None, _) => return Err(bad("the block carries no last commit".into())),
             (Some(lc), _) => {
-                let prev = sh.stored_block(&snap, height - 1)?.ok_or_else(|| {
-                    AppError::Local(format!(
-                        "cannot check the last commit: no block {}",
-                        height - 1
-                    ))
-                })?;
+                let prev_bytes = match sh.stored_block(&snap, height - 1)? {
+                    Some(prev) => prev.block_bytes,
+                    None => match crate::statesync::anchor(&snap)? {
+                        Some(a) if a.height == height - 1 => a.block_bytes,
+                        _ => {
+                            return Err(AppError::Local(format!(
+                                "cannot check the last commit: no block {}",
+                                height - 1
+                            )))
+                        }
+                    },
+                };
                 let cert = CommitCertificate {
                     height: height - 1,
                     round: lc.round,
-                    value_id: opal_consensus::value_id(&prev.block_bytes),
+                    value_id: opal_consensus::value_id(&prev_bytes),
                     signatures: lc
                         .signatures
                         .iter()
@@ -557,21 +574,40 @@ impl BlockExecutor for OpalApp {
     fn validator_set(&self, height: Height) -> Vec<Validator> {
         let latest = self.latest();
         let at = height.saturating_sub(1).min(latest);
-        let snap = match self.shared.store.snapshot_at(at).map_err(|e| e.to_string()) {
+        let to_engine = |vs: Vec<opal_types::validator::ActiveValidator>| -> Vec<Validator> {
+            vs.into_iter()
+                .map(|v| Validator {
+                    public_key: v.public_key.0,
+                    power: v.power,
+                })
+                .collect()
+        };
+        let snap = match self.shared.store.snapshot_at(at) {
             Ok(s) => s,
+            Err(opal_state::StateError::Pruned { .. }) => {
+                // A state-synced node's first block: the set its anchor carries.
+                if let Ok(Some(a)) = self
+                    .shared
+                    .snapshot()
+                    .and_then(|s| crate::statesync::anchor(&s))
+                {
+                    if a.height == height {
+                        return to_engine(a.validators);
+                    }
+                }
+                tracing::error!(
+                    height,
+                    "reading the validator set: state at {at} was pruned"
+                );
+                return vec![];
+            }
             Err(e) => {
                 tracing::error!("reading the validator set: {e}");
                 return vec![];
             }
         };
         match exec::validators(&Overlay::new(snap)) {
-            Ok(vs) => vs
-                .into_iter()
-                .map(|v| Validator {
-                    public_key: v.public_key.0,
-                    power: v.power,
-                })
-                .collect(),
+            Ok(vs) => to_engine(vs),
             Err(e) => {
                 tracing::error!("reading the validator set: {e}");
                 vec![]

@@ -48,6 +48,14 @@ pub struct NodeConfig {
     /// node, which keeps everything (see `prune.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retain_heights: Option<u64>,
+    /// Offer the state at every multiple of this height for other nodes to join from
+    /// (`statesync.rs`). Absent: offer none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_interval: Option<u64>,
+    /// API URLs of nodes to join from by state sync, used when this home has no state yet
+    /// (otherwise the node replays every block from genesis).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state_sync_peers: Vec<String>,
 }
 
 /// A validator's consensus key and VRF key, as an operator names them: the path of its node key

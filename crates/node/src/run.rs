@@ -6,7 +6,7 @@ use crate::error::NodeError;
 use crate::home::Home;
 use crate::mempool::{Mempool, MempoolLimits};
 use opal_consensus::{ConsensusConfig, ConsensusHandle, Timeouts};
-use opal_ledger::exec;
+use opal_ledger::{exec, Genesis};
 use opal_state::{Overlay, Store};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -79,10 +79,58 @@ pub fn open_store(home: &Home) -> Result<Store, NodeError> {
     Ok(store)
 }
 
+/// Join by state sync (`statesync.rs`) into `data/state-sync.redb`, renamed to the state file
+/// only once complete: an interrupted or failed join leaves no state, and the next start tries
+/// again.
+async fn state_sync(home: &Home, genesis: &Genesis, peers: &[String]) -> Result<(), NodeError> {
+    let data = home.root.join("data");
+    std::fs::create_dir_all(&data)?;
+    let partial = data.join("state-sync.redb");
+    let scratch = data.join("genesis-trust.redb");
+    for p in [&partial, &scratch] {
+        if p.exists() {
+            std::fs::remove_file(p)?;
+        }
+    }
+    tracing::info!(peers = ?peers, "no state yet: joining by state sync");
+    let (genesis, peers) = (genesis.clone(), peers.to_vec());
+    let (p2, s2) = (partial.clone(), scratch.clone());
+    let joined = tokio::task::spawn_blocking(move || {
+        let store = Store::open(&p2)?;
+        crate::statesync::join(&store, &genesis, &peers, &s2)
+    })
+    .await
+    .map_err(|e| NodeError::Home(format!("state sync: {e}")))?;
+    let _ = std::fs::remove_file(&scratch);
+    let j = match joined {
+        Ok(j) => j,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&partial, home.state_path())?;
+    tracing::info!(
+        height = j.height,
+        root = %j.root,
+        leaves = j.leaves,
+        chunks = j.chunks,
+        refused = j.refused,
+        secs = format!("{:.2}", j.secs),
+        "state sync: joined at height {}; following blocks from {}",
+        j.height,
+        j.height + 1
+    );
+    Ok(())
+}
+
 pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, NodeError> {
     let config = home.read_config()?;
     let genesis = home.read_genesis()?;
     let key = home.node_key()?;
+    if !config.state_sync_peers.is_empty() && !home.state_path().exists() {
+        state_sync(home, &genesis, &config.state_sync_peers).await?;
+    }
     let store = open_store(home)?;
     if let Some(n) = config.retain_heights {
         if n < crate::prune::MIN_RETAIN_HEIGHTS {
@@ -110,6 +158,7 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
         check_invariants: config.check_invariants,
         metrics,
         gossip,
+        snapshot_interval: config.snapshot_interval,
     });
 
     let api_addr = opts.api_addr.unwrap_or(config.api_addr);

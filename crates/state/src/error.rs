@@ -22,6 +22,10 @@ pub enum StateError {
     /// from `oldest` on.
     #[error("version {version} was pruned (the oldest version kept is {oldest})")]
     Pruned { version: Version, oldest: Version },
+    /// A state-sync chunk was refused (it does not verify, is out of order or malformed), or
+    /// a restore was used wrongly.
+    #[error("state-sync chunk refused: {0}")]
+    BadChunk(String),
     /// The database file was written with a schema this build does not understand.
     #[error("unsupported state schema version {found} (this build understands {supported})")]
     UnsupportedSchema { found: u32, supported: u32 },

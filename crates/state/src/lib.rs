@@ -35,12 +35,14 @@ mod proof;
 pub mod schema;
 mod snapshot;
 mod store;
+mod sync;
 
 pub use error::StateError;
 pub use overlay::Overlay;
 pub use proof::{StateProof, MAX_PROOF_BYTES};
 pub use snapshot::Snapshot;
 pub use store::{Retention, Store, StoreStats, WriteSet, PRUNE_ENTRIES_PER_COMMIT};
+pub use sync::{Chunk, Restore, MAX_CHUNK_BYTES, MAX_CHUNK_ENTRIES};
 
 /// The JMT root hash bytes.
 pub type Root = [u8; 32];

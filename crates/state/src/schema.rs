@@ -9,6 +9,7 @@
 //! | `preimages`  | key preimage                          | key_hash (32)                      |
 //! | `stale_nodes`| stale_since BE (8) ‖ node-table key   | ()                                 |
 //! | `stale_values`| stale_since BE (8) ‖ key_hash (32) ‖ version BE (8) | ()                 |
+//! | `key_hashes` | key_hash (32)                         | key preimage (state-sync chunks)   |
 //! | `aux`        | bytes                                 | bytes (outside the Merkle root)    |
 //!
 //! `meta` also holds `oldest`, the oldest readable version (absent: 0, nothing pruned).
@@ -32,6 +33,8 @@ pub(crate) const NODES: TableDefinition<Bytes, Bytes> = TableDefinition::new("jm
 pub(crate) const VALUES: TableDefinition<Bytes, Bytes> = TableDefinition::new("jmt_values");
 pub(crate) const PREIMAGES: TableDefinition<Bytes, Bytes> = TableDefinition::new("preimages");
 pub(crate) const STALE: TableDefinition<Bytes, ()> = TableDefinition::new("stale_nodes");
+/// key hash -> key preimage: the reverse of `preimages`, for serving state-sync chunks.
+pub(crate) const KEY_HASHES: TableDefinition<Bytes, Bytes> = TableDefinition::new("key_hashes");
 pub(crate) const STALE_VALUES: TableDefinition<Bytes, ()> = TableDefinition::new("stale_values");
 pub(crate) const AUX: TableDefinition<Bytes, Bytes> = TableDefinition::new("aux");
 

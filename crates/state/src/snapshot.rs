@@ -8,7 +8,7 @@ use redb::{Database, ReadOnlyTable, ReadTransaction, ReadableDatabase};
 use crate::proof::StateProof;
 use crate::schema::{
     decode_root, key_hash, read_latest, read_oldest, read_root, value_as_of, Bytes, TableReader,
-    AUX, META, NODES, PREIMAGES, ROOTS, VALUES,
+    AUX, KEY_HASHES, META, NODES, PREIMAGES, ROOTS, VALUES,
 };
 use crate::{Entries, Root, StateError, Version, EMPTY_ROOT};
 
@@ -18,6 +18,7 @@ struct Inner {
     nodes: ReadOnlyTable<Bytes, Bytes>,
     values: ReadOnlyTable<Bytes, Bytes>,
     preimages: ReadOnlyTable<Bytes, Bytes>,
+    key_hashes: ReadOnlyTable<Bytes, Bytes>,
     aux: ReadOnlyTable<Bytes, Bytes>,
     _txn: ReadTransaction,
 }
@@ -75,6 +76,7 @@ impl Snapshot {
                 nodes: txn.open_table(NODES)?,
                 values: txn.open_table(VALUES)?,
                 preimages: txn.open_table(PREIMAGES)?,
+                key_hashes: txn.open_table(KEY_HASHES)?,
                 aux: txn.open_table(AUX)?,
                 _txn: txn,
             }),
@@ -131,6 +133,23 @@ impl Snapshot {
             }
         }
         Ok(out)
+    }
+
+    /// The key whose hash is `kh`, if this store ever wrote it.
+    pub(crate) fn preimage(&self, kh: &[u8; 32]) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self
+            .inner
+            .key_hashes
+            .get(&kh[..])?
+            .map(|g| g.value().to_vec()))
+    }
+
+    /// The node and value tables, for a tree reader that owns the snapshot.
+    pub(crate) fn with_tables<R>(
+        &self,
+        f: impl FnOnce(&ReadOnlyTable<Bytes, Bytes>, &ReadOnlyTable<Bytes, Bytes>) -> R,
+    ) -> R {
+        f(&self.inner.nodes, &self.inner.values)
     }
 
     /// Non-verifiable auxiliary value (as of the moment the snapshot was taken).

@@ -13,8 +13,8 @@ use redb::{
 
 use crate::schema::{
     decode_u32, decode_u64, encode_value, key_hash, node_key_bytes, read_latest, read_oldest,
-    read_root, stale_value_key, value_key, TableReader, AUX, META, META_LATEST, META_OLDEST,
-    META_SCHEMA, NODES, PREIMAGES, ROOTS, SCHEMA_VERSION, STALE, STALE_VALUES, VALUES,
+    read_root, stale_value_key, value_key, TableReader, AUX, KEY_HASHES, META, META_LATEST,
+    META_OLDEST, META_SCHEMA, NODES, PREIMAGES, ROOTS, SCHEMA_VERSION, STALE, STALE_VALUES, VALUES,
 };
 use crate::snapshot::Snapshot;
 use crate::{Root, StateError, Version, EMPTY_ROOT};
@@ -150,6 +150,17 @@ impl Store {
         })
     }
 
+    pub(crate) fn db(&self) -> &Database {
+        &self.inner.db
+    }
+
+    /// After a restore: the caches follow what `Restore::finish` wrote.
+    pub(crate) fn set_restored(&self, version: Version) {
+        let _guard = self.inner.commit_lock.lock();
+        *self.inner.latest.write() = Some(version);
+        *self.inner.oldest.write() = version;
+    }
+
     /// The latest committed version; `None` before the first commit.
     pub fn latest_version(&self) -> Option<Version> {
         *self.inner.latest.read()
@@ -179,6 +190,29 @@ impl Store {
     /// [`StateError::Pruned`] for a version older than [`Store::oldest_version`].
     pub fn snapshot_at(&self, version: Version) -> Result<Snapshot, StateError> {
         Snapshot::open(&self.inner.db, Some(version))
+    }
+
+    /// Write `aux` entries alone (no new version), durably: for records a node keeps outside
+    /// the commit of a height (e.g. the anchor block of a state-synced node).
+    pub fn put_aux(&self, aux: BTreeMap<Vec<u8>, Option<Vec<u8>>>) -> Result<(), StateError> {
+        let _guard = self.inner.commit_lock.lock();
+        let mut txn = self.inner.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        {
+            let mut table = txn.open_table(AUX)?;
+            for (k, v) in &aux {
+                match v {
+                    Some(v) => {
+                        table.insert(&k[..], &v[..])?;
+                    }
+                    None => {
+                        table.remove(&k[..])?;
+                    }
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// Atomically (one redb write transaction, durable on return) write version `version`:
@@ -292,6 +326,17 @@ fn init_tables(txn: &WriteTransaction) -> Result<(Option<Version>, Version), Sta
     txn.open_table(ROOTS)?;
     txn.open_table(STALE)?;
     txn.open_table(STALE_VALUES)?;
+    {
+        // Stores written before the reverse preimage index get it on first open.
+        let mut rev = txn.open_table(KEY_HASHES)?;
+        if rev.is_empty()? {
+            let pre = txn.open_table(PREIMAGES)?;
+            for e in pre.iter()? {
+                let (k, h) = e?;
+                rev.insert(h.value(), k.value())?;
+            }
+        }
+    }
     let found = match meta.get(META_SCHEMA)? {
         Some(g) => Some(decode_u32(g.value(), "meta.schema")?),
         None => None,
@@ -392,9 +437,11 @@ fn write_version(
     }
     {
         let mut table = txn.open_table(PREIMAGES)?;
+        let mut rev = txn.open_table(KEY_HASHES)?;
         for (k, kh) in &preimages {
             if table.get(&k[..])?.is_none() {
                 table.insert(&k[..], &kh.0[..])?;
+                rev.insert(&kh.0[..], &k[..])?;
             }
         }
     }

@@ -394,7 +394,12 @@ pub fn verify_certificate(
 }
 
 /// Decode and prove the validator set a light block carries.
-fn proven_set(lb: &LightBlock, header: &BlockHeader) -> Result<Vec<ActiveValidator>, LightError> {
+/// The validator set a light block carries (the set that voted on it), checked against its
+/// Merkle proof under `header.prev_state_root`.
+pub fn proven_set(
+    lb: &LightBlock,
+    header: &BlockHeader,
+) -> Result<Vec<ActiveValidator>, LightError> {
     if lb.validators.len() > MAX_SET_BYTES || lb.certificate.len() > MAX_SET_BYTES {
         return Err(LightError::Malformed {
             what: "validator set or certificate",

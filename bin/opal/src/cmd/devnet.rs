@@ -36,6 +36,7 @@ pub fn run_testnet(a: TestnetArgs, out: Output) -> Result<()> {
         params: a.params,
         hosts: a.hosts,
         retain_heights: a.retain_heights,
+        snapshot_interval: a.snapshot_interval,
         init_only: a.init_only,
     };
     opal_devnet::testnet::run(opts, devnet_output(out))
@@ -85,6 +86,10 @@ pub struct TestnetArgs {
     /// archive]. Ignored on resume (each node's config.toml has its own setting).
     #[arg(long)]
     pub retain_heights: Option<u64>,
+    /// Every validator of a new testnet offers its state at multiples of this height for new
+    /// nodes to join from (state sync) [default: none]. Ignored on resume.
+    #[arg(long)]
+    pub snapshot_interval: Option<u64>,
 }
 
 #[derive(Args, Debug)]

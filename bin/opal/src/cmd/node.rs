@@ -57,6 +57,8 @@ fn init(a: NodeInitArgs, out: Output) -> Result<()> {
             check_invariants: a.check_invariants,
             gossip_peers: a.gossip_peers.clone(),
             retain_heights: a.retain_heights,
+            snapshot_interval: a.snapshot_interval,
+            state_sync_peers: a.state_sync.clone(),
         },
     )?;
     let v = json!({
@@ -161,4 +163,13 @@ pub struct NodeInitArgs {
     /// older heights answer 410 `pruned` [default: archive, keep everything].
     #[arg(long)]
     pub retain_heights: Option<u64>,
+    /// Offer the state at every multiple of this height for other nodes to join from (state
+    /// sync) [default: none].
+    #[arg(long)]
+    pub snapshot_interval: Option<u64>,
+    /// Join by state sync from these nodes' API URLs (comma-separated) on first start: verify
+    /// a recent state root from the genesis validators' signatures and fetch the state in
+    /// checked chunks, instead of replaying every block.
+    #[arg(long, value_delimiter = ',')]
+    pub state_sync: Vec<String>,
 }

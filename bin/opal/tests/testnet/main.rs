@@ -18,3 +18,4 @@ mod operator;
 mod partition;
 mod prune;
 mod resume;
+mod statesync;

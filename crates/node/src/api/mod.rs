@@ -8,6 +8,7 @@ mod infer;
 mod openai;
 pub mod openapi;
 mod registry;
+mod snapshots;
 
 pub use error::ApiError;
 
@@ -41,6 +42,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/blocks/{height}", get(handlers::block))
         .route("/api/light/{height}", get(handlers::light_block))
         .route("/api/state/{key}", get(handlers::state_value))
+        .route("/api/snapshots", get(snapshots::list))
+        .route("/api/snapshots/{height}/chunk", get(snapshots::chunk))
         .route("/api/validators", get(handlers::validators))
         .route("/api/models", get(registry::models))
         .route("/api/models/{model}", get(registry::model))

@@ -58,6 +58,7 @@ pub fn one_validator_app(key: &SecretKey, genesis_time_ms: u64) -> (tempfile::Te
         height: tokio::sync::watch::channel(0).0,
         chain_id: "c".into(),
         validator: key.public_key(),
+        snapshot_interval: None,
         check_invariants: true,
         metrics: Default::default(),
         gossip: opal_node::gossip::Gossip::disabled(),

@@ -211,6 +211,11 @@ impl Testnet {
 
     /// `opal node start --home DIR/nodeI --api-addr <its API address>`.
     pub fn restart(&mut self, i: usize) {
+        self.restart_with_env(i, &[]);
+    }
+
+    /// [`Testnet::restart`] with `env` added to the node's environment (e.g. a fault to inject).
+    pub fn restart_with_env(&mut self, i: usize, env: &[(&str, &str)]) {
         let v = &self.validators[i];
         let api_addr = v.api_url.trim_start_matches("http://").to_string();
         let log = |kind: &str| {
@@ -225,6 +230,7 @@ impl Testnet {
             .arg(&v.home)
             .env_remove("OPAL_HOME")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log("out"))
             .stderr(log("err"))
