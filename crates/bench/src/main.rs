@@ -11,6 +11,7 @@ mod e2e_net;
 mod gov;
 mod sigs;
 mod stats;
+mod sync;
 mod transfers;
 
 use clap::{Parser, Subcommand};
@@ -46,6 +47,9 @@ enum Cmd {
     /// Disk use of the state file over a long run (default 10,000 blocks), archive against
     /// pruned (`retain_heights`).
     Disk(disk::Args),
+    /// Time to get the state of a chain with 1,000,000 accounts: by verified snapshot chunks
+    /// against by replaying its commits.
+    Sync(sync::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,5 +62,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::E2eNet(a) => e2e_net::run(a, cli.quick),
         Cmd::Gov(a) => gov::run(a, cli.quick),
         Cmd::Disk(a) => disk::run(a, cli.quick),
+        Cmd::Sync(a) => sync::run(a, cli.quick),
     }
 }

@@ -17,9 +17,10 @@ fn a_new_node_joins_from_a_snapshot_despite_a_lying_peer_and_follows() {
     let keys = tn.dev_keys();
     let fee = tn.min_fee(0);
     let alice = &keys[0];
-    let mut nonce = tn.account(0, &alice.address())["nonce"].as_u64().unwrap();
+    let first = tn.account(0, &alice.address())["nonce"].as_u64().unwrap();
     let mut last = String::new();
     for i in 0..20u64 {
+        let nonce = first + i;
         let to = opal_types::SecretKey::from_seed([i as u8 + 1; 32]).address();
         let (code, v) = submit(
             tn.url(0),
@@ -27,7 +28,6 @@ fn a_new_node_joins_from_a_snapshot_despite_a_lying_peer_and_follows() {
         );
         assert_eq!(code, 202, "{v}");
         last = v["hash"].as_str().unwrap().to_string();
-        nonce += 1;
     }
     tn.wait_tx(0, &last, Duration::from_secs(30));
     // node3 lies from now on: every chunk it serves has an altered value.
