@@ -424,9 +424,17 @@ impl OpalApp {
         let result_failed = result.txs.iter().filter(|t| t.error.is_some()).count();
         if let Ok(snap) = sh.snapshot() {
             let o = Overlay::new(snap);
-            sh.mempool.lock().on_committed(&included, |a| {
+            let mut m = sh.mempool.lock();
+            m.on_committed(&included, |a| {
                 accounts::get(&o, a).ok().map(|acct| acct.nonce)
             });
+            let expired = m.expire(std::time::Instant::now());
+            if expired > 0 {
+                tracing::info!(
+                    expired,
+                    "mempool: transactions waited too long and were dropped"
+                );
+            }
         }
         let _ = sh.events.send(NodeEvent::NewBlock {
             height,

@@ -4,7 +4,10 @@
 //! sender (so one account cannot fill it). When it is full, a transaction paying a higher fee
 //! per byte evicts the cheapest one that is last in its sender's queue (so no other sender's
 //! nonce sequence is broken, and never the newcomer's own sender); the evicted one's status
-//! says `evicted`. Upkeep after each block drops what was included or became stale.
+//! says `evicted`. Upkeep after each block drops what was included or became stale, and what
+//! waited longer than `max_age` (status `expired`, with the rest of its sender's queue). On a
+//! clean shutdown the node writes what is pending to `data/mempool.borsh` and admits it again,
+//! through every check, when it starts (`run.rs`).
 
 use crate::error::AdmitError;
 use opal_ledger::TxError;
@@ -19,6 +22,8 @@ pub struct MempoolLimits {
     pub max_bytes: usize,
     /// Pending transactions of one sender.
     pub max_per_sender: usize,
+    /// How long a transaction may wait.
+    pub max_age: std::time::Duration,
 }
 
 impl Default for MempoolLimits {
@@ -27,6 +32,7 @@ impl Default for MempoolLimits {
             max_txs: 50_000,
             max_bytes: 64 << 20,
             max_per_sender: 5_000,
+            max_age: std::time::Duration::from_secs(600),
         }
     }
 }
@@ -36,6 +42,7 @@ struct Entry {
     hash: Hash,
     len: usize,
     spend: Amount,
+    admitted: std::time::Instant,
 }
 
 /// Admitted transactions. Senders are kept in a `BTreeMap` so reaping order is deterministic.
@@ -222,6 +229,7 @@ impl Mempool {
                 hash,
                 len,
                 spend,
+                admitted: std::time::Instant::now(),
             },
         );
         self.by_hash.insert(hash, (addr, nonce));
@@ -312,6 +320,49 @@ impl Mempool {
                 self.remove(&h);
             }
         }
+    }
+
+    /// Drop what has waited longer than `max_age` at `now`, with everything after it from the
+    /// same sender (those nonces can no longer be reached). A sender's queue is in nonce order,
+    /// which is admission order, so only the head of each queue is looked at. Returns how many
+    /// went.
+    pub fn expire(&mut self, now: std::time::Instant) -> usize {
+        let max_age = self.limits.max_age;
+        let heads: Vec<Hash> = self
+            .by_sender
+            .values()
+            .filter_map(|q| q.values().next())
+            .filter(|e| now.saturating_duration_since(e.admitted) > max_age)
+            .map(|e| e.hash)
+            .collect();
+        let mut gone = 0;
+        for h in heads {
+            let Some((addr, nonce)) = self.by_hash.get(&h).copied() else {
+                continue;
+            };
+            let queue: Vec<Hash> = self
+                .by_sender
+                .get(&addr)
+                .map(|m| m.range(nonce..).map(|(_, e)| e.hash).collect())
+                .unwrap_or_default();
+            for x in queue {
+                self.remove(&x);
+                gone += 1;
+                let (reason, code) = if x == h {
+                    (
+                        format!("waited in the mempool longer than {} s", max_age.as_secs()),
+                        "expired",
+                    )
+                } else {
+                    (
+                        "an earlier transaction of the same sender expired".into(),
+                        "earlier_dropped",
+                    )
+                };
+                self.note_dropped(x, reason, code);
+            }
+        }
+        gone
     }
 
     /// Drop transactions that block building found invalid, and everything after them from the

@@ -34,6 +34,53 @@ pub struct NodeHandle {
     consensus: ConsensusHandle,
     api_stop: oneshot::Sender<()>,
     api_task: tokio::task::JoinHandle<()>,
+    /// Where the pending transactions go on shutdown.
+    mempool_file: std::path::PathBuf,
+}
+
+/// Most bytes of a saved mempool read back at start.
+const MAX_SAVED_MEMPOOL_BYTES: usize = 256 << 20;
+
+/// Write what is pending (encoded transactions, sender and nonce order) to `path`, atomically.
+fn save_mempool(shared: &Shared, path: &std::path::Path) -> std::io::Result<usize> {
+    let txs: Vec<Vec<u8>> = shared
+        .mempool
+        .lock()
+        .reap(usize::MAX)
+        .iter()
+        .map(opal_types::encode)
+        .collect();
+    if txs.is_empty() {
+        return Ok(0);
+    }
+    let tmp = path.with_extension("borsh.tmp");
+    std::fs::write(&tmp, borsh::to_vec(&txs)?)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(txs.len())
+}
+
+/// Admit again, through every check, what a clean shutdown left in `path`, then delete it.
+/// Returns (admitted, refused).
+fn restore_mempool(shared: &Shared, path: &std::path::Path) -> (usize, usize) {
+    let Ok(bytes) = std::fs::read(path) else {
+        return (0, 0);
+    };
+    let _ = std::fs::remove_file(path);
+    let txs: Vec<Vec<u8>> =
+        match opal_types::decode("saved mempool", &bytes, MAX_SAVED_MEMPOOL_BYTES) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!("ignoring an unreadable saved mempool: {e}");
+                return (0, 0);
+            }
+        };
+    let mut ok = 0;
+    for tx in &txs {
+        if api::admit_bytes(shared, tx).is_ok() {
+            ok += 1;
+        }
+    }
+    (ok, txs.len() - ok)
 }
 
 impl NodeHandle {
@@ -45,6 +92,11 @@ impl NodeHandle {
         self.consensus.shutdown().await;
         let _ = self.api_stop.send(());
         let _ = self.api_task.await;
+        match save_mempool(&self.shared, &self.mempool_file) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pending = n, "saved the mempool for the next start"),
+            Err(e) => tracing::warn!("could not save the mempool: {e}"),
+        }
     }
 
     /// A receiver of the latest committed height.
@@ -160,6 +212,14 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
         gossip,
         snapshot_interval: config.snapshot_interval,
     });
+    let (again, refused) = restore_mempool(&shared, &home.root.join("data").join("mempool.borsh"));
+    if again + refused > 0 {
+        tracing::info!(
+            admitted = again,
+            refused,
+            "the mempool saved at the last shutdown was admitted again"
+        );
+    }
 
     let api_addr = opts.api_addr.unwrap_or(config.api_addr);
     let listener = tokio::net::TcpListener::bind(api_addr)
@@ -254,5 +314,6 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
         consensus,
         api_stop,
         api_task,
+        mempool_file: home.root.join("data").join("mempool.borsh"),
     })
 }

@@ -116,6 +116,7 @@ fn limits_are_enforced() {
         max_txs: 2,
         max_bytes: 1_000,
         max_per_sender: 10,
+        max_age: std::time::Duration::from_secs(600),
     });
     m.admit(tx(1, 0, 1), 100, rich(0)).unwrap();
     m.admit(tx(2, 0, 1), 100, rich(0)).unwrap();
@@ -127,6 +128,7 @@ fn limits_are_enforced() {
         max_txs: 10,
         max_bytes: 150,
         max_per_sender: 10,
+        max_age: std::time::Duration::from_secs(600),
     });
     m.admit(tx(1, 0, 1), 100, rich(0)).unwrap();
     assert!(matches!(
@@ -154,6 +156,7 @@ fn one_sender_cannot_fill_the_mempool() {
         max_txs: 100,
         max_bytes: 1 << 20,
         max_per_sender: 3,
+        max_age: std::time::Duration::from_secs(600),
     });
     for n in 0..3 {
         m.admit(tx(1, n, 1), 100, rich(0)).unwrap();
@@ -174,6 +177,7 @@ fn a_full_mempool_evicts_the_cheapest_tail_for_a_higher_fee() {
         max_txs: 3,
         max_bytes: 1 << 20,
         max_per_sender: 10,
+        max_age: std::time::Duration::from_secs(600),
     });
     // Sender 1: fees 50 then 20 (its tail pays 20); sender 2: fee 30.
     m.admit(tx_fee(1, 0, 50), 100, rich(0)).unwrap();
@@ -206,6 +210,7 @@ fn eviction_follows_the_tails_as_queues_change() {
         max_txs: 4,
         max_bytes: 1 << 20,
         max_per_sender: 10,
+        max_age: std::time::Duration::from_secs(600),
     });
     // Sender 1: fees 90, 10 (tail 10); sender 2: 40; sender 3: 70.
     m.admit(tx_fee(1, 0, 90), 100, rich(0)).unwrap();
@@ -276,4 +281,33 @@ fn commit_and_invalidation_upkeep() {
         m.dropped_reason(&txs[3].hash()).unwrap().1,
         "earlier_dropped"
     );
+}
+
+#[test]
+fn transactions_that_wait_too_long_expire_with_the_rest_of_their_queue() {
+    let mut m = Mempool::new(MempoolLimits {
+        max_age: std::time::Duration::from_millis(200),
+        ..MempoolLimits::default()
+    });
+    let old0 = m.admit(tx(1, 0, 1), 100, rich(0)).unwrap();
+    let old1 = m.admit(tx(1, 1, 1), 100, rich(0)).unwrap();
+    let t_mid = std::time::Instant::now();
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    let young = m.admit(tx(2, 0, 1), 100, rich(0)).unwrap();
+    // Nothing has waited 200 ms at t_mid.
+    assert_eq!(m.expire(t_mid), 0);
+    assert_eq!(
+        m.expire(std::time::Instant::now()),
+        2,
+        "sender 1's queue expired"
+    );
+    assert!(!m.contains(&old0) && !m.contains(&old1));
+    assert!(
+        m.contains(&young),
+        "a younger transaction of another sender stays"
+    );
+    assert_eq!(m.dropped_reason(&old0).unwrap().1, "expired");
+    assert_eq!(m.dropped_reason(&old1).unwrap().1, "earlier_dropped");
+    // The sender can start again from its committed nonce.
+    m.admit(tx(1, 0, 2), 100, rich(0)).unwrap();
 }

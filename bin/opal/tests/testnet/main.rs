@@ -12,6 +12,7 @@ mod foreign;
 mod gossip;
 mod governance;
 mod halt;
+mod mempool;
 mod netns;
 mod network;
 mod operator;

@@ -11,6 +11,7 @@ mod registry;
 mod snapshots;
 
 pub use error::ApiError;
+pub(crate) use handlers::admit_bytes;
 
 use crate::app::Shared;
 use axum::extract::DefaultBodyLimit;
