@@ -426,6 +426,25 @@ pub struct GossipReceived {
     pub refused: u64,
 }
 
+/// `POST /api/txs/batch`: what became of each transaction of a client's batch, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BatchReply {
+    pub admitted: u64,
+    pub refused: u64,
+    pub results: Vec<BatchItem>,
+}
+
+/// One transaction of a batch: its hash if admitted (pending), else the error `POST /api/txs`
+/// would have given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BatchItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub hash: Option<Hash>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
 /// The JSON Schemas of the API types, by type name, with references between them as
 /// `#/components/schemas/<name>` (where an OpenAPI document keeps them).
 pub fn schemas() -> serde_json::Map<String, Value> {
@@ -435,6 +454,7 @@ pub fn schemas() -> serde_json::Map<String, Value> {
     g.subschema_for::<ErrorBody>();
     g.subschema_for::<Status>();
     g.subschema_for::<SnapshotList>();
+    g.subschema_for::<BatchReply>();
     g.subschema_for::<Account>();
     g.subschema_for::<SubmitTx>();
     g.subschema_for::<TxStatus>();

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod prune;
 pub mod records;
 pub mod run;
+pub mod sigs;
 pub mod statesync;
 pub mod worker;
 

@@ -272,3 +272,69 @@ fn devnet_refuses_a_foreign_non_empty_home() {
         "do not delete"
     );
 }
+
+/// `POST /api/txs/batch`: each transaction of a batch meets the checks of `POST /api/txs`, in
+/// order (consecutive nonces of one sender in one batch), a forged one is refused alone with
+/// `bad_signature`, and a body that is not a batch, or too large, is refused whole.
+#[test]
+fn a_batch_is_admitted_one_by_one_with_the_same_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Devnet::start(&dir.path().join("home"));
+    let keys = net.dev_keys();
+    let (chain_id, fee) = net.chain();
+    let (a, b) = (&keys[0], &keys[1]);
+    let to = SecretKey::from_seed([77; 32]).address();
+    let na = net.nonce(&a.address());
+    let nb = net.nonce(&b.address());
+    let mut forged = transfer(&chain_id, fee, b, to, 5, nb + 1);
+    forged.body.fee = opal_types::Amount(forged.body.fee.0 + 1); // signature no longer matches
+    let txs = [
+        transfer(&chain_id, fee, a, to, 1, na),
+        transfer(&chain_id, fee, a, to, 2, na + 1),
+        transfer(&chain_id, fee, b, to, 3, nb),
+        forged,
+        transfer(&chain_id, fee, a, to, 4, na + 5), // a nonce gap
+    ];
+    let body = opal_node::gossip::GossipBatch {
+        txs: txs.iter().map(|t| t.to_bytes()).collect(),
+    }
+    .to_bytes();
+    let url = net.url.clone();
+    let (code, v) = post_batch(&url, body);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        (v["admitted"].as_u64(), v["refused"].as_u64()),
+        (Some(3), Some(2)),
+        "{v}"
+    );
+    let r = v["results"].as_array().unwrap();
+    for i in 0..3 {
+        assert_eq!(
+            r[i]["hash"].as_str().unwrap(),
+            txs[i].hash().to_hex(),
+            "{v}"
+        );
+    }
+    assert_eq!(r[3]["error"]["code"], "bad_signature", "{v}");
+    assert_eq!(r[4]["error"]["code"], "bad_nonce", "{v}");
+    for t in &txs[..3] {
+        let st = net.wait_tx(&t.hash().to_hex(), Duration::from_secs(30));
+        assert_eq!(st["ok"], true, "{st}");
+    }
+    // Whole-body refusals.
+    let (code, v) = post_batch(&url, b"not a batch".to_vec());
+    assert_eq!(code, 400, "{v}");
+    assert_eq!(v["error"]["code"], "malformed_batch");
+    assert_eq!(post_oversized(&url, "/api/txs/batch", 5 << 20), 413);
+}
+
+fn post_batch(url: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+    let r = http()
+        .post(format!("{url}/api/txs/batch"))
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().unwrap_or_default())
+}

@@ -19,7 +19,7 @@ use std::sync::Arc;
 type S = State<Arc<Shared>>;
 type ApiResult = Result<Json<Value>, ApiError>;
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::internal(e.to_string())
 }
 
@@ -28,8 +28,8 @@ pub async fn index() -> Json<Value> {
         "name": "opal",
         "version": env!("CARGO_PKG_VERSION"),
         "openapi": "/openapi.json",
-        "endpoints": ["/api/status", "/api/txs", "/api/txs/{hash}", "/api/gossip/txs", "/api/accounts/{address}",
-                      "/api/blocks/latest", "/api/blocks/{height}", "/api/light/{height}", "/api/state/{key}", "/api/validators", "/api/models", "/api/models/{model}", "/api/models/{model}/lineage",
+        "endpoints": ["/api/status", "/api/txs", "/api/txs/batch", "/api/txs/{hash}", "/api/gossip/txs", "/api/accounts/{address}",
+                      "/api/blocks/latest", "/api/blocks/{height}", "/api/light/{height}", "/api/state/{key}", "/api/snapshots", "/api/snapshots/{height}/chunk", "/api/validators", "/api/models", "/api/models/{model}", "/api/models/{model}/lineage",
                       "/api/datasets/{name}", "/api/services", "/api/escrows/{caller}/{node}", "/api/receipts/{request_id}",
                       "/api/params", "/api/gov", "/api/gov/proposals", "/api/gov/proposals/{id}", "/api/gov/proposals/{id}/votes", "/api/rewards/{address}",
                       "/api/events", "/metrics"],
@@ -151,14 +151,18 @@ fn submitted_bytes(
         .map_err(|e| ApiError::bad_request("malformed_hex", format!("tx is not hex: {e}")))
 }
 
+/// The largest any action may be (evidence transactions carry tensors, a model file or a
+/// proof); `check_tx_stateless` then applies the action's own limit.
+pub(crate) fn submission_limit(params: &opal_ledger::Params) -> usize {
+    params.max_tx_bytes.max(params.max_evidence_tx_bytes) as usize
+}
+
 /// Admit one encoded transaction, from a client or a gossip peer: decoded with bounds, its
 /// stateless checks (size, chain, fee, signature), then the mempool's nonce and balance rules
 /// against the committed state.
 pub(crate) fn admit_bytes(sh: &Shared, bytes: &[u8]) -> Result<Hash, ApiError> {
-    // The largest any action may be (evidence transactions carry tensors, a model file or a
-    // proof); `check_tx_stateless` then applies the action's own limit.
     let params = sh.params().map_err(internal)?;
-    let limit = params.max_tx_bytes.max(params.max_evidence_tx_bytes) as usize;
+    let limit = submission_limit(&params);
     if bytes.len() > limit {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -198,8 +202,9 @@ pub async fn gossip_txs(
     // Signature checks are CPU work: off the async threads.
     let (admitted, known, refused) = tokio::task::spawn_blocking(move || {
         let (mut admitted, mut known, mut refused) = (0u64, 0u64, 0u64);
-        for tx in batch.txs {
-            match admit_bytes(&sh2, &tx) {
+        let results = super::batch::admit_batch(&sh2, &batch.txs);
+        for (tx, r) in batch.txs.into_iter().zip(results) {
+            match r {
                 Ok(_) => {
                     admitted += 1;
                     sh2.gossip.offer(tx);

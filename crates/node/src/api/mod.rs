@@ -1,6 +1,7 @@
 //! The HTTP/JSON API. Every error is JSON: `{"error": {"code": "...", "message": "..."}}` with a
 //! fitting HTTP status. Request bodies are size-limited before they are read.
 
+mod batch;
 mod error;
 mod gov;
 mod handlers;
@@ -31,6 +32,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route(
             "/api/txs",
             post(handlers::submit_tx).layer(DefaultBodyLimit::max(tx_body_limit)),
+        )
+        .route(
+            "/api/txs/batch",
+            post(batch::submit_batch).layer(DefaultBodyLimit::max(crate::gossip::MAX_GOSSIP_BYTES)),
         )
         .route(
             "/api/gossip/txs",
