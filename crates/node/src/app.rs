@@ -107,6 +107,8 @@ pub struct Shared {
     pub gossip: crate::gossip::Gossip,
     /// `snapshot_interval` of the config: which heights this node offers for state sync.
     pub snapshot_interval: Option<u64>,
+    /// Strikes and bans of gossip senders (`penalty.rs`).
+    pub penalties: crate::penalty::Penalties,
 }
 
 impl Shared {

@@ -24,6 +24,7 @@ pub mod home;
 pub mod local;
 pub mod mempool;
 pub mod metrics;
+pub mod penalty;
 pub mod prune;
 pub mod records;
 pub mod run;

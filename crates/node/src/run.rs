@@ -211,6 +211,7 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
         metrics,
         gossip,
         snapshot_interval: config.snapshot_interval,
+        penalties: Default::default(),
     });
     let (again, refused) = restore_mempool(&shared, &home.root.join("data").join("mempool.borsh"));
     if again + refused > 0 {
@@ -263,11 +264,14 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
         .merge(api::inference_router(inference.clone()))
         .merge(api::openai_router(llm.clone()));
     let api_task = tokio::spawn(async move {
-        let r = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-            })
-            .await;
+        let r = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        })
+        .await;
         if let Err(e) = r {
             tracing::error!("API server: {e}");
         }

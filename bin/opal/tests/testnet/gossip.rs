@@ -1,7 +1,8 @@
 //! Mempool gossip: transfers sent to one validator reach the others' mempools, so blocks that
 //! other validators propose include them (without gossip only the validator they were sent to
 //! could). A peer's garbage, an oversized batch and a forged transaction inside a batch are
-//! refused, and nothing of them reaches a mempool.
+//! refused, and nothing of them reaches a mempool; after three of them the sender's address is
+//! penalised (429).
 
 use crate::common::{get, http, log, post_oversized, read_key, transfer, Testnet};
 use std::collections::BTreeSet;
@@ -116,4 +117,24 @@ fn a_peers_garbage_and_forgeries_are_refused() {
     assert_eq!(v["admitted"], 0, "{v}");
     let (_, st) = get(&url, &format!("/api/txs/{}", forged.hash())).unwrap();
     assert_eq!(st["status"], "unknown", "{st} ({:?})", t.elapsed());
+    // Three bad batches from one address: it is penalised, and its next batch, even a good
+    // one, is refused unread (429) for a while.
+    let ok = borsh::to_vec(
+        &(vec![transfer(&tn.chain_id, tn.min_fee(1), alice, bob.address(), 1, 0).to_bytes()]),
+    )
+    .unwrap();
+    let (code, v) = post_gossip(&url, ok);
+    assert_eq!(code, 429, "{v}");
+    assert_eq!(v["error"]["code"], "penalised", "{v}");
+    assert!(
+        metric(
+            &url,
+            "opal_gossip_received_txs_total{outcome=\"penalised\"}"
+        ) >= 1
+    );
+    // Clients are not affected: the API still answers this address.
+    assert_eq!(get(&url, "/api/status").unwrap().0, 200);
+    // Another node is not affected either: the ban is node1's.
+    let (code, v) = post_gossip(tn.url(2), vec![0xff; 8]);
+    assert_eq!(code, 400, "{v}");
 }

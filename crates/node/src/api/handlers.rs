@@ -187,21 +187,46 @@ pub(crate) fn admit_bytes(sh: &Shared, bytes: &[u8]) -> Result<Hash, ApiError> {
 /// own gossip peers. Garbage or an oversized batch is refused whole (400, 413).
 pub async fn gossip_txs(
     State(sh): S,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<api::GossipReceived>, ApiError> {
+    let ip = peer.map(|p| p.0 .0.ip());
+    let now = std::time::Instant::now();
+    if let Some(left) = ip.and_then(|ip| sh.penalties.banned(ip, now)) {
+        sh.metrics.gossip_received("penalised", 1);
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "penalised",
+            format!(
+                "this address sent gossip no honest node sends (oversized, undecodable or forged); \
+                 refused for {} s more",
+                left.as_secs() + 1
+            ),
+        ));
+    }
+    let strike = |why: &str| {
+        if let Some(ip) = ip {
+            if sh.penalties.strike(ip, now) {
+                tracing::warn!(%ip, "gossip peer banned for {} s after {} bad batches (last: {why})",
+                    crate::penalty::BAN_FOR.as_secs(), crate::penalty::STRIKES_TO_BAN);
+            }
+        }
+    };
     let body = body.map_err(|r| {
         let e = ApiError::from(r);
         sh.metrics.gossip_received(&e.code, 1);
+        strike(&e.code);
         e
     })?;
     let batch = crate::gossip::GossipBatch::from_bytes(&body).map_err(|e| {
         sh.metrics.gossip_received("malformed", 1);
+        strike("malformed");
         ApiError::bad_request("malformed_gossip", e)
     })?;
     let sh2 = sh.clone();
     // Signature checks are CPU work: off the async threads.
-    let (admitted, known, refused) = tokio::task::spawn_blocking(move || {
-        let (mut admitted, mut known, mut refused) = (0u64, 0u64, 0u64);
+    let (admitted, known, refused, forged) = tokio::task::spawn_blocking(move || {
+        let (mut admitted, mut known, mut refused, mut forged) = (0u64, 0u64, 0u64, false);
         let results = super::batch::admit_batch(&sh2, &batch.txs);
         for (tx, r) in batch.txs.into_iter().zip(results) {
             match r {
@@ -210,13 +235,20 @@ pub async fn gossip_txs(
                     sh2.gossip.offer(tx);
                 }
                 Err(e) if e.code == "already_known" => known += 1,
-                Err(_) => refused += 1,
+                Err(e) => {
+                    // What an honest peer, which forwards only what it admitted, never sends.
+                    forged |= matches!(e.code.as_str(), "bad_signature" | "malformed_transaction");
+                    refused += 1;
+                }
             }
         }
-        (admitted, known, refused)
+        (admitted, known, refused, forged)
     })
     .await
     .map_err(|e| internal(e.to_string()))?;
+    if forged {
+        strike("a forged or undecodable transaction");
+    }
     sh.metrics.gossip_received("admitted", admitted);
     sh.metrics.gossip_received("known", known);
     sh.metrics.gossip_received("refused", refused);

@@ -59,6 +59,7 @@ pub fn one_validator_app(key: &SecretKey, genesis_time_ms: u64) -> (tempfile::Te
         chain_id: "c".into(),
         validator: key.public_key(),
         snapshot_interval: None,
+        penalties: Default::default(),
         check_invariants: true,
         metrics: Default::default(),
         gossip: opal_node::gossip::Gossip::disabled(),
