@@ -230,3 +230,23 @@ pub fn seeds(count: u64) -> Vec<u64> {
         .unwrap_or(1);
     (base..base + n).collect()
 }
+
+/// Run `make(seed)` for every seed of [`seeds`]`(count)`; a failure panics with its report and
+/// the command that replays exactly it (`test_file`: the test target, `name`: the test).
+pub fn check_seeds(
+    test_file: &str,
+    name: &str,
+    count: u64,
+    make: impl Fn(u64) -> SimConfig,
+) -> Vec<SimReport> {
+    seeds(count)
+        .into_iter()
+        .map(|seed| match run(make(seed)) {
+            Ok(r) => r,
+            Err(f) => panic!(
+                "[{name}] {f}\nexact test: OPAL_SIM_SEED={} cargo test -p opal-sim --test {test_file} {name}",
+                f.seed
+            ),
+        })
+        .collect()
+}

@@ -7,23 +7,14 @@
 //! `OPAL_SIM_SEEDS=20 cargo test -p opal-sim --release --test hundred`; a failure prints the
 //! seed that replays it.
 
-use opal_sim::{run, seeds, Byzantine, Fault, Rng, SimConfig, SimReport};
+use opal_sim::{run, Byzantine, Fault, Rng, SimConfig, SimReport};
 
 const N: usize = 100;
 /// Faulty validators: 33 of 100 equal stakes is under a third of the power.
 const F: usize = 33;
 
 fn check(name: &str, count: u64, make: impl Fn(u64) -> SimConfig) -> Vec<SimReport> {
-    seeds(count)
-        .into_iter()
-        .map(|seed| match run(make(seed)) {
-            Ok(r) => r,
-            Err(f) => panic!(
-                "[{name}] {f}\nexact test: OPAL_SIM_SEED={} cargo test -p opal-sim --test hundred {name}",
-                f.seed
-            ),
-        })
-        .collect()
+    opal_sim::check_seeds("hundred", name, count, make)
 }
 
 /// `F` distinct validators of `N`, chosen by the seed.

@@ -9,19 +9,10 @@
 //! liveness (every honest validator that is up reaches the target height once the last
 //! fault has happened). The tests below add scenario-specific checks.
 
-use opal_sim::{run, seeds, Byzantine, FailureKind, Fault, Rng, SimConfig, SimReport};
+use opal_sim::{run, Byzantine, FailureKind, Fault, Rng, SimConfig, SimReport};
 
 fn check(name: &str, count: u64, make: impl Fn(u64) -> SimConfig) -> Vec<SimReport> {
-    seeds(count)
-        .into_iter()
-        .map(|seed| match run(make(seed)) {
-            Ok(r) => r,
-            Err(f) => panic!(
-                "[{name}] {f}\nexact test: OPAL_SIM_SEED={} cargo test -p opal-sim --test sim {name}",
-                f.seed
-            ),
-        })
-        .collect()
+    opal_sim::check_seeds("sim", name, count, make)
 }
 
 /// A second stream from the seed, for choices the test makes (fault times, victims).

@@ -198,19 +198,7 @@ impl Store {
         let _guard = self.inner.commit_lock.lock();
         let mut txn = self.inner.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
-        {
-            let mut table = txn.open_table(AUX)?;
-            for (k, v) in &aux {
-                match v {
-                    Some(v) => {
-                        table.insert(&k[..], &v[..])?;
-                    }
-                    None => {
-                        table.remove(&k[..])?;
-                    }
-                }
-            }
-        }
+        write_aux(&txn, &aux)?;
         txn.commit()?;
         Ok(())
     }
@@ -253,6 +241,40 @@ impl Store {
     }
 }
 
+/// Delete, for up to `budget` entries of the stale `index` below `end` (a stale-since version,
+/// big-endian, exclusive), the entry and the `target` row it names (the key after the 8-byte
+/// version). Returns the entries deleted and, if the budget ran out, the stale-since version
+/// of the first one left.
+fn prune_index(
+    txn: &WriteTransaction,
+    index: redb::TableDefinition<'static, &'static [u8], ()>,
+    target: redb::TableDefinition<'static, &'static [u8], &'static [u8]>,
+    end: &[u8; 8],
+    budget: usize,
+) -> Result<(usize, Option<Version>), StateError> {
+    let mut stale = txn.open_table(index)?;
+    let mut rows = txn.open_table(target)?;
+    let keys: Vec<Vec<u8>> = stale
+        .range::<&[u8]>(..&end[..])?
+        .take(budget + 1)
+        .map(|e| e.map(|(k, _)| k.value().to_vec()))
+        .collect::<Result<_, _>>()?;
+    for (i, k) in keys.iter().enumerate() {
+        if k.len() < 9 {
+            return Err(StateError::Corrupt(format!(
+                "stale index key of {} bytes",
+                k.len()
+            )));
+        }
+        if i == budget {
+            return Ok((i, Some(decode_u64(&k[..8], "stale index key")?)));
+        }
+        rows.remove(&k[8..])?;
+        stale.remove(&k[..])?;
+    }
+    Ok((keys.len(), None))
+}
+
 /// Delete what no version from `target` on reads, up to [`PRUNE_ENTRIES_PER_COMMIT`] index
 /// entries, and record the new oldest readable version: `target`, or, if the limit stopped it
 /// early, the version before the first entry left (never less than before). Returns it.
@@ -264,57 +286,39 @@ fn prune(txn: &WriteTransaction, target: Version) -> Result<Version, StateError>
     }
     let end = target.checked_add(1).ok_or(StateError::VersionOverflow)?;
     let end = end.to_be_bytes();
-    let mut budget = PRUNE_ENTRIES_PER_COMMIT;
     // The stale_since of the first entry left in either index, if the budget ran out.
-    let mut left: Option<Version> = None;
-    {
-        let mut stale = txn.open_table(STALE)?;
-        let mut nodes = txn.open_table(NODES)?;
-        let keys: Vec<Vec<u8>> = stale
-            .range::<&[u8]>(..&end[..])?
-            .take(budget + 1)
-            .map(|e| e.map(|(k, _)| k.value().to_vec()))
-            .collect::<Result<_, _>>()?;
-        for (i, k) in keys.iter().enumerate() {
-            if i == budget {
-                left = Some(decode_u64(&k[..8], "stale_nodes key")?);
-                break;
-            }
-            nodes.remove(&k[8..])?;
-            stale.remove(&k[..])?;
-        }
-        budget = budget.saturating_sub(keys.len());
-    }
-    {
-        let mut stale = txn.open_table(STALE_VALUES)?;
-        let mut values = txn.open_table(VALUES)?;
-        let keys: Vec<Vec<u8>> = stale
-            .range::<&[u8]>(..&end[..])?
-            .take(budget + 1)
-            .map(|e| e.map(|(k, _)| k.value().to_vec()))
-            .collect::<Result<_, _>>()?;
-        for (i, k) in keys.iter().enumerate() {
-            if i == budget {
-                let since = decode_u64(&k[..8], "stale_values key")?;
-                left = Some(left.map_or(since, |l| l.min(since)));
-                break;
-            }
-            if k.len() != 48 {
-                return Err(StateError::Corrupt(format!(
-                    "stale_values key of {} bytes",
-                    k.len()
-                )));
-            }
-            values.remove(&k[8..])?;
-            stale.remove(&k[..])?;
-        }
-    }
+    let (used, left_nodes) = prune_index(txn, STALE, NODES, &end, PRUNE_ENTRIES_PER_COMMIT)?;
+    let budget = PRUNE_ENTRIES_PER_COMMIT.saturating_sub(used);
+    let (_, left_values) = prune_index(txn, STALE_VALUES, VALUES, &end, budget)?;
+    let left = match (left_nodes, left_values) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let oldest = match left {
         None => target,
         Some(since) => since.saturating_sub(1).max(before),
     };
     meta.insert(META_OLDEST, &oldest.to_be_bytes()[..])?;
     Ok(oldest)
+}
+
+/// Apply puts (`Some`) and deletes (`None`) to the aux table.
+fn write_aux(
+    txn: &WriteTransaction,
+    aux: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+) -> Result<(), StateError> {
+    let mut table = txn.open_table(AUX)?;
+    for (k, v) in aux {
+        match v {
+            Some(v) => {
+                table.insert(&k[..], &v[..])?;
+            }
+            None => {
+                table.remove(&k[..])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Create every table, check the schema version, return `meta.latest` and `meta.oldest`.
@@ -445,19 +449,7 @@ fn write_version(
             }
         }
     }
-    {
-        let mut table = txn.open_table(AUX)?;
-        for (k, v) in &aux {
-            match v {
-                Some(v) => {
-                    table.insert(&k[..], &v[..])?;
-                }
-                None => {
-                    table.remove(&k[..])?;
-                }
-            }
-        }
-    }
+    write_aux(txn, &aux)?;
     txn.open_table(ROOTS)?.insert(version, &root.0[..])?;
     meta.insert(META_LATEST, &version.to_be_bytes()[..])?;
     Ok(root.0)

@@ -19,12 +19,12 @@ use jmt::proof::SparseMerkleRangeProof;
 use jmt::restore::{JellyfishMerkleRestore, StateSnapshotReceiver};
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
 use jmt::{JellyfishMerkleIterator, KeyHash, OwnedValue, Sha256Jmt};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable};
+use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable};
 use sha2::Sha256;
 
 use crate::schema::{
-    encode_value, key_hash, node_key_bytes, value_key, TableReader, KEY_HASHES, META, META_LATEST,
-    META_OLDEST, NODES, PREIMAGES, ROOTS, VALUES,
+    encode_value, key_hash, node_key_bytes, value_key, Bytes, TableReader, KEY_HASHES, META,
+    META_LATEST, META_OLDEST, NODES, PREIMAGES, ROOTS, VALUES,
 };
 use crate::snapshot::Snapshot;
 use crate::{Root, StateError, Store, Version, EMPTY_ROOT};
@@ -220,30 +220,34 @@ impl TreeWriter for RestoreDb {
     }
 }
 
-impl TreeReader for RestoreDb {
-    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+impl RestoreDb {
+    /// Run `f` on a tree reader over what has been written so far.
+    fn read<R>(
+        &self,
+        f: impl FnOnce(
+            &TableReader<'_, ReadOnlyTable<Bytes, Bytes>, ReadOnlyTable<Bytes, Bytes>>,
+        ) -> anyhow::Result<R>,
+    ) -> anyhow::Result<R> {
         let txn = self.store.db().begin_read().map_err(StateError::from)?;
         let nodes = txn.open_table(NODES).map_err(StateError::from)?;
         let values = txn.open_table(VALUES).map_err(StateError::from)?;
-        TableReader {
+        f(&TableReader {
             nodes: &nodes,
             values: &values,
-        }
-        .get_node_option(node_key)
+        })
+    }
+}
+
+impl TreeReader for RestoreDb {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        self.read(|r| r.get_node_option(node_key))
     }
     fn get_value_option(
         &self,
         max_version: jmt::Version,
         key_hash: KeyHash,
     ) -> anyhow::Result<Option<OwnedValue>> {
-        let txn = self.store.db().begin_read().map_err(StateError::from)?;
-        let nodes = txn.open_table(NODES).map_err(StateError::from)?;
-        let values = txn.open_table(VALUES).map_err(StateError::from)?;
-        TableReader {
-            nodes: &nodes,
-            values: &values,
-        }
-        .get_value_option(max_version, key_hash)
+        self.read(|r| r.get_value_option(max_version, key_hash))
     }
     /// The written leaf with the greatest key hash: a scan of every node (only after a refused
     /// chunk, and the store holds this one version only).

@@ -329,12 +329,5 @@ fn a_batch_is_admitted_one_by_one_with_the_same_checks() {
 }
 
 fn post_batch(url: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
-    let r = http()
-        .post(format!("{url}/api/txs/batch"))
-        .header("content-type", "application/octet-stream")
-        .body(body)
-        .send()
-        .unwrap();
-    let code = r.status().as_u16();
-    (code, r.json().unwrap_or_default())
+    post_octets(url, "/api/txs/batch", body)
 }

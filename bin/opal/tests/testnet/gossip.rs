@@ -23,14 +23,7 @@ fn metric(url: &str, line_prefix: &str) -> u64 {
 }
 
 fn post_gossip(url: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
-    let r = http()
-        .post(format!("{url}/api/gossip/txs"))
-        .header("content-type", "application/octet-stream")
-        .body(body)
-        .send()
-        .unwrap();
-    let code = r.status().as_u16();
-    (code, r.json().unwrap_or_default())
+    crate::common::post_octets(url, "/api/gossip/txs", body)
 }
 
 #[test]

@@ -45,6 +45,18 @@ pub fn opal_bin() -> PathBuf {
     .clone()
 }
 
+/// POST `body` as `application/octet-stream` to `base` + `path`: (status, JSON reply or null).
+pub fn post_octets(base: &str, path: &str, body: Vec<u8>) -> (u16, Value) {
+    let r = testnet::http()
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().unwrap_or_default())
+}
+
 /// A port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -307,30 +307,31 @@ impl NetLab {
         self.log("healed: all links restored");
     }
 
+    /// `tc qdisc replace dev eth0 root QDISC...` in validator i's namespace.
+    fn qdisc(&self, i: usize, qdisc: &[&str]) -> Result<(), String> {
+        let ns = self.ns(i);
+        let mut args = vec![
+            "netns",
+            "exec",
+            ns.as_str(),
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            "eth0",
+            "root",
+        ];
+        args.extend_from_slice(qdisc);
+        sh("ip", &args)
+    }
+
     /// Limit validator i's outgoing link to `kbit` kbit/s (tbf; packets queue, so they are
     /// delayed, and dropped past 1 s of queue).
     pub fn throttle(&self, i: usize, kbit: u32) {
         let rate = format!("{kbit}kbit");
-        sh(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &self.ns(i),
-                "tc",
-                "qdisc",
-                "replace",
-                "dev",
-                "eth0",
-                "root",
-                "tbf",
-                "rate",
-                &rate,
-                "burst",
-                "16kbit",
-                "latency",
-                "1s",
-            ],
+        self.qdisc(
+            i,
+            &["tbf", "rate", &rate, "burst", "16kbit", "latency", "1s"],
         )
         .unwrap_or_else(|e| panic!("{e}"));
         self.log(format!("node{i}: outgoing link limited to {rate}/s"));
@@ -339,23 +340,7 @@ impl NetLab {
     /// Delay every packet validator i sends by `ms` (netem); `Err` if this kernel has no netem.
     pub fn delay(&self, i: usize, ms: u32) -> Result<(), String> {
         let d = format!("{ms}ms");
-        sh(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &self.ns(i),
-                "tc",
-                "qdisc",
-                "replace",
-                "dev",
-                "eth0",
-                "root",
-                "netem",
-                "delay",
-                &d,
-            ],
-        )?;
+        self.qdisc(i, &["netem", "delay", &d])?;
         self.log(format!("node{i}: outgoing packets delayed {d}"));
         Ok(())
     }
