@@ -257,6 +257,8 @@ pub fn join(
     let mut r = store.restore(h, root.0)?;
     let mut chunks = 0u64;
     let mut last_log = Instant::now();
+    // Fetches that failed in a row (a peer down, or no longer keeping height h).
+    let mut failures = 0usize;
     while !r.is_done() {
         let i = p
             .pick()
@@ -267,9 +269,18 @@ pub fn join(
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(peer = %p.urls[i], "state sync: chunk fetch failed: {e}");
+                failures += 1;
+                if failures >= 3 * p.urls.len() {
+                    return Err(err(format!(
+                        "no peer serves height {h} any more (last error: {e}); start again to \
+                         pick a newer snapshot"
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(200));
                 continue;
             }
         };
+        failures = 0;
         let added = Chunk::from_bytes(&bytes).and_then(|c| r.add(&c));
         match added {
             Ok(()) => chunks += 1,

@@ -40,7 +40,9 @@ pub struct Chunk {
     pub version: Version,
     /// (key preimage, value), ascending by key hash (SHA-256 of the preimage).
     pub entries: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Whether the last entry is the version's last leaf.
+    /// Whether the last entry is the version's last leaf, as the server says. A restore does not
+    /// take its word: it is done when a chunk's proof shows nothing to the right of its last
+    /// leaf ([`Chunk::proves_rightmost`]).
     pub last: bool,
     proof: SparseMerkleRangeProof<Sha256>,
 }
@@ -67,6 +69,21 @@ impl Chunk {
             )));
         }
         Ok(c)
+    }
+
+    /// Whether the range proof shows no leaf right of this chunk's last one: every right
+    /// sibling on its path is the empty placeholder (borsh: a `u32` count, then that many
+    /// zero tags, the `Null` variant of jmt's sibling nodes).
+    pub fn proves_rightmost(&self) -> bool {
+        let b = borsh::to_vec(&self.proof).unwrap_or_default();
+        let Some(n) = b
+            .get(..4)
+            .and_then(|x| x.try_into().ok())
+            .map(u32::from_le_bytes)
+        else {
+            return false;
+        };
+        b.len() == 4 + n as usize && b[4..].iter().all(|x| *x == 0)
     }
 
     /// The key hash of the last entry (where the next chunk starts after).
@@ -401,6 +418,10 @@ impl Restore {
         if chunk.entries.is_empty() {
             return bad("an empty chunk of a non-empty tree".into());
         }
+        let rightmost = chunk.proves_rightmost();
+        if chunk.last && !rightmost {
+            return bad("claims to hold the last leaf, but its proof shows leaves after it".into());
+        }
         let mut leaves = Vec::with_capacity(chunk.entries.len());
         let mut prev = self.after;
         for (k, v) in &chunk.entries {
@@ -423,7 +444,8 @@ impl Restore {
         self.write_preimages(&chunk.entries)?;
         self.leaves += chunk.entries.len() as u64;
         self.after = prev;
-        if chunk.last {
+        // Done when the proof, not the server, says nothing follows.
+        if rightmost {
             self.done = true;
         }
         Ok(())

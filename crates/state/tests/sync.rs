@@ -133,6 +133,9 @@ fn lying_chunks_are_refused_and_fetched_again() {
             c.entries.truncate(20);
             c.last = true;
         }),
+        ("an honest chunk but the last flag set", |c, _| {
+            c.last = true
+        }),
         ("proof of another chunk", |c, o| {
             let mut moved = o.clone();
             moved.entries = c.entries.clone();
@@ -161,7 +164,7 @@ fn lying_chunks_are_refused_and_fetched_again() {
         r.add(&snap.chunk(r.after(), 50).unwrap())
             .unwrap_or_else(|e| panic!("after {name}: {e}"));
     }
-    assert!(r.refused() >= 9);
+    assert!(r.refused() >= 10);
     complete(&mut r, &src, v, 50);
     assert_eq!(r.finish().unwrap(), root);
     same_state(&src, v, &dst);
@@ -225,4 +228,26 @@ fn only_an_empty_store_is_restored_and_an_empty_tree_restores() {
     let r = dst.restore(0, Store::empty_root()).unwrap();
     assert!(r.is_done());
     assert_eq!(r.finish().unwrap(), Store::empty_root());
+}
+
+/// A server that hides the end (clears the flag on the true last chunk) cannot stall the
+/// restore: the proof says it is the last one.
+#[test]
+fn the_end_is_read_from_the_proof_not_the_flag() {
+    let (_d, src) = source();
+    let root = src.root_at(4).unwrap();
+    let (_e, dst) = fresh();
+    let mut r = dst.restore(4, root).unwrap();
+    let snap = src.snapshot_at(4).unwrap();
+    while !r.is_done() {
+        let mut c = snap.chunk(r.after(), 100).unwrap();
+        assert_eq!(
+            c.last,
+            c.proves_rightmost(),
+            "honest chunks agree with their proofs"
+        );
+        c.last = false;
+        r.add(&c).unwrap();
+    }
+    assert_eq!(r.finish().unwrap(), root);
 }
