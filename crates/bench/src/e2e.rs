@@ -93,6 +93,7 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
         artifact_peers: vec![],
         gossip_peers: vec![],
         retain_heights: None,
+        peers_only: false,
         snapshot_interval: None,
         state_sync_peers: vec![],
     })?;

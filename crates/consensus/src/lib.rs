@@ -226,6 +226,9 @@ pub struct ConsensusConfig {
     pub listen_addr: SocketAddr,
     /// Persistent peers (empty for a single validator).
     pub peers: Vec<SocketAddr>,
+    /// Hold connections only to and from `peers` (the engine's `persistent_peers_only`): no
+    /// unknown node takes a slot in this node's mesh.
+    pub peers_only: bool,
     pub timeouts: Timeouts,
     pub chain_id: String,
 }

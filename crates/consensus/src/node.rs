@@ -73,6 +73,7 @@ fn engine_config(cfg: &ConsensusConfig, moniker: String) -> Result<EngineConfig,
     let p2p = P2pConfig {
         listen_addr: parse(&cfg.listen_addr)?,
         persistent_peers,
+        persistent_peers_only: cfg.peers_only,
         // Gossipsub with flood publishing (the engine's default).
         protocol: PubSubProtocol::default(),
         pubsub_max_size: bytesize::ByteSize::mib(4),

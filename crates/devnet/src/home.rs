@@ -88,6 +88,7 @@ pub fn init_home(home: &Home, a: &DevnetOptions) -> Result<()> {
         artifact_peers: vec![],
         gossip_peers: vec![],
         retain_heights: None,
+        peers_only: false,
         snapshot_interval: None,
         state_sync_peers: vec![],
     })?;
@@ -183,6 +184,8 @@ pub struct OperatorNode {
     pub snapshot_interval: Option<u64>,
     /// Join by state sync from these API URLs.
     pub state_sync_peers: Vec<String>,
+    /// Hold p2p connections only to and from `peers`.
+    pub peers_only: bool,
 }
 
 /// Create an operator's node home: a new validator key and a config, no genesis (the chain's
@@ -240,6 +243,7 @@ pub fn init_operator(home: &Home, n: &OperatorNode) -> Result<SecretKey> {
         artifact_peers: vec![],
         gossip_peers: n.gossip_peers.clone(),
         retain_heights: n.retain_heights,
+        peers_only: n.peers_only,
         snapshot_interval: n.snapshot_interval,
         state_sync_peers: n.state_sync_peers.clone(),
     })

@@ -82,6 +82,8 @@ pub struct TestnetOptions {
     pub retain_heights: Option<u64>,
     /// Every validator of a new testnet offers state-sync snapshots at multiples of this.
     pub snapshot_interval: Option<u64>,
+    /// Every validator of a new testnet holds connections only to the other validators.
+    pub peers_only: bool,
     /// Write a new testnet's homes and exit without running it: each validator is then started
     /// with `opal node start --home HOME/nodeI` on its host.
     pub init_only: bool,
@@ -150,6 +152,11 @@ pub fn run(a: TestnetOptions, out: Output) -> Result<()> {
         if let Some(k) = a.snapshot_interval {
             for v in &mut vs {
                 v.config.snapshot_interval = Some(k);
+            }
+        }
+        if a.peers_only {
+            for v in &mut vs {
+                v.config.peers_only = true;
             }
         }
         for v in &vs {
@@ -364,6 +371,7 @@ fn config_for(name: &str, hosts: &[IpAddr], ports: &[(u16, u16)], i: usize) -> N
         artifact_peers: vec![],
         // Every other validator's API: a transaction sent to any of them reaches all.
         retain_heights: None,
+        peers_only: false,
         snapshot_interval: None,
         state_sync_peers: vec![],
         gossip_peers: ports

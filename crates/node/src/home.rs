@@ -26,6 +26,10 @@ pub struct NodeConfig {
     /// Persistent peers' p2p addresses.
     #[serde(default)]
     pub peers: Vec<SocketAddr>,
+    /// Hold p2p connections only to and from `peers`: a validator lists the other validators
+    /// and the full nodes it serves, and no other node takes a slot in its mesh.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub peers_only: bool,
     /// Check the ledger invariants (total supply) after every block. Costs a scan of all accounts.
     #[serde(default)]
     pub check_invariants: bool,

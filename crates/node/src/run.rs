@@ -283,6 +283,7 @@ pub async fn start_node(home: &Home, opts: NodeOptions) -> Result<NodeHandle, No
             signing_key: key.seed(),
             listen_addr: config.p2p_addr,
             peers: config.peers.clone(),
+            peers_only: config.peers_only,
             timeouts: if config.dev_timeouts {
                 Timeouts::dev()
             } else {

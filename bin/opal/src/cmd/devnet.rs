@@ -37,6 +37,7 @@ pub fn run_testnet(a: TestnetArgs, out: Output) -> Result<()> {
         hosts: a.hosts,
         retain_heights: a.retain_heights,
         snapshot_interval: a.snapshot_interval,
+        peers_only: a.peers_only,
         init_only: a.init_only,
     };
     opal_devnet::testnet::run(opts, devnet_output(out))
@@ -90,6 +91,10 @@ pub struct TestnetArgs {
     /// nodes to join from (state sync) [default: none]. Ignored on resume.
     #[arg(long)]
     pub snapshot_interval: Option<u64>,
+    /// Every validator of a new testnet holds p2p connections only to the other validators
+    /// (no unknown node takes a slot in their mesh). Ignored on resume.
+    #[arg(long)]
+    pub peers_only: bool,
 }
 
 #[derive(Args, Debug)]

@@ -59,6 +59,7 @@ fn init(a: NodeInitArgs, out: Output) -> Result<()> {
             retain_heights: a.retain_heights,
             snapshot_interval: a.snapshot_interval,
             state_sync_peers: a.state_sync.clone(),
+            peers_only: a.peers_only,
         },
     )?;
     let v = json!({
@@ -172,4 +173,8 @@ pub struct NodeInitArgs {
     /// checked chunks, instead of replaying every block.
     #[arg(long, value_delimiter = ',')]
     pub state_sync: Vec<String>,
+    /// Hold p2p connections only to and from --peers (list the other validators and the full
+    /// nodes this one serves): no unknown node takes a slot in its mesh.
+    #[arg(long)]
+    pub peers_only: bool,
 }

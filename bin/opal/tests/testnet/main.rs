@@ -17,6 +17,7 @@ mod netns;
 mod network;
 mod operator;
 mod partition;
+mod peers;
 mod prune;
 mod resume;
 mod statesync;

@@ -164,6 +164,7 @@ pub fn validator(i: u8) -> Validator {
 
 pub fn config(home: &Path, i: u8, listen: SocketAddr, peers: Vec<SocketAddr>) -> ConsensusConfig {
     ConsensusConfig {
+        peers_only: false,
         home: home.to_path_buf(),
         signing_key: seed(i),
         listen_addr: listen,
