@@ -51,3 +51,28 @@ pub fn genesis(chain_id: &str, funded: &[Address], validator: &SecretKey) -> Gen
         }],
     }
 }
+
+/// Block `height` of a benchmark chain: `txs` on top of `parent` and `prev_root`, proposed by
+/// `proposer`, one second after the previous block.
+pub fn block(
+    chain_id: &str,
+    genesis_time_ms: u64,
+    height: u64,
+    parent: opal_types::Hash,
+    prev_root: opal_types::Hash,
+    proposer: &SecretKey,
+    txs: Vec<opal_types::Transaction>,
+) -> opal_types::Block {
+    let header = opal_types::BlockHeader {
+        chain_id: chain_id.into(),
+        height,
+        time_ms: genesis_time_ms + height * 1000,
+        parent_hash: parent,
+        prev_state_root: prev_root,
+        tx_root: opal_types::Block::tx_root(&txs),
+        tx_count: txs.len() as u32,
+        proposer: proposer.public_key(),
+        beacon: proposer.vrf_beacon(chain_id, height),
+    };
+    opal_types::Block::new(header, txs)
+}

@@ -9,7 +9,7 @@ use crate::common::key;
 use crate::stats::{group, mib, table};
 use anyhow::{bail, Context};
 use opal_state::{Overlay, Retention, Store};
-use opal_types::{Action, Amount, Block, BlockHeader, Hash, Transaction, TxBody};
+use opal_types::{Action, Amount, Hash, Transaction, TxBody};
 use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
@@ -134,18 +134,15 @@ fn one(args: &Args, retention: Retention) -> anyhow::Result<Run> {
                 .sign(&keys[s as usize])
             })
             .collect();
-        let header = BlockHeader {
-            chain_id: CHAIN_ID.into(),
+        let block = crate::common::block(
+            CHAIN_ID,
+            genesis.genesis_time_ms,
             height,
-            time_ms: genesis.genesis_time_ms + height * 1000,
-            parent_hash: parent,
-            prev_state_root: prev_root,
-            tx_root: Block::tx_root(&txs),
-            tx_count: txs.len() as u32,
-            proposer: proposer.public_key(),
-            beacon: proposer.vrf_beacon(CHAIN_ID, height),
-        };
-        let block = Block::new(header, txs);
+            parent,
+            prev_root,
+            proposer,
+            txs,
+        );
         let bytes = block.to_bytes();
         let base = store.snapshot()?;
         let mut overlay = Overlay::new(base.clone());

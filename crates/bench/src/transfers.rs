@@ -7,7 +7,7 @@ use crate::stats::{group, median, ms, percentile, table};
 use anyhow::{bail, Context};
 use opal_ledger::{check_tx_stateless, execute_block};
 use opal_state::{Overlay, Store};
-use opal_types::{Action, Amount, Block, BlockHeader, Hash, Transaction, TxBody};
+use opal_types::{Action, Amount, Hash, Transaction, TxBody};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -96,18 +96,15 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("stateless check: {e}"))?;
             txs.push(tx);
         }
-        let header = BlockHeader {
-            chain_id: CHAIN_ID.into(),
+        let block = crate::common::block(
+            CHAIN_ID,
+            genesis.genesis_time_ms,
             height,
-            time_ms: genesis.genesis_time_ms + height * 1000,
-            parent_hash: parent,
-            prev_state_root: prev_root,
-            tx_root: Block::tx_root(&txs),
-            tx_count: txs.len() as u32,
-            proposer: proposer.public_key(),
-            beacon: proposer.vrf_beacon(CHAIN_ID, height),
-        };
-        let block = Block::new(header, txs);
+            parent,
+            prev_root,
+            &proposer,
+            txs,
+        );
         let t1 = Instant::now();
         // 2. execute (includes execute_block's own batch signature check).
         let mut overlay = Overlay::new(store.snapshot()?);

@@ -25,11 +25,17 @@ pub fn signatures_parallel(txs: &[Transaction]) -> Vec<bool> {
         let parts: Vec<_> = txs
             .chunks(per)
             .zip(hashes.chunks(per))
-            .map(|(t, h)| s.spawn(move || exec::signatures_ok(t, h, &|_| false)))
+            .map(|(t, h)| {
+                (
+                    t.len(),
+                    s.spawn(move || exec::signatures_ok(t, h, &|_| false)),
+                )
+            })
             .collect();
+        // A verifier thread that panicked counts its whole part as not verified.
         parts
             .into_iter()
-            .flat_map(|p| p.join().unwrap_or_else(|_| vec![false; per]))
+            .flat_map(|(n, p)| p.join().unwrap_or_else(|_| vec![false; n]))
             .collect()
     })
 }

@@ -2,7 +2,7 @@
 //! that the validators do not list dial all four of them; they get no blocks (no slot, no
 //! sync), and the validators keep finalizing (their pace before and during is printed).
 
-use crate::common::{cli, free_port, log, NodeProcess, Testnet};
+use crate::common::{log, NodeProcess, Testnet};
 use std::time::Duration;
 
 /// Heights gained by node0 in `d`.
@@ -21,35 +21,19 @@ fn unlisted_nodes_get_no_slot_and_finality_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let mut strangers = vec![];
     for k in 0..3 {
-        let home = dir.path().join(format!("stranger{k}"));
-        let api = format!("127.0.0.1:{}", free_port());
-        let (code, out, err) = cli(&[
-            "node",
-            "init",
-            "--home",
-            home.to_str().unwrap(),
-            "--moniker",
+        let (home, url) = crate::common::init_extra_node(
+            &dir.path().join(format!("stranger{k}")),
             &format!("stranger{k}"),
-            "--p2p-addr",
-            &format!("127.0.0.1:{}", free_port()),
-            "--api-addr",
-            &api,
-            "--peers",
-            &peers.join(","),
-            "--dev-timeouts",
-        ]);
-        assert_eq!(code, 0, "{out}{err}");
-        std::fs::copy(tn.root.join("genesis.json"), home.join("genesis.json")).unwrap();
-        strangers.push((
-            NodeProcess::start(&home, &[]),
-            format!("http://{api}"),
-            home,
-        ));
+            &peers,
+            &tn.root.join("genesis.json"),
+            &[],
+        );
+        strangers.push((NodeProcess::start(&home, &[]), url));
     }
     let during = pace(&tn, Duration::from_secs(8));
     let heights: Vec<u64> = strangers
         .iter()
-        .map(|(_, url, _)| {
+        .map(|(_, url)| {
             crate::common::wait_for("a stranger's API", Duration::from_secs(30), || {
                 crate::common::get(url, "/api/status")
                     .ok()

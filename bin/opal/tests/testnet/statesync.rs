@@ -5,7 +5,7 @@
 //! another peer. The new node then follows the chain block by block, with the validators'
 //! blocks and state.
 
-use crate::common::{cli, free_port, get, submit, transfer, NodeProcess, Testnet};
+use crate::common::{get, submit, transfer, NodeProcess, Testnet};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -40,32 +40,17 @@ fn a_new_node_joins_from_a_snapshot_despite_a_lying_peer_and_follows() {
 
     // The joiner: a key and a config naming the validators, the genesis file, nothing else.
     let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("joiner");
     let peers: Vec<String> = tn.validators.iter().map(|v| v.p2p_addr.clone()).collect();
     let sync = format!("{},{}", tn.url(3), tn.url(1));
-    let api = format!("127.0.0.1:{}", free_port());
-    let (code, out, err) = cli(&[
-        "node",
-        "init",
-        "--home",
-        home.to_str().unwrap(),
-        "--moniker",
+    let (home, url) = crate::common::init_extra_node(
+        &dir.path().join("joiner"),
         "joiner",
-        "--p2p-addr",
-        &format!("127.0.0.1:{}", free_port()),
-        "--api-addr",
-        &api,
-        "--peers",
-        &peers.join(","),
-        "--dev-timeouts",
-        "--state-sync",
-        &sync,
-    ]);
-    assert_eq!(code, 0, "{out}{err}");
-    std::fs::copy(tn.root.join("genesis.json"), home.join("genesis.json")).unwrap();
+        &peers,
+        &tn.root.join("genesis.json"),
+        &["--state-sync", &sync],
+    );
     let started = Instant::now();
     let _node = NodeProcess::start(&home, &[]);
-    let url = format!("http://{api}");
     let status =
         crate::common::wait_for("the joiner's API", Duration::from_secs(90), || {
             match get(&url, "/api/status") {

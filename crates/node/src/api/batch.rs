@@ -48,7 +48,7 @@ pub fn admit_batch(sh: &Shared, batch: &[Vec<u8>]) -> Vec<Result<Hash, ApiError>
         }
     }
     // 2. Every signature, in parallel batches.
-    let txs: Vec<Transaction> = decoded.iter().map(|(_, t)| t.clone()).collect();
+    let (index, txs): (Vec<usize>, Vec<Transaction>) = decoded.into_iter().unzip();
     let ok = signatures_parallel(&txs);
     // 3. The mempool, locked once, against one committed state (locked before the state is
     // read, as for a single submission).
@@ -57,7 +57,7 @@ pub fn admit_batch(sh: &Shared, batch: &[Vec<u8>]) -> Vec<Result<Hash, ApiError>
         Ok(s) => s,
         Err(e) => return batch.iter().map(|_| Err(internal(&e))).collect(),
     };
-    for ((i, tx), good) in decoded.into_iter().zip(ok) {
+    for ((i, tx), good) in index.into_iter().zip(txs).zip(ok) {
         out[i] = if !good {
             Err(ApiError::from(AdmitError::Tx(TxError::BadSignature)))
         } else {

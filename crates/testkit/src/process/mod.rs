@@ -57,6 +57,42 @@ pub fn post_octets(base: &str, path: &str, body: Vec<u8>) -> (u16, Value) {
     (code, r.json().unwrap_or_default())
 }
 
+/// `opal node init` of a node that is not a validator of `genesis`'s chain: its own key, free
+/// local ports, `peers` (p2p addresses) to dial, `extra` flags; then the chain's genesis file.
+/// Returns the home and the API URL.
+pub fn init_extra_node(
+    home: &Path,
+    moniker: &str,
+    peers: &[String],
+    genesis: &Path,
+    extra: &[&str],
+) -> (PathBuf, String) {
+    let api = format!("127.0.0.1:{}", free_port());
+    let p2p = format!("127.0.0.1:{}", free_port());
+    let mut args = vec![
+        "node",
+        "init",
+        "--home",
+        home.to_str().expect("a UTF-8 path"),
+        "--moniker",
+        moniker,
+        "--p2p-addr",
+        &p2p,
+        "--api-addr",
+        &api,
+        "--dev-timeouts",
+    ];
+    let joined = peers.join(",");
+    if !peers.is_empty() {
+        args.extend(["--peers", joined.as_str()]);
+    }
+    args.extend_from_slice(extra);
+    let (code, out, err) = cli(&args);
+    assert_eq!(code, 0, "opal node init: {out}{err}");
+    std::fs::copy(genesis, home.join("genesis.json")).expect("copying the genesis file");
+    (home.to_path_buf(), format!("http://{api}"))
+}
+
 /// A port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
