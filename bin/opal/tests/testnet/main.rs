@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod crash;
 mod downtime;
+mod flood;
 mod foreign;
 mod gossip;
 mod governance;

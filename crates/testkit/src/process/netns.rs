@@ -181,6 +181,29 @@ impl NetLab {
         Ipv4Addr::new(10, self.subnet[0], self.subnet[1], i as u8 + 1)
     }
 
+    /// Validator i's p2p (consensus) address.
+    pub fn p2p_addr(&self, i: usize) -> std::net::SocketAddr {
+        (self.ip(i), BASE_PORT + 2 * i as u16 + 1).into()
+    }
+
+    /// `k` more addresses on the bridge, 10.A.B.100 and up: the sources of strangers that dial
+    /// the validators from outside their namespaces (a test binds its sockets to them). They
+    /// go with the bridge.
+    pub fn stranger_addrs(&self, k: usize) -> Vec<Ipv4Addr> {
+        assert!(k <= 150, "10.A.B.100..249");
+        (0..k)
+            .map(|j| {
+                let ip = Ipv4Addr::new(10, self.subnet[0], self.subnet[1], 100 + j as u8);
+                sh(
+                    "ip",
+                    &["addr", "add", &format!("{ip}/24"), "dev", &self.bridge()],
+                )
+                .unwrap_or_else(|e| panic!("adding {ip} to the bridge: {e}"));
+                ip
+            })
+            .collect()
+    }
+
     fn ns(&self, i: usize) -> String {
         format!("opal-{}-{i}", self.tag)
     }
