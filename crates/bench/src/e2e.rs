@@ -6,7 +6,6 @@
 use crate::stats::{median, percentile, table};
 use anyhow::{bail, Context, Result};
 use opal_ledger::{Genesis, GenesisAccount, GenesisValidator, Params};
-use opal_node::app::NodeEvent;
 use opal_node::home::{KeyFile, NodeConfig};
 use opal_node::{start_node, Home, NodeOptions};
 use opal_types::{Action, Amount, Hash, SecretKey, TxBody};
@@ -101,16 +100,7 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let node = rt.block_on(start_node(&home, NodeOptions::default()))?;
     let url = format!("http://{}", node.api_addr);
-    let committed: Arc<Mutex<HashMap<Hash, (Instant, u64)>>> = Arc::default();
-    let mut rx = node.shared.events.subscribe();
-    let c2 = committed.clone();
-    rt.spawn(async move {
-        while let Ok(ev) = rx.recv().await {
-            if let NodeEvent::Tx { hash, height, .. } = ev {
-                c2.lock().insert(hash, (Instant::now(), height));
-            }
-        }
-    });
+    let clock = HeightClock::start(&rt, &node.shared);
     let min_fee = Params::default().min_fee;
     let sink = SecretKey::generate().address();
     let per = n / senders;
@@ -161,6 +151,7 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
                 .collect()
         })
         .collect();
+    let last_of_each: Vec<Option<Hash>> = txs.iter().map(|l| l.last().map(|t| t.hash())).collect();
     drop(txs);
     let submitted: Arc<Mutex<HashMap<Hash, Instant>>> = Arc::default();
     let start = Instant::now();
@@ -204,18 +195,21 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
             .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
     }
     let total = per * senders;
+    let sub = submitted.lock();
+    // Senders' transfers commit in nonce order: all are in once each sender's last one is.
+    let lasts: Vec<Hash> = last_of_each.iter().flatten().copied().collect();
     let deadline = Instant::now() + Duration::from_secs(600);
-    while committed.lock().len() < total {
+    while clock.locate(&node.shared, &lasts)?.len() < lasts.len() {
         if Instant::now() > deadline {
-            bail!(
-                "only {} of {total} committed after 10 minutes",
-                committed.lock().len()
-            );
+            bail!("not all {total} transfers committed after 10 minutes");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let sub = submitted.lock();
-    let com = committed.lock();
+    let hashes: Vec<Hash> = sub.keys().copied().collect();
+    let com = clock.locate(&node.shared, &hashes)?;
+    if com.len() != total {
+        bail!("{} of {total} transfers found committed", com.len());
+    }
     let last = com
         .values()
         .map(|(t, _)| *t)
@@ -256,9 +250,108 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
             format!("{:.2}", tps / verify_rate),
         ]],
     );
-    drop((sub, com));
+    drop(sub);
+    phases(&node.shared.metrics.render(), elapsed, heights.len());
     rt.block_on(node.shutdown());
     Ok(())
+}
+
+/// When each height was committed, from the node's height watch. Unlike the event broadcast,
+/// which a reader drops behind on blocks of 15,000 transactions (it lags and loses events), a
+/// watch cannot be overrun; a jump of several heights gives them all the same time.
+struct HeightClock(Arc<Mutex<HashMap<u64, Instant>>>);
+
+impl HeightClock {
+    fn start(rt: &tokio::runtime::Runtime, shared: &opal_node::app::Shared) -> Self {
+        let times: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+        let mut rx = shared.height.subscribe();
+        let t = times.clone();
+        rt.spawn(async move {
+            let mut seen = *rx.borrow_and_update();
+            while rx.changed().await.is_ok() {
+                let h = *rx.borrow_and_update();
+                let now = Instant::now();
+                let mut t = t.lock();
+                for height in seen + 1..=h {
+                    t.insert(height, now);
+                }
+                seen = seen.max(h);
+            }
+        });
+        HeightClock(times)
+    }
+
+    /// Commit time and height of those of `hashes` that are committed (the node's tx index).
+    fn locate(
+        &self,
+        shared: &opal_node::app::Shared,
+        hashes: &[Hash],
+    ) -> Result<HashMap<Hash, (Instant, u64)>> {
+        let snap = shared.snapshot().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let times = self.0.lock();
+        let mut out = HashMap::new();
+        for h in hashes {
+            let loc = shared
+                .tx_location(&snap, h)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(at) = loc.and_then(|l| times.get(&l.height).map(|t| (*t, l.height))) {
+                out.insert(*h, at);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Where the node ran its blocks' state transitions (`opal_block_executions_total`).
+pub fn executions(metrics: &str) -> String {
+    let count = |at: &str| -> u64 {
+        let want = format!("opal_block_executions_total{{at=\"{at}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&want)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    format!(
+        "blocks executed while built {}, ahead of the decision {}, at commit {}",
+        count("build"),
+        count("ahead"),
+        count("commit")
+    )
+}
+
+/// Where a block's time goes, from the node's own histograms (`/metrics`): mean per block of
+/// each phase, against the mean time between the run's blocks.
+pub fn phases(metrics: &str, elapsed: Duration, blocks: usize) {
+    let read = |name: &str| -> Option<f64> {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    };
+    let cycle_ms = elapsed.as_secs_f64() * 1e3 / blocks.max(1) as f64;
+    let mut rows = vec![];
+    for (phase, what) in [
+        ("build", "block_build_seconds"),
+        ("execute", "block_execute_seconds"),
+        ("store (state + records, fsync)", "block_store_seconds"),
+        ("commit (execute + store + upkeep)", "block_commit_seconds"),
+    ] {
+        let (Some(sum), Some(count)) = (
+            read(&format!("opal_{what}_sum")),
+            read(&format!("opal_{what}_count")),
+        ) else {
+            continue;
+        };
+        let mean = sum * 1e3 / count.max(1.0);
+        rows.push(vec![
+            phase.to_string(),
+            format!("{count:.0}"),
+            format!("{mean:.1}"),
+            format!("{:.0}%", 100.0 * mean / cycle_ms),
+        ]);
+    }
+    println!("mean time between blocks in the run: {cycle_ms:.1} ms");
+    println!("{}", executions(metrics));
+    table(&["phase", "blocks", "mean ms", "of block interval"], &rows);
 }
 
 /// One sender's transfers in batches of `size` (`POST /api/txs/batch`); a refused one (a full

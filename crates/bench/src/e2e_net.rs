@@ -70,9 +70,18 @@ fn watch_commits(rt: &tokio::runtime::Runtime, i: usize, node: &NodeHandle, comm
     let mut rx = node.shared.events.subscribe();
     let c = commits.clone();
     rt.spawn(async move {
-        while let Ok(ev) = rx.recv().await {
-            if let NodeEvent::Tx { hash, .. } = ev {
-                c.lock().insert((i, hash), Instant::now());
+        loop {
+            match rx.recv().await {
+                Ok(NodeEvent::Tx { hash, .. }) => {
+                    c.lock().insert((i, hash), Instant::now());
+                }
+                Ok(_) => {}
+                // Blocks far above this benchmark's rates can overrun the broadcast (`e2e`
+                // uses the height watch for that reason): say so instead of waiting forever.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    eprintln!("node {i}: the event stream dropped {n} events; their transfers will not be seen committed");
+                }
+                Err(_) => break,
             }
         }
     });
@@ -358,6 +367,12 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
             format!("{:.0}", percentile(&lat, 99.0)),
         ]],
     );
+    for (i, node) in nodes.iter().enumerate() {
+        if let Some(node) = node {
+            let m = node.shared.metrics.render();
+            println!("v{i}: {}", crate::e2e::executions(&m));
+        }
+    }
 
     if catchup_blocks > 0 && nv > 1 {
         // Catch-up: the last validator goes down and misses `catchup_blocks` blocks.

@@ -54,6 +54,13 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // The nodes a benchmark starts log to stderr when asked (`RUST_LOG=opal_node=debug`).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match cli.cmd {
         Cmd::Sigs(a) => sigs::run(a, cli.quick),
         Cmd::Transfers(a) => transfers::run(a, cli.quick),

@@ -116,6 +116,56 @@ pub fn check_tx_stateless(
     Ok(())
 }
 
+/// A block built and executed in one pass ([`Ledger::build_block`]).
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub block: Block,
+    /// What [`Ledger::execute_block_with`] returns for `block`.
+    pub result: BlockResult,
+    /// Candidates left out, with why.
+    pub rejected: Vec<(Hash, TxError)>,
+}
+
+impl TxResult {
+    fn of(hash: Hash, outcome: Result<Vec<Event>, TxError>) -> Self {
+        match outcome {
+            Ok(events) => TxResult {
+                hash,
+                error: None,
+                code: None,
+                events,
+            },
+            Err(e) => TxResult {
+                hash,
+                code: Some(e.code().to_string()),
+                error: Some(e.to_string()),
+                events: vec![],
+            },
+        }
+    }
+}
+
+/// What the hooks and transactions of one block read: fixed at begin-block.
+struct BlockRun {
+    params: Params,
+    chain_id: String,
+    ctx: BlockCtx,
+    proposer: opal_types::PublicKey,
+    beacon: Hash,
+    last_signers: Option<crate::components::LastSigners>,
+}
+
+impl BlockRun {
+    fn frame(&self) -> BlockFrame<'_> {
+        BlockFrame {
+            ctx: &self.ctx,
+            proposer: &self.proposer,
+            beacon: &self.beacon,
+            last_signers: self.last_signers.as_ref(),
+        }
+    }
+}
+
 /// The ledger: its components in their fixed call order, and what they cache between blocks
 /// (decoded zk keys; a pure function of state, so no two nodes can disagree because of it).
 /// Keep one for the life of a node; a fresh one gives the same results, only slower.
@@ -269,109 +319,145 @@ impl Ledger {
         block: &Block,
         verified: &dyn Fn(&Hash) -> bool,
     ) -> Result<BlockResult, LedgerError> {
-        let params = params(s)?;
-        let chain_id = chain_id(s)?;
-        let ctx = BlockCtx {
-            chain_id: chain_id.clone(),
-            height: block.header.height,
-            time_ms: block.header.time_ms,
-        };
-        let beacon = beacon(s, &block.header)?.map_err(LedgerError::InvalidBlock)?;
-        // Who signed the previous block: verified once, read by liveness and rewards.
-        let last_signers =
-            crate::components::liveness::last_signers(s, &ctx, block.last_commit.as_ref())?;
-        let frame = BlockFrame {
-            ctx: &ctx,
-            proposer: &block.header.proposer,
-            beacon: &beacon,
-            last_signers: last_signers.as_ref(),
-        };
         let mut result = BlockResult::default();
-        for c in self.components() {
-            c.begin_block(s, frame, &mut result.events)?;
-        }
+        let run = self.begin(
+            s,
+            &block.header,
+            block.last_commit.as_ref(),
+            &mut result.events,
+        )?;
         let hashes: Vec<Hash> = block.txs.iter().map(Transaction::hash).collect();
         let sig_ok = signatures_ok(&block.txs, &hashes, verified);
         for ((tx, sig_ok), hash) in block.txs.iter().zip(sig_ok).zip(hashes) {
             let len = opal_types::encode(tx).len();
-            let outcome = match check_tx_stateless(tx, len, &chain_id, &params, false) {
+            let outcome = match check_tx_stateless(tx, len, &run.chain_id, &run.params, false) {
                 Err(e) => Err(e),
                 Ok(()) if !sig_ok => Err(TxError::BadSignature),
-                Ok(()) => {
-                    let mut fork = s.fork();
-                    match self.deliver_tx(&mut fork, &ctx, &params, tx)? {
-                        Ok(events) => {
-                            s.apply(fork);
-                            Ok(events)
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
+                Ok(()) => self.apply_tx(s, &run, tx)?,
             };
-            result.txs.push(match outcome {
-                Ok(events) => TxResult {
-                    hash,
-                    error: None,
-                    code: None,
-                    events,
-                },
-                Err(e) => TxResult {
-                    hash,
-                    code: Some(e.code().to_string()),
-                    error: Some(e.to_string()),
-                    events: vec![],
-                },
-            });
+            result.txs.push(TxResult::of(hash, outcome));
         }
+        self.end(s, &run, block, &mut result.events)?;
+        Ok(result)
+    }
+
+    /// Build a block from `candidates` (in order) and execute it in the same pass: `s` ends as
+    /// [`Ledger::execute_block_with`] would leave it for the returned block, with the same
+    /// result, so a proposer need not execute its own block again once it is decided. A
+    /// candidate is kept when it passes the stateless checks and applies on top of those kept
+    /// before it (after begin-block), within `max_block_txs` and `max_block_bytes`; the others
+    /// are returned with their errors and leave no trace in `s`. Signatures must have been
+    /// checked at admission. `header`'s `tx_root` and `tx_count` are set here.
+    pub fn build_block(
+        &self,
+        s: &mut Overlay,
+        mut header: BlockHeader,
+        last_commit: Option<opal_types::block::LastCommit>,
+        candidates: Vec<Transaction>,
+    ) -> Result<Built, LedgerError> {
+        let mut result = BlockResult::default();
+        let run = self.begin(s, &header, last_commit.as_ref(), &mut result.events)?;
+        let (max_txs, max_bytes) = (
+            run.params.max_block_txs as usize,
+            run.params.max_block_bytes as usize,
+        );
+        let (mut txs, mut rejected, mut bytes) = (Vec::new(), Vec::new(), 0usize);
+        for tx in candidates {
+            let len = opal_types::encode(&tx).len();
+            if txs.len() >= max_txs || bytes + len > max_bytes {
+                break;
+            }
+            let outcome = match check_tx_stateless(&tx, len, &run.chain_id, &run.params, false) {
+                Err(e) => Err(e),
+                Ok(()) => self.apply_tx(s, &run, &tx)?,
+            };
+            match outcome {
+                Ok(events) => {
+                    bytes += len;
+                    result.txs.push(TxResult::of(tx.hash(), Ok(events)));
+                    txs.push(tx);
+                }
+                Err(e) => rejected.push((tx.hash(), e)),
+            }
+        }
+        header.tx_root = Block::tx_root(&txs);
+        header.tx_count = txs.len() as u32;
+        let block = Block {
+            header,
+            txs,
+            last_commit,
+        };
+        self.end(s, &run, &block, &mut result.events)?;
+        Ok(Built {
+            block,
+            result,
+            rejected,
+        })
+    }
+
+    /// What every transaction of a block sees, and begin-block.
+    fn begin(
+        &self,
+        s: &mut Overlay,
+        header: &BlockHeader,
+        last_commit: Option<&opal_types::block::LastCommit>,
+        events: &mut Vec<Event>,
+    ) -> Result<BlockRun, LedgerError> {
+        let params = params(s)?;
+        let chain_id = chain_id(s)?;
+        let ctx = BlockCtx {
+            chain_id: chain_id.clone(),
+            height: header.height,
+            time_ms: header.time_ms,
+        };
+        let beacon = beacon(s, header)?.map_err(LedgerError::InvalidBlock)?;
+        // Who signed the previous block: verified once, read by liveness and rewards.
+        let last_signers = crate::components::liveness::last_signers(s, &ctx, last_commit)?;
+        let run = BlockRun {
+            params,
+            chain_id,
+            ctx,
+            proposer: header.proposer,
+            beacon,
+            last_signers,
+        };
         for c in self.components() {
-            c.end_block(s, frame, &mut result.events)?;
+            c.begin_block(s, run.frame(), events)?;
+        }
+        Ok(run)
+    }
+
+    /// One transaction in its own fork, kept in `s` only if it applies.
+    fn apply_tx(
+        &self,
+        s: &mut Overlay,
+        run: &BlockRun,
+        tx: &Transaction,
+    ) -> Result<Result<Vec<Event>, TxError>, LedgerError> {
+        let mut fork = s.fork();
+        let outcome = self.deliver_tx(&mut fork, &run.ctx, &run.params, tx)?;
+        if outcome.is_ok() {
+            s.apply(fork);
+        }
+        Ok(outcome)
+    }
+
+    /// End-block, and the block's value id.
+    fn end(
+        &self,
+        s: &mut Overlay,
+        run: &BlockRun,
+        block: &Block,
+        events: &mut Vec<Event>,
+    ) -> Result<(), LedgerError> {
+        for c in self.components() {
+            c.end_block(s, run.frame(), events)?;
         }
         // What consensus voted on for this block (`blake3` of its canonical bytes): the next
         // block's last commit must be signatures over it.
         let value_id = Hash(*blake3::hash(&block.to_bytes()).as_bytes());
         crate::components::write(s, keys::LAST_VALUE_ID, &value_id);
-        Ok(result)
-    }
-
-    /// Choose transactions for a new block from `candidates` (in order), keeping those that
-    /// apply on top of the ones already chosen, within the block limits. Signatures must have
-    /// been checked at admission. Returns the chosen ones and the rejected ones with their
-    /// errors.
-    pub fn select_txs(
-        &self,
-        s: &Overlay,
-        ctx: &BlockCtx,
-        candidates: Vec<Transaction>,
-    ) -> Result<Selection, LedgerError> {
-        let params = params(s)?;
-        let chain_id = chain_id(s)?;
-        let mut scratch = s.fork();
-        let mut chosen = Vec::new();
-        let mut rejected = Vec::new();
-        let mut bytes = 0usize;
-        for tx in candidates {
-            if chosen.len() >= params.max_block_txs as usize {
-                break;
-            }
-            let len = opal_types::encode(&tx).len();
-            if bytes + len > params.max_block_bytes as usize {
-                break;
-            }
-            if let Err(e) = check_tx_stateless(&tx, len, &chain_id, &params, false) {
-                rejected.push((tx.hash(), e));
-                continue;
-            }
-            let mut fork = scratch.fork();
-            match self.deliver_tx(&mut fork, ctx, &params, &tx)? {
-                Ok(_) => {
-                    scratch.apply(fork);
-                    bytes += len;
-                    chosen.push(tx);
-                }
-                Err(e) => rejected.push((tx.hash(), e)),
-            }
-        }
-        Ok((chosen, rejected))
+        Ok(())
     }
 }
 
@@ -423,18 +509,6 @@ pub fn beacon(s: &Overlay, header: &BlockHeader) -> Result<Result<Hash, String>,
 /// Execute a decided block with a fresh [`Ledger`] (tests, tools; a node keeps one).
 pub fn execute_block(s: &mut Overlay, block: &Block) -> Result<BlockResult, LedgerError> {
     Ledger::new().execute_block(s, block)
-}
-
-/// Transactions chosen for a block, and those refused with why.
-pub type Selection = (Vec<Transaction>, Vec<(Hash, TxError)>);
-
-/// [`Ledger::select_txs`] with a fresh [`Ledger`] (tests, tools; a node keeps one).
-pub fn select_txs(
-    s: &Overlay,
-    ctx: &BlockCtx,
-    candidates: Vec<Transaction>,
-) -> Result<Selection, LedgerError> {
-    Ledger::new().select_txs(s, ctx, candidates)
 }
 
 #[cfg(test)]

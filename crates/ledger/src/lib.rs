@@ -38,7 +38,7 @@ pub use components::{BlockCtx, BlockFrame, Component, TxOutcome};
 pub use error::{LedgerError, TxError};
 pub use events::Event;
 pub use exec::{
-    check_tx_stateless, execute_block, select_txs, signatures_ok, BlockResult, Ledger, TxResult,
+    check_tx_stateless, execute_block, signatures_ok, BlockResult, Built, Ledger, TxResult,
 };
 pub use genesis::{Genesis, GenesisAccount, GenesisValidator};
 pub use params::{AllParams, GovParams, InferenceParams, Params, RewardParams, StakingParams};

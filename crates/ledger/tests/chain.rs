@@ -165,29 +165,3 @@ fn genesis_is_validated() {
     let g = genesis();
     assert_eq!(Genesis::from_json(&g.to_json()).unwrap(), g);
 }
-
-#[test]
-fn select_txs_skips_invalid_and_respects_order() {
-    let c = TestChain::new();
-    let txs = vec![
-        c.transfer(&key(1), &key(2), 10, 0),
-        c.transfer(&key(1), &key(2), 10, 2), // gap: rejected
-        c.transfer(&key(1), &key(2), 10, 1),
-        c.transfer(&key(3), &key(2), 5_000_000, 0), // overdraft
-    ];
-    let (chosen, rejected) = select_txs(
-        &c.overlay(),
-        &BlockCtx {
-            chain_id: c.chain_id.clone(),
-            height: 1,
-            time_ms: 2_000,
-        },
-        txs,
-    )
-    .unwrap();
-    assert_eq!(
-        chosen.iter().map(|t| t.body.nonce).collect::<Vec<_>>(),
-        vec![0, 1]
-    );
-    assert_eq!(rejected.len(), 2);
-}

@@ -233,7 +233,9 @@ pub struct OpalApp {
     /// How far a fresh proposal's time may be from [`OpalApp::clock`] (docs/adr/0002-bft-time.md).
     pub time_bounds: TimeBounds,
     /// The ledger's components, kept for the node's life (they cache decoded zk keys).
-    ledger: opal_ledger::Ledger,
+    ledger: Arc<opal_ledger::Ledger>,
+    /// Blocks executed before their decision (`ahead.rs`).
+    ahead: crate::ahead::Ahead,
 }
 
 /// A clock in milliseconds since the Unix epoch.
@@ -296,7 +298,8 @@ impl OpalApp {
             reporter,
             clock: system_clock(),
             time_bounds: TimeBounds::default(),
-            ledger: opal_ledger::Ledger::new(),
+            ledger: Arc::new(opal_ledger::Ledger::new()),
+            ahead: Default::default(),
         }
     }
 
@@ -316,6 +319,7 @@ impl OpalApp {
     }
 
     fn try_build(&mut self, height: Height, proposer: [u8; 32]) -> Result<Vec<u8>, AppError> {
+        let started = std::time::Instant::now();
         let sh = &self.shared;
         let snap = sh.snapshot()?;
         if snap.version() != Some(height - 1) {
@@ -333,36 +337,71 @@ impl OpalApp {
                     "the parent's time {parent_time} leaves no room for a block"
                 ))
             })?;
-        let ctx = opal_ledger::BlockCtx {
-            chain_id: sh.chain_id.clone(),
-            height,
-            time_ms,
-        };
-        let (txs, rejected) = self
-            .ledger
-            .select_txs(&Overlay::new(snap.clone()), &ctx, candidates)
-            .map_err(|e| AppError::Ledger(e.to_string()))?;
-        if !rejected.is_empty() {
-            sh.mempool.lock().drop_invalid(&rejected);
-        }
         let header = BlockHeader {
             chain_id: sh.chain_id.clone(),
             height,
             time_ms,
             parent_hash,
             prev_state_root: Hash(snap.root()),
-            tx_root: Block::tx_root(&txs),
-            tx_count: txs.len() as u32,
+            tx_root: Hash::ZERO, // set by build_block
+            tx_count: 0,
             proposer: PublicKey(proposer),
             beacon: self.beacon_key(proposer)?.vrf_beacon(&sh.chain_id, height),
         };
         let last_commit = sh.last_commit_for(&snap, height)?;
-        Ok(Block {
-            header,
-            txs,
-            last_commit,
+        // Built and executed in one pass: the commit of this block, if decided, reuses it.
+        let base = snap.version();
+        let mut state = Overlay::new(snap);
+        let built = self
+            .ledger
+            .build_block(&mut state, header, last_commit, candidates)
+            .map_err(|e| AppError::Ledger(e.to_string()))?;
+        if !built.rejected.is_empty() {
+            sh.mempool.lock().drop_invalid(&built.rejected);
         }
-        .to_bytes())
+        let bytes = built.block.to_bytes();
+        self.ahead.put(
+            height,
+            built.block.hash(),
+            base,
+            crate::ahead::Executed {
+                state,
+                result: built.result,
+            },
+        );
+        sh.metrics
+            .block_build_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(bytes)
+    }
+
+    /// Start executing a proposal found valid, on a background thread, so that its commit
+    /// need not (`ahead.rs`).
+    fn execute_ahead(&self, height: Height, bytes: &[u8]) {
+        let Ok(block) = Block::from_bytes(bytes) else {
+            return;
+        };
+        let sh = self.shared.clone();
+        let Ok(snap) = sh.snapshot() else {
+            return;
+        };
+        if snap.version() != Some(height - 1) {
+            return;
+        }
+        let ledger = self.ledger.clone();
+        let base = snap.version();
+        self.ahead.spawn(height, block.hash(), base, move || {
+            let mut state = Overlay::new(snap);
+            let hashes: Vec<Hash> = block.txs.iter().map(Transaction::hash).collect();
+            let verified = sh.admitted_among(&hashes);
+            match ledger.execute_block_with(&mut state, &block, &|h| verified.contains(h)) {
+                Ok(result) => Some(crate::ahead::Executed { state, result }),
+                Err(e) => {
+                    tracing::warn!(height, "executing a proposal ahead of its decision: {e}");
+                    None
+                }
+            }
+        });
     }
 
     fn try_commit(
@@ -391,14 +430,29 @@ impl OpalApp {
         }
         let started = std::time::Instant::now();
         let snap = sh.snapshot()?;
-        let mut overlay = Overlay::new(snap);
-        // What this node verified at admission is not verified again (docs/architecture.md).
-        let hashes: Vec<Hash> = block.txs.iter().map(Transaction::hash).collect();
-        let verified = sh.admitted_among(&hashes);
-        let result = self
-            .ledger
-            .execute_block_with(&mut overlay, &block, &|h| verified.contains(h))
-            .map_err(|e| AppError::Ledger(e.to_string()))?;
+        let (overlay, result) = match self.ahead.take(height, &block.hash(), snap.version()) {
+            Some((done, source)) => {
+                sh.metrics.block_executed(source.label());
+                (done.state, done.result)
+            }
+            None => {
+                let mut overlay = Overlay::new(snap);
+                // What this node verified at admission is not verified again
+                // (docs/architecture.md).
+                let hashes: Vec<Hash> = block.txs.iter().map(Transaction::hash).collect();
+                let verified = sh.admitted_among(&hashes);
+                let result = self
+                    .ledger
+                    .execute_block_with(&mut overlay, &block, &|h| verified.contains(h))
+                    .map_err(|e| AppError::Ledger(e.to_string()))?;
+                sh.metrics
+                    .block_executed(crate::ahead::Source::Commit.label());
+                (overlay, result)
+            }
+        };
+        sh.metrics
+            .block_execute_seconds
+            .observe(started.elapsed().as_secs_f64());
         if sh.check_invariants {
             invariants::check_supply(&overlay).map_err(|e| AppError::Invariant {
                 height,
@@ -415,11 +469,15 @@ impl OpalApp {
             &result,
             borsh::to_vec(cert).map_err(|e| AppError::Local(e.to_string()))?,
         )?;
+        let stored = std::time::Instant::now();
         let root = Hash(
             sh.store
                 .commit(height, writes, aux)
                 .map_err(|e| store_err(format!("commit: {e}")))?,
         );
+        sh.metrics
+            .block_store_seconds
+            .observe(stored.elapsed().as_secs_f64());
 
         // After the durable commit: mempool upkeep and notifications.
         let included: Vec<Hash> = result.txs.iter().map(|t| t.hash).collect();
@@ -651,17 +709,19 @@ impl BlockExecutor for OpalApp {
         block: &[u8],
     ) -> Result<(), AppError> {
         let (time_ms, parent_time) = self.try_verify(height, block)?;
-        if pol_round.is_some() {
-            return Ok(());
+        if pol_round.is_none() {
+            opal_consensus::time::check_timely(
+                time_ms,
+                parent_time,
+                (self.clock)(),
+                round,
+                &self.time_bounds,
+            )
+            .map_err(|e| AppError::Untimely(e.to_string()))?;
         }
-        opal_consensus::time::check_timely(
-            time_ms,
-            parent_time,
-            (self.clock)(),
-            round,
-            &self.time_bounds,
-        )
-        .map_err(|e| AppError::Untimely(e.to_string()))
+        // It may be decided: execute it while the votes go round.
+        self.execute_ahead(height, block);
+        Ok(())
     }
 
     fn commit(

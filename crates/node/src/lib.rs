@@ -15,6 +15,7 @@
 //! - [`worker`] runs the inference-worker role (`opal-worker`) over this node's chain.
 //! - [`run::start_node`] starts everything and returns a handle that stops it cleanly.
 
+pub mod ahead;
 pub mod api;
 pub mod app;
 pub mod clock;

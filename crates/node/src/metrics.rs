@@ -17,6 +17,15 @@ pub struct Metrics {
     /// Refused at admission, by error code.
     pub txs_refused: Family<Vec<(String, String)>, Counter>,
     pub block_commit_seconds: Histogram,
+    /// Building this node's proposal: reaping the mempool, selecting what applies, the header.
+    pub block_build_seconds: Histogram,
+    /// The state transition of a decided block (part of `block_commit_seconds`).
+    pub block_execute_seconds: Histogram,
+    /// The durable write of a decided block's state and records (part of `block_commit_seconds`).
+    pub block_store_seconds: Histogram,
+    /// Where each committed block's state transition ran: `build` (this node proposed it),
+    /// `ahead` (a background thread, once the proposal was found valid) or `commit`.
+    pub block_executions: Family<Vec<(String, String)>, Counter>,
     pub block_txs: Histogram,
     /// Mempool gossip (`gossip.rs`).
     pub gossip: GossipCounters,
@@ -44,6 +53,10 @@ impl Default for Metrics {
             txs_admitted: Counter::default(),
             txs_refused: Family::default(),
             block_commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            block_build_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            block_execute_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            block_store_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            block_executions: Family::default(),
             block_txs: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
             gossip: GossipCounters::default(),
             gossip_received: Family::default(),
@@ -83,6 +96,26 @@ impl Default for Metrics {
             "block_commit_seconds",
             "Time to execute a decided block and durably commit it",
             m.block_commit_seconds.clone(),
+        );
+        r.register(
+            "block_build_seconds",
+            "Time to build this node's proposal (reap the mempool, select, header)",
+            m.block_build_seconds.clone(),
+        );
+        r.register(
+            "block_execute_seconds",
+            "Time to execute a decided block (part of block_commit_seconds)",
+            m.block_execute_seconds.clone(),
+        );
+        r.register(
+            "block_store_seconds",
+            "Time to durably write a decided block's state and records (part of block_commit_seconds)",
+            m.block_store_seconds.clone(),
+        );
+        r.register(
+            "block_executions",
+            "Committed blocks by where their state transition ran (build, ahead, commit)",
+            m.block_executions.clone(),
         );
         r.register(
             "block_txs",
@@ -125,6 +158,12 @@ impl Metrics {
                 .get_or_create(&vec![("outcome".to_string(), outcome.to_string())])
                 .inc_by(n);
         }
+    }
+
+    pub fn block_executed(&self, source: &str) {
+        self.block_executions
+            .get_or_create(&vec![("at".to_string(), source.to_string())])
+            .inc();
     }
 
     pub fn refused(&self, code: &str) {

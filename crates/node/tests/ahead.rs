@@ -1,0 +1,121 @@
+//! Execution ahead of the decision (`opal_node::ahead`): a proposer's commit reuses the
+//! execution of its build, a validator's commit reuses the background execution of the
+//! proposal it found valid, and neither can make a node commit anything but the decided block.
+
+mod common;
+
+use common::precommit;
+use opal_consensus::BlockExecutor;
+use opal_node::app::OpalApp;
+use opal_types::{Action, Amount, Block, SecretKey};
+
+const T0: u64 = 1_800_000_000_000;
+
+/// `opal_block_executions_total{at=...}` of `app`'s node.
+fn executions(app: &OpalApp, at: &str) -> u64 {
+    let want = format!("opal_block_executions_total{{at=\"{at}\"}} ");
+    app.shared
+        .metrics
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(&want)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Three nodes of the same one-validator chain (each holds the validator key, so each can
+/// propose; their stores are separate).
+fn three(key: &SecretKey) -> [(tempfile::TempDir, OpalApp); 3] {
+    std::array::from_fn(|_| {
+        let (dir, mut app) = common::one_validator_app(key, T0);
+        app.clock = std::sync::Arc::new(|| T0 + 60_000);
+        (dir, app)
+    })
+}
+
+fn transfer(app: &OpalApp, key: &SecretKey, amount: u128) {
+    let to = SecretKey::from_seed([7; 32]).address();
+    opal_node::local::submit(
+        &app.shared,
+        key,
+        Action::Transfer {
+            to,
+            amount: Amount(amount),
+        },
+    )
+    .unwrap();
+}
+
+fn root(app: &OpalApp) -> [u8; 32] {
+    app.shared.snapshot().unwrap().root()
+}
+
+#[test]
+fn a_block_is_executed_once_where_it_can_be() {
+    let key = SecretKey::from_seed([1; 32]);
+    let [(_d0, mut proposer), (_d1, mut validator), (_d2, mut syncer)] = three(&key);
+    let (proposer, validator, syncer) = (&mut proposer, &mut validator, &mut syncer);
+    transfer(proposer, &key, 5);
+    let b1 = proposer.build_block(1, 0, key.public_key().0);
+    assert_eq!(Block::from_bytes(&b1).unwrap().txs.len(), 1);
+    // The validator finds the proposal valid and starts executing it.
+    assert_eq!(validator.verify_proposal(1, 0, None, &b1), Ok(()));
+    let cert = precommit(&key, 1, &b1);
+    let r1 = proposer.commit(1, &b1, &cert).unwrap();
+    let r2 = validator.commit(1, &b1, &cert).unwrap();
+    // A block that arrives decided (value sync) was never executed ahead.
+    let r3 = syncer.commit(1, &b1, &cert).unwrap();
+    assert_eq!((r1, r2), (r3, r3), "one state, wherever it was executed");
+    assert_eq!(
+        [
+            executions(proposer, "build"),
+            executions(validator, "ahead"),
+            executions(syncer, "commit"),
+        ],
+        [1, 1, 1]
+    );
+    assert_eq!(
+        executions(proposer, "commit") + executions(validator, "commit"),
+        0
+    );
+}
+
+/// A Byzantine proposer shows this validator block X, which it executes ahead; the network
+/// decides block Y of the same height. The validator must commit Y's state, not X's.
+#[test]
+fn a_proposal_executed_ahead_but_not_decided_is_not_committed() {
+    let key = SecretKey::from_seed([1; 32]);
+    let [(_d0, mut liar), (_d1, mut validator), (_d2, mut honest)] = three(&key);
+    let (liar, validator, honest) = (&mut liar, &mut validator, &mut honest);
+    transfer(liar, &key, 500_000);
+    let x = liar.build_block(1, 0, key.public_key().0);
+    let y = honest.build_block(1, 0, key.public_key().0);
+    assert_ne!(x, y);
+    assert_eq!(validator.verify_proposal(1, 0, None, &x), Ok(()));
+    let cert = precommit(&key, 1, &y);
+    let ry = honest.commit(1, &y, &cert).unwrap();
+    assert_eq!(validator.commit(1, &y, &cert).unwrap(), ry);
+    assert_eq!(root(validator), root(honest));
+    assert_eq!(executions(validator, "ahead"), 0);
+    assert_eq!(executions(validator, "commit"), 1);
+    // And the liar's own build of X is not what it commits when Y is decided.
+    assert_eq!(liar.commit(1, &y, &cert).unwrap(), ry);
+    assert_eq!(executions(liar, "build"), 0);
+}
+
+/// A proposal found invalid is never executed ahead.
+#[test]
+fn an_invalid_proposal_is_not_executed_ahead() {
+    let key = SecretKey::from_seed([1; 32]);
+    let [(_d0, mut proposer), (_d1, mut validator), _] = three(&key);
+    let (proposer, validator) = (&mut proposer, &mut validator);
+    let b1 = proposer.build_block(1, 0, key.public_key().0);
+    let mut bad = Block::from_bytes(&b1).unwrap();
+    bad.header.parent_hash.0[0] ^= 1;
+    assert!(validator
+        .verify_proposal(1, 0, None, &bad.to_bytes())
+        .is_err());
+    let cert = precommit(&key, 1, &b1);
+    validator.commit(1, &b1, &cert).unwrap();
+    assert_eq!(executions(validator, "ahead"), 0);
+    assert_eq!(executions(validator, "commit"), 1);
+}
