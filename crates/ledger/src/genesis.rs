@@ -129,4 +129,19 @@ impl Genesis {
     pub fn apply(&self, s: &mut Overlay) -> Result<(), LedgerError> {
         crate::exec::Ledger::new().init_chain(s, self)
     }
+
+    /// Where a chain from this genesis starts, as every validator computed it: the state root
+    /// after genesis and the set that votes on block 1. Applied and committed in a fresh store at
+    /// `scratch` (a file path the caller owns); what a light client trusts at genesis.
+    pub fn start(
+        &self,
+        scratch: &std::path::Path,
+    ) -> Result<(opal_types::Hash, Vec<crate::ActiveValidator>), LedgerError> {
+        let store = opal_state::Store::open(scratch)?;
+        let mut o = Overlay::new(store.snapshot()?);
+        self.apply(&mut o)?;
+        let set = crate::components::staking::active_set(&o)?;
+        let root = store.commit(0, o.into_writes(), Default::default())?;
+        Ok((opal_types::Hash(root), set))
+    }
 }

@@ -28,7 +28,7 @@
 
 use crate::error::NodeError;
 use opal_ledger::Genesis;
-use opal_state::{Chunk, Overlay, Store};
+use opal_state::{Chunk, Store};
 use opal_types::Hash;
 use opal_verify::light::{self, LightBlock, Options, TrustedState};
 use std::time::{Duration, Instant};
@@ -100,18 +100,15 @@ pub struct Joined {
 
 /// Trust at genesis: the set that votes on block 1 and the state root after genesis.
 fn genesis_trust(genesis: &Genesis, scratch: &std::path::Path) -> Result<TrustedState, NodeError> {
-    let store = Store::open(scratch)?;
-    let mut o = Overlay::new(store.snapshot()?);
-    genesis.apply(&mut o)?;
-    let set = opal_ledger::components::staking::active_set(&o)
-        .map_err(|e| err(format!("genesis validator set: {e}")))?;
-    let root = store.commit(0, o.into_writes(), Default::default())?;
+    let (root, set) = genesis
+        .start(scratch)
+        .map_err(|e| err(format!("applying the genesis: {e}")))?;
     let text = genesis.to_json();
     Ok(TrustedState::genesis(
         &genesis.chain_id,
         genesis.genesis_time_ms,
         set,
-        Hash(root),
+        root,
         Hash(*blake3::hash(text.as_bytes()).as_bytes()),
     ))
 }

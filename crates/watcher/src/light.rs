@@ -6,9 +6,8 @@
 
 use crate::CheckError;
 use opal_client::Client;
-use opal_ledger::components::staking;
 use opal_ledger::Genesis;
-use opal_state::{Overlay, StateProof, Store};
+use opal_state::StateProof;
 use opal_types::Hash;
 use opal_verify::light::{
     verify_to, LightBlock, LightError, Options, Portable, SettlementProof, TrustSource,
@@ -58,19 +57,14 @@ pub fn trust_start(
 /// time (the default trusting period).
 pub fn trust_genesis(name: &str, text: &str) -> Result<(TrustedState, u64), CheckError> {
     let g = Genesis::from_json(text).map_err(|e| CheckError::Usage(format!("{name}: {e}")))?;
-    let local = |e: &dyn std::fmt::Display| CheckError::Local(format!("a scratch store: {e}"));
-    let dir = tempfile::tempdir().map_err(|e| local(&e))?;
-    let store = Store::open(&dir.path().join("genesis.redb")).map_err(|e| local(&e))?;
-    let mut o = Overlay::new(store.snapshot().map_err(|e| local(&e))?);
-    g.apply(&mut o)
+    let dir =
+        tempfile::tempdir().map_err(|e| CheckError::Local(format!("a scratch store: {e}")))?;
+    let (root, set) = g
+        .start(&dir.path().join("genesis.redb"))
         .map_err(|e| CheckError::Usage(format!("applying {name}: {e}")))?;
-    let set = staking::active_set(&o).map_err(|e| local(&e))?;
-    let root = store
-        .commit(0, o.into_writes(), Default::default())
-        .map_err(|e| local(&e))?;
     let file_hash = Hash(*blake3::hash(text.as_bytes()).as_bytes());
     Ok((
-        TrustedState::genesis(&g.chain_id, g.genesis_time_ms, set, Hash(root), file_hash),
+        TrustedState::genesis(&g.chain_id, g.genesis_time_ms, set, root, file_hash),
         g.staking.unbonding_time_ms,
     ))
 }
