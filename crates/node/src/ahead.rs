@@ -1,7 +1,8 @@
 //! Execution ahead of the decision. A proposer executes its block while it builds it
 //! (`Ledger::build_block`); a validator that finds a proposal valid starts executing it on a
 //! background thread while the votes go round. The commit of a decided block takes that result
-//! instead of executing again, but only for the same block (its hash covers every byte) executed
+//! instead of executing again, but only for the same block (its value id, BLAKE3 of every byte:
+//! the header hash would not do, it does not cover the last commit) executed
 //! on the state the commit starts from (the same latest version); anything else is executed at
 //! commit as before, so a result kept here can only save time, never change what is committed.
 
@@ -26,6 +27,7 @@ type Slot = Arc<(Mutex<Option<Option<Executed>>>, Condvar)>;
 
 struct Entry {
     height: u64,
+    /// The block's value id (`opal_consensus::value_id`).
     block: Hash,
     /// The latest committed version the block was executed on.
     base: Option<u64>,

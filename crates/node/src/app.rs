@@ -362,7 +362,7 @@ impl OpalApp {
         let bytes = built.block.to_bytes();
         self.ahead.put(
             height,
-            built.block.hash(),
+            Hash(opal_consensus::value_id(&bytes)),
             base,
             crate::ahead::Executed {
                 state,
@@ -378,9 +378,6 @@ impl OpalApp {
     /// Start executing a proposal found valid, on a background thread, so that its commit
     /// need not (`ahead.rs`).
     fn execute_ahead(&self, height: Height, bytes: &[u8]) {
-        let Ok(block) = Block::from_bytes(bytes) else {
-            return;
-        };
         let sh = self.shared.clone();
         let Ok(snap) = sh.snapshot() else {
             return;
@@ -390,7 +387,10 @@ impl OpalApp {
         }
         let ledger = self.ledger.clone();
         let base = snap.version();
-        self.ahead.spawn(height, block.hash(), base, move || {
+        let id = Hash(opal_consensus::value_id(bytes));
+        let bytes = bytes.to_vec();
+        self.ahead.spawn(height, id, base, move || {
+            let block = Block::from_bytes(&bytes).ok()?;
             let mut state = Overlay::new(snap);
             let hashes: Vec<Hash> = block.txs.iter().map(Transaction::hash).collect();
             let verified = sh.admitted_among(&hashes);
@@ -430,7 +430,9 @@ impl OpalApp {
         }
         let started = std::time::Instant::now();
         let snap = sh.snapshot()?;
-        let (overlay, result) = match self.ahead.take(height, &block.hash(), snap.version()) {
+        // The value id covers every byte (the header hash does not cover the last commit).
+        let id = Hash(opal_consensus::value_id(bytes));
+        let (overlay, result) = match self.ahead.take(height, &id, snap.version()) {
             Some((done, source)) => {
                 sh.metrics.block_executed(source.label());
                 (done.state, done.result)

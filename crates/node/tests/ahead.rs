@@ -119,3 +119,57 @@ fn an_invalid_proposal_is_not_executed_ahead() {
     assert_eq!(executions(validator, "ahead"), 0);
     assert_eq!(executions(validator, "commit"), 1);
 }
+
+/// The same header with another last commit is another block: a Byzantine proposer of height 2
+/// shows this validator its block carrying all four signatures of block 1, and gets decided the
+/// copy carrying only three (still more than two thirds). The header hash is the same; the state
+/// is not (liveness counts who signed block 1), so the execution of the first must not be used
+/// for the second.
+#[test]
+fn the_same_header_with_another_last_commit_is_not_reused() {
+    let keys: Vec<SecretKey> = (1..=4u8).map(|i| SecretKey::from_seed([i; 32])).collect();
+    let mut apps: Vec<(tempfile::TempDir, OpalApp)> = (0..2)
+        .map(|_| {
+            let (dir, mut app) = common::validators_app(&keys, &keys[0], T0);
+            app.clock = std::sync::Arc::new(|| T0 + 60_000);
+            (dir, app)
+        })
+        .collect();
+    let b1 = apps[0].1.build_block(1, 0, keys[0].public_key().0);
+    let cert1 = common::precommits(&keys, 1, &b1);
+    for (_, app) in apps.iter_mut() {
+        app.commit(1, &b1, &cert1).unwrap();
+    }
+    let all_four = apps[0].1.build_block(2, 0, keys[0].public_key().0);
+    let mut three = Block::from_bytes(&all_four).unwrap();
+    let lc = three.last_commit.as_mut().unwrap();
+    assert_eq!(lc.signatures.len(), 4);
+    lc.signatures.pop();
+    let three = three.to_bytes();
+    let x = Block::from_bytes(&all_four).unwrap();
+    let y = Block::from_bytes(&three).unwrap();
+    assert_eq!(
+        x.hash(),
+        y.hash(),
+        "the header does not cover the last commit"
+    );
+    let (validator, honest) = {
+        let (a, b) = apps.split_at_mut(1);
+        (&mut a[0].1, &mut b[0].1)
+    };
+    // `validator` is the proposer here: it built (and executed) the four-signature block.
+    assert_eq!(validator.verify_proposal(2, 0, None, &three), Ok(()));
+    let cert2 = common::precommits(&keys, 2, &three);
+    let expected = {
+        let (_d, mut fresh) = common::validators_app(&keys, &keys[1], T0);
+        fresh.clock = std::sync::Arc::new(|| T0 + 60_000);
+        fresh.commit(1, &b1, &cert1).unwrap();
+        fresh.commit(2, &three, &cert2).unwrap()
+    };
+    assert_eq!(honest.commit(2, &three, &cert2).unwrap(), expected);
+    assert_eq!(
+        validator.commit(2, &three, &cert2).unwrap(),
+        expected,
+        "the proposer committed the state of the block it built, not of the one decided"
+    );
+}

@@ -1,4 +1,4 @@
-//! A one-validator `OpalApp` over a real store, for the node's tests.
+//! `OpalApp`s over a real store, for the node's tests.
 #![allow(dead_code)]
 
 use opal_ledger::{Genesis, GenesisAccount, GenesisValidator};
@@ -21,9 +21,34 @@ pub fn precommit(key: &SecretKey, height: u64, block: &[u8]) -> opal_consensus::
     }
 }
 
+/// The precommits of `keys` for `block` at `height` on chain `c`, as a commit certificate.
+pub fn precommits(
+    keys: &[SecretKey],
+    height: u64,
+    block: &[u8],
+) -> opal_consensus::CommitCertificate {
+    let mut cert = precommit(&keys[0], height, block);
+    cert.signatures = keys
+        .iter()
+        .map(|k| precommit(k, height, block).signatures.remove(0))
+        .collect();
+    cert
+}
+
 /// Chain `c` at genesis time `genesis_time_ms`, with `key` its only validator (stake 10M,
 /// balance 1M); the app holds `key` (it proposes and reports evidence with it).
 pub fn one_validator_app(key: &SecretKey, genesis_time_ms: u64) -> (tempfile::TempDir, OpalApp) {
+    validators_app(std::slice::from_ref(key), key, genesis_time_ms)
+}
+
+/// Chain `c` with `keys` as its validators (equal stake 10M, balance 1M each); the app holds
+/// `me` (it proposes and reports evidence with it).
+pub fn validators_app(
+    keys: &[SecretKey],
+    me: &SecretKey,
+    genesis_time_ms: u64,
+) -> (tempfile::TempDir, OpalApp) {
+    let key = me;
     let dir = tempfile::tempdir().unwrap();
     let store = opal_state::Store::open(&dir.path().join("s.redb")).unwrap();
     let genesis = Genesis {
@@ -34,17 +59,24 @@ pub fn one_validator_app(key: &SecretKey, genesis_time_ms: u64) -> (tempfile::Te
         inference: Default::default(),
         governance: Default::default(),
         rewards: Default::default(),
-        accounts: vec![GenesisAccount {
-            address: key.address(),
-            balance: Amount(1_000_000),
-        }],
-        validators: vec![GenesisValidator {
-            name: "v".into(),
-            public_key: key.public_key(),
-            operator: None,
-            stake: Amount(10_000_000),
-            vrf_key: key.vrf_public_key(),
-        }],
+        accounts: keys
+            .iter()
+            .map(|k| GenesisAccount {
+                address: k.address(),
+                balance: Amount(1_000_000),
+            })
+            .collect(),
+        validators: keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| GenesisValidator {
+                name: format!("v{i}"),
+                public_key: k.public_key(),
+                operator: None,
+                stake: Amount(10_000_000),
+                vrf_key: k.vrf_public_key(),
+            })
+            .collect(),
     };
     let mut o = opal_state::Overlay::new(store.snapshot().unwrap());
     genesis.apply(&mut o).unwrap();
