@@ -251,7 +251,7 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
         ]],
     );
     drop(sub);
-    phases(&node.shared.metrics.render(), elapsed, heights.len());
+    phases(&node.shared.metrics, elapsed, heights.len());
     rt.block_on(node.shutdown());
     Ok(())
 }
@@ -303,25 +303,19 @@ impl HeightClock {
 }
 
 /// Where the node ran its blocks' state transitions (`opal_block_executions_total`).
-pub fn executions(metrics: &str) -> String {
-    let count = |at: &str| -> u64 {
-        let want = format!("opal_block_executions_total{{at=\"{at}\"}} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&want)?.trim().parse().ok())
-            .unwrap_or(0)
-    };
+pub fn executions(m: &opal_node::metrics::Metrics) -> String {
     format!(
         "blocks executed while built {}, ahead of the decision {}, at commit {}",
-        count("build"),
-        count("ahead"),
-        count("commit")
+        m.blocks_executed("build"),
+        m.blocks_executed("ahead"),
+        m.blocks_executed("commit")
     )
 }
 
 /// Where a block's time goes, from the node's own histograms (`/metrics`): mean per block of
 /// each phase, against the mean time between the run's blocks.
-pub fn phases(metrics: &str, elapsed: Duration, blocks: usize) {
+pub fn phases(m: &opal_node::metrics::Metrics, elapsed: Duration, blocks: usize) {
+    let metrics = &m.render();
     let read = |name: &str| -> Option<f64> {
         metrics
             .lines()
@@ -350,7 +344,7 @@ pub fn phases(metrics: &str, elapsed: Duration, blocks: usize) {
         ]);
     }
     println!("mean time between blocks in the run: {cycle_ms:.1} ms");
-    println!("{}", executions(metrics));
+    println!("{}", executions(m));
     table(&["phase", "blocks", "mean ms", "of block interval"], &rows);
 }
 

@@ -369,8 +369,7 @@ pub fn run(a: Args, quick: bool) -> Result<()> {
     );
     for (i, node) in nodes.iter().enumerate() {
         if let Some(node) = node {
-            let m = node.shared.metrics.render();
-            println!("v{i}: {}", crate::e2e::executions(&m));
+            println!("v{i}: {}", crate::e2e::executions(&node.shared.metrics));
         }
     }
 

@@ -166,6 +166,13 @@ impl Metrics {
             .inc();
     }
 
+    /// Committed blocks whose state transition ran at `source` (`build`, `ahead`, `commit`).
+    pub fn blocks_executed(&self, source: &str) -> u64 {
+        self.block_executions
+            .get_or_create(&vec![("at".to_string(), source.to_string())])
+            .get()
+    }
+
     pub fn refused(&self, code: &str) {
         self.txs_refused
             .get_or_create(&vec![("code".to_string(), code.to_string())])

@@ -13,13 +13,7 @@ const T0: u64 = 1_800_000_000_000;
 
 /// `opal_block_executions_total{at=...}` of `app`'s node.
 fn executions(app: &OpalApp, at: &str) -> u64 {
-    let want = format!("opal_block_executions_total{{at=\"{at}\"}} ");
-    app.shared
-        .metrics
-        .render()
-        .lines()
-        .find_map(|l| l.strip_prefix(&want)?.trim().parse().ok())
-        .unwrap_or(0)
+    app.shared.metrics.blocks_executed(at)
 }
 
 /// Three nodes of the same one-validator chain (each holds the validator key, so each can

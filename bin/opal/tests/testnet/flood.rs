@@ -10,6 +10,7 @@
 //! Needs root, iproute2 and iptables; without them the test says so loudly and returns.
 
 use crate::common::netns::{skip, NetLab};
+use crate::netns::{max, min};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -83,22 +84,6 @@ async fn stranger(
     }
 }
 
-fn heights(lab: &NetLab, nodes: &[usize]) -> Vec<u64> {
-    lab.heights(nodes)
-        .into_iter()
-        .enumerate()
-        .map(|(k, h)| h.unwrap_or_else(|| panic!("node{} does not answer", nodes[k])))
-        .collect()
-}
-
-fn max(hs: &[u64]) -> u64 {
-    hs.iter().copied().max().unwrap()
-}
-
-fn min(hs: &[u64]) -> u64 {
-    hs.iter().copied().min().unwrap()
-}
-
 #[test]
 fn a_connection_flood_from_strangers_does_not_stop_finality() {
     let mut lab = match NetLab::start(4) {
@@ -115,9 +100,9 @@ fn a_connection_flood_from_strangers_does_not_stop_finality() {
     let t = Duration::from_secs(90);
 
     // The pace without a flood.
-    let h0 = max(&heights(&lab, &all));
+    let h0 = lab.max_height(&all);
     std::thread::sleep(window);
-    let h1 = max(&heights(&lab, &all));
+    let h1 = lab.max_height(&all);
     lab.log(format!(
         "no flood: {} heights in {window:?} ({h0} -> {h1})",
         h1 - h0
@@ -145,9 +130,9 @@ fn a_connection_flood_from_strangers_does_not_stop_finality() {
         }
     }
     std::thread::sleep(Duration::from_secs(3)); // let it build up
-    let f0 = max(&heights(&lab, &all));
+    let f0 = lab.max_height(&all);
     std::thread::sleep(window);
-    let f1 = max(&heights(&lab, &all));
+    let f1 = lab.max_height(&all);
     lab.log(format!(
         "flood of {} strangers from {SOURCES} addresses: {} heights in {window:?} ({f0} -> {f1}); \
          so far {} dials, {} connected, {} refused or timed out",
@@ -169,7 +154,7 @@ fn a_connection_flood_from_strangers_does_not_stop_finality() {
     // A validator restarted during the flood has to get back into the mesh past the strangers.
     lab.kill(3);
     std::thread::sleep(Duration::from_secs(2));
-    let down = max(&heights(&lab, &[0, 1, 2]));
+    let down = lab.max_height(&[0, 1, 2]);
     let restarted = Instant::now();
     lab.start_node(3);
     let caught = lab.wait_heights(&[3], down + 3, t);
@@ -181,7 +166,7 @@ fn a_connection_flood_from_strangers_does_not_stop_finality() {
     // Its vote counts again: with node0 gone, the other three (node3 among them) must carry
     // the chain on their own, through the flood.
     lab.kill(0);
-    let h = max(&heights(&lab, &[1, 2, 3]));
+    let h = lab.max_height(&[1, 2, 3]);
     let hs = lab.wait_heights(&[1, 2, 3], h + 3, t);
     lab.log(format!(
         "node0 killed: node1..3 (node3 voting) went on from {h} to {hs:?} during the flood"

@@ -10,20 +10,12 @@
 use crate::common::netns::{skip, NetLab};
 use std::time::Duration;
 
-fn max(hs: &[u64]) -> u64 {
+pub(crate) fn max(hs: &[u64]) -> u64 {
     hs.iter().copied().max().unwrap()
 }
 
-fn min(hs: &[u64]) -> u64 {
+pub(crate) fn min(hs: &[u64]) -> u64 {
     hs.iter().copied().min().unwrap()
-}
-
-fn now_heights(lab: &NetLab, nodes: &[usize]) -> Vec<u64> {
-    lab.heights(nodes)
-        .into_iter()
-        .enumerate()
-        .map(|(k, h)| h.unwrap_or_else(|| panic!("node{} does not answer", nodes[k])))
-        .collect()
 }
 
 #[test]
@@ -39,10 +31,10 @@ fn real_network_partitions_heal_without_fork() {
     // 1. node3 cut off from the other three: they keep finalizing, it cannot.
     lab.partition(&[&majority, &[3]]);
     std::thread::sleep(Duration::from_secs(2));
-    let h3 = now_heights(&lab, &[3])[0];
-    let h0 = max(&now_heights(&lab, &majority));
+    let h3 = lab.heights_now(&[3])[0];
+    let h0 = lab.max_height(&majority);
     let hs = lab.wait_heights(&majority, h0 + 8, t);
-    let h3_after = now_heights(&lab, &[3])[0];
+    let h3_after = lab.heights_now(&[3])[0];
     lab.log(format!(
         "majority {h0} -> {hs:?} while node3 stayed at {h3} -> {h3_after}"
     ));
@@ -66,9 +58,9 @@ fn real_network_partitions_heal_without_fork() {
     // What was in flight when the links went down settles (a decided block may still reach
     // its half by sync), then nothing may move.
     std::thread::sleep(Duration::from_secs(3));
-    let before = now_heights(&lab, &all);
+    let before = lab.heights_now(&all);
     std::thread::sleep(Duration::from_secs(8));
-    let after = now_heights(&lab, &all);
+    let after = lab.heights_now(&all);
     lab.log(format!(
         "2-2 split: heights {before:?} -> {after:?} over 8 s"
     ));
@@ -81,7 +73,7 @@ fn real_network_partitions_heal_without_fork() {
 
     // 3. One link cut (0-1): every validator still reaches more than 2/3 of the power.
     lab.cut(0, 1);
-    let h = max(&now_heights(&lab, &all));
+    let h = lab.max_height(&all);
     let hs = lab.wait_heights(&all, h + 4, t);
     lab.log(format!("link 0-1 cut: still committing, {h} -> {hs:?}"));
     lab.heal();
@@ -95,7 +87,7 @@ fn real_network_partitions_heal_without_fork() {
             lab.throttle(0, 128);
         }
     }
-    let h = max(&now_heights(&lab, &all));
+    let h = lab.max_height(&all);
     let hs = lab.wait_heights(&all, h + 4, t);
     lab.log(format!(
         "slow link at node0: still committing, {h} -> {hs:?}"
@@ -107,9 +99,9 @@ fn real_network_partitions_heal_without_fork() {
     lab.kill(2);
     lab.partition(&[&[0, 1, 2], &[3]]);
     std::thread::sleep(Duration::from_secs(3));
-    let before = now_heights(&lab, &[0, 1]);
+    let before = lab.heights_now(&[0, 1]);
     std::thread::sleep(Duration::from_secs(5));
-    let after = now_heights(&lab, &[0, 1]);
+    let after = lab.heights_now(&[0, 1]);
     assert_eq!(before, after, "two of four committed");
     lab.start_node(2);
     lab.heal();

@@ -32,6 +32,22 @@ impl Cluster {
         nodes.iter().map(|&i| self.height(i)).collect()
     }
 
+    /// The heights of `nodes` now; panics naming a node that does not answer.
+    pub fn heights_now(&self, nodes: &[usize]) -> Vec<u64> {
+        nodes
+            .iter()
+            .map(|&i| {
+                self.height(i)
+                    .unwrap_or_else(|| panic!("node{i} does not answer"))
+            })
+            .collect()
+    }
+
+    /// The highest of the heights of `nodes` now.
+    pub fn max_height(&self, nodes: &[usize]) -> u64 {
+        self.heights_now(nodes).into_iter().max().unwrap_or(0)
+    }
+
     /// Wait until every node in `nodes` reports a height >= `h`; returns their heights.
     pub fn wait_heights(&self, nodes: &[usize], h: u64, timeout: Duration) -> Vec<u64> {
         let start = Instant::now();
