@@ -202,6 +202,20 @@ pub enum TxError {
     CommissionRaiseTooLarge { from: u32, to: u32, max: u32 },
     #[error("the commission was raised at {last_ms}; the next raise is allowed from {next_ms} (block time, ms)")]
     CommissionRaiseTooSoon { last_ms: u64, next_ms: u64 },
+    #[error("royalty stream {stream} is already split into shares")]
+    AlreadySplit { stream: String },
+    #[error("royalty stream {stream} is not split into shares")]
+    NotSplit { stream: String },
+    #[error("a stream is split into 1 to {max} shares, not {got}")]
+    BadShareCount { got: u64, max: u64 },
+    #[error("you hold {have} shares of {stream}, fewer than {want}")]
+    InsufficientShares {
+        stream: String,
+        have: u64,
+        want: u64,
+    },
+    #[error("your shares of {stream} have nothing to claim")]
+    NothingToClaim { stream: String },
 }
 
 impl TxError {
@@ -291,6 +305,11 @@ impl TxError {
             TxError::CommissionTooHigh { .. } => "commission_too_high",
             TxError::CommissionRaiseTooLarge { .. } => "commission_raise_too_large",
             TxError::CommissionRaiseTooSoon { .. } => "commission_raise_too_soon",
+            TxError::AlreadySplit { .. } => "already_split",
+            TxError::NotSplit { .. } => "not_split",
+            TxError::BadShareCount { .. } => "bad_share_count",
+            TxError::InsufficientShares { .. } => "insufficient_shares",
+            TxError::NothingToClaim { .. } => "nothing_to_claim",
         }
     }
 }

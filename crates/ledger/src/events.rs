@@ -1,5 +1,6 @@
 //! Typed events emitted by execution; the node stores them with the block and streams them.
 
+use opal_types::shares::RoyaltyStream;
 use opal_types::{Address, Amount, Hash, ModelRef, PublicKey, Role, Tier};
 use serde::{Deserialize, Serialize};
 
@@ -351,6 +352,23 @@ pub enum Event {
         slashed: Amount,
         until_ms: u64,
     },
+    /// A royalty stream was split into `shares` shares, all to `owner`.
+    SharesSplit {
+        stream: RoyaltyStream,
+        owner: Address,
+        shares: u64,
+    },
+    SharesTransferred {
+        stream: RoyaltyStream,
+        from: Address,
+        to: Address,
+        shares: u64,
+    },
+    SharesClaimed {
+        stream: RoyaltyStream,
+        holder: Address,
+        amount: Amount,
+    },
 }
 
 /// One credit made by a settlement.
@@ -367,9 +385,13 @@ pub enum Event {
 pub struct Payout {
     /// `node`, `owner`, `parent`, `dataset:<name>`, `treasury`.
     pub role: String,
-    /// `None` for the treasury.
+    /// `None` for the treasury, or for a royalty split into shares (`shares`).
     pub to: Option<Address>,
     pub amount: Amount,
+    /// A royalty to a stream split into shares: paid to the stream's holders pro rata when
+    /// the payout is made, not to `to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shares: Option<RoyaltyStream>,
 }
 
 /// Reads a `u128` written as a JSON number or a decimal string. serde's derive cannot read a

@@ -3,8 +3,8 @@
 
 use crate::components::staking::{self, ActiveValidator, BlockCtx};
 use crate::components::{
-    accounts, fees, governance, inference, liveness, read, registry, rewards, verification, zk,
-    BlockFrame, Component,
+    accounts, fees, governance, inference, liveness, read, registry, rewards, shares, verification,
+    zk, BlockFrame, Component,
 };
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
@@ -170,7 +170,7 @@ impl BlockRun {
 /// (decoded zk keys; a pure function of state, so no two nodes can disagree because of it).
 /// Keep one for the life of a node; a fresh one gives the same results, only slower.
 pub struct Ledger {
-    components: [Box<dyn Component>; 10],
+    components: [Box<dyn Component>; 11],
 }
 
 /// Index of each component in [`Ledger::components`].
@@ -186,6 +186,7 @@ pub enum Owner {
     Liveness = 7,
     Rewards = 8,
     Governance = 9,
+    Shares = 10,
 }
 
 /// The component an action is routed to. Exhaustive, so a new action does not compile until it
@@ -216,6 +217,7 @@ pub fn owner(action: &Action) -> Owner {
         A::PublishZkKey { .. } | A::SettleProved { .. } => Owner::Zk,
         A::SubmitProposal { .. } | A::DepositProposal { .. } | A::Vote { .. } => Owner::Governance,
         A::WithdrawRewards | A::SetCommission { .. } => Owner::Rewards,
+        A::SplitShares { .. } | A::TransferShares { .. } | A::ClaimShares { .. } => Owner::Shares,
     }
 }
 
@@ -231,8 +233,8 @@ impl Ledger {
     /// begin-block, then liveness (who signed the previous block) and rewards' emission (to
     /// the signers of the previous block), and staking last, so that end-block's validator set update sees the
     /// slashes of verification's end-block, and governance after it, so that a parameter change
-    /// executed at a block's end is in force from the next block for every component. The
-    /// order is consensus: changing it changes state.
+    /// executed at a block's end is in force from the next block for every component; shares
+    /// (revenue shares) has no block hooks. The order is consensus: changing it changes state.
     pub fn new() -> Self {
         Ledger {
             components: [
@@ -246,6 +248,7 @@ impl Ledger {
                 Box::new(liveness::Liveness),
                 Box::new(rewards::Rewards),
                 Box::new(governance::Governance),
+                Box::new(shares::Shares),
             ],
         }
     }
@@ -532,7 +535,8 @@ mod tests {
                 "staking",
                 "liveness",
                 "rewards",
-                "governance"
+                "governance",
+                "shares"
             ]
         );
         for (owner, name) in [
@@ -546,6 +550,7 @@ mod tests {
             (Owner::Liveness, "liveness"),
             (Owner::Rewards, "rewards"),
             (Owner::Governance, "governance"),
+            (Owner::Shares, "shares"),
         ] {
             assert_eq!(ledger.components[owner as usize].name(), name);
         }

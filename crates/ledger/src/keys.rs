@@ -388,3 +388,29 @@ pub mod rewards {
         [POINTS_PREFIX, role.as_str().as_bytes(), b"/", &who.0].concat()
     }
 }
+
+pub mod shares {
+    use super::*;
+    use opal_types::shares::RoyaltyStream;
+
+    /// The tokens the share pools hold: every stream's undistributed remainder and its
+    /// holders' unclaimed earnings.
+    pub const POOL: &[u8] = b"shares/pool";
+    pub const STREAM_PREFIX: &[u8] = b"shares/stream/";
+    pub const HOLDING_PREFIX: &[u8] = b"shares/hold/";
+
+    /// `model:NAME` or `dataset:NAME`; a name holds no ':' or '/', so keys do not collide.
+    fn stream_id(st: &RoyaltyStream) -> Vec<u8> {
+        st.to_string().into_bytes()
+    }
+    pub fn stream(st: &RoyaltyStream) -> Vec<u8> {
+        [STREAM_PREFIX, &stream_id(st)].concat()
+    }
+    /// `shares/hold/<stream>/<holder>`: one holder's shares and earnings in one stream.
+    pub fn holdings_prefix(st: &RoyaltyStream) -> Vec<u8> {
+        [HOLDING_PREFIX, &stream_id(st), b"/"].concat()
+    }
+    pub fn holding(st: &RoyaltyStream, holder: &Address) -> Vec<u8> {
+        [holdings_prefix(st).as_slice(), &holder.0].concat()
+    }
+}

@@ -97,7 +97,10 @@ fn spend_of(tx: &Transaction) -> Result<Amount, TxError> {
         | Action::CommitteeVote { .. }
         | Action::Vote { .. }
         | Action::WithdrawRewards
-        | Action::SetCommission { .. } => Amount::ZERO,
+        | Action::SetCommission { .. }
+        | Action::SplitShares { .. }
+        | Action::TransferShares { .. }
+        | Action::ClaimShares { .. } => Amount::ZERO,
         // A challenge without a fraud proof locks a bond (a chain parameter the mempool does
         // not read); the ledger refuses it if the balance falls short.
         Action::Challenge { .. } => Amount::ZERO,

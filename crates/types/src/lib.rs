@@ -26,6 +26,7 @@ pub mod llm;
 pub mod merkle;
 pub mod receipt;
 pub mod registry;
+pub mod shares;
 pub mod tx;
 pub mod validator;
 pub mod vrf;

@@ -131,6 +131,24 @@ pub enum Action {
     /// Set the commission the signer's validator takes from its rewards (basis points, at most
     /// the chain's `max_commission_bps`), from the next block.
     SetCommission { bps: u32 },
+    /// Split a royalty stream the signer owns (a model name, all its versions, or a dataset)
+    /// into `shares` transferable shares, all to the signer. From then on every payout to the
+    /// stream goes to its holders pro rata. Once per stream; the count is fixed.
+    SplitShares {
+        stream: crate::shares::RoyaltyStream,
+        shares: u64,
+    },
+    /// Give `shares` of the signer's shares in `stream` to `to`. What the shares earned before
+    /// stays claimable by the signer.
+    TransferShares {
+        stream: crate::shares::RoyaltyStream,
+        to: Address,
+        shares: u64,
+    },
+    /// Take what the signer's shares in `stream` have earned.
+    ClaimShares {
+        stream: crate::shares::RoyaltyStream,
+    },
 }
 
 /// Roles that stake without validating.
@@ -165,6 +183,9 @@ impl Action {
             Action::Vote { .. } => "vote",
             Action::WithdrawRewards => "withdraw_rewards",
             Action::SetCommission { .. } => "set_commission",
+            Action::SplitShares { .. } => "split_shares",
+            Action::TransferShares { .. } => "transfer_shares",
+            Action::ClaimShares { .. } => "claim_shares",
         }
     }
 }

@@ -13,12 +13,14 @@
 //!
 //! A settled price is split: `treasury_bps` to the treasury; the model's royalties (its price
 //! plus the licence fee) to the parent model's owner and the datasets' owners by their basis
-//! points, the remainder of the royalties to the model's owner; what is left to the node. Integer
+//! points, the remainder of the royalties to the model's owner; what is left to the node. A
+//! royalty whose stream (the model name, the parent's name, the dataset) is split into shares
+//! goes to its holders instead ([`super::shares`]). Integer
 //! division rounds down and every remainder goes to a named party, so the credits always add up
 //! to the price exactly.
 
 use super::payout::pay_out;
-use super::{accounts, read, registry, verification, write};
+use super::{accounts, read, registry, shares, verification, write};
 use super::{BlockCtx, TxCall, TxOutcome};
 use crate::error::{LedgerError, TxError};
 use crate::events::{Event, Payout};
@@ -27,6 +29,7 @@ use crate::params::InferenceParams;
 use borsh::{BorshDeserialize, BorshSerialize};
 use opal_state::Overlay;
 use opal_types::registry::{ModelFormat, BPS};
+use opal_types::shares::RoyaltyStream;
 use opal_types::{Address, Amount, Hash, Receipt, Tier};
 use serde::{Deserialize, Serialize};
 
@@ -304,11 +307,13 @@ pub fn split(
             Err(e) => return Ok(Err(e)),
         };
         let to = registry::owner_of(s, parent)?.ok_or_else(|| corrupt("parent has no owner"))?;
-        out.push(Payout {
-            role: "parent".into(),
-            to: Some(to),
+        out.push(royalty(
+            s,
+            "parent".into(),
+            to,
+            RoyaltyStream::Model(parent.name.clone()),
             amount,
-        });
+        )?);
     }
     for d in &spec.datasets {
         let amount = match mul_bps(royalties, d.bps) {
@@ -322,23 +327,24 @@ pub fn split(
         let to = registry::dataset(s, &d.dataset)?
             .ok_or_else(|| corrupt("lineage dataset is not registered"))?
             .owner;
-        out.push(Payout {
-            role: format!("dataset:{}", d.dataset),
-            to: Some(to),
+        let stream = RoyaltyStream::Dataset(d.dataset.clone());
+        out.push(royalty(
+            s,
+            format!("dataset:{}", d.dataset),
+            to,
+            stream,
             amount,
-        });
+        )?);
     }
     let owner =
         registry::owner_of(s, &spec.model_ref())?.ok_or_else(|| corrupt("model has no owner"))?;
-    out.push(Payout {
-        role: "owner".into(),
-        to: Some(owner),
-        amount: owner_part,
-    });
+    let stream = RoyaltyStream::Model(spec.name.clone());
+    out.push(royalty(s, "owner".into(), owner, stream, owner_part)?);
     out.push(Payout {
         role: "treasury".into(),
         to: None,
         amount: treasury,
+        shares: None,
     });
     // owed <= price was checked above.
     let node_part = Amount(price.0 - owed.0);
@@ -346,8 +352,34 @@ pub fn split(
         role: "node".into(),
         to: Some(*node),
         amount: node_part,
+        shares: None,
     });
     Ok(Ok(out))
+}
+
+/// A royalty to an asset's owner, or to its share holders once the owner split its stream.
+fn royalty(
+    s: &Overlay,
+    role: String,
+    owner: Address,
+    stream: RoyaltyStream,
+    amount: Amount,
+) -> Result<Payout, LedgerError> {
+    Ok(if shares::is_split(s, &stream)? {
+        Payout {
+            role,
+            to: None,
+            amount,
+            shares: Some(stream),
+        }
+    } else {
+        Payout {
+            role,
+            to: Some(owner),
+            amount,
+            shares: None,
+        }
+    })
 }
 
 /// Check one receipt and, if it holds, pay it. `Ok(Err(_))` leaves `s` untouched. `proved`:

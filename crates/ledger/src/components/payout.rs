@@ -1,8 +1,8 @@
-//! Payouts: crediting a settled price's shares (accounts and the treasury). The layer below settlement ([`super::inference`]) and verification
+//! Payouts: crediting a settled price's parts (accounts, share pools and the treasury). The layer below settlement ([`super::inference`]) and verification
 //! ([`super::verification`]), which both pay out, so that verification does not import
 //! settlement.
 
-use super::{accounts, registry};
+use super::{accounts, registry, shares};
 use crate::error::LedgerError;
 use crate::events::Payout;
 use opal_state::Overlay;
@@ -18,6 +18,10 @@ pub(crate) fn pay_out(
 ) -> Result<(), LedgerError> {
     for pay in payouts {
         if pay.amount.is_zero() {
+            continue;
+        }
+        if let Some(stream) = &pay.shares {
+            shares::distribute(s, stream, pay.amount)?;
             continue;
         }
         match pay.to {
