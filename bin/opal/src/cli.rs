@@ -43,6 +43,13 @@ pub enum Command {
     /// force.
     #[command(subcommand)]
     Gov(crate::cmd::gov::GovCmd),
+    /// Revenue shares: split a model's or dataset's royalty stream into transferable shares,
+    /// transfer them, claim what they earned, read streams and holdings.
+    #[command(subcommand)]
+    Shares(crate::cmd::shares::SharesCmd),
+    /// The exchange: limit orders for revenue shares against the native token; books, trades.
+    #[command(subcommand)]
+    Market(crate::cmd::market::MarketCmd),
     /// Create a node's home (key, config) or run a node from an existing home directory.
     #[command(subcommand)]
     Node(crate::cmd::node::NodeCmd),

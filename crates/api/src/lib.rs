@@ -26,6 +26,7 @@
 pub mod gov;
 pub mod openai;
 pub mod registry;
+pub mod shares;
 
 use opal_ledger::params::InferenceParams;
 use opal_ledger::{Event, Params};
@@ -109,6 +110,14 @@ pub struct Pools {
     #[serde(default)]
     #[schemars(with = "String")]
     pub rewards: Amount,
+    /// Royalties held for share holders (unclaimed, and remainders below a unit a share).
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub shares: Amount,
+    /// The native tokens resting buy orders escrow on the exchange.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub market: Amount,
 }
 
 /// `GET /api/accounts/{address}[?prove=true][&height=H]`.
@@ -482,6 +491,12 @@ pub fn schemas() -> serde_json::Map<String, Value> {
     g.subschema_for::<gov::ParamsInForce>();
     g.subschema_for::<gov::GovOverview>();
     g.subschema_for::<gov::Rewards>();
+    g.subschema_for::<shares::Streams>();
+    g.subschema_for::<shares::StreamReply>();
+    g.subschema_for::<shares::HoldingReply>();
+    g.subschema_for::<shares::Book>();
+    g.subschema_for::<shares::Trades>();
+    g.subschema_for::<shares::OrderStatus>();
     g.subschema_for::<openai::ModelList>();
     g.subschema_for::<openai::ModelObject>();
     g.subschema_for::<openai::Completion>();

@@ -8,15 +8,15 @@
 //!   closes the voting period (tally, decision, refund);
 //! - a block in which every delegator withdraws its rewards.
 
-use crate::common::key;
+use crate::common;
+use crate::common::{key, tx, Chain};
 use crate::stats::{median, ms, table};
-use anyhow::{bail, Context};
+use anyhow::Context;
 use opal_ledger::components::governance::{self, tally};
-use opal_ledger::{execute_block, Genesis, GenesisAccount, GenesisValidator, Params};
-use opal_state::{Overlay, Store};
+use opal_ledger::{Genesis, GenesisAccount, GenesisValidator, Params};
+use opal_state::Overlay;
 use opal_types::gov::{ProposalContent, VoteOption};
-use opal_types::{Action, Amount, Block, BlockHeader, Hash, SecretKey, Transaction, TxBody};
-use std::collections::BTreeMap;
+use opal_types::{Action, Amount, SecretKey, Transaction};
 use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
@@ -32,69 +32,9 @@ pub struct Args {
     pub reps: usize,
 }
 
-const CHAIN_ID: &str = "opal-bench";
+const CHAIN_ID: &str = common::CHAIN_ID;
 const T0: u64 = 1_700_000_000_000;
 const VOTING_MS: u64 = 60_000;
-
-struct Chain {
-    store: Store,
-    height: u64,
-    parent: Hash,
-    root: Hash,
-    proposer: SecretKey,
-    time_ms: u64,
-}
-
-impl Chain {
-    /// Execute and commit one block a second after the last; fails if a transaction is
-    /// rejected. Returns the milliseconds `execute_block` took.
-    fn block(&mut self, txs: Vec<Transaction>) -> anyhow::Result<f64> {
-        self.height += 1;
-        self.time_ms += 1_000;
-        let time_ms = self.time_ms;
-        let header = BlockHeader {
-            chain_id: CHAIN_ID.into(),
-            height: self.height,
-            time_ms,
-            parent_hash: self.parent,
-            prev_state_root: self.root,
-            tx_root: Block::tx_root(&txs),
-            tx_count: txs.len() as u32,
-            proposer: self.proposer.public_key(),
-            beacon: self.proposer.vrf_beacon(CHAIN_ID, self.height),
-        };
-        let block = Block::new(header, txs);
-        let mut o = Overlay::new(self.store.snapshot()?);
-        let t = Instant::now();
-        let result = execute_block(&mut o, &block)?;
-        let took = ms(t.elapsed());
-        if let Some(r) = result.txs.iter().find(|r| r.error.is_some()) {
-            bail!(
-                "block {} rejected a transaction: {:?}",
-                self.height,
-                r.error
-            );
-        }
-        opal_ledger::invariants::check_supply(&o)?;
-        self.root = Hash(
-            self.store
-                .commit(self.height, o.into_writes(), BTreeMap::new())
-                .context("commit")?,
-        );
-        self.parent = block.header.hash();
-        Ok(took)
-    }
-}
-
-fn tx(key: &SecretKey, nonce: u64, action: Action) -> Transaction {
-    TxBody {
-        chain_id: CHAIN_ID.into(),
-        nonce,
-        fee: Params::default().min_fee,
-        action,
-    }
-    .sign(key)
-}
 
 pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
     if quick {
@@ -138,19 +78,7 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
     };
     genesis.governance.voting_period_ms = VOTING_MS;
     genesis.staking.max_validators = nv as u32;
-    let dir = tempfile::tempdir()?;
-    let store = Store::open(&dir.path().join("state.redb"))?;
-    let mut g = Overlay::empty();
-    genesis.apply(&mut g)?;
-    let root = Hash(store.commit(0, g.into_writes(), BTreeMap::new())?);
-    let mut c = Chain {
-        store,
-        height: 0,
-        parent: Hash::ZERO,
-        root,
-        proposer: vals[0].clone(),
-        time_ms: T0,
-    };
+    let (mut c, _dir) = Chain::start(&genesis, &vals[0])?;
 
     eprintln!("gov: {nd} delegations to {nv} validators...");
     let delegations: Vec<Transaction> = dels

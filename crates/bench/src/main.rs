@@ -9,6 +9,7 @@ mod disk;
 mod e2e;
 mod e2e_net;
 mod gov;
+mod shares;
 mod sigs;
 mod stats;
 mod sync;
@@ -44,6 +45,9 @@ enum Cmd {
     /// Governance and rewards with 10,000 delegators: a block's reward distribution, the
     /// stake-weighted tally of 10,000 votes, the end-block that closes voting, withdrawals.
     Gov(gov::Args),
+    /// Revenue shares: one settlement's cost with a model's royalty stream not split, split
+    /// with one holder, and split among 10,000 holders (it must not grow); claims.
+    Shares(shares::Args),
     /// Disk use of the state file over a long run (default 10,000 blocks), archive against
     /// pruned (`retain_heights`).
     Disk(disk::Args),
@@ -68,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::E2e(a) => e2e::run(a, cli.quick),
         Cmd::E2eNet(a) => e2e_net::run(a, cli.quick),
         Cmd::Gov(a) => gov::run(a, cli.quick),
+        Cmd::Shares(a) => shares::run(a, cli.quick),
         Cmd::Disk(a) => disk::run(a, cli.quick),
         Cmd::Sync(a) => sync::run(a, cli.quick),
     }

@@ -342,6 +342,58 @@ impl Client {
         self.get_as(&format!("/api/gov/proposals/{id}"))
     }
 
+    /// `GET /api/shares`: every split royalty stream.
+    pub fn share_streams(&self) -> Result<opal_api::shares::Streams> {
+        self.get_as("/api/shares")
+    }
+
+    /// `GET /api/shares/{stream}?after=&limit=`: a stream and one page of its holders.
+    pub fn share_stream(
+        &self,
+        stream: &opal_types::shares::RoyaltyStream,
+        after: Option<&Address>,
+        limit: Option<usize>,
+    ) -> Result<opal_api::shares::StreamReply> {
+        let mut q = vec![];
+        if let Some(a) = after {
+            q.push(format!("after={a}"));
+        }
+        if let Some(l) = limit {
+            q.push(format!("limit={l}"));
+        }
+        let q = if q.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", q.join("&"))
+        };
+        self.get_as(&format!("/api/shares/{stream}{q}"))
+    }
+
+    /// `GET /api/shares/{stream}/{address}`: one holder's shares and claimable earnings.
+    pub fn share_holding(
+        &self,
+        stream: &opal_types::shares::RoyaltyStream,
+        a: &Address,
+    ) -> Result<opal_api::shares::HoldingReply> {
+        self.get_as(&format!("/api/shares/{stream}/{a}"))
+    }
+
+    /// `GET /api/market/{stream}/book`: resting bids and asks, best first.
+    pub fn market_book(
+        &self,
+        stream: &opal_types::shares::RoyaltyStream,
+    ) -> Result<opal_api::shares::Book> {
+        self.get_as(&format!("/api/market/{stream}/book"))
+    }
+
+    /// `GET /api/market/{stream}/trades`: the newest trades.
+    pub fn market_trades(
+        &self,
+        stream: &opal_types::shares::RoyaltyStream,
+    ) -> Result<opal_api::shares::Trades> {
+        self.get_as(&format!("/api/market/{stream}/trades"))
+    }
+
     /// `GET /api/rewards/{address}`.
     pub fn rewards(&self, a: &Address) -> Result<opal_api::gov::Rewards> {
         self.get_as(&format!("/api/rewards/{a}"))

@@ -216,6 +216,16 @@ pub enum TxError {
     },
     #[error("your shares of {stream} have nothing to claim")]
     NothingToClaim { stream: String },
+    #[error("an order's price must be at least one base unit a share")]
+    ZeroPrice,
+    #[error("the order expires at height {expires_height}, before this block ({height})")]
+    OrderExpired { expires_height: u64, height: u64 },
+    #[error("no resting order {id}")]
+    UnknownOrder { id: u64 },
+    #[error("order {id} is {owner}'s and has not expired")]
+    NotYourOrder { id: u64, owner: Address },
+    #[error("the order would trade with your own resting order {id}; cancel that one first")]
+    SelfTrade { id: u64 },
 }
 
 impl TxError {
@@ -310,6 +320,11 @@ impl TxError {
             TxError::BadShareCount { .. } => "bad_share_count",
             TxError::InsufficientShares { .. } => "insufficient_shares",
             TxError::NothingToClaim { .. } => "nothing_to_claim",
+            TxError::ZeroPrice => "zero_price",
+            TxError::OrderExpired { .. } => "order_expired",
+            TxError::UnknownOrder { .. } => "unknown_order",
+            TxError::NotYourOrder { .. } => "not_your_order",
+            TxError::SelfTrade { .. } => "self_trade",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Typed events emitted by execution; the node stores them with the block and streams them.
 
+use opal_types::market::Side;
 use opal_types::shares::RoyaltyStream;
 use opal_types::{Address, Amount, Hash, ModelRef, PublicKey, Role, Tier};
 use serde::{Deserialize, Serialize};
@@ -368,6 +369,36 @@ pub enum Event {
         stream: RoyaltyStream,
         holder: Address,
         amount: Amount,
+    },
+    /// An order was placed; `resting` shares of it went on the book (0: it filled at once).
+    OrderPlaced {
+        id: u64,
+        owner: Address,
+        stream: RoyaltyStream,
+        side: Side,
+        price: Amount,
+        shares: u64,
+        resting: u64,
+    },
+    /// A trade at the resting (maker) order's price; the seller paid `fee` to the treasury.
+    Trade {
+        stream: RoyaltyStream,
+        maker: u64,
+        taker: u64,
+        buyer: Address,
+        seller: Address,
+        price: Amount,
+        shares: u64,
+        fee: Amount,
+    },
+    /// A resting order left the book unfilled: cancelled, or found expired; `refund` is the
+    /// escrow returned (a buy) and `unlocked` the shares released (a sell).
+    OrderClosed {
+        id: u64,
+        owner: Address,
+        reason: String,
+        refund: Amount,
+        unlocked: u64,
     },
 }
 

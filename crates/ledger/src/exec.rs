@@ -3,8 +3,8 @@
 
 use crate::components::staking::{self, ActiveValidator, BlockCtx};
 use crate::components::{
-    accounts, fees, governance, inference, liveness, read, registry, rewards, shares, verification,
-    zk, BlockFrame, Component,
+    accounts, fees, governance, inference, liveness, market, read, registry, rewards, shares,
+    verification, zk, BlockFrame, Component,
 };
 use crate::error::{LedgerError, TxError};
 use crate::events::Event;
@@ -170,7 +170,7 @@ impl BlockRun {
 /// (decoded zk keys; a pure function of state, so no two nodes can disagree because of it).
 /// Keep one for the life of a node; a fresh one gives the same results, only slower.
 pub struct Ledger {
-    components: [Box<dyn Component>; 11],
+    components: [Box<dyn Component>; 12],
 }
 
 /// Index of each component in [`Ledger::components`].
@@ -187,6 +187,7 @@ pub enum Owner {
     Rewards = 8,
     Governance = 9,
     Shares = 10,
+    Market = 11,
 }
 
 /// The component an action is routed to. Exhaustive, so a new action does not compile until it
@@ -218,6 +219,7 @@ pub fn owner(action: &Action) -> Owner {
         A::SubmitProposal { .. } | A::DepositProposal { .. } | A::Vote { .. } => Owner::Governance,
         A::WithdrawRewards | A::SetCommission { .. } => Owner::Rewards,
         A::SplitShares { .. } | A::TransferShares { .. } | A::ClaimShares { .. } => Owner::Shares,
+        A::PlaceOrder { .. } | A::CancelOrder { .. } => Owner::Market,
     }
 }
 
@@ -234,7 +236,7 @@ impl Ledger {
     /// the signers of the previous block), and staking last, so that end-block's validator set update sees the
     /// slashes of verification's end-block, and governance after it, so that a parameter change
     /// executed at a block's end is in force from the next block for every component; shares
-    /// (revenue shares) has no block hooks. The order is consensus: changing it changes state.
+    /// (revenue shares) and market (the exchange) have no block hooks. The order is consensus: changing it changes state.
     pub fn new() -> Self {
         Ledger {
             components: [
@@ -249,6 +251,7 @@ impl Ledger {
                 Box::new(rewards::Rewards),
                 Box::new(governance::Governance),
                 Box::new(shares::Shares),
+                Box::new(market::Market),
             ],
         }
     }
@@ -536,7 +539,8 @@ mod tests {
                 "liveness",
                 "rewards",
                 "governance",
-                "shares"
+                "shares",
+                "market"
             ]
         );
         for (owner, name) in [
@@ -551,6 +555,7 @@ mod tests {
             (Owner::Rewards, "rewards"),
             (Owner::Governance, "governance"),
             (Owner::Shares, "shares"),
+            (Owner::Market, "market"),
         ] {
             assert_eq!(ledger.components[owner as usize].name(), name);
         }

@@ -2,8 +2,8 @@
 //! every block.
 
 use crate::components::{
-    accounts::Account, fees, governance, inference, read, reward_pool, rewards, shares, staking,
-    verification,
+    accounts::Account, fees, governance, inference, market, read, reward_pool, rewards, shares,
+    staking, verification,
 };
 use crate::error::LedgerError;
 use crate::keys;
@@ -11,7 +11,7 @@ use opal_state::Overlay;
 use opal_types::Amount;
 
 /// The sum of every account balance plus the fee pool, the bonded and unbonding pools, the
-/// escrow pool, the held pool, governance deposits, the reward pool, the share pools and the treasury equals the recorded total supply; and the staking pools equal what they are made of.
+/// escrow pool, the held pool, governance deposits, the reward pool, the share pools, the market's escrow and the treasury equals the recorded total supply; and the staking pools equal what they are made of.
 pub fn check_supply(s: &Overlay) -> Result<Amount, LedgerError> {
     check_staking_pools(s)?;
     check_escrow_pool(s)?;
@@ -21,6 +21,7 @@ pub fn check_supply(s: &Overlay) -> Result<Amount, LedgerError> {
     staking::check_delegation_index(s)?;
     rewards::check_emission(s)?;
     shares::check_pools(s)?;
+    market::check_market(s)?;
     let supply: Amount = read(s, keys::SUPPLY)?.unwrap_or_default();
     let treasury = crate::components::accounts::treasury(s)?;
     let add = |a: Amount, b: Amount| {
@@ -36,6 +37,7 @@ pub fn check_supply(s: &Overlay) -> Result<Amount, LedgerError> {
     sum = add(sum, governance::deposit_pool(s)?)?;
     sum = add(sum, reward_pool::pool(s)?)?;
     sum = add(sum, shares::pool_total(s)?)?;
+    sum = add(sum, market::pool(s)?)?;
     for (k, v) in s.prefix(keys::accounts::PREFIX)? {
         let a: Account = borsh::from_slice(&v).map_err(|e| LedgerError::Corrupt {
             key: hex_key(&k),

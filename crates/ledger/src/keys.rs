@@ -414,3 +414,48 @@ pub mod shares {
         [holdings_prefix(st).as_slice(), &holder.0].concat()
     }
 }
+
+pub mod market {
+    use opal_types::market::Side;
+    use opal_types::shares::RoyaltyStream;
+
+    /// The native tokens escrowed by resting buy orders.
+    pub const POOL: &[u8] = b"market/pool";
+    /// The next order id (and trade sequence number).
+    pub const NEXT_ID: &[u8] = b"market/next_id";
+    pub const ORDER_PREFIX: &[u8] = b"market/order/";
+    pub const BOOK_PREFIX: &[u8] = b"market/book/";
+    pub const TRADES_PREFIX: &[u8] = b"market/trades/";
+
+    pub fn order(id: u64) -> Vec<u8> {
+        [ORDER_PREFIX, &id.to_be_bytes()].concat()
+    }
+    /// `market/book/<stream>/<b|s>/`: one side of a stream's book, in priority order.
+    pub fn side(st: &RoyaltyStream, side: Side) -> Vec<u8> {
+        let tag: &[u8] = match side {
+            Side::Buy => b"/b/",
+            Side::Sell => b"/s/",
+        };
+        [BOOK_PREFIX, st.to_string().as_bytes(), tag].concat()
+    }
+    /// A resting order's place: asks by price ascending, bids by price descending (the key
+    /// holds `u128::MAX - price`), then by id (time) ascending.
+    pub fn book_entry(st: &RoyaltyStream, side: Side, price: u128, id: u64) -> Vec<u8> {
+        let p = match side {
+            Side::Buy => u128::MAX - price,
+            Side::Sell => price,
+        };
+        [
+            self::side(st, side).as_slice(),
+            &p.to_be_bytes(),
+            &id.to_be_bytes(),
+        ]
+        .concat()
+    }
+    pub fn trades(st: &RoyaltyStream) -> Vec<u8> {
+        [TRADES_PREFIX, st.to_string().as_bytes(), b"/"].concat()
+    }
+    pub fn trade(st: &RoyaltyStream, seq: u64) -> Vec<u8> {
+        [trades(st).as_slice(), &seq.to_be_bytes()].concat()
+    }
+}

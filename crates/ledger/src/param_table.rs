@@ -106,6 +106,7 @@ table! {
     chain.max_evidence_tx_bytes [64 << 10, TX_CEILING],
     chain.llm_commit_chunk [1, MAX_LLM_COMMIT_PARAM as u128],
     chain.llm_commit_top_k [1, MAX_LLM_COMMIT_PARAM as u128],
+    chain.market_fee_bps [0, 1_000],
     staking.min_validator_stake [1, MAX_AMOUNT],
     staking.min_inference_node_stake [1, MAX_AMOUNT],
     staking.min_data_node_stake [1, MAX_AMOUNT],

@@ -41,6 +41,14 @@ pub struct Params {
     /// chain, never by the node).
     #[serde(default = "default_llm_commit_top_k")]
     pub llm_commit_top_k: u32,
+    /// The exchange's fee on each trade, in basis points of its value: paid by the seller out
+    /// of its proceeds, to the treasury (docs/markets.md).
+    #[serde(default = "default_market_fee_bps")]
+    pub market_fee_bps: u32,
+}
+
+fn default_market_fee_bps() -> u32 {
+    30
 }
 
 fn default_evidence_tx_bytes() -> u32 {
@@ -69,6 +77,7 @@ impl Default for Params {
             max_evidence_tx_bytes: default_evidence_tx_bytes(),
             llm_commit_chunk: default_llm_commit_chunk(),
             llm_commit_top_k: default_llm_commit_top_k(),
+            market_fee_bps: default_market_fee_bps(),
         }
     }
 }
@@ -405,6 +414,7 @@ impl AllParams {
             ("staking.evidence_reward_bps", st.evidence_reward_bps),
             ("staking.min_signed_bps", st.min_signed_bps),
             ("staking.downtime_slash_bps", st.downtime_slash_bps),
+            ("chain.market_fee_bps", c.market_fee_bps),
             ("inference.treasury_bps", i.treasury_bps),
             ("inference.audit_bps", i.audit_bps),
             ("inference.challenger_reward_bps", i.challenger_reward_bps),

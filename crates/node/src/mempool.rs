@@ -79,6 +79,15 @@ fn spend_of(tx: &Transaction) -> Result<Amount, TxError> {
         | Action::FundEscrow { amount, .. }
         | Action::DepositProposal { amount, .. } => *amount,
         Action::SubmitProposal { deposit, .. } => *deposit,
+        Action::PlaceOrder { order } => match order.side {
+            opal_types::market::Side::Buy => order
+                .price
+                .0
+                .checked_mul(order.shares as u128)
+                .map(Amount)
+                .ok_or(TxError::Overflow)?,
+            opal_types::market::Side::Sell => Amount::ZERO,
+        },
         Action::Undelegate { .. }
         | Action::UnbondRole { .. }
         | Action::Unjail
@@ -100,7 +109,8 @@ fn spend_of(tx: &Transaction) -> Result<Amount, TxError> {
         | Action::SetCommission { .. }
         | Action::SplitShares { .. }
         | Action::TransferShares { .. }
-        | Action::ClaimShares { .. } => Amount::ZERO,
+        | Action::ClaimShares { .. }
+        | Action::CancelOrder { .. } => Amount::ZERO,
         // A challenge without a fraud proof locks a bond (a chain parameter the mempool does
         // not read); the ledger refuses it if the balance falls short.
         Action::Challenge { .. } => Amount::ZERO,

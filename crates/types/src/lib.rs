@@ -23,6 +23,7 @@ pub mod evidence;
 pub mod gov;
 pub mod hash;
 pub mod llm;
+pub mod market;
 pub mod merkle;
 pub mod receipt;
 pub mod registry;

@@ -149,6 +149,13 @@ pub enum Action {
     ClaimShares {
         stream: crate::shares::RoyaltyStream,
     },
+    /// Place a limit order on the exchange: a buy escrows `price x shares` from the signer's
+    /// balance, a sell locks the shares. It matches resting orders at once (price-time
+    /// priority, at the resting order's price); the rest rests on the book.
+    PlaceOrder { order: crate::market::OrderSpec },
+    /// Cancel the signer's resting order (anyone's, once past its expiry): what is left of its
+    /// escrow or locked shares goes back to its owner.
+    CancelOrder { id: u64 },
 }
 
 /// Roles that stake without validating.
@@ -186,6 +193,8 @@ impl Action {
             Action::SplitShares { .. } => "split_shares",
             Action::TransferShares { .. } => "transfer_shares",
             Action::ClaimShares { .. } => "claim_shares",
+            Action::PlaceOrder { .. } => "place_order",
+            Action::CancelOrder { .. } => "cancel_order",
         }
     }
 }

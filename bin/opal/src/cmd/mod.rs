@@ -3,9 +3,11 @@ pub(crate) mod gov;
 pub(crate) mod infer;
 pub(crate) mod keys;
 pub(crate) mod llm;
+pub(crate) mod market;
 pub(crate) mod model;
 pub(crate) mod node;
 pub(crate) mod query;
+pub(crate) mod shares;
 pub(crate) mod tx;
 pub(crate) mod verify;
 pub(crate) mod watch;
@@ -20,6 +22,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Tx(t) => tx::run(t, cli.output),
         Command::Query(q) => query::run(q, cli.output),
         Command::Gov(g) => gov::run(g, cli.output),
+        Command::Shares(c) => shares::run(c, cli.output),
+        Command::Market(c) => market::run(c, cli.output),
         Command::Node(n) => node::run(n, cli.output),
         Command::Testnet(a) => devnet::run_testnet(a, cli.output),
         Command::Zk(z) => opal_zk::cli::run(z).inspect_err(|e| {

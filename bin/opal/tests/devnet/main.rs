@@ -7,6 +7,7 @@ mod governance;
 mod inference;
 mod light;
 mod llm;
+mod shares;
 mod staking;
 mod transfers;
 mod verification;

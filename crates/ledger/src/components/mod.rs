@@ -2,7 +2,7 @@
 //! and each a [`Component`]: init-chain, begin-block, deliver-tx, end-block. The fixed call
 //! order and the action router are in one app module, [`crate::exec`] ([`crate::exec::Ledger`]).
 //! Components import only those below them, with no cycles (docs/layout.md): accounts <
-//! staking < registry (with zk_keys) < shares < payout < verification < inference (settlement) < zk;
+//! staking < registry (with zk_keys) < shares (< market) < payout < verification < inference (settlement) < zk;
 //! liveness (downtime) sits above staking; reward_pool sits on accounts, below staking (which settles delegations' rewards) and
 //! settlement (which awards performance points); rewards (emission) sits above staking;
 //! governance reads staking and writes every parameter set.
@@ -25,6 +25,7 @@ pub mod fees;
 pub mod governance;
 pub mod inference;
 pub mod liveness;
+pub mod market;
 pub mod payout;
 pub mod registry;
 pub mod reward_pool;

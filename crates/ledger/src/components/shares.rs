@@ -59,6 +59,9 @@ impl SharePool {
 )]
 pub struct Holding {
     pub shares: u64,
+    /// Of `shares`, those locked by resting sell orders on the exchange: they still earn, but
+    /// cannot be transferred until the order fills or is cancelled.
+    pub locked: u64,
     /// The stream's `per_share` when this holding last changed.
     pub per_share_at: u128,
     /// Earned up to then and not yet claimed.
@@ -234,6 +237,7 @@ pub fn split(
     };
     let h = Holding {
         shares,
+        locked: 0,
         per_share_at: 0,
         earned: 0,
     };
@@ -267,27 +271,16 @@ pub fn transfer(
     if shares == 0 {
         return Ok(Err(TxError::ZeroAmount));
     }
-    let from_had = holding(s, st, sender)?;
-    let mut from = from_had.clone().unwrap_or_default();
-    if from.shares < shares {
+    let free = free_shares(s, st, sender)?;
+    if free < shares {
         return Ok(Err(TxError::InsufficientShares {
             stream: st.to_string(),
-            have: from.shares,
+            have: free,
             want: shares,
         }));
     }
-    if to != sender {
-        from.settle(&pool)?;
-        let to_had = holding(s, st, to)?;
-        let mut dest = to_had.clone().unwrap_or_default();
-        dest.settle(&pool)?;
-        from.shares -= shares;
-        // At most `pool.shares` exist, so this cannot overflow.
-        dest.shares += shares;
-        put_holding(s, &mut pool, sender, &from, from_had.is_some());
-        put_holding(s, &mut pool, to, &dest, to_had.is_some());
-        write(s, &k::stream(st), &pool);
-    }
+    move_shares(s, &mut pool, sender, to, shares, 0)?;
+    write(s, &k::stream(st), &pool);
     events.push(Event::SharesTransferred {
         stream: st.clone(),
         from: *sender,
@@ -295,6 +288,108 @@ pub fn transfer(
         shares,
     });
     Ok(Ok(()))
+}
+
+/// Shares `who` holds and has not locked in sell orders.
+pub fn free_shares(s: &Overlay, st: &RoyaltyStream, who: &Address) -> Result<u64, LedgerError> {
+    Ok(holding(s, st, who)?.map_or(0, |h| h.shares - h.locked))
+}
+
+/// Move `n` shares from `from` to `to`, `unlock` of them out of `from`'s locked shares (the
+/// caller checked `from` has them). Both holdings are settled first, so what the shares
+/// earned before stays with `from`. A move to oneself changes nothing but the lock.
+fn move_shares(
+    s: &mut Overlay,
+    pool: &mut SharePool,
+    from: &Address,
+    to: &Address,
+    n: u64,
+    unlock: u64,
+) -> Result<(), LedgerError> {
+    let st = pool.stream.clone();
+    let from_had = holding(s, &st, from)?;
+    let mut src = from_had.clone().unwrap_or_default();
+    if src.shares < n || src.locked < unlock || src.shares - n < src.locked - unlock {
+        return Err(LedgerError::Invariant(format!(
+            "moving {n} shares of {st} ({unlock} locked) from a holding of {} ({} locked)",
+            src.shares, src.locked
+        )));
+    }
+    src.locked -= unlock;
+    if from == to {
+        put_holding(s, pool, from, &src, from_had.is_some());
+        return Ok(());
+    }
+    src.settle(pool)?;
+    let to_had = holding(s, &st, to)?;
+    let mut dest = to_had.clone().unwrap_or_default();
+    dest.settle(pool)?;
+    src.shares -= n;
+    // At most `pool.shares` exist, so this cannot overflow.
+    dest.shares += n;
+    put_holding(s, pool, from, &src, from_had.is_some());
+    put_holding(s, pool, to, &dest, to_had.is_some());
+    Ok(())
+}
+
+/// Lock `n` of `who`'s free shares for a sell order. `Ok(Err)` if it has fewer.
+pub(crate) fn lock(
+    s: &mut Overlay,
+    st: &RoyaltyStream,
+    who: &Address,
+    n: u64,
+) -> Result<Result<(), TxError>, LedgerError> {
+    let Some(mut h) = holding(s, st, who)? else {
+        return Ok(Err(TxError::InsufficientShares {
+            stream: st.to_string(),
+            have: 0,
+            want: n,
+        }));
+    };
+    if h.shares - h.locked < n {
+        return Ok(Err(TxError::InsufficientShares {
+            stream: st.to_string(),
+            have: h.shares - h.locked,
+            want: n,
+        }));
+    }
+    h.locked += n;
+    write(s, &k::holding(st, who), &h);
+    Ok(Ok(()))
+}
+
+/// Release `n` locked shares of `who` (a cancelled or expired sell order).
+pub(crate) fn unlock(
+    s: &mut Overlay,
+    st: &RoyaltyStream,
+    who: &Address,
+    n: u64,
+) -> Result<(), LedgerError> {
+    let mut h = holding(s, st, who)?.unwrap_or_default();
+    if h.locked < n {
+        return Err(LedgerError::Invariant(format!(
+            "unlocking {n} shares of {st} of a holding with {} locked",
+            h.locked
+        )));
+    }
+    h.locked -= n;
+    write(s, &k::holding(st, who), &h);
+    Ok(())
+}
+
+/// A fill of a sell order: `n` of `seller`'s locked shares go to `buyer`.
+pub(crate) fn deliver_locked(
+    s: &mut Overlay,
+    st: &RoyaltyStream,
+    seller: &Address,
+    buyer: &Address,
+    n: u64,
+) -> Result<(), LedgerError> {
+    let mut pool = pool_info(s, st)?
+        .ok_or_else(|| LedgerError::Invariant(format!("a fill on {st}, which is not split")))?;
+    move_shares(s, &mut pool, seller, buyer, n, n)?;
+    write(s, &k::stream(st), &pool);
+    Ok(())
 }
 
 /// `Action::ClaimShares`.
@@ -345,7 +440,13 @@ pub fn check_pools(s: &Overlay) -> Result<(), LedgerError> {
         let list = holdings(s, st)?;
         let mut shares: u128 = 0;
         let mut owed: u128 = pool.remainder;
-        for (_, h) in &list {
+        for (who, h) in &list {
+            if h.locked > h.shares {
+                return Err(bad(format!(
+                    "{who} has {} of {st} locked but holds {}",
+                    h.locked, h.shares
+                )));
+            }
             shares += h.shares as u128;
             owed = owed
                 .checked_add(h.claimable(&pool)?)

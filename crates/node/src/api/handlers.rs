@@ -32,6 +32,8 @@ pub async fn index() -> Json<Value> {
                       "/api/blocks/latest", "/api/blocks/{height}", "/api/light/{height}", "/api/state/{key}", "/api/snapshots", "/api/snapshots/{height}/chunk", "/api/validators", "/api/models", "/api/models/{model}", "/api/models/{model}/lineage",
                       "/api/datasets/{name}", "/api/services", "/api/escrows/{caller}/{node}", "/api/receipts/{request_id}",
                       "/api/params", "/api/gov", "/api/gov/proposals", "/api/gov/proposals/{id}", "/api/gov/proposals/{id}/votes", "/api/rewards/{address}",
+                      "/api/shares", "/api/shares/{stream}", "/api/shares/{stream}/{address}",
+                      "/api/market/{stream}/book", "/api/market/{stream}/trades", "/api/market/orders/{id}",
                       "/api/events", "/metrics"],
     }))
 }
@@ -92,6 +94,8 @@ pub async fn status(State(sh): S) -> Result<Json<api::Status>, ApiError> {
             held: read_amount(&snap, opal_ledger::keys::inference::HELD_POOL)?,
             deposits: read_amount(&snap, opal_ledger::keys::gov::DEPOSIT_POOL)?,
             rewards: read_amount(&snap, opal_ledger::keys::rewards::POOL)?,
+            shares: read_amount(&snap, opal_ledger::keys::shares::POOL)?,
+            market: read_amount(&snap, opal_ledger::keys::market::POOL)?,
         },
         params: sh.params().map_err(internal)?,
     }))

@@ -9,6 +9,7 @@ mod infer;
 mod openai;
 pub mod openapi;
 mod registry;
+mod shares;
 mod snapshots;
 
 pub use error::ApiError;
@@ -67,6 +68,12 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/gov/proposals/{id}", get(gov::proposal))
         .route("/api/gov/proposals/{id}/votes", get(gov::votes))
         .route("/api/rewards/{address}", get(gov::rewards))
+        .route("/api/shares", get(shares::streams))
+        .route("/api/shares/{stream}", get(shares::stream))
+        .route("/api/shares/{stream}/{address}", get(shares::holding))
+        .route("/api/market/orders/{id}", get(shares::order))
+        .route("/api/market/{stream}/book", get(shares::book))
+        .route("/api/market/{stream}/trades", get(shares::trades))
         .route("/api/events", get(handlers::events))
         .route("/openapi.json", get(handlers::openapi))
         .route("/metrics", get(handlers::metrics))

@@ -132,7 +132,27 @@ fn gov_paths() -> Value {
             "responses": {"200": body("votes", "Votes"), "400": err_ref(), "404": err_ref()}}},
         "/api/rewards/{address}": {"get": {"summary": "What an address can withdraw now (each delegation's rewards, its validator's commission) and its performance points this epoch",
             "parameters": [{"name": "address", "in": "path", "required": true, "schema": {"type": "string"}}],
-            "responses": {"200": body("rewards", "Rewards"), "400": err_ref()}}}
+            "responses": {"200": body("rewards", "Rewards"), "400": err_ref()}}},
+        "/api/shares": {"get": {"summary": "Every royalty stream (model:NAME or dataset:NAME) split into revenue shares",
+            "responses": {"200": body("streams", "Streams")}}},
+        "/api/shares/{stream}": {"get": {"summary": "One split stream and its holders in address order, a page at a time (limit 1-1000, default 100; next is the after of the next page)",
+            "parameters": [{"name": "stream", "in": "path", "required": true, "schema": {"type": "string"}},
+                           {"name": "after", "in": "query", "schema": {"type": "string"}},
+                           {"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+            "responses": {"200": body("stream", "StreamReply"), "400": err_ref(), "404": err_ref()}}},
+        "/api/shares/{stream}/{address}": {"get": {"summary": "One holder's shares of a stream and what it can claim now, with the holding's state key (its proof: GET /api/state/{key})",
+            "parameters": [{"name": "stream", "in": "path", "required": true, "schema": {"type": "string"}},
+                           {"name": "address", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {"200": body("holding", "HoldingReply"), "400": err_ref(), "404": err_ref()}}},
+        "/api/market/{stream}/book": {"get": {"summary": "The exchange's resting orders for a stream's shares: bids and asks, best first (price, then time)",
+            "parameters": [{"name": "stream", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {"200": body("book", "Book"), "400": err_ref()}}},
+        "/api/market/{stream}/trades": {"get": {"summary": "The newest trades of a stream's shares (at most 256), oldest first",
+            "parameters": [{"name": "stream", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {"200": body("trades", "Trades"), "400": err_ref()}}},
+        "/api/market/orders/{id}": {"get": {"summary": "One resting order (404 once filled, cancelled or closed)",
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+            "responses": {"200": body("order", "OrderStatus"), "400": err_ref(), "404": err_ref()}}}
     })
 }
 
