@@ -3,12 +3,14 @@
 //! one split among `--holders` holders (the owner splits it and transfers one share to each,
 //! in real transactions). Timed on a store on disk: `execute_block` of a block settling
 //! `--receipts` receipts of one model, per receipt (median over `--reps` blocks); then a
-//! block in which 1,000 holders (at most) claim.
+//! block in which 1,000 holders (at most) claim; then the exchange: a block of 1,000 resting
+//! sells, and a block of 1,000 buys that each match the best ask.
 
 use crate::common::{key, tx, Chain, CHAIN_ID};
 use crate::stats::{median, table};
 use opal_ledger::components::shares;
 use opal_ledger::{Genesis, GenesisAccount, GenesisValidator, Params};
+use opal_types::market::{OrderSpec, Side};
 use opal_types::receipt::{InferenceRequest, ReceiptBody};
 use opal_types::registry::{Licence, ModelFormat, ModelSpec, ServiceOffer, ServiceSpec};
 use opal_types::shares::RoyaltyStream;
@@ -247,6 +249,50 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
     let n_claims = claims.len();
     let claim_ms = c.block(claims)?;
 
+    // The exchange: every claimer rests a sell of its one share (prices 1,000 to 1,009),
+    // then the owner sends as many buys of one share at 2,000: each matches the best ask.
+    let sellers: Vec<&SecretKey> = holders.iter().take(n_claims).collect();
+    let asks: Vec<Transaction> = sellers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            tx(
+                h,
+                1,
+                Action::PlaceOrder {
+                    order: OrderSpec {
+                        stream: many.clone(),
+                        side: Side::Sell,
+                        price: Amount(1_000 + (i % 10) as u128),
+                        shares: 1,
+                        expires_height: None,
+                    },
+                },
+            )
+        })
+        .collect();
+    let rest_ms = c.block(asks)?;
+    let owner_nonce = 5 + nh - 1;
+    let buys: Vec<Transaction> = (0..n_claims as u64)
+        .map(|i| {
+            tx(
+                &p.owner,
+                owner_nonce + i,
+                Action::PlaceOrder {
+                    order: OrderSpec {
+                        stream: many.clone(),
+                        side: Side::Buy,
+                        price: Amount(2_000),
+                        shares: 1,
+                        expires_height: None,
+                    },
+                },
+            )
+        })
+        .collect();
+    let match_ms = c.block(buys)?;
+    let traded = opal_ledger::components::market::trades(&c.overlay()?, &many)?.len();
+
     println!(
         "\nshares: {} receipts a block (price 200, royalty 100 a receipt), {} blocks per model; \
          {counted} holders of {MODELS2}",
@@ -264,13 +310,29 @@ pub fn run(mut args: Args, quick: bool) -> anyhow::Result<()> {
                 t.len().to_string(),
             ]
         })
-        .chain(std::iter::once(vec![
-            format!("execute_block of {n_claims} ClaimShares (per claim)"),
-            format!("{:.3}", claim_ms / n_claims.max(1) as f64),
-            "1".into(),
-        ]))
+        .chain([
+            vec![
+                format!("execute_block of {n_claims} ClaimShares (per claim)"),
+                format!("{:.3}", claim_ms / n_claims.max(1) as f64),
+                "1".into(),
+            ],
+            vec![
+                format!("execute_block of {n_claims} resting sells (per order)"),
+                format!("{:.3}", rest_ms / n_claims.max(1) as f64),
+                "1".into(),
+            ],
+            vec![
+                format!("execute_block of {n_claims} buys, each matching the best ask (per order)"),
+                format!("{:.3}", match_ms / n_claims.max(1) as f64),
+                "1".into(),
+            ],
+        ])
         .collect::<Vec<_>>();
     table(&["what", "median ms", "blocks"], &rows);
+    println!(
+        "matched: {} orders a second (one block of {n_claims}; {traded} trades kept)",
+        (n_claims as f64 / (match_ms / 1_000.0)).round()
+    );
     if let Some(pool) = pool {
         println!(
             "{}: paid in {}, {} a share, {} waiting",

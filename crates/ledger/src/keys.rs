@@ -455,6 +455,10 @@ pub mod market {
     pub fn trades(st: &RoyaltyStream) -> Vec<u8> {
         [TRADES_PREFIX, st.to_string().as_bytes(), b"/"].concat()
     }
+    /// How many trades the stream has had.
+    pub fn trade_seq(st: &RoyaltyStream) -> Vec<u8> {
+        [b"market/trade_seq/".as_slice(), st.to_string().as_bytes()].concat()
+    }
     pub fn trade(st: &RoyaltyStream, seq: u64) -> Vec<u8> {
         [trades(st).as_slice(), &seq.to_be_bytes()].concat()
     }

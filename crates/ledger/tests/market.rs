@@ -492,3 +492,35 @@ proptest! {
         prop_assert_eq!(resting, want);
     }
 }
+
+#[test]
+fn one_order_walks_many_makers_and_the_newest_trades_are_kept() {
+    let mut c = setup();
+    let [o, a, _] = traders();
+    let sells: Vec<Transaction> = (0..300)
+        .map(|i| c.tx(&o, i, order(Side::Sell, 1_000 + i as u128 % 3, 1)))
+        .collect();
+    let r = c.run(sells);
+    assert!(r.iter().all(Option::is_none), "{r:?}");
+    // One buy takes 260 of them, cheapest first (all the 1,000s, then 1,001s...).
+    let (code, e) = run(&mut c, &a, order(Side::Buy, 1_002, 260));
+    assert_eq!(code, None);
+    let t = trades(&e);
+    assert_eq!(t.len(), 260);
+    assert!(
+        t.windows(2).all(|w| (w[0].2, w[0].0) < (w[1].2, w[1].0)),
+        "price, then time"
+    );
+    assert_eq!(held(&c, &a), (560, 0));
+    let ov = c.overlay();
+    let kept = market::trades(&ov, &stream()).unwrap();
+    assert_eq!(kept.len(), market::KEPT_TRADES as usize);
+    assert_eq!(
+        (kept[0].seq, kept.last().unwrap().seq),
+        (260 - market::KEPT_TRADES + 1, 260)
+    );
+    assert_eq!(
+        market::book_side(&ov, &stream(), Side::Sell).unwrap().len(),
+        40
+    );
+}

@@ -104,6 +104,33 @@ impl Overlay {
             .collect())
     }
 
+    /// The first entry under `prefix` in key order, as [`Overlay::prefix`] would give it, but
+    /// reading the base only up to it: O(this overlay's writes under `prefix`) plus the base
+    /// entries before it that those writes delete. For queues and order books, whose head is
+    /// taken again and again.
+    pub fn first(&self, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, StateError> {
+        let mut layered: Writes = BTreeMap::new();
+        for layer in self.parents.iter().chain(std::iter::once(&self.writes)) {
+            let range = layer
+                .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(prefix));
+            for (k, v) in range {
+                layered.insert(k.clone(), v.clone());
+            }
+        }
+        let from_layers = layered
+            .iter()
+            .find_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())));
+        let from_base = match &self.base {
+            Some(b) => b.prefix_first(prefix, |k| layered.contains_key(k))?,
+            None => None,
+        };
+        Ok(match (from_layers, from_base) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        })
+    }
+
     /// Start a nested transaction: the child sees our writes as of now (later writes to `self`
     /// are not visible to it). Its own writes can be merged back with [`Overlay::apply`] or
     /// discarded by dropping it.

@@ -135,6 +135,33 @@ impl Snapshot {
         Ok(out)
     }
 
+    /// The first live entry under `prefix` in key order whose key `skip` does not reject,
+    /// reading only as far as it has to (not the whole prefix).
+    pub fn prefix_first(
+        &self,
+        prefix: &[u8],
+        skip: impl Fn(&[u8]) -> bool,
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StateError> {
+        let Some(v) = self.inner.version else {
+            return Ok(None);
+        };
+        for entry in self.inner.preimages.range::<&[u8]>(prefix..)? {
+            let (k, h) = entry?;
+            let key = k.value();
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if skip(key) {
+                continue;
+            }
+            let kh = jmt::KeyHash(decode_root(h.value())?);
+            if let Some(val) = value_as_of(&self.inner.values, &kh, v)? {
+                return Ok(Some((key.to_vec(), val)));
+            }
+        }
+        Ok(None)
+    }
+
     /// The key whose hash is `kh`, if this store ever wrote it.
     pub(crate) fn preimage(&self, kh: &[u8; 32]) -> Result<Option<Vec<u8>>, StateError> {
         Ok(self

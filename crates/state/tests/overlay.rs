@@ -164,3 +164,52 @@ fn overlay_outlives_later_commits() {
     s.commit(1, w(&[("a", Some("2"))]), none()).unwrap();
     assert_eq!(o.get(b"a").unwrap(), Some(b("1")));
 }
+
+mod first {
+    use super::common::{fresh, none};
+    use opal_state::Overlay;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn key(i: u8) -> Vec<u8> {
+        // Two prefixes interleaved, so the scan must stop at the prefix's end.
+        let p = if i % 3 == 0 { b"q/" } else { b"p/" };
+        [p.as_slice(), &[i / 3]].concat()
+    }
+
+    proptest! {
+        /// Over committed versions (with deletes) and two layers of forked writes, `first`
+        /// is always the head of the full merged scan.
+        #[test]
+        fn first_is_the_head_of_the_merged_prefix_scan(
+            versions in prop::collection::vec(prop::collection::vec((0u8..30, any::<bool>()), 0..12), 1..4),
+            block in prop::collection::vec((0u8..30, any::<bool>()), 0..12),
+            tx in prop::collection::vec((0u8..30, any::<bool>()), 0..12),
+        ) {
+            let (_d, s) = fresh();
+            for (v, ops) in versions.iter().enumerate() {
+                let w: BTreeMap<Vec<u8>, Option<Vec<u8>>> = ops
+                    .iter()
+                    .map(|(k, put)| (key(*k), put.then(|| vec![*k, v as u8])))
+                    .collect();
+                s.commit(v as u64, w, none()).unwrap();
+            }
+            let mut o = Overlay::new(s.snapshot().unwrap());
+            let apply = |o: &mut Overlay, ops: &[(u8, bool)]| {
+                for (k, put) in ops {
+                    if *put { o.put(key(*k), vec![*k, 99]) } else { o.delete(key(*k)) }
+                }
+            };
+            apply(&mut o, &block);
+            let mut child = o.fork();
+            apply(&mut child, &tx);
+            for view in [&o, &child] {
+                for prefix in [b"p/".as_slice(), b"q/", b""] {
+                    let head = view.prefix(prefix).unwrap().into_iter().next();
+                    prop_assert_eq!(view.first(prefix).unwrap(), head);
+                }
+            }
+            prop_assert_eq!(Overlay::empty().first(b"p/").unwrap(), None);
+        }
+    }
+}

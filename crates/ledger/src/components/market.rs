@@ -57,7 +57,7 @@ impl Order {
     }
 }
 
-/// A past trade, as kept for the trades route.
+/// A past trade, as kept for the trades route; `seq` counts the stream's trades from 1.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct TradeRecord {
     pub seq: u64,
@@ -221,11 +221,13 @@ pub fn place(
     }
     let id = next_id(s)?;
     let mut left = spec.shares;
-    // The side's entries are read once (ids only); each order is decoded when reached.
-    for (key, v) in s.prefix(&k::side(st, opposite(spec.side)))? {
-        if left == 0 {
+    // The head of the other side, again and again: each step reads only the best order
+    // (Overlay::first), so an order's cost does not grow with the size of the book.
+    let other = k::side(st, opposite(spec.side));
+    while left > 0 {
+        let Some((key, v)) = s.first(&other)? else {
             break;
-        }
+        };
         let rid = u64::try_from_slice(&v).map_err(|e| LedgerError::Corrupt {
             key: String::from_utf8_lossy(&key).into_owned(),
             reason: e.to_string(),
@@ -325,7 +327,9 @@ fn record_trade(
     shares: u64,
     fee: Amount,
 ) -> Result<(), LedgerError> {
-    let seq = next_id(s)?;
+    let seq_key = k::trade_seq(st);
+    let seq: u64 = read(s, &seq_key)?.unwrap_or(0) + 1;
+    write(s, &seq_key, &seq);
     let t = TradeRecord {
         seq,
         height,
@@ -338,11 +342,9 @@ fn record_trade(
         fee,
     };
     write(s, &k::trade(st, seq), &t);
-    // Keep the newest KEPT_TRADES: ids grow, so the oldest are first under the prefix.
-    let kept = s.prefix(&k::trades(st))?;
-    let extra = kept.len().saturating_sub(KEPT_TRADES as usize);
-    for (key, _) in kept.into_iter().take(extra) {
-        s.delete(key);
+    // Keep the newest KEPT_TRADES of the stream.
+    if seq > KEPT_TRADES {
+        s.delete(k::trade(st, seq - KEPT_TRADES));
     }
     Ok(())
 }
